@@ -1,0 +1,5 @@
+import sys
+
+from jobchat.cli import main
+
+sys.exit(main())

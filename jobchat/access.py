@@ -1,0 +1,275 @@
+"""Who may see and do what. Every check the API makes lives here.
+
+Like Zulip's ``access_*`` helpers, the functions that fetch also authorise, and they answer
+"not found" both for what does not exist and for what the caller may not see, so a response never
+tells an outsider that a conversation exists. 403 is kept for things the caller can see but may
+not do.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.context import Context, ContextRefs, Loaded, load_refs
+from jobchat.conversations.membership import has_employer_access, partner_org_ids
+from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
+from jobchat.directory.models import Application, Job, User
+from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
+from jobchat.messages.models import Message
+
+CONVERSATION_NOT_FOUND = "There is no conversation with that id."
+MESSAGE_NOT_FOUND = "There is no message with that id."
+
+
+# --- seeing the things conversations are about -------------------------------------------------
+
+
+def can_see_job(session: Session, user: User, job: Job) -> bool:
+    if user.is_candidate:
+        return _exists(
+            session, Application.job_id == job.id, Application.candidate_id == user.id
+        )
+    return (
+        has_employer_access(session, user, job)
+        or user.organization_id in partner_org_ids(session, job.id)
+        or _exists(session, Application.job_id == job.id, Application.agency_user_id == user.id)
+    )
+
+
+def can_see_application(session: Session, user: User, app: Application) -> bool:
+    if user.is_candidate:
+        return app.candidate_id == user.id
+    return (
+        app.agency_user_id == user.id
+        or _is_source_partner_staff(user, app.candidate)
+        or has_employer_access(session, user, app.job)
+    )
+
+
+def can_see_candidate(session: Session, user: User, candidate: User) -> bool:
+    if user.is_candidate:
+        return user.id == candidate.id
+    if _is_source_partner_staff(user, candidate):
+        return True
+    apps = session.scalars(select(Application).where(Application.candidate_id == candidate.id))
+    return any(can_see_application(session, user, app) for app in apps)
+
+
+def _is_source_partner_staff(user: User, candidate: User) -> bool:
+    return (
+        user.is_staff
+        and candidate.source_partner_id is not None
+        and user.organization_id == candidate.source_partner_id
+    )
+
+
+def _exists(session: Session, *where: object) -> bool:
+    return bool(session.scalar(select(exists().where(*where))))  # type: ignore[arg-type]
+
+
+# --- starting a conversation -------------------------------------------------------------------
+
+
+def access_start(
+    session: Session, user: User, kind: Kind, refs: ContextRefs
+) -> tuple[Context, Conversation | None]:
+    """Authorise ``user`` to open (or reach) the conversation of ``kind`` the refs name.
+
+    Returns the context and the conversation if it already exists with the user in it. In order:
+    404 for a context that is unknown or not visible, 422 for one that makes no sense, 403 for a
+    visible context the user may not open a conversation in.
+    """
+    loaded = load_refs(session, kind, refs)
+    if not _can_see_context(session, user, loaded):
+        raise NotFound(f"There is no {_primary_name(kind)} with that id.")
+    context = _build_context(user, loaded)
+    existing = session.scalars(
+        select(Conversation).where(Conversation.context_key == context.key)
+    ).one_or_none()
+    if existing is not None and is_member(session, user, existing.id):
+        return context, existing
+    if not _may_start(session, user, context):
+        raise Forbidden(
+            _START_REFUSALS.get(kind, "You may not start this kind of conversation."),
+            code="cannot_start",
+        )
+    return context, existing
+
+
+_START_REFUSALS = {
+    Kind.agency_private: (
+        "An agency user may open a private thread only with the candidate's stage owner or "
+        "someone they already have a private thread with."
+    ),
+}
+
+
+def _primary_name(kind: Kind) -> str:
+    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
+        return "job"
+    return "candidate" if kind is Kind.candidate_partner else "application"
+
+
+def _can_see_context(session: Session, user: User, loaded: Loaded) -> bool:
+    if loaded.application is not None:
+        return can_see_application(session, user, loaded.application)
+    if loaded.job is not None:
+        return can_see_job(session, user, loaded.job)
+    assert loaded.candidate is not None
+    return can_see_candidate(session, user, loaded.candidate)
+
+
+def _build_context(user: User, loaded: Loaded) -> Context:
+    """Check that the (visible) context makes sense for the kind; 422 where it does not."""
+    kind = loaded.kind
+    if kind is Kind.job_partner:
+        assert loaded.job is not None and loaded.partner is not None
+        if loaded.partner not in loaded.job.partners:
+            raise Invalid({"partner": "is not a partner of this job"})
+        return Context(kind, job=loaded.job, partner=loaded.partner)
+    if kind in (Kind.job_partners, Kind.job_relocation):
+        return Context(kind, job=loaded.job)
+    if kind is Kind.candidate_partner:
+        assert loaded.candidate is not None
+        if loaded.candidate.source_partner_id is None:
+            raise Invalid({"candidate": "has no source partner"})
+        return Context(kind, candidate=loaded.candidate)
+
+    app = loaded.application
+    assert app is not None
+    if kind in (Kind.case, Kind.application):
+        return Context(kind, job=app.job, candidate=app.candidate, application=app)
+    if app.agency_user is None:
+        raise Invalid({"application": "has no agency user"})
+    if kind is Kind.agency:
+        return Context(
+            kind, job=app.job, candidate=app.candidate, application=app, agency_user=app.agency_user
+        )
+    # agency_private: one employer user and the application's agency user.
+    if user.id == app.agency_user_id:
+        if loaded.with_user is None:
+            raise Invalid({"with_user": "required: the hiring-team user to talk to privately"})
+        employer_user = loaded.with_user
+    else:
+        if loaded.with_user is not None and loaded.with_user.id not in (
+            app.agency_user_id,
+            user.id,
+        ):
+            raise Invalid({"with_user": "must be the application's agency user"})
+        employer_user = user
+    return Context(
+        kind,
+        job=app.job,
+        candidate=app.candidate,
+        application=app,
+        employer_user=employer_user,
+        agency_user=app.agency_user,
+    )
+
+
+def _may_start(session: Session, user: User, ctx: Context) -> bool:
+    kind = ctx.kind
+    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
+        assert ctx.job is not None
+        if has_employer_access(session, user, ctx.job):
+            return True
+        return (
+            kind is Kind.job_partner
+            and ctx.partner is not None
+            and user.is_staff
+            and user.organization_id == ctx.partner.id
+        )
+    if kind is Kind.candidate_partner:
+        assert ctx.candidate is not None
+        return user.id == ctx.candidate.id or _is_source_partner_staff(user, ctx.candidate)
+
+    app = ctx.application
+    assert app is not None
+    employer_side = has_employer_access(session, user, app.job)
+    if kind is Kind.case:
+        return employer_side or _is_source_partner_staff(user, app.candidate)
+    if kind is Kind.application:
+        return employer_side
+    if kind is Kind.agency:
+        return employer_side or user.id == app.agency_user_id
+    assert ctx.employer_user is not None
+    if user.id == ctx.employer_user.id:
+        return employer_side
+    if user.id != app.agency_user_id:
+        return False
+    # The agency user may open a private thread with a hiring-team user who is the stage owner,
+    # or with one they have talked to privately before (about any candidate).
+    partner = ctx.employer_user
+    if not has_employer_access(session, partner, app.job):
+        return False
+    return partner.id == app.stage_owner_id or _exists(
+        session,
+        Conversation.kind == Kind.agency_private,
+        Conversation.agency_user_id == user.id,
+        Conversation.employer_user_id == partner.id,
+    )
+
+
+# --- conversations and messages the user is in -------------------------------------------------
+
+
+def is_member(session: Session, user: User, conversation_id: int) -> bool:
+    return session.get(Member, (conversation_id, user.id)) is not None
+
+
+def access_conversation(
+    session: Session, user: User, conversation_id: int
+) -> tuple[Conversation, Member]:
+    row = session.execute(
+        select(Conversation, Member)
+        .join(
+            Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id)
+        )
+        .where(Conversation.id == conversation_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return row[0], row[1]
+
+
+def access_message(
+    session: Session, user: User, message_id: int
+) -> tuple[Message, Conversation, Member]:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(MESSAGE_NOT_FOUND)
+    try:
+        conv, member = access_conversation(session, user, message.conversation_id)
+    except NotFound:
+        raise NotFound(MESSAGE_NOT_FOUND) from None
+    return message, conv, member
+
+
+def check_post(user: User, conv: Conversation) -> None:
+    if conv.status == Status.ended and not user.is_staff:
+        raise Conflict(
+            "This conversation has been ended; you can no longer reply.",
+            code="conversation_ended",
+        )
+
+
+def check_end(user: User, conv: Conversation) -> None:
+    if not user.is_staff:
+        raise Forbidden("Only staff can end a conversation.", code="cannot_end")
+    if Kind(conv.kind) not in ONE_CANDIDATE_KINDS:
+        raise Forbidden(
+            "Only conversations with exactly one candidate can be ended.", code="cannot_end"
+        )
+
+
+def check_delete_for_everyone(user: User, message: Message) -> None:
+    if message.author_id != user.id:
+        raise Forbidden(
+            "Only the author of a message can delete it for everyone.", code="not_author"
+        )
+
+
+def check_staff(user: User) -> None:
+    if not user.is_staff:
+        raise Forbidden("This is for staff users.", code="staff_only")

@@ -1,0 +1,1 @@
+"""Credentials: integration keys, user tokens, one-time sign-in links and browser sessions."""

@@ -1,0 +1,111 @@
+"""FastAPI dependencies that say who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from jobchat.app_state import AppState
+from jobchat.auth.models import CredentialKind
+from jobchat.auth.queries import is_api_key, user_for
+from jobchat.directory.models import User
+from jobchat.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "jobchat_session"
+_bearer = HTTPBearer(auto_error=False, description="An integration key or a user token.")
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.jobchat
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def get_now(state: State) -> datetime:
+    return state.clock.now()
+
+
+Now = Annotated[datetime, Depends(get_now)]
+
+
+def _same_origin(request: Request, public_url: str) -> bool:
+    """Cookie-authenticated writes must come from our own pages (CSRF)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:
+        return True  # not a browser cross-site request: browsers send Origin on those
+    allowed = {urlsplit(public_url).netloc, request.headers.get("host", "")}
+    return urlsplit(origin).netloc in allowed
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The signed-in user of a request, reloaded inside each transaction a route opens."""
+
+    state: AppState
+    user_id: int
+    now: datetime
+
+    @contextmanager
+    def read(self) -> Iterator[tuple[Session, User]]:
+        with self.state.db.read() as session:
+            yield session, session.get_one(User, self.user_id)
+
+    @contextmanager
+    def write(self) -> Iterator[tuple[Session, User]]:
+        with self.state.db.write() as session:
+            yield session, session.get_one(User, self.user_id)
+
+
+def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Caller:
+    with state.db.read() as session:
+        if bearer is not None:
+            user = user_for(session, bearer.credentials, (CredentialKind.token,), now)
+            if user is not None:
+                return Caller(state, user.id, now)
+            if is_api_key(session, bearer.credentials, state.settings.api_key):
+                raise Forbidden(
+                    "The integration key cannot read or write conversations; use a user token.",
+                    code="user_token_required",
+                )
+            raise Unauthorized("The bearer token is not valid.")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is not None:
+            user = user_for(session, cookie, (CredentialKind.session,), now)
+            if user is not None:
+                if request.method in _UNSAFE and not _same_origin(
+                    request, state.settings.public_url
+                ):
+                    raise Forbidden("Cross-site request refused.", code="cross_site")
+                return Caller(state, user.id, now)
+            raise Unauthorized("Your session has ended; sign in again.")
+    raise Unauthorized("Sign in, or send Authorization: Bearer <token>.")
+
+
+def require_integration(state: State, bearer: Bearer, now: Now) -> None:
+    if bearer is None:
+        raise Unauthorized("Send Authorization: Bearer <integration key>.")
+    with state.db.read() as session:
+        if is_api_key(session, bearer.credentials, state.settings.api_key):
+            return
+        if user_for(session, bearer.credentials, (CredentialKind.token,), now) is not None:
+            raise Forbidden(
+                "This endpoint is for the integration key, not a user token.",
+                code="integration_key_required",
+            )
+    raise Unauthorized("The bearer token is not valid.")
+
+
+CurrentUser = Annotated[Caller, Depends(require_user)]
+Integration = Depends(require_integration)

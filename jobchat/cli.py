@@ -1,0 +1,110 @@
+"""The ``jobchat`` command: serve, demo, api-key create, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from jobchat.config import Settings, get_settings
+from jobchat.db.engine import Database
+from jobchat.db.migrate import upgrade
+
+
+def _serve(settings: Settings, db: Database, host: str, port: int) -> None:
+    import uvicorn
+
+    from jobchat.app import create_app
+
+    uvicorn.run(create_app(settings, db=db), host=host, port=port, log_level="info")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    _serve(settings, db, args.host, args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobchat.demo import build_demo, fresh_database
+
+    public_url = f"http://{args.host}:{args.port}"
+    settings = get_settings().model_copy(
+        update={"database_url": args.database, "public_url": public_url}
+    )
+    db = fresh_database(settings.sqlalchemy_url)
+    links = build_demo(db, public_url=public_url)
+    print(f"jobchat demo on {public_url} (database: {args.database})\n")
+    print("Sign in as:")
+    width = max(len(persona) for persona, _ in links)
+    for persona, url in links:
+        print(f"  {persona:<{width}}  {url}")
+    print(f"\nAPI documentation: {public_url}/docs\n", flush=True)
+    _serve(settings, db, args.host, args.port)
+    return 0
+
+
+def cmd_api_key_create(args: argparse.Namespace) -> int:
+    from jobchat.auth.actions import do_create_api_key
+    from jobchat.clock import SystemClock
+
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    with db.write() as session:
+        secret = do_create_api_key(session, name=args.name, now=SystemClock().now())
+    print(secret)
+    return 0
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = get_settings()
+    upgrade(Database(settings.sqlalchemy_url).engine)
+    print("database is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobchat", description="Recruiting conversations beside your ATS."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (creates or upgrades the schema)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = commands.add_parser("demo", help="a fresh demo world, served at once")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--database",
+        default="sqlite:///./jobchat-demo.db",
+        help="where to build the demo (erased first; default: %(default)s)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    api_key = commands.add_parser("api-key", help="integration keys")
+    api_key_commands = api_key.add_subparsers(dest="api_key_command", required=True)
+    create = api_key_commands.add_parser("create", help="make a new integration key and print it")
+    create.add_argument("--name", default="integration", help="a label for the key")
+    create.set_defaults(func=cmd_api_key_create)
+
+    db = commands.add_parser("db", help="the database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Conversations: their kinds and contexts, their members and member read state."""

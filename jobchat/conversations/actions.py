@@ -1,0 +1,121 @@
+"""Starting, reading and ending conversations: the only code that writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.context import Context
+from jobchat.conversations.membership import sync_members
+from jobchat.conversations.models import Conversation, Member, Status
+from jobchat.directory.models import User
+from jobchat.errors import Forbidden, Invalid
+from jobchat.events.actions import emit
+from jobchat.events.models import EventType
+from jobchat.messages.models import Message
+from jobchat.messages.queries import count_unread
+
+
+def do_start_conversation(
+    session: Session,
+    *,
+    actor: User,
+    context: Context,
+    existing: Conversation | None,
+    now: datetime,
+) -> tuple[Conversation, bool]:
+    """Get or create the one conversation of this kind and context; returns (it, created).
+
+    The unique ``context_key`` is the guarantee: when two requests race to create it, one insert
+    fails, is rolled back to its savepoint, and that request answers with the winner's row.
+    """
+    created = False
+    conv = existing
+    if conv is None:
+        conv = Conversation(
+            kind=context.kind,
+            context_key=context.key,
+            job_id=context.job.id if context.job else None,
+            candidate_id=context.candidate.id if context.candidate else None,
+            application_id=context.application.id if context.application else None,
+            partner_id=context.partner.id if context.partner else None,
+            employer_user_id=context.employer_user.id if context.employer_user else None,
+            agency_user_id=context.agency_user.id if context.agency_user else None,
+            status=Status.open,
+            created_at=now,
+            created_by_id=actor.id,
+            last_activity_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(conv)
+                session.flush()
+            created = True
+        except IntegrityError:
+            conv = session.scalars(
+                select(Conversation).where(Conversation.context_key == context.key)
+            ).one()
+    sync_members(session, conv, now=now)
+    if session.get(Member, (conv.id, actor.id)) is None:
+        raise Forbidden("You may not start this kind of conversation.", code="cannot_start")
+    return conv, created
+
+
+def do_end_conversation(
+    session: Session, *, actor: User, conv: Conversation, now: datetime
+) -> None:
+    """End it: the candidate can no longer post until a staff member writes again."""
+    if conv.status == Status.ended:
+        return
+    conv.status = Status.ended
+    conv.ended_at = now
+    conv.ended_by_id = actor.id
+    emit(
+        session,
+        EventType.conversation_updated,
+        now=now,
+        conversation_id=conv.id,
+        data={"status": Status.ended, "ended_by": actor.ext_id},
+    )
+
+
+def emit_read(session: Session, conv: Conversation, member: Member, now: datetime) -> None:
+    emit(
+        session,
+        EventType.conversation_read,
+        now=now,
+        conversation_id=conv.id,
+        user_id=member.user_id,
+        data={
+            "last_read_message_id": member.last_read_message_id,
+            "unread_count": member.unread_count,
+        },
+    )
+
+
+def do_mark_read(
+    session: Session,
+    *,
+    member: Member,
+    conv: Conversation,
+    up_to: int | None,
+    now: datetime,
+) -> None:
+    """Move the read marker forward to ``up_to`` (default: the latest message); never back."""
+    if up_to is None:
+        target = conv.last_message_id or 0
+    else:
+        in_conv = session.scalar(
+            select(exists().where(Message.id == up_to, Message.conversation_id == conv.id))
+        )
+        if not in_conv:
+            raise Invalid({"up_to": "is not a message of this conversation"})
+        target = up_to
+    if target <= member.last_read_message_id:
+        return
+    member.last_read_message_id = target
+    member.unread_count = count_unread(session, conv.id, member.user_id, target)
+    emit_read(session, conv, member, now)

@@ -1,0 +1,156 @@
+"""The inbox, conversations, read state, the badge and the candidate manager (user token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import Field
+
+from jobchat import access
+from jobchat.auth.deps import CurrentUser
+from jobchat.conversations.actions import do_end_conversation, do_mark_read, do_start_conversation
+from jobchat.conversations.context import ContextRefs
+from jobchat.conversations.models import Kind
+from jobchat.conversations.queries import (
+    InboxQuery,
+    candidate_manager,
+    inbox,
+    render_conversation,
+    render_conversations,
+    unread_totals,
+)
+from jobchat.conversations.schemas import (
+    CandidatePage,
+    ConversationOut,
+    ConversationPage,
+    ReadIn,
+    StartConversationIn,
+    UnreadOut,
+)
+from jobchat.http_errors import error_responses
+
+router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=error_responses(401))
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+ConversationId = Annotated[int, Field(ge=1)]
+
+
+@router.get("/conversations", response_model=ConversationPage, responses=error_responses(422))
+def list_conversations(
+    caller: CurrentUser,
+    filter: Literal["all", "unread", "messaged", "ended"] = "all",  # noqa: A002
+    kind: Kind | None = None,
+    job: str | None = None,
+    candidate: str | None = None,
+    application: str | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> ConversationPage:
+    """The inbox: the caller's conversations, most recent activity first."""
+    query = InboxQuery(
+        filter=filter, kind=kind, job=job, candidate=candidate, application=application
+    )
+    with caller.read() as (session, user):
+        rows, next_cursor = inbox(session, user, query, limit=limit, cursor=cursor)
+        return ConversationPage(
+            items=render_conversations(session, user, rows), next_cursor=next_cursor
+        )
+
+
+@router.post(
+    "/conversations",
+    response_model=ConversationOut,
+    responses={
+        200: {"description": "It already existed."},
+        201: {"description": "Created."},
+        **error_responses(403, 404, 422),
+    },
+)
+def start_conversation(
+    body: StartConversationIn, caller: CurrentUser, response: Response
+) -> ConversationOut:
+    """Open the one conversation of a kind and context, or reach it if it exists."""
+    refs = ContextRefs(
+        job=body.job,
+        candidate=body.candidate,
+        application=body.application,
+        partner=body.partner,
+        with_user=body.with_user,
+    )
+    with caller.write() as (session, user):
+        context, existing = access.access_start(session, user, body.kind, refs)
+        conv, created = do_start_conversation(
+            session, actor=user, context=context, existing=existing, now=caller.now
+        )
+        conv, member = access.access_conversation(session, user, conv.id)
+        out = render_conversation(session, user, conv, member)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationOut,
+    responses=error_responses(404),
+)
+def get_conversation(conversation_id: int, caller: CurrentUser) -> ConversationOut:
+    with caller.read() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+        return render_conversation(session, user, conv, member)
+
+
+@router.post(
+    "/conversations/{conversation_id}/read",
+    response_model=ConversationOut,
+    responses=error_responses(404, 422),
+)
+def mark_read(
+    conversation_id: int, caller: CurrentUser, body: ReadIn | None = None
+) -> ConversationOut:
+    """Mark the conversation read, up to a message or entirely."""
+    with caller.write() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+        do_mark_read(
+            session, member=member, conv=conv, up_to=body.up_to if body else None, now=caller.now
+        )
+        return render_conversation(session, user, conv, member)
+
+
+@router.post(
+    "/conversations/{conversation_id}/end",
+    response_model=ConversationOut,
+    responses=error_responses(403, 404),
+)
+def end_conversation(conversation_id: int, caller: CurrentUser) -> ConversationOut:
+    """End it: the candidate can no longer post until a staff member writes again."""
+    with caller.write() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+        access.check_end(user, conv)
+        do_end_conversation(session, actor=user, conv=conv, now=caller.now)
+        return render_conversation(session, user, conv, member)
+
+
+@router.get("/unread", response_model=UnreadOut)
+def unread(caller: CurrentUser) -> UnreadOut:
+    """The badge: how many conversations and messages are unread."""
+    with caller.read() as (session, user):
+        conversations, messages = unread_totals(session, user)
+    return UnreadOut(conversations=conversations, messages=messages)
+
+
+@router.get("/candidates", response_model=CandidatePage, responses=error_responses(403, 422))
+def list_candidates(
+    caller: CurrentUser,
+    messaging: Literal["unread", "messaged"] | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> CandidatePage:
+    """The candidate manager: candidates the caller may message, with their message state."""
+    with caller.read() as (session, user):
+        access.check_staff(user)
+        items, next_cursor = candidate_manager(
+            session, user, messaging=messaging, q=q, limit=limit, cursor=cursor
+        )
+    return CandidatePage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,119 @@
+"""What a conversation is about: its kind and context objects, and the key that makes it unique."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Kind
+from jobchat.directory.models import Application, Job, Organization, User, UserKind
+from jobchat.directory.queries import (
+    application_by_ext,
+    job_by_ext,
+    organization_by_ext,
+    user_by_ext,
+)
+from jobchat.errors import Invalid, NotFound
+
+T = TypeVar("T")
+
+# The context references each kind takes (besides ``with_user``, see ``agency_private``).
+KIND_FIELDS: dict[Kind, frozenset[str]] = {
+    Kind.job_partner: frozenset({"job", "partner"}),
+    Kind.job_partners: frozenset({"job"}),
+    Kind.job_relocation: frozenset({"job"}),
+    Kind.candidate_partner: frozenset({"candidate"}),
+    Kind.case: frozenset({"application"}),
+    Kind.application: frozenset({"application"}),
+    Kind.agency: frozenset({"application"}),
+    Kind.agency_private: frozenset({"application", "with_user"}),
+}
+OPTIONAL_FIELDS: dict[Kind, frozenset[str]] = {Kind.agency_private: frozenset({"with_user"})}
+
+
+@dataclass(frozen=True)
+class ContextRefs:
+    """The external ids a client names in ``POST /conversations``."""
+
+    job: str | None = None
+    candidate: str | None = None
+    application: str | None = None
+    partner: str | None = None
+    with_user: str | None = None
+
+    def given(self) -> set[str]:
+        return {name for name, value in vars(self).items() if value is not None}
+
+
+@dataclass
+class Loaded:
+    """The objects the references name; each exists, but may not be visible to the caller."""
+
+    kind: Kind
+    job: Job | None = None
+    candidate: User | None = None
+    application: Application | None = None
+    partner: Organization | None = None
+    with_user: User | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    kind: Kind
+    job: Job | None = None
+    candidate: User | None = None
+    application: Application | None = None
+    partner: Organization | None = None
+    employer_user: User | None = None
+    agency_user: User | None = None
+
+    @property
+    def key(self) -> str:
+        parts: list[object] = [self.kind.value]
+        if self.application is not None:
+            parts.append(f"a{self.application.id}")
+        elif self.job is not None:
+            parts.append(f"j{self.job.id}")
+        elif self.candidate is not None:
+            parts.append(f"c{self.candidate.id}")
+        if self.partner is not None:
+            parts.append(f"p{self.partner.id}")
+        if self.employer_user is not None:
+            parts.append(f"e{self.employer_user.id}")
+        if self.agency_user is not None:
+            parts.append(f"g{self.agency_user.id}")
+        return ":".join(str(p) for p in parts)
+
+
+def load_refs(session: Session, kind: Kind, refs: ContextRefs) -> Loaded:
+    """Check the shape of the references and load what they name (404 for unknown ids)."""
+    allowed = KIND_FIELDS[kind]
+    required = allowed - OPTIONAL_FIELDS.get(kind, frozenset())
+    given = refs.given()
+    problems = {f: f"required for kind {kind.value}" for f in sorted(required - given)}
+    problems |= {f: f"not used by kind {kind.value}" for f in sorted(given - allowed)}
+    if problems:
+        raise Invalid(problems)
+
+    loaded = Loaded(kind=kind)
+    if refs.job is not None:
+        loaded.job = _found(job_by_ext(session, refs.job), "job")
+    if refs.partner is not None:
+        loaded.partner = _found(organization_by_ext(session, refs.partner), "partner")
+    if refs.candidate is not None:
+        loaded.candidate = _found(
+            user_by_ext(session, UserKind.candidate, refs.candidate), "candidate"
+        )
+    if refs.application is not None:
+        loaded.application = _found(application_by_ext(session, refs.application), "application")
+    if refs.with_user is not None:
+        loaded.with_user = _found(user_by_ext(session, UserKind.staff, refs.with_user), "with_user")
+    return loaded
+
+
+def _found(found: T | None, what: str) -> T:
+    if found is None:
+        raise NotFound(f"There is no {what.replace('_', ' ')} with that id.")
+    return found

@@ -1,0 +1,228 @@
+"""Who belongs in a conversation, from the table in DESIGN.md, and keeping the stored members so.
+
+``expected_member_ids`` is the rule; ``sync_members`` makes the stored rows match it and writes a
+``member.added`` / ``member.removed`` event for each difference. Actions that change a context (a
+stage, a team, a job's partners, a candidate's source partner, a user's organisation or role)
+call ``sync_conversations`` on what they touched, in their own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Conversation, Kind, Member
+from jobchat.directory.models import (
+    RELOCATION_STAGES,
+    Application,
+    Job,
+    JobPartner,
+    JobTeam,
+    Role,
+    User,
+    UserKind,
+)
+from jobchat.events.actions import emit
+from jobchat.events.models import EventType
+
+
+def staff_ids_of(session: Session, org_ids: Iterable[int | None]) -> set[int]:
+    ids = [o for o in org_ids if o is not None]
+    if not ids:
+        return set()
+    rows = session.scalars(
+        select(User.id).where(User.kind == UserKind.staff, User.organization_id.in_(ids))
+    )
+    return set(rows)
+
+
+def employer_access_ids(session: Session, job: Job) -> set[int]:
+    """E: the job's team and the employer's admins, or all employer staff when there is no team."""
+    team = set(session.scalars(select(JobTeam.user_id).where(JobTeam.job_id == job.id)))
+    if not team:
+        return staff_ids_of(session, [job.employer_id])
+    admins = session.scalars(
+        select(User.id).where(
+            User.kind == UserKind.staff,
+            User.organization_id == job.employer_id,
+            User.role == Role.admin,
+        )
+    )
+    return team | set(admins)
+
+
+def has_employer_access(session: Session, user: User, job: Job) -> bool:
+    """Whether ``user`` is in E for ``job``, without building the whole set."""
+    if not user.is_staff or user.organization_id != job.employer_id:
+        return False
+    if user.role == Role.admin:
+        return True
+    team = set(session.scalars(select(JobTeam.user_id).where(JobTeam.job_id == job.id)))
+    return not team or user.id in team
+
+
+def partner_org_ids(session: Session, job_id: int) -> set[int]:
+    rows = session.scalars(
+        select(JobPartner.organization_id).where(JobPartner.job_id == job_id)
+    )
+    return set(rows)
+
+
+def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
+    kind = Kind(conv.kind)
+    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
+        assert conv.job is not None
+        members = employer_access_ids(session, conv.job)
+        partners = partner_org_ids(session, conv.job.id)
+        if kind is Kind.job_partner:
+            members |= staff_ids_of(session, [conv.partner_id] if conv.partner_id in partners else [])
+        else:
+            members |= staff_ids_of(session, partners)
+        if kind is Kind.job_relocation:
+            members |= set(
+                session.scalars(
+                    select(Application.candidate_id).where(
+                        Application.job_id == conv.job.id,
+                        Application.stage.in_([str(s) for s in RELOCATION_STAGES]),
+                    )
+                )
+            )
+        return members
+    if kind is Kind.candidate_partner:
+        assert conv.candidate is not None
+        return {conv.candidate.id} | staff_ids_of(session, [conv.candidate.source_partner_id])
+
+    app = conv.application
+    assert app is not None
+    employer_side = employer_access_ids(session, app.job)
+    if kind is Kind.case:
+        return (
+            {app.candidate_id}
+            | staff_ids_of(session, [app.candidate.source_partner_id])
+            | employer_side
+        )
+    if kind is Kind.application:
+        return {app.candidate_id} | employer_side
+    # agency and agency_private: the agency side is the agency user this thread was opened
+    # with, and only while they are still the application's agency user.
+    agency_side = (
+        {conv.agency_user_id}
+        if conv.agency_user_id is not None and conv.agency_user_id == app.agency_user_id
+        else set()
+    )
+    if kind is Kind.agency:
+        return employer_side | agency_side
+    assert kind is Kind.agency_private
+    employer_user = (
+        {conv.employer_user_id} if conv.employer_user_id in employer_side else set[int]()
+    )
+    return employer_user | agency_side
+
+
+def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:
+    expected = expected_member_ids(session, conv)
+    current = {m.user_id: m for m in conv.members}
+    for user_id in sorted(expected - current.keys()):
+        # A newcomer sees the history but starts with nothing unread.
+        member = Member(
+            conversation_id=conv.id,
+            user_id=user_id,
+            last_read_message_id=conv.last_message_id or 0,
+            unread_count=0,
+            last_activity_at=conv.last_activity_at,
+            joined_at=now,
+        )
+        session.add(member)
+        conv.members.append(member)
+        emit(
+            session,
+            EventType.member_added,
+            now=now,
+            conversation_id=conv.id,
+            user_id=user_id,
+            data={"user_id": user_id},
+        )
+    for user_id in sorted(current.keys() - expected):
+        member = current[user_id]
+        conv.members.remove(member)
+        session.delete(member)
+        emit(
+            session,
+            EventType.member_removed,
+            now=now,
+            conversation_id=conv.id,
+            user_id=user_id,
+            data={"user_id": user_id},
+        )
+    session.flush()
+
+
+def sync_conversations(session: Session, convs: Iterable[Conversation], *, now: datetime) -> None:
+    for conv in convs:
+        sync_members(session, conv, now=now)
+
+
+def conversations_of_job(session: Session, job_id: int) -> list[Conversation]:
+    """Every conversation whose members depend on the job (its own and its applications')."""
+    return list(
+        session.scalars(
+            select(Conversation).where(Conversation.job_id == job_id).order_by(Conversation.id)
+        )
+    )
+
+
+def conversations_of_application(session: Session, app: Application) -> list[Conversation]:
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(
+                or_(
+                    Conversation.application_id == app.id,
+                    (Conversation.kind == Kind.job_relocation)
+                    & (Conversation.job_id == app.job_id),
+                )
+            )
+            .order_by(Conversation.id)
+        )
+    )
+
+
+def conversations_of_candidate(session: Session, candidate_id: int) -> list[Conversation]:
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.candidate_id == candidate_id)
+            .order_by(Conversation.id)
+        )
+    )
+
+
+def conversations_of_staff(
+    session: Session, user_id: int, org_ids: Iterable[int | None]
+) -> list[Conversation]:
+    """Conversations a staff user may join or leave when their organisation or role changes."""
+    orgs = [o for o in org_ids if o is not None]
+    jobs = select(Job.id).where(
+        or_(
+            Job.employer_id.in_(orgs),
+            Job.id.in_(select(JobPartner.job_id).where(JobPartner.organization_id.in_(orgs))),
+        )
+    )
+    candidates = select(User.id).where(User.source_partner_id.in_(orgs))
+    mine = select(Member.conversation_id).where(Member.user_id == user_id)
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(
+                or_(
+                    Conversation.id.in_(mine),
+                    Conversation.job_id.in_(jobs),
+                    Conversation.candidate_id.in_(candidates),
+                )
+            )
+            .order_by(Conversation.id)
+        )
+    )

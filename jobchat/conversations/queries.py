@@ -1,0 +1,331 @@
+"""Reading conversations: the inbox, one conversation, the badge and the candidate manager."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import and_, case, exists, func, literal, or_, select, union
+from sqlalchemy.orm import Session, selectinload
+
+from jobchat.conversations.models import (
+    ONE_CANDIDATE_KINDS,
+    Conversation,
+    Kind,
+    Member,
+    Status,
+)
+from jobchat.conversations.schemas import CandidateOut, ConversationOut, MemberOut
+from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User
+from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
+from jobchat.directory.models import UserKind
+from jobchat.errors import Invalid
+from jobchat.messages.models import Message
+from jobchat.messages.queries import hidden_among
+from jobchat.messages.schemas import MessageOut
+
+InboxFilter = Literal["all", "unread", "messaged", "ended"]
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    filter: InboxFilter = "all"
+    kind: Kind | None = None
+    job: str | None = None
+    candidate: str | None = None
+    application: str | None = None
+
+
+# --- cursors -------------------------------------------------------------------------------------
+
+
+def _encode_cursor(*parts: str) -> str:
+    """An opaque cursor: the sort key of the last row of a page."""
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, count: int) -> list[str]:
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        parts = None
+    if not (
+        isinstance(parts, list) and len(parts) == count and all(isinstance(p, str) for p in parts)
+    ):
+        raise Invalid({"cursor": "is not a cursor this server gave out"})
+    return parts
+
+
+# --- the inbox -----------------------------------------------------------------------------------
+
+
+def inbox(
+    session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
+) -> tuple[list[tuple[Conversation, Member]], str | None]:
+    """The user's conversations, most recent activity first: a range scan of ``ix_members_inbox``."""
+    stmt = (
+        select(Conversation, Member)
+        .join(Conversation, Conversation.id == Member.conversation_id)
+        .where(Member.user_id == user.id)
+        .order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
+        .limit(limit + 1)
+    )
+    if query.filter == "unread":
+        stmt = stmt.where(Member.unread_count > 0)
+    elif query.filter == "messaged":
+        stmt = stmt.where(Conversation.last_message_id.is_not(None))
+    elif query.filter == "ended":
+        stmt = stmt.where(Conversation.status == Status.ended)
+    if query.kind is not None:
+        stmt = stmt.where(Conversation.kind == query.kind)
+    if query.job is not None:
+        job = job_by_ext(session, query.job)
+        stmt = stmt.where(Conversation.job_id == (job.id if job else -1))
+    if query.candidate is not None:
+        cand = user_by_ext(session, UserKind.candidate, query.candidate)
+        stmt = stmt.where(Conversation.candidate_id == (cand.id if cand else -1))
+    if query.application is not None:
+        app = application_by_ext(session, query.application)
+        stmt = stmt.where(Conversation.application_id == (app.id if app else -1))
+    if cursor is not None:
+        at_raw, id_raw = _decode_cursor(cursor, 2)
+        try:
+            at, conv_id = datetime.fromisoformat(at_raw), int(id_raw)
+        except ValueError:
+            raise Invalid({"cursor": "is not a cursor this server gave out"}) from None
+        stmt = stmt.where(
+            or_(
+                Member.last_activity_at < at,
+                and_(Member.last_activity_at == at, Member.conversation_id < conv_id),
+            )
+        )
+    rows = [(c, m) for c, m in session.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1][1]
+        next_cursor = _encode_cursor(last.last_activity_at.isoformat(), str(last.conversation_id))
+    return rows, next_cursor
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def render_conversations(
+    session: Session, viewer: User, rows: list[tuple[Conversation, Member]]
+) -> list[ConversationOut]:
+    """Render a page of conversations in a fixed handful of queries, whatever its size."""
+    if not rows:
+        return []
+    convs = [c for c, _ in rows]
+    conv_ids = [c.id for c in convs]
+    # Context objects for titles and references, loaded for the whole page at once.
+    session.scalars(
+        select(Conversation)
+        .where(Conversation.id.in_(conv_ids))
+        .options(
+            selectinload(Conversation.job).selectinload(Job.employer),
+            selectinload(Conversation.candidate).selectinload(User.source_partner),
+            selectinload(Conversation.application),
+            selectinload(Conversation.partner),
+            selectinload(Conversation.employer_user),
+            selectinload(Conversation.agency_user),
+        )
+    ).all()
+    members: dict[int, list[MemberOut]] = defaultdict(list)
+    member_rows = session.execute(
+        select(Member.conversation_id, User, Organization.ext_id)
+        .join(User, User.id == Member.user_id)
+        .outerjoin(Organization, Organization.id == User.organization_id)
+        .where(Member.conversation_id.in_(conv_ids))
+        .order_by(Member.conversation_id, User.kind.desc(), User.name, User.id)
+    )
+    for conv_id, user, org_ext in member_rows:
+        members[conv_id].append(
+            MemberOut(
+                id=user.ext_id,
+                name=user.name,
+                kind="staff" if user.is_staff else "candidate",
+                organization=org_ext,
+            )
+        )
+    last_ids = [c.last_message_id for c in convs if c.last_message_id is not None]
+    last_messages = {
+        m.id: m
+        for m in session.scalars(
+            select(Message)
+            .where(Message.id.in_(last_ids))
+            .options(selectinload(Message.author))
+        )
+    }
+    hidden = hidden_among(session, viewer.id, last_ids)
+    out = []
+    for conv, member in rows:
+        last = last_messages.get(conv.last_message_id or 0)
+        out.append(
+            ConversationOut(
+                id=conv.id,
+                kind=Kind(conv.kind),
+                title=title(conv, viewer),
+                status=Status(conv.status),
+                job=conv.job.ext_id if conv.job else None,
+                candidate=conv.candidate.ext_id if conv.candidate else None,
+                application=conv.application.ext_id if conv.application else None,
+                partner=conv.partner.ext_id if conv.partner else None,
+                employer_user=conv.employer_user.ext_id if conv.employer_user else None,
+                agency_user=conv.agency_user.ext_id if conv.agency_user else None,
+                members=members[conv.id],
+                unread_count=member.unread_count,
+                last_read_message_id=member.last_read_message_id,
+                last_message=(
+                    MessageOut.of(last) if last is not None and last.id not in hidden else None
+                ),
+                created_at=conv.created_at,
+                updated_at=conv.last_activity_at,
+                ended_at=conv.ended_at,
+            )
+        )
+    return out
+
+
+def render_conversation(
+    session: Session, viewer: User, conv: Conversation, member: Member
+) -> ConversationOut:
+    return render_conversations(session, viewer, [(conv, member)])[0]
+
+
+def title(conv: Conversation, viewer: User) -> str:
+    """A name for the conversation, from the viewer's side of it."""
+    kind = Kind(conv.kind)
+    job, cand = conv.job, conv.candidate
+    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
+        assert job is not None
+        if kind is Kind.job_partner:
+            assert conv.partner is not None
+            return f"{job.title} · {conv.partner.name}"
+        return f"{job.title} · {'relocation' if kind is Kind.job_relocation else 'all partners'}"
+    assert cand is not None
+    if kind is Kind.candidate_partner:
+        partner = cand.source_partner.name if cand.source_partner else "source partner"
+        return partner if viewer.id == cand.id else f"{cand.name} · {partner}"
+    assert job is not None
+    if viewer.id == cand.id:
+        return f"{job.title} · {job.employer.name}"
+    if kind is Kind.agency:
+        return f"{cand.name} · {job.title} · agency"
+    if kind is Kind.agency_private:
+        assert conv.employer_user is not None and conv.agency_user is not None
+        return (
+            f"{cand.name} · {job.title} · private: "
+            f"{conv.employer_user.name} & {conv.agency_user.name}"
+        )
+    return f"{cand.name} · {job.title}"
+
+
+# --- the badge -----------------------------------------------------------------------------------
+
+
+def unread_totals(session: Session, user: User) -> tuple[int, int]:
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(Member.unread_count), 0)).where(
+            Member.user_id == user.id, Member.unread_count > 0
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+# --- the candidate manager -----------------------------------------------------------------------
+
+CandidateFilter = Literal["unread", "messaged"]
+
+
+def messageable_candidate_ids(user: User) -> object:
+    """Candidates a staff user may message: those on jobs they work, and their partner's own."""
+    org = user.organization_id if user.organization_id is not None else -1
+    on_team = exists().where(JobTeam.job_id == Job.id, JobTeam.user_id == user.id)
+    has_team = exists().where(JobTeam.job_id == Job.id)
+    jobs = select(Job.id).where(
+        Job.employer_id == org,
+        or_(literal(user.role == Role.admin), ~has_team, on_team),
+    )
+    return union(
+        select(Application.candidate_id.label("id")).where(Application.job_id.in_(jobs)),
+        select(User.id.label("id")).where(User.source_partner_id == org),
+    )
+
+
+def candidate_manager(
+    session: Session,
+    user: User,
+    *,
+    messaging: CandidateFilter | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[CandidateOut], str | None]:
+    stats = (
+        select(
+            Conversation.candidate_id.label("candidate_id"),
+            func.max(case((Conversation.last_message_id.is_not(None), 1), else_=0)).label("has"),
+            func.sum(Member.unread_count).label("unread"),
+        )
+        .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
+        .where(Conversation.kind.in_([str(k) for k in ONE_CANDIDATE_KINDS]))
+        .group_by(Conversation.candidate_id)
+        .subquery()
+    )
+    visible = messageable_candidate_ids(user).subquery()  # type: ignore[attr-defined]
+    stmt = (
+        select(User, stats.c.has, stats.c.unread)
+        .outerjoin(stats, stats.c.candidate_id == User.id)
+        .where(User.id.in_(select(visible.c.id)))
+        .options(selectinload(User.source_partner))
+        .order_by(User.name, User.id)
+        .limit(limit + 1)
+    )
+    if messaging == "unread":
+        stmt = stmt.where(stats.c.unread > 0)
+    elif messaging == "messaged":
+        stmt = stmt.where(stats.c.has == 1)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                func.lower(User.name).like(pattern, escape="\\"),
+                func.lower(User.email).like(pattern, escape="\\"),
+            )
+        )
+    if cursor is not None:
+        name, id_raw = _decode_cursor(cursor, 2)
+        try:
+            last_id = int(id_raw)
+        except ValueError:
+            raise Invalid({"cursor": "is not a cursor this server gave out"}) from None
+        stmt = stmt.where(or_(User.name > name, and_(User.name == name, User.id > last_id)))
+    rows = list(session.execute(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        CandidateOut(
+            id=cand.ext_id,
+            name=cand.name,
+            email=cand.email,
+            phone=cand.phone,
+            sms_consent=cand.sms_consent,
+            source_partner=cand.source_partner.ext_id if cand.source_partner else None,
+            has_messages=bool(has),
+            unread_count=int(unread or 0),
+        )
+        for cand, has, unread in rows
+    ]
+    next_cursor = None
+    if more and rows:
+        last_cand = rows[-1][0]
+        next_cursor = _encode_cursor(last_cand.name, str(last_cand.id))
+    return items, next_cursor

@@ -1,0 +1,87 @@
+"""The conversation as the API shows it, and the bodies that act on conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobchat.conversations.models import Kind, Status
+from jobchat.messages.schemas import MessageOut
+
+
+class MemberOut(BaseModel):
+    id: str = Field(description="The member's external id.")
+    name: str
+    kind: Literal["staff", "candidate"]
+    organization: str | None = Field(default=None, description="Staff only: organization id.")
+
+
+class ConversationOut(BaseModel):
+    id: int
+    kind: Kind
+    title: str
+    status: Status
+    job: str | None = None
+    candidate: str | None = None
+    application: str | None = None
+    partner: str | None = None
+    employer_user: str | None = Field(default=None, description="agency_private: its staff side.")
+    agency_user: str | None = Field(default=None, description="agency, agency_private.")
+    members: list[MemberOut]
+    unread_count: int
+    last_read_message_id: int
+    last_message: MessageOut | None = None
+    created_at: datetime
+    updated_at: datetime = Field(description="Time of the latest activity.")
+    ended_at: datetime | None = None
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class StartConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    job: str | None = None
+    candidate: str | None = None
+    application: str | None = None
+    partner: str | None = None
+    with_user: str | None = Field(
+        default=None,
+        description=(
+            "agency_private only: the hiring-team user an agency user wants to talk to "
+            "(a hiring-team user may leave it out)."
+        ),
+    )
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    up_to: int | None = Field(default=None, description="A message id; default: the latest.")
+
+
+class UnreadOut(BaseModel):
+    conversations: int = Field(description="Conversations with something unread.")
+    messages: int = Field(description="Unread messages in all of them.")
+
+
+class CandidateOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    phone: str | None
+    sms_consent: bool
+    source_partner: str | None
+    has_messages: bool = Field(description="Whether any conversation with them has messages.")
+    unread_count: int
+
+
+class CandidatePage(BaseModel):
+    items: list[CandidateOut]
+    next_cursor: str | None

@@ -1,0 +1,1 @@
+"""The ATS mirror: organisations, staff, candidates, jobs and applications, kept by upserts."""

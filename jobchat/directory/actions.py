@@ -1,0 +1,336 @@
+"""The integration upserts and user preferences: the only code that writes the directory.
+
+Each upsert keeps conversation members in step with what it changed, in the same transaction.
+Fields a client leaves out keep their stored value, so an ATS can send just what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.membership import (
+    conversations_of_application,
+    conversations_of_candidate,
+    conversations_of_job,
+    conversations_of_staff,
+    sync_conversations,
+)
+from jobchat.directory.models import (
+    Application,
+    Job,
+    JobPartner,
+    Organization,
+    OrgKind,
+    User,
+    UserKind,
+)
+from jobchat.directory.queries import (
+    application_by_ext,
+    job_by_ext,
+    organization_by_ext,
+    user_by_ext,
+)
+from jobchat.directory.schemas import (
+    ApplicationIn,
+    CandidateIn,
+    JobIn,
+    OrganizationIn,
+    PreferencesIn,
+    StaffIn,
+)
+from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
+from jobchat.errors import Conflict, Invalid
+
+T = TypeVar("T")
+
+
+def _insert(session: Session, obj: T, refetch: Callable[[], T | None]) -> tuple[T, bool]:
+    """Insert ``obj``; if a concurrent upsert inserted the same external id first, return that."""
+    try:
+        with session.begin_nested():
+            session.add(obj)
+            session.flush()
+    except IntegrityError:
+        existing = refetch()
+        if existing is None:
+            raise
+        return existing, False
+    return obj, True
+
+
+# --- organisations -------------------------------------------------------------------------------
+
+
+def do_upsert_organization(
+    session: Session, ext_id: str, data: OrganizationIn
+) -> tuple[Organization, bool]:
+    org = organization_by_ext(session, ext_id)
+    if org is None:
+        new = Organization(ext_id=ext_id, name=data.name, kind=data.kind)
+        org, created = _insert(session, new, lambda: organization_by_ext(session, ext_id))
+        if created:
+            return org, True
+    if org.kind != data.kind and _organization_in_use(session, org):
+        raise Conflict(
+            "This organisation has staff, jobs or candidates; its kind cannot change.",
+            code="organization_kind_locked",
+        )
+    org.name = data.name
+    org.kind = data.kind
+    return org, False
+
+
+def _organization_in_use(session: Session, org: Organization) -> bool:
+    return (
+        session.scalar(
+            select(User.id)
+            .where((User.organization_id == org.id) | (User.source_partner_id == org.id))
+            .limit(1)
+        )
+        is not None
+        or session.scalar(select(Job.id).where(Job.employer_id == org.id).limit(1)) is not None
+        or session.scalar(
+            select(JobPartner.job_id).where(JobPartner.organization_id == org.id).limit(1)
+        )
+        is not None
+    )
+
+
+# --- staff and candidates ----------------------------------------------------------------------
+
+
+def _contact_problems(
+    email: str, phone: str | None, timezone: str | None, region: str
+) -> tuple[dict[str, str], str | None]:
+    problems: dict[str, str] = {}
+    if (p := email_problem(email)) is not None:
+        problems["email"] = p
+    normalised = None
+    if phone is not None and phone.strip():
+        normalised, p = phone_or_problem(phone, region)
+        if p is not None:
+            problems["phone"] = p
+    if timezone is not None and (p := timezone_problem(timezone)) is not None:
+        problems["timezone"] = p
+    return problems, normalised
+
+
+def do_upsert_staff(
+    session: Session, ext_id: str, data: StaffIn, *, region: str, now: datetime
+) -> tuple[User, bool]:
+    problems, phone = _contact_problems(data.email, data.phone, data.timezone, region)
+    org = organization_by_ext(session, data.organization)
+    if org is None:
+        problems["organization"] = "there is no organization with that id"
+    if problems:
+        raise Invalid(problems)
+    assert org is not None
+
+    user = user_by_ext(session, UserKind.staff, ext_id)
+    old_org = user.organization_id if user else None
+    old_role = user.role if user else None
+    if user is None:
+        new = User(kind=UserKind.staff, ext_id=ext_id, name=data.name, email=data.email)
+        new.timezone = data.timezone or "UTC"
+        new.email_notifications = True
+        user, created = _insert(session, new, lambda: user_by_ext(session, UserKind.staff, ext_id))
+    else:
+        created = False
+    user.name = data.name
+    user.email = data.email
+    user.organization_id = org.id
+    user.organization = org
+    user.role = data.role
+    sent = data.model_fields_set
+    if "phone" in sent:
+        user.phone = phone
+    if "timezone" in sent and data.timezone is not None:
+        user.timezone = data.timezone
+    session.flush()
+    if created or old_org != org.id or old_role != data.role:
+        convs = conversations_of_staff(session, user.id, [old_org, org.id])
+        sync_conversations(session, convs, now=now)
+    return user, created
+
+
+def do_upsert_candidate(
+    session: Session, ext_id: str, data: CandidateIn, *, region: str, now: datetime
+) -> tuple[User, bool]:
+    problems, phone = _contact_problems(data.email, data.phone, data.timezone, region)
+    sent = data.model_fields_set
+    partner: Organization | None = None
+    if data.source_partner is not None:
+        partner = organization_by_ext(session, data.source_partner)
+        if partner is None:
+            problems["source_partner"] = "there is no organization with that id"
+        elif partner.kind != OrgKind.source_partner:
+            problems["source_partner"] = "is not a source partner organization"
+    if problems:
+        raise Invalid(problems)
+
+    user = user_by_ext(session, UserKind.candidate, ext_id)
+    if user is None:
+        new = User(kind=UserKind.candidate, ext_id=ext_id, name=data.name, email=data.email)
+        new.timezone = "UTC"
+        new.email_notifications = True
+        new.sms_consent = False
+        user, created = _insert(
+            session, new, lambda: user_by_ext(session, UserKind.candidate, ext_id)
+        )
+    else:
+        created = False
+    old_partner = user.source_partner_id
+    user.name = data.name
+    user.email = data.email
+    if "phone" in sent:
+        user.phone = phone
+    if "sms_consent" in sent:
+        user.sms_consent = bool(data.sms_consent)
+    if "timezone" in sent and data.timezone is not None:
+        user.timezone = data.timezone
+    if "source_partner" in sent:
+        user.source_partner_id = partner.id if partner else None
+        user.source_partner = partner
+    session.flush()
+    if user.source_partner_id != old_partner:
+        sync_conversations(session, conversations_of_candidate(session, user.id), now=now)
+    return user, created
+
+
+def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> None:
+    if data.timezone is not None:
+        if (p := timezone_problem(data.timezone)) is not None:
+            raise Invalid({"timezone": p})
+        user.timezone = data.timezone
+    if data.email_notifications is not None:
+        user.email_notifications = data.email_notifications
+
+
+# --- jobs and applications ---------------------------------------------------------------------
+
+
+def do_upsert_job(session: Session, ext_id: str, data: JobIn, *, now: datetime) -> tuple[Job, bool]:
+    problems: dict[str, str] = {}
+    employer = organization_by_ext(session, data.employer)
+    if employer is None:
+        problems["employer"] = "there is no organization with that id"
+    elif employer.kind != OrgKind.employer:
+        problems["employer"] = "is not an employer organization"
+    team: list[User] = []
+    for ref in dict.fromkeys(data.team or []):
+        member = user_by_ext(session, UserKind.staff, ref)
+        if member is None or employer is None or member.organization_id != employer.id:
+            problems["team"] = f"{ref!r} is not a staff user of the employer"
+            break
+        team.append(member)
+    partners: list[Organization] = []
+    for ref in dict.fromkeys(data.partners or []):
+        org = organization_by_ext(session, ref)
+        if org is None or org.kind not in (OrgKind.source_partner, OrgKind.agency):
+            problems["partners"] = f"{ref!r} is not a source partner or agency organization"
+            break
+        partners.append(org)
+    if problems:
+        raise Invalid(problems)
+    assert employer is not None
+
+    job = job_by_ext(session, ext_id)
+    if job is None:
+        new = Job(ext_id=ext_id, title=data.title, employer_id=employer.id, employer=employer)
+        job, created = _insert(session, new, lambda: job_by_ext(session, ext_id))
+    else:
+        created = False
+    changed = created or job.employer_id != employer.id
+    job.title = data.title
+    job.employer_id = employer.id
+    job.employer = employer
+    if data.team is not None and [u.id for u in job.team] != [u.id for u in team]:
+        job.team = sorted(team, key=lambda u: u.id)
+        changed = True
+    if data.partners is not None and {o.id for o in job.partners} != {o.id for o in partners}:
+        job.partners = sorted(partners, key=lambda o: o.id)
+        changed = True
+    session.flush()
+    if changed:
+        sync_conversations(session, conversations_of_job(session, job.id), now=now)
+    return job, created
+
+
+def do_upsert_application(
+    session: Session, ext_id: str, data: ApplicationIn, *, now: datetime
+) -> tuple[Application, bool]:
+    problems: dict[str, str] = {}
+    job = job_by_ext(session, data.job)
+    if job is None:
+        problems["job"] = "there is no job with that id"
+    candidate = user_by_ext(session, UserKind.candidate, data.candidate)
+    if candidate is None:
+        problems["candidate"] = "there is no candidate with that id"
+    stage_owner = None
+    if data.stage_owner is not None:
+        stage_owner = user_by_ext(session, UserKind.staff, data.stage_owner)
+        if stage_owner is None or (job is not None and stage_owner.organization_id != job.employer_id):
+            problems["stage_owner"] = "is not a staff user of the job's employer"
+    agency_user = None
+    if data.agency_user is not None:
+        agency_user = user_by_ext(session, UserKind.staff, data.agency_user)
+        if (
+            agency_user is None
+            or agency_user.organization is None
+            or agency_user.organization.kind != OrgKind.agency
+        ):
+            problems["agency_user"] = "is not a staff user of an agency"
+    if data.applied_at is not None and data.applied_at.tzinfo is None:
+        problems["applied_at"] = "needs a time zone offset (like 2026-01-05T09:00:00Z)"
+    if problems:
+        raise Invalid(problems)
+    assert job is not None and candidate is not None
+
+    app = application_by_ext(session, ext_id)
+    if app is not None and (app.job_id != job.id or app.candidate_id != candidate.id):
+        raise Conflict(
+            "An application's job and candidate cannot change; create a new application.",
+            code="application_context_locked",
+        )
+    other = session.scalars(
+        select(Application).where(
+            Application.job_id == job.id, Application.candidate_id == candidate.id
+        )
+    ).one_or_none()
+    if other is not None and other.ext_id != ext_id:
+        raise Conflict(
+            f"The candidate already has application {other.ext_id!r} on this job.",
+            code="duplicate_application",
+        )
+    sent = data.model_fields_set
+    if app is None:
+        new = Application(
+            ext_id=ext_id,
+            job_id=job.id,
+            job=job,
+            candidate_id=candidate.id,
+            candidate=candidate,
+            stage=data.stage,
+            applied_at=data.applied_at or now,
+        )
+        app, created = _insert(session, new, lambda: application_by_ext(session, ext_id))
+    else:
+        created = False
+    app.stage = data.stage
+    if "stage_owner" in sent or created:
+        app.stage_owner_id = stage_owner.id if stage_owner else None
+        app.stage_owner = stage_owner
+    if "agency_user" in sent or created:
+        app.agency_user_id = agency_user.id if agency_user else None
+        app.agency_user = agency_user
+    if data.applied_at is not None:
+        app.applied_at = data.applied_at
+    session.flush()
+    sync_conversations(session, conversations_of_application(session, app), now=now)
+    return app, created

@@ -1,0 +1,128 @@
+"""Integration upserts (integration key) and the signed-in user's own profile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Path, Response
+from sqlalchemy.orm import Session
+
+from jobchat.auth.deps import CurrentUser, Integration, Now, State
+from jobchat.directory.actions import (
+    do_update_preferences,
+    do_upsert_application,
+    do_upsert_candidate,
+    do_upsert_job,
+    do_upsert_organization,
+    do_upsert_staff,
+)
+from jobchat.directory.schemas import (
+    ApplicationIn,
+    ApplicationOut,
+    CandidateIn,
+    JobIn,
+    JobOut,
+    OrganizationIn,
+    OrganizationOut,
+    PreferencesIn,
+    StaffIn,
+    UserOut,
+)
+from jobchat.http_errors import error_responses
+
+integration = APIRouter(
+    prefix="/api/v1",
+    tags=["integration"],
+    dependencies=[Integration],
+    responses=error_responses(401, 403, 409, 413, 422),
+)
+me = APIRouter(prefix="/api/v1", tags=["me"], responses=error_responses(401, 422))
+
+ExtId = Annotated[str, Path(min_length=1, max_length=200, description="Your own (ATS) id.")]
+T = TypeVar("T")
+O = TypeVar("O")
+
+
+def _upsert(
+    state: State,
+    response: Response,
+    action: Callable[[Session], tuple[T, bool]],
+    render: Callable[[T], O],
+) -> O:
+    with state.db.write() as session:
+        obj, created = action(session)
+        out = render(obj)
+    response.status_code = 201 if created else 200
+    return out
+
+
+_UPSERT = {200: {"description": "Updated."}, 201: {"description": "Created."}}
+
+
+@integration.put("/organizations/{ext_id}", response_model=OrganizationOut, responses=_UPSERT)
+def put_organization(
+    ext_id: ExtId, body: OrganizationIn, state: State, response: Response
+) -> OrganizationOut:
+    return _upsert(
+        state,
+        response,
+        lambda s: do_upsert_organization(s, ext_id, body),
+        OrganizationOut.of,
+    )
+
+
+@integration.put("/users/{ext_id}", response_model=UserOut, responses=_UPSERT)
+def put_user(ext_id: ExtId, body: StaffIn, state: State, now: Now, response: Response) -> UserOut:
+    region = state.settings.default_phone_region
+    return _upsert(
+        state,
+        response,
+        lambda s: do_upsert_staff(s, ext_id, body, region=region, now=now),
+        UserOut.of,
+    )
+
+
+@integration.put("/candidates/{ext_id}", response_model=UserOut, responses=_UPSERT)
+def put_candidate(
+    ext_id: ExtId, body: CandidateIn, state: State, now: Now, response: Response
+) -> UserOut:
+    region = state.settings.default_phone_region
+    return _upsert(
+        state,
+        response,
+        lambda s: do_upsert_candidate(s, ext_id, body, region=region, now=now),
+        UserOut.of,
+    )
+
+
+@integration.put("/jobs/{ext_id}", response_model=JobOut, responses=_UPSERT)
+def put_job(ext_id: ExtId, body: JobIn, state: State, now: Now, response: Response) -> JobOut:
+    return _upsert(
+        state, response, lambda s: do_upsert_job(s, ext_id, body, now=now), JobOut.of
+    )
+
+
+@integration.put("/applications/{ext_id}", response_model=ApplicationOut, responses=_UPSERT)
+def put_application(
+    ext_id: ExtId, body: ApplicationIn, state: State, now: Now, response: Response
+) -> ApplicationOut:
+    return _upsert(
+        state,
+        response,
+        lambda s: do_upsert_application(s, ext_id, body, now=now),
+        ApplicationOut.of,
+    )
+
+
+@me.get("/me", response_model=UserOut)
+def get_me(caller: CurrentUser) -> UserOut:
+    with caller.read() as (_session, user):
+        return UserOut.of(user)
+
+
+@me.patch("/me", response_model=UserOut)
+def patch_me(body: PreferencesIn, caller: CurrentUser) -> UserOut:
+    with caller.write() as (session, user):
+        do_update_preferences(session, user, body)
+        return UserOut.of(user)

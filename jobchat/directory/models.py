@@ -1,0 +1,145 @@
+"""Who and what conversations are about. The ATS owns these; we keep a copy keyed by its ids."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from jobchat.db.base import Base, BigId, UTCDateTime
+
+
+class OrgKind(enum.StrEnum):
+    employer = "employer"
+    source_partner = "source_partner"
+    agency = "agency"
+
+
+class UserKind(enum.StrEnum):
+    staff = "staff"
+    candidate = "candidate"
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    member = "member"
+
+
+class Stage(enum.StrEnum):
+    prospect = "prospect"
+    applied = "applied"
+    screening = "screening"
+    cv_review = "cv_review"
+    interview = "interview"
+    offer = "offer"
+    offer_accepted = "offer_accepted"
+    hired = "hired"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+# Candidates at these stages belong in their job's relocation chat.
+RELOCATION_STAGES = frozenset({Stage.offer_accepted, Stage.hired})
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ext_id: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+
+
+class User(Base):
+    """Anyone who signs in: staff of an organisation, or a candidate.
+
+    Staff and candidates have separate external id spaces in the ATS, hence (kind, ext_id).
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("kind", "ext_id"), Index(None, "organization_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ext_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Staff only.
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    # Candidates only.
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), index=True
+    )
+
+    organization: Mapped[Organization | None] = relationship(foreign_keys=[organization_id])
+    source_partner: Mapped[Organization | None] = relationship(foreign_keys=[source_partner_id])
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == UserKind.staff
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.kind == UserKind.candidate
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ext_id: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    employer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+
+    employer: Mapped[Organization] = relationship()
+    team: Mapped[list[User]] = relationship(secondary="job_team", order_by="User.id")
+    partners: Mapped[list[Organization]] = relationship(
+        secondary="job_partners", order_by="Organization.id"
+    )
+
+
+class JobTeam(Base):
+    __tablename__ = "job_team"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class JobPartner(Base):
+    __tablename__ = "job_partners"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Application(Base):
+    """A candidate on a job: a "case"."""
+
+    __tablename__ = "applications"
+    __table_args__ = (UniqueConstraint("job_id", "candidate_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ext_id: Mapped[str] = mapped_column(String(200), unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    stage_owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    agency_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    job: Mapped[Job] = relationship()
+    candidate: Mapped[User] = relationship(foreign_keys=[candidate_id])
+    stage_owner: Mapped[User | None] = relationship(foreign_keys=[stage_owner_id])
+    agency_user: Mapped[User | None] = relationship(foreign_keys=[agency_user_id])

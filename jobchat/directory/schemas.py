@@ -1,0 +1,155 @@
+"""Bodies of the integration upserts, and the stored objects as they are answered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobchat.directory.models import Application, Job, OrgKind, Organization, Role, Stage, User
+
+_strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
+Name = Field(min_length=1, max_length=200)
+
+
+class OrganizationIn(BaseModel):
+    model_config = _strict
+    name: str = Name
+    kind: OrgKind
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    name: str
+    kind: OrgKind
+
+    @classmethod
+    def of(cls, org: Organization) -> OrganizationOut:
+        return cls(id=org.ext_id, name=org.name, kind=OrgKind(org.kind))
+
+
+class StaffIn(BaseModel):
+    """A staff user. Fields left out keep their stored value on update."""
+
+    model_config = _strict
+    name: str = Name
+    email: str = Field(max_length=320)
+    organization: str
+    role: Role
+    phone: str | None = None
+    timezone: str | None = None
+
+
+class CandidateIn(BaseModel):
+    """A candidate. Fields left out keep their stored value on update; null clears one."""
+
+    model_config = _strict
+    name: str = Name
+    email: str = Field(max_length=320)
+    phone: str | None = None
+    sms_consent: bool | None = None
+    source_partner: str | None = None
+    timezone: str | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    email: str
+    phone: str | None
+    timezone: str
+    email_notifications: bool
+    organization: str | None = None
+    role: Role | None = None
+    sms_consent: bool | None = None
+    source_partner: str | None = None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        out = cls(
+            id=user.ext_id,
+            kind=user.kind,
+            name=user.name,
+            email=user.email,
+            phone=user.phone,
+            timezone=user.timezone,
+            email_notifications=user.email_notifications,
+        )
+        if user.is_staff:
+            out.organization = user.organization.ext_id if user.organization else None
+            out.role = Role(user.role) if user.role else None
+        else:
+            out.sms_consent = user.sms_consent
+            out.source_partner = user.source_partner.ext_id if user.source_partner else None
+        return out
+
+
+class JobIn(BaseModel):
+    """A job. ``team`` and ``partners`` left out keep their stored value on update."""
+
+    model_config = _strict
+    title: str = Field(min_length=1, max_length=300)
+    employer: str
+    team: list[str] | None = Field(
+        default=None, description="Staff external ids; empty means the whole employer."
+    )
+    partners: list[str] | None = Field(
+        default=None, description="Source partner and agency organisation external ids."
+    )
+
+
+class JobOut(BaseModel):
+    id: str
+    title: str
+    employer: str
+    team: list[str]
+    partners: list[str]
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.ext_id,
+            title=job.title,
+            employer=job.employer.ext_id,
+            team=[u.ext_id for u in job.team],
+            partners=[o.ext_id for o in job.partners],
+        )
+
+
+class ApplicationIn(BaseModel):
+    model_config = _strict
+    job: str
+    candidate: str
+    stage: Stage
+    stage_owner: str | None = None
+    agency_user: str | None = None
+    applied_at: datetime | None = None
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    job: str
+    candidate: str
+    stage: Stage
+    stage_owner: str | None
+    agency_user: str | None
+    applied_at: datetime
+
+    @classmethod
+    def of(cls, app: Application) -> ApplicationOut:
+        return cls(
+            id=app.ext_id,
+            job=app.job.ext_id,
+            candidate=app.candidate.ext_id,
+            stage=Stage(app.stage),
+            stage_owner=app.stage_owner.ext_id if app.stage_owner else None,
+            agency_user=app.agency_user.ext_id if app.agency_user else None,
+            applied_at=app.applied_at,
+        )
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timezone: str | None = Field(default=None, description="An IANA name, e.g. Europe/Berlin.")
+    email_notifications: bool | None = None

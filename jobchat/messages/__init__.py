@@ -1,0 +1,1 @@
+"""Messages: sending, reading history, deleting, and per-recipient delivery records."""

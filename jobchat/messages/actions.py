@@ -1,0 +1,251 @@
+"""Sending and deleting messages: the only code that writes messages and deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.actions import emit_read
+from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
+from jobchat.directory.models import User
+from jobchat.directory.phones import normalise_phone
+from jobchat.errors import Conflict, Invalid
+from jobchat.events.actions import emit
+from jobchat.events.models import EventType
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
+from jobchat.messages.schemas import MessageOut
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_chars: int
+    max_sms_chars: int
+    default_region: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    body: str
+    channel: Channel = Channel.app
+    subject: str | None = None
+    idempotency_key: str | None = None
+
+
+def do_send_message(
+    session: Session,
+    *,
+    actor: User,
+    conv: Conversation,
+    member: Member,
+    out: Outgoing,
+    limits: Limits,
+    now: datetime,
+) -> tuple[Message, bool]:
+    """Store a message, queue its deliveries, update read state; returns (message, replayed).
+
+    ``replayed`` is true when the idempotency key matched an earlier send, which is returned
+    unchanged instead of storing the message twice.
+    """
+    if out.idempotency_key is not None:
+        earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, conv, out), True
+
+    body = out.body.strip()
+    subject = (out.subject or "").strip() or None
+    _validate(body, subject, out.channel, limits)
+    recipient, address = _recipient(session, actor, conv, out.channel, limits)
+
+    message = Message(
+        conversation_id=conv.id,
+        author_id=actor.id,
+        author=actor,
+        body=body,
+        subject=subject,
+        channel=out.channel,
+        created_at=now,
+        idempotency_key=out.idempotency_key,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        # A concurrent retry with the same key won the race; answer with its message.
+        earlier = _by_idempotency_key(session, actor, out.idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replay(earlier, conv, out), True
+
+    if recipient is not None and address is not None:
+        session.add(
+            Delivery(
+                message_id=message.id,
+                recipient_id=recipient.id,
+                recipient=recipient,
+                channel=out.channel,
+                address=address,
+                status=DeliveryStatus.queued,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    if conv.status == Status.ended:
+        # A staff member writing again reopens the conversation (check_post keeps others out).
+        conv.status = Status.open
+        conv.ended_at = None
+        conv.ended_by_id = None
+        emit(
+            session,
+            EventType.conversation_updated,
+            now=now,
+            conversation_id=conv.id,
+            data={"status": Status.open, "reopened_by": actor.ext_id},
+        )
+    conv.last_message_id = message.id
+    conv.last_activity_at = now
+    session.execute(
+        update(Member)
+        .where(Member.conversation_id == conv.id, Member.user_id != actor.id)
+        .values(unread_count=Member.unread_count + 1, last_activity_at=now)
+    )
+    # Writing into a conversation means having read it.
+    had_unread = member.unread_count > 0
+    member.last_read_message_id = message.id
+    member.unread_count = 0
+    member.last_activity_at = now
+    session.flush()
+    session.refresh(message, ["deliveries"])
+    emit(
+        session,
+        EventType.message_created,
+        now=now,
+        conversation_id=conv.id,
+        data={"message": MessageOut.of(message).model_dump(mode="json")},
+    )
+    if had_unread:
+        emit_read(session, conv, member, now)
+    return message, False
+
+
+def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
+    return session.scalars(
+        select(Message).where(Message.author_id == actor.id, Message.idempotency_key == key)
+    ).one_or_none()
+
+
+def _replay(earlier: Message, conv: Conversation, out: Outgoing) -> Message:
+    same = (
+        earlier.conversation_id == conv.id
+        and earlier.body == out.body.strip()
+        and earlier.channel == out.channel
+    )
+    if not same:
+        raise Conflict(
+            "This idempotency key was already used for a different message.",
+            code="idempotency_key_reused",
+        )
+    return earlier
+
+
+def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) -> None:
+    problems: dict[str, str] = {}
+    if not body:
+        problems["body"] = "must not be empty"
+    elif channel is Channel.sms and len(body) > limits.max_sms_chars:
+        problems["body"] = f"an SMS may be at most {limits.max_sms_chars} characters"
+    elif len(body) > limits.max_chars:
+        problems["body"] = f"may be at most {limits.max_chars} characters"
+    if channel is Channel.email and subject is None:
+        problems["subject"] = "required for email"
+    elif subject is not None and len(subject) > 300:
+        problems["subject"] = "may be at most 300 characters"
+    if problems:
+        raise Invalid(problems)
+
+
+def _recipient(
+    session: Session, actor: User, conv: Conversation, channel: Channel, limits: Limits
+) -> tuple[User | None, str | None]:
+    """The candidate an email or SMS goes to, and their address; (None, None) for the app."""
+    if channel is Channel.app:
+        return None, None
+    if not actor.is_staff:
+        raise Invalid({"channel": "only staff send email and SMS; reply in the app"})
+    if Kind(conv.kind) not in ONE_CANDIDATE_KINDS:
+        raise Invalid(
+            {"channel": "email and SMS go only to the candidate of a one-candidate conversation"}
+        )
+    candidate = conv.candidate
+    assert candidate is not None
+    if channel is Channel.email:
+        return candidate, candidate.email
+    if not candidate.sms_consent:
+        raise Invalid({"channel": "the candidate has not opted in to SMS"})
+    phone = normalise_phone(candidate.phone, limits.default_region) if candidate.phone else None
+    if phone is None:
+        raise Invalid({"channel": "the candidate has no valid phone number"})
+    return candidate, phone
+
+
+def do_delete_message(
+    session: Session,
+    *,
+    actor: User,
+    message: Message,
+    conv: Conversation,
+    member: Member,
+    for_everyone: bool,
+    now: datetime,
+) -> None:
+    """Delete for everyone (tombstone, author only: checked by access) or hide for the actor."""
+    if for_everyone:
+        if message.is_deleted:
+            return
+        message.deleted_at = now
+        message.deleted_by_id = actor.id
+        hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
+        session.execute(
+            update(Member)
+            .where(
+                Member.conversation_id == conv.id,
+                Member.user_id != message.author_id,
+                Member.last_read_message_id < message.id,
+                Member.unread_count > 0,
+                Member.user_id.not_in(hidden_by),
+            )
+            .values(unread_count=Member.unread_count - 1)
+        )
+        emit(
+            session,
+            EventType.message_deleted,
+            now=now,
+            conversation_id=conv.id,
+            data={"message_id": message.id, "for": "everyone"},
+        )
+        return
+
+    if session.get(HiddenMessage, (message.id, actor.id)) is not None:
+        return
+    session.add(HiddenMessage(message_id=message.id, user_id=actor.id, hidden_at=now))
+    counted_as_unread = (
+        not message.is_deleted
+        and message.author_id != actor.id
+        and message.id > member.last_read_message_id
+    )
+    if counted_as_unread and member.unread_count > 0:
+        member.unread_count -= 1
+    emit(
+        session,
+        EventType.message_deleted,
+        now=now,
+        conversation_id=conv.id,
+        user_id=actor.id,
+        data={"message_id": message.id, "for": "me"},
+    )

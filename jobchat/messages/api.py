@@ -1,0 +1,101 @@
+"""Message history, sending and deleting (user token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from jobchat import access
+from jobchat.auth.deps import CurrentUser
+from jobchat.errors import RateLimited
+from jobchat.http_errors import error_responses
+from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
+from jobchat.messages.queries import history
+from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
+
+router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagePage)
+def list_messages(
+    conversation_id: int,
+    caller: CurrentUser,
+    before: Annotated[int | None, Query(ge=1, description="A message id (next_cursor).")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MessagePage:
+    """History, newest page first; oldest first within a page; ``before`` pages back."""
+    with caller.read() as (session, user):
+        access.access_conversation(session, user, conversation_id)
+        page, next_cursor = history(session, user, conversation_id, before=before, limit=limit)
+        return MessagePage(
+            items=[MessageOut.of(m, show_deliveries=user.is_staff) for m in page],
+            next_cursor=next_cursor,
+        )
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=201,
+    response_model=MessageOut,
+    responses=error_responses(409, 413, 422, 429),
+)
+def send_message(
+    conversation_id: int, body: SendMessageIn, caller: CurrentUser, response: Response
+) -> MessageOut:
+    """Send in the app, by email or by SMS. A retry with the same idempotency key is stored once."""
+    settings = caller.state.settings
+    limits = Limits(
+        max_chars=settings.max_message_chars,
+        max_sms_chars=settings.max_sms_chars,
+        default_region=settings.default_phone_region,
+    )
+    with caller.write() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+        access.check_post(user, conv)
+        if not caller.state.send_limiter.allow(user.id):
+            raise RateLimited("You are sending too fast; wait a moment and try again.")
+        message, replayed = do_send_message(
+            session,
+            actor=user,
+            conv=conv,
+            member=member,
+            out=Outgoing(
+                body=body.body,
+                channel=body.channel,
+                subject=body.subject,
+                idempotency_key=body.idempotency_key,
+            ),
+            limits=limits,
+            now=caller.now,
+        )
+        out = MessageOut.of(message, show_deliveries=True)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return out
+
+
+@router.delete(
+    "/messages/{message_id}", status_code=204, response_class=Response,
+    responses=error_responses(403),
+)
+def delete_message(
+    message_id: int,
+    caller: CurrentUser,
+    for_: Annotated[Literal["me", "everyone"], Query(alias="for")] = "me",
+) -> Response:
+    """Delete for me (hide it from my view) or for everyone (author only; kept for audit)."""
+    with caller.write() as (session, user):
+        message, conv, member = access.access_message(session, user, message_id)
+        if for_ == "everyone":
+            access.check_delete_for_everyone(user, message)
+        do_delete_message(
+            session,
+            actor=user,
+            message=message,
+            conv=conv,
+            member=member,
+            for_everyone=for_ == "everyone",
+            now=caller.now,
+        )
+    return Response(status_code=204)

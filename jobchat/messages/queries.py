@@ -1,0 +1,75 @@
+"""Reading messages: history pages and exact unread counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from jobchat.directory.models import User
+from jobchat.messages.models import Delivery, HiddenMessage, Message
+
+
+def _hidden_for(user_id: int) -> object:
+    return exists().where(
+        and_(HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user_id)
+    )
+
+
+def count_unread(session: Session, conv_id: int, user_id: int, after_id: int) -> int:
+    """Messages after ``after_id`` that count as unread for the user (the exact, slow way).
+
+    Used when a read marker moves; everywhere else the count kept on the member row is read.
+    """
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.conversation_id == conv_id,
+                Message.id > after_id,
+                Message.deleted_at.is_(None),
+                (Message.author_id != user_id) | Message.author_id.is_(None),
+                ~_hidden_for(user_id),  # type: ignore[operator]
+            )
+        )
+        or 0
+    )
+
+
+def history(
+    session: Session, user: User, conv_id: int, *, before: int | None, limit: int
+) -> tuple[list[Message], int | None]:
+    """A page of messages older than ``before``, oldest first, and the cursor for the one before.
+
+    Messages the user deleted for themself are left out; deleted-for-everyone ones stay, as
+    tombstones, so the thread still reads in order.
+    """
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conv_id, ~_hidden_for(user.id))  # type: ignore[operator]
+        .options(
+            selectinload(Message.author),
+            selectinload(Message.deliveries).selectinload(Delivery.recipient),
+        )
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        stmt = stmt.where(Message.id < before)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    page = rows[:limit]
+    page.reverse()
+    return page, (page[0].id if more and page else None)
+
+
+def hidden_among(session: Session, user_id: int, message_ids: list[int]) -> set[int]:
+    if not message_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(HiddenMessage.message_id).where(
+                HiddenMessage.user_id == user_id, HiddenMessage.message_id.in_(message_ids)
+            )
+        )
+    )

@@ -1,0 +1,88 @@
+"""The message as the API shows it, and the body of a send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobchat.directory.models import User
+from jobchat.messages.models import Channel, Message
+
+
+class AuthorOut(BaseModel):
+    id: str | None = Field(description="The author's external id; null for the system.")
+    name: str
+    kind: Literal["staff", "candidate", "system"]
+
+    @classmethod
+    def of(cls, user: User | None) -> AuthorOut:
+        if user is None:
+            return cls(id=None, name="jobchat", kind="system")
+        return cls(id=user.ext_id, name=user.name, kind="staff" if user.is_staff else "candidate")
+
+
+class DeliveryOut(BaseModel):
+    recipient: str = Field(description="External id of the candidate it goes to.")
+    channel: Literal["email", "sms"]
+    status: Literal["queued", "sending", "sent", "delivered", "failed"]
+    attempts: int
+    last_error: str | None = None
+
+
+class MessageOut(BaseModel):
+    id: int
+    conversation: int
+    author: AuthorOut
+    body: str = Field(description="Empty when the message was deleted for everyone.")
+    subject: str | None = None
+    channel: Channel
+    created_at: datetime
+    deleted: bool
+    deliveries: list[DeliveryOut] | None = Field(
+        default=None, description="Email and SMS delivery state, shown to staff."
+    )
+
+    @classmethod
+    def of(cls, message: Message, *, show_deliveries: bool = False) -> MessageOut:
+        deleted = message.is_deleted
+        deliveries = None
+        if show_deliveries and message.channel != Channel.app:
+            deliveries = [
+                DeliveryOut(
+                    recipient=d.recipient.ext_id,
+                    channel=d.channel,  # type: ignore[arg-type]
+                    status=d.status,  # type: ignore[arg-type]
+                    attempts=d.attempts,
+                    last_error=d.last_error,
+                )
+                for d in message.deliveries
+            ]
+        return cls(
+            id=message.id,
+            conversation=message.conversation_id,
+            author=AuthorOut.of(message.author),
+            body="" if deleted else message.body,
+            subject=None if deleted else message.subject,
+            channel=Channel(message.channel),
+            created_at=message.created_at,
+            deleted=deleted,
+            deliveries=deliveries,
+        )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut] = Field(description="Oldest first within the page.")
+    next_cursor: int | None = Field(
+        description="Pass as `before` for the page before this one; null at the beginning."
+    )
+
+
+class SendMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str
+    channel: Channel = Channel.app
+    subject: str | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

@@ -1,0 +1,103 @@
+"""Fixtures: a real database (SQLite by default, PostgreSQL with JOBCHAT_TEST_DATABASE_URL),
+a frozen clock, the app under test and a standard cast of users.
+
+Each test gets an empty, fully migrated database: on SQLite a copy of a template file migrated
+once per run; on PostgreSQL the same schema, truncated between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from jobchat.app import create_app
+from jobchat.clock import FrozenClock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from jobchat.db.migrate import upgrade
+from jobchat.db.models import Base
+from tests.support import API_KEY, Api, World, build_world
+
+PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
+
+
+def _pg_url(url: str) -> str:
+    return Settings(database_url=url).sqlalchemy_url
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database to start every test from."""
+    if PG_URL:
+        db = Database(_pg_url(PG_URL))
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        upgrade(db.engine)
+        db.dispose()
+        return _pg_url(PG_URL)
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def database_url(_template: str, tmp_path: Path) -> str:
+    if PG_URL:
+        return _template
+    path = tmp_path / "jobchat.db"
+    shutil.copyfile(_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    if database.engine.dialect.name == "postgresql":
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with database.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        api_key=API_KEY,
+        public_url="http://testserver",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database, clock: FrozenClock) -> Iterator[TestClient]:
+    app = create_app(settings, db=db, clock=clock)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def world(api: Api) -> World:
+    return build_world(api)
