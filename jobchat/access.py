@@ -27,9 +27,7 @@ MESSAGE_NOT_FOUND = "There is no message with that id."
 
 def can_see_job(session: Session, user: User, job: Job) -> bool:
     if user.is_candidate:
-        return _exists(
-            session, Application.job_id == job.id, Application.candidate_id == user.id
-        )
+        return _exists(session, Application.job_id == job.id, Application.candidate_id == user.id)
     return (
         has_employer_access(session, user, job)
         or user.organization_id in partner_org_ids(session, job.id)
@@ -223,9 +221,7 @@ def access_conversation(
 ) -> tuple[Conversation, Member]:
     row = session.execute(
         select(Conversation, Member)
-        .join(
-            Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id)
-        )
+        .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
         .where(Conversation.id == conversation_id)
     ).one_or_none()
     if row is None:

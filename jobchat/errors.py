@@ -59,7 +59,9 @@ class Invalid(AppError):
     code = "invalid"
 
     def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
-        super().__init__(message or "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+        super().__init__(
+            message or "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields
+        )
 
 
 class RateLimited(AppError):

@@ -7,6 +7,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -51,7 +52,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: _ERRORS[s] for s in statuses}
 
 
-def _error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -106,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Answers 413 for bodies over ``limit`` bytes, declared or streamed, before a route reads them."""
+    """Answers 413 for a body over ``limit`` bytes, declared or streamed, before a route uses it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -143,10 +146,8 @@ class BodyLimit:
                 refused = True
                 await self._refuse(send)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counted, guarded)
-        except _TooLarge:
-            pass
         if too_large and not refused:
             await self._refuse(send)
 

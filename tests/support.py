@@ -59,9 +59,13 @@ class Api:
         self.integration = As(client, API_KEY)
 
     def org(self, ext_id: str, name: str, kind: str) -> dict[str, Any]:
-        return _ok(self.integration.put(f"/api/v1/organizations/{ext_id}", {"name": name, "kind": kind}))
+        return _ok(
+            self.integration.put(f"/api/v1/organizations/{ext_id}", {"name": name, "kind": kind})
+        )
 
-    def staff(self, ext_id: str, name: str, org: str, role: str = "member", **extra: Any) -> dict[str, Any]:
+    def staff(
+        self, ext_id: str, name: str, org: str, role: str = "member", **extra: Any
+    ) -> dict[str, Any]:
         body = {"name": name, "email": f"{ext_id}@example.com", "organization": org, "role": role}
         return _ok(self.integration.put(f"/api/v1/users/{ext_id}", body | extra))
 
@@ -73,7 +77,9 @@ class Api:
         body = {"title": title, "employer": employer}
         return _ok(self.integration.put(f"/api/v1/jobs/{ext_id}", body | extra))
 
-    def application(self, ext_id: str, job: str, candidate: str, stage: str, **extra: Any) -> dict[str, Any]:
+    def application(
+        self, ext_id: str, job: str, candidate: str, stage: str, **extra: Any
+    ) -> dict[str, Any]:
         body = {"job": job, "candidate": candidate, "stage": stage}
         return _ok(self.integration.put(f"/api/v1/applications/{ext_id}", body | extra))
 
@@ -144,7 +150,9 @@ def build_world(api: Api) -> World:
     api.staff("agency_user", "Aggie Agent", "hireco")
     api.staff("agency_other", "Alex Otheragent", "hireco")
 
-    api.candidate("cand", "Carla Candidate", source_partner="tbb", phone="+14155550123", sms_consent=True)
+    api.candidate(
+        "cand", "Carla Candidate", source_partner="tbb", phone="+14155550123", sms_consent=True
+    )
     api.candidate("cand2", "Dan Candidate", source_partner="crs")
 
     api.job("job1", "Registered Nurse", "acme", team=["emp_team"], partners=["tbb", "hireco"])
@@ -155,5 +163,7 @@ def build_world(api: Api) -> World:
 
     world = World(api=api)
     for role in ROLES:
-        world.users[role] = api.as_candidate(role) if role.startswith("cand") else api.as_staff(role)
+        world.users[role] = (
+            api.as_candidate(role) if role.startswith("cand") else api.as_staff(role)
+        )
     return world

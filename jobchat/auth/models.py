@@ -13,7 +13,8 @@ from jobchat.directory.models import User
 
 
 class CredentialKind(enum.StrEnum):
-    token = "token"  # API bearer token acting as one user
+    token = "token"  # noqa: S105  (a kind of credential, not a secret)
+    # token: an API bearer token acting as one user
     login_link = "login_link"  # one-time, short-lived; exchanged for a session
     session = "session"  # browser session cookie
 

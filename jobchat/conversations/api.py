@@ -39,7 +39,7 @@ ConversationId = Annotated[int, Field(ge=1)]
 @router.get("/conversations", response_model=ConversationPage, responses=error_responses(422))
 def list_conversations(
     caller: CurrentUser,
-    filter: Literal["all", "unread", "messaged", "ended"] = "all",  # noqa: A002
+    filter: Literal["all", "unread", "messaged", "ended"] = "all",
     kind: Kind | None = None,
     job: str | None = None,
     candidate: str | None = None,

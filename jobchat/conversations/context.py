@@ -92,8 +92,8 @@ def load_refs(session: Session, kind: Kind, refs: ContextRefs) -> Loaded:
     allowed = KIND_FIELDS[kind]
     required = allowed - OPTIONAL_FIELDS.get(kind, frozenset())
     given = refs.given()
-    problems = {f: f"required for kind {kind.value}" for f in sorted(required - given)}
-    problems |= {f: f"not used by kind {kind.value}" for f in sorted(given - allowed)}
+    problems = dict.fromkeys(sorted(required - given), f"required for kind {kind.value}")
+    problems |= dict.fromkeys(sorted(given - allowed), f"not used by kind {kind.value}")
     if problems:
         raise Invalid(problems)
 

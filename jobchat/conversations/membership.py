@@ -65,9 +65,7 @@ def has_employer_access(session: Session, user: User, job: Job) -> bool:
 
 
 def partner_org_ids(session: Session, job_id: int) -> set[int]:
-    rows = session.scalars(
-        select(JobPartner.organization_id).where(JobPartner.job_id == job_id)
-    )
+    rows = session.scalars(select(JobPartner.organization_id).where(JobPartner.job_id == job_id))
     return set(rows)
 
 
@@ -78,7 +76,9 @@ def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
         members = employer_access_ids(session, conv.job)
         partners = partner_org_ids(session, conv.job.id)
         if kind is Kind.job_partner:
-            members |= staff_ids_of(session, [conv.partner_id] if conv.partner_id in partners else [])
+            members |= staff_ids_of(
+                session, [conv.partner_id] if conv.partner_id in partners else []
+            )
         else:
             members |= staff_ids_of(session, partners)
         if kind is Kind.job_relocation:

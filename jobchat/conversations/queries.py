@@ -21,9 +21,8 @@ from jobchat.conversations.models import (
     Status,
 )
 from jobchat.conversations.schemas import CandidateOut, ConversationOut, MemberOut
-from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User
+from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User, UserKind
 from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
-from jobchat.directory.models import UserKind
 from jobchat.errors import Invalid
 from jobchat.messages.models import Message
 from jobchat.messages.queries import hidden_among
@@ -67,7 +66,7 @@ def _decode_cursor(cursor: str, count: int) -> list[str]:
 def inbox(
     session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Conversation, Member]], str | None]:
-    """The user's conversations, most recent activity first: a range scan of ``ix_members_inbox``."""
+    """The user's conversations, latest activity first: a range scan of ``ix_members_inbox``."""
     stmt = (
         select(Conversation, Member)
         .join(Conversation, Conversation.id == Member.conversation_id)
@@ -159,9 +158,7 @@ def render_conversations(
     last_messages = {
         m.id: m
         for m in session.scalars(
-            select(Message)
-            .where(Message.id.in_(last_ids))
-            .options(selectinload(Message.author))
+            select(Message).where(Message.id.in_(last_ids)).options(selectinload(Message.author))
         )
     }
     hidden = hidden_among(session, viewer.id, last_ids)
@@ -294,7 +291,9 @@ def candidate_manager(
     elif messaging == "messaged":
         stmt = stmt.where(stats.c.has == 1)
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = (
+            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         stmt = stmt.where(
             or_(
                 func.lower(User.name).like(pattern, escape="\\"),

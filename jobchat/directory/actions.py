@@ -73,9 +73,10 @@ def do_upsert_organization(
     org = organization_by_ext(session, ext_id)
     if org is None:
         new = Organization(ext_id=ext_id, name=data.name, kind=data.kind)
-        org, created = _insert(session, new, lambda: organization_by_ext(session, ext_id))
+        inserted, created = _insert(session, new, lambda: organization_by_ext(session, ext_id))
         if created:
-            return org, True
+            return inserted, True
+        org = inserted
     if org.kind != data.kind and _organization_in_use(session, org):
         raise Conflict(
             "This organisation has staff, jobs or candidates; its kind cannot change.",
@@ -142,6 +143,7 @@ def do_upsert_staff(
         user, created = _insert(session, new, lambda: user_by_ext(session, UserKind.staff, ext_id))
     else:
         created = False
+    assert user is not None
     user.name = data.name
     user.email = data.email
     user.organization_id = org.id
@@ -185,6 +187,7 @@ def do_upsert_candidate(
         )
     else:
         created = False
+    assert user is not None
     old_partner = user.source_partner_id
     user.name = data.name
     user.email = data.email
@@ -246,6 +249,7 @@ def do_upsert_job(session: Session, ext_id: str, data: JobIn, *, now: datetime) 
         job, created = _insert(session, new, lambda: job_by_ext(session, ext_id))
     else:
         created = False
+    assert job is not None
     changed = created or job.employer_id != employer.id
     job.title = data.title
     job.employer_id = employer.id
@@ -275,7 +279,9 @@ def do_upsert_application(
     stage_owner = None
     if data.stage_owner is not None:
         stage_owner = user_by_ext(session, UserKind.staff, data.stage_owner)
-        if stage_owner is None or (job is not None and stage_owner.organization_id != job.employer_id):
+        if stage_owner is None or (
+            job is not None and stage_owner.organization_id != job.employer_id
+        ):
             problems["stage_owner"] = "is not a staff user of the job's employer"
     agency_user = None
     if data.agency_user is not None:
@@ -322,6 +328,7 @@ def do_upsert_application(
         app, created = _insert(session, new, lambda: application_by_ext(session, ext_id))
     else:
         created = False
+    assert app is not None
     app.stage = data.stage
     if "stage_owner" in sent or created:
         app.stage_owner_id = stage_owner.id if stage_owner else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session
@@ -41,15 +41,15 @@ me = APIRouter(prefix="/api/v1", tags=["me"], responses=error_responses(401, 422
 
 ExtId = Annotated[str, Path(min_length=1, max_length=200, description="Your own (ATS) id.")]
 T = TypeVar("T")
-O = TypeVar("O")
+Out = TypeVar("Out")
 
 
 def _upsert(
     state: State,
     response: Response,
     action: Callable[[Session], tuple[T, bool]],
-    render: Callable[[T], O],
-) -> O:
+    render: Callable[[T], Out],
+) -> Out:
     with state.db.write() as session:
         obj, created = action(session)
         out = render(obj)
@@ -57,7 +57,10 @@ def _upsert(
     return out
 
 
-_UPSERT = {200: {"description": "Updated."}, 201: {"description": "Created."}}
+_UPSERT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Updated."},
+    201: {"description": "Created."},
+}
 
 
 @integration.put("/organizations/{ext_id}", response_model=OrganizationOut, responses=_UPSERT)
@@ -98,9 +101,7 @@ def put_candidate(
 
 @integration.put("/jobs/{ext_id}", response_model=JobOut, responses=_UPSERT)
 def put_job(ext_id: ExtId, body: JobIn, state: State, now: Now, response: Response) -> JobOut:
-    return _upsert(
-        state, response, lambda s: do_upsert_job(s, ext_id, body, now=now), JobOut.of
-    )
+    return _upsert(state, response, lambda s: do_upsert_job(s, ext_id, body, now=now), JobOut.of)
 
 
 @integration.put("/applications/{ext_id}", response_model=ApplicationOut, responses=_UPSERT)

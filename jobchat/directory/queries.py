@@ -9,9 +9,7 @@ from jobchat.directory.models import Application, Job, Organization, User, UserK
 
 
 def organization_by_ext(session: Session, ext_id: str) -> Organization | None:
-    return session.scalars(
-        select(Organization).where(Organization.ext_id == ext_id)
-    ).one_or_none()
+    return session.scalars(select(Organization).where(Organization.ext_id == ext_id)).one_or_none()
 
 
 def user_by_ext(session: Session, kind: UserKind, ext_id: str) -> User | None:
@@ -25,6 +23,4 @@ def job_by_ext(session: Session, ext_id: str) -> Job | None:
 
 
 def application_by_ext(session: Session, ext_id: str) -> Application | None:
-    return session.scalars(
-        select(Application).where(Application.ext_id == ext_id)
-    ).one_or_none()
+    return session.scalars(select(Application).where(Application.ext_id == ext_id)).one_or_none()

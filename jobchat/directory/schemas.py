@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobchat.directory.models import Application, Job, OrgKind, Organization, Role, Stage, User
+from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
 Name = Field(min_length=1, max_length=200)

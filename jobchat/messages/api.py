@@ -76,7 +76,9 @@ def send_message(
 
 
 @router.delete(
-    "/messages/{message_id}", status_code=204, response_class=Response,
+    "/messages/{message_id}",
+    status_code=204,
+    response_class=Response,
     responses=error_responses(403),
 )
 def delete_message(

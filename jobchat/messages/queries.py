@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.expression import Exists
 
 from jobchat.directory.models import User
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 
 
-def _hidden_for(user_id: int) -> object:
+def _hidden_for(user_id: int) -> Exists:
     return exists().where(
         and_(HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user_id)
     )
@@ -29,7 +30,7 @@ def count_unread(session: Session, conv_id: int, user_id: int, after_id: int) ->
                 Message.id > after_id,
                 Message.deleted_at.is_(None),
                 (Message.author_id != user_id) | Message.author_id.is_(None),
-                ~_hidden_for(user_id),  # type: ignore[operator]
+                ~_hidden_for(user_id),
             )
         )
         or 0
@@ -46,7 +47,7 @@ def history(
     """
     stmt = (
         select(Message)
-        .where(Message.conversation_id == conv_id, ~_hidden_for(user.id))  # type: ignore[operator]
+        .where(Message.conversation_id == conv_id, ~_hidden_for(user.id))
         .options(
             selectinload(Message.author),
             selectinload(Message.deliveries).selectinload(Delivery.recipient),

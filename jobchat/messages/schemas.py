@@ -52,8 +52,8 @@ class MessageOut(BaseModel):
             deliveries = [
                 DeliveryOut(
                     recipient=d.recipient.ext_id,
-                    channel=d.channel,  # type: ignore[arg-type]
-                    status=d.status,  # type: ignore[arg-type]
+                    channel=d.channel,
+                    status=d.status,
                     attempts=d.attempts,
                     last_error=d.last_error,
                 )

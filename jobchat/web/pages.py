@@ -68,9 +68,7 @@ def home(request: Request, state: State, now: Now) -> HTMLResponse:
             )
         org = user.organization.name if user.organization else None
         who = escape(user.name)
-        detail = (
-            f"staff ({escape(user.role or '')}) at {escape(org)}" if org else "candidate"
-        )
+        detail = f"staff ({escape(user.role or '')}) at {escape(org)}" if org else "candidate"
     return _page(
         user.name,
         f"<h1>Signed in as {who}</h1><p>{detail}</p>"
