@@ -85,11 +85,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return _error(
+                422,
+                "invalid_json",
+                "The request body is not valid JSON.",
+                {"body": "is not valid JSON"},
+            )
         fields: dict[str, str] = {}
         for err in exc.errors():
             fields.setdefault(_field_name(tuple(err.get("loc", ()))), _validation_message(err))
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return _error(422, "invalid_json", "The request body is not valid JSON.", fields)
         summary = "; ".join(f"{k} {v}" for k, v in fields.items())
         return _error(422, "invalid", f"Invalid input: {summary}.", fields)
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from jobchat.auth.actions import do_create_credential
@@ -15,6 +14,7 @@ from jobchat.directory.models import UserKind
 from jobchat.directory.queries import user_by_ext
 from jobchat.errors import NotFound
 from jobchat.http_errors import error_responses
+from jobchat.inputs import PathRef
 
 router = APIRouter(
     prefix="/api/v1",
@@ -22,7 +22,7 @@ router = APIRouter(
     dependencies=[Integration],
     responses=error_responses(401, 403, 404),
 )
-ExtId = Annotated[str, Path(min_length=1, max_length=200)]
+ExtId = PathRef
 
 
 class TokenOut(BaseModel):

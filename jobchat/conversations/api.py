@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import Field
 
 from jobchat import access
 from jobchat.auth.deps import CurrentUser
@@ -29,11 +28,11 @@ from jobchat.conversations.schemas import (
     UnreadOut,
 )
 from jobchat.http_errors import error_responses
+from jobchat.inputs import PathId, QueryRef, QueryText
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=error_responses(401))
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-ConversationId = Annotated[int, Field(ge=1)]
 
 
 @router.get("/conversations", response_model=ConversationPage, responses=error_responses(422))
@@ -41,11 +40,11 @@ def list_conversations(
     caller: CurrentUser,
     filter: Literal["all", "unread", "messaged", "ended"] = "all",
     kind: Kind | None = None,
-    job: str | None = None,
-    candidate: str | None = None,
-    application: str | None = None,
+    job: QueryRef = None,
+    candidate: QueryRef = None,
+    application: QueryRef = None,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> ConversationPage:
     """The inbox: the caller's conversations, most recent activity first."""
     query = InboxQuery(
@@ -94,7 +93,7 @@ def start_conversation(
     response_model=ConversationOut,
     responses=error_responses(404),
 )
-def get_conversation(conversation_id: int, caller: CurrentUser) -> ConversationOut:
+def get_conversation(conversation_id: PathId, caller: CurrentUser) -> ConversationOut:
     with caller.read() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
         return render_conversation(session, user, conv, member)
@@ -106,7 +105,7 @@ def get_conversation(conversation_id: int, caller: CurrentUser) -> ConversationO
     responses=error_responses(404, 422),
 )
 def mark_read(
-    conversation_id: int, caller: CurrentUser, body: ReadIn | None = None
+    conversation_id: PathId, caller: CurrentUser, body: ReadIn | None = None
 ) -> ConversationOut:
     """Mark the conversation read, up to a message or entirely."""
     with caller.write() as (session, user):
@@ -122,7 +121,7 @@ def mark_read(
     response_model=ConversationOut,
     responses=error_responses(403, 404),
 )
-def end_conversation(conversation_id: int, caller: CurrentUser) -> ConversationOut:
+def end_conversation(conversation_id: PathId, caller: CurrentUser) -> ConversationOut:
     """End it: the candidate can no longer post until a staff member writes again."""
     with caller.write() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
@@ -143,9 +142,9 @@ def unread(caller: CurrentUser) -> UnreadOut:
 def list_candidates(
     caller: CurrentUser,
     messaging: Literal["unread", "messaged"] | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: QueryText = None,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> CandidatePage:
     """The candidate manager: candidates the caller may message, with their message state."""
     with caller.read() as (session, user):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.conversations.models import Kind, Status
+from jobchat.inputs import ExtRef, Id
 from jobchat.messages.schemas import MessageOut
 
 
@@ -47,11 +48,11 @@ class StartConversationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Kind
-    job: str | None = None
-    candidate: str | None = None
-    application: str | None = None
-    partner: str | None = None
-    with_user: str | None = Field(
+    job: ExtRef | None = None
+    candidate: ExtRef | None = None
+    application: ExtRef | None = None
+    partner: ExtRef | None = None
+    with_user: ExtRef | None = Field(
         default=None,
         description=(
             "agency_private only: the hiring-team user an agency user wants to talk to "
@@ -63,7 +64,7 @@ class StartConversationIn(BaseModel):
 class ReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    up_to: int | None = Field(default=None, description="A message id; default: the latest.")
+    up_to: Id | None = Field(default=None, description="A message id; default: the latest.")
 
 
 class UnreadOut(BaseModel):

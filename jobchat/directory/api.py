@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
 from jobchat.auth.deps import CurrentUser, Integration, Now, State
@@ -30,6 +30,7 @@ from jobchat.directory.schemas import (
     UserOut,
 )
 from jobchat.http_errors import error_responses
+from jobchat.inputs import PathRef
 
 integration = APIRouter(
     prefix="/api/v1",
@@ -39,7 +40,7 @@ integration = APIRouter(
 )
 me = APIRouter(prefix="/api/v1", tags=["me"], responses=error_responses(401, 422))
 
-ExtId = Annotated[str, Path(min_length=1, max_length=200, description="Your own (ATS) id.")]
+ExtId = PathRef
 T = TypeVar("T")
 Out = TypeVar("Out")
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
+from jobchat.inputs import ExtRef, Text
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
-Name = Field(min_length=1, max_length=200)
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+Email = Annotated[Text, Field(max_length=320)]
+Phone = Annotated[Text, Field(max_length=40)]
+Timezone = Annotated[Text, Field(max_length=64)]
 
 
 class OrganizationIn(BaseModel):
     model_config = _strict
-    name: str = Name
+    name: Name
     kind: OrgKind
 
 
@@ -32,24 +37,24 @@ class StaffIn(BaseModel):
     """A staff user. Fields left out keep their stored value on update."""
 
     model_config = _strict
-    name: str = Name
-    email: str = Field(max_length=320)
-    organization: str
+    name: Name
+    email: Email
+    organization: ExtRef
     role: Role
-    phone: str | None = None
-    timezone: str | None = None
+    phone: Phone | None = None
+    timezone: Timezone | None = None
 
 
 class CandidateIn(BaseModel):
     """A candidate. Fields left out keep their stored value on update; null clears one."""
 
     model_config = _strict
-    name: str = Name
-    email: str = Field(max_length=320)
-    phone: str | None = None
+    name: Name
+    email: Email
+    phone: Phone | None = None
     sms_consent: bool | None = None
-    source_partner: str | None = None
-    timezone: str | None = None
+    source_partner: ExtRef | None = None
+    timezone: Timezone | None = None
 
 
 class UserOut(BaseModel):
@@ -89,12 +94,12 @@ class JobIn(BaseModel):
     """A job. ``team`` and ``partners`` left out keep their stored value on update."""
 
     model_config = _strict
-    title: str = Field(min_length=1, max_length=300)
-    employer: str
-    team: list[str] | None = Field(
+    title: Annotated[Text, Field(min_length=1, max_length=300)]
+    employer: ExtRef
+    team: list[ExtRef] | None = Field(
         default=None, description="Staff external ids; empty means the whole employer."
     )
-    partners: list[str] | None = Field(
+    partners: list[ExtRef] | None = Field(
         default=None, description="Source partner and agency organisation external ids."
     )
 
@@ -119,11 +124,11 @@ class JobOut(BaseModel):
 
 class ApplicationIn(BaseModel):
     model_config = _strict
-    job: str
-    candidate: str
+    job: ExtRef
+    candidate: ExtRef
     stage: Stage
-    stage_owner: str | None = None
-    agency_user: str | None = None
+    stage_owner: ExtRef | None = None
+    agency_user: ExtRef | None = None
     applied_at: datetime | None = None
 
 
@@ -151,5 +156,5 @@ class ApplicationOut(BaseModel):
 
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    timezone: str | None = Field(default=None, description="An IANA name, e.g. Europe/Berlin.")
+    timezone: Timezone | None = Field(default=None, description="An IANA name, e.g. Europe/Berlin.")
     email_notifications: bool | None = None

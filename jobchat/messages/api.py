@@ -10,6 +10,7 @@ from jobchat import access
 from jobchat.auth.deps import CurrentUser
 from jobchat.errors import RateLimited
 from jobchat.http_errors import error_responses
+from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.queries import history
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
@@ -19,9 +20,11 @@ router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_response
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagePage)
 def list_messages(
-    conversation_id: int,
+    conversation_id: PathId,
     caller: CurrentUser,
-    before: Annotated[int | None, Query(ge=1, description="A message id (next_cursor).")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="A message id (next_cursor).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     """History, newest page first; oldest first within a page; ``before`` pages back."""
@@ -41,7 +44,7 @@ def list_messages(
     responses=error_responses(409, 413, 422, 429),
 )
 def send_message(
-    conversation_id: int, body: SendMessageIn, caller: CurrentUser, response: Response
+    conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
 ) -> MessageOut:
     """Send in the app, by email or by SMS. A retry with the same idempotency key is stored once."""
     settings = caller.state.settings
@@ -82,7 +85,7 @@ def send_message(
     responses=error_responses(403),
 )
 def delete_message(
-    message_id: int,
+    message_id: PathId,
     caller: CurrentUser,
     for_: Annotated[Literal["me", "everyone"], Query(alias="for")] = "me",
 ) -> Response:

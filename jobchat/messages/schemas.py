@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import User
+from jobchat.inputs import Text
 from jobchat.messages.models import Channel, Message
 
 
@@ -82,7 +83,7 @@ class MessagePage(BaseModel):
 class SendMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: str
+    body: Text
     channel: Channel = Channel.app
-    subject: str | None = None
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    subject: Text | None = None
+    idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
