@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 _IMMEDIATE = "jobchat_begin_immediate"
+_WRITE_LOCK = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -63,9 +64,18 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        Writers take turns. PostgreSQL hands out sequence numbers at insert time, not at commit,
+        so two concurrent writers could commit event 8 before event 7, and a client resuming
+        "after 8" would never see 7. A transaction-scoped advisory lock taken first thing keeps
+        event ids in commit order (and, being the only lock taken first, cannot deadlock).
+        SQLite's BEGIN IMMEDIATE does the same there.
+        """
         with self._sessions() as session, session.begin():
-            session.connection(execution_options={_IMMEDIATE: True})
+            connection = session.connection(execution_options={_IMMEDIATE: True})
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
             yield session
 
     def dispose(self) -> None:
