@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobchat.errors import AppError
@@ -53,13 +55,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _error(
-    status: int, code: str, message: str, fields: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse({"error": body}, status_code=status, headers=all_headers or None)
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
@@ -76,6 +84,17 @@ def _validation_message(err: dict[str, Any]) -> str:
     if err.get("type") == "extra_forbidden":
         return "is not a known field"
     return str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    def served(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.routes)
+
+    return [method for method in _METHODS if served(method)]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -99,13 +118,26 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid", f"Invalid input: {summary}.", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body its JSON parser gave up on (say, nested too deep).
+            return _error(
+                422,
+                "invalid_json",
+                "The request body could not be parsed as JSON.",
+                {"body": "could not be parsed"},
+            )
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
         message = {
             404: "There is nothing here.",
             405: "This method is not allowed here.",
         }.get(exc.status_code, str(exc.detail))
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+        code = codes.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; a path can have several.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,8 @@
 """Types for what clients send, bounded so that no input can reach the database malformed.
 
 PostgreSQL refuses NUL characters in text and integers past BIGINT; SQLite refuses integers past
-64 bits. Checking here turns both into a 422 that names the field instead of a driver error.
+64 bits; neither stores a lone UTF-16 surrogate. Checking here turns each into a 422 that names
+the field instead of a driver error.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ from pydantic import AfterValidator, Field
 MAX_ID = 2**63 - 1
 
 
-def _no_nul(value: str) -> str:
+def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can spell lone surrogates ("\ud800"), which no UTF-8 database can store.
+        raise ValueError("must be valid Unicode text") from None
     return value
 
 
-def _no_nul_opt(value: str | None) -> str | None:
-    return None if value is None else _no_nul(value)
+def _storable_opt(value: str | None) -> str | None:
+    return None if value is None else _storable(value)
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_storable)]
 """Any client-sent string."""
 
-ExtRef = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+ExtRef = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
 """A reference to an ATS object by its external id."""
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -37,7 +43,7 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PathRef = Annotated[
     str,
     Path(min_length=1, max_length=200, description="Your own (ATS) id."),
-    AfterValidator(_no_nul),
+    AfterValidator(_storable),
 ]
-QueryRef = Annotated[str | None, Query(min_length=1, max_length=200), AfterValidator(_no_nul_opt)]
-QueryText = Annotated[str | None, Query(max_length=400), AfterValidator(_no_nul_opt)]
+QueryRef = Annotated[str | None, Query(min_length=1, max_length=200), AfterValidator(_storable_opt)]
+QueryText = Annotated[str | None, Query(max_length=400), AfterValidator(_storable_opt)]

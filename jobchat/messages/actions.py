@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobchat.config import Settings
 from jobchat.conversations.actions import emit_read
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
 from jobchat.directory.models import User
@@ -25,6 +26,14 @@ class Limits:
     max_chars: int
     max_sms_chars: int
     default_region: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            max_chars=settings.max_message_chars,
+            max_sms_chars=settings.max_sms_chars,
+            default_region=settings.default_phone_region,
+        )
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,7 @@ def send_message(
     conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
 ) -> MessageOut:
     """Send in the app, by email or by SMS. A retry with the same idempotency key is stored once."""
-    settings = caller.state.settings
-    limits = Limits(
-        max_chars=settings.max_message_chars,
-        max_sms_chars=settings.max_sms_chars,
-        default_region=settings.default_phone_region,
-    )
+    limits = Limits.of(caller.state.settings)
     with caller.write() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
         access.check_post(user, conv)

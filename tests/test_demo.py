@@ -1,0 +1,261 @@
+"""The demo world: conversations of every kind, every persona signs in and has something unread,
+and the stored read state is exactly what a recount gives. ``jobchat demo`` serves it at once."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from jobchat.app import create_app
+from jobchat.auth.deps import SESSION_COOKIE
+from jobchat.auth.models import Credential, CredentialKind
+from jobchat.config import Settings
+from jobchat.conversations.models import Kind, Member
+from jobchat.db.engine import Database
+from jobchat.demo import build_demo, fresh_database
+from jobchat.directory.models import Organization
+from jobchat.directory.schemas import OrganizationIn
+from jobchat.messages.queries import count_unread
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_URL = "http://testserver"
+
+
+@dataclass
+class Demo:
+    db: Database
+    url: str
+    links: list[tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    db = fresh_database(url)
+    started = time.monotonic()
+    links = build_demo(db, public_url=PUBLIC_URL)
+    assert time.monotonic() - started < 10, "the demo should build in a few seconds"
+    yield Demo(db, url, links)
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(demo: Demo) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=demo.url,
+        public_url=PUBLIC_URL,
+        _env_file=None,
+    )
+    with TestClient(create_app(settings, db=demo.db)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def sessions(demo: Demo, client: TestClient) -> dict[str, str]:
+    """Each persona's sign-in link spent once: persona label -> session cookie."""
+    cookies = {}
+    for label, url in demo.links:
+        assert url.startswith(f"{PUBLIC_URL}/login/"), url
+        response = client.get(url, follow_redirects=False)
+        assert response.status_code == 303, (label, response.text)
+        cookies[label] = response.cookies[SESSION_COOKIE]
+        client.cookies.clear()
+    return cookies
+
+
+def _get(client: TestClient, cookie: str, path: str, **params: Any) -> Any:
+    response = client.get(
+        path, params=params or None, headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    )
+    assert response.status_code == 200, (path, response.text)
+    return response.json()
+
+
+def test_personas_cover_every_side(demo: Demo) -> None:
+    labels = [label for label, _ in demo.links]
+    assert len(labels) == len(set(labels)) >= 6
+    for side in ("admin", "recruiter", "caseworker", "agency", "Candidate"):
+        assert any(side in label for label in labels), side
+    assert sum(label.startswith("Candidate") for label in labels) >= 2
+    assert all(" — " in label for label in labels)
+
+
+def test_every_persona_signs_in_with_something_unread(
+    demo: Demo, client: TestClient, sessions: dict[str, str]
+) -> None:
+    for label, cookie in sessions.items():
+        me = _get(client, cookie, "/api/v1/me")
+        assert me["name"] == label.split(" — ")[1], label
+        unread = _get(client, cookie, "/api/v1/unread")
+        assert unread["messages"] > 0, label
+        assert unread["conversations"] > 0, label
+        inbox = _get(client, cookie, "/api/v1/conversations", filter="unread", limit=200)
+        assert sum(c["unread_count"] for c in inbox["items"]) == unread["messages"], label
+
+
+def test_a_sign_in_link_works_once(
+    demo: Demo, client: TestClient, sessions: dict[str, str]
+) -> None:
+    _label, url = demo.links[0]
+    assert client.get(url, follow_redirects=False).status_code == 404
+    client.cookies.clear()
+
+
+def test_links_are_valid_for_a_day(demo: Demo) -> None:
+    with demo.db.read() as session:
+        links = list(
+            session.scalars(select(Credential).where(Credential.kind == CredentialKind.login_link))
+        )
+    assert len(links) == len(demo.links)
+    for link in links:
+        assert link.expires_at is not None
+        assert link.expires_at - link.created_at == timedelta(hours=24)
+
+
+def test_there_is_a_conversation_of_every_kind(
+    client: TestClient, sessions: dict[str, str]
+) -> None:
+    kinds: set[str] = set()
+    statuses: set[str] = set()
+    channels: set[str] = set()
+    subjects: set[str] = set()
+    deleted = 0
+    for cookie in sessions.values():
+        inbox = _get(client, cookie, "/api/v1/conversations", limit=200)
+        assert inbox["next_cursor"] is None
+        for conv in inbox["items"]:
+            kinds.add(conv["kind"])
+            statuses.add(conv["status"])
+            page = _get(client, cookie, f"/api/v1/conversations/{conv['id']}/messages", limit=200)
+            assert 1 <= len(page["items"]) <= 12, conv["title"]
+            for message in page["items"]:
+                channels.add(message["channel"])
+                if message["subject"]:
+                    subjects.add(message["subject"])
+                if message["deleted"]:
+                    deleted += 1
+                    assert message["body"] == ""
+    assert kinds == {k.value for k in Kind}
+    assert statuses == {"open", "ended"}
+    assert channels == {"app", "email", "sms"}
+    assert subjects
+    assert deleted >= 1
+
+
+def test_stored_unread_counts_equal_a_recount(demo: Demo) -> None:
+    with demo.db.read() as session:
+        members = list(session.scalars(select(Member)))
+        assert members
+        for m in members:
+            exact = count_unread(session, m.conversation_id, m.user_id, m.last_read_message_id)
+            assert m.unread_count == exact, (m.conversation_id, m.user_id)
+        assert any(m.unread_count > 0 for m in members)
+        assert any(m.unread_count == 0 for m in members)
+
+
+def test_fresh_database_erases_what_was_there(tmp_path: Path) -> None:
+    from jobchat.directory.actions import do_upsert_organization
+    from jobchat.directory.models import OrgKind
+
+    url = f"sqlite:///{tmp_path / 'nested' / 'demo.db'}"
+    db = fresh_database(url)
+    with db.write() as session:
+        do_upsert_organization(session, "acme", OrganizationIn(name="Acme", kind=OrgKind.employer))
+    db.dispose()
+    db = fresh_database(url)
+    with db.read() as session:
+        assert session.scalars(select(Organization)).first() is None
+    db.dispose()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+@pytest.mark.slow
+def test_demo_command_prints_a_link_per_persona_and_serves(demo: Demo, tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = os.environ | {
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("JOBCHAT_DATABASE_URL", None)
+    env.pop("JOBCHAT_PUBLIC_URL", None)
+    command = [sys.executable, "-m", "jobchat", "demo", "--port", str(port)]
+    command += ["--database", f"sqlite:///{tmp_path / 'demo.db'}"]
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,  # away from any .env in the checkout
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    output: list[str] = []
+    try:
+        expected = [label for label, _ in demo.links]
+        printed: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while len(printed) < len(expected):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no sign-in links printed in time:\n" + "".join(output)
+            try:
+                line = lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                assert proc.poll() is None, "jobchat demo exited:\n" + "".join(output)
+                continue
+            output.append(line)
+            for label in expected:
+                if label in line and f"{base}/login/" in line:
+                    printed[label] = line.split()[-1]
+
+        while True:
+            assert proc.poll() is None, "jobchat demo exited:\n" + "".join(output)
+            try:
+                if httpx.get(f"{base}/openapi.json", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer in time"
+            time.sleep(0.1)
+
+        # A printed link signs in on the running server.
+        response = httpx.get(printed[expected[0]], follow_redirects=False, timeout=5.0)
+        assert response.status_code == 303
+        assert SESSION_COOKIE in response.cookies
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
