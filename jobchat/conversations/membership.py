@@ -42,16 +42,16 @@ def staff_ids_of(session: Session, org_ids: Iterable[int | None]) -> set[int]:
 def employer_access_ids(session: Session, job: Job) -> set[int]:
     """E: the job's team and the employer's admins, or all employer staff when there is no team."""
     team = set(session.scalars(select(JobTeam.user_id).where(JobTeam.job_id == job.id)))
-    if not team:
-        return staff_ids_of(session, [job.employer_id])
-    admins = session.scalars(
-        select(User.id).where(
-            User.kind == UserKind.staff,
-            User.organization_id == job.employer_id,
-            User.role == Role.admin,
+    employer_staff = session.execute(
+        select(User.id, User.role).where(
+            User.kind == UserKind.staff, User.organization_id == job.employer_id
         )
-    )
-    return team | set(admins)
+    ).all()
+    if not team:
+        return {user_id for user_id, _ in employer_staff}
+    # A team member who has since left the employer no longer has access; the job stays
+    # restricted to the rest of its team.
+    return {user_id for user_id, role in employer_staff if user_id in team or role == Role.admin}
 
 
 def has_employer_access(session: Session, user: User, job: Job) -> bool:

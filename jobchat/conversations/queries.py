@@ -96,7 +96,9 @@ def inbox(
         try:
             at, conv_id = datetime.fromisoformat(at_raw), int(id_raw)
         except ValueError:
-            raise Invalid({"cursor": "is not a cursor this server gave out"}) from None
+            at, conv_id = None, 0
+        if at is None or at.tzinfo is None:
+            raise Invalid({"cursor": "is not a cursor this server gave out"})
         stmt = stmt.where(
             or_(
                 Member.last_activity_at < at,
