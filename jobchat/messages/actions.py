@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,16 +54,20 @@ def do_send_message(
     out: Outgoing,
     limits: Limits,
     now: datetime,
+    throttle: Callable[[], None] | None = None,
 ) -> tuple[Message, bool]:
     """Store a message, queue its deliveries, update read state; returns (message, replayed).
 
     ``replayed`` is true when the idempotency key matched an earlier send, which is returned
-    unchanged instead of storing the message twice.
+    unchanged instead of storing the message twice. ``throttle`` (a rate limit) is consulted
+    only for a new message: a retry of one already stored must learn that it went out.
     """
     if out.idempotency_key is not None:
         earlier = _by_idempotency_key(session, actor, out.idempotency_key)
         if earlier is not None:
             return _replay(earlier, conv, out), True
+    if throttle is not None:
+        throttle()
 
     body = out.body.strip()
     subject = (out.subject or "").strip() or None

@@ -51,8 +51,11 @@ def send_message(
     with caller.write() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
         access.check_post(user, conv)
-        if not caller.state.send_limiter.allow(user.id):
-            raise RateLimited("You are sending too fast; wait a moment and try again.")
+
+        def throttle() -> None:
+            if not caller.state.send_limiter.allow(user.id):
+                raise RateLimited("You are sending too fast; wait a moment and try again.")
+
         message, replayed = do_send_message(
             session,
             actor=user,
@@ -66,6 +69,7 @@ def send_message(
             ),
             limits=limits,
             now=caller.now,
+            throttle=throttle,
         )
         out = MessageOut.of(message, show_deliveries=True)
     if replayed:
