@@ -82,7 +82,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         api_key=API_KEY,
         public_url="http://testserver",
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 

@@ -23,19 +23,28 @@ class As:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.client.get(path, params=params or None, headers=self.headers)
+        response: httpx.Response = self.client.get(
+            path, params=params or None, headers=self.headers
+        )
+        return response
 
     def post(self, path: str, json: Any = None) -> httpx.Response:
-        return self.client.post(path, json=json, headers=self.headers)
+        response: httpx.Response = self.client.post(path, json=json, headers=self.headers)
+        return response
 
     def put(self, path: str, json: Any = None) -> httpx.Response:
-        return self.client.put(path, json=json, headers=self.headers)
+        response: httpx.Response = self.client.put(path, json=json, headers=self.headers)
+        return response
 
     def patch(self, path: str, json: Any = None) -> httpx.Response:
-        return self.client.patch(path, json=json, headers=self.headers)
+        response: httpx.Response = self.client.patch(path, json=json, headers=self.headers)
+        return response
 
     def delete(self, path: str, **params: Any) -> httpx.Response:
-        return self.client.delete(path, params=params or None, headers=self.headers)
+        response: httpx.Response = self.client.delete(
+            path, params=params or None, headers=self.headers
+        )
+        return response
 
     # Conveniences for the user endpoints.
     def start(self, kind: str, **refs: str) -> httpx.Response:
