@@ -15,10 +15,9 @@ from jobchat.conversations.queries import (
     InboxQuery,
     candidate_manager,
     inbox,
-    render_conversation,
-    render_conversations,
     unread_totals,
 )
+from jobchat.conversations.render import render_conversation, render_conversations
 from jobchat.conversations.schemas import (
     CandidatePage,
     ConversationOut,

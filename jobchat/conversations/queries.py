@@ -1,16 +1,15 @@
-"""Reading conversations: the inbox, one conversation, the badge and the candidate manager."""
+"""Reading conversations: the inbox, the badge and the candidate manager."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union
+from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import Session, selectinload
 
 from jobchat.conversations.models import (
@@ -20,13 +19,11 @@ from jobchat.conversations.models import (
     Member,
     Status,
 )
-from jobchat.conversations.schemas import CandidateOut, ConversationOut, MemberOut
-from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User, UserKind
+from jobchat.conversations.schemas import CandidateOut
+from jobchat.db.base import UTCDateTime
+from jobchat.directory.models import Application, Job, JobTeam, Role, User, UserKind
 from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
 from jobchat.errors import Invalid
-from jobchat.messages.models import Message
-from jobchat.messages.queries import hidden_among
-from jobchat.messages.schemas import MessageOut
 
 InboxFilter = Literal["all", "unread", "messaged", "ended"]
 
@@ -99,11 +96,10 @@ def inbox(
             at, conv_id = None, 0
         if at is None or at.tzinfo is None:
             raise Invalid({"cursor": "is not a cursor this server gave out"})
+        # A row-value comparison, so both databases use it as a bound of the index scan.
         stmt = stmt.where(
-            or_(
-                Member.last_activity_at < at,
-                and_(Member.last_activity_at == at, Member.conversation_id < conv_id),
-            )
+            tuple_(Member.last_activity_at, Member.conversation_id)
+            < tuple_(literal(at, UTCDateTime()), literal(conv_id))
         )
     rows = [(c, m) for c, m in session.execute(stmt)]
     more = len(rows) > limit
@@ -113,118 +109,6 @@ def inbox(
         last = rows[-1][1]
         next_cursor = _encode_cursor(last.last_activity_at.isoformat(), str(last.conversation_id))
     return rows, next_cursor
-
-
-# --- rendering -----------------------------------------------------------------------------------
-
-
-def render_conversations(
-    session: Session, viewer: User, rows: list[tuple[Conversation, Member]]
-) -> list[ConversationOut]:
-    """Render a page of conversations in a fixed handful of queries, whatever its size."""
-    if not rows:
-        return []
-    convs = [c for c, _ in rows]
-    conv_ids = [c.id for c in convs]
-    # Context objects for titles and references, loaded for the whole page at once.
-    session.scalars(
-        select(Conversation)
-        .where(Conversation.id.in_(conv_ids))
-        .options(
-            selectinload(Conversation.job).selectinload(Job.employer),
-            selectinload(Conversation.candidate).selectinload(User.source_partner),
-            selectinload(Conversation.application),
-            selectinload(Conversation.partner),
-            selectinload(Conversation.employer_user),
-            selectinload(Conversation.agency_user),
-        )
-    ).all()
-    members: dict[int, list[MemberOut]] = defaultdict(list)
-    member_rows = session.execute(
-        select(Member.conversation_id, User, Organization.ext_id)
-        .join(User, User.id == Member.user_id)
-        .outerjoin(Organization, Organization.id == User.organization_id)
-        .where(Member.conversation_id.in_(conv_ids))
-        .order_by(Member.conversation_id, User.kind.desc(), User.name, User.id)
-    )
-    for conv_id, user, org_ext in member_rows:
-        members[conv_id].append(
-            MemberOut(
-                id=user.ext_id,
-                name=user.name,
-                kind="staff" if user.is_staff else "candidate",
-                organization=org_ext,
-            )
-        )
-    last_ids = [c.last_message_id for c in convs if c.last_message_id is not None]
-    last_messages = {
-        m.id: m
-        for m in session.scalars(
-            select(Message).where(Message.id.in_(last_ids)).options(selectinload(Message.author))
-        )
-    }
-    hidden = hidden_among(session, viewer.id, last_ids)
-    out = []
-    for conv, member in rows:
-        last = last_messages.get(conv.last_message_id or 0)
-        out.append(
-            ConversationOut(
-                id=conv.id,
-                kind=Kind(conv.kind),
-                title=title(conv, viewer),
-                status=Status(conv.status),
-                job=conv.job.ext_id if conv.job else None,
-                candidate=conv.candidate.ext_id if conv.candidate else None,
-                application=conv.application.ext_id if conv.application else None,
-                partner=conv.partner.ext_id if conv.partner else None,
-                employer_user=conv.employer_user.ext_id if conv.employer_user else None,
-                agency_user=conv.agency_user.ext_id if conv.agency_user else None,
-                members=members[conv.id],
-                unread_count=member.unread_count,
-                last_read_message_id=member.last_read_message_id,
-                last_message=(
-                    MessageOut.of(last) if last is not None and last.id not in hidden else None
-                ),
-                created_at=conv.created_at,
-                updated_at=conv.last_activity_at,
-                ended_at=conv.ended_at,
-            )
-        )
-    return out
-
-
-def render_conversation(
-    session: Session, viewer: User, conv: Conversation, member: Member
-) -> ConversationOut:
-    return render_conversations(session, viewer, [(conv, member)])[0]
-
-
-def title(conv: Conversation, viewer: User) -> str:
-    """A name for the conversation, from the viewer's side of it."""
-    kind = Kind(conv.kind)
-    job, cand = conv.job, conv.candidate
-    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
-        assert job is not None
-        if kind is Kind.job_partner:
-            assert conv.partner is not None
-            return f"{job.title} · {conv.partner.name}"
-        return f"{job.title} · {'relocation' if kind is Kind.job_relocation else 'all partners'}"
-    assert cand is not None
-    if kind is Kind.candidate_partner:
-        partner = cand.source_partner.name if cand.source_partner else "source partner"
-        return partner if viewer.id == cand.id else f"{cand.name} · {partner}"
-    assert job is not None
-    if viewer.id == cand.id:
-        return f"{job.title} · {job.employer.name}"
-    if kind is Kind.agency:
-        return f"{cand.name} · {job.title} · agency"
-    if kind is Kind.agency_private:
-        assert conv.employer_user is not None and conv.agency_user is not None
-        return (
-            f"{cand.name} · {job.title} · private: "
-            f"{conv.employer_user.name} & {conv.agency_user.name}"
-        )
-    return f"{cand.name} · {job.title}"
 
 
 # --- the badge -----------------------------------------------------------------------------------

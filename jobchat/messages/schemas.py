@@ -18,9 +18,13 @@ class AuthorOut(BaseModel):
     kind: Literal["staff", "candidate", "system"]
 
     @classmethod
+    def system(cls) -> AuthorOut:
+        return cls(id=None, name="jobchat", kind="system")
+
+    @classmethod
     def of(cls, user: User | None) -> AuthorOut:
         if user is None:
-            return cls(id=None, name="jobchat", kind="system")
+            return cls.system()
         return cls(id=user.ext_id, name=user.name, kind="staff" if user.is_staff else "candidate")
 
 
@@ -46,8 +50,35 @@ class MessageOut(BaseModel):
     )
 
     @classmethod
+    def build(
+        cls,
+        *,
+        id: int,
+        conversation: int,
+        author: AuthorOut,
+        body: str,
+        subject: str | None,
+        channel: str,
+        created_at: datetime,
+        deleted_at: datetime | None,
+        deliveries: list[DeliveryOut] | None = None,
+    ) -> MessageOut:
+        """The one place that decides what a deleted-for-everyone message shows: nothing."""
+        deleted = deleted_at is not None
+        return cls(
+            id=id,
+            conversation=conversation,
+            author=author,
+            body="" if deleted else body,
+            subject=None if deleted else subject,
+            channel=Channel(channel),
+            created_at=created_at,
+            deleted=deleted,
+            deliveries=deliveries,
+        )
+
+    @classmethod
     def of(cls, message: Message, *, show_deliveries: bool = False) -> MessageOut:
-        deleted = message.is_deleted
         deliveries = None
         if show_deliveries and message.channel != Channel.app:
             deliveries = [
@@ -60,15 +91,15 @@ class MessageOut(BaseModel):
                 )
                 for d in message.deliveries
             ]
-        return cls(
+        return cls.build(
             id=message.id,
             conversation=message.conversation_id,
             author=AuthorOut.of(message.author),
-            body="" if deleted else message.body,
-            subject=None if deleted else message.subject,
-            channel=Channel(message.channel),
+            body=message.body,
+            subject=message.subject,
+            channel=message.channel,
             created_at=message.created_at,
-            deleted=deleted,
+            deleted_at=message.deleted_at,
             deliveries=deliveries,
         )
 

@@ -1,0 +1,204 @@
+"""Rendering conversations as the API shows them, a page at a time.
+
+A page of 50 is rendered in two statements whatever its size: one row per conversation with
+everything its title, references and last message need (outer joins on primary keys), and the
+members as plain columns. Loading ORM objects for the same page cost about four times as much
+(see bench/), and the inbox is the hottest read there is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
+from sqlalchemy.orm import Session, aliased
+
+from jobchat.conversations.models import Conversation, Kind, Member, Status
+from jobchat.conversations.schemas import ConversationOut, MemberOut
+from jobchat.directory.models import Application, Job, Organization, User, UserKind
+from jobchat.messages.models import HiddenMessage, Message
+from jobchat.messages.schemas import AuthorOut, MessageOut
+
+_employer = aliased(Organization, name="employer")
+_candidate = aliased(User, name="candidate")
+_source = aliased(Organization, name="source_partner")
+_partner = aliased(Organization, name="partner")
+_employer_user = aliased(User, name="employer_user")
+_agency_user = aliased(User, name="agency_user")
+_author = aliased(User, name="author")
+
+_CONTEXT = (
+    select(
+        Conversation.id,
+        Job.ext_id.label("job_ext"),
+        Job.title.label("job_title"),
+        _employer.name.label("employer_name"),
+        _candidate.id.label("cand_id"),
+        _candidate.ext_id.label("cand_ext"),
+        _candidate.name.label("cand_name"),
+        _source.name.label("source_name"),
+        Application.ext_id.label("app_ext"),
+        _partner.ext_id.label("partner_ext"),
+        _partner.name.label("partner_name"),
+        _employer_user.ext_id.label("employer_user_ext"),
+        _employer_user.name.label("employer_user_name"),
+        _agency_user.ext_id.label("agency_user_ext"),
+        _agency_user.name.label("agency_user_name"),
+        Message.id.label("msg_id"),
+        Message.body.label("msg_body"),
+        Message.subject.label("msg_subject"),
+        Message.channel.label("msg_channel"),
+        Message.created_at.label("msg_created_at"),
+        Message.deleted_at.label("msg_deleted_at"),
+        _author.ext_id.label("author_ext"),
+        _author.name.label("author_name"),
+        _author.kind.label("author_kind"),
+        HiddenMessage.message_id.label("msg_hidden"),
+    )
+    .select_from(Conversation)
+    .outerjoin(Job, Job.id == Conversation.job_id)
+    .outerjoin(_employer, _employer.id == Job.employer_id)
+    .outerjoin(_candidate, _candidate.id == Conversation.candidate_id)
+    .outerjoin(_source, _source.id == _candidate.source_partner_id)
+    .outerjoin(Application, Application.id == Conversation.application_id)
+    .outerjoin(_partner, _partner.id == Conversation.partner_id)
+    .outerjoin(_employer_user, _employer_user.id == Conversation.employer_user_id)
+    .outerjoin(_agency_user, _agency_user.id == Conversation.agency_user_id)
+    .outerjoin(Message, Message.id == Conversation.last_message_id)
+    .outerjoin(_author, _author.id == Message.author_id)
+    .outerjoin(
+        HiddenMessage,
+        (HiddenMessage.message_id == Message.id)
+        & (HiddenMessage.user_id == bindparam("viewer_id")),
+    )
+    .where(Conversation.id.in_(bindparam("conv_ids", expanding=True)))
+)
+
+_MEMBERS = (
+    select(Member.conversation_id, User.ext_id, User.name, User.kind, Organization.ext_id)
+    .join(User, User.id == Member.user_id)
+    .outerjoin(Organization, Organization.id == User.organization_id)
+    .where(Member.conversation_id.in_(bindparam("conv_ids", expanding=True)))
+    # Candidates first, then staff, each by name.
+    .order_by(Member.conversation_id, User.kind.desc(), User.name, User.id)
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names a conversation's title is made of."""
+
+    job_title: str | None = None
+    employer: str | None = None
+    candidate_id: int | None = None
+    candidate: str | None = None
+    source_partner: str | None = None
+    partner: str | None = None
+    employer_user: str | None = None
+    agency_user: str | None = None
+
+
+def title(kind: Kind, names: Names, viewer_id: int) -> str:
+    """A name for the conversation, from the viewer's side of it."""
+    if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
+        if kind is Kind.job_partner:
+            return f"{names.job_title} · {names.partner}"
+        audience = "relocation" if kind is Kind.job_relocation else "all partners"
+        return f"{names.job_title} · {audience}"
+    if kind is Kind.candidate_partner:
+        partner = names.source_partner or "source partner"
+        return partner if viewer_id == names.candidate_id else f"{names.candidate} · {partner}"
+    if viewer_id == names.candidate_id:
+        return f"{names.job_title} · {names.employer}"
+    if kind is Kind.agency:
+        return f"{names.candidate} · {names.job_title} · agency"
+    if kind is Kind.agency_private:
+        return (
+            f"{names.candidate} · {names.job_title} · private: "
+            f"{names.employer_user} & {names.agency_user}"
+        )
+    return f"{names.candidate} · {names.job_title}"
+
+
+def _last_message(conv_id: int, r: Row[*tuple[Any, ...]]) -> MessageOut | None:
+    if r.msg_id is None or r.msg_hidden is not None:
+        return None  # no messages yet, or the viewer deleted the last one for themself
+    if r.author_kind is None:
+        author = AuthorOut.system()
+    else:
+        kind = "staff" if r.author_kind == UserKind.staff else "candidate"
+        author = AuthorOut(id=r.author_ext, name=r.author_name, kind=kind)
+    return MessageOut.build(
+        id=r.msg_id,
+        conversation=conv_id,
+        author=author,
+        body=r.msg_body,
+        subject=r.msg_subject,
+        channel=r.msg_channel,
+        created_at=r.msg_created_at,
+        deleted_at=r.msg_deleted_at,
+    )
+
+
+def render_conversations(
+    session: Session, viewer: User, rows: Sequence[tuple[Conversation, Member]]
+) -> list[ConversationOut]:
+    """Render the viewer's page of (conversation, their member row) pairs, in order."""
+    if not rows:
+        return []
+    params = {"conv_ids": [conv.id for conv, _ in rows], "viewer_id": viewer.id}
+    context = {r.id: r for r in session.execute(_CONTEXT, params)}
+    members: dict[int, list[MemberOut]] = {conv.id: [] for conv, _ in rows}
+    for conv_id, ext_id, name, kind, org_ext in session.execute(_MEMBERS, params):
+        members[conv_id].append(
+            MemberOut(
+                id=ext_id,
+                name=name,
+                kind="staff" if kind == UserKind.staff else "candidate",
+                organization=org_ext,
+            )
+        )
+    out = []
+    for conv, member in rows:
+        r = context[conv.id]
+        kind = Kind(conv.kind)
+        names = Names(
+            job_title=r.job_title,
+            employer=r.employer_name,
+            candidate_id=r.cand_id,
+            candidate=r.cand_name,
+            source_partner=r.source_name,
+            partner=r.partner_name,
+            employer_user=r.employer_user_name,
+            agency_user=r.agency_user_name,
+        )
+        out.append(
+            ConversationOut(
+                id=conv.id,
+                kind=kind,
+                title=title(kind, names, viewer.id),
+                status=Status(conv.status),
+                job=r.job_ext,
+                candidate=r.cand_ext,
+                application=r.app_ext,
+                partner=r.partner_ext,
+                employer_user=r.employer_user_ext,
+                agency_user=r.agency_user_ext,
+                members=members[conv.id],
+                unread_count=member.unread_count,
+                last_read_message_id=member.last_read_message_id,
+                last_message=_last_message(conv.id, r),
+                created_at=conv.created_at,
+                updated_at=conv.last_activity_at,
+                ended_at=conv.ended_at,
+            )
+        )
+    return out
+
+
+def render_conversation(
+    session: Session, viewer: User, conv: Conversation, member: Member
+) -> ConversationOut:
+    return render_conversations(session, viewer, [(conv, member)])[0]
