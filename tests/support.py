@@ -6,11 +6,17 @@ scenarios use (see ``World``).
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from jobchat.db.engine import Database
+from jobchat.directory.models import User
 
 API_KEY = "test-integration-key"
 
@@ -176,3 +182,109 @@ def build_world(api: Api) -> World:
             api.as_candidate(role) if role.startswith("cand") else api.as_staff(role)
         )
     return world
+
+
+# --- assertions shared by the test files ---------------------------------------------------------
+
+E = frozenset({"emp_admin", "emp_team"})  # employer staff with access to job1: team + acme admins
+TBB = frozenset({"sp_in"})  # staff of cand's source partner, a partner of job1
+HIRECO = frozenset({"agency_user", "agency_other"})  # staff of job1's agency partner
+
+
+def body(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert the status and return the JSON body."""
+    assert response.status_code == status, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def start(who: As, kind: str, **refs: str) -> int:
+    """Start (or reach) a conversation and return its id."""
+    r = who.start(kind, **refs)
+    assert r.status_code in (200, 201), r.text
+    conv_id: int = r.json()["id"]
+    return conv_id
+
+
+def sent(r: httpx.Response) -> dict[str, Any]:
+    """Assert a send was stored and return the message."""
+    return body(r, 201)
+
+
+def members(conv: dict[str, Any]) -> set[str]:
+    return {m["id"] for m in conv["members"]}
+
+
+def inbox_ids(user: As, **params: Any) -> list[int]:
+    return [c["id"] for c in body(user.inbox(limit=200, **params), 200)["items"]]
+
+
+def user_id(db: Database, ext_id: str) -> int:
+    """Our internal id of the user with this external id (world ext ids are unique)."""
+    with db.read() as s:
+        found: int = s.scalars(select(User.id).where(User.ext_id == ext_id)).one()
+        return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+CONTRACT_STATUSES = {401, 403, 404, 405, 409, 413, 422, 429}
+
+
+def error_problems(response: httpx.Response) -> list[str]:
+    """What is wrong with ``response`` as an error in the contract's one shape (empty: nothing)."""
+    problems: list[str] = []
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        problems.append(f"content-type is {response.headers.get('content-type')!r}")
+    try:
+        body = response.json()
+    except ValueError:
+        return [*problems, f"body is not JSON: {response.text[:200]!r}"]
+    if not isinstance(body, dict) or set(body) != {"error"}:
+        return [*problems, f"body is not {{'error': ...}}: {body!r}"[:300]]
+    error = body["error"]
+    if not isinstance(error, dict):
+        return [*problems, f"error is not an object: {error!r}"]
+    if not {"code", "message"} <= set(error) <= {"code", "message", "fields"}:
+        problems.append(f"error keys are {sorted(error)}")
+    code, message = error.get("code"), error.get("message")
+    if not (isinstance(code, str) and _SNAKE.match(code)):
+        problems.append(f"code {code!r} is not snake_case")
+    if not (isinstance(message, str) and message.strip()):
+        problems.append(f"message {message!r} is not a sentence")
+    if "fields" in error:
+        fields = error["fields"]
+        if not (
+            isinstance(fields, dict)
+            and fields
+            and all(isinstance(k, str) and isinstance(v, str) and v for k, v in fields.items())
+        ):
+            problems.append(f"fields {fields!r} is not a non-empty object of strings")
+    return problems
+
+
+def assert_error(
+    response: httpx.Response,
+    status: int,
+    code: str | None = None,
+    fields: set[str] | None = None,
+) -> dict[str, Any]:
+    """Assert an error answer: the status, exactly the one shape, and optionally code and fields.
+
+    ``fields`` must be exactly the set of bad fields named. Returns the inner ``error`` object.
+    """
+    assert response.status_code == status, (response.status_code, response.text)
+    problems = error_problems(response)
+    assert not problems, (problems, response.text)
+    error: dict[str, Any] = response.json()["error"]
+    if code is not None:
+        assert error["code"] == code, error
+    if fields is not None:
+        assert set(error.get("fields") or {}) == fields, error
+    return error

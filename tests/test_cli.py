@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from jobchat.app import create_app
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.models import Base
-from tests.test_errors_and_auth import assert_error
+from tests.support import assert_error, free_port
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 
@@ -138,18 +137,11 @@ def test_api_key_create_makes_a_working_integration_key(
         db.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
 def test_serve_starts_and_publishes_its_openapi(cli_database_url: str, tmp_path: Path) -> None:
     """``jobchat serve`` on a fresh database creates the schema and serves the API; its OpenAPI
     document lists the conversation endpoints."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],

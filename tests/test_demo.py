@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from jobchat.demo import build_demo, fresh_database
 from jobchat.directory.models import Organization
 from jobchat.directory.schemas import OrganizationIn
 from jobchat.messages.queries import count_unread
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_URL = "http://testserver"
@@ -186,13 +186,6 @@ def test_fresh_database_erases_what_was_there(tmp_path: Path) -> None:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
@@ -200,7 +193,7 @@ def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
 
 @pytest.mark.slow
 def test_demo_command_prints_a_link_per_persona_and_serves(demo: Demo, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {
         "PYTHONUNBUFFERED": "1",

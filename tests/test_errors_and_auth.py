@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,66 +23,18 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.messages.models import Message
-from tests.support import API_KEY, Api, As, World, build_world
+from tests.support import (
+    API_KEY,
+    CONTRACT_STATUSES,
+    Api,
+    As,
+    World,
+    assert_error,
+    build_world,
+    error_problems,
+)
 
 # --- the one error shape -------------------------------------------------------------------------
-
-_SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-CONTRACT_STATUSES = {401, 403, 404, 405, 409, 413, 422, 429}
-
-
-def error_problems(response: httpx.Response) -> list[str]:
-    """What is wrong with ``response`` as an error in the contract's one shape (empty: nothing)."""
-    problems: list[str] = []
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        problems.append(f"content-type is {response.headers.get('content-type')!r}")
-    try:
-        body = response.json()
-    except ValueError:
-        return [*problems, f"body is not JSON: {response.text[:200]!r}"]
-    if not isinstance(body, dict) or set(body) != {"error"}:
-        return [*problems, f"body is not {{'error': ...}}: {body!r}"[:300]]
-    error = body["error"]
-    if not isinstance(error, dict):
-        return [*problems, f"error is not an object: {error!r}"]
-    if not {"code", "message"} <= set(error) <= {"code", "message", "fields"}:
-        problems.append(f"error keys are {sorted(error)}")
-    code, message = error.get("code"), error.get("message")
-    if not (isinstance(code, str) and _SNAKE.match(code)):
-        problems.append(f"code {code!r} is not snake_case")
-    if not (isinstance(message, str) and message.strip()):
-        problems.append(f"message {message!r} is not a sentence")
-    if "fields" in error:
-        fields = error["fields"]
-        if not (
-            isinstance(fields, dict)
-            and fields
-            and all(isinstance(k, str) and isinstance(v, str) and v for k, v in fields.items())
-        ):
-            problems.append(f"fields {fields!r} is not a non-empty object of strings")
-    return problems
-
-
-def assert_error(
-    response: httpx.Response,
-    status: int,
-    code: str | None = None,
-    fields: set[str] | None = None,
-) -> dict[str, Any]:
-    """Assert an error answer: the status, exactly the one shape, and optionally code and fields.
-
-    ``fields`` must be exactly the set of bad fields named. Returns the inner ``error`` object.
-    """
-    assert response.status_code == status, (response.status_code, response.text)
-    problems = error_problems(response)
-    assert not problems, (problems, response.text)
-    error: dict[str, Any] = response.json()["error"]
-    if code is not None:
-        assert error["code"] == code, error
-    if fields is not None:
-        assert set(error.get("fields") or {}) == fields, error
-    return error
-
 
 # --- helpers -------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -20,11 +19,9 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 from jobchat.events.models import Event
 from jobchat.messages.models import Delivery, HiddenMessage, Message
-from tests.support import Api, As, World, build_world
-from tests.test_errors_and_auth import assert_error
+from tests.support import Api, World, assert_error, build_world, sent, start, user_id
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -58,25 +55,6 @@ def counts(db: Database) -> dict[str, int]:
         }
 
 
-def uid(db: Database, ext_id: str) -> int:
-    with db.read() as s:
-        found: int = s.scalars(select(User.id).where(User.ext_id == ext_id)).one()
-        return found
-
-
-def start(who: As, kind: str, **refs: str) -> int:
-    r = who.start(kind, **refs)
-    assert r.status_code in (200, 201), r.text
-    conv_id: int = r.json()["id"]
-    return conv_id
-
-
-def sent(r: httpx.Response) -> dict[str, Any]:
-    assert r.status_code == 201, r.text
-    message: dict[str, Any] = r.json()
-    return message
-
-
 # --- one event per change -----------------------------------------------------------------------
 
 
@@ -89,7 +67,7 @@ def test_starting_a_conversation_adds_its_members(world: World, db: Database) ->
     assert {e.type for e in new} == {"member.added"}
     assert all(e.conversation_id == conv_id for e in new)
     assert sorted(e.user_id for e in new if e.user_id is not None) == sorted(
-        uid(db, x) for x in ("emp_admin", "emp_team", "cand")
+        user_id(db, x) for x in ("emp_admin", "emp_team", "cand")
     )
     assert len(new) == 3
     before = last_event_id(db)
@@ -130,7 +108,7 @@ def test_sending_with_unread_messages_also_writes_the_senders_read(
     new = events_after(db, before)
     assert sorted(e.type for e in new) == ["conversation.read", "message.created"]
     read = next(e for e in new if e.type == "conversation.read")
-    assert read.user_id == uid(db, "cand")
+    assert read.user_id == user_id(db, "cand")
     assert read.conversation_id == conv_id
     assert read.data["last_read_message_id"] == reply["id"]
     assert read.data["unread_count"] == 0
@@ -155,7 +133,7 @@ def test_message_deleted_for_me(world: World, db: Database) -> None:
     new = events_after(db, before)
     assert [e.type for e in new] == ["message.deleted"]
     assert new[0].conversation_id == conv_id
-    assert new[0].user_id == uid(db, "cand")
+    assert new[0].user_id == user_id(db, "cand")
     assert new[0].data == {"message_id": message["id"], "for": "me"}
     # Hiding it again is no change and writes nothing.
     before = last_event_id(db)
@@ -193,7 +171,7 @@ def test_conversation_read(world: World, db: Database) -> None:
     new = events_after(db, before)
     assert [e.type for e in new] == ["conversation.read"]
     assert new[0].conversation_id == conv_id
-    assert new[0].user_id == uid(db, "cand")
+    assert new[0].user_id == user_id(db, "cand")
     assert new[0].data == {"last_read_message_id": ids[0], "unread_count": 2}
 
     before = last_event_id(db)
@@ -202,7 +180,7 @@ def test_conversation_read(world: World, db: Database) -> None:
 
     world["emp_admin"].post(f"/api/v1/conversations/{conv_id}/read")
     new = events_after(db, before)
-    assert [(e.type, e.user_id) for e in new] == [("conversation.read", uid(db, "emp_admin"))]
+    assert [(e.type, e.user_id) for e in new] == [("conversation.read", user_id(db, "emp_admin"))]
     assert new[0].data == {"last_read_message_id": ids[2], "unread_count": 0}
 
 
@@ -251,7 +229,7 @@ def test_member_added_and_removed_when_an_application_changes_stage(
     """A candidate reaching offer_accepted joins the job's relocation chat (member.added), and
     leaves it again on rejection (member.removed); a repeated upsert writes nothing."""
     conv_id = start(world["emp_team"], "job_relocation", job="job1")
-    cand2 = uid(db, "cand2")
+    cand2 = user_id(db, "cand2")
     assert_error(world["cand2"].get(f"/api/v1/conversations/{conv_id}"), 404)
 
     before = last_event_id(db)
@@ -286,7 +264,7 @@ def test_member_added_when_a_job_team_grows(world: World, api: Api, db: Database
     before = last_event_id(db)
     api.job("job1", "Registered Nurse", "acme", team=["emp_team", "emp_other"])
     new = events_after(db, before)
-    other = uid(db, "emp_other")
+    other = user_id(db, "emp_other")
     assert sorted((e.type, e.conversation_id, e.user_id) for e in new) == sorted(
         [("member.added", partners_conv, other), ("member.added", app_conv, other)]
     )
@@ -327,10 +305,13 @@ def test_event_ids_strictly_increase_in_the_order_of_the_changes(
         "conversation.updated",  # ended
     ]
     assert new[3].data["message"]["id"] == m1
-    assert new[4].user_id == uid(db, "cand")
+    assert new[4].user_id == user_id(db, "cand")
     assert new[5].data["message"]["id"] == m2
     assert new[6].data == {"message_id": m1, "for": "everyone"}
-    assert (new[7].user_id, new[7].data) == (uid(db, "emp_admin"), {"message_id": m2, "for": "me"})
+    assert (new[7].user_id, new[7].data) == (
+        user_id(db, "emp_admin"),
+        {"message_id": m2, "for": "me"},
+    )
     assert new[8].data["status"] == "ended"
     assert sorted(types[9:]) == ["conversation.read", "conversation.updated", "message.created"]
 

@@ -15,17 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from jobchat.clock import FrozenClock
-from tests.support import Api, As, World
-
-
-def body(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
+from tests.support import Api, As, World, body, start
 
 
 def ids(user: As, **params: Any) -> list[int]:
@@ -34,11 +27,6 @@ def ids(user: As, **params: Any) -> list[int]:
 
 def when(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def start(user: As, kind: str, **refs: str) -> int:
-    conv_id: int = body(user.start(kind, **refs), 201)["id"]
-    return conv_id
 
 
 def send(user: As, conv_id: int, text: str = "Hello") -> int:

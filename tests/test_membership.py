@@ -10,34 +10,16 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 
 from jobchat.clock import FrozenClock
-from tests.support import Api, As, World
-
-E = {"emp_admin", "emp_team"}  # employer staff with access to job1: its team and acme's admins
-HIRECO = {"agency_user", "agency_other"}
-
-
-def body(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-def members(conv: dict[str, Any]) -> set[str]:
-    return {m["id"] for m in conv["members"]}
+from tests.support import HIRECO, Api, As, E, World, body, inbox_ids, members
 
 
 def members_of(user: As, conv_id: int) -> set[str]:
     return members(body(user.get(f"/api/v1/conversations/{conv_id}"), 200))
-
-
-def inbox_ids(user: As) -> list[int]:
-    return [c["id"] for c in body(user.inbox(limit=200), 200)["items"]]
 
 
 def assert_left(user: As, conv_id: int) -> None:

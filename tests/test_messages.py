@@ -10,25 +10,10 @@ from sqlalchemy import func, select
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 from jobchat.messages.models import Delivery, Message
-from tests.support import Api, As, World
-from tests.test_errors_and_auth import assert_error
+from tests.support import Api, As, World, assert_error, sent, start, user_id
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def start(who: As, kind: str, **refs: str) -> int:
-    r = who.start(kind, **refs)
-    assert r.status_code in (200, 201), r.text
-    conv_id: int = r.json()["id"]
-    return conv_id
-
-
-def sent(r: httpx.Response) -> dict[str, Any]:
-    assert r.status_code == 201, r.text
-    message: dict[str, Any] = r.json()
-    return message
 
 
 def conversation(who: As, conv_id: int) -> dict[str, Any]:
@@ -64,12 +49,6 @@ def mark_read(who: As, conv_id: int, body: Any = None) -> httpx.Response:
 def count_rows(db: Database, model: type[Message] | type[Delivery]) -> int:
     with db.read() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def user_id(db: Database, ext_id: str) -> int:
-    with db.read() as s:
-        found: int = s.scalars(select(User.id).where(User.ext_id == ext_id)).one()
-        return found
 
 
 # --- sending ------------------------------------------------------------------------------------

@@ -7,43 +7,13 @@ ended conversations; agency messaging with private threads.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Set as AbstractSet
 
 import httpx
 import pytest
 
 from jobchat.clock import FrozenClock
-from tests.support import Api, As, World
-
-E = {"emp_admin", "emp_team"}  # employer staff with access to job1: its team and acme's admins
-TBB = {"sp_in"}
-HIRECO = {"agency_user", "agency_other"}
-EVERYONE = [
-    "emp_admin",
-    "emp_team",
-    "emp_other",
-    "other_emp",
-    "sp_in",
-    "sp_out",
-    "agency_user",
-    "agency_other",
-    "cand",
-    "cand2",
-]
-
-
-def body(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-def members(conv: dict[str, Any]) -> set[str]:
-    return {m["id"] for m in conv["members"]}
-
-
-def inbox_ids(user: As, **params: Any) -> list[int]:
-    return [c["id"] for c in body(user.inbox(limit=200, **params), 200)["items"]]
+from tests.support import HIRECO, ROLES, TBB, Api, As, E, World, body, inbox_ids, members
 
 
 def unread(user: As, conv_id: int) -> int:
@@ -56,9 +26,9 @@ def error_code(response: httpx.Response) -> str:
     return code
 
 
-def assert_visible_only_to(world: World, conv_id: int, allowed: set[str]) -> None:
+def assert_visible_only_to(world: World, conv_id: int, allowed: AbstractSet[str]) -> None:
     """Members read the conversation; everyone else gets 404, as if it did not exist."""
-    for role in EVERYONE:
+    for role in ROLES:
         user = world[role]
         got = user.get(f"/api/v1/conversations/{conv_id}")
         if role in allowed:
