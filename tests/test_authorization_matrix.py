@@ -34,28 +34,34 @@ Actions and what each answers:
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.support import ROLES, World
+from jobchat.app import create_app
+from jobchat.clock import FrozenClock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from tests.support import API_KEY, HIRECO, ROLES, TBB, Api, E, World, build_world
 
 # --- the design, with this world --------------------------------------------------------------
 
-E = frozenset({"emp_admin", "emp_team"})
-TBB_STAFF = frozenset({"sp_in"})  # cand's source partner, a partner of job1
-HIRECO_STAFF = frozenset({"agency_user", "agency_other"})  # agency partner of job1
 CANDIDATES = frozenset({"cand", "cand2"})
 
 # Who can see each context at all (anyone else gets 404 when naming it).
-SEES_JOB1 = E | TBB_STAFF | HIRECO_STAFF | {"cand", "cand2"}
+SEES_JOB1 = E | TBB | HIRECO | {"cand", "cand2"}
 SEES_APP1 = E | {"cand", "sp_in", "agency_user"}
 SEES_CAND = E | {"cand", "sp_in", "agency_user"}
 
 
 @dataclass(frozen=True)
-class Kind:
+class Row:
     """One row of the DESIGN table, applied to this world."""
 
     refs: dict[str, str]  # the context named in POST /conversations
@@ -66,54 +72,54 @@ class Kind:
     second_author: str  # another member, who also posts a message
 
 
-KINDS: dict[str, Kind] = {
+KINDS: dict[str, Row] = {
     # E, staff of that partner org; either side may start.
-    "job_partner": Kind(
+    "job_partner": Row(
         refs={"job": "job1", "partner": "tbb"},
         sees_context=SEES_JOB1,
-        members=E | TBB_STAFF,
-        may_start=E | TBB_STAFF,
+        members=E | TBB,
+        may_start=E | TBB,
         opener="emp_team",
         second_author="sp_in",
     ),
     # E, staff of every partner org of the job; E starts.
-    "job_partners": Kind(
+    "job_partners": Row(
         refs={"job": "job1"},
         sees_context=SEES_JOB1,
-        members=E | TBB_STAFF | HIRECO_STAFF,
+        members=E | TBB | HIRECO,
         may_start=E,
         opener="emp_team",
         second_author="agency_user",
     ),
     # ... and the job's candidates at offer_accepted or hired (cand, not cand2); E starts.
-    "job_relocation": Kind(
+    "job_relocation": Row(
         refs={"job": "job1"},
         sees_context=SEES_JOB1,
-        members=E | TBB_STAFF | HIRECO_STAFF | {"cand"},
+        members=E | TBB | HIRECO | {"cand"},
         may_start=E,
         opener="emp_team",
         second_author="cand",
     ),
     # The candidate, staff of the candidate's source partner; either may start.
-    "candidate_partner": Kind(
+    "candidate_partner": Row(
         refs={"candidate": "cand"},
         sees_context=SEES_CAND,
-        members=frozenset({"cand"}) | TBB_STAFF,
-        may_start=frozenset({"cand"}) | TBB_STAFF,
+        members=frozenset({"cand"}) | TBB,
+        may_start=frozenset({"cand"}) | TBB,
         opener="sp_in",
         second_author="cand",
     ),
     # The candidate, staff of the candidate's source partner, E; E or the partner starts.
-    "case": Kind(
+    "case": Row(
         refs={"application": "app1"},
         sees_context=SEES_APP1,
-        members=E | TBB_STAFF | {"cand"},
-        may_start=E | TBB_STAFF,
+        members=E | TBB | {"cand"},
+        may_start=E | TBB,
         opener="emp_team",
         second_author="cand",
     ),
     # E, the candidate; E starts.
-    "application": Kind(
+    "application": Row(
         refs={"application": "app1"},
         sees_context=SEES_APP1,
         members=E | {"cand"},
@@ -122,7 +128,7 @@ KINDS: dict[str, Kind] = {
         second_author="cand",
     ),
     # E, the application's agency user; either may start.
-    "agency": Kind(
+    "agency": Row(
         refs={"application": "app1"},
         sees_context=SEES_APP1,
         members=E | {"agency_user"},
@@ -133,7 +139,7 @@ KINDS: dict[str, Kind] = {
     # That employer user (here emp_team, the stage owner) and the agency user. An employer user
     # who starts one is that thread's employer user (so emp_admin opens (app1, emp_admin,
     # agency_user)); the agency user may open it with the stage owner.
-    "agency_private": Kind(
+    "agency_private": Row(
         refs={"application": "app1"},
         sees_context=SEES_APP1,
         members=frozenset({"emp_team", "agency_user"}),
@@ -156,14 +162,11 @@ ACTIONS = (
     "delete_for_me",
 )
 
-# Cells where the rule below is not the whole story: (kind, role, action) -> status.
-OVERRIDES: dict[tuple[str, str, str], int] = {}
-
 
 def refs_for(kind: str, role: str) -> dict[str, str]:
     """What ``role`` names to start ``kind``: agency staff name the stage owner privately."""
     refs = dict(KINDS[kind].refs)
-    if kind == "agency_private" and role in HIRECO_STAFF:
+    if kind == "agency_private" and role in HIRECO:
         refs["with_user"] = "emp_team"
     return refs
 
@@ -176,12 +179,12 @@ def start_status(kind: str, role: str) -> int:
 
 
 def expected(kind: str, role: str, action: str) -> int:
-    if (kind, role, action) in OVERRIDES:
-        return OVERRIDES[kind, role, action]
     member = role in KINDS[kind].members
     if action == "start":
         return start_status(kind, role)
     if action == "start_existing":
+        # A non-member gets what starting gives them. The one non-member who may start is
+        # emp_admin on agency_private: that opens their own (app1, emp_admin) thread, so 201.
         return 200 if member else start_status(kind, role)
     if not member:
         return 404
@@ -208,89 +211,28 @@ def cells() -> list[tuple[str, str, str]]:
     ]
 
 
-# --- the world for one cell --------------------------------------------------------------------
-
-
-@dataclass
-class Thread:
-    id: int
-    message_by: dict[str, int]  # role -> id of a message they wrote
-
-
-def open_thread(world: World, kind: str) -> Thread:
-    """Create the conversation of ``kind`` as its opener; opener and second author each post."""
-    spec = KINDS[kind]
-    r = world[spec.opener].start(kind, **refs_for(kind, spec.opener))
-    assert r.status_code == 201, r.text
-    thread = Thread(id=r.json()["id"], message_by={})
-    for author in (spec.opener, spec.second_author):
-        r = world[author].send(thread.id, f"Hello from {author}")
-        assert r.status_code == 201, r.text
-        thread.message_by[author] = r.json()["id"]
-    return thread
-
-
-def someone_elses_message(thread: Thread, role: str) -> int:
-    return next(mid for author, mid in thread.message_by.items() if author != role)
-
-
-def act(world: World, kind: str, role: str, action: str) -> httpx.Response:
-    """Perform ``action`` as ``role`` and return the response whose status is the cell."""
-    me = world[role]
-    if action == "start":
-        return me.start(kind, **refs_for(kind, role))
-
-    thread = open_thread(world, kind)
-    if action == "read":
-        r = me.get(f"/api/v1/conversations/{thread.id}")
-        messages = me.messages(thread.id)
-        assert messages.status_code == r.status_code, messages.text
-        return r
-    if action == "post":
-        return me.send(thread.id, "A word from " + role)
-    if action == "start_existing":
-        r = me.start(kind, **refs_for(kind, role))
-        if r.status_code == 200:
-            assert r.json()["id"] == thread.id
-        if r.status_code == 201:
-            assert r.json()["id"] != thread.id, "a non-member reached an existing conversation"
-        return r
-    if action == "end":
-        return me.post(f"/api/v1/conversations/{thread.id}/end")
-    if action == "delete":
-        return _delete(world, role, someone_elses_message(thread, role), "everyone")
-    if action == "delete_own":
-        mine = thread.message_by.get(role)
-        if mine is None:
-            r = me.send(thread.id, "Mine to delete")
-            assert r.status_code == 201, r.text
-            mine = r.json()["id"]
-        return _delete(world, role, mine, "everyone")
-    assert action == "delete_for_me"
-    return _delete(world, role, someone_elses_message(thread, role), "me")
-
-
-def _delete(world: World, role: str, message_id: int, for_: str) -> httpx.Response:
-    return world[role].delete(f"/api/v1/messages/{message_id}", **{"for": for_})
-
-
 # --- the matrix --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("kind", "role", "action"), [pytest.param(*c, id="-".join(c)) for c in cells()]
+    ("kind", "role", "action", "prepared"),
+    [
+        pytest.param(
+            kind, role, action, None if action == "start" else kind, id=f"{kind}-{role}-{action}"
+        )
+        for kind, role, action in cells()
+    ],
 )
-def test_cell(world: World, kind: str, role: str, action: str) -> None:
-    r = act(world, kind, role, action)
+def test_cell(world: World, thread: Thread | None, kind: str, role: str, action: str) -> None:
+    r = act(world, thread, kind, role, action)
     assert r.status_code == expected(kind, role, action), r.text
     if r.status_code in (403, 404):
         assert "error" in r.json(), r.text
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_members_are_the_design(world: World, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "prepared"), [pytest.param(k, k, id=k) for k in KINDS])
+def test_members_are_the_design(world: World, thread: Thread, kind: str) -> None:
     """The stored members of a new conversation are exactly the table's, in this world."""
-    thread = open_thread(world, kind)
     r = world[KINDS[kind].opener].get(f"/api/v1/conversations/{thread.id}")
     assert r.status_code == 200, r.text
     assert {m["id"] for m in r.json()["members"]} == KINDS[kind].members
@@ -320,6 +262,7 @@ def test_agency_and_candidate_never_see_private_threads(world: World) -> None:
         admin_private,
     }
     seen = {c["id"] for c in _inbox(world, "agency_other")}
+    assert seen == {threads["job_partners"].id, threads["job_relocation"].id}
     assert not seen & hidden_from_agency_other
     for conversation_id in hidden_from_agency_other:
         r = world["agency_other"].get(f"/api/v1/conversations/{conversation_id}")
@@ -328,4 +271,163 @@ def test_agency_and_candidate_never_see_private_threads(world: World) -> None:
 
     kinds_cand_sees = {c["kind"] for c in _inbox(world, "cand")}
     assert kinds_cand_sees == {"job_relocation", "candidate_partner", "case", "application"}
-    assert not kinds_cand_sees & {"agency", "agency_private", "job_partner", "job_partners"}
+    hidden_from_cand = {"agency", "agency_private", "job_partner", "job_partners"}
+    assert not kinds_cand_sees & hidden_from_cand
+    for kind in hidden_from_cand:
+        r = world["cand"].get(f"/api/v1/conversations/{threads[kind].id}")
+        assert r.status_code == 404, r.text
+
+
+# --- the world for one cell: fixtures and the actions --------------------------------------------
+
+
+@dataclass
+class Thread:
+    id: int
+    message_by: dict[str, int]  # role -> id of a message they wrote
+
+
+def open_thread(world: World, kind: str) -> Thread:
+    """Create the conversation of ``kind`` as its opener; opener and second author each post."""
+    spec = KINDS[kind]
+    r = world[spec.opener].start(kind, **refs_for(kind, spec.opener))
+    assert r.status_code == 201, r.text
+    thread = Thread(id=r.json()["id"], message_by={})
+    for author in (spec.opener, spec.second_author):
+        r = world[author].send(thread.id, f"Hello from {author}")
+        assert r.status_code == 201, r.text
+        thread.message_by[author] = r.json()["id"]
+    return thread
+
+
+# Every test gets a fresh database holding the world, and (unless the cell starts it) the
+# conversation of its kind, all made through the API. On PostgreSQL, which conftest truncates
+# between tests, they are built for every test on conftest's app. On SQLite, to keep ~600 cells
+# fast, each is built once per module and copied back before every test, behind one app (a new app
+# spends tens of milliseconds preparing its routes on first use, a world a third of a second).
+
+
+class Snapshots:
+    """SQLite only: one app over a live database file, and saved copies to put back into it."""
+
+    def __init__(self, template: Path, folder: Path) -> None:
+        self.folder = folder
+        self.live = folder / "live.db"
+        shutil.copyfile(template, self.live)
+        settings = Settings(
+            database_url=f"sqlite:///{self.live}",
+            api_key=API_KEY,
+            public_url="http://testserver",
+            send_rate_per_minute=1_000_000,  # the app outlives a test; rate limits are not tested
+            _env_file=None,
+        )
+        self.db = Database(settings.sqlalchemy_url)
+        self.client = TestClient(create_app(settings, db=self.db, clock=FrozenClock()))
+        self.world = World(api=Api(self.client))  # built by the fixture, with the client open
+        self.files: dict[str | None, Path] = {}
+        self.threads: dict[str, Thread] = {}
+
+    def save(self, name: str | None) -> None:
+        with self.db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.dispose()
+        self.files[name] = self.folder / f"{name or 'world'}.db"
+        shutil.copyfile(self.live, self.files[name])
+
+    def restore(self, name: str | None) -> None:
+        self.db.dispose()
+        for leftover in ("-wal", "-shm"):
+            Path(f"{self.live}{leftover}").unlink(missing_ok=True)
+        shutil.copyfile(self.files[name], self.live)
+
+
+@pytest.fixture(scope="module")
+def snapshots(
+    _template: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Snapshots | None]:
+    if os.environ.get("JOBCHAT_TEST_DATABASE_URL"):
+        yield None
+        return
+    snaps = Snapshots(Path(_template), tmp_path_factory.mktemp("worlds"))
+    with snaps.client:
+        snaps.world = build_world(Api(snaps.client))
+        snaps.save(None)
+        for kind in KINDS:
+            snaps.restore(None)
+            snaps.threads[kind] = open_thread(snaps.world, kind)
+            snaps.save(kind)
+        yield snaps
+    snaps.db.dispose()
+
+
+@pytest.fixture
+def prepared() -> str | None:
+    """The kind whose conversation the test's world already holds (test_cell parametrizes it)."""
+    return None
+
+
+@pytest.fixture
+def world(
+    request: pytest.FixtureRequest, snapshots: Snapshots | None, prepared: str | None
+) -> World:
+    if snapshots is None:
+        return build_world(request.getfixturevalue("api"))
+    snapshots.restore(prepared)
+    return snapshots.world
+
+
+@pytest.fixture
+def thread(world: World, snapshots: Snapshots | None, prepared: str | None) -> Thread | None:
+    if prepared is None:
+        return None
+    return open_thread(world, prepared) if snapshots is None else snapshots.threads[prepared]
+
+
+def someone_elses_message(thread: Thread, role: str) -> int:
+    return next(mid for author, mid in thread.message_by.items() if author != role)
+
+
+def act(world: World, thread: Thread | None, kind: str, role: str, action: str) -> httpx.Response:
+    """Perform ``action`` as ``role`` and return the response whose status is the cell."""
+    me = world[role]
+    if action == "start":
+        assert thread is None
+        r = me.start(kind, **refs_for(kind, role))
+        if r.status_code == 201:
+            assert r.json()["kind"] == kind
+            assert role in {m["id"] for m in r.json()["members"]}
+        return r
+
+    assert thread is not None
+    if action == "read":
+        r = me.get(f"/api/v1/conversations/{thread.id}")
+        messages = me.messages(thread.id)
+        assert messages.status_code == r.status_code, messages.text
+        return r
+    if action == "post":
+        return me.send(thread.id, "A word from " + role)
+    if action == "start_existing":
+        r = me.start(kind, **refs_for(kind, role))
+        if r.status_code == 200:
+            assert r.json()["id"] == thread.id
+        if r.status_code == 201:
+            # Only an employer user starting agency_private (their own thread) may get here.
+            assert r.json()["id"] != thread.id, "a non-member reached an existing conversation"
+        return r
+    if action == "end":
+        return me.post(f"/api/v1/conversations/{thread.id}/end")
+    if action == "delete":
+        return _delete(world, role, someone_elses_message(thread, role), "everyone")
+    if action == "delete_own":
+        mine = thread.message_by.get(role)
+        if mine is None:
+            r = me.send(thread.id, "Mine to delete")
+            assert r.status_code == 201, r.text
+            mine = r.json()["id"]
+        return _delete(world, role, mine, "everyone")
+    assert action == "delete_for_me"
+    return _delete(world, role, someone_elses_message(thread, role), "me")
+
+
+def _delete(world: World, role: str, message_id: int, for_: str) -> httpx.Response:
+    return world[role].delete(f"/api/v1/messages/{message_id}", **{"for": for_})
