@@ -11,7 +11,13 @@ from __future__ import annotations
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
-from jobchat.conversations.context import Context, ContextRefs, Loaded, load_refs
+from jobchat.conversations.context import (
+    Context,
+    ContextRefs,
+    Loaded,
+    load_other_refs,
+    load_refs,
+)
 from jobchat.conversations.membership import has_employer_access, partner_org_ids
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
 from jobchat.directory.models import Application, Job, User
@@ -81,6 +87,7 @@ def access_start(
     loaded = load_refs(session, kind, refs)
     if not _can_see_context(session, user, loaded):
         raise NotFound(f"There is no {_primary_name(kind)} with that id.")
+    load_other_refs(session, refs, loaded)
     context = _build_context(user, loaded)
     existing = session.scalars(
         select(Conversation).where(Conversation.context_key == context.key)
@@ -110,12 +117,14 @@ def _primary_name(kind: Kind) -> str:
 
 
 def _can_see_context(session: Session, user: User, loaded: Loaded) -> bool:
+    """Whether the main object exists and ``user`` may see it."""
     if loaded.application is not None:
         return can_see_application(session, user, loaded.application)
     if loaded.job is not None:
         return can_see_job(session, user, loaded.job)
-    assert loaded.candidate is not None
-    return can_see_candidate(session, user, loaded.candidate)
+    if loaded.candidate is not None:
+        return can_see_candidate(session, user, loaded.candidate)
+    return False
 
 
 def _build_context(user: User, loaded: Loaded) -> Context:
@@ -130,9 +139,11 @@ def _build_context(user: User, loaded: Loaded) -> Context:
         return Context(kind, job=loaded.job)
     if kind is Kind.candidate_partner:
         assert loaded.candidate is not None
-        if loaded.candidate.source_partner_id is None:
+        if loaded.candidate.source_partner is None:
             raise Invalid({"candidate": "has no source partner"})
-        return Context(kind, candidate=loaded.candidate)
+        # The partner is part of the context: a candidate's next source partner starts a fresh
+        # one-to-one and never reads what the candidate said to the previous one.
+        return Context(kind, candidate=loaded.candidate, partner=loaded.candidate.source_partner)
 
     app = loaded.application
     assert app is not None

@@ -7,6 +7,7 @@ the field instead of a driver error.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query
@@ -15,7 +16,8 @@ from pydantic import AfterValidator, Field
 MAX_ID = 2**63 - 1
 
 
-def _storable(value: str) -> str:
+def storable(value: str) -> str:
+    """The value, if a database can store it; ValueError if not."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
@@ -27,13 +29,26 @@ def _storable(value: str) -> str:
 
 
 def _storable_opt(value: str | None) -> str | None:
-    return None if value is None else _storable(value)
+    return None if value is None else storable(value)
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+Text = Annotated[str, AfterValidator(storable)]
 """Any client-sent string."""
 
-ExtRef = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone offset (like 2026-01-05T09:00:00Z)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+Moment = Annotated[datetime, AfterValidator(_utc)]
+"""A point in time with its offset, stored in UTC."""
+
+ExtRef = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable)]
 """A reference to an ATS object by its external id."""
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -43,7 +58,7 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PathRef = Annotated[
     str,
     Path(min_length=1, max_length=200, description="Your own (ATS) id."),
-    AfterValidator(_storable),
+    AfterValidator(storable),
 ]
 QueryRef = Annotated[str | None, Query(min_length=1, max_length=200), AfterValidator(_storable_opt)]
 QueryText = Annotated[str | None, Query(max_length=400), AfterValidator(_storable_opt)]

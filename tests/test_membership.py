@@ -153,8 +153,10 @@ def test_partner_added_to_job_joins_its_job_conversations(
 
 def test_candidate_source_partner_change_moves_partner_staff(world: World, api: Api) -> None:
     """A candidate managed by a new source partner: the old partner's staff leave the
-    candidate's one-to-one and case chats, the new partner's staff join them; the application
-    chat between employer and candidate is untouched."""
+    candidate's one-to-one and case chats. The new partner's staff join the case chat, which is
+    about the application and shared with the employer; the one-to-one chat stays between the
+    candidate and the old partner, so the new partner starts a fresh one and never reads the
+    old one. The application chat between employer and candidate is untouched."""
     one_to_one = body(world["sp_in"].start("candidate_partner", candidate="cand"), 201)
     case = body(world["sp_in"].start("case", application="app1"), 201)
     chat = body(world["emp_team"].start("application", application="app1"), 201)
@@ -163,12 +165,21 @@ def test_candidate_source_partner_change_moves_partner_staff(world: World, api: 
 
     api.candidate("cand", "Carla Candidate", source_partner="crs")
 
-    assert members_of(world["cand"], one_to_one["id"]) == {"cand", "sp_out"}
+    assert members_of(world["cand"], one_to_one["id"]) == {"cand"}
     assert members_of(world["cand"], case["id"]) == E | {"cand", "sp_out"}
     assert members_of(world["cand"], chat["id"]) == E | {"cand"}
-    for conv in (one_to_one, case):
-        assert_left(world["sp_in"], conv["id"])
-        assert_joined(world["sp_out"], conv["id"], history=1)
+    assert_left(world["sp_in"], one_to_one["id"])
+    assert_left(world["sp_in"], case["id"])
+    assert_joined(world["sp_out"], case["id"], history=1)
+    assert_left(world["sp_out"], one_to_one["id"])
+
+    fresh = body(world["sp_out"].start("candidate_partner", candidate="cand"), 201)
+    assert fresh["id"] != one_to_one["id"]
+    assert fresh["partner"] == "crs"
+    assert members(fresh) == {"cand", "sp_out"}
+    assert body(world["sp_out"].messages(fresh["id"]), 200)["items"] == []
+    # The candidate keeps both: the old one-to-one with its history, and the new one.
+    assert {one_to_one["id"], fresh["id"]} <= set(inbox_ids(world["cand"]))
 
 
 def test_candidate_without_source_partner_keeps_only_themself_in_partner_chat(

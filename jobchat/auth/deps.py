@@ -55,7 +55,12 @@ class Caller:
 
     state: AppState
     user_id: int
-    now: datetime
+
+    @property
+    def now(self) -> datetime:
+        """The time, read when asked. Read it inside ``write()``: a request that waited for the
+        writer lock then stamps a later time than the one that committed before it."""
+        return self.state.clock.now()
 
     @contextmanager
     def read(self) -> Iterator[tuple[Session, User]]:
@@ -73,7 +78,7 @@ def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Ca
         if bearer is not None:
             user = user_for(session, bearer.credentials, (CredentialKind.token,), now)
             if user is not None:
-                return Caller(state, user.id, now)
+                return Caller(state, user.id)
             if is_api_key(session, bearer.credentials, state.settings.api_key):
                 raise Forbidden(
                     "The integration key cannot read or write conversations; use a user token.",
@@ -88,7 +93,7 @@ def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Ca
                     request, state.settings.public_url
                 ):
                     raise Forbidden("Cross-site request refused.", code="cross_site")
-                return Caller(state, user.id, now)
+                return Caller(state, user.id)
             raise Unauthorized("Your session has ended; sign in again.")
     raise Unauthorized("Sign in, or send Authorization: Bearer <token>.")
 

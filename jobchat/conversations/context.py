@@ -88,7 +88,7 @@ class Context:
 
 
 def load_refs(session: Session, kind: Kind, refs: ContextRefs) -> Loaded:
-    """Check the shape of the references and load what they name (404 for unknown ids)."""
+    """Check the shape of the references (422) and load the main object they name."""
     allowed = KIND_FIELDS[kind]
     required = allowed - OPTIONAL_FIELDS.get(kind, frozenset())
     given = refs.given()
@@ -97,23 +97,28 @@ def load_refs(session: Session, kind: Kind, refs: ContextRefs) -> Loaded:
     if problems:
         raise Invalid(problems)
 
+    # The object the conversation is about (job, candidate or application); None if unknown.
+    # The caller decides, in one answer for "unknown" and "not yours to see", before anything
+    # else is looked up: otherwise which error came back would tell whether it exists.
     loaded = Loaded(kind=kind)
-    if refs.job is not None:
-        loaded.job = _found(job_by_ext(session, refs.job), "job")
-    if refs.partner is not None:
-        loaded.partner = _found(organization_by_ext(session, refs.partner), "partner")
-    if refs.candidate is not None:
-        loaded.candidate = _found(
-            user_by_ext(session, UserKind.candidate, refs.candidate), "candidate"
-        )
     if refs.application is not None:
-        loaded.application = _found(application_by_ext(session, refs.application), "application")
-    if refs.with_user is not None:
-        loaded.with_user = _found(user_by_ext(session, UserKind.staff, refs.with_user), "with_user")
+        loaded.application = application_by_ext(session, refs.application)
+    elif refs.job is not None:
+        loaded.job = job_by_ext(session, refs.job)
+    elif refs.candidate is not None:
+        loaded.candidate = user_by_ext(session, UserKind.candidate, refs.candidate)
     return loaded
+
+
+def load_other_refs(session: Session, refs: ContextRefs, loaded: Loaded) -> None:
+    """Load ``partner`` and ``with_user``, once the main object is known to be visible."""
+    if refs.partner is not None:
+        loaded.partner = _found(organization_by_ext(session, refs.partner), "organization")
+    if refs.with_user is not None:
+        loaded.with_user = _found(user_by_ext(session, UserKind.staff, refs.with_user), "user")
 
 
 def _found(found: T | None, what: str) -> T:
     if found is None:
-        raise NotFound(f"There is no {what.replace('_', ' ')} with that id.")
+        raise NotFound(f"There is no {what} with that id.")
     return found

@@ -92,8 +92,12 @@ def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
             )
         return members
     if kind is Kind.candidate_partner:
+        # The partner's staff, while it is still the candidate's source partner.
         assert conv.candidate is not None
-        return {conv.candidate.id} | staff_ids_of(session, [conv.candidate.source_partner_id])
+        still_theirs = conv.partner_id == conv.candidate.source_partner_id
+        return {conv.candidate.id} | staff_ids_of(
+            session, [conv.partner_id] if still_theirs else []
+        )
 
     app = conv.application
     assert app is not None

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
@@ -24,6 +24,7 @@ from jobchat.db.base import UTCDateTime
 from jobchat.directory.models import Application, Job, JobTeam, Role, User, UserKind
 from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
 from jobchat.errors import Invalid
+from jobchat.inputs import MAX_ID, storable
 
 InboxFilter = Literal["all", "unread", "messaged", "ended"]
 
@@ -45,16 +46,30 @@ def _encode_cursor(*parts: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, count: int) -> list[str]:
+_BAD_CURSOR = Invalid({"cursor": "is not a cursor this server gave out"})
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    """(sort key, id) from a cursor; anything this server would not have made is a 422."""
     try:
         parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        parts = None
-    if not (
-        isinstance(parts, list) and len(parts) == count and all(isinstance(p, str) for p in parts)
-    ):
-        raise Invalid({"cursor": "is not a cursor this server gave out"})
-    return parts
+        key, id_raw = parts
+        row_id = int(id_raw)
+        if not (isinstance(key, str) and isinstance(id_raw, str) and 1 <= row_id <= MAX_ID):
+            raise ValueError(cursor)
+        return storable(key), row_id
+    except (binascii.Error, UnicodeError, ValueError, TypeError):
+        raise _BAD_CURSOR from None
+
+
+def _decode_time(raw: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(raw)
+        if at.tzinfo is None:
+            raise ValueError(raw)
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _BAD_CURSOR from None
 
 
 # --- the inbox -----------------------------------------------------------------------------------
@@ -89,13 +104,8 @@ def inbox(
         app = application_by_ext(session, query.application)
         stmt = stmt.where(Conversation.application_id == (app.id if app else -1))
     if cursor is not None:
-        at_raw, id_raw = _decode_cursor(cursor, 2)
-        try:
-            at, conv_id = datetime.fromisoformat(at_raw), int(id_raw)
-        except ValueError:
-            at, conv_id = None, 0
-        if at is None or at.tzinfo is None:
-            raise Invalid({"cursor": "is not a cursor this server gave out"})
+        at_raw, conv_id = _decode_cursor(cursor)
+        at = _decode_time(at_raw)
         # A row-value comparison, so both databases use it as a bound of the index scan.
         stmt = stmt.where(
             tuple_(Member.last_activity_at, Member.conversation_id)
@@ -187,11 +197,7 @@ def candidate_manager(
             )
         )
     if cursor is not None:
-        name, id_raw = _decode_cursor(cursor, 2)
-        try:
-            last_id = int(id_raw)
-        except ValueError:
-            raise Invalid({"cursor": "is not a cursor this server gave out"}) from None
+        name, last_id = _decode_cursor(cursor)
         stmt = stmt.where(or_(User.name > name, and_(User.name == name, User.id > last_id)))
     rows = list(session.execute(stmt))
     more = len(rows) > limit

@@ -23,7 +23,6 @@ from jobchat.messages.schemas import AuthorOut, MessageOut
 
 _employer = aliased(Organization, name="employer")
 _candidate = aliased(User, name="candidate")
-_source = aliased(Organization, name="source_partner")
 _partner = aliased(Organization, name="partner")
 _employer_user = aliased(User, name="employer_user")
 _agency_user = aliased(User, name="agency_user")
@@ -38,7 +37,6 @@ _CONTEXT = (
         _candidate.id.label("cand_id"),
         _candidate.ext_id.label("cand_ext"),
         _candidate.name.label("cand_name"),
-        _source.name.label("source_name"),
         Application.ext_id.label("app_ext"),
         _partner.ext_id.label("partner_ext"),
         _partner.name.label("partner_name"),
@@ -61,7 +59,6 @@ _CONTEXT = (
     .outerjoin(Job, Job.id == Conversation.job_id)
     .outerjoin(_employer, _employer.id == Job.employer_id)
     .outerjoin(_candidate, _candidate.id == Conversation.candidate_id)
-    .outerjoin(_source, _source.id == _candidate.source_partner_id)
     .outerjoin(Application, Application.id == Conversation.application_id)
     .outerjoin(_partner, _partner.id == Conversation.partner_id)
     .outerjoin(_employer_user, _employer_user.id == Conversation.employer_user_id)
@@ -82,7 +79,7 @@ _MEMBERS = (
     .outerjoin(Organization, Organization.id == User.organization_id)
     .where(Member.conversation_id.in_(bindparam("conv_ids", expanding=True)))
     # Candidates first, then staff, each by name.
-    .order_by(Member.conversation_id, User.kind.desc(), User.name, User.id)
+    .order_by(Member.conversation_id, User.kind, User.name, User.id)
 )
 
 
@@ -94,7 +91,6 @@ class Names:
     employer: str | None = None
     candidate_id: int | None = None
     candidate: str | None = None
-    source_partner: str | None = None
     partner: str | None = None
     employer_user: str | None = None
     agency_user: str | None = None
@@ -108,7 +104,7 @@ def title(kind: Kind, names: Names, viewer_id: int) -> str:
         audience = "relocation" if kind is Kind.job_relocation else "all partners"
         return f"{names.job_title} · {audience}"
     if kind is Kind.candidate_partner:
-        partner = names.source_partner or "source partner"
+        partner = names.partner or "source partner"
         return partner if viewer_id == names.candidate_id else f"{names.candidate} · {partner}"
     if viewer_id == names.candidate_id:
         return f"{names.job_title} · {names.employer}"
@@ -169,7 +165,6 @@ def render_conversations(
             employer=r.employer_name,
             candidate_id=r.cand_id,
             candidate=r.cand_name,
-            source_partner=r.source_name,
             partner=r.partner_name,
             employer_user=r.employer_user_name,
             agency_user=r.agency_user_name,

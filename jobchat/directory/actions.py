@@ -292,8 +292,6 @@ def do_upsert_application(
             or agency_user.organization.kind != OrgKind.agency
         ):
             problems["agency_user"] = "is not a staff user of an agency"
-    if data.applied_at is not None and data.applied_at.tzinfo is None:
-        problems["applied_at"] = "needs a time zone offset (like 2026-01-05T09:00:00Z)"
     if problems:
         raise Invalid(problems)
     assert job is not None and candidate is not None

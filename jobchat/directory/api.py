@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from jobchat.auth.deps import CurrentUser, Integration, Now, State
+from jobchat.auth.deps import CurrentUser, Integration, State
 from jobchat.directory.actions import (
     do_update_preferences,
     do_upsert_application,
@@ -48,11 +49,12 @@ Out = TypeVar("Out")
 def _upsert(
     state: State,
     response: Response,
-    action: Callable[[Session], tuple[T, bool]],
+    action: Callable[[Session, datetime], tuple[T, bool]],
     render: Callable[[T], Out],
 ) -> Out:
     with state.db.write() as session:
-        obj, created = action(session)
+        # The time is read once the writer lock is held, so it follows commit order.
+        obj, created = action(session, state.clock.now())
         out = render(obj)
     response.status_code = 201 if created else 200
     return out
@@ -71,48 +73,48 @@ def put_organization(
     return _upsert(
         state,
         response,
-        lambda s: do_upsert_organization(s, ext_id, body),
+        lambda s, _now: do_upsert_organization(s, ext_id, body),
         OrganizationOut.of,
     )
 
 
 @integration.put("/users/{ext_id}", response_model=UserOut, responses=_UPSERT)
-def put_user(ext_id: ExtId, body: StaffIn, state: State, now: Now, response: Response) -> UserOut:
+def put_user(ext_id: ExtId, body: StaffIn, state: State, response: Response) -> UserOut:
     region = state.settings.default_phone_region
     return _upsert(
         state,
         response,
-        lambda s: do_upsert_staff(s, ext_id, body, region=region, now=now),
+        lambda s, now: do_upsert_staff(s, ext_id, body, region=region, now=now),
         UserOut.of,
     )
 
 
 @integration.put("/candidates/{ext_id}", response_model=UserOut, responses=_UPSERT)
-def put_candidate(
-    ext_id: ExtId, body: CandidateIn, state: State, now: Now, response: Response
-) -> UserOut:
+def put_candidate(ext_id: ExtId, body: CandidateIn, state: State, response: Response) -> UserOut:
     region = state.settings.default_phone_region
     return _upsert(
         state,
         response,
-        lambda s: do_upsert_candidate(s, ext_id, body, region=region, now=now),
+        lambda s, now: do_upsert_candidate(s, ext_id, body, region=region, now=now),
         UserOut.of,
     )
 
 
 @integration.put("/jobs/{ext_id}", response_model=JobOut, responses=_UPSERT)
-def put_job(ext_id: ExtId, body: JobIn, state: State, now: Now, response: Response) -> JobOut:
-    return _upsert(state, response, lambda s: do_upsert_job(s, ext_id, body, now=now), JobOut.of)
+def put_job(ext_id: ExtId, body: JobIn, state: State, response: Response) -> JobOut:
+    return _upsert(
+        state, response, lambda s, now: do_upsert_job(s, ext_id, body, now=now), JobOut.of
+    )
 
 
 @integration.put("/applications/{ext_id}", response_model=ApplicationOut, responses=_UPSERT)
 def put_application(
-    ext_id: ExtId, body: ApplicationIn, state: State, now: Now, response: Response
+    ext_id: ExtId, body: ApplicationIn, state: State, response: Response
 ) -> ApplicationOut:
     return _upsert(
         state,
         response,
-        lambda s: do_upsert_application(s, ext_id, body, now=now),
+        lambda s, now: do_upsert_application(s, ext_id, body, now=now),
         ApplicationOut.of,
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
-from jobchat.inputs import ExtRef, Text
+from jobchat.inputs import ExtRef, Moment, Text
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
 Name = Annotated[Text, Field(min_length=1, max_length=200)]
@@ -129,7 +129,7 @@ class ApplicationIn(BaseModel):
     stage: Stage
     stage_owner: ExtRef | None = None
     agency_user: ExtRef | None = None
-    applied_at: datetime | None = None
+    applied_at: Moment | None = None
 
 
 class ApplicationOut(BaseModel):

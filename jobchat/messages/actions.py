@@ -54,20 +54,21 @@ def do_send_message(
     out: Outgoing,
     limits: Limits,
     now: datetime,
-    throttle: Callable[[], None] | None = None,
+    admit: Callable[[], None] | None = None,
 ) -> tuple[Message, bool]:
     """Store a message, queue its deliveries, update read state; returns (message, replayed).
 
     ``replayed`` is true when the idempotency key matched an earlier send, which is returned
-    unchanged instead of storing the message twice. ``throttle`` (a rate limit) is consulted
-    only for a new message: a retry of one already stored must learn that it went out.
+    unchanged instead of storing the message twice. ``admit`` (may this user post now? are they
+    sending too fast?) runs only for a new message: a retry of one already stored must learn
+    that it went out, even if the conversation has been ended since.
     """
     if out.idempotency_key is not None:
         earlier = _by_idempotency_key(session, actor, out.idempotency_key)
         if earlier is not None:
             return _replay(earlier, conv, out), True
-    if throttle is not None:
-        throttle()
+    if admit is not None:
+        admit()
 
     body = out.body.strip()
     subject = (out.subject or "").strip() or None
@@ -122,18 +123,20 @@ def do_send_message(
             conversation_id=conv.id,
             data={"status": Status.open, "reopened_by": actor.ext_id},
         )
+    # Activity never moves back, even if the clock does: the inbox is ordered by it.
+    active_at = max(conv.last_activity_at, now)
     conv.last_message_id = message.id
-    conv.last_activity_at = now
+    conv.last_activity_at = active_at
     session.execute(
         update(Member)
         .where(Member.conversation_id == conv.id, Member.user_id != actor.id)
-        .values(unread_count=Member.unread_count + 1, last_activity_at=now)
+        .values(unread_count=Member.unread_count + 1, last_activity_at=active_at)
     )
     # Writing into a conversation means having read it.
     had_unread = member.unread_count > 0
     member.last_read_message_id = message.id
     member.unread_count = 0
-    member.last_activity_at = now
+    member.last_activity_at = active_at
     session.flush()
     session.refresh(message, ["deliveries"])
     emit(
@@ -159,6 +162,7 @@ def _replay(earlier: Message, conv: Conversation, out: Outgoing) -> Message:
         earlier.conversation_id == conv.id
         and earlier.body == out.body.strip()
         and earlier.channel == out.channel
+        and earlier.subject == ((out.subject or "").strip() or None)
     )
     if not same:
         raise Conflict(

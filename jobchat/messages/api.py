@@ -50,9 +50,9 @@ def send_message(
     limits = Limits.of(caller.state.settings)
     with caller.write() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
-        access.check_post(user, conv)
 
-        def throttle() -> None:
+        def admit() -> None:
+            access.check_post(user, conv)
             if not caller.state.send_limiter.allow(user.id):
                 raise RateLimited("You are sending too fast; wait a moment and try again.")
 
@@ -69,7 +69,7 @@ def send_message(
             ),
             limits=limits,
             now=caller.now,
-            throttle=throttle,
+            admit=admit,
         )
         out = MessageOut.of(message, show_deliveries=True)
     if replayed:
