@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobchat.errors import AppError
+from jobchat.errors import AppError, PayloadTooLarge
 
 log = logging.getLogger("jobchat")
 
@@ -189,14 +189,8 @@ class BodyLimit:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"The request body is larger than {self.limit} bytes.",
-                }
-            }
-        ).encode()
+        error = PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
+        body = json.dumps(error.to_body()).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -19,6 +19,7 @@ from jobchat.conversations.models import Conversation, Kind, Member, Status
 from jobchat.conversations.schemas import ConversationOut, MemberOut
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
+from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import AuthorOut, MessageOut
 
 _employer = aliased(Organization, name="employer")
@@ -118,9 +119,16 @@ def title(kind: Kind, names: Names, viewer_id: int) -> str:
     return f"{names.candidate} · {names.job_title}"
 
 
-def _last_message(conv_id: int, r: Row[*tuple[Any, ...]]) -> MessageOut | None:
-    if r.msg_id is None or r.msg_hidden is not None:
-        return None  # no messages yet, or the viewer deleted the last one for themself
+def _last_message(
+    session: Session, viewer: User, conv_id: int, r: Row[*tuple[Any, ...]]
+) -> MessageOut | None:
+    if r.msg_id is None:
+        return None
+    if r.msg_hidden is not None:
+        # The viewer deleted the newest message for themself: show the one before it. Rare, so
+        # a query of its own rather than a costlier join for every row of every page.
+        earlier = latest_visible(session, viewer.id, conv_id)
+        return MessageOut.of(earlier) if earlier is not None else None
     if r.author_kind is None:
         author = AuthorOut.system()
     else:
@@ -184,7 +192,7 @@ def render_conversations(
                 members=members[conv.id],
                 unread_count=member.unread_count,
                 last_read_message_id=member.last_read_message_id,
-                last_message=_last_message(conv.id, r),
+                last_message=_last_message(session, viewer, conv.id, r),
                 created_at=conv.created_at,
                 updated_at=conv.last_activity_at,
                 ended_at=conv.ended_at,

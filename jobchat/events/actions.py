@@ -17,6 +17,7 @@ def emit(
     now: datetime,
     conversation_id: int | None = None,
     user_id: int | None = None,
+    message_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Add an event row to the caller's transaction.
@@ -28,6 +29,7 @@ def emit(
         type=type_,
         conversation_id=conversation_id,
         user_id=user_id,
+        message_id=message_id,
         data=data or {},
         created_at=now,
     )

@@ -35,5 +35,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(40))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The message a message event is about, so that deleting it for everyone can blank the
+    # copy of its content the event holds.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

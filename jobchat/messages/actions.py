@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,7 @@ from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
 from jobchat.events.actions import emit
-from jobchat.events.models import EventType
+from jobchat.events.models import Event, EventType
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.schemas import MessageOut
 
@@ -144,11 +145,16 @@ def do_send_message(
         EventType.message_created,
         now=now,
         conversation_id=conv.id,
-        data={"message": MessageOut.of(message).model_dump(mode="json")},
+        message_id=message.id,
+        data=_payload(message),
     )
     if had_unread:
         emit_read(session, conv, member, now)
     return message, False
+
+
+def _payload(message: Message) -> dict[str, Any]:
+    return {"message": MessageOut.of(message).model_dump(mode="json")}
 
 
 def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
@@ -228,6 +234,13 @@ def do_delete_message(
             return
         message.deleted_at = now
         message.deleted_by_id = actor.id
+        # The content stays on the message row for audit; the event log, which clients replay,
+        # keeps only the tombstone.
+        session.execute(
+            update(Event)
+            .where(Event.message_id == message.id, Event.type == EventType.message_created)
+            .values(data=_payload(message))
+        )
         hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
         session.execute(
             update(Member)
@@ -245,6 +258,7 @@ def do_delete_message(
             EventType.message_deleted,
             now=now,
             conversation_id=conv.id,
+            message_id=message.id,
             data={"message_id": message.id, "for": "everyone"},
         )
         return
@@ -265,5 +279,6 @@ def do_delete_message(
         now=now,
         conversation_id=conv.id,
         user_id=actor.id,
+        message_id=message.id,
         data={"message_id": message.id, "for": "me"},
     )

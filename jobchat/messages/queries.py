@@ -64,13 +64,12 @@ def history(
     return page, (page[0].id if more and page else None)
 
 
-def hidden_among(session: Session, user_id: int, message_ids: list[int]) -> set[int]:
-    if not message_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(HiddenMessage.message_id).where(
-                HiddenMessage.user_id == user_id, HiddenMessage.message_id.in_(message_ids)
-            )
-        )
-    )
+def latest_visible(session: Session, user_id: int, conv_id: int) -> Message | None:
+    """The newest message of the conversation the user has not deleted for themself."""
+    return session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conv_id, ~_hidden_for(user_id))
+        .options(selectinload(Message.author))
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 05:07:25.720761
+Create Date: 2026-11-22 06:26:27.377950
 """
 
 from __future__ import annotations
@@ -263,29 +263,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_conversations_job_id"), ["job_id"], unique=False)
 
     op.create_table(
-        "events",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("type", sa.String(length=40), nullable=False),
-        sa.Column(
-            "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
-        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("data", sa.JSON(), nullable=False),
-        sa.Column("created_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["conversation_id"],
-            ["conversations.id"],
-            name=op.f("fk_events_conversation_id_conversations"),
-        ),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_events_user_id_users")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-    )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_events_conversation_id"), ["conversation_id", "id"], unique=False
-        )
-
-    op.create_table(
         "members",
         sa.Column(
             "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -375,6 +352,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_deliveries_message_id"), ["message_id"], unique=False)
 
     op.create_table(
+        "events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column(
+            "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_events_conversation_id_conversations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_events_message_id_messages")
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_events_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_events_conversation_id"), ["conversation_id", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_events_message_id"), ["message_id"], unique=False)
+
+    op.create_table(
         "hidden_messages",
         sa.Column(
             "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -404,6 +411,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_hidden_messages_user_id"))
 
     op.drop_table("hidden_messages")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_events_message_id"))
+        batch_op.drop_index(batch_op.f("ix_events_conversation_id"))
+
+    op.drop_table("events")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_message_id"))
         batch_op.drop_index("ix_deliveries_due")
@@ -417,10 +429,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_members_inbox")
 
     op.drop_table("members")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_conversation_id"))
-
-    op.drop_table("events")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversations_job_id"))
         batch_op.drop_index(batch_op.f("ix_conversations_candidate_id"))
