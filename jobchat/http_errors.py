@@ -71,9 +71,11 @@ def _error(
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
-    # ("body", "channel") -> "channel"; ("query", "limit") -> "limit"; ("body",) -> "body"
-    parts = [str(p) for p in loc[1:]] or [str(loc[0])] if loc else ["body"]
-    return ".".join(parts)
+    """("body", "channel") -> "channel"; ("query", "limit") -> "limit"; ("body",) -> "body"."""
+    if not loc:
+        return "body"
+    inside = loc[1:] or loc[:1]
+    return ".".join(str(part) for part in inside)
 
 
 def _validation_message(err: dict[str, Any]) -> str:

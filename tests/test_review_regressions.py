@@ -146,3 +146,17 @@ def test_deleting_for_everyone_blanks_the_content_in_the_event_log(
         assert created.data["message"]["body"] == ""
         assert created.data["message"]["deleted"] is True
         assert "90-95k" not in json.dumps([e.data for e in s.scalars(select(Event))])
+
+
+def test_signing_out_from_another_site_is_refused(api: Api, world: World) -> None:
+    """A cross-site form cannot sign a user out; our own page can."""
+    client = api.client
+    url = body(api.integration.post("/api/v1/users/emp_team/login-links"), 201)["url"]
+    r = client.get(url.removeprefix("http://testserver"), follow_redirects=False)
+    assert r.status_code == 303
+    refused = client.post("/logout", headers={"Origin": "https://evil.example"})
+    assert_error(refused, 403, "cross_site")
+    assert client.get("/api/v1/me").status_code == 200
+    r = client.post("/logout", headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get("/api/v1/me").status_code == 401

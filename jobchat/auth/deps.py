@@ -40,7 +40,7 @@ def get_now(state: State) -> datetime:
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def _same_origin(request: Request, public_url: str) -> bool:
+def same_origin(request: Request, public_url: str) -> bool:
     """Cookie-authenticated writes must come from our own pages (CSRF)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if origin is None:
@@ -89,7 +89,7 @@ def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Ca
         if cookie is not None:
             user = user_for(session, cookie, (CredentialKind.session,), now)
             if user is not None:
-                if request.method in _UNSAFE and not _same_origin(
+                if request.method in _UNSAFE and not same_origin(
                     request, state.settings.public_url
                 ):
                     raise Forbidden("Cross-site request refused.", code="cross_site")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -9,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.context import Context
-from jobchat.conversations.membership import sync_members
+from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
@@ -62,6 +63,49 @@ def do_start_conversation(
     if session.get(Member, (conv.id, actor.id)) is None:
         raise Forbidden("You may not start this kind of conversation.", code="cannot_start")
     return conv, created
+
+
+def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:
+    expected = expected_member_ids(session, conv)
+    current = {m.user_id: m for m in conv.members}
+    for user_id in sorted(expected - current.keys()):
+        # A newcomer sees the history but starts with nothing unread.
+        member = Member(
+            conversation_id=conv.id,
+            user_id=user_id,
+            last_read_message_id=conv.last_message_id or 0,
+            unread_count=0,
+            last_activity_at=conv.last_activity_at,
+            joined_at=now,
+        )
+        session.add(member)
+        conv.members.append(member)
+        emit(
+            session,
+            EventType.member_added,
+            now=now,
+            conversation_id=conv.id,
+            user_id=user_id,
+            data={"user_id": user_id},
+        )
+    for user_id in sorted(current.keys() - expected):
+        member = current[user_id]
+        conv.members.remove(member)
+        session.delete(member)
+        emit(
+            session,
+            EventType.member_removed,
+            now=now,
+            conversation_id=conv.id,
+            user_id=user_id,
+            data={"user_id": user_id},
+        )
+    session.flush()
+
+
+def sync_conversations(session: Session, convs: Iterable[Conversation], *, now: datetime) -> None:
+    for conv in convs:
+        sync_members(session, conv, now=now)
 
 
 def do_end_conversation(

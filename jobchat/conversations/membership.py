@@ -1,15 +1,14 @@
-"""Who belongs in a conversation, from the table in DESIGN.md, and keeping the stored members so.
+"""Who belongs in a conversation, from the table in DESIGN.md (read only).
 
-``expected_member_ids`` is the rule; ``sync_members`` makes the stored rows match it and writes a
-``member.added`` / ``member.removed`` event for each difference. Actions that change a context (a
-stage, a team, a job's partners, a candidate's source partner, a user's organisation or role)
-call ``sync_conversations`` on what they touched, in their own transaction.
+``expected_member_ids`` is the rule. ``conversations_of_*`` find the conversations a change of
+context can affect (a stage, a team, a job's partners, a candidate's source partner, a user's
+organisation or role); the action that made the change passes them to
+``conversations.actions.sync_conversations`` in its own transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -25,8 +24,6 @@ from jobchat.directory.models import (
     User,
     UserKind,
 )
-from jobchat.events.actions import emit
-from jobchat.events.models import EventType
 
 
 def staff_ids_of(session: Session, org_ids: Iterable[int | None]) -> set[int]:
@@ -124,49 +121,6 @@ def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
         {conv.employer_user_id} if conv.employer_user_id in employer_side else set[int]()
     )
     return employer_user | agency_side
-
-
-def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:
-    expected = expected_member_ids(session, conv)
-    current = {m.user_id: m for m in conv.members}
-    for user_id in sorted(expected - current.keys()):
-        # A newcomer sees the history but starts with nothing unread.
-        member = Member(
-            conversation_id=conv.id,
-            user_id=user_id,
-            last_read_message_id=conv.last_message_id or 0,
-            unread_count=0,
-            last_activity_at=conv.last_activity_at,
-            joined_at=now,
-        )
-        session.add(member)
-        conv.members.append(member)
-        emit(
-            session,
-            EventType.member_added,
-            now=now,
-            conversation_id=conv.id,
-            user_id=user_id,
-            data={"user_id": user_id},
-        )
-    for user_id in sorted(current.keys() - expected):
-        member = current[user_id]
-        conv.members.remove(member)
-        session.delete(member)
-        emit(
-            session,
-            EventType.member_removed,
-            now=now,
-            conversation_id=conv.id,
-            user_id=user_id,
-            data={"user_id": user_id},
-        )
-    session.flush()
-
-
-def sync_conversations(session: Session, convs: Iterable[Conversation], *, now: datetime) -> None:
-    for conv in convs:
-        sync_members(session, conv, now=now)
 
 
 def conversations_of_job(session: Session, job_id: int) -> list[Conversation]:

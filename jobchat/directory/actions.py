@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobchat.conversations.actions import sync_conversations
 from jobchat.conversations.membership import (
     conversations_of_application,
     conversations_of_candidate,
     conversations_of_job,
     conversations_of_staff,
-    sync_conversations,
 )
 from jobchat.directory.models import (
     Application,

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat.auth.actions import do_end_session, do_redeem_login_link
-from jobchat.auth.deps import SESSION_COOKIE, Now, State
+from jobchat.auth.deps import SESSION_COOKIE, Now, State, same_origin
 from jobchat.auth.models import CredentialKind
 from jobchat.auth.queries import user_for
-from jobchat.errors import NotFound
+from jobchat.errors import Forbidden, NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,7 +50,8 @@ def redeem_login_link(secret: str, request: Request, state: State, now: Now) -> 
         max_age=int(lifetime.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the request itself is plain HTTP; the public URL tells.
+        secure=state.settings.public_url.startswith("https://"),
     )
     return response
 
@@ -79,6 +80,8 @@ def home(request: Request, state: State, now: Now) -> HTMLResponse:
 
 @router.post("/logout")
 def logout(request: Request, state: State) -> Response:
+    if not same_origin(request, state.settings.public_url):
+        raise Forbidden("Cross-site request refused.", code="cross_site")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         with state.db.write() as session:
