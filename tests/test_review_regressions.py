@@ -13,6 +13,7 @@ from sqlalchemy import select
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.events.models import Event, EventType
+from jobchat.messages.models import Delivery
 from tests.support import Api, World, assert_error, body, sent, start
 
 
@@ -160,3 +161,20 @@ def test_signing_out_from_another_site_is_refused(api: Api, world: World) -> Non
     r = client.post("/logout", headers={"Origin": "http://testserver"}, follow_redirects=False)
     assert r.status_code == 303
     assert client.get("/api/v1/me").status_code == 401
+
+
+def test_deleting_an_unsent_email_for_everyone_cancels_its_delivery(
+    world: World, db: Database
+) -> None:
+    """An email deleted for everyone before it went out is never sent: its delivery is
+    cancelled, and staff see that in the message's delivery state."""
+    conv_id = start(world["emp_team"], "application", application="app1")
+    emp = world["emp_team"]
+    message = sent(emp.send(conv_id, "Offer details", channel="email", subject="Your offer"))
+    assert [d["status"] for d in message["deliveries"]] == ["queued"]
+    assert emp.delete(f"/api/v1/messages/{message['id']}", **{"for": "everyone"}).status_code == 204
+    history = body(emp.messages(conv_id), 200)["items"]
+    assert [d["status"] for d in history[-1]["deliveries"]] == ["cancelled"]
+    with db.read() as s:
+        statuses = s.scalars(select(Delivery.status).where(Delivery.message_id == message["id"]))
+        assert list(statuses) == ["cancelled"]

@@ -241,6 +241,12 @@ def do_delete_message(
             .where(Event.message_id == message.id, Event.type == EventType.message_created)
             .values(data=_payload(message))
         )
+        # An email or SMS that has not gone out yet never will.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.message_id == message.id, Delivery.status == DeliveryStatus.queued)
+            .values(status=DeliveryStatus.cancelled, updated_at=now)
+        )
         hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
         session.execute(
             update(Member)

@@ -24,6 +24,7 @@ class DeliveryStatus(enum.StrEnum):
     sent = "sent"
     delivered = "delivered"
     failed = "failed"
+    cancelled = "cancelled"  # deleted for everyone before it went out
 
 
 class Message(Base):

@@ -31,7 +31,7 @@ class AuthorOut(BaseModel):
 class DeliveryOut(BaseModel):
     recipient: str = Field(description="External id of the candidate it goes to.")
     channel: Literal["email", "sms"]
-    status: Literal["queued", "sending", "sent", "delivered", "failed"]
+    status: Literal["queued", "sending", "sent", "delivered", "failed", "cancelled"]
     attempts: int
     last_error: str | None = None
 
