@@ -178,3 +178,25 @@ def test_deleting_an_unsent_email_for_everyone_cancels_its_delivery(
     with db.read() as s:
         statuses = s.scalars(select(Delivery.status).where(Delivery.message_id == message["id"]))
         assert list(statuses) == ["cancelled"]
+
+
+def test_member_events_carry_the_member_as_the_api_shows_it(
+    world: World, api: Api, db: Database
+) -> None:
+    """member.added and member.removed name the member by external id, like every other part
+    of the API, never by an internal row id."""
+    conv_id = start(world["emp_team"], "job_relocation", job="job1")
+    api.application("app2", "job1", "cand2", "offer_accepted")
+    api.application("app2", "job1", "cand2", "withdrawn")
+    with db.read() as s:
+        events = s.scalars(
+            select(Event)
+            .where(Event.conversation_id == conv_id, Event.type.like("member.%"))
+            .order_by(Event.id.desc())
+            .limit(2)
+        ).all()
+    dan = {"id": "cand2", "name": "Dan Candidate", "kind": "candidate", "organization": None}
+    assert [(e.type, e.data) for e in reversed(events)] == [
+        ("member.added", {"member": dan}),
+        ("member.removed", {"member": dan}),
+    ]

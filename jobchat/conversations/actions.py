@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from jobchat.conversations.context import Context
 from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
+from jobchat.conversations.schemas import MemberOut
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
 from jobchat.events.actions import emit
@@ -66,8 +68,14 @@ def do_start_conversation(
 
 
 def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:
+    """Make the stored members match the rules, with a member.added / member.removed event for
+    each difference (carrying the member as the API shows it)."""
     expected = expected_member_ids(session, conv)
     current = {m.user_id: m for m in conv.members}
+    changed = expected ^ current.keys()
+    if not changed:
+        return
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(changed)))}
     for user_id in sorted(expected - current.keys()):
         # A newcomer sees the history but starts with nothing unread.
         member = Member(
@@ -86,7 +94,7 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
             now=now,
             conversation_id=conv.id,
             user_id=user_id,
-            data={"user_id": user_id},
+            data={"member": _member_payload(users[user_id])},
         )
     for user_id in sorted(current.keys() - expected):
         member = current[user_id]
@@ -98,9 +106,18 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
             now=now,
             conversation_id=conv.id,
             user_id=user_id,
-            data={"user_id": user_id},
+            data={"member": _member_payload(users[user_id])},
         )
     session.flush()
+
+
+def _member_payload(user: User) -> dict[str, Any]:
+    return MemberOut(
+        id=user.ext_id,
+        name=user.name,
+        kind="staff" if user.is_staff else "candidate",
+        organization=user.organization.ext_id if user.organization else None,
+    ).model_dump(mode="json")
 
 
 def sync_conversations(session: Session, convs: Iterable[Conversation], *, now: datetime) -> None:
