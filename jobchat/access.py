@@ -80,9 +80,10 @@ def access_start(
 ) -> tuple[Context, Conversation | None]:
     """Authorise ``user`` to open (or reach) the conversation of ``kind`` the refs name.
 
-    Returns the context and the conversation if it already exists with the user in it. In order:
-    404 for a context that is unknown or not visible, 422 for one that makes no sense, 403 for a
-    visible context the user may not open a conversation in.
+    Returns the context, and its conversation if one exists already. A member of that
+    conversation may always reach it; anyone else must be allowed to start it. In order: 404 for
+    a context that is unknown or not visible, 422 for one that makes no sense, 403 for a visible
+    context the user may not open a conversation in.
     """
     loaded = load_refs(session, kind, refs)
     if not _can_see_context(session, user, loaded):
