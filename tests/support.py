@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +227,29 @@ def user_id(db: Database, ext_id: str) -> int:
     with db.read() as s:
         found: int = s.scalars(select(User.id).where(User.ext_id == ext_id)).one()
         return found
+
+
+def wait_until_serving(
+    process: subprocess.Popen[Any], base: str, output: Callable[[], str], seconds: float = 60
+) -> httpx.Response:
+    """Poll ``base``/openapi.json until the server answers; fail if it exits or never does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, f"the server exited with {process.returncode}:\n{output()}"
+        try:
+            return httpx.get(f"{base}/openapi.json", timeout=2)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"the server did not answer in time:\n{output()}"
+            time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from jobchat.app import create_app
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.models import Base
-from tests.support import assert_error, free_port
+from tests.support import assert_error, free_port, stop, wait_until_serving
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 
@@ -151,19 +150,13 @@ def test_serve_starts_and_publishes_its_openapi(cli_database_url: str, tmp_path:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
     try:
-        response = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"jobchat serve exited with {process.returncode}:\n{log.read()}")
-            try:
-                response = httpx.get(f"{base}/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert response is not None, "jobchat serve did not answer within 60 seconds"
+        response = wait_until_serving(process, base, output)
         assert response.status_code == 200, response.text
         paths = response.json()["paths"]
         assert "/api/v1/conversations" in paths
@@ -172,10 +165,5 @@ def test_serve_starts_and_publishes_its_openapi(cli_database_url: str, tmp_path:
         assert_error(httpx.get(f"{base}/api/v1/me", timeout=5), 401)
         assert set(Base.metadata.tables) <= table_names(cli_database_url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process)
         log.close()

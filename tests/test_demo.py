@@ -30,7 +30,7 @@ from jobchat.demo import build_demo, fresh_database
 from jobchat.directory.models import Organization
 from jobchat.directory.schemas import OrganizationIn
 from jobchat.messages.queries import count_unread
-from tests.support import free_port
+from tests.support import free_port, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_URL = "http://testserver"
@@ -231,24 +231,12 @@ def test_demo_command_prints_a_link_per_persona_and_serves(demo: Demo, tmp_path:
                 if label in line and f"{base}/login/" in line:
                     printed[label] = line.split()[-1]
 
-        while True:
-            assert proc.poll() is None, "jobchat demo exited:\n" + "".join(output)
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer in time"
-            time.sleep(0.1)
+        served = wait_until_serving(proc, base, lambda: "".join(output))
+        assert served.status_code == 200
 
         # A printed link signs in on the running server.
         response = httpx.get(printed[expected[0]], follow_redirects=False, timeout=5.0)
         assert response.status_code == 303
         assert SESSION_COOKIE in response.cookies
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
