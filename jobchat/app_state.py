@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from jobchat.clock import Clock, SystemClock
+from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.ratelimit import RateLimiter
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppState:
     settings: Settings
     db: Database
-    clock: Clock = field(default_factory=SystemClock)
-    send_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(120, 60.0))
+    clock: Clock
+    send_limiter: RateLimiter
