@@ -268,7 +268,7 @@ class _Script:
         with self.db.write() as session:
             user = self.user(session, who)
             context, existing = access_start(session, user, kind, refs)
-            conv, _created = do_start_conversation(
+            conv, _member, _created = do_start_conversation(
                 session, actor=user, context=context, existing=existing, now=self.clock.now()
             )
             return conv.id

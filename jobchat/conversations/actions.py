@@ -29,8 +29,10 @@ def do_start_conversation(
     context: Context,
     existing: Conversation | None,
     now: datetime,
-) -> tuple[Conversation, bool]:
-    """Get or create the one conversation of this kind and context; returns (it, created).
+) -> tuple[Conversation, Member, bool]:
+    """Get or create the one conversation of this kind and context.
+
+    Returns it, the actor's member row in it, and whether it was created.
 
     The unique ``context_key`` is the guarantee: when two requests race to create it, one insert
     fails, is rolled back to its savepoint, and that request answers with the winner's row.
@@ -62,9 +64,10 @@ def do_start_conversation(
                 select(Conversation).where(Conversation.context_key == context.key)
             ).one()
     sync_members(session, conv, now=now)
-    if session.get(Member, (conv.id, actor.id)) is None:
+    member = session.get(Member, (conv.id, actor.id))
+    if member is None:
         raise Forbidden("You may not start this kind of conversation.", code="cannot_start")
-    return conv, created
+    return conv, member, created
 
 
 def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:

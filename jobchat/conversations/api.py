@@ -78,10 +78,9 @@ def start_conversation(
     )
     with caller.write() as (session, user):
         context, existing = access.access_start(session, user, body.kind, refs)
-        conv, created = do_start_conversation(
+        conv, member, created = do_start_conversation(
             session, actor=user, context=context, existing=existing, now=caller.now
         )
-        conv, member = access.access_conversation(session, user, conv.id)
         out = render_conversation(session, user, conv, member)
     response.status_code = 201 if created else 200
     return out

@@ -76,6 +76,22 @@ def do_send_message(
     _validate(body, subject, out.channel, limits)
     recipient, address = _recipient(session, actor, conv, out.channel, limits)
 
+    # The delivery is inserted with the message (and rolled back with it), and the collection
+    # is known from the start, so rendering the answer needs no further query.
+    deliveries = []
+    if recipient is not None and address is not None:
+        deliveries.append(
+            Delivery(
+                recipient_id=recipient.id,
+                recipient=recipient,
+                channel=out.channel,
+                address=address,
+                status=DeliveryStatus.queued,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     message = Message(
         conversation_id=conv.id,
         author_id=actor.id,
@@ -85,6 +101,7 @@ def do_send_message(
         channel=out.channel,
         created_at=now,
         idempotency_key=out.idempotency_key,
+        deliveries=deliveries,
     )
     try:
         with session.begin_nested():
@@ -96,21 +113,6 @@ def do_send_message(
         if earlier is None:
             raise
         return _replay(earlier, conv, out), True
-
-    if recipient is not None and address is not None:
-        session.add(
-            Delivery(
-                message_id=message.id,
-                recipient_id=recipient.id,
-                recipient=recipient,
-                channel=out.channel,
-                address=address,
-                status=DeliveryStatus.queued,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).
@@ -138,8 +140,6 @@ def do_send_message(
     member.last_read_message_id = message.id
     member.unread_count = 0
     member.last_activity_at = active_at
-    session.flush()
-    session.refresh(message, ["deliveries"])
     emit(
         session,
         EventType.message_created,
