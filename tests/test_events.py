@@ -85,7 +85,7 @@ def test_message_created(world: World, db: Database, clock: FrozenClock) -> None
     assert [e.type for e in new] == ["message.created"]
     event = new[0]
     assert event.conversation_id == conv_id
-    data = event.data["message"]
+    data = event.data
     assert data["id"] == message["id"]
     assert data["conversation"] == conv_id
     assert data["body"] == "Hello there"
@@ -134,7 +134,8 @@ def test_message_deleted_for_me(world: World, db: Database) -> None:
     assert [e.type for e in new] == ["message.deleted"]
     assert new[0].conversation_id == conv_id
     assert new[0].user_id == user_id(db, "cand")
-    assert new[0].data == {"message_id": message["id"], "for": "me"}
+    # Only the one who hid it receives this, with what their inbox shows instead: nothing.
+    assert new[0].data == {"id": message["id"], "for": "me", "last_message": None}
     # Hiding it again is no change and writes nothing.
     before = last_event_id(db)
     assert world["cand"].delete(f"/api/v1/messages/{message['id']}").status_code == 204
@@ -152,7 +153,8 @@ def test_message_deleted_for_everyone(world: World, db: Database) -> None:
     assert [e.type for e in new] == ["message.deleted"]
     assert new[0].conversation_id == conv_id
     assert new[0].user_id is None
-    assert new[0].data == {"message_id": message["id"], "for": "everyone"}
+    assert (new[0].data["id"], new[0].data["for"]) == (message["id"], "everyone")
+    assert new[0].data["message"]["deleted"] is True
     # The body never travels in the event.
     assert "Hi" not in str(new[0].data.values())
     before = last_event_id(db)
@@ -219,7 +221,7 @@ def test_conversation_updated_on_end_and_reopen(world: World, db: Database) -> N
     assert updated.conversation_id == conv_id
     assert updated.data["status"] == "open"
     created = next(e for e in new if e.type == "message.created")
-    assert created.data["message"]["id"] == message["id"]
+    assert created.data["id"] == message["id"]
     assert world["cand"].get(f"/api/v1/conversations/{conv_id}").json()["status"] == "open"
 
 
@@ -304,13 +306,14 @@ def test_event_ids_strictly_increase_in_the_order_of_the_changes(
         "message.deleted",  # two, for emp_admin
         "conversation.updated",  # ended
     ]
-    assert new[3].data["message"]["id"] == m1
+    assert new[3].data["id"] == m1
     assert new[4].user_id == user_id(db, "cand")
-    assert new[5].data["message"]["id"] == m2
-    assert new[6].data == {"message_id": m1, "for": "everyone"}
-    assert (new[7].user_id, new[7].data) == (
+    assert new[5].data["id"] == m2
+    assert (new[6].data["id"], new[6].data["for"]) == (m1, "everyone")
+    assert (new[7].user_id, new[7].data["id"], new[7].data["for"]) == (
         user_id(db, "emp_admin"),
-        {"message_id": m2, "for": "me"},
+        m2,
+        "me",
     )
     assert new[8].data["status"] == "ended"
     assert sorted(types[9:]) == ["conversation.read", "conversation.updated", "message.created"]

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from jobchat.conversations.context import Context
 from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
+from jobchat.conversations.render import render_conversation
 from jobchat.conversations.schemas import MemberOut
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
-from jobchat.events.actions import emit
+from jobchat.events.actions import emit, json_time, unread_extras
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
 from jobchat.messages.queries import count_unread
@@ -72,13 +73,18 @@ def do_start_conversation(
 
 def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None:
     """Make the stored members match the rules, with a member.added / member.removed event for
-    each difference (carrying the member as the API shows it)."""
+    each difference (carrying the member as the API shows it).
+
+    A newcomer's own copy of member.added also carries the conversation as they now see it, and
+    a leaver's copy of member.removed their badge without it: a client needs nothing else.
+    """
     expected = expected_member_ids(session, conv)
     current = {m.user_id: m for m in conv.members}
     changed = expected ^ current.keys()
     if not changed:
         return
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(changed)))}
+    added = []
     for user_id in sorted(expected - current.keys()):
         # A newcomer sees the history but starts with nothing unread.
         member = Member(
@@ -91,18 +97,25 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
         )
         session.add(member)
         conv.members.append(member)
+        added.append(member)
+    session.flush()
+    for member in added:
+        user = users[member.user_id]
+        seen = render_conversation(session, user, conv, member).model_dump(mode="json")
         emit(
             session,
             EventType.member_added,
             now=now,
             conversation_id=conv.id,
-            user_id=user_id,
-            data={"member": _member_payload(users[user_id])},
+            user_id=user.id,
+            data={"member": _member_payload(user)},
+            extras={user.id: {"data": {"conversation": seen}}},
         )
     for user_id in sorted(current.keys() - expected):
         member = current[user_id]
         conv.members.remove(member)
         session.delete(member)
+        session.flush()
         emit(
             session,
             EventType.member_removed,
@@ -110,6 +123,7 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
             conversation_id=conv.id,
             user_id=user_id,
             data={"member": _member_payload(users[user_id])},
+            extras=unread_extras(session, conv.id, [user_id]),
         )
     session.flush()
 
@@ -142,7 +156,7 @@ def do_end_conversation(
         EventType.conversation_updated,
         now=now,
         conversation_id=conv.id,
-        data={"status": Status.ended, "ended_by": actor.ext_id},
+        data={"status": Status.ended, "ended_at": json_time(now), "ended_by": actor.ext_id},
     )
 
 
@@ -157,6 +171,7 @@ def emit_read(session: Session, conv: Conversation, member: Member, now: datetim
             "last_read_message_id": member.last_read_message_id,
             "unread_count": member.unread_count,
         },
+        extras=unread_extras(session, conv.id, [member.user_id]),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
@@ -85,7 +85,18 @@ class Member(Base):
     """
 
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_inbox", "user_id", "last_activity_at", "conversation_id"),)
+    __table_args__ = (
+        Index("ix_members_inbox", "user_id", "last_activity_at", "conversation_id"),
+        # The badge, and the unread counts every event carries for its recipients, sum a user's
+        # conversations with something unread: usually few, however many they are in.
+        Index(
+            "ix_members_unread",
+            "user_id",
+            "unread_count",
+            sqlite_where=text("unread_count > 0"),
+            postgresql_where=text("unread_count > 0"),
+        ),
+    )
 
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True

@@ -220,3 +220,12 @@ def candidate_manager(
         last_cand = rows[-1][0]
         next_cursor = _encode_cursor(last_cand.name, str(last_cand.id))
     return items, next_cursor
+
+
+# --- members -------------------------------------------------------------------------------------
+
+
+def member_ids(session: Session, conversation_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Member.user_id).where(Member.conversation_id == conversation_id))
+    )

@@ -8,7 +8,7 @@ immediate one waits its turn (``busy_timeout``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _IMMEDIATE = "jobchat_begin_immediate"
 _WRITE_LOCK = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
+_EVENTS_WRITTEN = "jobchat_events_written"
+
+
+def mark_events_written(session: Session) -> None:
+    """Note that this transaction adds events, so that its commit wakes the real-time stream."""
+    session.info[_EVENTS_WRITTEN] = True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -52,6 +58,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Called, from the writing thread, after each commit that added events.
+        self.on_events_committed: list[Callable[[], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -72,10 +80,28 @@ class Database:
         event ids in commit order (and, being the only lock taken first, cannot deadlock).
         SQLite's BEGIN IMMEDIATE does the same there.
         """
-        with self._sessions() as session, session.begin():
-            connection = session.connection(execution_options={_IMMEDIATE: True})
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
+        with self._sessions() as session:
+            with session.begin():
+                connection = session.connection(execution_options={_IMMEDIATE: True})
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK}
+                    )
+                yield session
+            if session.info.pop(_EVENTS_WRITTEN, False):
+                for listener in self.on_events_committed:
+                    listener()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read transaction whose statements all see the same committed state.
+
+        SQLite's read transactions are snapshots already; PostgreSQL's default (read committed)
+        gives each statement its own, so this asks for repeatable read.
+        """
+        with self._sessions() as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
 
     def dispose(self) -> None:

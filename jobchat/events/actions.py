@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from jobchat.events.models import Event, EventType
+from jobchat.conversations.models import Member
+from jobchat.db.engine import mark_events_written
+from jobchat.events.models import Event, EventHorizon, EventType
+
+_TIME = TypeAdapter(datetime)
+
+
+def json_time(at: datetime) -> Any:
+    """A time as the API writes it."""
+    return _TIME.dump_python(at, mode="json")
 
 
 def emit(
@@ -19,11 +31,13 @@ def emit(
     user_id: int | None = None,
     message_id: int | None = None,
     data: dict[str, Any] | None = None,
+    extras: dict[int, dict[str, Any]] | None = None,
 ) -> Event:
     """Add an event row to the caller's transaction.
 
     Event ids must become visible in increasing order, or a client resuming "after 8" would miss
-    a 7 committed later; ``Database.write`` serialises writers so that they do.
+    a 7 committed later; ``Database.write`` serialises writers so that they do, and wakes the
+    real-time stream once the transaction has committed.
     """
     event = Event(
         type=type_,
@@ -31,7 +45,71 @@ def emit(
         user_id=user_id,
         message_id=message_id,
         data=data or {},
+        extras={str(uid): extra for uid, extra in extras.items()} if extras else None,
         created_at=now,
     )
     session.add(event)
+    mark_events_written(session)
     return event
+
+
+def unread_extras(
+    session: Session, conversation_id: int, user_ids: Collection[int]
+) -> dict[int, dict[str, Any]]:
+    """For each user, ``{"unread": ...}``: their unread count in this conversation and their
+    badge totals, as they stand in this transaction. Events carry it, so a client's badge
+    follows every change, and a resumed stream shows the counts of the moment, not of now."""
+    if not user_ids:
+        return {}
+    session.flush()
+    counts: dict[int, int] = {
+        uid: count
+        for uid, count in session.execute(
+            select(Member.user_id, Member.unread_count).where(
+                Member.conversation_id == conversation_id, Member.user_id.in_(user_ids)
+            )
+        )
+    }
+    totals: dict[int, tuple[int, int]] = {
+        uid: (convs, msgs)
+        for uid, convs, msgs in session.execute(
+            select(Member.user_id, func.count(), func.sum(Member.unread_count))
+            .where(Member.user_id.in_(user_ids), Member.unread_count > 0)
+            .group_by(Member.user_id)
+        )
+    }
+    out: dict[int, dict[str, Any]] = {}
+    for uid in user_ids:
+        convs, msgs = totals.get(uid, (0, 0))
+        out[uid] = {
+            "unread": {
+                "conversation": counts.get(uid, 0),
+                "conversations": int(convs),
+                "messages": int(msgs),
+            }
+        }
+    return out
+
+
+def do_prune_events(session: Session, *, before: datetime, batch: int = 5_000) -> int:
+    """Delete up to ``batch`` of the oldest events written before ``before``; returns how many.
+
+    Only a run of the oldest is deleted (event times follow ids, as writers take turns), and the
+    horizon records the last id deleted, so a resume from before it is told to reload.
+    """
+    rows = session.execute(select(Event.id, Event.created_at).order_by(Event.id).limit(batch)).all()
+    last = None
+    for event_id, created_at in rows:
+        if created_at >= before:
+            break
+        last = event_id
+    if last is None:
+        return 0
+    deleted = sum(1 for _ in rows if _[0] <= last)
+    session.execute(delete(Event).where(Event.id <= last))
+    horizon = session.get(EventHorizon, 1)
+    if horizon is None:
+        session.add(EventHorizon(id=1, pruned_through=last))
+    else:
+        horizon.pruned_through = max(horizon.pruned_through, last)
+    return deleted

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jobchat.db.base import Base, BigId, UTCDateTime
@@ -22,14 +22,17 @@ class EventType(enum.StrEnum):
 
 
 class Event(Base):
-    """``id`` increases in commit order (see ``events.actions``): a client resumes after it.
+    """``id`` increases in commit order (see ``Database.write``): a client resumes after it.
 
     ``user_id`` names the one user an event concerns (the reader of a ``conversation.read``, the
-    member added or removed); audience is decided when the event is delivered.
+    member added or removed). ``data`` is what every recipient gets; ``extras`` holds, per user
+    id, what only that user gets: their unread counts after the change, and the conversation as
+    they see it when they have just been added. Who receives an event is decided when it is
+    delivered, by ``access.may_receive``.
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index(None, "conversation_id", "id"),)
+    __table_args__ = (Index(None, "conversation_id", "id"), Index(None, "user_id", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
@@ -39,4 +42,15 @@ class Event(Base):
     # copy of its content the event holds.
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventHorizon(Base):
+    """One row: the highest event id retention has deleted. A client that asks to resume from
+    below it has missed events that are gone, and must reload instead."""
+
+    __tablename__ = "event_horizon"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 from jobchat.config import Settings
 from jobchat.conversations.actions import emit_read
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
+from jobchat.conversations.queries import member_ids
 from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
-from jobchat.events.actions import emit
+from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
+from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
 
 
@@ -140,6 +142,7 @@ def do_send_message(
     member.last_read_message_id = message.id
     member.unread_count = 0
     member.last_activity_at = active_at
+    others = [uid for uid in member_ids(session, conv.id) if uid != actor.id]
     emit(
         session,
         EventType.message_created,
@@ -147,6 +150,7 @@ def do_send_message(
         conversation_id=conv.id,
         message_id=message.id,
         data=_payload(message),
+        extras=unread_extras(session, conv.id, others),
     )
     if had_unread:
         emit_read(session, conv, member, now)
@@ -154,7 +158,8 @@ def do_send_message(
 
 
 def _payload(message: Message) -> dict[str, Any]:
-    return {"message": MessageOut.of(message).model_dump(mode="json")}
+    """The message as staff see it; the stream leaves out the deliveries for candidates."""
+    return MessageOut.of(message, show_deliveries=True).model_dump(mode="json")
 
 
 def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
@@ -265,7 +270,8 @@ def do_delete_message(
             now=now,
             conversation_id=conv.id,
             message_id=message.id,
-            data={"message_id": message.id, "for": "everyone"},
+            data={"id": message.id, "for": "everyone", "message": _payload(message)},
+            extras=unread_extras(session, conv.id, member_ids(session, conv.id)),
         )
         return
 
@@ -279,6 +285,9 @@ def do_delete_message(
     )
     if counted_as_unread and member.unread_count > 0:
         member.unread_count -= 1
+    # Only the actor receives this one, so it can carry what their inbox shows next.
+    session.flush()
+    latest = latest_visible(session, actor.id, conv.id)
     emit(
         session,
         EventType.message_deleted,
@@ -286,5 +295,10 @@ def do_delete_message(
         conversation_id=conv.id,
         user_id=actor.id,
         message_id=message.id,
-        data={"message_id": message.id, "for": "me"},
+        data={
+            "id": message.id,
+            "for": "me",
+            "last_message": _payload(latest) if latest is not None else None,
+        },
+        extras=unread_extras(session, conv.id, [actor.id]),
     )
