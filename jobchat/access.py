@@ -22,6 +22,7 @@ from jobchat.conversations.membership import has_employer_access, partner_org_id
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
 from jobchat.directory.models import Application, Job, User
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
+from jobchat.events.models import EventType
 from jobchat.messages.models import Message
 
 CONVERSATION_NOT_FOUND = "There is no conversation with that id."
@@ -281,3 +282,20 @@ def check_delete_for_everyone(user: User, message: Message) -> None:
 def check_staff(user: User) -> None:
     if not user.is_staff:
         raise Forbidden("This is for staff users.", code="staff_only")
+
+
+# --- the real-time stream -----------------------------------------------------------------------
+
+# Events about one member's own state: their read marker, a message they deleted for themselves.
+_OWN_EVENTS = frozenset({EventType.conversation_read, EventType.message_deleted})
+
+
+def may_receive(event_type: str, concerns_user_id: int | None, viewer_id: int) -> bool:
+    """Whether a member of an event's conversation receives it.
+
+    Membership itself is the stream's to follow (it changes with the stream's own member
+    events); on top of it, other members' private events stay private.
+    """
+    if event_type in _OWN_EVENTS and concerns_user_id is not None:
+        return concerns_user_id == viewer_id
+    return True

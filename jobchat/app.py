@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from jobchat import __version__
@@ -16,6 +19,10 @@ from jobchat.directory.api import me as me_router
 from jobchat.http_errors import BodyLimit, install_error_handlers
 from jobchat.messages.api import router as messages_router
 from jobchat.ratelimit import RateLimiter
+from jobchat.realtime.api import router as realtime_router
+from jobchat.realtime.bus import Bus, LocalBus, RedisBus
+from jobchat.realtime.hub import Hub
+from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
 from jobchat.web.pages import router as web_router
 
 DESCRIPTION = """
@@ -36,13 +43,27 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, clock: Clock | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="jobchat", version=__version__, description=DESCRIPTION)
-    app.state.jobchat = AppState(
+    state = AppState(
         settings=settings,
         db=db or Database(settings.sqlalchemy_url),
         clock=clock or SystemClock(),
         send_limiter=RateLimiter(settings.send_rate_per_minute, 60.0),
     )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The hub lives on the server's event loop, so it is made here, not at import.
+        bus, presence = _fan_out(settings)
+        hub = Hub(db=state.db, bus=bus, presence=presence, settings=settings, clock=state.clock)
+        app.state.hub = hub
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(title="jobchat", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.jobchat = state
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for router in (
@@ -51,7 +72,16 @@ def create_app(
         me_router,
         conversations_router,
         messages_router,
+        realtime_router,
         web_router,
     ):
         app.include_router(router)
     return app
+
+
+def _fan_out(settings: Settings) -> tuple[Bus, Presence]:
+    """Redis between processes when configured; otherwise everything stays in this one."""
+    if settings.redis_url:
+        bus = RedisBus(settings.redis_url)
+        return bus, RedisPresence(bus.redis, bus.origin, ttl_seconds=settings.presence_ttl_seconds)
+    return LocalBus(), LocalPresence()

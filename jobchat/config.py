@@ -32,6 +32,28 @@ class Settings(BaseSettings):
     send_rate_per_minute: int = Field(
         default=120, description="Messages one user may send per minute before 429."
     )
+    event_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description="How long events are kept for clients resuming the stream with ?after=.",
+    )
+    stream_queue_frames: int = Field(
+        default=500, ge=1, description="Frames one socket may have waiting before it is closed."
+    )
+    stream_max_backlog: int = Field(
+        default=10_000, ge=1, description="Most events a resume replays; beyond it, reload."
+    )
+    stream_heartbeat_seconds: float = Field(
+        default=25, gt=0, description="A heartbeat frame goes to every socket this often."
+    )
+    stream_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each process reads new events without being woken (Redis down).",
+    )
+    presence_ttl_seconds: float = Field(
+        default=60, gt=0, description="With Redis: how long a crashed process still looks online."
+    )
     default_phone_region: str = Field(
         default="US", description="Region for phone numbers written without a country code."
     )

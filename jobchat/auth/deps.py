@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,12 +40,12 @@ def get_now(state: State) -> datetime:
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def same_origin(request: Request, public_url: str) -> bool:
-    """Cookie-authenticated writes must come from our own pages (CSRF)."""
-    origin = request.headers.get("origin") or request.headers.get("referer")
+def same_origin(headers: Mapping[str, str], public_url: str) -> bool:
+    """Cookie-authenticated writes, and sockets, must come from our own pages (CSRF, CSWSH)."""
+    origin = headers.get("origin") or headers.get("referer")
     if origin is None:
         return True  # not a browser cross-site request: browsers send Origin on those
-    allowed = {urlsplit(public_url).netloc, request.headers.get("host", "")}
+    allowed = {urlsplit(public_url).netloc, headers.get("host", "")}
     return urlsplit(origin).netloc in allowed
 
 
@@ -90,7 +90,7 @@ def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Ca
             user = user_for(session, cookie, (CredentialKind.session,), now)
             if user is not None:
                 if request.method in _UNSAFE and not same_origin(
-                    request, state.settings.public_url
+                    request.headers, state.settings.public_url
                 ):
                     raise Forbidden("Cross-site request refused.", code="cross_site")
                 return Caller(state, user.id)
@@ -110,6 +110,40 @@ def require_integration(state: State, bearer: Bearer, now: Now) -> None:
                 code="integration_key_required",
             )
     raise Unauthorized("The bearer token is not valid.")
+
+
+def user_for_socket(
+    state: AppState,
+    headers: Mapping[str, str],
+    query_token: str | None,
+    cookies: Mapping[str, str],
+) -> User:
+    """Who opens a stream socket: a bearer token in the header or in ``?token=`` (browsers
+    cannot set headers on a WebSocket), or the session cookie from a page of our own origin."""
+    now = state.clock.now()
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" else None
+    token = token or query_token
+    with state.db.read() as session:
+        if token:
+            user = user_for(session, token, (CredentialKind.token,), now)
+            if user is not None:
+                return user
+            if is_api_key(session, token, state.settings.api_key):
+                raise Forbidden(
+                    "The integration key has no event stream; use a user token.",
+                    code="user_token_required",
+                )
+            raise Unauthorized("The token is not valid.")
+        cookie = cookies.get(SESSION_COOKIE)
+        if cookie is not None:
+            if not same_origin(headers, state.settings.public_url):
+                raise Forbidden("Cross-site socket refused.", code="cross_site")
+            user = user_for(session, cookie, (CredentialKind.session,), now)
+            if user is not None:
+                return user
+            raise Unauthorized("Your session has ended; sign in again.")
+    raise Unauthorized("Sign in, or send Authorization: Bearer <token> or ?token=<token>.")
 
 
 CurrentUser = Annotated[Caller, Depends(require_user)]

@@ -229,3 +229,17 @@ def member_ids(session: Session, conversation_id: int) -> list[int]:
     return list(
         session.scalars(select(Member.user_id).where(Member.conversation_id == conversation_id))
     )
+
+
+def conversation_ids_of(session: Session, user_id: int) -> set[int]:
+    return set(session.scalars(select(Member.conversation_id).where(Member.user_id == user_id)))
+
+
+def member_refs(session: Session, conversation_id: int) -> list[tuple[int, str]]:
+    """(id, external id) of each member."""
+    rows = session.execute(
+        select(User.id, User.ext_id)
+        .join(Member, Member.user_id == User.id)
+        .where(Member.conversation_id == conversation_id)
+    )
+    return [(user_id, ext_id) for user_id, ext_id in rows]

@@ -62,7 +62,8 @@ def unread_extras(
     if not user_ids:
         return {}
     session.flush()
-    counts: dict[int, int] = {
+    # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
+    counts: dict[int, int] = {  # noqa: C416
         uid: count
         for uid, count in session.execute(
             select(Member.user_id, Member.unread_count).where(

@@ -80,7 +80,7 @@ def home(request: Request, state: State, now: Now) -> HTMLResponse:
 
 @router.post("/logout")
 def logout(request: Request, state: State) -> Response:
-    if not same_origin(request, state.settings.public_url):
+    if not same_origin(request.headers, state.settings.public_url):
         raise Forbidden("Cross-site request refused.", code="cross_site")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:

@@ -1,0 +1,77 @@
+"""Reading the event stream: the tail the dispatcher follows, and what a resuming client missed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
+
+from jobchat.events.models import Event, EventHorizon, EventType
+
+_COLUMNS = (
+    Event.id,
+    Event.type,
+    Event.conversation_id,
+    Event.user_id,
+    Event.data,
+    Event.extras,
+)
+EventRow = Row[Any]
+
+
+def latest_event_id(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0)
+
+
+def pruned_through(session: Session) -> int:
+    horizon = session.get(EventHorizon, 1)
+    return horizon.pruned_through if horizon is not None else 0
+
+
+def events_after(session: Session, after: int, *, limit: int) -> Sequence[EventRow]:
+    """The next events in id order: the dispatcher's tail of the stream."""
+    return session.execute(
+        select(*_COLUMNS).where(Event.id > after).order_by(Event.id).limit(limit)
+    ).all()
+
+
+def own_member_events(
+    session: Session, user_id: int, after: int, through: int
+) -> Sequence[tuple[int, str, int]]:
+    """(id, type, conversation) of the user's member.added / member.removed in (after, through]."""
+    rows = session.execute(
+        select(Event.id, Event.type, Event.conversation_id)
+        .where(
+            Event.user_id == user_id,
+            Event.id > after,
+            Event.id <= through,
+            Event.type.in_([EventType.member_added, EventType.member_removed]),
+        )
+        .order_by(Event.id)
+    ).all()
+    return [(r.id, r.type, r.conversation_id) for r in rows]
+
+
+def conversation_events(
+    session: Session,
+    conversation_ids: Collection[int],
+    after: int,
+    through: int,
+    *,
+    limit: int,
+) -> Sequence[EventRow]:
+    """The events of these conversations in (after, through], in order, at most ``limit``."""
+    if not conversation_ids:
+        return []
+    return session.execute(
+        select(*_COLUMNS)
+        .where(
+            Event.id > after,
+            Event.id <= through,
+            Event.conversation_id.in_(sorted(conversation_ids)),
+        )
+        .order_by(Event.id)
+        .limit(limit)
+    ).all()

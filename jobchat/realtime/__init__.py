@@ -1,0 +1,1 @@
+"""The real-time stream: stored events pushed over WebSockets, across server processes."""

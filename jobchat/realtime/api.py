@@ -1,0 +1,105 @@
+"""``/api/v1/events``: the WebSocket a client follows its conversations on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from jobchat.app_state import AppState
+from jobchat.auth.deps import user_for_socket
+from jobchat.errors import AppError, Invalid
+from jobchat.inputs import MAX_ID, storable
+from jobchat.realtime import codes
+from jobchat.realtime.frames import Viewer
+from jobchat.realtime.hub import Hub
+from jobchat.realtime.start import ResyncNeeded
+from jobchat.realtime.subscription import Subscription
+
+router = APIRouter(tags=["events"])
+
+RESYNC_REASON = "cannot resume from that id: reload, then connect without ?after"
+
+
+def _after(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ID):
+        raise Invalid({"after": "must be an event id (a whole number, 0 or more)"})
+    return int(raw)
+
+
+async def _refuse(ws: WebSocket, error: AppError) -> None:
+    """Refuse the handshake with an HTTP answer in the one error shape, where the server lets
+    us (the ASGI WebSocket denial extension); otherwise a plain refusal."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(JSONResponse(error.to_body(), status_code=error.status))
+    else:
+        await ws.close(code=1008)
+
+
+@router.websocket("/api/v1/events")
+async def event_stream(ws: WebSocket) -> None:
+    """Follow your conversations: see the README's "Real-time" section for the frames."""
+    state: AppState = ws.app.state.jobchat
+    hub: Hub = ws.app.state.hub
+    try:
+        after = _after(ws.query_params.get("after"))
+        token = ws.query_params.get("token")
+        user = await run_in_threadpool(
+            user_for_socket,
+            state,
+            ws.headers,
+            storable(token) if token is not None else None,
+            ws.cookies,
+        )
+        viewer = Viewer(
+            user_id=user.id, ext_id=user.ext_id, name=user.name, is_candidate=user.is_candidate
+        )
+    except AppError as error:
+        await _refuse(ws, error)
+        return
+    except ValueError:
+        await _refuse(ws, Invalid({"token": "is not a token this server gave out"}))
+        return
+    if not hub.running:
+        await ws.close(code=codes.SERVER_RESTART, reason="the server is starting or stopping")
+        return
+    await ws.accept()
+    try:
+        sub = await hub.subscribe(viewer, after)
+    except ResyncNeeded:
+        await ws.close(code=codes.RESYNC, reason=RESYNC_REASON)
+        return
+    writer = asyncio.create_task(_write(ws, sub))
+    try:
+        await _read(ws, sub, hub)
+    finally:
+        hub.unsubscribe(sub)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+async def _write(ws: WebSocket, sub: Subscription) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        while (frame := await sub.next_frame()) is not None:
+            await ws.send_text(frame)
+        assert sub.closing is not None
+        code, reason = sub.closing
+        await ws.close(code=code, reason=reason)
+
+
+async def _read(ws: WebSocket, sub: Subscription, hub: Hub) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            hub.receive(sub, "")  # a binary frame: answered as invalid
+        else:
+            hub.receive(sub, text)

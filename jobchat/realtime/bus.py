@@ -1,0 +1,158 @@
+"""How server processes tell each other about new events, and pass on ephemeral signals.
+
+The bus carries no events: those are in the database. It carries a nudge ("something new was
+committed, read the table") and ephemeral messages (typing, presence), which are never stored.
+Without Redis there is one process to reach, and ``LocalBus`` just calls back; with Redis,
+``RedisBus`` publishes on two channels every process subscribes to. A nudge lost to a Redis
+outage costs only latency: every process also reads the table once a poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+OnWake = Callable[[], None]
+OnEphemeral = Callable[[dict[str, Any]], None]
+
+
+class Bus(Protocol):
+    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None: ...
+
+    def wake_others(self) -> None:
+        """This process committed events: nudge the other processes to read them."""
+
+    def send_ephemeral(self, message: dict[str, Any]) -> None:
+        """Hand an ephemeral message to every process, this one included."""
+
+    async def stop(self) -> None: ...
+
+
+class LocalBus:
+    """One process: nobody else to wake, and ephemeral messages go straight back."""
+
+    def __init__(self) -> None:
+        self._on_ephemeral: OnEphemeral | None = None
+
+    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+        self._on_ephemeral = on_ephemeral
+
+    def wake_others(self) -> None:
+        pass
+
+    def send_ephemeral(self, message: dict[str, Any]) -> None:
+        if self._on_ephemeral is not None:
+            self._on_ephemeral(message)
+
+    async def stop(self) -> None:
+        self._on_ephemeral = None
+
+
+WAKE_CHANNEL = "jobchat:wake"
+EPHEMERAL_CHANNEL = "jobchat:ephemeral"
+
+
+class RedisBus:
+    """Redis pub/sub between processes. Each message names the process that sent it, so a
+    process handles its own ephemeral messages at once and ignores their echo."""
+
+    def __init__(self, url: str, *, retry_seconds: float = 1.0) -> None:
+        self.origin = uuid.uuid4().hex
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
+        )
+        self._retry = retry_seconds
+        self._outbox: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self._wake_pending = False
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_wake: OnWake = lambda: None
+        self._on_ephemeral: OnEphemeral = lambda _message: None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
+    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+        self._on_wake = on_wake
+        self._on_ephemeral = on_ephemeral
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="jobchat-bus-listen"),
+            asyncio.create_task(self._publish(), name="jobchat-bus-publish"),
+        ]
+
+    def wake_others(self) -> None:
+        # Nudges coalesce: one publish covers every commit made before it went out.
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._ready.set()
+
+    def send_ephemeral(self, message: dict[str, Any]) -> None:
+        self._on_ephemeral(message)
+        self._outbox.append((EPHEMERAL_CHANNEL, json.dumps({**message, "origin": self.origin})))
+        self._ready.set()
+
+    async def _publish(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            try:
+                if self._wake_pending:
+                    self._wake_pending = False
+                    await self._redis.publish(WAKE_CHANNEL, self.origin)
+                while self._outbox:
+                    channel, payload = self._outbox[0]
+                    await self._redis.publish(channel, payload)
+                    self._outbox.popleft()
+            except (RedisError, OSError) as exc:
+                # Other processes pick the events up at their next poll; typing signals are
+                # worth nothing late, so they are dropped rather than replayed.
+                log.warning("publishing to Redis failed: %s", exc)
+                self._outbox.clear()
+                await asyncio.sleep(self._retry)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(WAKE_CHANNEL, EPHEMERAL_CHANNEL)
+                    # Anything committed while we were not listening is read now.
+                    self._on_wake()
+                    async for message in pubsub.listen():
+                        self._received(message)
+            except (RedisError, OSError) as exc:
+                log.warning("Redis subscription lost (%s); retrying", exc)
+                await asyncio.sleep(self._retry)
+
+    def _received(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        payload = message["data"].decode()
+        if channel == WAKE_CHANNEL:
+            if payload != self.origin:
+                self._on_wake()
+            return
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(decoded, dict) and decoded.pop("origin", None) != self.origin:
+            self._on_ephemeral(decoded)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._redis.aclose()

@@ -1,0 +1,16 @@
+"""Close codes a client acts on.
+
+1012 (service restart) is the standard code; the 4000s are ours.
+"""
+
+from __future__ import annotations
+
+# The server is going away: reconnect (to it or another process) with ?after=<last id>.
+SERVER_RESTART = 1012
+# The client read too slowly and its queue filled: reconnect with ?after=<last id>.
+BEHIND = 4000
+# The events after the client's id are no longer kept (or were never written here): reload
+# the inbox with the REST API, then connect without ?after.
+RESYNC = 4001
+# The client sent frames faster than anyone types.
+TOO_MANY_FRAMES = 4008

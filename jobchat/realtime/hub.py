@@ -1,0 +1,399 @@
+"""The hub: one per server process. It follows the event table and routes each event to the
+sockets of the users who may see it.
+
+Why it reads the table instead of passing events around: the table is the one ordered,
+durable copy. A process that learns late (a lost Redis message, a restart) reads what it
+missed, and a client that resumes reads exactly what it would have got. The bus only says
+*when* to read.
+
+All routing happens on the event loop, one event at a time, in id order; the database is read
+on worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from jobchat.access import may_receive
+from jobchat.clock import Clock
+from jobchat.config import Settings
+from jobchat.conversations.queries import member_refs
+from jobchat.db.engine import Database
+from jobchat.events.actions import do_prune_events
+from jobchat.events.models import EventType
+from jobchat.events.queries import events_after, latest_event_id
+from jobchat.realtime import codes
+from jobchat.realtime.bus import Bus
+from jobchat.realtime.frames import StreamEvent, Viewer, ephemeral, error_frame
+from jobchat.realtime.presence import Presence
+from jobchat.realtime.start import follow, start_stream, stream_event
+from jobchat.realtime.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+RESTART_REASON = "server restarting: reconnect with ?after=<the last id you received>"
+# Typing is passed on at most this often per conversation, unless it stops.
+TYPING_EVERY_SECONDS = 2.0
+# More client frames than this in a second closes the socket.
+CLIENT_FRAMES_PER_SECOND = 20
+
+
+class Hub:
+    def __init__(
+        self, *, db: Database, bus: Bus, presence: Presence, settings: Settings, clock: Clock
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.presence = presence
+        self.settings = settings
+        self.clock = clock
+        self.position = 0
+        self.running = False
+        self._by_conv: dict[int, set[Subscription]] = {}
+        self._by_user: dict[int, set[Subscription]] = {}
+        self._pending: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="jobchat-stream")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.position = await self._on_reader(self._read_head)
+        await self.bus.start(self.wake, self._on_ephemeral)
+        self.db.on_events_committed.append(self._committed)
+        self._tasks = [
+            self._spawn(self._follow_table(), "follow"),
+            self._spawn(self._every(self.settings.stream_heartbeat_seconds, self._heartbeat), "hb"),
+            self._spawn(
+                self._every(self.settings.presence_ttl_seconds / 3, self._refresh_presence), "pr"
+            ),
+            self._spawn(self._every(600, self._prune), "prune"),
+        ]
+        self.running = True
+
+    async def stop(self) -> None:
+        """Close every socket with "server restarting", then stop following the table."""
+        if not self.running:
+            return
+        self.running = False
+        await self.close_all()
+        with contextlib.suppress(ValueError):
+            self.db.on_events_committed.remove(self._committed)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bus.stop()
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+    async def close_all(self, timeout: float = 2.0) -> None:
+        subs = self._all_subscriptions()
+        for sub in subs:
+            sub.close(codes.SERVER_RESTART, RESTART_REASON)
+        deadline = time.monotonic() + timeout
+        while self._all_subscriptions() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    def _all_subscriptions(self) -> set[Subscription]:
+        subs = set(self._pending)
+        for user_subs in self._by_user.values():
+            subs |= user_subs
+        return subs
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        return asyncio.create_task(coro, name=f"jobchat-hub-{name}")
+
+    async def _every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic stream job failed")
+
+    async def _on_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, fn, *args)
+
+    # --- following the event table ------------------------------------------------------------
+
+    def _committed(self) -> None:
+        """A transaction with events committed (called on the writing thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._local_commit)
+
+    def _local_commit(self) -> None:
+        self._wake.set()
+        self.bus.wake_others()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _follow_table(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.stream_poll_seconds)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("reading new events failed; retrying")
+                await asyncio.sleep(self.settings.stream_poll_seconds)
+
+    async def catch_up(self) -> None:
+        """Dispatch every event committed after ``position``."""
+        while True:
+            rows = await self._on_reader(self._read_after, self.position)
+            for row in rows:
+                self._dispatch(stream_event(row))
+            if len(rows) < BATCH:
+                return
+
+    def _read_head(self) -> int:
+        with self.db.read() as session:
+            return latest_event_id(session)
+
+    def _read_after(self, position: int) -> Any:
+        with self.db.read() as session:
+            return events_after(session, position, limit=BATCH)
+
+    def _dispatch(self, event: StreamEvent) -> None:
+        self.position = event.id
+        for sub in self._pending:
+            sub.park(event)
+        conv = event.conversation_id
+        if conv is None:
+            return
+        if event.type == EventType.member_added and event.user_id is not None:
+            for sub in self._by_user.get(event.user_id, ()):
+                self._join(sub, conv)
+        for sub in self._by_conv.get(conv, ()):
+            if event.id > sub.cursor and may_receive(event.type, event.user_id, sub.user_id):
+                sub.push(event.frame_for(sub.viewer))
+        if event.type == EventType.member_removed and event.user_id is not None:
+            for sub in list(self._by_user.get(event.user_id, ())):
+                self._leave(sub, conv)
+
+    def _join(self, sub: Subscription, conv: int) -> None:
+        sub.conversations.add(conv)
+        self._by_conv.setdefault(conv, set()).add(sub)
+
+    def _leave(self, sub: Subscription, conv: int) -> None:
+        sub.conversations.discard(conv)
+        subs = self._by_conv.get(conv)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_conv[conv]
+
+    # --- sockets ----------------------------------------------------------------------------
+
+    async def subscribe(self, viewer: Viewer, after: int | None) -> Subscription:
+        """Join the stream; raises ``start.ResyncNeeded`` when ``after`` cannot be resumed.
+
+        The subscription is registered before the snapshot is read, and the dispatcher parks
+        every event for it meanwhile; the snapshot (taken later) covers what was dispatched
+        before registration, and the parked events after it are applied on top. Nothing falls
+        between the two, and nothing is sent twice.
+        """
+        sub = Subscription(viewer, limit=self.settings.stream_queue_frames)
+        self._pending.add(sub)
+        try:
+            start = await asyncio.to_thread(
+                start_stream,
+                self.db,
+                viewer.user_id,
+                after,
+                max_backlog=self.settings.stream_max_backlog,
+            )
+        except BaseException:
+            self._pending.discard(sub)
+            raise
+        self._pending.discard(sub)
+        parked, sub.pending = sub.pending or [], None
+        sub.cursor = start.head
+        sub.conversations = set(start.conversations)
+        sub.backlog.extend(event.frame_for(viewer) for event in start.backlog)
+        sub.backlog.append(
+            ephemeral(
+                "ready",
+                None,
+                {"head": start.head, "resumed_after": after, "replayed": len(start.backlog)},
+            )
+        )
+        for event in parked:
+            if event.id > start.head and follow(event, viewer.user_id, sub.conversations):
+                sub.push(event.frame_for(viewer))
+        for conv in sub.conversations:
+            self._by_conv.setdefault(conv, set()).add(sub)
+        first = viewer.user_id not in self._by_user
+        self._by_user.setdefault(viewer.user_id, set()).add(sub)
+        if first:
+            self._spawn(self._announce(sub, online=True), "presence")
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._pending.discard(sub)
+        for conv in list(sub.conversations):
+            self._leave(sub, conv)
+        user_subs = self._by_user.get(sub.user_id)
+        if user_subs is None or sub not in user_subs:
+            return
+        user_subs.discard(sub)
+        if not user_subs:
+            del self._by_user[sub.user_id]
+            if self.running:
+                self._spawn(self._announce(sub, online=False), "presence")
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(subs) for subs in self._by_user.values())
+
+    # --- what clients send ------------------------------------------------------------------
+
+    def receive(self, sub: Subscription, text: str) -> None:
+        """One frame from the client: typing, a presence question, or a ping."""
+        now = time.monotonic()
+        if now - sub.window_start >= 1.0:
+            sub.window_start, sub.frames_in = now, 0
+        sub.frames_in += 1
+        if sub.frames_in > CLIENT_FRAMES_PER_SECOND:
+            sub.close(codes.TOO_MANY_FRAMES, "too many frames")
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            sub.push(error_frame("invalid_frame", 'Send a JSON object with a "type".'))
+            return
+        kind = frame["type"]
+        if kind == "ping":
+            sub.push(ephemeral("pong", None, {"head": self.position}))
+            return
+        if kind not in ("typing", "presence"):
+            sub.push(error_frame("unknown_type", 'The type is "typing", "presence" or "ping".'))
+            return
+        conv = frame.get("conversation")
+        if type(conv) is not int or conv not in sub.conversations:
+            sub.push(error_frame("not_found", "There is no conversation with that id."))
+            return
+        if kind == "presence":
+            self._spawn(self._answer_presence(sub, conv), "presence-q")
+            return
+        typing = frame.get("typing", True)
+        if not isinstance(typing, bool):
+            sub.push(error_frame("invalid_frame", '"typing" is true or false.'))
+            return
+        last_at, last_state = sub.typing_sent.get(conv, (0.0, False))
+        if typing == last_state and (not typing or now - last_at < TYPING_EVERY_SECONDS):
+            return
+        sub.typing_sent[conv] = (now, typing)
+        self.bus.send_ephemeral(
+            {
+                "kind": "typing",
+                "conversation": conv,
+                "user_id": sub.user_id,
+                "user": sub.viewer.public(),
+                "typing": typing,
+            }
+        )
+
+    async def _answer_presence(self, sub: Subscription, conv: int) -> None:
+        members = await asyncio.to_thread(self._members, conv)
+        online = await self.presence.online([uid for uid, _ in members])
+        ext_ids = sorted(ext for uid, ext in members if uid in online)
+        sub.push(ephemeral("presence", conv, {"online": ext_ids}))
+
+    def _members(self, conv: int) -> list[tuple[int, str]]:
+        with self.db.read() as session:
+            return member_refs(session, conv)
+
+    # --- ephemeral messages from any process --------------------------------------------------
+
+    async def _announce(self, sub: Subscription, *, online: bool) -> None:
+        """Tell the user's fellow members, on every process, that they came or went."""
+        uid = sub.user_id
+        try:
+            if online:
+                await self.presence.mark_online([uid])
+            else:
+                await self.presence.mark_offline(uid)
+                if uid in self._by_user or await self.presence.online([uid]):
+                    return  # still here, or on another process
+        except Exception:
+            log.exception("presence store unavailable")
+            return
+        self.bus.send_ephemeral(
+            {
+                "kind": "presence",
+                "user_id": uid,
+                "user": sub.viewer.public(),
+                "online": online,
+                "conversations": sorted(sub.conversations),
+            }
+        )
+
+    def _on_ephemeral(self, message: dict[str, Any]) -> None:
+        try:
+            kind = message["kind"]
+            uid = message["user_id"]
+            if kind == "typing":
+                conv = message["conversation"]
+                frame = ephemeral(
+                    "typing", conv, {"user": message["user"], "typing": message["typing"]}
+                )
+                for sub in self._by_conv.get(conv, ()):
+                    if sub.user_id != uid:
+                        sub.push(frame)
+            elif kind == "presence":
+                frame = ephemeral(
+                    "presence", None, {"user": message["user"], "online": message["online"]}
+                )
+                targets: set[Subscription] = set()
+                for conv in message["conversations"]:
+                    targets.update(self._by_conv.get(conv, ()))
+                for sub in targets:
+                    if sub.user_id != uid:
+                        sub.push(frame)
+        except (KeyError, TypeError):
+            log.warning("ignoring a malformed ephemeral message")
+
+    # --- periodic jobs ------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        frame = ephemeral("heartbeat", None, {"head": self.position})
+        for sub in self._all_subscriptions():
+            if sub.pending is None:
+                sub.push(frame)
+
+    async def _refresh_presence(self) -> None:
+        if self._by_user:
+            await self.presence.mark_online(list(self._by_user))
+
+    async def _prune(self) -> None:
+        before = self.clock.now() - timedelta(hours=self.settings.event_retention_hours)
+        await asyncio.to_thread(self.prune, before)
+
+    def prune(self, before: Any) -> int:
+        total = 0
+        while True:
+            with self.db.write() as session:
+                deleted = do_prune_events(session, before=before)
+            total += deleted
+            if deleted == 0:
+                return total
