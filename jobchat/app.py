@@ -82,6 +82,12 @@ def create_app(
 def _fan_out(settings: Settings) -> tuple[Bus, Presence]:
     """Redis between processes when configured; otherwise everything stays in this one."""
     if settings.redis_url:
-        bus = RedisBus(settings.redis_url)
-        return bus, RedisPresence(bus.redis, bus.origin, ttl_seconds=settings.presence_ttl_seconds)
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+        presence = RedisPresence(
+            bus.redis,
+            bus.origin,
+            prefix=settings.redis_prefix,
+            ttl_seconds=settings.presence_ttl_seconds,
+        )
+        return bus, presence
     return LocalBus(), LocalPresence()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for real-time fan-out across server processes."
     )
+    redis_prefix: str = Field(
+        default="jobchat",
+        description="Prefix of this deployment's Redis channels and keys (several may share one).",
+    )
     max_request_bytes: int = Field(default=64 * 1024, description="Larger request bodies get 413.")
     max_message_chars: int = Field(default=10_000, description="Longest app or email message body.")
     max_sms_chars: int = Field(default=1_600, description="Longest SMS body.")

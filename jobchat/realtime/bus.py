@@ -59,16 +59,16 @@ class LocalBus:
         self._on_ephemeral = None
 
 
-WAKE_CHANNEL = "jobchat:wake"
-EPHEMERAL_CHANNEL = "jobchat:ephemeral"
-
-
 class RedisBus:
     """Redis pub/sub between processes. Each message names the process that sent it, so a
     process handles its own ephemeral messages at once and ignores their echo."""
 
-    def __init__(self, url: str, *, retry_seconds: float = 1.0) -> None:
+    def __init__(self, url: str, *, prefix: str, retry_seconds: float = 1.0) -> None:
         self.origin = uuid.uuid4().hex
+        self.prefix = prefix
+        # Pub/sub channels ignore Redis's database number: the prefix keeps deployments apart.
+        self._wake_channel = f"{prefix}:wake"
+        self._ephemeral_channel = f"{prefix}:ephemeral"
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
         )
@@ -100,7 +100,8 @@ class RedisBus:
 
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         self._on_ephemeral(message)
-        self._outbox.append((EPHEMERAL_CHANNEL, json.dumps({**message, "origin": self.origin})))
+        payload = json.dumps({**message, "origin": self.origin})
+        self._outbox.append((self._ephemeral_channel, payload))
         self._ready.set()
 
     async def _publish(self) -> None:
@@ -110,7 +111,7 @@ class RedisBus:
             try:
                 if self._wake_pending:
                     self._wake_pending = False
-                    await self._redis.publish(WAKE_CHANNEL, self.origin)
+                    await self._redis.publish(self._wake_channel, self.origin)
                 while self._outbox:
                     channel, payload = self._outbox[0]
                     await self._redis.publish(channel, payload)
@@ -126,7 +127,7 @@ class RedisBus:
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(WAKE_CHANNEL, EPHEMERAL_CHANNEL)
+                    await pubsub.subscribe(self._wake_channel, self._ephemeral_channel)
                     # Anything committed while we were not listening is read now.
                     self._on_wake()
                     async for message in pubsub.listen():
@@ -138,7 +139,7 @@ class RedisBus:
     def _received(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
         payload = message["data"].decode()
-        if channel == WAKE_CHANNEL:
+        if channel == self._wake_channel:
             if payload != self.origin:
                 self._on_wake()
             return

@@ -42,14 +42,16 @@ class LocalPresence:
 
 
 class RedisPresence:
-    def __init__(self, redis: aioredis.Redis, origin: str, *, ttl_seconds: float) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, origin: str, *, prefix: str, ttl_seconds: float
+    ) -> None:
         self._redis = redis
+        self._prefix = prefix
         self._origin = origin
         self._ttl = ttl_seconds
 
-    @staticmethod
-    def _key(user_id: int) -> str:
-        return f"jobchat:presence:{user_id}"
+    def _key(self, user_id: int) -> str:
+        return f"{self._prefix}:presence:{user_id}"
 
     async def mark_online(self, user_ids: Collection[int]) -> None:
         until = time.time() + self._ttl
