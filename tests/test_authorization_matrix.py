@@ -48,6 +48,7 @@ from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.realtime.hub import Hub
 from tests.support import API_KEY, HIRECO, ROLES, TBB, Api, E, World, build_world
 
 # --- the design, with this world --------------------------------------------------------------
@@ -322,23 +323,40 @@ class Snapshots:
             _env_file=None,
         )
         self.db = Database(settings.sqlalchemy_url)
-        self.client = TestClient(create_app(settings, db=self.db, clock=FrozenClock()))
+        self.app = create_app(settings, db=self.db, clock=FrozenClock())
+        self.client = TestClient(self.app)
         self.world = World(api=Api(self.client))  # built by the fixture, with the client open
         self.files: dict[str | None, Path] = {}
         self.threads: dict[str, Thread] = {}
 
+    def _pause_stream(self) -> None:
+        """The app's real-time hub reads the database in the background: stop it while the
+        file is swapped (a connection open across the swap sees a torn database)."""
+        hub: Hub = self.app.state.hub
+        assert self.client.portal is not None
+        self.client.portal.call(hub.stop)
+
+    def _resume_stream(self) -> None:
+        hub: Hub = self.app.state.hub
+        assert self.client.portal is not None
+        self.client.portal.call(hub.start)
+
     def save(self, name: str | None) -> None:
+        self._pause_stream()
         with self.db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.dispose()
         self.files[name] = self.folder / f"{name or 'world'}.db"
         shutil.copyfile(self.live, self.files[name])
+        self._resume_stream()
 
     def restore(self, name: str | None) -> None:
+        self._pause_stream()
         self.db.dispose()
         for leftover in ("-wal", "-shm"):
             Path(f"{self.live}{leftover}").unlink(missing_ok=True)
         shutil.copyfile(self.files[name], self.live)
+        self._resume_stream()
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ class Hub:
         self._by_user: dict[int, set[Subscription]] = {}
         self._pending: set[Subscription] = set()
         self._wake = asyncio.Event()
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="jobchat-stream")
+        self._reader: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -70,6 +70,8 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # One thread reads the table, so reads happen in order and never queue behind requests.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="jobchat-stream")
         self.position = await self._on_reader(self._read_head)
         await self.bus.start(self.wake, self._on_ephemeral)
         self.db.on_events_committed.append(self._committed)
@@ -97,7 +99,10 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.bus.stop()
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        if self._reader is not None:
+            # Waits for a read in progress: once stop returns, the hub holds no connection.
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
 
     async def close_all(self, timeout: float = 2.0) -> None:
         subs = self._all_subscriptions()
@@ -125,6 +130,7 @@ class Hub:
                 log.exception("periodic stream job failed")
 
     async def _on_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._reader is not None, "the hub is not running"
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, fn, *args)
 
