@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from collections.abc import Sequence
 
@@ -13,17 +12,10 @@ from jobchat.db.migrate import upgrade
 
 
 def _serve(settings: Settings, db: Database, host: str, port: int) -> None:
-    import uvicorn
-
     from jobchat.app import create_app
+    from jobchat.serving import serve
 
-    app = create_app(settings, db=db)
-    # Everything alive now (modules, the app, SQLAlchemy's compiled caches) lives for good. Moved
-    # out of the collector's sight, it is no longer walked by every full collection, which took
-    # 70-150 ms here and landed on about one inbox page in 25 (bench/).
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve(create_app(settings, db=db), settings, host, port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
