@@ -249,12 +249,13 @@ class Hub:
         first = viewer.user_id not in self._by_user
         self._by_user.setdefault(viewer.user_id, set()).add(sub)
         if first:
-            self._spawn(self._announce(sub, online=True), "presence")
+            self._spawn(self._announce(viewer, sorted(sub.conversations), online=True), "presence")
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._pending.discard(sub)
-        for conv in list(sub.conversations):
+        conversations = sorted(sub.conversations)
+        for conv in conversations:
             self._leave(sub, conv)
         user_subs = self._by_user.get(sub.user_id)
         if user_subs is None or sub not in user_subs:
@@ -263,7 +264,7 @@ class Hub:
         if not user_subs:
             del self._by_user[sub.user_id]
             if self.running:
-                self._spawn(self._announce(sub, online=False), "presence")
+                self._spawn(self._announce(sub.viewer, conversations, online=False), "presence")
 
     @property
     def socket_count(self) -> int:
@@ -331,16 +332,16 @@ class Hub:
 
     # --- ephemeral messages from any process --------------------------------------------------
 
-    async def _announce(self, sub: Subscription, *, online: bool) -> None:
+    async def _announce(self, viewer: Viewer, conversations: list[int], *, online: bool) -> None:
         """Tell the user's fellow members, on every process, that they came or went."""
-        uid = sub.user_id
+        uid = viewer.user_id
         try:
             if online:
                 await self.presence.mark_online([uid])
             else:
                 await self.presence.mark_offline(uid)
                 if uid in self._by_user or await self.presence.online([uid]):
-                    return  # still here, or on another process
+                    return  # back already, or still on another process
         except Exception:
             log.exception("presence store unavailable")
             return
@@ -348,9 +349,9 @@ class Hub:
             {
                 "kind": "presence",
                 "user_id": uid,
-                "user": sub.viewer.public(),
+                "user": viewer.public(),
                 "online": online,
-                "conversations": sorted(sub.conversations),
+                "conversations": conversations,
             }
         )
 
