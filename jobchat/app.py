@@ -34,6 +34,10 @@ Recruiting conversations beside your applicant tracking system.
 * **User endpoints** (user token or browser session): the inbox, conversations, messages,
   read state, the unread badge and the candidate manager. A user sees exactly the
   conversations they are a member of; anything else answers 404.
+* **Real-time** (a WebSocket at `/api/v1/events`, which OpenAPI cannot describe): the stored
+  events of your conversations as JSON frames `{"id", "type", "conversation", "data"}`,
+  resumable with `?after=<last id>`, plus typing and presence. Credentials: a bearer header,
+  `?token=`, or the session cookie. The README's "Real-time" section lists every frame.
 
 Every error has the shape `{"error": {"code", "message", "fields"?}}`.
 """
