@@ -62,6 +62,7 @@ class Hub:
         self._by_user: dict[int, set[Subscription]] = {}
         self._pending: set[Subscription] = set()
         self._wake = asyncio.Event()
+        self._catching_up = asyncio.Lock()
         self._reader: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,13 +162,14 @@ class Hub:
                 await asyncio.sleep(self.settings.stream_poll_seconds)
 
     async def catch_up(self) -> None:
-        """Dispatch every event committed after ``position``."""
-        while True:
-            rows = await self._on_reader(self._read_after, self.position)
-            for row in rows:
-                self._dispatch(stream_event(row))
-            if len(rows) < BATCH:
-                return
+        """Dispatch every event committed after ``position``, each exactly once."""
+        async with self._catching_up:
+            while True:
+                rows = await self._on_reader(self._read_after, self.position)
+                for row in rows:
+                    self._dispatch(stream_event(row))
+                if len(rows) < BATCH:
+                    return
 
     def _read_head(self) -> int:
         with self.db.read() as session:
