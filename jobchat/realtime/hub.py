@@ -219,6 +219,9 @@ class Hub:
         between the two, and nothing is sent twice.
         """
         sub = Subscription(viewer, limit=self.settings.stream_queue_frames)
+        loop = asyncio.get_running_loop()
+        # Deferred: a close can happen in the middle of routing an event to this very set.
+        sub.on_close = lambda: self._release_soon(loop, sub)
         self._pending.add(sub)
         try:
             start = await asyncio.to_thread(
@@ -253,6 +256,9 @@ class Hub:
         if first:
             self._spawn(self._announce(viewer, sorted(sub.conversations), online=True), "presence")
         return sub
+
+    def _release_soon(self, loop: asyncio.AbstractEventLoop, sub: Subscription) -> None:
+        loop.call_soon(self.unsubscribe, sub)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._pending.discard(sub)

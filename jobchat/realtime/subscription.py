@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from jobchat.realtime import codes
 from jobchat.realtime.frames import StreamEvent, Viewer
@@ -28,6 +29,7 @@ class Subscription:
         "conversations",
         "cursor",
         "frames_in",
+        "on_close",
         "pending",
         "typing_sent",
         "viewer",
@@ -48,6 +50,9 @@ class Subscription:
         self.frames_in = 0
         self.window_start = 0.0
         self.typing_sent: dict[int, tuple[float, bool]] = {}
+        # Called once when the subscription starts closing (the hub lets go of it then: a client
+        # too slow to take even the close frame must not stay "online" or keep being routed to).
+        self.on_close: Callable[[], None] | None = None
         self._frames: deque[str] = deque()
         self._limit = limit
         self._wake = asyncio.Event()
@@ -78,6 +83,8 @@ class Subscription:
             self._frames.clear()
             self.backlog.clear()
             self._wake.set()
+            if self.on_close is not None:
+                self.on_close()
 
     async def next_frame(self) -> str | None:
         """The next frame to send, or None once the subscription is closing."""
