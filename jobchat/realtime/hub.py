@@ -345,7 +345,10 @@ class Hub:
         uid = viewer.user_id
         try:
             if online:
+                elsewhere = await self.presence.online([uid])
                 await self.presence.mark_online([uid])
+                if elsewhere:
+                    return  # already online on another process: nothing new to tell
             else:
                 await self.presence.mark_offline(uid)
                 if uid in self._by_user or await self.presence.online([uid]):
