@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from jobchat.conversations.models import Member
 from jobchat.db.engine import mark_events_written
 from jobchat.events.models import Event, EventHorizon, EventType
+from jobchat.events.queries import latest_event_id
 
 _TIME = TypeAdapter(datetime)
 
@@ -99,14 +100,17 @@ def do_prune_events(session: Session, *, before: datetime, batch: int = 5_000) -
     horizon records the last id deleted, so a resume from before it is told to reload.
     """
     rows = session.execute(select(Event.id, Event.created_at).order_by(Event.id).limit(batch)).all()
+    # The newest event always stays: SQLite numbers a new row max(id) + 1, so with the table
+    # empty it would hand out ids again from 1, below every client's (and hub's) position.
+    newest = latest_event_id(session)
     last = None
     for event_id, created_at in rows:
-        if created_at >= before:
+        if created_at >= before or event_id >= newest:
             break
         last = event_id
     if last is None:
         return 0
-    deleted = sum(1 for _ in rows if _[0] <= last)
+    deleted = sum(1 for event_id, _ in rows if event_id <= last)
     session.execute(delete(Event).where(Event.id <= last))
     horizon = session.get(EventHorizon, 1)
     if horizon is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,6 +162,37 @@ def _payload(message: Message) -> dict[str, Any]:
     return MessageOut.of(message, show_deliveries=True).model_dump(mode="json")
 
 
+def _scrub_copies(session: Session, conv_id: int, message: Message) -> None:
+    """Blank the other copies of a message deleted for everyone that the event log holds: as
+    the last message of a conversation a newcomer was given, or of one after a delete-for-me.
+    Only events written since the message can hold one."""
+    since = select(func.min(Event.id)).where(Event.message_id == message.id).scalar_subquery()
+    candidates = session.scalars(
+        select(Event).where(
+            Event.conversation_id == conv_id,
+            Event.type.in_([EventType.member_added, EventType.message_deleted]),
+            Event.id > func.coalesce(since, 0),
+        )
+    )
+    tombstone = _payload(message)
+    for event in candidates:
+        if (event.data.get("last_message") or {}).get("id") == message.id:
+            event.data = {**event.data, "last_message": tombstone}
+        if event.extras:
+            event.extras = {
+                uid: _with_tombstone(extra, message.id, tombstone)
+                for uid, extra in event.extras.items()
+            }
+
+
+def _with_tombstone(extra: Any, message_id: int, tombstone: dict[str, Any]) -> Any:
+    seen = extra.get("data", {}).get("conversation") if isinstance(extra, dict) else None
+    if not seen or (seen.get("last_message") or {}).get("id") != message_id:
+        return extra
+    shown = {**tombstone, "deliveries": None}  # as the conversation view shows a message
+    return {**extra, "data": {**extra["data"], "conversation": {**seen, "last_message": shown}}}
+
+
 def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
     return session.scalars(
         select(Message).where(Message.author_id == actor.id, Message.idempotency_key == key)
@@ -246,6 +277,7 @@ def do_delete_message(
             .where(Event.message_id == message.id, Event.type == EventType.message_created)
             .values(data=_payload(message))
         )
+        _scrub_copies(session, conv.id, message)
         # An email or SMS that has not gone out yet never will.
         session.execute(
             update(Delivery)
