@@ -162,6 +162,11 @@ def _payload(message: Message) -> dict[str, Any]:
     return MessageOut.of(message, show_deliveries=True).model_dump(mode="json")
 
 
+def _preview(message: Message) -> dict[str, Any]:
+    """The message as an inbox preview (a conversation's last_message) shows it."""
+    return MessageOut.of(message).model_dump(mode="json")
+
+
 def _scrub_copies(session: Session, conv_id: int, message: Message) -> None:
     """Blank the other copies of a message deleted for everyone that the event log holds: as
     the last message of a conversation a newcomer was given, or of one after a delete-for-me.
@@ -174,7 +179,7 @@ def _scrub_copies(session: Session, conv_id: int, message: Message) -> None:
             Event.id > func.coalesce(since, 0),
         )
     )
-    tombstone = _payload(message)
+    tombstone = _preview(message)
     for event in candidates:
         if (event.data.get("last_message") or {}).get("id") == message.id:
             event.data = {**event.data, "last_message": tombstone}
@@ -189,8 +194,8 @@ def _with_tombstone(extra: Any, message_id: int, tombstone: dict[str, Any]) -> A
     seen = extra.get("data", {}).get("conversation") if isinstance(extra, dict) else None
     if not seen or (seen.get("last_message") or {}).get("id") != message_id:
         return extra
-    shown = {**tombstone, "deliveries": None}  # as the conversation view shows a message
-    return {**extra, "data": {**extra["data"], "conversation": {**seen, "last_message": shown}}}
+    conversation = {**seen, "last_message": tombstone}
+    return {**extra, "data": {**extra["data"], "conversation": conversation}}
 
 
 def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
@@ -270,6 +275,11 @@ def do_delete_message(
             return
         message.deleted_at = now
         message.deleted_by_id = actor.id
+        # An email or SMS that has not gone out yet never will.
+        for delivery in message.deliveries:
+            if delivery.status == DeliveryStatus.queued:
+                delivery.status = DeliveryStatus.cancelled
+                delivery.updated_at = now
         # The content stays on the message row for audit; the event log, which clients replay,
         # keeps only the tombstone.
         session.execute(
@@ -278,12 +288,6 @@ def do_delete_message(
             .values(data=_payload(message))
         )
         _scrub_copies(session, conv.id, message)
-        # An email or SMS that has not gone out yet never will.
-        session.execute(
-            update(Delivery)
-            .where(Delivery.message_id == message.id, Delivery.status == DeliveryStatus.queued)
-            .values(status=DeliveryStatus.cancelled, updated_at=now)
-        )
         hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
         session.execute(
             update(Member)
@@ -330,7 +334,7 @@ def do_delete_message(
         data={
             "id": message.id,
             "for": "me",
-            "last_message": _payload(latest) if latest is not None else None,
+            "last_message": _preview(latest) if latest is not None else None,
         },
         extras=unread_extras(session, conv.id, [actor.id]),
     )
