@@ -65,6 +65,7 @@ class Hub:
         self._catching_up = asyncio.Lock()
         self._reader: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -120,7 +121,11 @@ class Hub:
         return subs
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        return asyncio.create_task(coro, name=f"jobchat-hub-{name}")
+        task = asyncio.create_task(coro, name=f"jobchat-hub-{name}")
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         while True:
