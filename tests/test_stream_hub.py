@@ -3,13 +3,17 @@ client sends (typing, presence, ping, nonsense)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
@@ -20,8 +24,10 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.events.queries import latest_event_id, pruned_through
 from jobchat.realtime import codes
+from jobchat.realtime.bus import RedisBus
 from jobchat.realtime.frames import Viewer
 from jobchat.realtime.hub import Hub
+from jobchat.realtime.presence import RedisPresence
 from jobchat.realtime.subscription import Subscription
 from tests.support import Api, World, build_world, sent, start, user_id
 
@@ -310,3 +316,31 @@ def test_a_malformed_after_is_refused(client: TestClient, world: World, after: s
 def test_the_bearer_header_works_too(client: TestClient, world: World) -> None:
     with client.websocket_connect("/api/v1/events", headers=world["cand"].headers) as ws:
         assert json.loads(ws.receive_text())["type"] == "ready"
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+def test_a_thousand_sockets_arriving_at_once_are_all_marked_online_in_redis() -> None:
+    """Presence updates queue for a Redis connection rather than fail (they did, with "too many
+    connections", when a thousand sockets connected at once)."""
+    url = os.environ.get("JOBCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {url}")
+    prefix = f"jobchat-test-{uuid.uuid4().hex}"
+
+    async def arrive_and_leave() -> tuple[int, int]:
+        bus = RedisBus(url, prefix=prefix)
+        await bus.start(lambda: None, lambda _message: None)
+        presence = RedisPresence(bus.redis, bus.origin, prefix=prefix, ttl_seconds=60)
+        try:
+            await asyncio.gather(*(presence.mark_online([uid]) for uid in range(1000)))
+            online = len(await presence.online(range(1000)))
+            await asyncio.gather(*(presence.mark_offline(uid) for uid in range(1000)))
+            return online, len(await presence.online(range(1000)))
+        finally:
+            await bus.stop()
+
+    assert asyncio.run(arrive_and_leave()) == (1000, 0)
