@@ -940,6 +940,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     server = start_server(workdir, env, server_nofile)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     receiver: Receiver | None = None
+    out: dict[str, Any] = {}
     try:
         sender_pid = await asyncio.get_running_loop().run_in_executor(pool, _warm_sender)
         print(f"  server pid {server.pid} at {server.base}; sender pid {sender_pid}")
@@ -1017,12 +1018,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         rss_end = rss_kib(server.pid)
         hwm = max(rss_kib(server.pid, "VmHWM"), rss_end)  # the kernel updates VmHWM lazily
         open_at_end = receiver.open_count
-        problems = server.log_problems()
-        saved_log = None
-        if problems:  # keep the whole log (tracebacks) beside the results
-            saved_log = args.results_dir / f"{args.out_stem}-server.log"
-            saved_log.write_bytes(server.log.read_bytes())
-        return {
+        out |= {
             "sockets": args.sockets,
             "staff": n_staff,
             "candidates": n_candidates,
@@ -1056,16 +1052,24 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "frame_types": dict(receiver.frame_types.most_common()),
             "unexpected_closes": dict(receiver.closes),
             "sockets_open_at_end": open_at_end,
-            "server_log_problems": problems[:20],
-            "server_log": str(saved_log) if saved_log else None,
             "profile": str(bench.profile_file) if bench.profile_file else None,
         }
+        return out
     finally:
         if receiver is not None:
             await receiver.close_all()
         pool.shutdown(wait=True, cancel_futures=True)
         code = server.stop()
-        print(f"server stopped (exit {code})")
+        print(f"server stopped (exit {code}; -15 is its answer to SIGTERM, -9 means it was killed)")
+        # The log is read after the server stopped, so that it includes the shutdown.
+        problems = server.log_problems()
+        out["server_exit_code"] = code
+        out["server_log_problems"] = problems[:20]
+        out["server_log"] = None
+        if problems or code == -9:  # keep the whole log beside the results
+            saved_log = args.results_dir / f"{args.out_stem}-server.log"
+            saved_log.write_bytes(server.log.read_bytes())
+            out["server_log"] = str(saved_log)
         if redis_prefix:
             _forget_redis(args.redis, redis_prefix)
 
@@ -1202,6 +1206,8 @@ def print_summary(out: dict[str, Any]) -> None:
             )
     if r["unexpected_closes"]:
         print(f"Sockets closed by the server: {r['unexpected_closes']}")
+    if r.get("server_exit_code") == -9:
+        print(f"The server did not stop within 20 s of SIGTERM and was killed ({r['server_log']}).")
     if r["server_log_problems"]:
         print(
             f"Server log problems (whole log in {r['server_log']}): {r['server_log_problems'][:5]}"

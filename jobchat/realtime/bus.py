@@ -69,17 +69,11 @@ class RedisBus:
         # Pub/sub channels ignore Redis's database number: the prefix keeps deployments apart.
         self._wake_channel = f"{prefix}:wake"
         self._ephemeral_channel = f"{prefix}:ephemeral"
-        # A blocking pool: when a thousand sockets connect at once, their presence updates wait
-        # for a connection instead of failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=32,
-            timeout=10,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=15,
+        # At most two connections are ours (the subscription and the publisher); presence
+        # bounds its own (RedisPresence), well under the pool's 100.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
         )
-        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._retry = retry_seconds
         self._outbox: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._wake_pending = False
@@ -164,4 +158,4 @@ class RedisBus:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._redis.aclose(close_connection_pool=True)
+        await self._redis.aclose()

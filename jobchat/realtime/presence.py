@@ -7,6 +7,7 @@ that dies without saying goodbye drops out when its entries expire.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Collection
 from typing import Protocol
@@ -47,6 +48,9 @@ class RedisPresence:
     ) -> None:
         self._redis = redis
         self._prefix = prefix
+        # A thousand sockets may arrive at once: their updates queue here rather than each take
+        # a connection from the client's pool (which refuses past 100).
+        self._connections = asyncio.Semaphore(16)
         self._origin = origin
         self._ttl = ttl_seconds
 
@@ -55,20 +59,21 @@ class RedisPresence:
 
     async def mark_online(self, user_ids: Collection[int]) -> None:
         until = time.time() + self._ttl
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._connections, self._redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 pipe.hset(self._key(user_id), self._origin, until)
                 pipe.expire(self._key(user_id), int(self._ttl * 2))
             await pipe.execute()
 
     async def mark_offline(self, user_id: int) -> None:
-        await self._redis.hdel(self._key(user_id), self._origin)
+        async with self._connections:
+            await self._redis.hdel(self._key(user_id), self._origin)
 
     async def online(self, user_ids: Collection[int]) -> set[int]:
         ids = list(user_ids)
         if not ids:
             return set()
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._connections, self._redis.pipeline(transaction=False) as pipe:
             for user_id in ids:
                 pipe.hvals(self._key(user_id))
             results = await pipe.execute()
