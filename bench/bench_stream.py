@@ -59,7 +59,6 @@ MARK = re.compile(r"jcbench seq=(\d+) t=(\d+)")
 # The event-loop probe pings this often (the server closes a socket sending over 20 frames/s).
 PROBE_SECONDS = 0.1
 FRAME_TYPE = re.compile(r'"type":"([a-z._]+)"')
-REFUSED_DATABASES = ("test", "postgres", "template0", "template1")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -192,26 +191,17 @@ def free_port() -> int:
 
 
 def prepare_postgres(url: str) -> str:
-    """Create the database if missing and empty its public schema; returns its name."""
-    from sqlalchemy import create_engine, text
+    """Create the database if missing and empty its public schema; returns its name.
+
+    bench_inbox's reset does it (and refuses test, postgres and the templates); it is imported
+    here, not at the top, so the socket processes do not load jobchat and SQLAlchemy.
+    """
+    from bench_inbox import reset_database, sqlalchemy_url
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = parsed.database
-    if not name or name in REFUSED_DATABASES:
-        raise SystemExit(f"refusing to use database {name!r} (its schema is dropped): use jc_bench")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not found:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    engine = create_engine(parsed)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    return name
+    resolved = sqlalchemy_url(url)
+    reset_database(resolved)
+    return str(make_url(resolved).database)
 
 
 def jobchat_command() -> list[str]:
