@@ -225,12 +225,6 @@ def candidate_manager(
 # --- members -------------------------------------------------------------------------------------
 
 
-def member_ids(session: Session, conversation_id: int) -> list[int]:
-    return list(
-        session.scalars(select(Member.user_id).where(Member.conversation_id == conversation_id))
-    )
-
-
 def conversation_ids_of(session: Session, user_id: int) -> set[int]:
     return set(session.scalars(select(Member.conversation_id).where(Member.user_id == user_id)))
 

@@ -55,33 +55,44 @@ def emit(
 
 
 def unread_extras(
-    session: Session, conversation_id: int, user_ids: Collection[int]
+    session: Session,
+    conversation_id: int,
+    user_ids: Collection[int] | None = None,
+    *,
+    excluding: int | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """For each user, ``{"unread": ...}``: their unread count in this conversation and their
-    badge totals, as they stand in this transaction. Events carry it, so a client's badge
-    follows every change, and a resumed stream shows the counts of the moment, not of now."""
-    if not user_ids:
+    """For each user (by default: each member of the conversation but ``excluding``),
+    ``{"unread": ...}``: their unread count in this conversation and their badge totals, as
+    they stand in this transaction. Events carry it, so a client's badge follows every change,
+    and a resumed stream shows the counts of the moment, not of now."""
+    if user_ids is not None and not user_ids:
         return {}
     session.flush()
+    in_conversation = select(Member.user_id, Member.unread_count).where(
+        Member.conversation_id == conversation_id
+    )
+    if user_ids is not None:
+        in_conversation = in_conversation.where(Member.user_id.in_(user_ids))
+    if excluding is not None:
+        in_conversation = in_conversation.where(Member.user_id != excluding)
     # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
     counts: dict[int, int] = {  # noqa: C416
-        uid: count
-        for uid, count in session.execute(
-            select(Member.user_id, Member.unread_count).where(
-                Member.conversation_id == conversation_id, Member.user_id.in_(user_ids)
-            )
-        )
+        uid: count for uid, count in session.execute(in_conversation)
     }
+    # A member just removed has no row here, but still gets their (new) totals.
+    users = list(counts) if user_ids is None else list(user_ids)
+    if not users:
+        return {}
     totals: dict[int, tuple[int, int]] = {
         uid: (convs, msgs)
         for uid, convs, msgs in session.execute(
             select(Member.user_id, func.count(), func.sum(Member.unread_count))
-            .where(Member.user_id.in_(user_ids), Member.unread_count > 0)
+            .where(Member.user_id.in_(users), Member.unread_count > 0)
             .group_by(Member.user_id)
         )
     }
     out: dict[int, dict[str, Any]] = {}
-    for uid in user_ids:
+    for uid in users:
         convs, msgs = totals.get(uid, (0, 0))
         out[uid] = {
             "unread": {

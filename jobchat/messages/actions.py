@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from jobchat.config import Settings
 from jobchat.conversations.actions import emit_read
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
-from jobchat.conversations.queries import member_ids
 from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
@@ -142,7 +141,6 @@ def do_send_message(
     member.last_read_message_id = message.id
     member.unread_count = 0
     member.last_activity_at = active_at
-    others = [uid for uid in member_ids(session, conv.id) if uid != actor.id]
     emit(
         session,
         EventType.message_created,
@@ -150,7 +148,7 @@ def do_send_message(
         conversation_id=conv.id,
         message_id=message.id,
         data=_payload(message),
-        extras=unread_extras(session, conv.id, others),
+        extras=unread_extras(session, conv.id, excluding=actor.id),
     )
     if had_unread:
         emit_read(session, conv, member, now)
@@ -307,7 +305,7 @@ def do_delete_message(
             conversation_id=conv.id,
             message_id=message.id,
             data={"id": message.id, "for": "everyone", "message": _payload(message)},
-            extras=unread_extras(session, conv.id, member_ids(session, conv.id)),
+            extras=unread_extras(session, conv.id),
         )
         return
 
