@@ -681,6 +681,14 @@ def seed(url: str, rng_seed: int) -> SeedReport:
     plan = plan_world(rng, now)
     msgs = plan_messages(rng, plan)
     member_rows = finish_conversations(rng, plan, msgs)
+    # Each user's badge totals, as the actions keep them on the users row.
+    totals: dict[int, tuple[int, int]] = {}
+    for row in member_rows:
+        if row["unread_count"] > 0:
+            convs, unread = totals.get(row["user_id"], (0, 0))
+            totals[row["user_id"]] = (convs + 1, unread + row["unread_count"])
+    for user in plan.users:
+        user["unread_conversations"], user["unread_messages"] = totals.get(user["id"], (0, 0))
     step("generate")
 
     tables = Base.metadata.tables
@@ -765,6 +773,13 @@ INVARIANTS = {
               AND (x.author_id IS NULL OR x.author_id != m.user_id)
               AND NOT EXISTS (SELECT 1 FROM hidden_messages h
                               WHERE h.message_id = x.id AND h.user_id = m.user_id))""",
+    "user unread totals != the sums over their members": """
+        SELECT count(*) FROM users u
+        WHERE u.unread_conversations != (
+                SELECT count(*) FROM members m WHERE m.user_id = u.id AND m.unread_count > 0)
+           OR u.unread_messages != (
+                SELECT coalesce(sum(m.unread_count), 0) FROM members m
+                WHERE m.user_id = u.id AND m.unread_count > 0)""",
     "author's read marker before their own message": """
         SELECT count(*) FROM members m
         JOIN (SELECT conversation_id, author_id, max(id) AS last_id FROM messages

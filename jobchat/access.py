@@ -8,7 +8,7 @@ not do.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.context import (
@@ -229,13 +229,23 @@ def is_member(session: Session, user: User, conversation_id: int) -> bool:
     return session.get(Member, (conversation_id, user.id)) is not None
 
 
+# Built once: every call on a conversation runs it, and building a statement (and its cache key)
+# cost about as much as running it.
+_CONVERSATION_AND_MEMBER = (
+    select(Conversation, Member)
+    .join(
+        Member,
+        and_(Member.conversation_id == Conversation.id, Member.user_id == bindparam("user_id")),
+    )
+    .where(Conversation.id == bindparam("conversation_id"))
+)
+
+
 def access_conversation(
     session: Session, user: User, conversation_id: int
 ) -> tuple[Conversation, Member]:
     row = session.execute(
-        select(Conversation, Member)
-        .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
-        .where(Conversation.id == conversation_id)
+        _CONVERSATION_AND_MEMBER, {"user_id": user.id, "conversation_id": conversation_id}
     ).one_or_none()
     if row is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
@@ -255,12 +265,24 @@ def access_message(
     return message, conv, member
 
 
+def may_post(user: User, conv: Conversation) -> bool:
+    """Into an ended conversation only staff write (and so reopen it)."""
+    return conv.status != Status.ended or user.is_staff
+
+
 def check_post(user: User, conv: Conversation) -> None:
-    if conv.status == Status.ended and not user.is_staff:
+    if not may_post(user, conv):
         raise Conflict(
             "This conversation has been ended; you can no longer reply.",
             code="conversation_ended",
         )
+
+
+def is_own_email_address(user: User, address: str | None) -> bool:
+    """Whether a reply by email really comes from this member: from the address we know."""
+    if not address or not user.email:
+        return False
+    return address.strip().lower() == user.email.strip().lower()
 
 
 def check_end(user: User, conv: Conversation) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from jobchat import __version__
 from jobchat.app_state import AppState
 from jobchat.auth.api import router as auth_router
+from jobchat.background import build_worker
 from jobchat.clock import Clock, SystemClock
 from jobchat.config import Settings, get_settings
 from jobchat.conversations.api import router as conversations_router
@@ -17,12 +20,23 @@ from jobchat.db.engine import Database
 from jobchat.directory.api import integration as directory_router
 from jobchat.directory.api import me as me_router
 from jobchat.http_errors import BodyLimit, install_error_handlers
+from jobchat.jobqueue.api import router as jobs_router
+from jobchat.jobqueue.worker import Worker
+from jobchat.mail.api import INBOUND_EMAIL_PATH
+from jobchat.mail.api import router as inbound_email_router
+from jobchat.mail.service import MailService
+from jobchat.mail.smtpd import start_smtp_server
+from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
 from jobchat.ratelimit import RateLimiter
 from jobchat.realtime.api import router as realtime_router
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
+from jobchat.sms.api import integration as sms_integration
+from jobchat.sms.api import users as sms_users
+from jobchat.sms.api import webhooks as sms_webhooks
+from jobchat.sms.outbound import Texter
 from jobchat.web.pages import router as web_router
 
 DESCRIPTION = """
@@ -39,12 +53,22 @@ Recruiting conversations beside your applicant tracking system.
   resumable with `?after=<last id>`, plus typing and presence. Credentials: a bearer header,
   `?token=`, or the session cookie. The README's "Real-time" section lists every frame.
 
+* **Email**: messages sent with `"channel": "email"` go out through the jobs worker with a
+  reply address unique to the recipient and conversation; replies come back over SMTP or
+  through `POST /api/v1/inbound/email` (raw `message/rfc822`, authenticated with
+  `JOBCHAT_INBOUND_EMAIL_SECRET`). `GET /api/v1/background-jobs` (integration key) shows what
+  is waiting and what failed.
+
 Every error has the shape `{"error": {"code", "message", "fields"?}}`.
 """
 
 
 def create_app(
-    settings: Settings | None = None, *, db: Database | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    mail_transport: MailTransport | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     state = AppState(
@@ -60,16 +84,40 @@ def create_app(
         bus, presence = _fan_out(settings)
         hub = Hub(db=state.db, bus=bus, presence=presence, settings=settings, clock=state.clock)
         app.state.hub = hub
+        mail = await asyncio.to_thread(
+            MailService.create, state.db, state.clock, settings, transport=mail_transport
+        )
+        app.state.mail = mail
+        texter = Texter.create(state.db, settings)
+        app.state.texter = texter
         await hub.start()
-        try:
-            yield
-        finally:
-            await hub.stop()
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.run_worker:
+                worker = build_worker(mail, texter=texter)
+                app.state.worker = worker
+                task = asyncio.create_task(worker.run(), name="jobchat-worker")
+                stack.push_async_callback(_stop_worker, worker, task)
+            if settings.inbound_smtp_port is not None:
+                smtp = await start_smtp_server(
+                    mail,
+                    settings.inbound_smtp_host,
+                    settings.inbound_smtp_port,
+                    max_bytes=settings.max_inbound_email_bytes,
+                )
+                stack.push_async_callback(_close_server, smtp)
+            try:
+                yield
+            finally:
+                await hub.stop()
 
     app = FastAPI(title="jobchat", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.jobchat = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        larger={INBOUND_EMAIL_PATH: settings.max_inbound_email_bytes},
+    )
     for router in (
         directory_router,
         auth_router,
@@ -77,10 +125,27 @@ def create_app(
         conversations_router,
         messages_router,
         realtime_router,
+        inbound_email_router,
+        jobs_router,
+        sms_webhooks,
+        sms_users,
+        sms_integration,
         web_router,
     ):
         app.include_router(router)
     return app
+
+
+async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    await worker.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
 
 
 def _fan_out(settings: Settings) -> tuple[Bus, Presence]:

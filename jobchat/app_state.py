@@ -1,9 +1,11 @@
-"""What one running app holds: settings, the database, the clock and the send limiter."""
+"""What one running app holds: settings, the database, the clock, the send limiter and the
+recently seen tokens."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from jobchat.auth.cache import TokenCache
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
@@ -16,3 +18,5 @@ class AppState:
     db: Database
     clock: Clock
     send_limiter: RateLimiter
+    # Who recently presented which user token (a few seconds at most; see jobchat.auth.cache).
+    tokens: TokenCache = field(default_factory=TokenCache)

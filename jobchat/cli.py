@@ -1,4 +1,4 @@
-"""The ``jobchat`` command: serve, demo, api-key create, db upgrade."""
+"""The ``jobchat`` command: serve, demo, worker, api-key create, db upgrade."""
 
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     public_url = f"http://{args.host}:{args.port}"
     settings = get_settings().model_copy(
-        update={"database_url": args.database, "public_url": public_url}
+        update={
+            "database_url": args.database,
+            "public_url": public_url,
+            "sms_provider": get_settings().sms_provider or "console",
+        }
     )
     db = fresh_database(settings.sqlalchemy_url)
     links = build_demo(db, public_url=public_url)
@@ -55,6 +59,43 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
     with db.write() as session:
         secret = do_create_api_key(session, name=args.name, now=SystemClock().now())
     print(secret)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from jobchat.background import build_worker
+    from jobchat.clock import SystemClock
+    from jobchat.mail.service import MailService
+    from jobchat.sms.outbound import Texter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    worker = build_worker(
+        MailService.create(db, SystemClock(), settings), texter=Texter.create(db, settings)
+    )
+
+    async def work() -> None:
+        if args.once:
+            ran = await worker.drain()
+            print(
+                f"ran {ran} job(s); done {worker.stats.done}, retried {worker.stats.retried}, "
+                f"failed {worker.stats.failed}"
+            )
+            return
+        loop = asyncio.get_running_loop()
+        running = asyncio.create_task(worker.run())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+        await running
+
+    asyncio.run(work())
+    db.dispose()
     return 0
 
 
@@ -85,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to build the demo (erased first; default: %(default)s)",
     )
     demo.set_defaults(func=cmd_demo)
+
+    worker = commands.add_parser(
+        "worker", help="run the jobs worker on its own (email; several may run at once)"
+    )
+    worker.add_argument(
+        "--once", action="store_true", help="run the jobs that are due now, then exit"
+    )
+    worker.set_defaults(func=cmd_worker)
 
     api_key = commands.add_parser("api-key", help="integration keys")
     api_key_commands = api_key.add_subparsers(dest="api_key_command", required=True)

@@ -55,6 +55,7 @@ from jobchat.directory.actions import (
 from jobchat.directory.models import OrgKind, Role, Stage, User, UserKind
 from jobchat.directory.queries import user_by_ext
 from jobchat.directory.schemas import ApplicationIn, CandidateIn, JobIn, OrganizationIn, StaffIn
+from jobchat.mail.notify import do_forget_due_notifications
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.models import Channel
 
@@ -102,7 +103,9 @@ class Person:
 
 def _default_limits() -> Limits:
     """The server's default limits (not read from the environment: the demo is always the same)."""
-    return Limits.of(Settings.model_construct())
+    # The demo texts its candidates too: served, it sends SMS to the log (console) unless a
+    # real provider is set up.
+    return Limits.of(Settings.model_construct(sms_provider="console"))
 
 
 @dataclass
@@ -854,6 +857,9 @@ def build_demo(db: Database, *, public_url: str) -> list[tuple[str, str]]:
     _second_week(script, cast, threads)
     if script.clock.now() > now:
         raise RuntimeError("the demo story runs into the future")
+    with db.write() as session:
+        # The story is history: nobody is emailed about its unread messages when it is served.
+        do_forget_due_notifications(session)
 
     links = []
     for label, person in _personas(cast):

@@ -58,12 +58,19 @@ class Invalid(AppError):
     status = 422
     code = "invalid"
 
-    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
+    def __init__(
+        self, fields: dict[str, str], message: str | None = None, *, code: str | None = None
+    ) -> None:
         super().__init__(
-            message or "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields
+            message or "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields, code=code
         )
 
 
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"

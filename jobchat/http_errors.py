@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,8 +46,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "Not found, or not visible to the caller.",
         409: "A conflict of state.",
         413: "The request body is too large.",
+        415: "The request body is not of the media type this endpoint takes.",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many requests.",
+        503: "The database is busy (under heavy load); retry after `Retry-After` seconds.",
     }.items()
 }
 
@@ -141,26 +145,57 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return _error(exc.status_code, code, message, headers=headers)
 
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        if not _is_busy(exc):
+            return await _unexpected(request, exc)
+        # A writer waited longer than the busy timeout for its turn: overload, not a fault.
+        log.warning("database busy on %s %s: answered 503", request.method, request.url.path)
+        return _error(
+            503,
+            "busy",
+            "The server is too busy to take this now; try again in a moment.",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "Something went wrong on our side; try again.")
 
 
+BUSY_RETRY_AFTER_SECONDS = 1
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY or SQLITE_LOCKED, extended codes included)
+    once its busy timeout has run out, or PostgreSQL's lock_not_available (a lock_timeout)."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return "locked" in str(orig)
+    return getattr(orig, "sqlstate", None) == "55P03"
+
+
 class BodyLimit:
     """Answers 413 for a body over ``limit`` bytes, declared or streamed, before a route uses it."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Paths that take more (an inbound email with its attachments), by exact path.
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
             return
         seen = 0
         too_large = False
@@ -171,7 +206,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     too_large = True
                     raise _TooLarge
             return message
@@ -183,15 +218,15 @@ class BodyLimit:
                 await send(message)
             elif not refused:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
         with contextlib.suppress(_TooLarge):
             await self.app(scope, counted, guarded)
         if too_large and not refused:
-            await self._refuse(send)
+            await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
+    async def _refuse(self, send: Send, limit: int) -> None:
+        error = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         body = json.dumps(error.to_body()).encode()
         await send(
             {

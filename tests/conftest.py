@@ -82,6 +82,10 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         api_key=API_KEY,
         public_url="http://testserver",
+        # Tests that need the jobs worker drive one themselves (tests/mail_support.py).
+        run_worker=False,
+        # SMS goes to the log; tests that send for real point Twilio at a loopback server.
+        sms_provider="console",
         _env_file=None,
     )
 

@@ -320,6 +320,7 @@ class Snapshots:
             api_key=API_KEY,
             public_url="http://testserver",
             send_rate_per_minute=1_000_000,  # the app outlives a test; rate limits are not tested
+            run_worker=False,  # nothing may read the file in the background while it is swapped
             _env_file=None,
         )
         self.db = Database(settings.sqlalchemy_url)

@@ -91,7 +91,7 @@ def test_email_needs_a_subject_and_a_body(world: World, db: Database) -> None:
     assert (message["channel"], message["subject"]) == ("email", "Interview")
     assert message["deliveries"] == [
         {"recipient": "cand", "channel": "email", "status": "queued", "attempts": 0,
-         "last_error": None}
+         "last_error": None, "error_code": None}
     ]  # fmt: skip
     with db.read() as s:
         delivery = s.scalars(select(Delivery)).one()

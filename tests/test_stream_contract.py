@@ -314,7 +314,13 @@ def test_sending_in_the_app_by_email_and_by_sms(
     assert all("unread" not in f for f in got["emp_team"])
     for role in ("emp_admin", "cand"):
         assert [badge(f["unread"]) for f in got[role]] == [(1, 1, 1), (2, 1, 2), (3, 1, 3)]
-    queued = {"recipient": "cand", "status": "queued", "attempts": 0, "last_error": None}
+    queued = {
+        "recipient": "cand",
+        "status": "queued",
+        "attempts": 0,
+        "last_error": None,
+        "error_code": None,
+    }
     for role in ("emp_team", "emp_admin"):
         deliveries = [f["data"]["deliveries"] for f in got[role]]
         assert deliveries == [

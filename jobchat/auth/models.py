@@ -41,3 +41,14 @@ class Credential(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class ServerSecret(Base):
+    """Keys this deployment made for itself (when JOBCHAT_SECRET_KEY is not set), kept so that
+    every process and every restart signs alike."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -22,6 +22,18 @@ def is_api_key(session: Session, secret: str, configured: str | None) -> bool:
     return key is not None
 
 
+def token_owner(session: Session, secret: str, now: datetime) -> tuple[int, datetime | None] | None:
+    """(user id, expiry) of a valid user token, in one statement; None if it is not one."""
+    row = session.execute(
+        select(Credential.user_id, Credential.expires_at).where(
+            Credential.secret_hash == digest(secret), Credential.kind == CredentialKind.token
+        )
+    ).one_or_none()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    return row.user_id, row.expires_at
+
+
 def user_for(
     session: Session, secret: str, kinds: tuple[CredentialKind, ...], now: datetime
 ) -> User | None:
@@ -33,3 +45,14 @@ def user_for(
     if cred is None or (cred.expires_at is not None and cred.expires_at <= now):
         return None
     return cred.user
+
+
+def login_link_owner(session: Session, secret: str) -> int | None:
+    """Whose sign-in link this is (spent or not); None when there is no such link."""
+    owner: int | None = session.scalar(
+        select(Credential.user_id).where(
+            Credential.secret_hash == digest(secret),
+            Credential.kind == CredentialKind.login_link,
+        )
+    )
+    return owner

@@ -15,6 +15,7 @@ from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
 from jobchat.conversations.render import render_conversation
 from jobchat.conversations.schemas import MemberOut
+from jobchat.conversations.unread import Totals, change, shift_totals, unread_extra
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
 from jobchat.events.actions import emit, json_time, unread_extras
@@ -116,6 +117,7 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
         conv.members.remove(member)
         session.delete(member)
         session.flush()
+        totals = shift_totals(session, {user_id: change(member.unread_count, 0)})
         emit(
             session,
             EventType.member_removed,
@@ -123,7 +125,7 @@ def sync_members(session: Session, conv: Conversation, *, now: datetime) -> None
             conversation_id=conv.id,
             user_id=user_id,
             data={"member": _member_payload(users[user_id])},
-            extras=unread_extras(session, conv.id, [user_id]),
+            extras={user_id: unread_extra(0, totals[user_id])},
         )
     session.flush()
 
@@ -160,7 +162,18 @@ def do_end_conversation(
     )
 
 
-def emit_read(session: Session, conv: Conversation, member: Member, now: datetime) -> None:
+def emit_read(
+    session: Session,
+    conv: Conversation,
+    member: Member,
+    now: datetime,
+    totals: Totals | None = None,
+) -> None:
+    """The member's conversation.read event; ``totals``: their badge, when the caller has it."""
+    if totals is None:
+        extras = unread_extras(session, conv.id, [member.user_id])
+    else:
+        extras = {member.user_id: unread_extra(member.unread_count, totals)}
     emit(
         session,
         EventType.conversation_read,
@@ -171,7 +184,7 @@ def emit_read(session: Session, conv: Conversation, member: Member, now: datetim
             "last_read_message_id": member.last_read_message_id,
             "unread_count": member.unread_count,
         },
-        extras=unread_extras(session, conv.id, [member.user_id]),
+        extras=extras,
     )
 
 
@@ -196,5 +209,7 @@ def do_mark_read(
     if target <= member.last_read_message_id:
         return
     member.last_read_message_id = target
-    member.unread_count = count_unread(session, conv.id, member.user_id, target)
-    emit_read(session, conv, member, now)
+    unread = count_unread(session, conv.id, member.user_id, target)
+    totals = shift_totals(session, {member.user_id: change(member.unread_count, unread)})
+    member.unread_count = unread
+    emit_read(session, conv, member, now, totals[member.user_id])

@@ -96,6 +96,12 @@ class Member(Base):
             sqlite_where=text("unread_count > 0"),
             postgresql_where=text("unread_count > 0"),
         ),
+        Index(
+            "ix_members_notify_due",
+            "notify_due_at",
+            sqlite_where=text("notify_due_at IS NOT NULL"),
+            postgresql_where=text("notify_due_at IS NOT NULL"),
+        ),
     )
 
     conversation_id: Mapped[int] = mapped_column(
@@ -106,6 +112,10 @@ class Member(Base):
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Email notifications: when this member is to be told of what they have not read (set by
+    # a send, cleared by the sweep that queues the email), and the newest message told of.
+    notify_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_through_id: Mapped[int] = mapped_column(BigInteger, default=0)
 
     conversation: Mapped[Conversation] = relationship(back_populates="members")
     user: Mapped[User] = relationship()

@@ -125,12 +125,9 @@ def inbox(
 
 
 def unread_totals(session: Session, user: User) -> tuple[int, int]:
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(Member.unread_count), 0)).where(
-            Member.user_id == user.id, Member.unread_count > 0
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+    """(conversations with something unread, unread messages): kept on the user's row by the
+    actions (jobchat.conversations.unread), so the badge reads it instead of summing."""
+    return user.unread_conversations, user.unread_messages
 
 
 # --- the candidate manager -----------------------------------------------------------------------

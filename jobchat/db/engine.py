@@ -8,6 +8,7 @@ immediate one waits its turn (``busy_timeout``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,11 +20,17 @@ from sqlalchemy.orm import Session, sessionmaker
 _IMMEDIATE = "jobchat_begin_immediate"
 _WRITE_LOCK = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
 _EVENTS_WRITTEN = "jobchat_events_written"
+_JOBS_WRITTEN = "jobchat_jobs_written"
 
 
 def mark_events_written(session: Session) -> None:
     """Note that this transaction adds events, so that its commit wakes the real-time stream."""
     session.info[_EVENTS_WRITTEN] = True
+
+
+def mark_jobs_written(session: Session) -> None:
+    """Note that this transaction queues jobs, so that its commit wakes this process's worker."""
+    session.info[_JOBS_WRITTEN] = True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -58,8 +65,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Called, from the writing thread, after each commit that added events.
+        # This process's writers queue here before they take a connection (see write()).
+        self._write_turn = threading.RLock()
+        # Called, from the writing thread, after each commit that added events (or jobs).
         self.on_events_committed: list[Callable[[], None]] = []
+        self.on_jobs_committed: list[Callable[[], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -79,8 +89,15 @@ class Database:
         "after 8" would never see 7. A transaction-scoped advisory lock taken first thing keeps
         event ids in commit order (and, being the only lock taken first, cannot deadlock).
         SQLite's BEGIN IMMEDIATE does the same there.
+
+        Within one process, writers first queue on a lock of their own: the next one starts the
+        moment the turn is free, and waits without holding a pooled connection. Left to the
+        database, SQLite's busy handler polls in sleeps of up to 100 ms (the lock sat free while
+        its waiters slept, and latency went from milliseconds to seconds under load), and every
+        waiter held a connection that reads then lacked. Other processes still take turns
+        through the database.
         """
-        with self._sessions() as session:
+        with self._write_turn, self._sessions() as session:
             with session.begin():
                 connection = session.connection(execution_options={_IMMEDIATE: True})
                 if connection.dialect.name == "postgresql":
@@ -88,9 +105,30 @@ class Database:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK}
                     )
                 yield session
-            if session.info.pop(_EVENTS_WRITTEN, False):
-                for listener in self.on_events_committed:
-                    listener()
+            self._after_commit(session)
+
+    @contextmanager
+    def work(self) -> Iterator[Session]:
+        """A write transaction for bookkeeping that adds no events (the jobs worker's).
+
+        It skips the event-order lock of ``write()``, so workers on PostgreSQL do not queue
+        behind senders and can take jobs side by side with ``FOR UPDATE SKIP LOCKED``.
+        """
+        with self._sessions() as session:
+            with session.begin():
+                session.connection(execution_options={_IMMEDIATE: True})
+                yield session
+                if session.info.get(_EVENTS_WRITTEN):
+                    raise RuntimeError("events must be written with Database.write()")
+            self._after_commit(session)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_EVENTS_WRITTEN, False):
+            for listener in self.on_events_committed:
+                listener()
+        if session.info.pop(_JOBS_WRITTEN, False):
+            for listener in self.on_jobs_committed:
+                listener()
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:

@@ -24,4 +24,5 @@ def upgrade(engine: Engine) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        # "heads": every branch, should two migrations ever be written side by side.
+        command.upgrade(config, "heads")

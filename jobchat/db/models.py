@@ -1,11 +1,14 @@
 """Imports every model so that ``Base.metadata`` knows every table (for Alembic and tests)."""
 
-from jobchat.auth.models import ApiKey, Credential
+from jobchat.auth.models import ApiKey, Credential, ServerSecret
 from jobchat.conversations.models import Conversation, Member
 from jobchat.db.base import Base
 from jobchat.directory.models import Application, Job, JobPartner, JobTeam, Organization, User
 from jobchat.events.models import Event
+from jobchat.jobqueue.models import QueuedJob
+from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
+from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
 
 __all__ = [
     "ApiKey",
@@ -16,11 +19,18 @@ __all__ = [
     "Delivery",
     "Event",
     "HiddenMessage",
+    "InboundEmail",
+    "InboundSms",
     "Job",
     "JobPartner",
     "JobTeam",
     "Member",
     "Message",
     "Organization",
+    "QueuedJob",
+    "SentEmail",
+    "ServerSecret",
+    "SmsConsentChange",
+    "SmsStatusReport",
     "User",
 ]

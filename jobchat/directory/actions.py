@@ -46,6 +46,8 @@ from jobchat.directory.schemas import (
 )
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
+from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.models import ConsentSource
 
 T = TypeVar("T")
 
@@ -164,7 +166,14 @@ def do_upsert_staff(
 def do_upsert_candidate(
     session: Session, ext_id: str, data: CandidateIn, *, region: str, now: datetime
 ) -> tuple[User, bool]:
-    problems, phone = _contact_problems(data.email, data.phone, data.timezone, region)
+    # A candidate's phone number that is not valid is kept and flagged, not refused: the ATS
+    # holds what the candidate typed, and everything else about them must still arrive.
+    problems, phone = _contact_problems(data.email, None, data.timezone, region)
+    phone_problem = None
+    if data.phone is not None and data.phone.strip():
+        phone, phone_problem = phone_or_problem(data.phone, region)
+        if phone is None:
+            phone = data.phone.strip()
     sent = data.model_fields_set
     partner: Organization | None = None
     if data.source_partner is not None:
@@ -181,7 +190,7 @@ def do_upsert_candidate(
         new = User(kind=UserKind.candidate, ext_id=ext_id, name=data.name, email=data.email)
         new.timezone = "UTC"
         new.email_notifications = True
-        new.sms_consent = False
+        new.sms_consent = False  # until the ATS says otherwise, recorded in the ledger below
         user, created = _insert(
             session, new, lambda: user_by_ext(session, UserKind.candidate, ext_id)
         )
@@ -193,8 +202,9 @@ def do_upsert_candidate(
     user.email = data.email
     if "phone" in sent:
         user.phone = phone
+        user.phone_problem = phone_problem if phone else None
     if "sms_consent" in sent:
-        user.sms_consent = bool(data.sms_consent)
+        do_set_sms_consent(session, user, bool(data.sms_consent), source=ConsentSource.ats, now=now)
     if "timezone" in sent and data.timezone is not None:
         user.timezone = data.timezone
     if "source_partner" in sent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
@@ -75,9 +75,17 @@ class User(Base):
     role: Mapped[str | None] = mapped_column(String(20))
     # Candidates only.
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A phone number the ATS sent that is not a valid one is kept as sent, with the reason here
+    # (a valid one is stored in E.164 and this is empty).
+    phone_problem: Mapped[str | None] = mapped_column(String(200))
     source_partner_id: Mapped[int | None] = mapped_column(
         ForeignKey("organizations.id"), index=True
     )
+    # The badge: conversations with something unread and unread messages, summed over the
+    # user's member rows. Kept by jobchat.conversations.unread, in the same transaction as every
+    # change of a member's unread count, so that neither the badge nor an event sums them.
+    unread_conversations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unread_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organization: Mapped[Organization | None] = relationship(foreign_keys=[organization_id])
     source_partner: Mapped[Organization | None] = relationship(foreign_keys=[source_partner_id])

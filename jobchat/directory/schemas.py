@@ -68,6 +68,9 @@ class UserOut(BaseModel):
     organization: str | None = None
     role: Role | None = None
     sms_consent: bool | None = None
+    phone_problem: str | None = Field(
+        default=None, description="Why the candidate's phone number is not a valid one."
+    )
     source_partner: str | None = None
 
     @classmethod
@@ -86,6 +89,7 @@ class UserOut(BaseModel):
             out.role = Role(user.role) if user.role else None
         else:
             out.sms_consent = user.sms_consent
+            out.phone_problem = user.phone_problem
             out.source_partner = user.source_partner.ext_id if user.source_partner else None
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -14,14 +14,27 @@ from sqlalchemy.orm import Session
 from jobchat.config import Settings
 from jobchat.conversations.actions import emit_read
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
+from jobchat.conversations.unread import (
+    change,
+    expire_loaded_members,
+    shift_totals,
+    unread_extra,
+)
 from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
+from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
+
+# The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
+# jobchat.sms.outbound run them).
+EMAIL_DELIVERY_JOB = "email.delivery"
+SMS_DELIVERY_JOB = "sms.delivery"
+DELIVERY_JOBS = {Channel.email: EMAIL_DELIVERY_JOB, Channel.sms: SMS_DELIVERY_JOB}
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,8 @@ class Limits:
     max_chars: int
     max_sms_chars: int
     default_region: str
+    notify_delay: timedelta = timedelta(seconds=120)
+    sms_enabled: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -36,6 +51,8 @@ class Limits:
             max_chars=settings.max_message_chars,
             max_sms_chars=settings.max_sms_chars,
             default_region=settings.default_phone_region,
+            notify_delay=timedelta(seconds=settings.notify_delay_seconds),
+            sms_enabled=bool(settings.sms_provider),
         )
 
 
@@ -45,6 +62,8 @@ class Outgoing:
     channel: Channel = Channel.app
     subject: str | None = None
     idempotency_key: str | None = None
+    # Arrived from its author by email or SMS (a reply): nothing goes out, no subject needed.
+    received: bool = False
 
 
 def do_send_message(
@@ -74,8 +93,11 @@ def do_send_message(
 
     body = out.body.strip()
     subject = (out.subject or "").strip() or None
-    _validate(body, subject, out.channel, limits)
-    recipient, address = _recipient(session, actor, conv, out.channel, limits)
+    if not out.received:
+        _validate(body, subject, out.channel, limits)
+        recipient, address = _recipient(session, actor, conv, out.channel, limits)
+    else:
+        recipient = address = None
 
     # The delivery is inserted with the message (and rolled back with it), and the collection
     # is known from the start, so rendering the answer needs no further query.
@@ -104,16 +126,24 @@ def do_send_message(
         idempotency_key=out.idempotency_key,
         deliveries=deliveries,
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        # A concurrent retry with the same key won the race; answer with its message.
-        earlier = _by_idempotency_key(session, actor, out.idempotency_key or "")
-        if earlier is None:
-            raise
-        return _replay(earlier, conv, out), True
+    if out.idempotency_key is None:
+        # Nothing unique to collide on: no savepoint needed.
+        session.add(message)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(message)
+                session.flush()
+        except IntegrityError:
+            # A concurrent retry with the same key won the race; answer with its message.
+            earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+            if earlier is None:
+                raise
+            return _replay(earlier, conv, out), True
+    for delivery in deliveries:
+        job = DELIVERY_JOBS[Channel(delivery.channel)]
+        enqueue(session, job, {"delivery_id": delivery.id}, now=now)
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).
@@ -131,13 +161,31 @@ def do_send_message(
     active_at = max(conv.last_activity_at, now)
     conv.last_message_id = message.id
     conv.last_activity_at = active_at
-    session.execute(
+    # On the connection: a plain UPDATE … RETURNING, without the ORM's bookkeeping of an update
+    # statement, which cost more than the statement itself (members loaded in this session are
+    # expired below instead).
+    bumped = session.connection().execute(
         update(Member)
         .where(Member.conversation_id == conv.id, Member.user_id != actor.id)
-        .values(unread_count=Member.unread_count + 1, last_activity_at=active_at)
+        .returning(Member.user_id, Member.unread_count)
+        .values(
+            unread_count=Member.unread_count + 1,
+            last_activity_at=active_at,
+            # The first unread message starts the clock of the email notification.
+            notify_due_at=func.coalesce(Member.notify_due_at, now + limits.notify_delay),
+        )
     )
+    # The recipients' new counts (RETURNING): each has one more unread message, and one more
+    # conversation with something unread if it is their first. The event carries them.
+    # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
+    counts: dict[int, int] = {user_id: count for user_id, count in bumped}  # noqa: C416
+    expire_loaded_members(session, conv.id, counts)
+    deltas = {user_id: (int(count == 1), 1) for user_id, count in counts.items()}
     # Writing into a conversation means having read it.
-    had_unread = member.unread_count > 0
+    had_unread = member.unread_count
+    if had_unread:
+        deltas[actor.id] = change(had_unread, 0)
+    totals = shift_totals(session, deltas)
     member.last_read_message_id = message.id
     member.unread_count = 0
     member.last_activity_at = active_at
@@ -148,10 +196,13 @@ def do_send_message(
         conversation_id=conv.id,
         message_id=message.id,
         data=_payload(message),
-        extras=unread_extras(session, conv.id, excluding=actor.id),
+        extras={
+            user_id: unread_extra(count, totals[user_id])
+            for user_id, count in sorted(counts.items())
+        },
     )
     if had_unread:
-        emit_read(session, conv, member, now)
+        emit_read(session, conv, member, now, totals[actor.id])
     return message, False
 
 
@@ -249,11 +300,32 @@ def _recipient(
     assert candidate is not None
     if channel is Channel.email:
         return candidate, candidate.email
+    if not limits.sms_enabled:
+        raise Invalid(
+            {"channel": "SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)"},
+            code="sms_not_configured",
+        )
     if not candidate.sms_consent:
-        raise Invalid({"channel": "the candidate has not opted in to SMS"})
-    phone = normalise_phone(candidate.phone, limits.default_region) if candidate.phone else None
+        raise Invalid(
+            {"channel": "the candidate has not opted in to SMS, or has opted out"},
+            code="sms_opted_out",
+        )
+    if not candidate.phone:
+        raise Invalid({"channel": "the candidate has no phone number"}, code="sms_no_phone")
+    if candidate.phone_problem:
+        raise Invalid(
+            {
+                "channel": f"the candidate's phone number {candidate.phone!r} "
+                f"{candidate.phone_problem}"
+            },
+            code="sms_invalid_phone",
+        )
+    phone = normalise_phone(candidate.phone, limits.default_region)
     if phone is None:
-        raise Invalid({"channel": "the candidate has no valid phone number"})
+        raise Invalid(
+            {"channel": f"the candidate's phone number {candidate.phone!r} is not valid"},
+            code="sms_invalid_phone",
+        )
     return candidate, phone
 
 
@@ -287,7 +359,7 @@ def do_delete_message(
         )
         _scrub_copies(session, conv.id, message)
         hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
-        session.execute(
+        uncounted = session.execute(
             update(Member)
             .where(
                 Member.conversation_id == conv.id,
@@ -297,7 +369,9 @@ def do_delete_message(
                 Member.user_id.not_in(hidden_by),
             )
             .values(unread_count=Member.unread_count - 1)
+            .returning(Member.user_id, Member.unread_count)
         )
+        shift_totals(session, {user_id: change(count + 1, count) for user_id, count in uncounted})
         emit(
             session,
             EventType.message_deleted,
@@ -318,6 +392,7 @@ def do_delete_message(
         and message.id > member.last_read_message_id
     )
     if counted_as_unread and member.unread_count > 0:
+        shift_totals(session, {actor.id: change(member.unread_count, member.unread_count - 1)})
         member.unread_count -= 1
     # Only the actor receives this one, so it can carry what their inbox shows next.
     session.flush()

@@ -23,6 +23,7 @@ class DeliveryStatus(enum.StrEnum):
     sending = "sending"
     sent = "sent"
     delivered = "delivered"
+    undelivered = "undelivered"  # the carrier could not hand it over (SMS)
     failed = "failed"
     cancelled = "cancelled"  # deleted for everyone before it went out
 
@@ -83,7 +84,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    provider_id: Mapped[str | None] = mapped_column(String(200))
+    provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # The provider's own code for a failure (Twilio's 21211, 30003, ...).
+    error_code: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

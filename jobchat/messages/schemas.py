@@ -31,9 +31,10 @@ class AuthorOut(BaseModel):
 class DeliveryOut(BaseModel):
     recipient: str = Field(description="External id of the candidate it goes to.")
     channel: Literal["email", "sms"]
-    status: Literal["queued", "sending", "sent", "delivered", "failed", "cancelled"]
+    status: Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"]
     attempts: int
     last_error: str | None = None
+    error_code: str | None = Field(default=None, description="The provider's code for a failure.")
 
 
 class MessageOut(BaseModel):
@@ -88,6 +89,7 @@ class MessageOut(BaseModel):
                     status=d.status,
                     attempts=d.attempts,
                     last_error=d.last_error,
+                    error_code=d.error_code,
                 )
                 for d in message.deliveries
             ]

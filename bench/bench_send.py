@@ -1,0 +1,581 @@
+"""What one send costs the server: CPU, wall time and SQL statements per POST …/messages.
+
+Run from the project root:
+
+    .venv/bin/python bench/bench_send.py
+    .venv/bin/python bench/bench_send.py --database postgresql://postgres@127.0.0.1:5432/jc_send
+
+Everything runs in this one process: the app (as ``jobchat serve`` builds it, with its hub
+following the event table) behind httpx's ASGI transport, a world seeded through the
+integration API like bench_stream's (10 staff in every conversation, one candidate each), and
+then sends, one at a time, in rounds. Per send it reports this process's CPU time (all threads:
+the app, the hub, and the in-process client, whose share stays the same from one version of the
+code to the next), the wall time, and the SQL statements the request and the hub executed; on
+PostgreSQL also the CPU of the database's backends. CPU time and statement counts are the A/B
+signal on a shared machine; wall time is noisy. The figures are printed and written to
+``bench/results/send-<dialect>.json``. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bench_inbox import reset_database, sqlalchemy_url
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from jobchat.app import create_app
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from jobchat.db.migrate import upgrade
+
+API_KEY = "bench-send-integration-key"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- counting statements -----------------------------------------------------------------------
+
+
+@dataclass
+class StatementCounter:
+    """Statements executed, split into the hub's (its reader thread) and everyone else's."""
+
+    requests: int = 0
+    hub: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    record_kinds: bool = False
+
+    def __call__(self, _c: Any, _cur: Any, statement: str, _p: Any, _x: Any, _m: bool) -> None:
+        if threading.current_thread().name.startswith("jobchat-stream"):
+            self.hub += 1
+            return
+        self.requests += 1
+        if self.record_kinds:
+            self.kinds[_label(statement)] += 1
+
+
+def _label(statement: str) -> str:
+    flat = " ".join(statement.split())
+    head = flat.split(" ", 1)[0].upper()
+    if head in ("INSERT", "UPDATE", "DELETE"):
+        return flat[:60]
+    if head == "SELECT" and " FROM " in flat:
+        return "SELECT … " + flat[flat.find(" FROM ") + 1 :][:70]
+    return flat[:60]
+
+
+class CallCounter:
+    """Python function calls made in this process (all threads) while ``on``: a measure of the
+    work a send does that, unlike CPU time, other processes on a busy machine do not disturb.
+    Installed (``--count-calls``) before the app starts, so that its threads are counted too; it
+    slows everything, so CPU and wall times of such a run are not comparable with others."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.calls = 0
+
+    def __call__(self, _frame: Any, event: str, _arg: Any) -> None:
+        if self.on and event == "call":
+            self.calls += 1
+
+    def install(self) -> None:
+        sys.setprofile(self)
+        threading.setprofile(self)
+
+
+# --- the PostgreSQL backends' CPU ----------------------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def backend_cpu(database: str | None) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving ``database`` on this machine."""
+    if not database:
+        return {}
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+        except OSError:
+            continue
+        if cmdline.startswith("postgres: ") and f" {database} " in cmdline:
+            found[int(entry.name)] = _proc_cpu(int(entry.name))
+    return found
+
+
+def backend_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+# --- the world ---------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    staff_tokens: list[str]
+    candidate_tokens: list[str]
+    conversations: list[int]
+
+
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, token: str
+) -> dict[str, Any]:
+    response = await client.request(
+        method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    if response.status_code not in (200, 201):
+        raise SystemExit(f"{method} {path}: {response.status_code} {response.text}")
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def seed(client: httpx.AsyncClient, n_staff: int, n_conversations: int) -> World:
+    """One employer, ``n_staff`` staff (an admin and the job's team), and per conversation a
+    candidate, an application and its application conversation: every conversation has the
+    whole staff and its candidate as members, as in bench_stream."""
+    key = API_KEY
+    await _call(
+        client,
+        "PUT",
+        "/api/v1/organizations/bench-employer",
+        {"name": "B", "kind": "employer"},
+        key,
+    )
+    staff = [f"bench-staff-{i}" for i in range(n_staff)]
+    for i, ext in enumerate(staff):
+        body = {
+            "name": f"Staff {i}",
+            "email": f"{ext}@bench.example",
+            "organization": "bench-employer",
+            "role": "admin" if i == 0 else "member",
+        }
+        await _call(client, "PUT", f"/api/v1/users/{ext}", body, key)
+    job = {"title": "Send bench", "employer": "bench-employer", "team": staff[1:]}
+    await _call(client, "PUT", "/api/v1/jobs/bench-job", job, key)
+    staff_tokens = [
+        (await _call(client, "POST", f"/api/v1/users/{ext}/tokens", None, key))["token"]
+        for ext in staff
+    ]
+    candidate_tokens: list[str] = []
+    conversations: list[int] = []
+    for i in range(n_conversations):
+        ext = f"bench-candidate-{i}"
+        body = {"name": f"Candidate {i}", "email": f"{ext}@bench.example"}
+        await _call(client, "PUT", f"/api/v1/candidates/{ext}", body, key)
+        app = {"job": "bench-job", "candidate": ext, "stage": "interview"}
+        await _call(client, "PUT", f"/api/v1/applications/bench-app-{i}", app, key)
+        candidate_tokens.append(
+            (await _call(client, "POST", f"/api/v1/candidates/{ext}/tokens", None, key))["token"]
+        )
+        start = {"kind": "application", "application": f"bench-app-{i}"}
+        conv = await _call(client, "POST", "/api/v1/conversations", start, staff_tokens[0])
+        conversations.append(int(conv["id"]))
+    sample = await _call(
+        client, "GET", f"/api/v1/conversations/{conversations[0]}", None, staff_tokens[0]
+    )
+    if len(sample["members"]) != n_staff + 1:
+        raise SystemExit(f"expected {n_staff + 1} members, got {sample['members']}")
+    return World(staff_tokens, candidate_tokens, conversations)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def author_of(seq: int, world: World) -> tuple[int, str]:
+    """(conversation, author token) of send ``seq``: conversations in turn; three sends in four
+    from the staff in turn, the fourth from the conversation's candidate (as bench_stream)."""
+    index = seq % len(world.conversations)
+    n_staff = len(world.staff_tokens)
+    token = world.candidate_tokens[index] if seq % 4 == 3 else world.staff_tokens[seq % n_staff]
+    return world.conversations[index], token
+
+
+@dataclass
+class Round:
+    sends: int
+    cpu_s: float
+    wall_s: float
+    statements: int
+    hub_statements: int
+    backend_cpu_s: float
+    cpu_ms: list[float]
+    wall_ms: list[float]
+    python_calls: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        n = self.sends
+        return {
+            "sends": n,
+            "cpu_ms_per_send": round(1000 * self.cpu_s / n, 3),
+            "cpu_ms_p50": round(statistics.median(self.cpu_ms), 3),
+            "wall_ms_per_send": round(1000 * self.wall_s / n, 3),
+            "wall_ms_p50": round(statistics.median(self.wall_ms), 3),
+            "statements_per_send": round(self.statements / n, 2),
+            "hub_statements_per_send": round(self.hub_statements / n, 2),
+            "db_backend_cpu_ms_per_send": round(1000 * self.backend_cpu_s / n, 3),
+            "python_calls_per_send": round(self.python_calls / n),
+        }
+
+
+async def send_round(
+    client: httpx.AsyncClient,
+    world: World,
+    first: int,
+    n: int,
+    counter: StatementCounter,
+    database: str | None,
+    path: str = "messages",
+    calls: CallCounter | None = None,
+) -> Round:
+    cpu_ms: list[float] = []
+    wall_ms: list[float] = []
+    statements0, hub0 = counter.requests, counter.hub
+    backends0 = backend_cpu(database)
+    calls0 = calls.calls if calls else 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for seq in range(first, first + n):
+        conv, token = author_of(seq, world)
+        c, w = time.process_time(), time.perf_counter()
+        if path == "messages":
+            response = await client.post(
+                f"/api/v1/conversations/{conv}/messages",
+                json={"body": f"jcbench seq={seq} Hello from the send benchmark."},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            expected = 201
+        else:
+            response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+            expected = 200
+        if response.status_code != expected:
+            raise SystemExit(f"{path}: {response.status_code} {response.text}")
+        cpu_ms.append(1000 * (time.process_time() - c))
+        wall_ms.append(1000 * (time.perf_counter() - w))
+    cpu1, wall1 = time.process_time(), time.perf_counter()
+    # The hub reads each commit's events on its own thread, after the response: let it finish.
+    await asyncio.sleep(0.05)
+    return Round(
+        sends=n,
+        cpu_s=cpu1 - cpu0,
+        wall_s=wall1 - wall0,
+        statements=counter.requests - statements0,
+        hub_statements=counter.hub - hub0,
+        backend_cpu_s=backend_delta(backends0, backend_cpu(database)),
+        cpu_ms=cpu_ms,
+        wall_ms=wall_ms,
+        python_calls=(calls.calls - calls0) if calls else 0,
+    )
+
+
+@contextmanager
+def py_spy(binary: str | None, out: Path) -> Iterator[None]:
+    """Profile this process with py-spy (``--gil``: the thread holding the GIL) meanwhile."""
+    if not binary:
+        yield
+        return
+    command = [binary, "record", "--pid", str(os.getpid()), "--gil", "--format", "raw"]
+    spy = subprocess.Popen(
+        [*command, "--rate", "250", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+PARTS = {
+    "the route (send_message: access, action, commit)": "send_message (jobchat/messages/api.py",
+    "auth (require_user: the token lookup)": "require_user (jobchat/auth/deps.py",
+    "the hub (reading and routing events)": "(jobchat/realtime/hub.py",
+}
+
+
+def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
+    """Where the samples went: the parts of the work, and the functions of jobchat and
+    SQLAlchemy most often on the stack (inclusive), in % of all samples."""
+    functions: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        n = int(count)
+        samples += n
+        part = next(
+            (name for name, marker in PARTS.items() if any(marker in f for f in frames)),
+            "everything else (HTTP stack, in-process client, event loop)",
+        )
+        parts[part] += n
+        # "function (path/to/file.py:line)" -> "function (file.py)", each counted once a sample.
+        names = {
+            f"{f.split(' (')[0]} ({f.rsplit('/', 1)[-1].rsplit(':', 1)[0]})"
+            for f in frames
+            if "jobchat/" in f or "sqlalchemy/" in f
+        }
+        for name in names:
+            functions[name] += n
+
+    def share(n: int) -> float:
+        return round(100 * n / max(samples, 1), 1)
+
+    return {
+        "samples": samples,
+        "parts_percent": {name: share(n) for name, n in parts.most_common()},
+        "top_inclusive_percent": [(share(n), name) for name, n in functions.most_common(top)],
+    }
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    database = make_url(url).database if make_url(url).get_backend_name() != "sqlite" else None
+    db = Database(url)
+    upgrade(db.engine)
+    settings = Settings(
+        database_url=args.database,
+        api_key=API_KEY,
+        send_rate_per_minute=10**9,
+        _env_file=None,
+    )
+    calls = CallCounter() if args.count_calls else None
+    if calls is not None:
+        calls.install()
+    app = create_app(settings, db=db)
+    counter = StatementCounter()
+    event.listen(db.engine, "before_cursor_execute", counter)
+    transport = httpx.ASGITransport(app=app)
+    out: dict[str, Any] = {}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
+    ):
+        t0 = time.perf_counter()
+        world = await seed(client, args.staff, args.conversations)
+        out["seed_seconds"] = round(time.perf_counter() - t0, 1)
+        print(
+            f"seeded {len(world.conversations)} conversations of {args.staff + 1} members "
+            f"in {out['seed_seconds']} s",
+            flush=True,
+        )
+        seq = 0
+        warm = await send_round(client, world, seq, args.warmup, counter, database)
+        seq += args.warmup
+        # As `jobchat serve` does right before serving.
+        gc.collect()
+        gc.freeze()
+        counter.record_kinds = True
+        one = await send_round(client, world, seq, 4, counter, database)
+        seq += 4
+        counter.record_kinds = False
+        out["statements_of_one_send"] = {
+            k: round(v / 4, 2) for k, v in sorted(counter.kinds.items(), key=lambda kv: -kv[1])
+        }
+        del one
+        rounds: list[Round] = []
+        per_round = max(1, args.sends // args.rounds)
+        spy_out = args.results_dir / f"send-{make_url(url).get_backend_name()}.pyspy.txt"
+        with py_spy(args.py_spy, spy_out):
+            for r in range(args.rounds):
+                if calls is not None:
+                    calls.on = True
+                result = await send_round(
+                    client, world, seq, per_round, counter, database, calls=calls
+                )
+                if calls is not None:
+                    calls.on = False
+                seq += per_round
+                rounds.append(result)
+                s = result.summary()
+                print(
+                    f"  round {r + 1}/{args.rounds}: {s['sends']} sends, "
+                    f"CPU {s['cpu_ms_per_send']:.2f} ms/send (p50 {s['cpu_ms_p50']:.2f}), "
+                    f"wall {s['wall_ms_per_send']:.2f} ms/send, "
+                    f"{s['statements_per_send']:.2f} statements/send "
+                    f"(+{s['hub_statements_per_send']:.2f} by the hub)"
+                    + (f", {s['python_calls_per_send']} Python calls/send" if calls else "")
+                    + (
+                        f", database backends {s['db_backend_cpu_ms_per_send']:.2f} ms/send"
+                        if database
+                        else ""
+                    ),
+                    flush=True,
+                )
+        if calls is not None:
+            calls.on = True
+        badge = await send_round(
+            client, world, seq, args.reads, counter, database, "/api/v1/unread", calls
+        )
+        if calls is not None:
+            calls.on = False
+        if args.py_spy and spy_out.exists():
+            out["profile"] = {"file": str(spy_out), **profile_summary(spy_out)}
+    event.remove(db.engine, "before_cursor_execute", counter)
+    db.dispose()
+    summaries = [r.summary() for r in rounds]
+    cpu = sorted(s["cpu_ms_per_send"] for s in summaries)
+    out.update(
+        {
+            "warmup": warm.summary(),
+            "rounds": summaries,
+            "send": {
+                "sends": sum(r.sends for r in rounds),
+                "cpu_ms_per_send_min_round": cpu[0],
+                "cpu_ms_per_send_median_round": statistics.median(cpu),
+                "cpu_ms_p50": round(statistics.median([x for r in rounds for x in r.cpu_ms]), 3),
+                "wall_ms_per_send_median_round": statistics.median(
+                    s["wall_ms_per_send"] for s in summaries
+                ),
+                "statements_per_send": summaries[-1]["statements_per_send"],
+                "hub_statements_per_send": summaries[-1]["hub_statements_per_send"],
+                "db_backend_cpu_ms_per_send_median_round": statistics.median(
+                    s["db_backend_cpu_ms_per_send"] for s in summaries
+                ),
+                "python_calls_per_send": statistics.median(
+                    s["python_calls_per_send"] for s in summaries
+                ),
+            },
+            "badge_get_unread": badge.summary(),
+        }
+    )
+    return out
+
+
+def code_version() -> dict[str, Any]:
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *argv], capture_output=True, text=True, check=False
+            ).stdout.strip()
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "-s"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--database", help="postgresql://… (default: SQLite in a temp dir)")
+    parser.add_argument("--sends", type=int, default=2000, help="sends measured, in all rounds")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--staff", type=int, default=10, help="staff in every conversation")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=101,
+        help="(101: each conversation hears from every staff member and its candidate in turn)",
+    )
+    parser.add_argument("--reads", type=int, default=500, help="GET /api/v1/unread measured")
+    parser.add_argument(
+        "--py-spy", metavar="PATH", help="a py-spy binary: profile the measured sends (--gil)"
+    )
+    parser.add_argument(
+        "--count-calls",
+        action="store_true",
+        help="count Python function calls per send (slows the run: its times do not compare)",
+    )
+    parser.add_argument("--out", help="results file name (default: send-<dialect>.json)")
+    args = parser.parse_args(argv)
+
+    results_dir = Path(__file__).resolve().parent / "results"
+    results_dir.mkdir(exist_ok=True)
+    args.results_dir = results_dir
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="jobchat-send-") as tmp:
+        if args.database is None:
+            args.database = f"sqlite:///{tmp}/send.db"
+        url = sqlalchemy_url(args.database)
+        reset_database(url)
+        dialect = make_url(url).get_backend_name()
+        print(f"jobchat send benchmark on {dialect}", flush=True)
+        results = asyncio.run(run(args, url))
+    send = results["send"]
+    print(f"\n## {dialect}: {send['sends']} sends, {args.staff + 1} members a conversation\n")
+    print(
+        f"CPU per send (this process, all threads): {send['cpu_ms_per_send_median_round']:.2f} ms "
+        f"(median round; best round {send['cpu_ms_per_send_min_round']:.2f}, "
+        f"p50 of sends {send['cpu_ms_p50']:.2f})"
+    )
+    print(f"wall per send: {send['wall_ms_per_send_median_round']:.2f} ms (median round)")
+    print(
+        f"SQL statements per send: {send['statements_per_send']:.2f} by the request, "
+        f"{send['hub_statements_per_send']:.2f} by the hub"
+    )
+    if dialect == "postgresql":
+        print(
+            "PostgreSQL backends' CPU per send: "
+            f"{send['db_backend_cpu_ms_per_send_median_round']:.2f} ms"
+        )
+    if args.count_calls:
+        print(f"Python function calls per send: {send['python_calls_per_send']}")
+    badge = results["badge_get_unread"]
+    print(
+        f"GET /api/v1/unread: CPU {badge['cpu_ms_per_send']:.2f} ms, "
+        f"{badge['statements_per_send']:.2f} statements"
+        + (f", {badge['python_calls_per_send']} Python calls" if args.count_calls else "")
+    )
+    print("\nthe statements of one send:")
+    for label, count in results["statements_of_one_send"].items():
+        print(f"  {count:5.2f}  {label}")
+    if "profile" in results:
+        profile = results["profile"]
+        print(f"\nprofile ({profile['file']}: {profile['samples']} samples, py-spy --gil)")
+        for name, share in profile["parts_percent"].items():
+            print(f"  {share:5.1f}%  {name}")
+        print("functions most often on the stack:")
+        for share, name in profile["top_inclusive_percent"]:
+            print(f"  {share:5.1f}%  {name}")
+    out = {
+        "database": dialect,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": code_version(),
+        "args": {k: v for k, v in vars(args).items() if k != "results_dir"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        **results,
+    }
+    path = results_dir / (args.out or f"send-{dialect}.json")
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

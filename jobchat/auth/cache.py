@@ -1,0 +1,62 @@
+"""A short-lived, in-process memory of the user tokens presented to this process.
+
+Every request carries its bearer token, and looking it up cost a read transaction of its own
+(two statements) on every call. A token's owner never changes, tokens are never revoked (only
+browser sessions are ended, and those are not cached here), and a token's expiry is checked on
+every use against the request's clock, exactly as the database lookup does. The one thing the
+cache delays is a token row deleted from the database by hand: this process keeps accepting it
+for at most ``ttl_seconds`` (5 s). Keyed by the token's SHA-256 digest, like the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from jobchat.auth.actions import digest
+
+TTL_SECONDS = 5.0
+
+
+class TokenCache:
+    def __init__(
+        self,
+        ttl_seconds: float = TTL_SECONDS,
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        # digest -> (user id, the token's expiry, when it was looked up)
+        self._entries: dict[str, tuple[int, datetime | None, float]] = {}
+
+    def user_id(self, secret: str, now: datetime) -> int | None:
+        """The owner of a token looked up in the last ``ttl_seconds`` and not expired at ``now``;
+        None means: look it up."""
+        key = digest(secret)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        user_id, expires_at, seen_at = entry
+        if self._monotonic() - seen_at > self.ttl_seconds or (
+            expires_at is not None and expires_at <= now
+        ):
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return user_id
+
+    def remember(self, secret: str, user_id: int, expires_at: datetime | None) -> None:
+        """A token just found valid in the database."""
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                # The oldest go first (dicts keep insertion order).
+                for key in list(self._entries)[: self.max_entries // 10 or 1]:
+                    del self._entries[key]
+            key = digest(secret)
+            self._entries.pop(key, None)
+            self._entries[key] = (user_id, expires_at, self._monotonic())

@@ -1,0 +1,128 @@
+"""The badge: each user's unread totals, kept on their ``users`` row.
+
+``users.unread_conversations`` and ``users.unread_messages`` always equal, for that user,
+``count(*)`` and ``sum(unread_count)`` over their member rows with ``unread_count > 0``. Every
+action that changes a member's unread count (a send, a read, a delete for me or for everyone, a
+member removed with something unread) shifts the totals in the same transaction, with relative
+updates, through ``shift_totals``, so neither the badge nor the events that carry it sum anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from jobchat.conversations.models import Member
+from jobchat.directory.models import User
+
+# (conversations with something unread, unread messages)
+Totals = tuple[int, int]
+
+_USERS = cast(Table, User.__table__)
+
+
+def change(old: int, new: int) -> Totals:
+    """What a member's unread count going from ``old`` to ``new`` does to their user's totals."""
+    return int(new > 0) - int(old > 0), new - old
+
+
+def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, Totals]:
+    """Add each user's (conversations, messages) delta to their totals, in one statement; returns
+    the new totals of every user named (also of those whose delta is zero)."""
+    if not deltas:
+        return {}
+    ids = sorted(deltas)
+    groups: dict[Totals, list[int]] = {}
+    for user_id in ids:
+        if deltas[user_id] != (0, 0):
+            groups.setdefault(deltas[user_id], []).append(user_id)
+    params: dict[str, Any] = {"ids": ids}
+    if not groups:
+        statement: Executable = _READ
+    else:
+        statement = _shift_statement(len(groups))
+        for i, ((convs, msgs), user_ids) in enumerate(groups.items()):
+            params |= {f"g{i}": user_ids, f"c{i}": convs, f"m{i}": msgs}
+    # Straight to the connection: only these columns change, which the ORM never writes.
+    rows = session.connection().execute(statement, params)
+    totals = {user_id: (int(convs), int(msgs)) for user_id, convs, msgs in rows}
+    _refresh_loaded(session, totals)
+    return totals
+
+
+_COLUMNS = (_USERS.c.id, _USERS.c.unread_conversations, _USERS.c.unread_messages)
+_READ = select(*_COLUMNS).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@cache
+def _shift_statement(n_groups: int) -> Executable:
+    """UPDATE users SET unread_conversations = unread_conversations + CASE WHEN id IN (:g0)
+    THEN :c0 WHEN id IN (:g1) THEN :c1 … ELSE 0 END (the same for messages with :m0, :m1 …)
+    WHERE id IN (:ids) RETURNING the totals: built once per number of distinct deltas (a send
+    has up to three: readers who had nothing unread, the others, and the writer)."""
+
+    def shifted(column: ColumnElement[int], prefix: str) -> ColumnElement[int]:
+        whens = [
+            (
+                _USERS.c.id.in_(bindparam(f"g{i}", expanding=True)),
+                bindparam(f"{prefix}{i}", type_=Integer()),
+            )
+            for i in range(n_groups)
+        ]
+        return column + case(*whens, else_=0)
+
+    return (
+        update(_USERS)
+        .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            unread_conversations=shifted(_USERS.c.unread_conversations, "c"),
+            unread_messages=shifted(_USERS.c.unread_messages, "m"),
+        )
+        .returning(*_COLUMNS)
+    )
+
+
+def _refresh_loaded(session: Session, totals: Mapping[int, Totals]) -> None:
+    """The UPDATE bypassed the ORM: give users already loaded in this session their new totals
+    (usually only the writer; the identity map holds a handful of objects)."""
+    for state in session.identity_map.all_states():
+        key, obj = state.key, state.obj()
+        if key is not None and key[0] is User and key[1][0] in totals and obj is not None:
+            convs, msgs = totals[key[1][0]]
+            set_committed_value(obj, "unread_conversations", convs)
+            set_committed_value(obj, "unread_messages", msgs)
+
+
+def expire_loaded_members(session: Session, conversation_id: int, user_ids: Iterable[int]) -> None:
+    """Member rows changed by a Core statement (which leaves the session alone): any of them
+    loaded in this session reload on their next use."""
+    wanted = {(conversation_id, user_id) for user_id in user_ids}
+    for state in session.identity_map.all_states():
+        key, obj = state.key, state.obj()
+        if key is not None and key[0] is Member and tuple(key[1]) in wanted and obj is not None:
+            session.expire(obj)
+
+
+def unread_extra(conversation: int, totals: Totals) -> dict[str, Any]:
+    """What an event carries for one user: their count in its conversation and their badge."""
+    return {
+        "unread": {
+            "conversation": conversation,
+            "conversations": totals[0],
+            "messages": totals[1],
+        }
+    }

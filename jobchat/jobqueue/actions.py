@@ -1,0 +1,157 @@
+"""Queueing, taking and settling jobs: the only code that writes the job queue."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from jobchat.config import Settings
+from jobchat.db.engine import mark_jobs_written
+from jobchat.jobqueue.models import UNFINISHED, JobStatus, QueuedJob
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+    lease_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            max_attempts=settings.job_max_attempts,
+            base_seconds=settings.job_backoff_seconds,
+            max_seconds=settings.job_backoff_max_seconds,
+            lease_seconds=settings.job_lease_seconds,
+        )
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential backoff after the n-th failed attempt, with jitter so that the jobs that
+        failed together (a mail server outage) do not all come back in the same second."""
+        seconds = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        return timedelta(seconds=seconds * random.uniform(0.8, 1.0))  # noqa: S311 (not crypto)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job a worker has taken; ``attempt`` counts from 1."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    run_at: datetime | None = None,
+) -> QueuedJob:
+    """Queue a job in the caller's transaction: it exists exactly when the change that caused
+    it was committed."""
+    job = QueuedJob(
+        kind=kind,
+        payload=payload,
+        status=JobStatus.queued,
+        attempts=0,
+        run_at=run_at or now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    mark_jobs_written(session)
+    return job
+
+
+def claim_due(
+    session: Session, *, now: datetime, worker: str, policy: RetryPolicy, limit: int
+) -> list[Claimed]:
+    """Take up to ``limit`` due jobs, oldest due first, leasing them to ``worker``.
+
+    A running job whose lease ran out belongs to a worker that died (or hung): it is due
+    again. On PostgreSQL, SKIP LOCKED lets several workers take different jobs at once; on
+    SQLite the write transaction (BEGIN IMMEDIATE) already lets only one taker in.
+    """
+    query = (
+        select(QueuedJob)
+        .where(UNFINISHED, QueuedJob.run_at <= now)
+        .order_by(QueuedJob.run_at, QueuedJob.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed = []
+    for job in session.scalars(query):
+        job.status = JobStatus.running
+        job.locked_by = worker
+        job.attempts += 1
+        job.run_at = now + timedelta(seconds=policy.lease_seconds)
+        job.updated_at = now
+        claimed.append(Claimed(job.id, job.kind, dict(job.payload), job.attempts))
+    return claimed
+
+
+def _held(session: Session, job_id: int, worker: str) -> QueuedJob | None:
+    """The job, if ``worker`` still holds it: after a lease ran out another may have it."""
+    job = session.get(QueuedJob, job_id, with_for_update=True)
+    if job is None or job.status != JobStatus.running or job.locked_by != worker:
+        return None
+    return job
+
+
+def finish(session: Session, job_id: int, *, worker: str, now: datetime) -> bool:
+    job = _held(session, job_id, worker)
+    if job is None:
+        return False
+    job.status = JobStatus.done
+    job.locked_by = None
+    job.last_error = None
+    job.finished_at = now
+    job.updated_at = now
+    return True
+
+
+def retry_or_fail(
+    session: Session,
+    job_id: int,
+    error: str,
+    *,
+    worker: str,
+    now: datetime,
+    policy: RetryPolicy,
+    permanent: bool = False,
+) -> JobStatus | None:
+    """Record a failed attempt: queued again after a backoff, or failed for good when the error
+    is permanent or the attempts are used up. None when the worker no longer held the job."""
+    job = _held(session, job_id, worker)
+    if job is None:
+        return None
+    job.last_error = error[:MAX_ERROR_CHARS]
+    job.locked_by = None
+    job.updated_at = now
+    if permanent or job.attempts >= policy.max_attempts:
+        job.status = JobStatus.failed
+        job.finished_at = now
+    else:
+        job.status = JobStatus.queued
+        job.run_at = now + policy.delay(job.attempts)
+    return JobStatus(job.status)
+
+
+def prune_done(session: Session, *, before: datetime) -> int:
+    """Forget finished jobs; failed ones stay until someone looks at them."""
+    result = session.execute(
+        delete(QueuedJob).where(QueuedJob.status == JobStatus.done, QueuedJob.finished_at < before)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,277 @@
+"""The worker: takes due jobs from the queue, runs them, and settles each in its own transaction.
+
+One worker runs inside every ``jobchat serve`` (unless turned off) and ``jobchat worker`` runs
+one on its own; any number may run against one database. A job's outcome is recorded together
+with what the job changed (a delivery marked sent) in one transaction, and a job a dead worker
+held is taken up again when its lease ends, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from jobchat.clock import Clock
+from jobchat.db.engine import Database
+from jobchat.jobqueue.actions import Claimed, RetryPolicy, claim_due, finish, retry_or_fail
+from jobchat.jobqueue.models import JobStatus
+from jobchat.jobqueue.queries import anything_due
+
+log = logging.getLogger("jobchat.worker")
+
+# What a job does with the database once its work has succeeded, in the transaction that marks
+# it done: the two commit together or not at all.
+Settle = Callable[[Session, datetime], None]
+
+
+class PermanentFailure(Exception):
+    """This job can never succeed (a 5xx SMTP answer, an address that does not exist): fail
+    it now instead of retrying. ``code`` is the outside service's own code for it, if any."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed attempt, as a job kind's failure hook sees it."""
+
+    error: str
+    final: bool  # failed for good: no attempt follows
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    run: Callable[[Claimed], Awaitable[Settle | None]]
+    # Called in the transaction that records a failed attempt (and, when it is final, say,
+    # marks its delivery failed).
+    on_failure: Callable[[Session, Claimed, Failure, datetime], None] | None = None
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Housekeeping the worker does every so often (in a thread: it may use the database)."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[datetime], object]
+
+
+@dataclass
+class _Timer:
+    task: Periodic
+    next_at: float = 0.0
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        policy: RetryPolicy,
+        kinds: Mapping[str, JobKind],
+        concurrency: int = 8,
+        poll_seconds: float = 1.0,
+        periodic: Sequence[Periodic] = (),
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.kinds = dict(kinds)
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.name = name or worker_name()
+        self.stats = WorkerStats()
+        self._timers = [_Timer(task) for task in periodic]
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._stop_timeout = 10.0
+
+    # --- waking -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A job was queued (called from any thread, after its commit): look now, not at the
+        next poll."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until ``stop()``."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        # Woken by every commit in this process that queues a job; other processes' jobs are
+        # found by polling.
+        self.db.on_jobs_committed.append(self.wake)
+        log.info("worker %s started", self.name)
+        while not self._stopping:
+            self._wake.clear()
+            await self._housekeeping()
+            free = self.concurrency - len(self._tasks)
+            claimed = await self._claim(free) if free > 0 else []
+            for job in claimed:
+                self._spawn(job)
+            if claimed and len(claimed) == free:
+                continue  # there may be more due: take them as slots free up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        # Stopping: the jobs already running finish (and are recorded) before run() returns.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self._stop_timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs and let the running ones finish; one that does not finish in time
+        is taken up again when its lease ends."""
+        self._stopping = True
+        self._stop_timeout = timeout
+        if self.wake in self.db.on_jobs_committed:
+            self.db.on_jobs_committed.remove(self.wake)
+        if self._wake is not None:
+            self._wake.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+        log.info("worker %s stopped", self.name)
+
+    async def drain(self) -> int:
+        """Run every job that is due now, and the ones they make due, until none is left.
+        For ``jobchat worker --once`` and for tests that drive time with a frozen clock."""
+        ran = 0
+        await self._housekeeping(force=True)
+        while True:
+            claimed = await self._claim(self.concurrency)
+            if not claimed:
+                return ran
+            await asyncio.gather(*(self._execute(job) for job in claimed))
+            ran += len(claimed)
+
+    def _spawn(self, job: Claimed) -> None:
+        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        self._tasks.add(task)
+
+        def _done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if self._wake is not None:
+                self._wake.set()  # a slot is free
+
+        task.add_done_callback(_done)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        def claim() -> list[Claimed]:
+            now = self.clock.now()
+            with self.db.read() as session:
+                if not anything_due(session, now):
+                    return []
+            with self.db.work() as session:
+                return claim_due(
+                    session, now=now, worker=self.name, policy=self.policy, limit=limit
+                )
+
+        try:
+            return await asyncio.to_thread(claim)
+        except Exception:
+            # The database is away (restarting, a network blip): try again at the next poll.
+            log.exception("worker %s could not take jobs", self.name)
+            return []
+
+    async def _execute(self, job: Claimed) -> None:
+        kind = self.kinds.get(job.kind)
+        settle: Settle | None = None
+        error: str | None = None
+        code: str | None = None
+        permanent = False
+        if kind is None:
+            error, permanent = f"no handler for jobs of kind {job.kind!r}", True
+        else:
+            try:
+                settle = await kind.run(job)
+            except PermanentFailure as exc:
+                error, permanent, code = str(exc) or type(exc).__name__, True, exc.code
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
+                )
+        try:
+            await asyncio.to_thread(self._settle, job, kind, settle, error, permanent, code)
+        except Exception:
+            # Not recorded: the lease runs out and the job is run again, which every handler
+            # must tolerate (they check what they already did).
+            log.exception("worker %s could not record job %s", self.name, job.id)
+
+    def _settle(
+        self,
+        job: Claimed,
+        kind: JobKind | None,
+        settle: Settle | None,
+        error: str | None,
+        permanent: bool,
+        code: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+        with self.db.work() as session:
+            if error is None:
+                if finish(session, job.id, worker=self.name, now=now) and settle is not None:
+                    settle(session, now)
+                self.stats.done += 1
+                self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
+                return
+            status = retry_or_fail(
+                session,
+                job.id,
+                error,
+                worker=self.name,
+                now=now,
+                policy=self.policy,
+                permanent=permanent,
+            )
+            if status is None:
+                return
+            final = status is JobStatus.failed
+            if final:
+                self.stats.failed += 1
+                log.error("job %s (%s) failed for good: %s", job.id, job.kind, error)
+            else:
+                self.stats.retried += 1
+            if kind is not None and kind.on_failure is not None:
+                kind.on_failure(session, job, Failure(error, final, code), now)
+
+    async def _housekeeping(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        for timer in self._timers:
+            if not force and now < timer.next_at:
+                continue
+            timer.next_at = now + timer.task.every_seconds
+            try:
+                await asyncio.to_thread(timer.task.run, self.clock.now())
+            except Exception:
+                log.exception("worker %s: %s failed", self.name, timer.task.name)

@@ -1,0 +1,1 @@
+"""Email: messages and notifications out over SMTP, replies back into their threads."""

@@ -1,0 +1,215 @@
+"""Receiving an email: the action that decides what becomes of it, and records it raw.
+
+The same action serves the SMTP listener and the webhook. In order:
+1. A mail already received (same Message-ID, or same bytes) is not taken twice.
+2. Bounces mark the delivery they report failed. Auto-replies, list mail and other machine
+   mail stop here: never posted, never answered (no mail loops).
+3. The thread is the one of the reply address the mail was sent to; where that is lost, the
+   one of the email it answers (In-Reply-To, References).
+4. Only the member the thread belongs to may post into it, from their own address.
+5. Into an ended conversation nothing is posted; the sender is told once that it is closed.
+6. Otherwise the reply, without its quoted history and signature, becomes their message.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import parseaddr
+
+from sqlalchemy.orm import Session
+
+from jobchat import access
+from jobchat.conversations.models import Conversation, Member, Status
+from jobchat.directory.models import User
+from jobchat.jobqueue.actions import enqueue
+from jobchat.mail.addresses import MailKeys, addresses_in
+from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
+from jobchat.mail.models import InboundEmail, InboundOutcome
+from jobchat.mail.outbound import CLOSED_NOTICE_JOB
+from jobchat.mail.queries import (
+    closed_notice_sent,
+    inbound_by_dedupe_key,
+    inbound_by_message_id,
+    sent_emails_by_message_id,
+)
+from jobchat.mail.replies import reply_text
+from jobchat.messages.actions import Limits, Outgoing, do_send_message
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus
+
+log = logging.getLogger("jobchat.mail")
+
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,245}>")
+
+
+@dataclass(frozen=True)
+class Received:
+    outcome: InboundOutcome
+    inbound_id: int
+    message_id: int | None  # the message it became, when posted
+    duplicate: bool
+    detail: str | None
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def _header(message: EmailMessage, name: str) -> str | None:
+    """A header as text, or None; a malformed one is not worth failing a mail over."""
+    try:
+        value = message.get(name)
+    except Exception:  # the email package raises many kinds on broken headers
+        return None
+    return str(value) if value is not None else None
+
+
+def _message_ids(*values: str | None) -> list[str]:
+    found: list[str] = []
+    for value in values:
+        found.extend(_MESSAGE_ID.findall(value or ""))
+    return found
+
+
+def do_receive_email(
+    session: Session,
+    raw: bytes,
+    *,
+    envelope_from: str | None,
+    envelope_to: Sequence[str],
+    now: datetime,
+    keys: MailKeys,
+    limits: Limits,
+) -> Received:
+    message = parse(raw)
+    own_ids = _message_ids(_header(message, "Message-ID"))
+    message_id_header = own_ids[0] if own_ids else None
+    dedupe_key = message_id_header or "sha256:" + hashlib.sha256(raw).hexdigest()
+    earlier = inbound_by_dedupe_key(session, dedupe_key)
+    if earlier is not None:
+        return Received(
+            InboundOutcome(earlier.outcome), earlier.id, earlier.message_id, True, earlier.detail
+        )
+
+    from_address = parseaddr(_header(message, "From") or "")[1].lower() or None
+    row = InboundEmail(
+        dedupe_key=dedupe_key,
+        message_id_header=message_id_header,
+        envelope_from=envelope_from,
+        recipients=", ".join(envelope_to),
+        from_address=from_address,
+        subject=_header(message, "Subject"),
+        raw=raw,
+        received_at=now,
+        outcome=InboundOutcome.unknown_thread,
+    )
+    session.add(row)
+
+    def done(outcome: InboundOutcome, detail: str | None = None) -> Received:
+        row.outcome = outcome
+        row.detail = detail
+        session.flush()
+        log.info("inbound email %s: %s%s", row.id, outcome, f" ({detail})" if detail else "")
+        return Received(outcome, row.id, row.message_id, False, detail)
+
+    bounce = bounce_of(message, envelope_from)
+    if bounce is not None:
+        return done(InboundOutcome.bounce, _record_bounce(session, bounce, now))
+    machine = automatic_reason(message, envelope_from)
+    if machine is not None:
+        return done(InboundOutcome.automatic, machine)
+
+    target = _thread_of(session, message, envelope_to, keys)
+    if target is None:
+        return done(InboundOutcome.unknown_thread)
+    conv, user = target
+    row.conversation_id, row.user_id = conv.id, user.id
+    if not access.is_own_email_address(user, from_address):
+        return done(InboundOutcome.wrong_sender, f"from {from_address}, not the member's address")
+    member = session.get(Member, (conv.id, user.id))
+    if member is None:
+        return done(InboundOutcome.not_member)
+    if conv.status == Status.ended and not access.may_post(user, conv):
+        if conv.ended_at is None or not closed_notice_sent(
+            session, conv.id, user.id, conv.ended_at
+        ):
+            session.flush()
+            enqueue(session, CLOSED_NOTICE_JOB, {"inbound_email_id": row.id}, now=now)
+            return done(InboundOutcome.closed, "answered: the conversation is closed")
+        return done(InboundOutcome.closed, "not answered: they were told already")
+
+    text = reply_text(message)
+    if not text:
+        return done(InboundOutcome.empty)
+    if len(text) > limits.max_chars:
+        text = text[: limits.max_chars - 1] + "…"
+    subject = (row.subject or "").strip()[:300] or None
+    posted, _ = do_send_message(
+        session,
+        actor=user,
+        conv=conv,
+        member=member,
+        out=Outgoing(body=text, channel=Channel.email, subject=subject, received=True),
+        limits=limits,
+        now=now,
+    )
+    row.message_id = posted.id
+    return done(InboundOutcome.posted)
+
+
+def _thread_of(
+    session: Session, message: EmailMessage, envelope_to: Sequence[str], keys: MailKeys
+) -> tuple[Conversation, User] | None:
+    """The conversation and member a reply belongs to: by its reply address, else by the
+    email it answers."""
+    addresses = [a.lower() for a in envelope_to] + addresses_in(
+        *(
+            _header(message, name)
+            for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
+        )
+    )
+    found: tuple[int, int] | None = None
+    for address in addresses:
+        found = keys.parse_reply_address(address)
+        if found is not None:
+            break
+    if found is None:
+        referenced = _message_ids(_header(message, "In-Reply-To"), _header(message, "References"))
+        sent = sent_emails_by_message_id(session, referenced)
+        if sent:
+            found = (sent[0].conversation_id, sent[0].user_id)
+        else:
+            answered = inbound_by_message_id(session, referenced)
+            if answered is not None and answered.conversation_id and answered.user_id:
+                found = (answered.conversation_id, answered.user_id)
+    if found is None:
+        return None
+    conv = session.get(Conversation, found[0])
+    user = session.get(User, found[1])
+    if conv is None or user is None:
+        return None
+    return conv, user
+
+
+def _record_bounce(session: Session, bounce: Bounce, now: datetime) -> str:
+    failed = 0
+    for sent in sent_emails_by_message_id(session, bounce.original_message_ids):
+        if sent.delivery_id is None or not bounce.permanent:
+            continue
+        delivery = session.get(Delivery, sent.delivery_id)
+        if delivery is not None and delivery.status in (DeliveryStatus.sent, DeliveryStatus.queued):
+            delivery.status = DeliveryStatus.failed
+            delivery.last_error = f"bounced: {bounce.reason}"[:1000]
+            delivery.updated_at = now
+            failed += 1
+    kind = "permanent" if bounce.permanent else "temporary"
+    return f"{kind}: {bounce.reason}; deliveries marked failed: {failed}"

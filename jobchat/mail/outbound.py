@@ -1,0 +1,334 @@
+"""The email jobs: email-channel messages, unread-message notifications, closed notices.
+
+Each job reads what it needs, builds the email, hands it to the transport, and only then, in
+the transaction that marks the job done, records what went out (a delivery marked sent, the
+Message-ID kept for threading and bounces). A job that fails is retried by the worker; every
+job first checks whether its work is still to do, so a retry never sends what already went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from sqlalchemy.orm import Session
+
+from jobchat.auth.actions import do_create_credential
+from jobchat.auth.api import login_url
+from jobchat.auth.models import CredentialKind
+from jobchat.clock import Clock
+from jobchat.config import Settings
+from jobchat.conversations.models import Conversation, Member
+from jobchat.conversations.render import render_conversation
+from jobchat.db.engine import Database
+from jobchat.directory.models import User
+from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.worker import Failure, JobKind, Settle
+from jobchat.localtime import format_date, format_datetime
+from jobchat.mail import compose
+from jobchat.mail.addresses import MailKeys
+from jobchat.mail.models import EmailKind, InboundEmail, SentEmail
+from jobchat.mail.queries import application_of, thread_message_ids, unread_to_notify
+from jobchat.mail.transport import MailTransport
+from jobchat.messages.actions import EMAIL_DELIVERY_JOB as DELIVERY_JOB
+from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
+from jobchat.messages.models import Delivery, DeliveryStatus, Message
+
+NOTIFICATION_JOB = "email.notification"
+CLOSED_NOTICE_JOB = "email.closed_notice"
+NOTIFY_MAX_LISTED = 10
+SETTINGS_HINT = "To stop these emails, turn off email notifications in your settings."
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    email: EmailMessage
+    address: str
+    conversation_id: int
+    user_id: int
+
+
+@dataclass
+class Mailer:
+    db: Database
+    clock: Clock
+    settings: Settings
+    keys: MailKeys
+    transport: MailTransport
+
+    @property
+    def from_address(self) -> str:
+        return parseaddr(self.settings.email_from)[1] or self.settings.email_from
+
+    @property
+    def from_name(self) -> str:
+        return parseaddr(self.settings.email_from)[0] or "jobchat"
+
+    def job_kinds(self) -> dict[str, JobKind]:
+        return {
+            DELIVERY_JOB: JobKind(run=self.send_delivery, on_failure=self._delivery_failed),
+            NOTIFICATION_JOB: JobKind(run=self.send_notification),
+            CLOSED_NOTICE_JOB: JobKind(run=self.send_closed_notice),
+        }
+
+    async def _send(self, prepared: _Prepared) -> None:
+        await self.transport.send(
+            prepared.email, sender=self.keys.bounce_address, recipients=[prepared.address]
+        )
+
+    def _addressing(
+        self, sender_name: str, recipient: User, conversation_id: int
+    ) -> compose.Addressing:
+        return compose.Addressing(
+            from_name=sender_name,
+            from_address=self.from_address,
+            to_name=recipient.name,
+            to_address=recipient.email,
+            reply_to=self.keys.reply_address(conversation_id, recipient.id),
+        )
+
+    def _threading(
+        self, session: Session, message_id: str, conv_id: int, user_id: int
+    ) -> compose.Threading:
+        earlier = [m for m in thread_message_ids(session, conv_id, user_id) if m != message_id]
+        return compose.Threading(
+            message_id=message_id,
+            in_reply_to=earlier[-1] if earlier else None,
+            references=tuple(earlier),
+        )
+
+    def _record(
+        self,
+        session: Session,
+        prepared: _Prepared,
+        kind: EmailKind,
+        now: datetime,
+        delivery_id: int | None = None,
+    ) -> None:
+        session.add(
+            SentEmail(
+                message_id_header=prepared.email["Message-ID"],
+                kind=kind,
+                conversation_id=prepared.conversation_id,
+                user_id=prepared.user_id,
+                address=prepared.address,
+                delivery_id=delivery_id,
+                sent_at=now,
+            )
+        )
+
+    # --- an email-channel message ----------------------------------------------------------
+
+    async def send_delivery(self, job: Claimed) -> Settle | None:
+        delivery_id = int(job.payload["delivery_id"])
+        prepared = await asyncio.to_thread(self._prepare_delivery, delivery_id)
+        if prepared is None:
+            return None
+        await self._send(prepared)
+
+        def settle(session: Session, now: datetime) -> None:
+            message_id = prepared.email["Message-ID"]
+            if record_delivery_sent(session, delivery_id, job, message_id, now) is not None:
+                self._record(session, prepared, EmailKind.message, now, delivery_id)
+
+        return settle
+
+    def _prepare_delivery(self, delivery_id: int) -> _Prepared | None:
+        with self.db.read() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None or delivery.status != DeliveryStatus.queued:
+                return None  # cancelled (deleted for everyone), or sent by an earlier attempt
+            message = session.get(Message, delivery.message_id)
+            assert message is not None
+            if message.is_deleted:
+                return None
+            recipient = delivery.recipient
+            author = message.author
+            sender = author.name if author is not None else self.from_name
+            org = author.organization.name if author and author.organization else None
+            message_id = self.keys.message_id("m", delivery.id)
+            email = compose.message_email(
+                addressing=self._addressing(sender, recipient, message.conversation_id),
+                subject=message.subject or "A message for you",
+                body=message.body,
+                threading=self._threading(
+                    session, message_id, message.conversation_id, recipient.id
+                ),
+                date=message.created_at,
+                footer=(
+                    f"{sender}{f' ({org})' if org else ''} sent you this message with jobchat. "
+                    "Reply to this email to answer."
+                ),
+            )
+            if delivery.address != recipient.email:
+                email.replace_header("To", delivery.address)
+            return _Prepared(email, delivery.address, message.conversation_id, recipient.id)
+
+    def _delivery_failed(
+        self, session: Session, job: Claimed, failure: Failure, now: datetime
+    ) -> None:
+        record_delivery_failure(session, int(job.payload["delivery_id"]), job, failure, now)
+
+    # --- "you have unread messages" ---------------------------------------------------------
+
+    async def send_notification(self, job: Claimed) -> Settle | None:
+        conv_id, user_id = int(job.payload["conversation_id"]), int(job.payload["user_id"])
+        prepared_and_newest = await asyncio.to_thread(
+            self._prepare_notification, job.id, conv_id, user_id
+        )
+        if prepared_and_newest is None:
+            return None
+        prepared, newest_id = prepared_and_newest
+        await self._send(prepared)
+
+        def settle(session: Session, now: datetime) -> None:
+            member = session.get(Member, (conv_id, user_id))
+            if member is not None and member.notified_through_id < newest_id:
+                member.notified_through_id = newest_id
+            self._record(session, prepared, EmailKind.notification, now)
+
+        return settle
+
+    def _prepare_notification(
+        self, job_id: int, conv_id: int, user_id: int
+    ) -> tuple[_Prepared, int] | None:
+        with self.db.read() as session:
+            member = session.get(Member, (conv_id, user_id))
+            if member is None:
+                return None  # they left the conversation
+            user = member.user
+            if not user.email_notifications or not user.email:
+                return None
+            messages, total = unread_to_notify(session, member, limit=NOTIFY_MAX_LISTED)
+            if not messages:
+                return None  # read in time, or deleted
+            conv = member.conversation
+            title = render_conversation(session, user, conv, member).title
+            about = self._about(session, conv, user)
+            tz = user.timezone
+            listed = [
+                compose.NotifiedMessage(
+                    author=m.author.name if m.author else "jobchat",
+                    organization=(
+                        m.author.organization.name
+                        if m.author is not None and m.author.organization is not None
+                        else None
+                    ),
+                    sent_at=format_datetime(m.created_at, tz),
+                    preview=m.body,
+                )
+                for m in messages
+            ]
+            newest_id = messages[-1].id
+        link = self._sign_in_link(user, conv_id)
+        with self.db.read() as session:
+            message_id = self.keys.message_id("n", job_id)
+            threading = self._threading(session, message_id, conv_id, user_id)
+        email = compose.notification_email(
+            addressing=self._addressing(self.from_name, user, conv_id),
+            notification=compose.Notification(
+                recipient_name=user.name,
+                title=title,
+                about=about,
+                messages=listed,
+                more=total - len(listed),
+                link=link,
+                link_hours=int(self.settings.notify_link_hours),
+                settings_hint=SETTINGS_HINT,
+            ),
+            threading=threading,
+            date=self.clock.now(),
+        )
+        return _Prepared(email, user.email, conv_id, user_id), newest_id
+
+    def _about(self, session: Session, conv: Conversation, user: User) -> list[str]:
+        """The context a notification gives: for a candidate, the job and when they applied;
+        for staff, the candidate and the job the conversation is about."""
+        lines = []
+        if user.is_candidate:
+            if conv.job is not None:
+                lines.append(f"Job: {conv.job.title}")
+            application = application_of(
+                session, user.id, application_id=conv.application_id, job_id=conv.job_id
+            )
+            if application is not None:
+                lines.append(
+                    f"You applied on {format_date(application.applied_at, user.timezone)}."
+                )
+            return lines
+        if conv.candidate is not None:
+            lines.append(f"Candidate: {conv.candidate.name}")
+        if conv.job is not None:
+            lines.append(f"Job: {conv.job.title}")
+        if conv.partner is not None:
+            lines.append(f"Partner: {conv.partner.name}")
+        return lines
+
+    def _sign_in_link(self, user: User, conv_id: int) -> str:
+        now = self.clock.now()
+        with self.db.work() as session:
+            fresh = session.get(User, user.id)
+            assert fresh is not None
+            secret = do_create_credential(
+                session,
+                user=fresh,
+                kind=CredentialKind.login_link,
+                now=now,
+                lifetime=timedelta(hours=self.settings.notify_link_hours),
+            )
+        return f"{login_url(self.settings.public_url, secret)}?next=/conversations/{conv_id}"
+
+    # --- "this conversation is closed" ------------------------------------------------------
+
+    async def send_closed_notice(self, job: Claimed) -> Settle | None:
+        inbound_id = int(job.payload["inbound_email_id"])
+        prepared = await asyncio.to_thread(self._prepare_closed_notice, inbound_id)
+        if prepared is None:
+            return None
+        await self._send(prepared)
+
+        def settle(session: Session, now: datetime) -> None:
+            self._record(session, prepared, EmailKind.closed_notice, now)
+
+        return settle
+
+    def _prepare_closed_notice(self, inbound_id: int) -> _Prepared | None:
+        with self.db.read() as session:
+            inbound = session.get(InboundEmail, inbound_id)
+            if inbound is None or inbound.conversation_id is None or inbound.user_id is None:
+                return None
+            user = session.get(User, inbound.user_id)
+            conv = session.get(Conversation, inbound.conversation_id)
+            if user is None or conv is None or not user.email:
+                return None
+            member = session.get(Member, (conv.id, user.id))
+            title = (
+                render_conversation(session, user, conv, member).title
+                if member
+                else "this conversation"
+            )
+            message_id = self.keys.message_id("c", inbound.id)
+            references = thread_message_ids(session, conv.id, user.id)
+            if inbound.message_id_header and inbound.message_id_header not in references:
+                references.append(inbound.message_id_header)
+            email = compose.closed_notice_email(
+                addressing=compose.Addressing(
+                    from_name=self.from_name,
+                    from_address=self.from_address,
+                    to_name=user.name,
+                    to_address=user.email,
+                    reply_to=None,
+                ),
+                subject=compose.reply_subject(inbound.subject),
+                title=title,
+                threading=compose.Threading(
+                    message_id=message_id,
+                    in_reply_to=inbound.message_id_header,
+                    references=tuple(references),
+                ),
+                date=self.clock.now(),
+            )
+            return _Prepared(email, user.email, conv.id, user.id)

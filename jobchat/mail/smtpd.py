@@ -1,0 +1,72 @@
+"""The inbound SMTP listener (aiosmtpd), run by ``jobchat serve`` on the server's event loop
+when JOBCHAT_INBOUND_SMTP_PORT is set. Point the reply domain's MX (or a relay) at it.
+
+Mail is accepted ("250") only once it is stored: if the database is away the sender is told
+to try again later ("451"), as every mail server retries, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from jobchat.mail.service import MailService
+
+log = logging.getLogger("jobchat.mail")
+
+
+class InboundHandler:
+    def __init__(self, service: MailService) -> None:
+        self.service = service
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook names)
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        # Only our reply domain: this is not a relay.
+        if not self.service.keys.is_ours(address):
+            return "550 5.7.1 Relaying denied: this server takes mail for its reply domain only"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or envelope.content
+        if not isinstance(raw, bytes):
+            raw = str(raw or "").encode("utf-8", "surrogateescape")
+        mail_from = envelope.mail_from if envelope.mail_from not in (None, "<>") else ""
+        try:
+            received = await self.service.receive_async(
+                raw, envelope_from=mail_from, envelope_to=list(envelope.rcpt_tos)
+            )
+        except Exception:
+            log.exception("inbound email from %s could not be stored", envelope.mail_from)
+            return "451 4.3.0 Temporary failure; please try again later"
+        return f"250 2.0.0 Accepted ({received.outcome})"
+
+
+async def start_smtp_server(
+    service: MailService, host: str, port: int, *, max_bytes: int
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    handler = InboundHandler(service)
+    server = await loop.create_server(
+        lambda: SMTP(
+            handler,
+            data_size_limit=max_bytes,
+            enable_SMTPUTF8=True,
+            hostname=service.settings.reply_domain,
+            loop=loop,
+        ),
+        host=host,
+        port=port,
+    )
+    log.info("receiving email over SMTP on %s:%s", host, port)
+    return server

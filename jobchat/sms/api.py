@@ -1,0 +1,269 @@
+"""SMS over HTTP: Twilio's webhooks (signed), consent, segment counts, unmatched texts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from jobchat import access
+from jobchat.app_state import AppState
+from jobchat.auth.deps import CurrentUser, Integration, State
+from jobchat.directory.models import User, UserKind
+from jobchat.directory.queries import user_by_ext
+from jobchat.errors import Forbidden, Invalid, NotFound
+from jobchat.http_errors import error_responses
+from jobchat.inputs import MAX_ID, PathRef, Text
+from jobchat.messages.actions import Limits
+from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
+from jobchat.sms.models import ConsentSource, InboundSms, SmsConsentChange
+from jobchat.sms.queries import consent_history, inbound_page
+from jobchat.sms.segments import count_segments
+
+webhooks = APIRouter(prefix="/api/v1/inbound/sms", tags=["inbound"])
+users = APIRouter(prefix="/api/v1", tags=["sms"], responses=error_responses(401, 404))
+integration = APIRouter(
+    prefix="/api/v1",
+    tags=["integration"],
+    dependencies=[Integration],
+    responses=error_responses(401, 403),
+)
+
+
+# --- Twilio's webhooks -------------------------------------------------------------------------
+
+
+async def _signed_form(request: Request, state: AppState) -> dict[str, str]:
+    """The webhook's form, once its X-Twilio-Signature checks out against our public URL, the
+    path and the parameters (Twilio signs the URL it called, so JOBCHAT_PUBLIC_URL must be the
+    address Twilio uses)."""
+    token = state.settings.twilio_auth_token
+    if state.settings.sms_provider != "twilio" or not token:
+        raise NotFound("Twilio is not set up on this server.", code="sms_not_configured")
+    form = await request.form()
+    params = {key: str(value) for key, value in form.items()}
+    url = state.settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get("x-twilio-signature", "")
+    if not signature or not RequestValidator(token).validate(url, params, signature):
+        raise Forbidden(
+            "The X-Twilio-Signature header is missing or does not match this request.",
+            code="bad_signature",
+        )
+    return params
+
+
+def _twiml(reply: str | None) -> Response:
+    answer = MessagingResponse()
+    if reply:
+        answer.message(reply)
+    return Response(content=str(answer.to_xml(xml_declaration=True)), media_type="text/xml")
+
+
+@webhooks.post("/twilio", responses=error_responses(403, 404, 422), response_class=Response)
+async def twilio_inbound(request: Request, state: State) -> Response:
+    """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
+    or a short reply (HELP; a text into a closed conversation)."""
+    params = await _signed_form(request, state)
+    if not params.get("MessageSid"):
+        raise Invalid({"MessageSid": "is required"})
+    limits = Limits.of(state.settings)
+
+    def receive() -> str | None:
+        with state.db.write() as session:
+            return do_receive_sms(session, params, now=state.clock.now(), limits=limits).reply
+
+    return _twiml(await asyncio.to_thread(receive))
+
+
+@webhooks.post(
+    "/twilio/status", status_code=204, response_class=Response, responses=error_responses(403, 404)
+)
+async def twilio_status(request: Request, state: State) -> Response:
+    """A delivery status callback (queued, sent, delivered, undelivered, failed, with
+    ErrorCode): it moves the SMS delivery of the message it is about."""
+    params = await _signed_form(request, state)
+
+    def record() -> None:
+        with state.db.write() as session:
+            do_record_sms_status(session, params, now=state.clock.now())
+
+    await asyncio.to_thread(record)
+    return Response(status_code=204)
+
+
+# --- segments ---------------------------------------------------------------------------------
+
+
+class SegmentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Text
+
+
+class SegmentsOut(BaseModel):
+    encoding: Literal["GSM-7", "UCS-2"]
+    characters: int = Field(description="In the encoding's units (GSM-7 septets, UTF-16 units).")
+    segments: int = Field(description="How many SMS the body will be sent (and billed) as.")
+    per_segment: int
+    max_characters: int = Field(description="Longer bodies are refused (422).")
+    too_long: bool
+
+
+@users.post("/sms/segments", response_model=SegmentsOut, responses=error_responses(422))
+def sms_segments(body: SegmentsIn, caller: CurrentUser) -> SegmentsOut:
+    """What a body will cost as SMS, before sending it."""
+    counted = count_segments(body.body.strip())
+    limit = caller.state.settings.max_sms_chars
+    return SegmentsOut(
+        encoding=counted.encoding,
+        characters=counted.characters,
+        segments=counted.segments,
+        per_segment=counted.per_segment,
+        max_characters=limit,
+        too_long=len(body.body.strip()) > limit,
+    )
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+
+class ConsentChangeOut(BaseModel):
+    consented: bool
+    source: Literal["ats", "keyword", "staff"]
+    detail: str | None
+    by: str | None = Field(description="The staff member who recorded it (external id).")
+    at: datetime
+
+    @classmethod
+    def of(cls, change: SmsConsentChange) -> ConsentChangeOut:
+        return cls(
+            consented=change.consented,
+            source=ConsentSource(change.source).value,
+            detail=change.detail,
+            by=change.actor.ext_id if change.actor else None,
+            at=change.created_at,
+        )
+
+
+class SmsConsentOut(BaseModel):
+    candidate: str
+    consent: bool
+    phone: str | None
+    phone_valid: bool
+    phone_problem: str | None
+    history: list[ConsentChangeOut] = Field(description="Every change, newest first.")
+
+
+class SmsConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    consent: bool
+    note: Annotated[Text, Field(max_length=500)] | None = None
+
+
+@users.get("/candidates/{ext_id}/sms-consent", response_model=SmsConsentOut)
+def get_sms_consent(ext_id: PathRef, caller: CurrentUser) -> SmsConsentOut:
+    """A candidate's SMS consent with the ledger of every change (staff who can see them)."""
+    with caller.read() as (session, user):
+        candidate = _visible_candidate(session, user, ext_id)
+        return _render_consent(session, candidate)
+
+
+@users.put(
+    "/candidates/{ext_id}/sms-consent",
+    response_model=SmsConsentOut,
+    responses=error_responses(403, 422),
+)
+def put_sms_consent(ext_id: PathRef, body: SmsConsentIn, caller: CurrentUser) -> SmsConsentOut:
+    """Record a consent the candidate gave or withdrew by other means (on the phone, in person)."""
+    with caller.write() as (session, user):
+        candidate = _visible_candidate(session, user, ext_id)
+        do_set_sms_consent(
+            session,
+            candidate,
+            body.consent,
+            source=ConsentSource.staff,
+            now=caller.now,
+            detail=body.note,
+            actor=user,
+        )
+        return _render_consent(session, candidate)
+
+
+def _visible_candidate(session: Session, user: User, ext_id: str) -> User:
+    access.check_staff(user)
+    candidate = user_by_ext(session, UserKind.candidate, ext_id)
+    if candidate is None or not access.can_see_candidate(session, user, candidate):
+        raise NotFound("There is no candidate with that id.")
+    return candidate
+
+
+def _render_consent(session: Session, candidate: User) -> SmsConsentOut:
+    return SmsConsentOut(
+        candidate=candidate.ext_id,
+        consent=candidate.sms_consent,
+        phone=candidate.phone,
+        phone_valid=bool(candidate.phone) and candidate.phone_problem is None,
+        phone_problem=candidate.phone_problem,
+        history=[ConsentChangeOut.of(c) for c in consent_history(session, candidate.id)],
+    )
+
+
+# --- texts nobody could place -------------------------------------------------------------------
+
+
+class InboundSmsOut(BaseModel):
+    id: int
+    from_number: str
+    body: str
+    outcome: str
+    detail: str | None
+    candidate: str | None
+    conversation: int | None
+    message: int | None
+    received_at: datetime
+
+
+class InboundSmsPage(BaseModel):
+    items: list[InboundSmsOut]
+    next_cursor: int | None
+
+
+@integration.get("/inbound/sms", response_model=InboundSmsPage, responses=error_responses(422))
+def list_inbound_sms(
+    state: State,
+    outcome: str | None = Query(default=None, max_length=20, description="e.g. unknown_sender"),
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> InboundSmsPage:
+    """Texts that reached us, newest first: `outcome=unknown_sender` lists the ones from
+    numbers no candidate has, kept for an admin to place."""
+    with state.db.read() as session:
+        rows = inbound_page(session, outcome=outcome, before=before, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return InboundSmsPage(
+            items=[_inbound_out(r) for r in rows],
+            next_cursor=rows[-1].id if more and rows else None,
+        )
+
+
+def _inbound_out(row: InboundSms) -> InboundSmsOut:
+    return InboundSmsOut(
+        id=row.id,
+        from_number=row.from_number,
+        body=row.body,
+        outcome=row.outcome,
+        detail=row.detail,
+        candidate=row.candidate.ext_id if row.candidate else None,
+        conversation=row.conversation_id,
+        message=row.message_id,
+        received_at=row.received_at,
+    )

@@ -1,0 +1,253 @@
+"""Receiving texts and delivery statuses: the actions behind Twilio's two webhooks.
+
+A text is stored once per MessageSid (Twilio retries webhooks), with what became of it:
+- STOP and its synonyms opt the candidate out, START and its synonyms opt them back in (both
+  recorded in the consent ledger); HELP and INFO are answered with a short help text.
+- From a known candidate, it lands in the conversation where they were last texted, else in
+  their most recently active application conversation, as their message with channel `sms`.
+- Into an ended conversation it is not posted, and answered once saying so.
+- From a number nobody has, it is kept for an admin (GET /api/v1/inbound/sms), not an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from jobchat import access
+from jobchat.conversations.models import Conversation, Kind, Member, Status
+from jobchat.directory.models import User, UserKind
+from jobchat.directory.phones import normalise_phone
+from jobchat.messages.actions import Limits, Outgoing, do_send_message
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
+from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.keywords import keyword_of
+from jobchat.sms.models import ConsentSource, InboundSms, SmsOutcome, SmsStatusReport
+
+HELP_REPLY = (
+    "jobchat: texts about your job applications. Reply to talk to your recruiter. "
+    "Reply STOP to stop texts, START to get them again."
+)
+CLOSED_REPLY = (
+    "This conversation has been closed, so your message was not delivered. "
+    "Please use the contact details you were given if you need the team."
+)
+
+# A later status never moves a delivery back (Twilio's callbacks can arrive out of order).
+_RANK = {
+    DeliveryStatus.queued: 0,
+    DeliveryStatus.sending: 1,
+    DeliveryStatus.sent: 2,
+    DeliveryStatus.delivered: 3,
+    DeliveryStatus.undelivered: 3,
+    DeliveryStatus.failed: 3,
+}
+_TWILIO_STATUSES = {
+    "queued": DeliveryStatus.queued,
+    "accepted": DeliveryStatus.queued,
+    "scheduled": DeliveryStatus.queued,
+    "sending": DeliveryStatus.sending,
+    "sent": DeliveryStatus.sent,
+    "delivered": DeliveryStatus.delivered,
+    "read": DeliveryStatus.delivered,
+    "undelivered": DeliveryStatus.undelivered,
+    "failed": DeliveryStatus.failed,
+}
+
+
+@dataclass(frozen=True)
+class SmsReceived:
+    outcome: SmsOutcome
+    inbound_id: int
+    message_id: int | None
+    reply: str | None  # what to text back (TwiML), if anything
+    duplicate: bool
+
+
+def do_receive_sms(
+    session: Session, params: dict[str, str], *, now: datetime, limits: Limits
+) -> SmsReceived:
+    sid = params["MessageSid"]
+    earlier = session.scalars(select(InboundSms).where(InboundSms.provider_sid == sid)).first()
+    if earlier is not None:
+        # Twilio retried the webhook: nothing again, and no second answer.
+        return SmsReceived(SmsOutcome(earlier.outcome), earlier.id, earlier.message_id, None, True)
+
+    raw_from = params.get("From", "")
+    number = normalise_phone(raw_from, limits.default_region) or raw_from
+    body = params.get("Body", "").strip()
+    row = InboundSms(
+        provider_sid=sid,
+        from_number=number[:32],
+        to_number=(params.get("To") or None),
+        body=body,
+        params=params,
+        received_at=now,
+        outcome=SmsOutcome.unknown_sender,
+    )
+    session.add(row)
+
+    def done(
+        outcome: SmsOutcome, reply: str | None = None, detail: str | None = None
+    ) -> SmsReceived:
+        row.outcome = outcome
+        row.detail = detail
+        session.flush()
+        return SmsReceived(outcome, row.id, row.message_id, reply, False)
+
+    candidate = _candidate_with(session, number)
+    row.candidate_id = candidate.id if candidate else None
+    keyword = keyword_of(body)
+    if keyword == "help":
+        return done(SmsOutcome.help, HELP_REPLY)
+    if keyword in ("stop", "start"):
+        if candidate is None:
+            return done(
+                SmsOutcome.unknown_sender, detail=f"{keyword.upper()} from an unknown number"
+            )
+        consented = keyword == "start"
+        do_set_sms_consent(
+            session, candidate, consented, source=ConsentSource.keyword, now=now, detail=body
+        )
+        # Twilio answers STOP and START itself (and must: it blocks our texts after a STOP).
+        return done(SmsOutcome.opted_in if consented else SmsOutcome.opted_out)
+    if candidate is None:
+        return done(SmsOutcome.unknown_sender)
+
+    conv = _conversation_for(session, candidate)
+    if conv is None:
+        return done(SmsOutcome.no_conversation)
+    row.conversation_id = conv.id
+    member = session.get(Member, (conv.id, candidate.id))
+    assert member is not None  # _conversation_for only finds their own
+    if conv.status == Status.ended and not access.may_post(candidate, conv):
+        told = conv.ended_at is not None and _told_closed(session, conv, candidate)
+        return done(SmsOutcome.closed, None if told else CLOSED_REPLY)
+    if not body:
+        return done(SmsOutcome.empty)
+    if len(body) > limits.max_chars:
+        body = body[: limits.max_chars - 1] + "…"
+    posted, _ = do_send_message(
+        session,
+        actor=candidate,
+        conv=conv,
+        member=member,
+        out=Outgoing(body=body, channel=Channel.sms, received=True),
+        limits=limits,
+        now=now,
+    )
+    row.message_id = posted.id
+    return done(SmsOutcome.posted)
+
+
+def _candidate_with(session: Session, number: str) -> User | None:
+    """The candidate with this number; if several share it, the one who was texted last."""
+    found = list(
+        session.scalars(select(User).where(User.kind == UserKind.candidate, User.phone == number))
+    )
+    if len(found) <= 1:
+        return found[0] if found else None
+    texted = session.scalar(
+        select(Delivery.recipient_id)
+        .where(Delivery.channel == Channel.sms, Delivery.recipient_id.in_([u.id for u in found]))
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    )
+    return next((u for u in found if u.id == texted), found[-1])
+
+
+def _conversation_for(session: Session, candidate: User) -> Conversation | None:
+    """Where the candidate was last texted, if they are still in it; else their most recently
+    active application conversation."""
+    last_texted = session.scalar(
+        select(Message.conversation_id)
+        .join(Delivery, Delivery.message_id == Message.id)
+        .join(
+            Member,
+            (Member.conversation_id == Message.conversation_id) & (Member.user_id == candidate.id),
+        )
+        .where(Delivery.channel == Channel.sms, Delivery.recipient_id == candidate.id)
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    )
+    if last_texted is not None:
+        return session.get(Conversation, last_texted)
+    return session.scalars(
+        select(Conversation)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Member.user_id == candidate.id, Conversation.kind == Kind.application)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _told_closed(session: Session, conv: Conversation, candidate: User) -> bool:
+    """Whether this candidate was told already, since it ended, that the conversation is
+    closed: they are answered once, not once per text."""
+    assert conv.ended_at is not None
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    InboundSms.conversation_id == conv.id,
+                    InboundSms.candidate_id == candidate.id,
+                    InboundSms.outcome == SmsOutcome.closed,
+                    InboundSms.received_at >= conv.ended_at,
+                )
+            )
+        )
+    )
+
+
+def do_record_sms_status(
+    session: Session, params: dict[str, str], *, now: datetime
+) -> Delivery | None:
+    """A delivery status from the provider: kept, and applied to its delivery if the send is
+    recorded already (else when it is: ``apply_sms_status_reports``)."""
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = _TWILIO_STATUSES.get((params.get("MessageStatus") or "").lower())
+    if not sid or status is None:
+        return None
+    report = SmsStatusReport(
+        provider_sid=sid[:64],
+        status=status,
+        error_code=(params.get("ErrorCode") or None),
+        received_at=now,
+        applied=False,
+    )
+    session.add(report)
+    delivery = session.scalars(
+        select(Delivery).where(Delivery.provider_id == sid, Delivery.channel == Channel.sms)
+    ).first()
+    if delivery is not None:
+        _apply(delivery, report, now)
+    return delivery
+
+
+def apply_sms_status_reports(session: Session, delivery: Delivery, now: datetime) -> None:
+    """Apply the reports that arrived before the send was recorded."""
+    if delivery.provider_id is None:
+        return
+    for report in session.scalars(
+        select(SmsStatusReport)
+        .where(SmsStatusReport.provider_sid == delivery.provider_id, ~SmsStatusReport.applied)
+        .order_by(SmsStatusReport.id)
+    ):
+        _apply(delivery, report, now)
+
+
+def _apply(delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
+    """The delivery moves forward, never back (callbacks can arrive out of order)."""
+    report.applied = True
+    status = DeliveryStatus(report.status)
+    current = _RANK.get(DeliveryStatus(delivery.status), -1)
+    if _RANK[status] < current or status == delivery.status:
+        return
+    delivery.status = status
+    delivery.updated_at = now
+    if report.error_code:
+        delivery.error_code = report.error_code[:20]
+        delivery.last_error = f"the carrier reported error {report.error_code}"
