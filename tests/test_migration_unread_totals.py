@@ -38,7 +38,7 @@ def test_the_unread_totals_are_backfilled(world: World, db: Database, clock: Fro
         # Back to the newest schema (other tests share it on PostgreSQL).
         with db.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "heads")
+            command.upgrade(config, "head")
     db.engine.dispose()
     with db.read() as session:
         check_unread_totals(session)

@@ -24,5 +24,4 @@ def upgrade(engine: Engine) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        # "heads": every branch, should two migrations ever be written side by side.
-        command.upgrade(config, "heads")
+        command.upgrade(config, "head")
