@@ -8,6 +8,7 @@ immediate one waits its turn (``busy_timeout``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,9 +113,12 @@ class Database:
         """A write transaction for bookkeeping that adds no events (the jobs worker's).
 
         It skips the event-order lock of ``write()``, so workers on PostgreSQL do not queue
-        behind senders and can take jobs side by side with ``FOR UPDATE SKIP LOCKED``.
+        behind senders and can take jobs side by side with ``FOR UPDATE SKIP LOCKED``. SQLite
+        has one writer at a time whatever we do, so there it queues with this process's other
+        writers (see ``write()``) rather than in the busy handler.
         """
-        with self._sessions() as session:
+        turn = self._write_turn if self.is_sqlite else contextlib.nullcontext()
+        with turn, self._sessions() as session:
             with session.begin():
                 session.connection(execution_options={_IMMEDIATE: True})
                 yield session
