@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi.testclient import TestClient
@@ -314,3 +314,38 @@ def assert_error(
     if fields is not None:
         assert set(error.get("fields") or {}) == fields, error
     return error
+
+
+# --- waiting on a real server --------------------------------------------------------------------
+
+T = TypeVar("T")
+WAIT = 15.0  # how long an expected outcome may take; a hit costs nothing
+
+
+def eventually(
+    probe: Callable[[], T | None],
+    what: str,
+    *,
+    timeout: float = WAIT,
+    log: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something other than None, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            tail = f"\n--- server log ---\n{log()[-6000:]}" if log else ""
+            raise AssertionError(f"not within {timeout} s: {what}{tail}")
+        time.sleep(0.05)
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    timeout: float = WAIT,
+    log: Callable[[], str] | None = None,
+) -> None:
+    eventually(lambda: True if condition() else None, what, timeout=timeout, log=log)

@@ -21,16 +21,15 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -43,14 +42,13 @@ from jobchat.db.migrate import upgrade
 from jobchat.db.models import Base
 from jobchat.jobqueue.models import UNFINISHED, QueuedJob
 from tests.mail_support import Delivered, SmtpSink
-from tests.support import API_KEY, free_port, stop, wait_until_serving
+from tests.support import API_KEY, eventually, free_port, stop, wait_until, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 REPLY_DOMAIN = "reply.example.com"
 EMAIL_FROM = "Acme Hiring <hiring@example.com>"
-WAIT = 15.0  # how long an expected outcome may take; a hit costs nothing
 
 MAIL_SETTINGS = {
     "JOBCHAT_EMAIL_FROM": EMAIL_FROM,
@@ -60,38 +58,6 @@ MAIL_SETTINGS = {
     "JOBCHAT_JOB_BACKOFF_SECONDS": "0.5",
     "JOBCHAT_JOB_BACKOFF_MAX_SECONDS": "2",
 }
-
-T = TypeVar("T")
-
-
-def eventually(
-    probe: Callable[[], T | None],
-    what: str,
-    *,
-    timeout: float = WAIT,
-    log: Callable[[], str] | None = None,
-) -> T:
-    """Poll ``probe`` until it returns something other than None, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            tail = f"\n--- server log ---\n{log()[-6000:]}" if log else ""
-            raise AssertionError(f"not within {timeout} s: {what}{tail}")
-        time.sleep(0.05)
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    *,
-    timeout: float = WAIT,
-    log: Callable[[], str] | None = None,
-) -> None:
-    eventually(lambda: True if condition() else None, what, timeout=timeout, log=log)
-
 
 # --- the server ---------------------------------------------------------------------------------
 

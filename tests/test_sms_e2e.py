@@ -18,12 +18,11 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import httpx
 import phonenumbers
@@ -36,7 +35,15 @@ from jobchat.db.migrate import upgrade
 from jobchat.db.models import Base
 from jobchat.jobqueue.models import UNFINISHED, QueuedJob
 from jobchat.messages.models import Delivery
-from tests.support import API_KEY, assert_error, free_port, stop, wait_until_serving
+from tests.support import (
+    API_KEY,
+    assert_error,
+    eventually,
+    free_port,
+    stop,
+    wait_until,
+    wait_until_serving,
+)
 from tests.twilio_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -51,7 +58,6 @@ from tests.twilio_support import (
 pytestmark = pytest.mark.slow
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
-WAIT = 15.0  # how long an expected outcome may take; a hit costs nothing
 
 INBOUND_PATH = "/api/v1/inbound/sms/twilio"
 STATUS_PATH = "/api/v1/inbound/sms/twilio/status"
@@ -67,40 +73,9 @@ CLOSED_TEXT = (
     "Please use the contact details you were given if you need the team."
 )
 
-T = TypeVar("T")
-
 
 def twiml(reply: str) -> str:
     return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{reply}</Message></Response>'
-
-
-def eventually(
-    probe: Callable[[], T | None],
-    what: str,
-    *,
-    timeout: float = WAIT,
-    log: Callable[[], str] | None = None,
-) -> T:
-    """Poll ``probe`` until it returns something other than None, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            tail = f"\n--- server log ---\n{log()[-6000:]}" if log else ""
-            raise AssertionError(f"not within {timeout} s: {what}{tail}")
-        time.sleep(0.05)
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    *,
-    timeout: float = WAIT,
-    log: Callable[[], str] | None = None,
-) -> None:
-    eventually(lambda: True if condition() else None, what, timeout=timeout, log=log)
 
 
 _numbers: set[str] = set()

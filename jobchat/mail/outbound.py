@@ -26,7 +26,7 @@ from jobchat.conversations.render import render_conversation
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import Failure, JobKind, Settle
+from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.localtime import format_date, format_datetime
 from jobchat.mail import compose
 from jobchat.mail.addresses import MailKeys
@@ -69,7 +69,7 @@ class Mailer:
 
     def job_kinds(self) -> dict[str, JobKind]:
         return {
-            DELIVERY_JOB: JobKind(run=self.send_delivery, on_failure=self._delivery_failed),
+            DELIVERY_JOB: JobKind(run=self.send_delivery, on_failure=record_delivery_failure),
             NOTIFICATION_JOB: JobKind(run=self.send_notification),
             CLOSED_NOTICE_JOB: JobKind(run=self.send_closed_notice),
         }
@@ -166,11 +166,6 @@ class Mailer:
             if delivery.address != recipient.email:
                 email.replace_header("To", delivery.address)
             return _Prepared(email, delivery.address, message.conversation_id, recipient.id)
-
-    def _delivery_failed(
-        self, session: Session, job: Claimed, failure: Failure, now: datetime
-    ) -> None:
-        record_delivery_failure(session, int(job.payload["delivery_id"]), job, failure, now)
 
     # --- "you have unread messages" ---------------------------------------------------------
 

@@ -14,11 +14,12 @@ MAX_ERROR_CHARS = 1000
 
 
 def record_delivery_failure(
-    session: Session, delivery_id: int, job: Claimed, failure: Failure, now: datetime
+    session: Session, job: Claimed, failure: Failure, now: datetime
 ) -> None:
-    """A failed attempt shows on the delivery (attempts, the last error); the final one marks
-    it failed. A delivery cancelled or settled meanwhile is left alone."""
-    delivery = session.get(Delivery, delivery_id)
+    """The failure hook of the delivery jobs (payload ``{"delivery_id"}``): a failed attempt
+    shows on the delivery (attempts, the last error); the final one marks it failed. A delivery
+    cancelled or settled meanwhile is left alone."""
+    delivery = session.get(Delivery, int(job.payload["delivery_id"]))
     if delivery is None or delivery.status != DeliveryStatus.queued:
         return
     delivery.attempts = job.attempt

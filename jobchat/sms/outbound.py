@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, Settle
+from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
 from jobchat.messages.models import Delivery, DeliveryStatus, Message
@@ -53,7 +53,9 @@ class Texter:
         return cls(db, settings, provider) if provider is not None else None
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {SMS_DELIVERY_JOB: JobKind(run=self.send_delivery, on_failure=self._failed)}
+        return {
+            SMS_DELIVERY_JOB: JobKind(run=self.send_delivery, on_failure=record_delivery_failure)
+        }
 
     @property
     def status_callback(self) -> str | None:
@@ -95,6 +97,3 @@ class Texter:
                 # They texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
             return _Text(to=delivery.address, body=message.body)
-
-    def _failed(self, session: Session, job: Claimed, failure: Failure, now: datetime) -> None:
-        record_delivery_failure(session, int(job.payload["delivery_id"]), job, failure, now)
