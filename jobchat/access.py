@@ -285,6 +285,14 @@ def is_own_email_address(user: User, address: str | None) -> bool:
     return address.strip().lower() == user.email.strip().lower()
 
 
+def may_end(user: User, conv: Conversation) -> bool:
+    try:
+        check_end(user, conv)
+    except Forbidden:
+        return False
+    return True
+
+
 def check_end(user: User, conv: Conversation) -> None:
     if not user.is_staff:
         raise Forbidden("Only staff can end a conversation.", code="cannot_end")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from jobchat import __version__
 from jobchat.app_state import AppState
@@ -37,7 +38,10 @@ from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
 from jobchat.sms.outbound import Texter
-from jobchat.web.pages import router as web_router
+from jobchat.web import routers as web_routers
+from jobchat.web.errors import page_error
+from jobchat.web.security import SecurityHeaders
+from jobchat.web.templating import STATIC_DIR
 
 DESCRIPTION = """
 Recruiting conversations beside your applicant tracking system.
@@ -112,7 +116,8 @@ def create_app(
 
     app = FastAPI(title="jobchat", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.jobchat = state
-    install_error_handlers(app)
+    install_error_handlers(app, pages=page_error)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_request_bytes,
@@ -130,9 +135,10 @@ def create_app(
         sms_webhooks,
         sms_users,
         sms_integration,
-        web_router,
+        *web_routers,
     ):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
 
 

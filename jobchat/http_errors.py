@@ -12,11 +12,11 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -103,13 +103,30 @@ def _allowed_methods(request: Request) -> list[str]:
     return [method for method in _METHODS if served(method)]
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class PageErrors(Protocol):
+    """Draws an error as a page for a browser that asked for one; None leaves it to JSON."""
+
+    def __call__(
+        self, request: Request, status: int, exc: AppError | None, message: str
+    ) -> Response | None: ...
+
+
+def install_error_handlers(app: FastAPI, pages: PageErrors | None = None) -> None:
+    def as_page(
+        request: Request, status: int, exc: AppError | None, message: str
+    ) -> Response | None:
+        return pages(request, status, exc, message) if pages is not None else None
+
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.fields)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        page = as_page(request, exc.status, exc, exc.message)
+        return page or _error(exc.status, exc.code, exc.message, exc.fields)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        page = as_page(request, 422, None, "Something in that request was not valid.")
+        if page is not None:
+            return page
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _error(
                 422,
@@ -124,7 +141,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid", f"Invalid input: {summary}.", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and (
+            page := as_page(request, exc.status_code, None, "There is nothing here.")
+        ):
+            return page
         if exc.status_code == 400:
             # FastAPI's answer to a body its JSON parser gave up on (say, nested too deep).
             return _error(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from jobchat.app_state import AppState
+from jobchat.auth.csrf import CSRF_HEADER, csrf_ok
 from jobchat.auth.models import CredentialKind
 from jobchat.auth.queries import is_api_key, token_owner, user_for
 from jobchat.directory.models import User
@@ -105,13 +106,25 @@ def _look_up_user(
         if cookie is not None:
             user = user_for(session, cookie, (CredentialKind.session,), now)
             if user is not None:
-                if request.method in _UNSAFE and not same_origin(
-                    request.headers, state.settings.public_url
-                ):
-                    raise Forbidden("Cross-site request refused.", code="cross_site")
+                if request.method in _UNSAFE:
+                    check_cookie_write(request, state, cookie)
                 return Caller(state, user.id)
             raise Unauthorized("Your session has ended; sign in again.")
     raise Unauthorized("Sign in, or send Authorization: Bearer <token>.")
+
+
+def check_cookie_write(request: Request, state: AppState, cookie: str) -> None:
+    """A write made with the session cookie must come from one of our pages: the same origin
+    (which browsers always state on cross-site requests) and the session's CSRF token, in the
+    X-CSRF-Token header from our scripts or the ``csrf`` field of our forms."""
+    if not same_origin(request.headers, state.settings.public_url):
+        raise Forbidden("Cross-site request refused.", code="cross_site")
+    if not csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
+        raise Forbidden(
+            "The request lacks this session's CSRF token (the X-CSRF-Token header); "
+            "reload the page and try again.",
+            code="csrf_failed",
+        )
 
 
 def require_integration(state: State, bearer: Bearer, now: Now) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.models import (
     ONE_CANDIDATE_KINDS,
@@ -21,7 +22,7 @@ from jobchat.conversations.models import (
 )
 from jobchat.conversations.schemas import CandidateOut
 from jobchat.db.base import UTCDateTime
-from jobchat.directory.models import Application, Job, JobTeam, Role, User, UserKind
+from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User, UserKind
 from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
 from jobchat.errors import Invalid
 from jobchat.inputs import MAX_ID, storable
@@ -36,6 +37,12 @@ class InboxQuery:
     job: str | None = None
     candidate: str | None = None
     application: str | None = None
+    q: str | None = None
+
+
+def like_pattern(q: str) -> str:
+    """A case-insensitive LIKE pattern matching ``q`` anywhere, its wildcards taken literally."""
+    return "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 # --- cursors -------------------------------------------------------------------------------------
@@ -103,6 +110,8 @@ def inbox(
     if query.application is not None:
         app = application_by_ext(session, query.application)
         stmt = stmt.where(Conversation.application_id == (app.id if app else -1))
+    if query.q:
+        stmt = stmt.where(_matches(query.q))
     if cursor is not None:
         at_raw, conv_id = _decode_cursor(cursor)
         at = _decode_time(at_raw)
@@ -119,6 +128,26 @@ def inbox(
         last = rows[-1][1]
         next_cursor = _encode_cursor(last.last_activity_at.isoformat(), str(last.conversation_id))
     return rows, next_cursor
+
+
+def _matches(q: str) -> ColumnElement[bool]:
+    """Search by name or job: the job's title, the partner organisation's name, or the name of
+    anyone in the conversation."""
+    pattern = like_pattern(q)
+    member_named = (
+        select(Member.conversation_id)
+        .join(User, User.id == Member.user_id)
+        .where(func.lower(User.name).like(pattern, escape="\\"))
+    )
+    job_titled = select(Job.id).where(func.lower(Job.title).like(pattern, escape="\\"))
+    partner_named = select(Organization.id).where(
+        func.lower(Organization.name).like(pattern, escape="\\")
+    )
+    return or_(
+        Conversation.id.in_(member_named),
+        Conversation.job_id.in_(job_titled),
+        Conversation.partner_id.in_(partner_named),
+    )
 
 
 # --- the badge -----------------------------------------------------------------------------------
@@ -184,9 +213,7 @@ def candidate_manager(
     elif messaging == "messaged":
         stmt = stmt.where(stats.c.has == 1)
     if q:
-        pattern = (
-            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
+        pattern = like_pattern(q)
         stmt = stmt.where(
             or_(
                 func.lower(User.name).like(pattern, escape="\\"),
@@ -234,3 +261,15 @@ def member_refs(session: Session, conversation_id: int) -> list[tuple[int, str]]
         .where(Member.conversation_id == conversation_id)
     )
     return [(user_id, ext_id) for user_id, ext_id in rows]
+
+
+def member_people(session: Session, conversation_id: int) -> list[tuple[User, str | None]]:
+    """Each member with their organisation's name (None for candidates), by name."""
+    rows = session.execute(
+        select(User, Organization.name)
+        .join(Member, Member.user_id == User.id)
+        .outerjoin(Organization, Organization.id == User.organization_id)
+        .where(Member.conversation_id == conversation_id)
+        .order_by(User.name, User.id)
+    )
+    return [(user, org) for user, org in rows]

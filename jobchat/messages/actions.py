@@ -284,6 +284,21 @@ def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) 
         raise Invalid(problems)
 
 
+def available_channels(
+    session: Session, actor: User, conv: Conversation, limits: Limits
+) -> list[Channel]:
+    """The channels ``actor`` could send on here now: the same checks a send makes, so a
+    composer offers SMS only when a text would really go out."""
+    out = []
+    for channel in Channel:
+        try:
+            _recipient(session, actor, conv, channel, limits)
+        except Invalid:
+            continue
+        out.append(channel)
+    return out
+
+
 def _recipient(
     session: Session, actor: User, conv: Conversation, channel: Channel, limits: Limits
 ) -> tuple[User | None, str | None]:

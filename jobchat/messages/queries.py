@@ -64,6 +64,24 @@ def history(
     return page, (page[0].id if more and page else None)
 
 
+def history_after(
+    session: Session, user: User, conv_id: int, *, after: int, limit: int
+) -> list[Message]:
+    """Messages newer than ``after`` that the user sees, oldest first (what a page that shows up
+    to ``after`` is missing)."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conv_id, Message.id > after, ~_hidden_for(user.id))
+        .options(
+            selectinload(Message.author),
+            selectinload(Message.deliveries).selectinload(Delivery.recipient),
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def latest_visible(session: Session, user_id: int, conv_id: int) -> Message | None:
     """The newest message of the conversation the user has not deleted for themself."""
     return session.scalars(

@@ -1,1 +1,12 @@
-"""Browser pages. For now: signing in with a link, and a page that says who you are."""
+"""The web app: server-rendered pages for every persona, live over the event stream."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from jobchat.web.conversation import router as conversation
+from jobchat.web.inbox import router as inbox
+from jobchat.web.pages import router as pages
+from jobchat.web.settings import router as settings
+
+routers: tuple[APIRouter, ...] = (pages, inbox, conversation, settings)

@@ -1,0 +1,137 @@
+"""The conversation page, the fragments our script fetches to draw new and older messages, and
+the forms that act on a conversation (send, end, delete) for browsers without our script."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from jobchat import access
+from jobchat.conversations.actions import do_end_conversation
+from jobchat.errors import RateLimited
+from jobchat.inputs import MAX_ID, PathId
+from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
+from jobchat.messages.models import Channel
+from jobchat.messages.queries import history, history_after
+from jobchat.web.layout import frame
+from jobchat.web.templating import ENV, render
+from jobchat.web.thread import CHANNEL_LABELS, PAGE_SIZE, load_thread
+from jobchat.web.viewer import FormViewer, PageViewer
+
+router = APIRouter(include_in_schema=False)
+
+MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+
+
+@router.get("/conversations/{conversation_id}")
+def conversation_page(conversation_id: PathId, viewer: PageViewer) -> HTMLResponse:
+    with viewer.read() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+        thread = load_thread(session, user, conv, member, viewer.caller.state.settings)
+        return render(
+            "conversation.html",
+            thread=thread,
+            channel_labels=CHANNEL_LABELS,
+            **frame(session, user, viewer, "inbox"),
+        )
+
+
+@router.get("/conversations/{conversation_id}/messages.html")
+def message_fragment(
+    conversation_id: PathId,
+    viewer: PageViewer,
+    after: MessageId = None,
+    before: MessageId = None,
+    day: Annotated[str, Query(max_length=10)] = "",
+) -> HTMLResponse:
+    """Bubbles as HTML: those after ``after`` (a new message arrived), or the page before
+    ``before`` (scrolling up). ``day`` is the day of the message drawn last, so a separator
+    comes only where the day changes."""
+    with viewer.read() as (session, user):
+        access.access_conversation(session, user, conversation_id)
+        older: int | None = None
+        if after is not None:
+            messages = history_after(session, user, conversation_id, after=after, limit=PAGE_SIZE)
+        else:
+            messages, older = history(
+                session, user, conversation_id, before=before or None, limit=PAGE_SIZE
+            )
+        module = ENV.get_template("_messages.html").module
+        html = (module.older_button(older) if older else "") + module.message_items(  # type: ignore[attr-defined]
+            messages, user, viewer.csrf, day, None
+        )
+    return HTMLResponse(html)
+
+
+def _back(conversation_id: int) -> RedirectResponse:
+    return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
+
+
+@router.post("/conversations/{conversation_id}/messages")
+def send_form(
+    conversation_id: PathId,
+    viewer: FormViewer,
+    body: Annotated[str, Form(max_length=100_000)] = "",
+    channel: Annotated[Channel, Form()] = Channel.app,
+    subject: Annotated[str, Form(max_length=1_000)] = "",
+    idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Send from a form post: what the composer does when our script is not running."""
+    state = viewer.caller.state
+    with viewer.write() as (session, user):
+        conv, member = access.access_conversation(session, user, conversation_id)
+
+        def admit() -> None:
+            access.check_post(user, conv)
+            if not state.send_limiter.allow(user.id):
+                raise RateLimited("You are sending too fast; wait a moment and try again.")
+
+        do_send_message(
+            session,
+            actor=user,
+            conv=conv,
+            member=member,
+            out=Outgoing(
+                body=body,
+                channel=channel,
+                subject=subject.strip() or None,
+                idempotency_key=idempotency_key or None,
+            ),
+            limits=Limits.of(state.settings),
+            now=viewer.caller.now,
+            admit=admit,
+        )
+    return _back(conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/end")
+def end_form(conversation_id: PathId, viewer: FormViewer) -> Response:
+    with viewer.write() as (session, user):
+        conv, _member = access.access_conversation(session, user, conversation_id)
+        access.check_end(user, conv)
+        do_end_conversation(session, actor=user, conv=conv, now=viewer.caller.now)
+    return _back(conversation_id)
+
+
+@router.post("/messages/{message_id}/delete")
+def delete_form(
+    message_id: PathId,
+    viewer: FormViewer,
+    for_: Annotated[Literal["me", "everyone"], Form(alias="for")] = "me",
+) -> Response:
+    with viewer.write() as (session, user):
+        message, conv, member = access.access_message(session, user, message_id)
+        if for_ == "everyone":
+            access.check_delete_for_everyone(user, message)
+        do_delete_message(
+            session,
+            actor=user,
+            message=message,
+            conv=conv,
+            member=member,
+            for_everyone=for_ == "everyone",
+            now=viewer.caller.now,
+        )
+    return _back(conv.id)
