@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from jobchat.web.candidates import router as candidates
 from jobchat.web.conversation import router as conversation
 from jobchat.web.inbox import router as inbox
+from jobchat.web.jobs import router as jobs
 from jobchat.web.pages import router as pages
+from jobchat.web.portal import router as portal
 from jobchat.web.settings import router as settings
 
-routers: tuple[APIRouter, ...] = (pages, inbox, conversation, settings)
+routers: tuple[APIRouter, ...] = (pages, inbox, conversation, candidates, jobs, portal, settings)

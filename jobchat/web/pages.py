@@ -25,7 +25,7 @@ def plain_page(
     return render("plain.html", status, title=title, message=message, hint=hint, back=back)
 
 
-def _local_path(target: str | None) -> str:
+def local_path(target: str | None) -> str:
     """Where to go after signing in: a path on this site only, never elsewhere (no open
     redirect through our sign-in links)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -38,7 +38,7 @@ def redeem_login_link(
     secret: str, request: Request, state: State, now: Now, next: str | None = None
 ) -> Response:
     lifetime = timedelta(days=state.settings.session_days)
-    target = _local_path(next)
+    target = local_path(next)
     try:
         with state.db.write() as session:
             _user, cookie = do_redeem_login_link(
