@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from jobchat.app import create_app
+from jobchat.auth.csrf import csrf_token
 from jobchat.auth.models import Credential
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
@@ -573,9 +575,9 @@ def test_login_link_signs_in_once(
     assert "httponly" in set_cookie.lower()
     session_secret = r.cookies["jobchat_session"]
 
-    page = browser.get("/")
+    page = browser.get("/inbox")
     assert page.status_code == 200
-    assert "Signed in as Carla Candidate" in page.text
+    assert signed_in_as(page.text) == "Carla Candidate"
 
     me = browser.get("/api/v1/me")
     assert me.status_code == 200, me.text
@@ -584,12 +586,12 @@ def test_login_link_signs_in_once(
     again = TestClient(client.app).get(url, follow_redirects=False)
     assert again.status_code == 404
     assert "set-cookie" not in again.headers
-    assert "Signed in" not in again.text
+    assert signed_in_as(again.text) is None
 
     # The session lasts 14 days.
     clock.advance(days=14, seconds=1)
     assert_error(browser.get("/api/v1/me"), 401)
-    assert "Signed in" not in browser.get("/").text
+    assert browser.get("/inbox").status_code == 401
 
     # Neither the link's secret nor the session's is stored in plain text.
     link_secret = urlsplit(url).path.rsplit("/", 1)[1]
@@ -602,7 +604,7 @@ def test_staff_login_link_names_the_staff_user(world: World, api: Api, client: T
     url = _login_link(api, "/api/v1/users/emp_admin/login-links")
     browser = browser_for(client)
     assert browser.get(url, follow_redirects=False).status_code == 303
-    assert "Signed in as Ada Admin" in browser.get("/").text
+    assert signed_in_as(browser.get("/inbox").text) == "Ada Admin"
     assert browser.get("/api/v1/me").json()["id"] == "emp_admin"
 
 
@@ -619,7 +621,7 @@ def test_login_link_expires_after_15_minutes(
     r = browser.get(stale, follow_redirects=False)
     assert r.status_code == 404
     assert "set-cookie" not in r.headers
-    assert "Signed in" not in browser.get("/").text
+    assert browser.get("/inbox").status_code == 401
     assert_error(browser.get("/api/v1/me"), 401)
 
 
@@ -645,9 +647,29 @@ def test_session_cookie_refuses_cross_site_writes(
     assert_error(r, 403)
     assert world["emp_team"].messages(conv_id).json()["items"] == []
 
+    # Our own origin, but without the session's CSRF token: refused too.
     r = browser.post(path, json={"body": "mine"}, headers={"Origin": "http://testserver"})
+    assert_error(r, 403, "csrf_failed")
+    r = browser.post(
+        path,
+        json={"body": "mine"},
+        headers={"Origin": "http://testserver", "X-CSRF-Token": "made-up"},
+    )
+    assert_error(r, 403, "csrf_failed")
+    assert world["emp_team"].messages(conv_id).json()["items"] == []
+
+    token = csrf_token(browser.cookies["jobchat_session"])
+    r = browser.post(
+        path, json={"body": "mine"}, headers={"Origin": "http://testserver", "X-CSRF-Token": token}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["author"]["id"] == "cand"
+
+
+def signed_in_as(html: str) -> str | None:
+    """The name a page's header shows as signed in, if any."""
+    found = re.search(r'class="whoami-name">([^<]*)<', html)
+    return found.group(1) if found else None
 
 
 # --- hostile input -------------------------------------------------------------------------------
