@@ -188,16 +188,29 @@
         const known = new Set([...items()].map((li) => li.dataset.messageId));
         const template = document.createElement("template");
         template.innerHTML = html;
+        const arrived = [];
         for (const li of template.content.querySelectorAll("li.message")) {
-          if (known.has(li.dataset.messageId)) li.remove();
+          if (known.has(li.dataset.messageId)) li.remove(); else arrived.push(li);
         }
         list.append(template.content);
+        announce(arrived.filter((li) => li.classList.contains("theirs")));
         const empty = document.getElementById("empty-thread");
         if (empty) empty.remove();
         if (stick || wasAtBottom) toBottom();
         await markRead();
       });
       return loading;
+    }
+
+    // Screen readers hear what others write as it arrives (not the history, nor our own).
+    const announcer = document.getElementById("announcer");
+    function announce(lis) {
+      if (!announcer || !lis.length) return;
+      announcer.textContent = lis.map((li) => {
+        const author = li.querySelector(".author");
+        const text = li.querySelector(".body");
+        return `${author ? author.textContent : ""}: ${text ? text.textContent : ""}`;
+      }).join(". ");
     }
 
     function tombstone(id) {
