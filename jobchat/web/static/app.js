@@ -162,8 +162,9 @@
     const toBottom = () => { scroller.scrollTop = scroller.scrollHeight; };
 
     // Where to start reading: the "New messages" line, else the newest message.
+    // Only the history scrolls: the page itself stays where it is (a profile has more above).
     const marker = list.querySelector(".unread-marker");
-    if (marker) marker.scrollIntoView({ block: "center" }); else toBottom();
+    if (marker) scroller.scrollTop = marker.offsetTop - scroller.clientHeight / 3; else toBottom();
 
     // Reading marks read, up to what is on the screen (not what arrives after).
     let readUpTo = Number(thread.dataset.unread) > 0 ? 0 : newestId();
