@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from jobchat.auth.csrf import csrf_token
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.events.models import Event, EventType
@@ -155,11 +156,15 @@ def test_signing_out_from_another_site_is_refused(api: Api, world: World) -> Non
     url = body(api.integration.post("/api/v1/users/emp_team/login-links"), 201)["url"]
     r = client.get(url.removeprefix("http://testserver"), follow_redirects=False)
     assert r.status_code == 303
-    refused = client.post("/logout", headers={"Origin": "https://evil.example"})
-    assert_error(refused, 403, "cross_site")
+    token = csrf_token(client.cookies["jobchat_session"])
+    refused = client.post(
+        "/logout", data={"csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert "Cross-site request refused" in refused.text
     assert client.get("/api/v1/me").status_code == 200
-    r = client.post("/logout", headers={"Origin": "http://testserver"}, follow_redirects=False)
-    assert r.status_code == 303
+    r = client.post("/logout", data={"csrf": token}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 200
     assert client.get("/api/v1/me").status_code == 401
 
 

@@ -296,6 +296,35 @@ def test_send_form_posts_once_per_idempotency_key(tess: Browser, world: World, c
     assert [m["body"] for m in items] == ["Hello from a form"]
 
 
+def test_forms_go_back_to_the_page_they_were_on(tess: Browser, world: World, chat: int) -> None:
+    """A conversation inside a candidate's profile posts back to the profile; without a
+    referrer, to the conversation."""
+    path = f"/conversations/{chat}/messages"
+    profile = "http://testserver/candidates/cand?tab=messages"
+    r = tess.client.post(
+        path,
+        data={"body": "Hi", "csrf": tess.csrf},
+        headers={"Origin": "http://testserver", "Referer": profile},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/candidates/cand?tab=messages"
+    r = tess.client.post(
+        path,
+        data={"body": "Hi again", "csrf": tess.csrf},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == f"/conversations/{chat}"
+
+
+def test_staff_reach_the_candidate_profile_from_a_conversation(
+    tess: Browser, carla: Browser, chat: int
+) -> None:
+    assert 'href="/candidates/cand?application=app1">Candidate profile' in tess.page(
+        f"/conversations/{chat}"
+    )
+    assert "Candidate profile" not in carla.page(f"/conversations/{chat}")
+
+
 def test_email_needs_a_subject(tess: Browser, world: World, chat: int) -> None:
     r = tess.form(f"/conversations/{chat}/messages", {"body": "Offer", "channel": "email"})
     assert r.status_code == 422

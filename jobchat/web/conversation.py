@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat import access
@@ -18,7 +18,7 @@ from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_sen
 from jobchat.messages.models import Channel
 from jobchat.messages.queries import history, history_after
 from jobchat.web.layout import frame
-from jobchat.web.pages import local_path
+from jobchat.web.pages import local_path, same_site_referrer
 from jobchat.web.templating import ENV, render
 from jobchat.web.thread import CHANNEL_LABELS, PAGE_SIZE, load_thread
 from jobchat.web.viewer import FormViewer, PageViewer
@@ -94,13 +94,18 @@ def start_form(
     return RedirectResponse(target or f"/conversations/{conv.id}", status_code=303)
 
 
-def _back(conversation_id: int) -> RedirectResponse:
-    return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
+def _back(request: Request, conversation_id: int) -> RedirectResponse:
+    """Back to the page the form was on (a conversation can be shown inside a candidate's
+    profile or a job's page), else to the conversation's own page."""
+    return RedirectResponse(
+        same_site_referrer(request) or f"/conversations/{conversation_id}", status_code=303
+    )
 
 
 @router.post("/conversations/{conversation_id}/messages")
 def send_form(
     conversation_id: PathId,
+    request: Request,
     viewer: FormViewer,
     body: Annotated[str, Form(max_length=100_000)] = "",
     channel: Annotated[Channel, Form()] = Channel.app,
@@ -132,21 +137,22 @@ def send_form(
             now=viewer.caller.now,
             admit=admit,
         )
-    return _back(conversation_id)
+    return _back(request, conversation_id)
 
 
 @router.post("/conversations/{conversation_id}/end")
-def end_form(conversation_id: PathId, viewer: FormViewer) -> Response:
+def end_form(conversation_id: PathId, request: Request, viewer: FormViewer) -> Response:
     with viewer.write() as (session, user):
         conv, _member = access.access_conversation(session, user, conversation_id)
         access.check_end(user, conv)
         do_end_conversation(session, actor=user, conv=conv, now=viewer.caller.now)
-    return _back(conversation_id)
+    return _back(request, conversation_id)
 
 
 @router.post("/messages/{message_id}/delete")
 def delete_form(
     message_id: PathId,
+    request: Request,
     viewer: FormViewer,
     for_: Annotated[Literal["me", "everyone"], Form(alias="for")] = "me",
 ) -> Response:
@@ -163,4 +169,4 @@ def delete_form(
             for_everyone=for_ == "everyone",
             now=viewer.caller.now,
         )
-    return _back(conv.id)
+    return _back(request, conv.id)

@@ -3,12 +3,11 @@ what went wrong in words, with a way back, instead of the API's JSON."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from fastapi import Request
 from fastapi.responses import Response
 
 from jobchat.errors import AppError
+from jobchat.web.pages import same_site_referrer
 from jobchat.web.templating import render
 from jobchat.web.viewer import SignInRequired
 
@@ -44,12 +43,5 @@ def page_error(
         title=_TITLES.get(status, "Something went wrong"),
         message=message,
         hint=hint,
-        back=_same_site_referrer(request),
+        back=same_site_referrer(request) or "/",
     )
-
-
-def _same_site_referrer(request: Request) -> str:
-    referrer = urlsplit(request.headers.get("referer", ""))
-    if referrer.netloc and referrer.netloc == request.headers.get("host"):
-        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
-    return "/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +32,15 @@ def local_path(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def same_site_referrer(request: Request) -> str | None:
+    """The path (and query) of the page of ours a request came from, if it says."""
+    referrer = urlsplit(request.headers.get("referer", ""))
+    if not referrer.netloc or referrer.netloc != request.headers.get("host"):
+        return None
+    path = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return local_path(path) if path.startswith("/") else None
 
 
 @router.get("/login/{secret}")
