@@ -8,8 +8,9 @@ not do.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, exists, false, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.context import (
     Context,
@@ -20,7 +21,8 @@ from jobchat.conversations.context import (
 )
 from jobchat.conversations.membership import has_employer_access, partner_org_ids
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
-from jobchat.directory.models import Application, Job, User
+from jobchat.directory.models import Application, Job, JobPartner, JobTeam, Role, User, UserKind
+from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
@@ -73,6 +75,73 @@ def _exists(session: Session, *where: object) -> bool:
     return bool(session.scalar(select(exists().where(*where))))  # type: ignore[arg-type]
 
 
+def access_job(session: Session, user: User, ext_id: str) -> Job:
+    """The job with this external id, if ``user`` may see it: "not found" for both."""
+    job = job_by_ext(session, ext_id)
+    if job is None or not can_see_job(session, user, job):
+        raise NotFound("There is no job with that id.")
+    return job
+
+
+def works_on_job(session: Session, user: User, job: Job) -> bool:
+    """Whether ``user`` is on the employer side of ``job`` (E in DESIGN.md)."""
+    return has_employer_access(session, user, job)
+
+
+# The same rules as SQL, for pages that list what a user can see in one statement. Each must
+# agree with the function it mirrors (tests/test_web_jobs.py compares them for every persona).
+
+
+def _employer_access_sql(user: User, job: type[Job]) -> ColumnElement[bool]:
+    """``has_employer_access`` for the rows of ``job`` (an entity or an alias of one)."""
+    if not user.is_staff or user.organization_id is None:
+        return false()
+    same_org = job.employer_id == user.organization_id
+    if user.role == Role.admin:
+        return same_org
+    on_team = exists().where(JobTeam.job_id == job.id, JobTeam.user_id == user.id)
+    has_team = exists().where(JobTeam.job_id == job.id)
+    return and_(same_org, or_(~has_team, on_team))
+
+
+def jobs_visible_sql(user: User) -> ColumnElement[bool]:
+    """``can_see_job`` as a condition on ``Job``."""
+    if user.is_candidate:
+        return Job.id.in_(select(Application.job_id).where(Application.candidate_id == user.id))
+    shared = (
+        Job.id.in_(
+            select(JobPartner.job_id).where(JobPartner.organization_id == user.organization_id)
+        )
+        if user.organization_id is not None
+        else false()
+    )
+    submitted = Job.id.in_(select(Application.job_id).where(Application.agency_user_id == user.id))
+    return or_(_employer_access_sql(user, Job), shared, submitted)
+
+
+def applications_visible_sql(user: User) -> ColumnElement[bool]:
+    """``can_see_application`` as a condition on ``Application``."""
+    if user.is_candidate:
+        return Application.candidate_id == user.id
+    # Aliases, so that neither subquery correlates with a Job or User of the enclosing query.
+    candidate = aliased(User)
+    job = aliased(Job)
+    partner_side = (
+        Application.candidate_id.in_(
+            select(candidate.id).where(candidate.source_partner_id == user.organization_id)
+        )
+        if user.is_staff and user.organization_id is not None
+        else false()
+    )
+    employer_side = Application.job_id.in_(select(job.id).where(_employer_access_sql(user, job)))
+    return or_(Application.agency_user_id == user.id, partner_side, employer_side)
+
+
+def check_candidate(user: User) -> None:
+    if not user.is_candidate:
+        raise Forbidden("This is for candidates.", code="candidates_only")
+
+
 # --- starting a conversation -------------------------------------------------------------------
 
 
@@ -102,6 +171,16 @@ def access_start(
             code="cannot_start",
         )
     return context, existing
+
+
+def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bool:
+    """Whether ``access_start`` would let ``user`` open (or reach) this conversation: whether a
+    page offers them a "Start chat" button."""
+    try:
+        access_start(session, user, kind, refs)
+    except (NotFound, Forbidden, Invalid):
+        return False
+    return True
 
 
 _START_REFUSALS = {
@@ -312,6 +391,46 @@ def check_delete_for_everyone(user: User, message: Message) -> None:
 def check_staff(user: User) -> None:
     if not user.is_staff:
         raise Forbidden("This is for staff users.", code="staff_only")
+
+
+# --- what the candidate pages show -------------------------------------------------------------
+
+CANDIDATE_NOT_FOUND = "There is no candidate with that id."
+
+
+def access_candidate(session: Session, user: User, ext_id: str) -> User:
+    """The candidate with this external id, if ``user`` may see them; 404 for one that does not
+    exist and for one they may not see alike."""
+    candidate = user_by_ext(session, UserKind.candidate, ext_id)
+    if candidate is None or not can_see_candidate(session, user, candidate):
+        raise NotFound(CANDIDATE_NOT_FOUND)
+    return candidate
+
+
+def may_start_about(session: Session, user: User, kind: Kind, about: Application | User) -> bool:
+    """Whether ``user`` may start the conversation of ``kind`` about an application they can see
+    (kinds case, application, agency) or a candidate (candidate_partner): the rule
+    ``access_start`` applies, without its look-ups, for pages that ask it of many rows. (Whoever
+    is a member of the conversation already may reach it anyway.)"""
+    if isinstance(about, Application):
+        if kind not in (Kind.case, Kind.application, Kind.agency):
+            raise ValueError(f"not a kind about one application: {kind}")
+        if kind is Kind.agency and about.agency_user is None:
+            return False
+        context = Context(
+            kind,
+            job=about.job,
+            candidate=about.candidate,
+            application=about,
+            agency_user=about.agency_user if kind is Kind.agency else None,
+        )
+    else:
+        if kind is not Kind.candidate_partner:
+            raise ValueError(f"not a kind about a candidate: {kind}")
+        if about.source_partner is None:
+            return False
+        context = Context(kind, candidate=about, partner=about.source_partner)
+    return _may_start(session, user, context)
 
 
 # --- the real-time stream -----------------------------------------------------------------------

@@ -1,7 +1,272 @@
-"""(being written)"""
+"""Staff pages about candidates: the candidate manager (everyone the user may message, with
+filters, search and "Start chat"), and a candidate's profile with its Messages, Communications
+and Agency messaging tabs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from jobchat import access
+from jobchat.conversations.models import Kind
+from jobchat.conversations.profile import (
+    Chat,
+    Profile,
+    Tab,
+    candidate_list,
+    candidate_profile,
+    outside_candidate_manager,
+)
+from jobchat.conversations.queries import CandidateFilter
+from jobchat.conversations.schemas import ConversationOut
+from jobchat.directory.models import Application, Stage, User
+from jobchat.inputs import MAX_ID, PathRef, QueryRef, QueryText
+from jobchat.messages.models import Channel
+from jobchat.web.layout import frame
+from jobchat.web.templating import render
+from jobchat.web.thread import CHANNEL_LABELS, load_thread
+from jobchat.web.viewer import PageViewer
 
 router = APIRouter(include_in_schema=False)
+
+PAGE = 25
+HISTORY_PAGE = 50
+Messaging = Literal["all", "unread", "messaged"]
+FILTERS: list[tuple[Messaging, str]] = [
+    ("all", "All"),
+    ("unread", "Unread"),
+    ("messaged", "Messaged"),
+]
+TAB_LABELS: dict[Tab, str] = {
+    "messages": "Messages",
+    "communications": "Communications",
+    "agency": "Agency messaging",
+}
+ChannelFilter = Literal["all", "app", "email", "sms"]
+CHANNEL_FILTERS: list[tuple[ChannelFilter, str]] = [
+    ("all", "All"),
+    ("app", "In app"),
+    ("email", "Email"),
+    ("sms", "SMS"),
+]
+STAGE_WORDS = {
+    Stage.prospect: "Prospect",
+    Stage.applied: "Applied",
+    Stage.screening: "Screening",
+    Stage.cv_review: "CV review",
+    Stage.interview: "Interview",
+    Stage.offer: "Offer",
+    Stage.offer_accepted: "Offer accepted",
+    Stage.hired: "Hired",
+    Stage.rejected: "Rejected",
+    Stage.withdrawn: "Withdrawn",
+}
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+# --- links ---------------------------------------------------------------------------------------
+
+
+def _query(**params: str | int | None) -> str:
+    given = {k: str(v) for k, v in params.items() if v not in (None, "")}
+    return "?" + urlencode(given) if given else ""
+
+
+def list_href(messaging: Messaging, q: str | None, cursor: str | None = None) -> str:
+    return "/candidates" + _query(
+        messaging=None if messaging == "all" else messaging, q=q, cursor=cursor
+    )
+
+
+def profile_href(
+    candidate: str,
+    tab: Tab | None = None,
+    application: str | None = None,
+    **more: str | int | None,
+) -> str:
+    return f"/candidates/{quote(candidate, safe='')}" + _query(
+        tab=tab, application=application, **more
+    )
+
+
+def start_next(candidate: str, chat: Chat) -> str:
+    """Where a "Start chat" form goes once the conversation is open: back to its tab."""
+    if chat.kind in (Kind.agency, Kind.agency_private):
+        # ``{id}``: the conversation started (filled in by POST /conversations/start).
+        return profile_href(candidate, "agency", chat.application) + "&thread={id}"
+    return profile_href(candidate, "messages", chat.application)
+
+
+def _helpers() -> dict[str, Any]:
+    return {
+        "profile_href": profile_href,
+        "start_next": start_next,
+        "stage_words": STAGE_WORDS,
+        "kinds": Kind,
+    }
+
+
+# --- the candidate manager -----------------------------------------------------------------------
+
+
+def _rows(
+    session: Session, user: User, messaging: Messaging, q: str | None, cursor: str | None
+) -> dict[str, Any]:
+    access.check_staff(user)
+    which: CandidateFilter | None = None if messaging == "all" else messaging
+    lines, next_cursor = candidate_list(
+        session, user, messaging=which, q=q, limit=PAGE, cursor=cursor
+    )
+    return {
+        "lines": lines,
+        "messaging": messaging,
+        "q": q or "",
+        "cursor": cursor or "",
+        "more_href": list_href(messaging, q, next_cursor) if next_cursor else None,
+        **_helpers(),
+    }
+
+
+@router.get("/candidates")
+def candidates_page(
+    viewer: PageViewer,
+    messaging: Messaging = "all",
+    q: QueryText = None,
+    cursor: QueryText = None,
+) -> HTMLResponse:
+    with viewer.read() as (session, user):
+        return render(
+            "candidates.html",
+            filters=[(key, label, list_href(key, q)) for key, label in FILTERS],
+            **_rows(session, user, messaging, q, cursor),
+            **frame(session, user, viewer, "candidates"),
+        )
+
+
+@router.get("/candidates/list.html")
+def candidates_fragment(
+    viewer: PageViewer,
+    messaging: Messaging = "all",
+    q: QueryText = None,
+    cursor: QueryText = None,
+    conversation: OptionalId = None,
+) -> Response:
+    """The list alone, redrawn by our script when something changes. Given the ``conversation``
+    a frame was about, it answers 204 when that conversation cannot change the list (a job
+    chat, an agency thread), and the script stops asking about it."""
+    with viewer.read() as (session, user):
+        if conversation is not None and outside_candidate_manager(session, user, conversation):
+            return Response(status_code=204)
+        return render(
+            "_candidates_list.html",
+            me=user,
+            csrf=viewer.csrf,
+            **_rows(session, user, messaging, q, cursor),
+        )
+
+
+# --- the profile ---------------------------------------------------------------------------------
+
+
+def _tabs(profile: Profile) -> list[tuple[str, str, str, bool]]:
+    """(key, label, href, blue dot) for ``_macros.tabs``."""
+    cand = profile.candidate.ext_id
+    app = profile.application.ext_id if profile.application else None
+    dots = {
+        "messages": bool(profile.messages and profile.messages.unread),
+        "agency": profile.agency_unread > 0,
+    }
+    return [
+        (tab, TAB_LABELS[tab], profile_href(cand, tab, app), dots.get(tab, False))
+        for tab in profile.tabs
+    ]
+
+
+def agency_label(c: ConversationOut) -> str:
+    """An agency thread's name on its candidate's profile (which names the candidate and job)."""
+    names = {m.id: m.name for m in c.members if m.kind == "staff"}
+    agent = names.get(c.agency_user or "", "the agency")
+    if c.kind is Kind.agency:
+        return f"Shared thread with {agent}"
+    return f"Private: {names.get(c.employer_user or '', 'hiring team')} & {agent}"
+
+
+def _selector(profile: Profile) -> list[tuple[Application, str]]:
+    """The applications to switch between on this tab, with their links (none for just one)."""
+    if profile.tab == "agency":
+        apps = [a for a in profile.applications if a.agency_user_id is not None]
+    elif profile.tab == "messages" and profile.messages and profile.messages.application:
+        apps = profile.applications
+    else:
+        apps = []
+    cand = profile.candidate.ext_id
+    return [(a, profile_href(cand, profile.tab, a.ext_id)) for a in apps] if len(apps) > 1 else []
+
+
+@router.get("/candidates/{ext_id}")
+def profile_page(
+    ext_id: PathRef,
+    viewer: PageViewer,
+    tab: Tab | None = None,
+    application: QueryRef = None,
+    thread: OptionalId = None,
+    channel: ChannelFilter = "all",
+    before: OptionalId = None,
+) -> HTMLResponse:
+    state = viewer.caller.state
+    with viewer.read() as (session, user):
+        candidate = access.access_candidate(session, user, ext_id)
+        access.check_staff(user)
+        profile = candidate_profile(
+            session,
+            user,
+            candidate,
+            tab=tab,
+            application=application,
+            thread=thread,
+            channel=None if channel == "all" else Channel(channel),
+            before=before,
+            limit=HISTORY_PAGE,
+        )
+        shown = None
+        if profile.thread is not None:
+            conv, member = profile.thread
+            shown = load_thread(session, user, conv, member, state.settings)
+        app_ext = profile.application.ext_id if profile.application else None
+        return render(
+            "candidate.html",
+            profile=profile,
+            candidate=candidate,
+            thread=shown,
+            channel_labels=CHANNEL_LABELS,
+            tabs=_tabs(profile),
+            selector=_selector(profile),
+            channel=channel,
+            channel_filters=[
+                (
+                    key,
+                    label,
+                    profile_href(
+                        ext_id, "communications", app_ext, channel=None if key == "all" else key
+                    ),
+                )
+                for key, label in CHANNEL_FILTERS
+            ],
+            older_href=profile_href(
+                ext_id,
+                "communications",
+                app_ext,
+                channel=None if channel == "all" else channel,
+                before=profile.older,
+            )
+            if profile.older
+            else None,
+            agency_label=agency_label,
+            thread_href=lambda conv_id: profile_href(ext_id, "agency", app_ext, thread=conv_id),
+            **_helpers(),
+            **frame(session, user, viewer, "candidates"),
+        )

@@ -57,10 +57,10 @@
 
   for (const list of lists) watch(list);
 
-  // On a phone the open chat is below the list: go to it, unless our script already scrolled to
-  // its first unread message.
+  // On a phone the open chat is below the list: go to it (its history scrolls by itself to the
+  // first unread message).
   const open = document.querySelector(".chat-layout .open-pane");
-  if (open && !open.querySelector(".unread-marker") && window.matchMedia("(max-width: 59.99rem)").matches) {
+  if (open && window.matchMedia("(max-width: 59.99rem)").matches) {
     open.scrollIntoView({ block: "start" });
   }
 })();
