@@ -23,9 +23,10 @@ from jobchat.conversations.profile import (
 )
 from jobchat.conversations.queries import CandidateFilter
 from jobchat.conversations.schemas import ConversationOut
-from jobchat.directory.models import Application, Stage, User
+from jobchat.directory.models import Application, User
 from jobchat.inputs import MAX_ID, PathRef, QueryRef, QueryText
 from jobchat.messages.models import Channel
+from jobchat.web.labels import STAGE_WORDS
 from jobchat.web.layout import frame
 from jobchat.web.templating import render
 from jobchat.web.thread import CHANNEL_LABELS, load_thread
@@ -53,18 +54,6 @@ CHANNEL_FILTERS: list[tuple[ChannelFilter, str]] = [
     ("email", "Email"),
     ("sms", "SMS"),
 ]
-STAGE_WORDS = {
-    Stage.prospect: "Prospect",
-    Stage.applied: "Applied",
-    Stage.screening: "Screening",
-    Stage.cv_review: "CV review",
-    Stage.interview: "Interview",
-    Stage.offer: "Offer",
-    Stage.offer_accepted: "Offer accepted",
-    Stage.hired: "Hired",
-    Stage.rejected: "Rejected",
-    Stage.withdrawn: "Withdrawn",
-}
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 

@@ -20,9 +20,10 @@ from jobchat.conversations.job_chats import (
     visible_jobs,
 )
 from jobchat.conversations.models import Kind
-from jobchat.directory.models import Job, Stage, User
+from jobchat.directory.models import Job, User
 from jobchat.errors import NotFound
 from jobchat.inputs import MAX_ID, PathRef, QueryRef, QueryText
+from jobchat.web.labels import STAGE_WORDS
 from jobchat.web.layout import frame
 from jobchat.web.templating import render, short_time
 from jobchat.web.thread import CHANNEL_LABELS, Thread, load_thread
@@ -33,19 +34,6 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 Tab = Literal["overview", "chats"]
 OpenId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-
-STAGE_WORDS = {
-    Stage.prospect: "Prospect",
-    Stage.applied: "Applied",
-    Stage.screening: "Screening",
-    Stage.cv_review: "CV review",
-    Stage.interview: "Interview",
-    Stage.offer: "Offer",
-    Stage.offer_accepted: "Offer accepted",
-    Stage.hired: "Hired",
-    Stage.rejected: "Rejected",
-    Stage.withdrawn: "Withdrawn",
-}
 
 
 def _list_href(q: str | None, after: str | None = None) -> str:

@@ -11,26 +11,13 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.job_chats import ChatSlot, candidate_portal
-from jobchat.directory.models import Stage, User
+from jobchat.directory.models import User
+from jobchat.web.labels import CANDIDATE_STAGE_WORDS
 from jobchat.web.layout import frame
 from jobchat.web.templating import render, short_time
 from jobchat.web.viewer import PageViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
-
-# A stage as the candidate reads it.
-STAGE_WORDS = {
-    Stage.prospect: "Shortlisted",
-    Stage.applied: "Applied",
-    Stage.screening: "Being screened",
-    Stage.cv_review: "CV under review",
-    Stage.interview: "Interview",
-    Stage.offer: "Offer made",
-    Stage.offer_accepted: "Offer accepted",
-    Stage.hired: "Hired",
-    Stage.rejected: "Not selected",
-    Stage.withdrawn: "Withdrawn",
-}
 
 
 def _portal(session: Session, user: User, viewer: Viewer) -> dict[str, Any]:
@@ -38,7 +25,7 @@ def _portal(session: Session, user: User, viewer: Viewer) -> dict[str, Any]:
     now = viewer.caller.now
     return {
         "portal": candidate_portal(session, user),
-        "stage_words": STAGE_WORDS,
+        "stage_words": CANDIDATE_STAGE_WORDS,
         "when": lambda at: short_time(at, now, user.timezone),
         "chat_href": _chat_href,
     }
