@@ -22,7 +22,28 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.migrate import upgrade
 from jobchat.db.models import Base
+from tests.browser_support import (
+    browsers,
+    chromium,
+    demo_template,
+    launcher,
+    playwright_driver,
+    pytest_runtest_makereport,
+    sign_in,
+    web,
+)
 from tests.support import API_KEY, Api, World, build_world
+
+__all__ = [  # re-exported for pytest: the browser tests' fixtures and report hook
+    "browsers",
+    "chromium",
+    "demo_template",
+    "launcher",
+    "playwright_driver",
+    "pytest_runtest_makereport",
+    "sign_in",
+    "web",
+]
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 

@@ -57,7 +57,7 @@ def test_static_assets_are_served_with_a_content_hash(tess: Browser) -> None:
         assert re.search(r"\?v=[0-9a-f]{12}$", asset)
         r = tess.client.get(asset)
         assert r.status_code == 200
-        assert len(r.content) > 1000
+        assert r.content
 
 
 def test_signed_out_visitors_get_a_sign_in_page_and_the_api_keeps_json(
