@@ -356,7 +356,7 @@ def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"browser tests need Debian's Chromium at {CHROMIUM}: "
-            "apt-get install chromium fonts-liberation (.ci/run does)",
+            "apt-get install chromium fonts-liberation (./scripts/test does)",
             pytrace=False,
         )
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True)
