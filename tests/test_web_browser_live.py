@@ -139,6 +139,30 @@ def test_typing_indicator(web: WebServer, browsers: Browsers, sign_in: SignIn) -
     expect(typing).not_to_contain_text("is typing")
 
 
+def test_presence_shows_who_has_the_conversation_open(
+    web: WebServer, browsers: Browsers, sign_in: SignIn
+) -> None:
+    """The members line marks who is online: asked when the page connects, then kept current
+    as people come and go."""
+    applicant = web.new_applicant()
+    conv = web.application_chat(applicant)
+    recruiter = browsers.open()
+    sign_in(recruiter, MARCUS, next=f"/conversations/{conv}")
+    them = recruiter.locator(f'.member[data-member="{applicant.ext_id}"]')
+    expect(them).not_to_have_class("member online")
+
+    candidate = browsers.open("phone")
+    sign_in(candidate, applicant.ext_id, next=f"/conversations/{conv}")
+    expect(them).to_have_class("member online")
+    expect(them).to_contain_text("(online)")
+    # The candidate's page, opened later, asks and learns the recruiter is there.
+    expect(candidate.locator(f'.member[data-member="{MARCUS}"]')).to_have_class("member online")
+
+    candidate.close()
+    expect(them).not_to_have_class("member online")
+    expect(them).not_to_contain_text("(online)")
+
+
 def test_ending_and_reopening_a_conversation(
     web: WebServer, browsers: Browsers, sign_in: SignIn
 ) -> None:

@@ -68,7 +68,11 @@
     // Resume after the newest event the page (or the last socket) saw: nothing falls between.
     const query = lastId ? `?after=${lastId}` : "";
     socket = new WebSocket(`${scheme}//${location.host}/api/v1/events${query}`);
-    socket.addEventListener("open", () => { attempt = 0; showConnection(""); });
+    socket.addEventListener("open", () => {
+      attempt = 0;
+      showConnection("");
+      document.dispatchEvent(new CustomEvent("jobchat:open"));
+    });
     socket.addEventListener("message", (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
@@ -249,6 +253,29 @@
       if (typing) typists.set(user.name, setTimeout(() => { typists.delete(user.name); drawTyping(); }, 6000));
       drawTyping();
     }
+
+    // Presence: who of the members has jobchat open. Asked on every (re)connect, then kept
+    // current by the comings and goings the stream announces.
+    function showOnline(ext, online) {
+      for (const member of thread.querySelectorAll(".member")) {
+        if (member.dataset.member !== ext || ext === body.dataset.meExt) continue;
+        member.classList.toggle("online", online);
+        member.querySelector(".presence-text").textContent = online ? " (online)" : "";
+      }
+    }
+    document.addEventListener("jobchat:open", () => send({ type: "presence", conversation }));
+    document.addEventListener("jobchat:frame", (event) => {
+      const frame = event.detail;
+      if (frame.type !== "presence") return;
+      const data = frame.data || {};
+      if (frame.conversation === conversation && Array.isArray(data.online)) {
+        for (const member of thread.querySelectorAll(".member")) {
+          showOnline(member.dataset.member, data.online.includes(member.dataset.member));
+        }
+      } else if (frame.conversation === null && data.user) {
+        showOnline(data.user.id, data.online === true);
+      }
+    });
 
     document.addEventListener("jobchat:frame", (event) => {
       const frame = event.detail;
