@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Response
 
 from jobchat import access
 from jobchat.auth.deps import CurrentUser
-from jobchat.errors import RateLimited
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
-from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
+from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.queries import history
+from jobchat.messages.requests import delete_as, send_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
@@ -47,29 +47,20 @@ def send_message(
     conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
 ) -> MessageOut:
     """Send in the app, by email or by SMS. A retry with the same idempotency key is stored once."""
-    limits = Limits.of(caller.state.settings)
     with caller.write() as (session, user):
-        conv, member = access.access_conversation(session, user, conversation_id)
-
-        def admit() -> None:
-            access.check_post(user, conv)
-            if not caller.state.send_limiter.allow(user.id):
-                raise RateLimited("You are sending too fast; wait a moment and try again.")
-
-        message, replayed = do_send_message(
+        message, replayed = send_as(
             session,
-            actor=user,
-            conv=conv,
-            member=member,
-            out=Outgoing(
+            user,
+            conversation_id,
+            Outgoing(
                 body=body.body,
                 channel=body.channel,
                 subject=body.subject,
                 idempotency_key=body.idempotency_key,
             ),
-            limits=limits,
+            limiter=caller.state.send_limiter,
+            limits=Limits.of(caller.state.settings),
             now=caller.now,
-            admit=admit,
         )
         out = MessageOut.of(message, show_deliveries=True)
     if replayed:
@@ -90,16 +81,5 @@ def delete_message(
 ) -> Response:
     """Delete for me (hide it from my view) or for everyone (author only; kept for audit)."""
     with caller.write() as (session, user):
-        message, conv, member = access.access_message(session, user, message_id)
-        if for_ == "everyone":
-            access.check_delete_for_everyone(user, message)
-        do_delete_message(
-            session,
-            actor=user,
-            message=message,
-            conv=conv,
-            member=member,
-            for_everyone=for_ == "everyone",
-            now=caller.now,
-        )
+        delete_as(session, user, message_id, for_everyone=for_ == "everyone", now=caller.now)
     return Response(status_code=204)

@@ -12,11 +12,11 @@ from jobchat import access
 from jobchat.conversations.actions import do_end_conversation, do_start_conversation
 from jobchat.conversations.context import ContextRefs
 from jobchat.conversations.models import Kind
-from jobchat.errors import RateLimited
 from jobchat.inputs import MAX_ID, PathId
-from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
+from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
 from jobchat.messages.queries import history, history_after
+from jobchat.messages.requests import delete_as, send_as
 from jobchat.web.layout import frame
 from jobchat.web.pages import local_path, same_site_referrer
 from jobchat.web.templating import ENV, render
@@ -115,27 +115,19 @@ def send_form(
     """Send from a form post: what the composer does when our script is not running."""
     state = viewer.caller.state
     with viewer.write() as (session, user):
-        conv, member = access.access_conversation(session, user, conversation_id)
-
-        def admit() -> None:
-            access.check_post(user, conv)
-            if not state.send_limiter.allow(user.id):
-                raise RateLimited("You are sending too fast; wait a moment and try again.")
-
-        do_send_message(
+        send_as(
             session,
-            actor=user,
-            conv=conv,
-            member=member,
-            out=Outgoing(
+            user,
+            conversation_id,
+            Outgoing(
                 body=body,
                 channel=channel,
                 subject=subject.strip() or None,
                 idempotency_key=idempotency_key or None,
             ),
+            limiter=state.send_limiter,
             limits=Limits.of(state.settings),
             now=viewer.caller.now,
-            admit=admit,
         )
     return _back(request, conversation_id)
 
@@ -157,16 +149,7 @@ def delete_form(
     for_: Annotated[Literal["me", "everyone"], Form(alias="for")] = "me",
 ) -> Response:
     with viewer.write() as (session, user):
-        message, conv, member = access.access_message(session, user, message_id)
-        if for_ == "everyone":
-            access.check_delete_for_everyone(user, message)
-        do_delete_message(
-            session,
-            actor=user,
-            message=message,
-            conv=conv,
-            member=member,
-            for_everyone=for_ == "everyone",
-            now=viewer.caller.now,
+        conv = delete_as(
+            session, user, message_id, for_everyone=for_ == "everyone", now=viewer.caller.now
         )
     return _back(request, conv.id)

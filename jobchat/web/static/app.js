@@ -41,6 +41,9 @@
     return response.text();
   }
 
+  // For the page scripts (jobs.js, candidates.js), which run after this one.
+  window.jobchat = Object.freeze({ fragment });
+
   function problem(result) {
     const error = result.data && result.data.error;
     if (error) return error;

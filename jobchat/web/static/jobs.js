@@ -9,14 +9,7 @@
   const lists = document.querySelectorAll("[data-live-src]");
   if (!lists.length) return;
 
-  async function fragment(path) {
-    const response = await fetch(path, {
-      credentials: "same-origin",
-      headers: { "X-Requested-With": "fetch" },
-    });
-    if (!response.ok) throw new Error(`${path}: ${response.status}`);
-    return response.text();
-  }
+  const { fragment } = window.jobchat; // app.js, loaded before this script
 
   function shown(list) {
     return new Set([...list.querySelectorAll("[data-conversation]")].map((el) => Number(el.dataset.conversation)));
