@@ -30,10 +30,9 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -49,7 +48,7 @@ from playwright.sync_api import (
 )
 
 from jobchat.demo import NORTHWIND, PSC, build_demo, fresh_database
-from tests.support import free_port, stop, wait_until_serving
+from tests.support import ServedProcess, free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,32 +113,14 @@ class Applicant:
 
 
 @dataclass
-class WebServer:
+class WebServer(ServedProcess):
     """``jobchat serve`` on a copy of the demo world, and the integration API beside it."""
 
-    port: int
     api_key: str
-    process: subprocess.Popen[bytes]
-    log: IO[str]
     kinds: dict[str, Literal["users", "candidates"]] = field(default_factory=dict)
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base, timeout=15, trust_env=False)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
 
     def close(self) -> None:
-        self.http.close()
-        stop(self.process)
-        self.log.close()
+        self.terminate()
 
     # The integration API (the API key) and the user API (a user's token).
 

@@ -7,12 +7,13 @@ scenarios use (see ``World``).
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 from fastapi.testclient import TestClient
@@ -241,6 +242,42 @@ def wait_until_serving(
         except httpx.TransportError:
             assert time.monotonic() < deadline, f"the server did not answer in time:\n{output()}"
             time.sleep(0.2)
+
+
+@dataclass
+class ServedProcess:
+    """A ``jobchat serve`` a test started: its port, process and log, and a client to it."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log: IO[str]
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base, timeout=15, trust_env=False)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def terminate(self) -> int:
+        """SIGTERM, as a service manager stops it: the exit status. A server that does not stop
+        within 20 s is killed, and fails the test."""
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                stop(self.process)
+                raise AssertionError(f"serve did not stop on SIGTERM:\n{self.output()}") from None
+        self.log.close()
+        return self.process.returncode
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

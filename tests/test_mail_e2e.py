@@ -29,7 +29,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -42,7 +42,14 @@ from jobchat.db.migrate import upgrade
 from jobchat.db.models import Base
 from jobchat.jobqueue.models import UNFINISHED, QueuedJob
 from tests.mail_support import Delivered, SmtpSink
-from tests.support import API_KEY, eventually, free_port, stop, wait_until, wait_until_serving
+from tests.support import (
+    API_KEY,
+    ServedProcess,
+    eventually,
+    free_port,
+    wait_until,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -62,37 +69,8 @@ MAIL_SETTINGS = {
 # --- the server ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: IO[str]
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base, timeout=15, trust_env=False)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def terminate(self) -> int:
-        """SIGTERM, as a service manager stops it: the exit status."""
-        self.http.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                stop(self.process)
-                raise AssertionError(f"serve did not stop on SIGTERM:\n{self.output()}") from None
-        self.log.close()
-        return self.process.returncode
+class Server(ServedProcess):
+    """The module's ``jobchat serve``."""
 
 
 @dataclass

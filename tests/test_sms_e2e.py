@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import phonenumbers
@@ -37,10 +36,10 @@ from jobchat.jobqueue.models import UNFINISHED, QueuedJob
 from jobchat.messages.models import Delivery
 from tests.support import (
     API_KEY,
+    ServedProcess,
     assert_error,
     eventually,
     free_port,
-    stop,
     wait_until,
     wait_until_serving,
 )
@@ -94,37 +93,11 @@ def fresh_number() -> str:
 
 
 @dataclass
-class SmsServer:
+class SmsServer(ServedProcess):
     """The module's ``jobchat serve`` (SMS through the TwilioServer), its database and log."""
 
-    port: int
-    process: subprocess.Popen[bytes]
-    log: IO[str]
     db: Database
     twilio: TwilioServer
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.public_url, timeout=15, trust_env=False)
-
-    @property
-    def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def terminate(self) -> None:
-        self.http.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                stop(self.process)
-        self.log.close()
 
     def unfinished_jobs(self) -> int:
         with self.db.read() as session:
@@ -141,7 +114,7 @@ class SmsServer:
         """POST ``form`` to a Twilio webhook as Twilio does: form-encoded and signed over the
         public URL and the path ("" signs it properly; None sends no signature)."""
         if signature == "":
-            signature = sign(self.public_url + path, form)
+            signature = sign(self.base + path, form)
         headers = {"X-Twilio-Signature": signature} if signature is not None else {}
         return self.http.post(path, data=form, headers=headers)
 
@@ -210,7 +183,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         db = Database(Settings(database_url=database_url, _env_file=None).sqlalchemy_url)
         running = SmsServer(port, process, log, db, twilio)
         try:
-            response = wait_until_serving(process, running.public_url, running.output)
+            response = wait_until_serving(process, running.base, running.output)
             assert response.status_code == 200, response.text
             yield running
         finally:
@@ -403,7 +376,7 @@ def test_an_sms_message_goes_to_twilio_once_and_shows_sent(cast: Cast) -> None:
         "To": cast.phone,
         "From": FROM_NUMBER,
         "Body": "Can you do Tuesday at 10? Reply here.",
-        "StatusCallback": cast.server.public_url + STATUS_PATH,
+        "StatusCallback": cast.server.base + STATUS_PATH,
     }
     (message,) = cast.twilio_messages()
     # The API does not show Twilio's MessageSid; the delivery row keeps it for the callbacks.
@@ -435,12 +408,12 @@ def test_a_signed_inbound_text_lands_once_and_unsigned_ones_are_refused(cast: Ca
     }
 
     forged = inbound_sms_form(from_number=cast.phone, body="Cancel my application.")
-    wrong_key = sign(cast.server.public_url + INBOUND_PATH, forged, "0" * 32)
+    wrong_key = sign(cast.server.base + INBOUND_PATH, forged, "0" * 32)
     assert_error(
         cast.server.webhook(INBOUND_PATH, forged, signature=wrong_key), 403, "bad_signature"
     )
     # Signed for another body than the one posted.
-    tampered = sign(cast.server.public_url + INBOUND_PATH, {**forged, "Body": "Hello"})
+    tampered = sign(cast.server.base + INBOUND_PATH, {**forged, "Body": "Hello"})
     assert_error(
         cast.server.webhook(INBOUND_PATH, forged, signature=tampered), 403, "bad_signature"
     )
