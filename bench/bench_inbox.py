@@ -55,6 +55,7 @@ from jobchat.messages.actions import Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, DeliveryStatus, Message
 from jobchat.messages.queries import history
 from jobchat.messages.schemas import MessageOut, MessagePage
+from jobchat.serving import settle_collector
 
 # --- the shape of the data set -----------------------------------------------------------------
 
@@ -1291,11 +1292,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings(database_url=args.database, _env_file=None)
     with http_client(db, settings, targets.user_id) as http_get:
-        # `jobchat serve` does the same right before serving (jobchat.cli._serve): everything alive
-        # after startup (modules, the app, SQLAlchemy's caches; here also the warmed-up engine)
-        # is moved out of the collector's sight, so full collections stop walking it.
-        gc.collect()
-        gc.freeze()
+        # As `jobchat serve` does right before serving: everything alive now (here also the
+        # warmed-up engine) is frozen, and the collector gets the server's thresholds.
+        settle_collector()
         print(f"\nmeasuring ({args.iterations} iterations after {args.warmup} warm-up)…")
         load_before = os.getloadavg()
         results = run_benchmarks(db, targets, settings, http_get, args)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
@@ -48,6 +47,7 @@ from jobchat.app import create_app
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.migrate import upgrade
+from jobchat.serving import settle_collector
 
 API_KEY = "bench-send-integration-key"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -392,9 +392,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         seq = 0
         warm = await send_round(client, world, seq, args.warmup, counter, database)
         seq += args.warmup
-        # As `jobchat serve` does right before serving.
-        gc.collect()
-        gc.freeze()
+        # As `jobchat serve` does right before serving: everything alive now (here also the
+        # warmed-up engine) is frozen, and the collector gets the server's thresholds.
+        settle_collector()
         counter.record_kinds = True
         one = await send_round(client, world, seq, 4, counter, database)
         seq += 4

@@ -32,6 +32,15 @@ def _after(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _viewer(state: AppState, ws: WebSocket, token: str | None) -> Viewer:
+    """Who is at the other end. Only these few fields stay for the socket's lifetime, not the
+    ORM user they were read from (a thousand sockets would keep a thousand of those alive)."""
+    user = user_for_socket(state, ws.headers, token, ws.cookies)
+    return Viewer(
+        user_id=user.id, ext_id=user.ext_id, name=user.name, is_candidate=user.is_candidate
+    )
+
+
 async def _refuse(ws: WebSocket, error: AppError) -> None:
     """Refuse the handshake with an HTTP answer in the one error shape, where the server lets
     us (the ASGI WebSocket denial extension); otherwise a plain refusal."""
@@ -49,15 +58,8 @@ async def event_stream(ws: WebSocket) -> None:
     try:
         after = _after(ws.query_params.get("after"))
         token = ws.query_params.get("token")
-        user = await run_in_threadpool(
-            user_for_socket,
-            state,
-            ws.headers,
-            storable(token) if token is not None else None,
-            ws.cookies,
-        )
-        viewer = Viewer(
-            user_id=user.id, ext_id=user.ext_id, name=user.name, is_candidate=user.is_candidate
+        viewer = await run_in_threadpool(
+            _viewer, state, ws, storable(token) if token is not None else None
         )
     except AppError as error:
         await _refuse(ws, error)
