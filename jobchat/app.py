@@ -30,7 +30,7 @@ from jobchat.mail.smtpd import start_smtp_server
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
 from jobchat.ratelimit import RateLimiter
-from jobchat.realtime.api import router as realtime_router
+from jobchat.realtime.api import EventStream
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
@@ -123,13 +123,13 @@ def create_app(
         limit=settings.max_request_bytes,
         larger={INBOUND_EMAIL_PATH: settings.max_inbound_email_bytes},
     )
+    app.add_middleware(EventStream)  # the event-stream socket, past the HTTP layers
     for router in (
         directory_router,
         auth_router,
         me_router,
         conversations_router,
         messages_router,
-        realtime_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,
