@@ -5,9 +5,12 @@ Run from the project root:
     .venv/bin/python bench/bench_stream.py
     .venv/bin/python bench/bench_stream.py --database postgresql://postgres@127.0.0.1:5432/jc_bench
     .venv/bin/python bench/bench_stream.py --redis redis://127.0.0.1:6379/0
+    .venv/bin/python bench/bench_stream.py --processes 2 --redis redis://127.0.0.1:6379/0 \
+        --database postgresql://postgres@127.0.0.1:5432/jc_bench
 
-It starts a real ``jobchat serve`` (by default on a fresh SQLite file in a temporary directory),
-seeds it through the integration API (one employer, one job with a small team, a candidate with
+It starts a real ``jobchat serve`` (by default on a fresh SQLite file in a temporary directory;
+with ``--processes N``, N of them on one database and Redis, the sockets and sends spread over
+them in turn), seeds it through the integration API (one employer, one job with a small team, a candidate with
 an application and an application conversation per remaining socket), connects one WebSocket
 per user from this process, and measures the server's memory per idle socket, the latency from
 just before a POST /messages to each receiving socket's frame at a fixed send rate, and a ramp
@@ -240,11 +243,37 @@ class Server:
             return self.process.wait(timeout=20)
 
 
-def start_server(workdir: Path, env: dict[str, str], nofile: int) -> Server:
+@dataclass
+class Servers:
+    """The server processes under test (one, or several sharing a database and Redis): their
+    CPU and memory are summed; sockets and sends are spread over them in turn."""
+
+    members: list[Server]
+
+    @property
+    def base(self) -> str:
+        return self.members[0].base
+
+    @property
+    def bases(self) -> list[str]:
+        return [server.base for server in self.members]
+
+    @property
+    def pids(self) -> list[int]:
+        return [server.pid for server in self.members]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def rss(self, key: str = "VmRSS") -> int:
+        return sum(rss_kib(pid, key) for pid in self.pids)
+
+
+def start_server(workdir: Path, env: dict[str, str], nofile: int, name: str = "server") -> Server:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**env, "JOBCHAT_PUBLIC_URL": base}
-    log = workdir / "server.log"
+    log = workdir / f"{name}.log"
 
     def limits() -> None:  # runs in the child before exec: the server gets the raised limit
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
@@ -437,13 +466,20 @@ async def _send(plan: dict[str, Any]) -> dict[str, Any]:
     results: list[tuple[int, int, int, int, int]] = []
     limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
     timeout = httpx.Timeout(60.0)
-    async with httpx.AsyncClient(base_url=plan["base"], limits=limits, timeout=timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout)
+            )
+            for base in plan["bases"]
+        ]
         slots = asyncio.Semaphore(width)
         waited_for_slot = 0
         errors: Counter[str] = Counter()
 
         async def one(seq: int, due: int) -> None:
             conv, author = author_of(seq, n_staff, len(conversations))
+            client = clients[seq % len(clients)]
             status = 0
             t = time.perf_counter_ns()  # just before the POST; the body carries it
             try:
@@ -494,7 +530,7 @@ def _warm_sender() -> int:
 class Receiver:
     """One WebSocket per user, each read by its own task, recording every benchmark frame."""
 
-    uri: str
+    uris: list[str]  # socket k connects to uris[k % len(uris)]
     tokens: list[str]
     compression: str | None
     sockets: list[ClientConnection | None] = field(default_factory=list)
@@ -529,7 +565,7 @@ class Receiver:
             async with slots:
                 t0 = time.perf_counter()
                 ws = await connect(
-                    f"{self.uri}?token={quote(self.tokens[k])}",
+                    f"{self.uris[k % len(self.uris)]}?token={quote(self.tokens[k])}",
                     compression=self.compression,
                     proxy=None,
                     open_timeout=120,
@@ -624,7 +660,7 @@ def _frame_type(raw: str | bytes) -> str:
 @dataclass
 class Bench:
     args: argparse.Namespace
-    server: Server
+    servers: Servers
     world: World
     receiver: Receiver
     pool: ProcessPoolExecutor
@@ -642,7 +678,7 @@ class Bench:
         rd = processes_matching(lambda c: c.startswith("redis-server")) if self.redis else {}
         return CpuSnapshot(
             at=time.perf_counter(),
-            server=cpu_seconds(self.server.pid),
+            server=self.servers.cpu(),
             me=cpu_seconds(os.getpid()),
             machine=machine_ticks(),
             postgres=pg,
@@ -687,7 +723,7 @@ class Bench:
         """Send ``rate`` messages a second for ``seconds``, wait for their frames, measure."""
         first = self.next_seq
         plan = {
-            "base": self.server.base,
+            "bases": self.servers.bases,
             "rate": rate,
             "seconds": seconds,
             "first_seq": first,
@@ -737,7 +773,7 @@ class Bench:
                 self.args.py_spy,
                 "record",
                 "--pid",
-                str(self.server.pid),
+                str(self.servers.pids[0]),  # the first process: a profile is of one
                 "--duration",
                 str(max(1, int(seconds))),
                 "--rate",
@@ -849,7 +885,7 @@ class Bench:
             "server_cpu_ms_per_message": round(
                 1000 * (after.server - before.server) / max(1, len(ok)), 2
             ),
-            "server_rss_mib": round(rss_kib(self.server.pid) / 1024, 1),
+            "server_rss_mib": round(self.servers.rss() / 1024, 1),
             "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "sockets_open": self.receiver.open_count,
         }
@@ -928,28 +964,34 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         f"{', Redis prefix ' + redis_prefix if redis_prefix else ''})…",
         flush=True,
     )
-    server = start_server(workdir, env, server_nofile)
+    servers = Servers([])
+    for i in range(args.processes):
+        # One after another: the first creates the schema, the others find it there.
+        name = "server" if args.processes == 1 else f"server-{i + 1}"
+        servers.members.append(start_server(workdir, env, server_nofile, name))
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     receiver: Receiver | None = None
     out: dict[str, Any] = {}
     try:
         sender_pid = await asyncio.get_running_loop().run_in_executor(pool, _warm_sender)
-        print(f"  server pid {server.pid} at {server.base}; sender pid {sender_pid}")
+        for server in servers.members:
+            print(f"  server pid {server.pid} at {server.base}")
+        print(f"  sender pid {sender_pid}")
         print(f"seeding {n_staff} staff and {n_candidates} candidates through the API…", flush=True)
-        world = await seed(server.base, api_key, n_staff, n_candidates)
+        world = await seed(servers.base, api_key, n_staff, n_candidates)
         print(f"  {world.requests} requests in {world.seconds:.1f} s")
         await asyncio.sleep(2)
-        rss_before = rss_kib(server.pid)
-        cpu_before_connect = cpu_seconds(server.pid)
+        rss_before = servers.rss()
+        cpu_before_connect = servers.cpu()
 
-        uri = server.base.replace("http://", "ws://") + "/api/v1/events"
-        receiver = Receiver(uri, world.tokens, None if args.compression == "none" else "deflate")
+        uris = [base.replace("http://", "ws://") + "/api/v1/events" for base in servers.bases]
+        receiver = Receiver(uris, world.tokens, None if args.compression == "none" else "deflate")
         receiver.probe_socket = n_staff  # the first candidate: it receives few frames
         print(f"connecting {args.sockets} WebSockets…", flush=True)
         connect_seconds = await receiver.open_all(args.connect_concurrency)
         if receiver.failed:
             raise SystemExit(f"{len(receiver.failed)} sockets failed: {receiver.failed[:5]}")
-        connect_cpu = cpu_seconds(server.pid) - cpu_before_connect
+        connect_cpu = servers.cpu() - cpu_before_connect
         # The 1,000 client connections live until the end. Out of the collector's sight, they
         # are not walked by this process's full collections, which took 20-90 ms here and,
         # delaying the reading of frames, showed up as server latency that was not.
@@ -963,13 +1005,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # Idle: presence frames settle; then the server's memory with every socket open, and
         # what the open sockets cost it in CPU (pings, heartbeats, polling the event table).
         await asyncio.sleep(min(2.0, args.settle))
-        idle_cpu0, idle_t0 = cpu_seconds(server.pid), time.perf_counter()
+        idle_cpu0, idle_t0 = servers.cpu(), time.perf_counter()
         idle_from = time.perf_counter_ns()
         await asyncio.sleep(max(0.0, args.settle - 2.0))
-        idle_cores = (cpu_seconds(server.pid) - idle_cpu0) / max(
-            1e-9, time.perf_counter() - idle_t0
-        )
-        rss_idle = rss_kib(server.pid)
+        idle_cores = (servers.cpu() - idle_cpu0) / max(1e-9, time.perf_counter() - idle_t0)
+        rss_idle = servers.rss()
         idle_probe = receiver.probe_between(idle_from, time.perf_counter_ns())
         per_socket_kib = (rss_idle - rss_before) / args.sockets
         print(
@@ -979,7 +1019,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             flush=True,
         )
         bench = Bench(
-            args, server, world, receiver, pool, sender_pid, pg_database, bool(args.redis)
+            args, servers, world, receiver, pool, sender_pid, pg_database, bool(args.redis)
         )
         print(
             f"fan-out: each message goes to one application conversation, {world.fanout} "
@@ -996,7 +1036,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         latency = await bench.step("latency", args.rate, args.seconds)
         print(step_line(latency), flush=True)
         steps.append(latency)
-        rss_after_latency = rss_kib(server.pid)
+        rss_after_latency = servers.rss()
         ramp: list[dict[str, Any]] = []
         stop_reason = ""
         if args.ramp:
@@ -1011,11 +1051,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     break
                 await asyncio.sleep(1)
         best = max((s for s in ramp if ramp_ok(s)[0]), key=lambda s: s["send_rate"], default=None)
-        rss_end = rss_kib(server.pid)
-        hwm = max(rss_kib(server.pid, "VmHWM"), rss_end)  # the kernel updates VmHWM lazily
+        rss_end = servers.rss()
+        hwm = max(servers.rss("VmHWM"), rss_end)  # the kernel updates VmHWM lazily
         open_at_end = receiver.open_count
         out |= {
             "sockets": args.sockets,
+            "processes": args.processes,
             "staff": n_staff,
             "candidates": n_candidates,
             "fanout": world.fanout,
@@ -1055,17 +1096,25 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if receiver is not None:
             await receiver.close_all()
         pool.shutdown(wait=True, cancel_futures=True)
-        code = server.stop()
-        print(f"server stopped (exit {code}; -15 is its answer to SIGTERM, -9 means it was killed)")
-        # The log is read after the server stopped, so that it includes the shutdown.
-        problems = server.log_problems()
-        out["server_exit_code"] = code
+        codes = [server.stop() for server in servers.members]
+        print(
+            f"server stopped (exit {', '.join(map(str, codes))}; -15 is its answer to SIGTERM, "
+            "-9 means it was killed)"
+        )
+        # The logs are read after the servers stopped, so that they include the shutdown.
+        problems: list[str] = []
+        saved: list[str] = []
+        for server, code in zip(servers.members, codes, strict=True):
+            found = server.log_problems()
+            problems += found
+            if found or code == -9:  # keep the whole log beside the results
+                saved_log = args.results_dir / f"{args.out_stem}-{server.log.name}"
+                saved_log.write_bytes(server.log.read_bytes())
+                saved.append(str(saved_log))
+        out["server_exit_code"] = -9 if -9 in codes else codes[0]
+        out["server_exit_codes"] = codes
         out["server_log_problems"] = problems[:20]
-        out["server_log"] = None
-        if problems or code == -9:  # keep the whole log beside the results
-            saved_log = args.results_dir / f"{args.out_stem}-server.log"
-            saved_log.write_bytes(server.log.read_bytes())
-            out["server_log"] = str(saved_log)
+        out["server_log"] = ", ".join(saved) or None
         if redis_prefix:
             _forget_redis(args.redis, redis_prefix)
 
@@ -1136,8 +1185,9 @@ def print_summary(out: dict[str, Any]) -> None:
     print(f"\n## jobchat stream benchmark: {out['label']}\n")
     print(
         f"{r['sockets']} sockets ({r['staff']} staff, {r['candidates']} candidates), fan-out "
-        f"{r['fanout']} sockets per message; {out['machine']['cpus']} CPUs shared by the server, "
-        "this load generator (the sockets) and the sender process."
+        f"{r['fanout']} sockets per message; {out['machine']['cpus']} CPUs shared by the server"
+        + (f" ({r['processes']} processes, figures summed)" if r["processes"] > 1 else "")
+        + ", this load generator (the sockets) and the sender process."
     )
     print(
         f"Memory: server RSS {m['server_rss_before_mib']} MiB → {m['server_rss_idle_mib']} MiB "
@@ -1222,6 +1272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp-seconds", type=float, default=10)
     parser.add_argument("--database", help="postgresql://… (default: SQLite in a temp dir)")
     parser.add_argument("--redis", help="redis://… : real-time events through Redis")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="jobchat serve processes on the one database (more than one needs --redis)",
+    )
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate")
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--max-in-flight", type=int, default=100, help="the sender's open POSTs")
@@ -1233,8 +1289,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    if args.processes < 1 or (args.processes > 1 and not args.redis):
+        parser.error("--processes: 1, or more with --redis (how the processes reach each other)")
     dialect = "postgresql" if args.database and args.database.startswith("postgres") else "sqlite"
     label = dialect + ("-redis" if args.redis else "")
+    if args.processes > 1:
+        label += f"-{args.processes}proc"
     results_dir = Path(__file__).resolve().parent / "results"
     results_dir.mkdir(exist_ok=True)
     args.results_dir = results_dir

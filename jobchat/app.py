@@ -38,6 +38,7 @@ from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
 from jobchat.sms.outbound import Texter
+from jobchat.stopping import stop_tasks
 from jobchat.web import routers as web_routers
 from jobchat.web.errors import page_error
 from jobchat.web.security import SecurityHeaders
@@ -144,9 +145,7 @@ def create_app(
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
     await worker.stop()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks([task])
 
 
 async def _close_server(server: asyncio.Server) -> None:

@@ -10,7 +10,6 @@ outage costs only latency: every process also reads the table once a poll interv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -20,6 +19,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from jobchat.stopping import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,5 @@ class RedisBus:
             self._on_ephemeral(decoded)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         await self._redis.aclose()

@@ -36,6 +36,7 @@ from jobchat.realtime.frames import StreamEvent, Viewer, ephemeral, error_frame
 from jobchat.realtime.presence import Presence
 from jobchat.realtime.start import follow, start_stream, stream_event
 from jobchat.realtime.subscription import Subscription
+from jobchat.stopping import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,7 @@ class Hub:
         await self.close_all()
         with contextlib.suppress(ValueError):
             self.db.on_events_committed.remove(self._committed)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         await self.bus.stop()
         if self._reader is not None:
             # Waits for a read in progress: once stop returns, the hub holds no connection.
