@@ -10,13 +10,13 @@ Run from the project root:
 
 It starts a real ``jobchat serve`` (by default on a fresh SQLite file in a temporary directory;
 with ``--processes N``, N of them on one database and Redis, the sockets and sends spread over
-them in turn), seeds it through the integration API (one employer, one job with a small team, a candidate with
-an application and an application conversation per remaining socket), connects one WebSocket
-per user from this process, and measures the server's memory per idle socket, the latency from
-just before a POST /messages to each receiving socket's frame at a fixed send rate, and a ramp
-of send rates up to the first one whose p99 passes 100 ms. The sends come from a second process
-(httpx); the server, this process and the sender share the machine's cores. The figures are
-printed and written to ``bench/results/``. See bench/README.md.
+them in turn), seeds it through the integration API (one employer, one job with a small team, a
+candidate with an application and an application conversation per remaining socket), connects
+one WebSocket per user from this process, and measures the server's memory per idle socket, the
+latency from just before a POST /messages to each receiving socket's frame at a fixed send rate,
+and a ramp of send rates up to the first one whose p99 passes 100 ms. The sends come from a
+second process (httpx); the server, this process and the sender share the machine's cores. The
+figures are printed and written to ``bench/results/``. See bench/README.md.
 """
 
 from __future__ import annotations
