@@ -59,13 +59,15 @@ def settle_collector() -> None:
     lives for good: frozen, it is no longer walked by every full collection, which took 70-150
     ms here and landed on about one inbox page in 25 (bench/bench_inbox.py).
 
-    What a server gathers later cannot be frozen: 1,000 open event-stream sockets hold about
-    230,000 objects, and a full collection of them stops the event loop for 130-150 ms. CPython
+    What a server gathers later cannot be frozen: 1,000 open event-stream sockets keep well over
+    100,000 objects alive, and a full collection of them stops the event loop for about 100 ms
+    (130-150 ms while sockets still passed through the HTTP layers: realtime/api.py). CPython
     starts one when the objects promoted out of the middle generation since the last reach a
     quarter of the old ones, and a request in flight during a middle collection is promoted.
     Collecting the middle generation ten times less often promotes ten times less: in
-    bench/bench_stream.py, at 100 messages a second, a full collection every 100 s and more
-    instead of every 40 s, while middle collections stay under 20 ms.
+    bench/bench_stream.py, at 100 messages a second, the only full collection after startup was
+    the one that follows the sockets' connecting, instead of one every 40 s, while middle
+    collections stayed under 20 ms.
     """
     gc.collect()
     gc.freeze()
