@@ -965,10 +965,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         flush=True,
     )
     servers = Servers([])
-    for i in range(args.processes):
-        # One after another: the first creates the schema, the others find it there.
-        name = "server" if args.processes == 1 else f"server-{i + 1}"
-        servers.members.append(start_server(workdir, env, server_nofile, name))
+    try:
+        for i in range(args.processes):
+            # One after another: the first creates the schema, the others find it there.
+            name = "server" if args.processes == 1 else f"server-{i + 1}"
+            servers.members.append(start_server(workdir, env, server_nofile, name))
+    except BaseException:
+        for server in servers.members:  # the ones that did start
+            server.stop()
+        raise
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     receiver: Receiver | None = None
     out: dict[str, Any] = {}
