@@ -24,8 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -48,7 +46,7 @@ from playwright.sync_api import (
 )
 
 from jobchat.demo import NORTHWIND, PSC, build_demo, fresh_database
-from tests.support import ServedProcess, free_port, wait_until_serving
+from tests.support import ServedProcess, free_port, spawn_serve, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,14 +255,7 @@ def launch(template: Path, workdir: Path) -> WebServer:
         "JOBCHAT_RUN_WORKER": "true",
         "JOBCHAT_SEND_RATE_PER_MINUTE": "100000",
     }
-    log = (workdir / "serve.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=workdir,  # no ./.env
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process, log = spawn_serve(port, env, workdir)
     return WebServer(port=port, api_key=api_key, process=process, log=log)
 
 

@@ -10,9 +10,11 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
@@ -228,6 +230,22 @@ def user_id(db: Database, ext_id: str) -> int:
     with db.read() as s:
         found: int = s.scalars(select(User.id).where(User.ext_id == ext_id)).one()
         return found
+
+
+def spawn_serve(
+    port: int, env: Mapping[str, str], workdir: Path, log_name: str = "serve.log"
+) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """Start ``jobchat serve`` on 127.0.0.1:``port`` with exactly ``env``, in ``workdir`` (so no
+    ./.env of ours is read), its output going to ``workdir``/``log_name``: (process, log)."""
+    log = (workdir / log_name).open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=dict(env),
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return process, log
 
 
 def wait_until_serving(

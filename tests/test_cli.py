@@ -24,7 +24,7 @@ from jobchat.app import create_app
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.models import Base
-from tests.support import assert_error, free_port, stop, wait_until_serving
+from tests.support import assert_error, free_port, spawn_serve, stop, wait_until_serving
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 
@@ -141,14 +141,7 @@ def test_serve_starts_and_publishes_its_openapi(cli_database_url: str, tmp_path:
     """``jobchat serve`` on a fresh database creates the schema and serves the API; its OpenAPI
     document lists the conversation endpoints."""
     port = free_port()
-    log = (tmp_path / "serve.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(cli_database_url),
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process, log = spawn_serve(port, _env(cli_database_url), tmp_path)
     base = f"http://127.0.0.1:{port}"
 
     def output() -> str:

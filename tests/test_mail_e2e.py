@@ -47,6 +47,7 @@ from tests.support import (
     ServedProcess,
     eventually,
     free_port,
+    spawn_serve,
     wait_until,
     wait_until_serving,
 )
@@ -105,13 +106,11 @@ class Mailroom:
         assert self.server is None, "one server at a time"
         port = free_port()
         self.launched += 1
-        log = (self.workdir / f"serve-{self.launched}.log").open("w+")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=self.env(public_url=f"http://127.0.0.1:{port}", **overrides),
-            cwd=self.workdir,  # no ./.env
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        process, log = spawn_serve(
+            port,
+            self.env(public_url=f"http://127.0.0.1:{port}", **overrides),
+            self.workdir,
+            f"serve-{self.launched}.log",
         )
         server = Server(port, process, log)
         self.server, self.overrides = server, dict(overrides)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from tests.support import (
     assert_error,
     eventually,
     free_port,
+    spawn_serve,
     wait_until,
     wait_until_serving,
 )
@@ -172,14 +171,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "JOBCHAT_JOB_BACKOFF_SECONDS": "0.3",
             "JOBCHAT_JOB_BACKOFF_MAX_SECONDS": "1",
         }
-        log = (workdir / "serve.log").open("w+")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,  # no ./.env
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process, log = spawn_serve(port, env, workdir)
         db = Database(Settings(database_url=database_url, _env_file=None).sqlalchemy_url)
         running = SmsServer(port, process, log, db, twilio)
         try:

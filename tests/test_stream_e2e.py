@@ -25,16 +25,14 @@ import secrets
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -49,7 +47,15 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.migrate import upgrade
 from jobchat.db.models import Base
-from tests.support import API_KEY, assert_error, free_port, stop, wait_until_serving
+from tests.support import (
+    API_KEY,
+    ServedProcess,
+    assert_error,
+    free_port,
+    spawn_serve,
+    stop,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -80,28 +86,12 @@ class Backend:
 
 
 @dataclass
-class Server:
+class Server(ServedProcess):
     name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: IO[str]
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base, timeout=15, trust_env=False)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def ws_url(self, **params: str | int | None) -> str:
         query = urlencode({k: v for k, v in params.items() if v is not None})
         return f"ws://127.0.0.1:{self.port}/api/v1/events" + (f"?{query}" if query else "")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
 
     def wait_ready(self) -> None:
         response = wait_until_serving(self.process, self.base, self.output)
@@ -133,15 +123,8 @@ def launch(name: str, backend: Backend, workdir: Path, **settings: str) -> Serve
         }
     env |= {f"JOBCHAT_{key.upper()}": value for key, value in settings.items()}
     workdir.mkdir(parents=True, exist_ok=True)  # also keeps any ./.env out of the servers' way
-    log = (workdir / f"{name}.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobchat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return Server(name, port, process, log)
+    process, log = spawn_serve(port, env, workdir, f"{name}.log")
+    return Server(port=port, process=process, log=log, name=name)
 
 
 @pytest.fixture(scope="module")
