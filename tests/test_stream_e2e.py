@@ -1298,7 +1298,12 @@ def test_more_than_twenty_frames_a_second_closes_with_4008(
     cast = Cast(server_a)
     stream, _, _ = sockets.follow(server_a, cast.user("cand"))
     for _ in range(30):
-        stream.send({"type": "ping"})
+        try:
+            stream.send({"type": "ping"})
+        except ConnectionClosed:
+            # The server may close it before the 30th is written: the frames it answered
+            # before closing are still there to read, with the close code.
+            break
     code, frames = stream.closed()
     assert code == 4008, code
     assert 0 < len(frames) <= 20 and all(f["type"] == "pong" for f in frames), summary(frames)
