@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     max_sms_chars: int = Field(default=1_600, description="Longest SMS body.")
     login_link_minutes: int = Field(default=15, description="How long a sign-in link stays valid.")
     session_days: int = Field(default=14, description="How long a browser session lasts.")
+    token_days: int = Field(
+        default=90, description="Default lifetime of a user API token (expires_in_days overrides)."
+    )
+    write_timeout_seconds: float = Field(
+        default=10,
+        description="How long a write waits for its turn before it answers 503 busy.",
+    )
     send_rate_per_minute: int = Field(
         default=120, description="Messages one user may send per minute before 429."
     )
@@ -62,6 +69,14 @@ class Settings(BaseSettings):
         default=None,
         description="Signs reply addresses and email ids; unset: one is made and kept in the "
         "database.",
+    )
+    # --- operations ---
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
+    log_format: str = Field(default="text", description="text or json (one object a line).")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (or networks) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: none.",
     )
     # --- email ---
     smtp_url: str | None = Field(

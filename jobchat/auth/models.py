@@ -39,6 +39,10 @@ class Credential(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # API tokens: a label the integration gave, and when it was revoked (a revoked token is
+    # kept, so that listing a person's tokens shows what was revoked and when).
+    name: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 

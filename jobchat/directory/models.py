@@ -86,6 +86,10 @@ class User(Base):
     # change of a member's unread count, so that neither the badge nor an event sums them.
     unread_conversations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     unread_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the ATS deactivates the person (DELETE); cleared when it sends them again (PUT).
+    # A deactivated person cannot sign in, and is no active member of any conversation, but
+    # what they wrote stays, under their name.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organization: Mapped[Organization | None] = relationship(foreign_keys=[organization_id])
     source_partner: Mapped[Organization | None] = relationship(foreign_keys=[source_partner_id])
@@ -98,6 +102,15 @@ class User(Base):
     def is_candidate(self) -> bool:
         return self.kind == UserKind.candidate
 
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+
+class JobStatus(enum.StrEnum):
+    open = "open"
+    closed = "closed"  # its conversations stay readable; nothing new is posted in them
+
 
 class Job(Base):
     __tablename__ = "jobs"
@@ -106,6 +119,7 @@ class Job(Base):
     ext_id: Mapped[str] = mapped_column(String(200), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     employer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.open, server_default="open")
 
     employer: Mapped[Organization] = relationship()
     team: Mapped[list[User]] = relationship(secondary="job_team", order_by="User.id")

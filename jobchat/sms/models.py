@@ -37,6 +37,19 @@ class SmsConsentChange(Base):
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
 
 
+class SmsOptOut(Base):
+    """A phone number whose owner texted STOP (or an opt-out like it). Consent belongs to the
+    number, not to a candidate record: every candidate with this number is covered, and an
+    integration's later ``sms_consent: true`` does not override it. The row goes when the
+    number texts START."""
+
+    __tablename__ = "sms_opt_outs"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # E.164
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
 class SmsOutcome(enum.StrEnum):
     posted = "posted"  # became the candidate's message in a thread
     opted_out = "opted_out"  # STOP and friends
