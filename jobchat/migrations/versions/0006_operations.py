@@ -58,11 +58,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # SQLite drops the columns in place (3.35+): recreating users would trip the foreign keys
+    # that point at it.
     op.drop_table("sms_opt_outs")
-    with op.batch_alter_table("credentials", schema=None) as batch_op:
+    with op.batch_alter_table("credentials", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("revoked_at")
         batch_op.drop_column("name")
-    with op.batch_alter_table("jobs", schema=None) as batch_op:
+    with op.batch_alter_table("jobs", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("status")
-    with op.batch_alter_table("users", schema=None) as batch_op:
+    with op.batch_alter_table("users", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("deactivated_at")
