@@ -27,26 +27,87 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from jobchat.clock import SystemClock
     from jobchat.demo import build_demo, fresh_database
+    from jobchat.demo_access import NotADemo, issue_api_access, issue_links
 
-    public_url = f"http://{args.host}:{args.port}"
-    settings = get_settings().model_copy(
+    configured = get_settings()
+    # Links go to JOBCHAT_PUBLIC_URL when the operator set it (a demo behind a proxy, or on
+    # another machine); otherwise to the address served.
+    if "public_url" in configured.model_fields_set:
+        public_url = configured.public_url.rstrip("/")
+    else:
+        public_url = f"http://{args.host}:{args.port}"
+    settings = configured.model_copy(
         update={
             "database_url": args.database,
             "public_url": public_url,
-            "sms_provider": get_settings().sms_provider or "console",
+            "sms_provider": configured.sms_provider or "console",
         }
     )
+    if args.links:
+        db = Database(settings.sqlalchemy_url)
+        try:
+            links = issue_links(db, public_url=public_url, now=SystemClock().now())
+        except NotADemo:
+            print(
+                f"jobchat demo: {args.database} holds no demo; run jobchat demo first",
+                file=sys.stderr,
+            )
+            return 1
+        _print_links(links)
+        return 0
+    # Before the demo database is erased and built: a port that is taken fails at once.
+    problem = _port_problem(args.host, args.port)
+    if problem is not None:
+        print(f"jobchat demo: cannot serve on {args.host}:{args.port}: {problem}", file=sys.stderr)
+        return 1
     db = fresh_database(settings.sqlalchemy_url)
     links = build_demo(db, public_url=public_url)
+    api = issue_api_access(db, now=SystemClock().now(), make_api_key=not settings.api_key)
     print(f"jobchat demo on {public_url} (database: {args.database})\n")
-    print("Sign in as:")
+    _print_links(links)
+    print("\nTry the API:")
+    if api.api_key is not None:
+        print(f"  integration key: {api.api_key}")
+    else:
+        print("  integration key: the one in JOBCHAT_API_KEY")
+    print(f"  user token ({api.persona.label}, valid 7 days): {api.token}")
+    print(
+        f"  curl -H 'Authorization: Bearer {api.token}' {public_url}/api/v1/conversations?limit=5"
+    )
+    print(f"\nAPI documentation: {public_url}/docs")
+    print(f"New sign-in links while it runs: jobchat demo --links --database {args.database}\n")
+    sys.stdout.flush()
+    _serve(settings, db, args.host, args.port)
+    return 0
+
+
+def _print_links(links: list[tuple[str, str]]) -> None:
+    print("Sign in as (each link works once, for a day):")
     width = max(len(persona) for persona, _ in links)
     for persona, url in links:
         print(f"  {persona:<{width}}  {url}")
-    print(f"\nAPI documentation: {public_url}/docs\n", flush=True)
-    _serve(settings, db, args.host, args.port)
-    return 0
+    sys.stdout.flush()
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, or None when it can (bound as uvicorn
+    binds, with SO_REUSEADDR, so a port in TIME_WAIT is not taken for busy)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"unknown host ({exc.strerror or exc})"
+    family, _type, _proto, _name, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def cmd_api_key_create(args: argparse.Namespace) -> int:
@@ -124,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--database",
         default="sqlite:///./jobchat-demo.db",
         help="where to build the demo (erased first; default: %(default)s)",
+    )
+    demo.add_argument(
+        "--links",
+        action="store_true",
+        help="print fresh sign-in links for the demo already in --database, and exit",
     )
     demo.set_defaults(func=cmd_demo)
 

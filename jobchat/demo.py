@@ -34,9 +34,6 @@ from jobchat.access import (
     check_end,
     check_post,
 )
-from jobchat.auth.actions import do_create_credential
-from jobchat.auth.api import login_url
-from jobchat.auth.models import CredentialKind
 from jobchat.clock import FrozenClock, SystemClock
 from jobchat.config import Settings
 from jobchat.conversations.actions import do_end_conversation, do_mark_read, do_start_conversation
@@ -45,6 +42,7 @@ from jobchat.conversations.models import Kind
 from jobchat.conversations.queries import unread_totals
 from jobchat.db.engine import Database
 from jobchat.db.migrate import upgrade
+from jobchat.demo_access import PERSONAS, issue_links
 from jobchat.directory.actions import (
     do_upsert_application,
     do_upsert_candidate,
@@ -58,9 +56,6 @@ from jobchat.directory.schemas import ApplicationIn, CandidateIn, JobIn, Organiz
 from jobchat.mail.notify import do_forget_due_notifications
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.models import Channel
-
-LINK_LIFETIME = timedelta(hours=24)
-
 
 # --- the database --------------------------------------------------------------------------------
 
@@ -332,19 +327,6 @@ class _Script:
                 for_everyone=True,
                 now=self.clock.now(),
             )
-
-    # Signing in.
-
-    def sign_in_link(self, who: Person, public_url: str, now: datetime) -> str:
-        with self.db.write() as session:
-            secret = do_create_credential(
-                session,
-                user=self.user(session, who),
-                kind=CredentialKind.login_link,
-                now=now,
-                lifetime=LINK_LIFETIME,
-            )
-        return login_url(public_url, secret)
 
     def unread_messages(self, who: Person) -> int:
         with self.db.read() as session:
@@ -829,19 +811,6 @@ def _second_week(s: _Script, c: _Cast, t: _Threads) -> None:
 # --- putting it together -------------------------------------------------------------------------
 
 
-def _personas(c: _Cast) -> list[tuple[str, Person]]:
-    return [
-        ("Iress admin — Priya Shah", c.priya),
-        ("Iress recruiter — Tom Reilly", c.tom),
-        ("Northwind Health recruiter — Marcus Bell", c.marcus),
-        ("Talent Beyond Boundaries caseworker — Layla Haddad", c.layla),
-        ("CRS caseworker — Joseph Mensah", c.joseph),
-        ("Bright Talent Recruiting agency user — Rachel Kim", c.rachel),
-        ("Candidate relocating to Melbourne — Omar Al-Sayed", c.omar),
-        ("Candidate at Northwind Health — Hannah Lee", c.hannah),
-    ]
-
-
 def build_demo(db: Database, *, public_url: str) -> list[tuple[str, str]]:
     """Fill a fresh database with the demo world; returns (persona, sign-in link) pairs.
 
@@ -861,9 +830,8 @@ def build_demo(db: Database, *, public_url: str) -> list[tuple[str, str]]:
         # The story is history: nobody is emailed about its unread messages when it is served.
         do_forget_due_notifications(session)
 
-    links = []
-    for label, person in _personas(cast):
-        if script.unread_messages(person) == 0:
-            raise RuntimeError(f"demo persona {person.name} has nothing unread")
-        links.append((label, script.sign_in_link(person, public_url, SystemClock().now())))
-    return links
+    for persona in PERSONAS:
+        who = Person(persona.kind, persona.ext_id, persona.label)
+        if script.unread_messages(who) == 0:
+            raise RuntimeError(f"demo persona {persona.label} has nothing unread")
+    return issue_links(db, public_url=public_url, now=SystemClock().now())

@@ -83,7 +83,7 @@ DEVICES: dict[str, dict[str, Any]] = {
     },
 }
 
-# The demo's people, by what they are (jobchat/demo.py: _personas and the cast).
+# The demo's people, by what they are (jobchat/demo_access.py: PERSONAS; jobchat/demo.py: the cast).
 PRIYA = "iress-priya"  # Iress admin
 TOM = "iress-tom"  # Iress recruiter, on the Senior Software Engineer team
 MARCUS = "nw-marcus"  # Northwind Health recruiter

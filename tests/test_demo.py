@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import queue
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +28,7 @@ from jobchat.auth.models import Credential, CredentialKind
 from jobchat.config import Settings
 from jobchat.conversations.models import Kind, Member
 from jobchat.db.engine import Database
+from jobchat.db.migrate import upgrade
 from jobchat.demo import build_demo, fresh_database
 from jobchat.directory.models import Organization
 from jobchat.directory.schemas import OrganizationIn
@@ -191,22 +194,47 @@ def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-@pytest.mark.slow
-def test_demo_command_prints_a_link_per_persona_and_serves(demo: Demo, tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def _demo_env(**extra: str) -> dict[str, str]:
     env = os.environ | {
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    env.pop("JOBCHAT_DATABASE_URL", None)
-    env.pop("JOBCHAT_PUBLIC_URL", None)
-    command = [sys.executable, "-m", "jobchat", "demo", "--port", str(port)]
-    command += ["--database", f"sqlite:///{tmp_path / 'demo.db'}"]
-    proc = subprocess.Popen(
-        command,
+    for name in ("JOBCHAT_DATABASE_URL", "JOBCHAT_PUBLIC_URL", "JOBCHAT_API_KEY"):
+        env.pop(name, None)
+    return env | extra
+
+
+def _jobchat_demo(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``jobchat demo ARGS`` run to its end (``--links``, or a refusal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobchat", "demo", *args],
         cwd=tmp_path,  # away from any .env in the checkout
-        env=env,
+        env=_demo_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _printed_links(output: str, labels: list[str]) -> dict[str, str]:
+    return {
+        label: line.split()[-1]
+        for line in output.splitlines()
+        for label in labels
+        if label in line and "/login/" in line
+    }
+
+
+@pytest.mark.slow
+def test_demo_command_serves_with_links_a_key_and_a_token(demo: Demo, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database = f"sqlite:///{tmp_path / 'demo.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobchat", "demo", "--port", str(port), "--database", database],
+        cwd=tmp_path,
+        env=_demo_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -214,29 +242,80 @@ def test_demo_command_prints_a_link_per_persona_and_serves(demo: Demo, tmp_path:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
     output: list[str] = []
+    expected = [label for label, _ in demo.links]
     try:
-        expected = [label for label, _ in demo.links]
-        printed: dict[str, str] = {}
         deadline = time.monotonic() + 60
-        while len(printed) < len(expected):
+        while not any(line.startswith("New sign-in links") for line in output):
             remaining = deadline - time.monotonic()
-            assert remaining > 0, "no sign-in links printed in time:\n" + "".join(output)
+            assert remaining > 0, "the demo printed no access in time:\n" + "".join(output)
             try:
-                line = lines.get(timeout=min(remaining, 1.0))
+                output.append(lines.get(timeout=min(remaining, 1.0)))
             except queue.Empty:
                 assert proc.poll() is None, "jobchat demo exited:\n" + "".join(output)
-                continue
-            output.append(line)
-            for label in expected:
-                if label in line and f"{base}/login/" in line:
-                    printed[label] = line.split()[-1]
+        text_out = "".join(output)
+        printed = _printed_links(text_out, expected)
+        assert set(printed) == set(expected), text_out
+        assert all(url.startswith(f"{base}/login/") for url in printed.values())
+        key = re.search(r"integration key: (jck_\S+)", text_out)
+        token = re.search(r"user token \(Iress recruiter — Tom Reilly.*\): (jct_\S+)", text_out)
+        assert key and token, text_out
 
         served = wait_until_serving(proc, base, lambda: "".join(output))
         assert served.status_code == 200
 
-        # A printed link signs in on the running server.
-        response = httpx.get(printed[expected[0]], follow_redirects=False, timeout=5.0)
+        # A printed link signs in on the running server, once.
+        first = printed[expected[0]]
+        response = httpx.get(first, follow_redirects=False, timeout=5.0)
         assert response.status_code == 303
         assert SESSION_COOKIE in response.cookies
+        assert httpx.get(first, follow_redirects=False, timeout=5.0).status_code == 404
+        # The token reads Tom's inbox; the key acts for the ATS.
+        as_tom = {"Authorization": f"Bearer {token.group(1)}"}
+        inbox = httpx.get(f"{base}/api/v1/conversations", headers=as_tom, timeout=5.0)
+        assert inbox.status_code == 200 and inbox.json()["items"], inbox.text
+        as_ats = {"Authorization": f"Bearer {key.group(1)}"}
+        org = {"name": "Demo Partner", "kind": "source_partner"}
+        put = httpx.put(f"{base}/api/v1/organizations/try-it", json=org, headers=as_ats)
+        assert put.status_code == 201, put.text
+
+        # Fresh links for the running demo, to its own address or to JOBCHAT_PUBLIC_URL.
+        again = _jobchat_demo(tmp_path, "--links", "--port", str(port), "--database", database)
+        assert again.returncode == 0, again.stderr
+        fresh = _printed_links(again.stdout, expected)
+        assert set(fresh) == set(expected)
+        response = httpx.get(fresh[expected[0]], follow_redirects=False, timeout=5.0)
+        assert response.status_code == 303
+        proxied = _jobchat_demo(
+            tmp_path, "--links", "--database", database, JOBCHAT_PUBLIC_URL="https://demo.example"
+        )
+        assert proxied.returncode == 0, proxied.stderr
+        assert all(
+            url.startswith("https://demo.example/login/")
+            for url in _printed_links(proxied.stdout, expected).values()
+        ), proxied.stdout
     finally:
         stop(proc)
+
+
+def test_demo_checks_the_port_before_it_erases_anything(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+    database.write_bytes(b"an earlier demo")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _jobchat_demo(tmp_path, "--port", str(port), "--database", f"sqlite:///{database}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"jobchat demo: cannot serve on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert database.read_bytes() == b"an earlier demo"
+
+
+def test_demo_links_need_a_demo_database(tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade(Database(empty).engine)
+    result = _jobchat_demo(tmp_path, "--links", "--database", empty)
+    assert result.returncode == 1
+    assert "holds no demo" in result.stderr
+    assert "Traceback" not in result.stderr
