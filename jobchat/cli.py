@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     worker = commands.add_parser(
-        "worker", help="run the jobs worker on its own (email; several may run at once)"
+        "worker", help="run the jobs worker on its own (email, SMS, notifications; several may run)"
     )
     worker.add_argument(
         "--once", action="store_true", help="run the jobs that are due now, then exit"
