@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
-from jobchat.inputs import ExtRef, Moment, Text
+from jobchat.inputs import ExtRef, Line, Moment, Text
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
-Name = Annotated[Text, Field(min_length=1, max_length=200)]
+Name = Annotated[Line, Field(min_length=1, max_length=200)]
 Email = Annotated[Text, Field(max_length=320)]
 Phone = Annotated[Text, Field(max_length=40)]
 Timezone = Annotated[Text, Field(max_length=64)]
@@ -98,7 +98,7 @@ class JobIn(BaseModel):
     """A job. ``team`` and ``partners`` left out keep their stored value on update."""
 
     model_config = _strict
-    title: Annotated[Text, Field(min_length=1, max_length=300)]
+    title: Annotated[Line, Field(min_length=1, max_length=300)]
     employer: ExtRef
     team: list[ExtRef] | None = Field(
         default=None, description="Staff external ids; empty means the whole employer."

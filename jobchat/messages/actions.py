@@ -25,6 +25,7 @@ from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
+from jobchat.inputs import control_problem
 from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -280,6 +281,9 @@ def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) 
         problems["subject"] = "required for email"
     elif subject is not None and len(subject) > 300:
         problems["subject"] = "may be at most 300 characters"
+    elif subject is not None and (problem := control_problem(subject)) is not None:
+        # The API's schema refuses it already; this covers the pages' forms.
+        problems["subject"] = problem
     if problems:
         raise Invalid(problems)
 
