@@ -72,9 +72,17 @@ class UserOut(BaseModel):
         default=None, description="Why the candidate's phone number is not a valid one."
     )
     source_partner: str | None = None
+    sms_number_opted_out: bool | None = Field(
+        default=None,
+        description=(
+            "In the answer of a candidate upsert: whether the candidate's phone number texted "
+            "STOP (or an opt-out like it) and not START since. Their `sms_consent` then stays "
+            "false whatever the upsert sent: a person's own opt-out wins until they text START."
+        ),
+    )
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, *, sms_number_opted_out: bool | None = None) -> UserOut:
         out = cls(
             id=user.ext_id,
             kind=user.kind,
@@ -91,6 +99,7 @@ class UserOut(BaseModel):
             out.sms_consent = user.sms_consent
             out.phone_problem = user.phone_problem
             out.source_partner = user.source_partner.ext_id if user.source_partner else None
+            out.sms_number_opted_out = sms_number_opted_out
         return out
 
 

@@ -30,6 +30,7 @@ from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
+from jobchat.sms.queries import number_opt_out
 
 # The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
 # jobchat.sms.outbound run them).
@@ -324,7 +325,7 @@ def _recipient(
             {"channel": "SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)"},
             code="sms_not_configured",
         )
-    if not candidate.sms_consent:
+    if not candidate.sms_consent or number_opt_out(session, candidate.phone) is not None:
         raise Invalid(
             {"channel": "the candidate has not opted in to SMS, or has opted out"},
             code="sms_opted_out",

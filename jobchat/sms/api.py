@@ -21,10 +21,10 @@ from jobchat.errors import Forbidden, Invalid, NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathRef, Text
 from jobchat.messages.actions import Limits
-from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.consent import do_record_staff_consent
 from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
 from jobchat.sms.models import ConsentSource, InboundSms, SmsConsentChange
-from jobchat.sms.queries import consent_history, inbound_page
+from jobchat.sms.queries import consent_history, inbound_page, number_opt_out
 from jobchat.sms.segments import count_segments
 
 webhooks = APIRouter(prefix="/api/v1/inbound/sms", tags=["inbound"])
@@ -159,6 +159,12 @@ class SmsConsentOut(BaseModel):
     phone: str | None
     phone_valid: bool
     phone_problem: str | None
+    number_opted_out_at: datetime | None = Field(
+        description=(
+            "When the phone number texted STOP (or an opt-out like it), if it has not texted "
+            "START since: no texts go to it, and no one else's opt-in is taken until then."
+        )
+    )
     history: list[ConsentChangeOut] = Field(description="Every change, newest first.")
 
 
@@ -179,20 +185,16 @@ def get_sms_consent(ext_id: PathRef, caller: CurrentUser) -> SmsConsentOut:
 @users.put(
     "/candidates/{ext_id}/sms-consent",
     response_model=SmsConsentOut,
-    responses=error_responses(403, 422),
+    responses=error_responses(403, 409, 422),
 )
 def put_sms_consent(ext_id: PathRef, body: SmsConsentIn, caller: CurrentUser) -> SmsConsentOut:
-    """Record a consent the candidate gave or withdrew by other means (on the phone, in person)."""
+    """Record a consent the candidate gave or withdrew by other means (on the phone, in person).
+    A number that opted out by text (STOP) answers an opt-in with 409 `sms_number_opted_out`:
+    the person's own STOP wins until their number texts START."""
     with caller.write() as (session, user):
         candidate = _visible_candidate(session, user, ext_id)
-        do_set_sms_consent(
-            session,
-            candidate,
-            body.consent,
-            source=ConsentSource.staff,
-            now=caller.now,
-            detail=body.note,
-            actor=user,
+        do_record_staff_consent(
+            session, candidate, body.consent, actor=user, now=caller.now, note=body.note
         )
         return _render_consent(session, candidate)
 
@@ -206,12 +208,14 @@ def _visible_candidate(session: Session, user: User, ext_id: str) -> User:
 
 
 def _render_consent(session: Session, candidate: User) -> SmsConsentOut:
+    opt_out = number_opt_out(session, candidate.phone)
     return SmsConsentOut(
         candidate=candidate.ext_id,
         consent=candidate.sms_consent,
         phone=candidate.phone,
         phone_valid=bool(candidate.phone) and candidate.phone_problem is None,
         phone_problem=candidate.phone_problem,
+        number_opted_out_at=opt_out.created_at if opt_out else None,
         history=[ConsentChangeOut.of(c) for c in consent_history(session, candidate.id)],
     )
 
