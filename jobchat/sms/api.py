@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -20,12 +21,13 @@ from jobchat.directory.queries import user_by_ext
 from jobchat.errors import Forbidden, Invalid, NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathRef, Text
-from jobchat.messages.actions import Limits
 from jobchat.sms.consent import do_record_staff_consent
-from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
 from jobchat.sms.models import ConsentSource, InboundSms, SmsConsentChange
 from jobchat.sms.queries import consent_history, inbound_page, number_opt_out
 from jobchat.sms.segments import count_segments
+from jobchat.sms.spool import Kind, SpoolIngester, database_trouble
+
+log = logging.getLogger("jobchat.sms")
 
 webhooks = APIRouter(prefix="/api/v1/inbound/sms", tags=["inbound"])
 users = APIRouter(prefix="/api/v1", tags=["sms"], responses=error_responses(401, 404))
@@ -68,20 +70,36 @@ def _twiml(reply: str | None) -> Response:
     return Response(content=str(answer.to_xml(xml_declaration=True)), media_type="text/xml")
 
 
+async def _spooled(request: Request, kind: Kind, params: dict[str, str]) -> str | None:
+    """Keep the webhook on disk, then store it: the TwiML reply, if any. When the database
+    cannot take it now (busy, unreachable), the spool's ingester stores it as soon as it can:
+    Twilio would not send it again, so it is never answered with an error (jobchat.sms.spool)."""
+    ingester: SpoolIngester = request.app.state.sms_spool
+    path = await asyncio.to_thread(ingester.spool.put, kind, params)
+    try:
+        return await asyncio.to_thread(ingester.take, path)
+    except Exception as exc:
+        log.warning(
+            "Twilio %s webhook %s kept in the spool for later: %s",
+            kind,
+            params.get("MessageSid"),
+            exc,
+            exc_info=not database_trouble(exc),
+        )
+        ingester.wake()
+        return None
+
+
 @webhooks.post("/twilio", responses=error_responses(403, 404, 422), response_class=Response)
 async def twilio_inbound(request: Request, state: State) -> Response:
     """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
-    or a short reply (HELP; a text into a closed conversation)."""
+    or a short reply (HELP; a text into a closed conversation). Once signed and well formed it
+    is never lost and never answered with an error: when the database is busy it is answered
+    at once with empty TwiML, and lands in its thread as soon as the database takes it."""
     params = await _signed_form(request, state)
     if not params.get("MessageSid"):
         raise Invalid({"MessageSid": "is required"})
-    limits = Limits.of(state.settings)
-
-    def receive() -> str | None:
-        with state.db.write() as session:
-            return do_receive_sms(session, params, now=state.clock.now(), limits=limits).reply
-
-    return _twiml(await asyncio.to_thread(receive))
+    return _twiml(await _spooled(request, "inbound", params))
 
 
 @webhooks.post(
@@ -89,14 +107,10 @@ async def twilio_inbound(request: Request, state: State) -> Response:
 )
 async def twilio_status(request: Request, state: State) -> Response:
     """A delivery status callback (queued, sent, delivered, undelivered, failed, with
-    ErrorCode): it moves the SMS delivery of the message it is about."""
+    ErrorCode): it moves the SMS delivery of the message it is about, forward only. Kept like
+    an incoming text when the database is busy."""
     params = await _signed_form(request, state)
-
-    def record() -> None:
-        with state.db.write() as session:
-            do_record_sms_status(session, params, now=state.clock.now())
-
-    await asyncio.to_thread(record)
+    await _spooled(request, "status", params)
     return Response(status_code=204)
 
 

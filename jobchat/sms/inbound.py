@@ -37,14 +37,17 @@ CLOSED_REPLY = (
     "Please use the contact details you were given if you need the team."
 )
 
-# A later status never moves a delivery back (Twilio's callbacks can arrive out of order).
+# A later status never moves a delivery back (Twilio's callbacks can arrive out of order), and a
+# final one (delivered, undelivered, failed) is never replaced: "delivered" then a late "failed"
+# stays delivered.
+_FINAL = 3
 _RANK = {
     DeliveryStatus.queued: 0,
     DeliveryStatus.sending: 1,
     DeliveryStatus.sent: 2,
-    DeliveryStatus.delivered: 3,
-    DeliveryStatus.undelivered: 3,
-    DeliveryStatus.failed: 3,
+    DeliveryStatus.delivered: _FINAL,
+    DeliveryStatus.undelivered: _FINAL,
+    DeliveryStatus.failed: _FINAL,
 }
 _TWILIO_STATUSES = {
     "queued": DeliveryStatus.queued,
@@ -241,11 +244,13 @@ def apply_sms_status_reports(session: Session, delivery: Delivery, now: datetime
 
 
 def _apply(delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
-    """The delivery moves forward, never back (callbacks can arrive out of order)."""
+    """The delivery moves forward, never back, and never from one final status to another
+    (callbacks can arrive out of order, and reports kept from before the send was recorded are
+    applied after the worker's own "sent")."""
     report.applied = True
     status = DeliveryStatus(report.status)
     current = _RANK.get(DeliveryStatus(delivery.status), -1)
-    if _RANK[status] < current or status == delivery.status:
+    if current >= _FINAL or _RANK[status] <= current:
         return
     delivery.status = status
     delivery.updated_at = now
