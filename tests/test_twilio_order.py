@@ -227,3 +227,14 @@ def test_a_webhook_a_stopped_server_left_in_the_spool_is_taken_at_the_next_start
         )
         eventually(lambda: Spool(Path(settings.spool_dir)).pending() == [] or None, "empty spool")
     assert len(replies(world, chat, "Sorry, I was offline.")) == 1
+
+
+def test_a_text_that_cannot_be_spooled_is_stored_straight(
+    client: TestClient, world: World, chat: int, settings: Settings
+) -> None:
+    """A spool folder that cannot be written (here: a file is in its way) does not lose texts
+    while the database takes them."""
+    Path(settings.spool_dir).write_text("not a folder")
+    form = inbound_sms_form(from_number=CAND_PHONE, body="Still there?")
+    assert webhook(client, INBOUND_PATH, form).text == EMPTY_TWIML
+    assert len(replies(world, chat, "Still there?")) == 1

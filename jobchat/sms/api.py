@@ -75,7 +75,13 @@ async def _spooled(request: Request, kind: Kind, params: dict[str, str]) -> str 
     cannot take it now (busy, unreachable), the spool's ingester stores it as soon as it can:
     Twilio would not send it again, so it is never answered with an error (jobchat.sms.spool)."""
     ingester: SpoolIngester = request.app.state.sms_spool
-    path = await asyncio.to_thread(ingester.spool.put, kind, params)
+    try:
+        path = await asyncio.to_thread(ingester.spool.put, kind, params)
+    except OSError:
+        # A full or unwritable disk: the database is the only place left (an error now is
+        # at least logged by Twilio, error 11200).
+        log.exception("could not spool a Twilio %s webhook; storing it directly", kind)
+        return await asyncio.to_thread(ingester.store, kind, params)
     try:
         return await asyncio.to_thread(ingester.take, path)
     except Exception as exc:

@@ -60,11 +60,13 @@ class Spool:
 
     def put(self, kind: Kind, params: dict[str, str]) -> Path:
         """Write one webhook durably: once this returns, a crash does not lose it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Texts and phone numbers: for this service's eyes only.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Named by arrival time, so that texts are taken in the order they came.
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}-{kind}"
         temporary = self.folder / f".{name}.tmp"
-        with temporary.open("xb") as file:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
             file.write(json.dumps({"kind": kind, "params": params}).encode())
             file.flush()
             os.fsync(file.fileno())
@@ -143,15 +145,18 @@ class SpoolIngester:
         spooled = self.spool.load(path)
         if spooled is None:
             return None
-        reply = None
-        with self.db.write() as session:
-            now = self.clock.now()
-            if spooled.kind == "inbound":
-                reply = do_receive_sms(session, spooled.params, now=now, limits=self.limits).reply
-            else:
-                do_record_sms_status(session, spooled.params, now=now)
+        reply = self.store(spooled.kind, spooled.params)
         self.spool.remove(path)  # only once committed: a crash before this takes it again
         return reply
+
+    def store(self, kind: Kind, params: dict[str, str]) -> str | None:
+        """Store one webhook in the database (straight, when it could not be spooled)."""
+        with self.db.write() as session:
+            now = self.clock.now()
+            if kind == "inbound":
+                return do_receive_sms(session, params, now=now, limits=self.limits).reply
+            do_record_sms_status(session, params, now=now)
+            return None
 
     def take_pending(self) -> int:
         """One pass over the spool, oldest first: how many files are still waiting."""
