@@ -38,6 +38,7 @@ from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
 from jobchat.sms.outbound import Texter
+from jobchat.sms.spool import spool_ingester
 from jobchat.stopping import stop_tasks
 from jobchat.web import routers as web_routers
 from jobchat.web.errors import page_error
@@ -97,6 +98,11 @@ def create_app(
         app.state.texter = texter
         await hub.start()
         async with contextlib.AsyncExitStack() as stack:
+            if texter is not None and texter.provider.name == "twilio":
+                ingester = spool_ingester(state.db, state.clock, settings)
+                app.state.sms_spool = ingester
+                spool_task = asyncio.create_task(ingester.run(), name="jobchat-sms-spool")
+                stack.push_async_callback(stop_tasks, [spool_task])
             if settings.run_worker:
                 worker = build_worker(mail, texter=texter)
                 app.state.worker = worker

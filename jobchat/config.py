@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         default="https://api.twilio.com",
         description="Twilio's API address (tests point it at a loopback server).",
     )
+    spool_dir: str = Field(
+        default="./jobchat-spool",
+        description=(
+            "Where Twilio's webhooks are kept until the database has taken them (one folder "
+            "per deployment, shared by its server processes, on a disk that survives restarts)."
+        ),
+    )
     sms_timeout_seconds: float = Field(
         default=30, gt=0, description="How long the SMS provider may take to answer."
     )

@@ -7,6 +7,7 @@ the field instead of a driver error.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -32,8 +33,49 @@ def _storable_opt(value: str | None) -> str | None:
     return None if value is None else storable(value)
 
 
+def is_control(char: str) -> bool:
+    """Control characters (Unicode category Cc: NUL, TAB, CR, LF, ESC, DEL, the C1 set) and the
+    line and paragraph separators U+2028/U+2029, which Python's email package (and many other
+    readers) take for line breaks too."""
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp")
+
+
+CONTROL_PROBLEM = "must be one line of text, without control characters (line breaks, tabs, NUL)"
+
+
+def control_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a single-line field (a name, a subject), or None if it can.
+
+    Such a field ends up in an email header, where a line break would cut the header (the email
+    package refuses to build it, so every email of that sender would fail), and in one-line
+    places of the pages."""
+    return CONTROL_PROBLEM if any(is_control(c) for c in value) else None
+
+
+def fold_controls(value: str) -> str:
+    """``value`` with each run of control characters turned into one space: for text already
+    stored before control characters were refused, wherever it must be one line."""
+    out: list[str] = []
+    for char in value:
+        if not is_control(char):
+            out.append(char)
+        elif not out or out[-1] != " ":
+            out.append(" ")
+    return "".join(out).strip()
+
+
+def _one_line(value: str) -> str:
+    if (problem := control_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
 Text = Annotated[str, AfterValidator(storable)]
 """Any client-sent string."""
+
+Line = Annotated[str, AfterValidator(storable), AfterValidator(_one_line)]
+"""A client-sent string that must stay on one line: a person's or an organisation's name, a
+job title, an email subject."""
 
 
 def _utc(value: datetime) -> datetime:

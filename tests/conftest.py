@@ -98,7 +98,7 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
         api_key=API_KEY,
@@ -107,6 +107,7 @@ def settings(database_url: str) -> Settings:
         run_worker=False,
         # SMS goes to the log; tests that send for real point Twilio at a loopback server.
         sms_provider="console",
+        spool_dir=str(tmp_path / "sms-spool"),
         _env_file=None,
     )
 

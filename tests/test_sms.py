@@ -19,15 +19,17 @@ from tests.twilio_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM_NUMBER,
+    INBOUND_PATH,
+    STATUS_PATH,
     TwilioServer,
     inbound_sms_form,
     sign,
     status_callback_form,
+    twilio_settings,
+    webhook,
 )
 
 CAND_PHONE = "+14155550123"
-INBOUND = "/api/v1/inbound/sms/twilio"
-STATUS = "/api/v1/inbound/sms/twilio/status"
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:BasicAuth is deprecated"),
@@ -44,16 +46,7 @@ def twilio() -> Iterator[TwilioServer]:
 
 @pytest.fixture
 def settings(settings: Settings, twilio: TwilioServer) -> Settings:
-    return settings.model_copy(
-        update={
-            "sms_provider": "twilio",
-            "twilio_account_sid": ACCOUNT_SID,
-            "twilio_auth_token": AUTH_TOKEN,
-            "twilio_from_number": FROM_NUMBER,
-            "twilio_api_url": twilio.url,
-            "job_backoff_seconds": 10,
-        }
-    )
+    return twilio_settings(settings, twilio)
 
 
 @pytest.fixture
@@ -68,11 +61,6 @@ def chat(world: World) -> int:
 
 def text(world: World, chat: int, words: str = "Can you call me?") -> Any:
     return world["emp_team"].send(chat, words, channel="sms")
-
-
-def webhook(client: TestClient, path: str, params: dict[str, str], *, signed: bool = True) -> Any:
-    headers = {"X-Twilio-Signature": sign(f"http://testserver{path}", params)} if signed else {}
-    return client.post(path, data=params, headers=headers)
 
 
 def delivery(world: World, chat: int, message_id: int) -> dict[str, Any]:
@@ -94,7 +82,7 @@ def test_a_text_reaches_twilio_with_the_right_number_sender_and_auth(
     assert request.form["To"] == CAND_PHONE
     assert request.form["From"] == FROM_NUMBER
     assert request.form["Body"] == "Can you call me?"
-    assert request.form["StatusCallback"] == f"http://testserver{STATUS}"
+    assert request.form["StatusCallback"] == f"http://testserver{STATUS_PATH}"
     shown = delivery(world, chat, sent["id"])
     assert (shown["status"], shown["attempts"], shown["error_code"]) == ("sent", 1, None)
 
@@ -158,12 +146,12 @@ def test_stop_blocks_texts_and_start_allows_them_all_in_the_ledger(
 ) -> None:
     body(text(world, chat, "First"), 201)
     drain(worker)
-    stop = webhook(client, INBOUND, inbound_sms_form(from_number=CAND_PHONE, body=" stop "))
+    stop = webhook(client, INBOUND_PATH, inbound_sms_form(from_number=CAND_PHONE, body=" stop "))
     assert stop.status_code == 200
     assert "<Message>" not in stop.text  # Twilio itself confirms a STOP
     assert body(text(world, chat), 422)["error"]["code"] == "sms_opted_out"
 
-    webhook(client, INBOUND, inbound_sms_form(from_number=CAND_PHONE, body="START"))
+    webhook(client, INBOUND_PATH, inbound_sms_form(from_number=CAND_PHONE, body="START"))
     assert text(world, chat).status_code == 201
 
     history = body(world["emp_team"].get("/api/v1/candidates/cand/sms-consent"), 200)["history"]
@@ -193,8 +181,8 @@ def test_a_signed_reply_lands_where_the_candidate_was_texted_and_only_once(
     body(text(world, chat, "Are you free Tuesday?"), 201)
     drain(worker)
     form = inbound_sms_form(from_number=CAND_PHONE, body="Yes, Tuesday works.")
-    first = webhook(client, INBOUND, form)
-    again = webhook(client, INBOUND, form)
+    first = webhook(client, INBOUND_PATH, form)
+    again = webhook(client, INBOUND_PATH, form)
     assert first.status_code == again.status_code == 200
     assert first.headers["content-type"].startswith("text/xml")
     items = body(world["emp_team"].messages(chat), 200)["items"]
@@ -207,24 +195,28 @@ def test_forged_and_unsigned_webhooks_are_refused_and_nothing_is_posted(
     world: World, client: TestClient, chat: int
 ) -> None:
     form = inbound_sms_form(from_number=CAND_PHONE, body="Withdraw my application")
-    unsigned = webhook(client, INBOUND, form, signed=False)
+    unsigned = webhook(client, INBOUND_PATH, form, signed=False)
     assert body(unsigned, 403)["error"]["code"] == "bad_signature"
     forged = client.post(
-        INBOUND,
+        INBOUND_PATH,
         data=form,
-        headers={"X-Twilio-Signature": sign("http://testserver" + INBOUND, form, "wrong-token")},
+        headers={
+            "X-Twilio-Signature": sign("http://testserver" + INBOUND_PATH, form, "wrong-token")
+        },
     )
     assert forged.status_code == 403
     tampered = dict(form, Body="Something else")
-    signature = sign("http://testserver" + INBOUND, form)
+    signature = sign("http://testserver" + INBOUND_PATH, form)
     assert (
-        client.post(INBOUND, data=tampered, headers={"X-Twilio-Signature": signature}).status_code
+        client.post(
+            INBOUND_PATH, data=tampered, headers={"X-Twilio-Signature": signature}
+        ).status_code
         == 403
     )
     assert (
         webhook(
             client,
-            STATUS,
+            STATUS_PATH,
             status_callback_form(
                 {
                     "account_sid": ACCOUNT_SID,
@@ -248,15 +240,17 @@ def test_delivery_statuses_reach_the_message_and_never_go_back(
     sent = body(text(world, chat), 201)
     drain(worker)
     (message,) = twilio.messages
-    assert webhook(client, STATUS, status_callback_form(message, "delivered")).status_code == 204
+    assert (
+        webhook(client, STATUS_PATH, status_callback_form(message, "delivered")).status_code == 204
+    )
     assert delivery(world, chat, sent["id"])["status"] == "delivered"
-    webhook(client, STATUS, status_callback_form(message, "sent"))  # late, out of order
+    webhook(client, STATUS_PATH, status_callback_form(message, "sent"))  # late, out of order
     assert delivery(world, chat, sent["id"])["status"] == "delivered"
 
     other = body(text(world, chat, "Second"), 201)
     drain(worker)
     second = twilio.messages[1]
-    webhook(client, STATUS, status_callback_form(second, "undelivered", error_code=30003))
+    webhook(client, STATUS_PATH, status_callback_form(second, "undelivered", error_code=30003))
     shown = delivery(world, chat, other["id"])
     assert (shown["status"], shown["error_code"]) == ("undelivered", "30003")
 
@@ -264,7 +258,9 @@ def test_delivery_statuses_reach_the_message_and_never_go_back(
 def test_a_text_from_an_unknown_number_is_kept_for_an_admin(
     world: World, client: TestClient
 ) -> None:
-    response = webhook(client, INBOUND, inbound_sms_form(from_number="+14155559999", body="Hi?"))
+    response = webhook(
+        client, INBOUND_PATH, inbound_sms_form(from_number="+14155559999", body="Hi?")
+    )
     assert response.status_code == 200 and "<Message>" not in response.text
     page = body(world.api.integration.get("/api/v1/inbound/sms", outcome="unknown_sender"), 200)
     (kept,) = page["items"]
@@ -278,15 +274,15 @@ def test_a_text_into_an_ended_conversation_is_answered_once(
     drain(worker)
     body(world["emp_team"].post(f"/api/v1/conversations/{chat}/end"), 200)
     before = body(world["emp_team"].messages(chat), 200)["items"]
-    first = webhook(client, INBOUND, inbound_sms_form(from_number=CAND_PHONE, body="Hello?"))
-    second = webhook(client, INBOUND, inbound_sms_form(from_number=CAND_PHONE, body="Anyone?"))
+    first = webhook(client, INBOUND_PATH, inbound_sms_form(from_number=CAND_PHONE, body="Hello?"))
+    second = webhook(client, INBOUND_PATH, inbound_sms_form(from_number=CAND_PHONE, body="Anyone?"))
     assert "has been closed" in first.text
     assert "<Message>" not in second.text
     assert body(world["emp_team"].messages(chat), 200)["items"] == before
 
 
 def test_help_gets_a_short_help_reply(client: TestClient, world: World) -> None:
-    response = webhook(client, INBOUND, inbound_sms_form(from_number=CAND_PHONE, body="help"))
+    response = webhook(client, INBOUND_PATH, inbound_sms_form(from_number=CAND_PHONE, body="help"))
     assert "Reply STOP" in response.text
 
 

@@ -422,6 +422,7 @@ def test_stop_refuses_later_texts_and_start_allows_them_again(cast: Cast) -> Non
     assert_error(refused, 422, "sms_opted_out", {"channel"})
     consent = cast.consent()
     history = consent.pop("history")
+    assert consent.pop("number_opted_out_at")  # the number's own STOP, until it texts START
     assert consent == {
         "candidate": cast.ext("carla"),
         "consent": False,
@@ -437,7 +438,7 @@ def test_stop_refuses_later_texts_and_start_allows_them_again(cast: Cast) -> Non
     assert_twiml(cast.text_in("Start")[1], EMPTY_TWIML)
 
     consent = cast.consent()
-    assert consent["consent"] is True
+    assert consent["consent"] is True and consent["number_opted_out_at"] is None
     assert [(c["consented"], c["source"], c["detail"]) for c in consent["history"]] == [
         (True, "keyword", "Start"),
         (False, "keyword", "STOP"),

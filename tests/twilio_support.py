@@ -18,14 +18,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.testclient import TestClient
+from httpx import Response
 from twilio.request_validator import RequestValidator
 
+from jobchat.config import Settings
 from jobchat.sms.segments import count_segments
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
 FROM_NUMBER = "+15005550006"
 MESSAGING_SERVICE_SID = "MG" + "fedcba9876543210" * 2
+
+INBOUND_PATH = "/api/v1/inbound/sms/twilio"
+STATUS_PATH = "/api/v1/inbound/sms/twilio/status"
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -303,3 +309,31 @@ def inbound_sms_form(
         "ToState": "",
         "ToZip": "",
     }
+
+
+# --- in-process: an app under TestClient set up for Twilio ---------------------------------------
+
+
+def twilio_settings(settings: Settings, server: TwilioServer) -> Settings:
+    """``settings`` with SMS going through Twilio at ``server``, and its webhooks checked with
+    our test auth token."""
+    return settings.model_copy(
+        update={
+            "sms_provider": "twilio",
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_from_number": FROM_NUMBER,
+            "twilio_api_url": server.url,
+            "job_backoff_seconds": 10,
+        }
+    )
+
+
+def webhook(
+    client: TestClient, path: str, params: dict[str, str], *, signed: bool = True
+) -> Response:
+    """Post a Twilio webhook to the app under ``client`` (public URL http://testserver), signed
+    the way Twilio signs it unless ``signed`` is false."""
+    headers = {"X-Twilio-Signature": sign(f"http://testserver{path}", params)} if signed else {}
+    response: Response = client.post(path, data=params, headers=headers)
+    return response

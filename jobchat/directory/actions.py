@@ -46,7 +46,7 @@ from jobchat.directory.schemas import (
 )
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
-from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.consent import do_follow_number, do_set_sms_consent
 from jobchat.sms.models import ConsentSource
 
 T = TypeVar("T")
@@ -205,6 +205,8 @@ def do_upsert_candidate(
         user.phone_problem = phone_problem if phone else None
     if "sms_consent" in sent:
         do_set_sms_consent(session, user, bool(data.sms_consent), source=ConsentSource.ats, now=now)
+    if "phone" in sent:
+        do_follow_number(session, user, now=now)  # a number that texted STOP keeps its say
     if "timezone" in sent and data.timezone is not None:
         user.timezone = data.timezone
     if "source_partner" in sent:

@@ -32,6 +32,7 @@ from jobchat.directory.schemas import (
 )
 from jobchat.http_errors import error_responses
 from jobchat.inputs import PathRef
+from jobchat.sms.queries import number_opt_out
 
 integration = APIRouter(
     prefix="/api/v1",
@@ -91,13 +92,16 @@ def put_user(ext_id: ExtId, body: StaffIn, state: State, response: Response) -> 
 
 @integration.put("/candidates/{ext_id}", response_model=UserOut, responses=_UPSERT)
 def put_candidate(ext_id: ExtId, body: CandidateIn, state: State, response: Response) -> UserOut:
+    """`sms_consent: true` is not taken for a number that texted STOP: the answer shows the
+    consent as it really is, and `sms_number_opted_out` says why."""
     region = state.settings.default_phone_region
-    return _upsert(
-        state,
-        response,
-        lambda s, now: do_upsert_candidate(s, ext_id, body, region=region, now=now),
-        UserOut.of,
-    )
+
+    def upsert(s: Session, now: datetime) -> tuple[UserOut, bool]:
+        user, created = do_upsert_candidate(s, ext_id, body, region=region, now=now)
+        opted_out = number_opt_out(s, user.phone) is not None
+        return UserOut.of(user, sms_number_opted_out=opted_out), created
+
+    return _upsert(state, response, upsert, lambda out: out)
 
 
 @integration.put("/jobs/{ext_id}", response_model=JobOut, responses=_UPSERT)

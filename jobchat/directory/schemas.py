@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
-from jobchat.inputs import ExtRef, Moment, Text
+from jobchat.inputs import ExtRef, Line, Moment, Text
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
-Name = Annotated[Text, Field(min_length=1, max_length=200)]
+Name = Annotated[Line, Field(min_length=1, max_length=200)]
 Email = Annotated[Text, Field(max_length=320)]
 Phone = Annotated[Text, Field(max_length=40)]
 Timezone = Annotated[Text, Field(max_length=64)]
@@ -72,9 +72,17 @@ class UserOut(BaseModel):
         default=None, description="Why the candidate's phone number is not a valid one."
     )
     source_partner: str | None = None
+    sms_number_opted_out: bool | None = Field(
+        default=None,
+        description=(
+            "In the answer of a candidate upsert: whether the candidate's phone number texted "
+            "STOP (or an opt-out like it) and not START since. Their `sms_consent` then stays "
+            "false whatever the upsert sent: a person's own opt-out wins until they text START."
+        ),
+    )
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, *, sms_number_opted_out: bool | None = None) -> UserOut:
         out = cls(
             id=user.ext_id,
             kind=user.kind,
@@ -91,6 +99,7 @@ class UserOut(BaseModel):
             out.sms_consent = user.sms_consent
             out.phone_problem = user.phone_problem
             out.source_partner = user.source_partner.ext_id if user.source_partner else None
+            out.sms_number_opted_out = sms_number_opted_out
         return out
 
 
@@ -98,7 +107,7 @@ class JobIn(BaseModel):
     """A job. ``team`` and ``partners`` left out keep their stored value on update."""
 
     model_config = _strict
-    title: Annotated[Text, Field(min_length=1, max_length=300)]
+    title: Annotated[Line, Field(min_length=1, max_length=300)]
     employer: ExtRef
     team: list[ExtRef] | None = Field(
         default=None, description="Staff external ids; empty means the whole employer."

@@ -6,12 +6,16 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jobchat.directory.phones import normalise_phone
+from jobchat.inputs import control_problem
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def email_problem(email: str) -> str | None:
-    return None if _EMAIL.match(email) else "is not an email address"
+    # \s covers the line breaks; the other control characters would reach the To header too.
+    if not _EMAIL.match(email) or control_problem(email) is not None:
+        return "is not an email address"
+    return None
 
 
 def timezone_problem(name: str) -> str | None:

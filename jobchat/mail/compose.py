@@ -1,6 +1,9 @@
 """Building the emails we send, as standard-library MIME: a plain text part and an HTML part.
 
-Everything a person wrote is escaped in the HTML part; nothing here reads the database.
+Everything a person wrote is escaped in the HTML part; nothing here reads the database. Every
+header value passes through ``_one_line``: names and subjects stored before control characters
+were refused (or arriving in an email we answer) must still make a valid email, never an
+exception that fails every email of that sender.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from html import escape
+
+from jobchat.inputs import fold_controls
 
 PREVIEW_CHARS = 300
 
@@ -53,21 +58,28 @@ class Notification:
     settings_hint: str
 
 
+# Header values have their control characters folded to spaces: a CR or LF would end the header
+# (the email package refuses it), and U+2028, U+0085 and friends are line breaks to it as well.
+_one_line = fold_controls
+
+
 def _headers(
     addressing: Addressing, subject: str, threading: Threading, date: datetime
 ) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = formataddr((addressing.from_name, addressing.from_address))
-    email["To"] = formataddr((addressing.to_name, addressing.to_address))
+    email["From"] = formataddr(
+        (_one_line(addressing.from_name), _one_line(addressing.from_address))
+    )
+    email["To"] = formataddr((_one_line(addressing.to_name), _one_line(addressing.to_address)))
     if addressing.reply_to:
-        email["Reply-To"] = addressing.reply_to
-    email["Subject"] = subject
+        email["Reply-To"] = _one_line(addressing.reply_to)
+    email["Subject"] = _one_line(subject) or "(no subject)"
     email["Date"] = format_datetime(date)
-    email["Message-ID"] = threading.message_id
+    email["Message-ID"] = _one_line(threading.message_id)
     if threading.in_reply_to:
-        email["In-Reply-To"] = threading.in_reply_to
+        email["In-Reply-To"] = _one_line(threading.in_reply_to)
     if threading.references:
-        email["References"] = " ".join(threading.references)
+        email["References"] = " ".join(_one_line(r) for r in threading.references)
     return email
 
 

@@ -25,6 +25,7 @@ from jobchat.conversations.models import Conversation, Member
 from jobchat.conversations.render import render_conversation
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
+from jobchat.inputs import fold_controls
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.localtime import format_date, format_datetime
@@ -147,8 +148,12 @@ class Mailer:
                 return None
             recipient = delivery.recipient
             author = message.author
-            sender = author.name if author is not None else self.from_name
-            org = author.organization.name if author and author.organization else None
+            # One line each, also in the footer (names stored before control characters were
+            # refused may hold a line break).
+            sender = fold_controls(author.name) if author is not None else self.from_name
+            org = (
+                fold_controls(author.organization.name) if author and author.organization else None
+            )
             message_id = self.keys.message_id("m", delivery.id)
             email = compose.message_email(
                 addressing=self._addressing(sender, recipient, message.conversation_id),
@@ -164,7 +169,7 @@ class Mailer:
                 ),
             )
             if delivery.address != recipient.email:
-                email.replace_header("To", delivery.address)
+                email.replace_header("To", fold_controls(delivery.address))
             return _Prepared(email, delivery.address, message.conversation_id, recipient.id)
 
     # --- "you have unread messages" ---------------------------------------------------------

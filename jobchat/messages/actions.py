@@ -25,10 +25,12 @@ from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
+from jobchat.inputs import control_problem
 from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
+from jobchat.sms.queries import number_opt_out
 
 # The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
 # jobchat.sms.outbound run them).
@@ -280,6 +282,9 @@ def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) 
         problems["subject"] = "required for email"
     elif subject is not None and len(subject) > 300:
         problems["subject"] = "may be at most 300 characters"
+    elif subject is not None and (problem := control_problem(subject)) is not None:
+        # The API's schema refuses it already; this covers the pages' forms.
+        problems["subject"] = problem
     if problems:
         raise Invalid(problems)
 
@@ -320,7 +325,7 @@ def _recipient(
             {"channel": "SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)"},
             code="sms_not_configured",
         )
-    if not candidate.sms_consent:
+    if not candidate.sms_consent or number_opt_out(session, candidate.phone) is not None:
         raise Invalid(
             {"channel": "the candidate has not opted in to SMS, or has opted out"},
             code="sms_opted_out",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import User
-from jobchat.inputs import Text
+from jobchat.inputs import Line, Text
 from jobchat.messages.models import Channel, Message
 
 
@@ -118,5 +118,5 @@ class SendMessageIn(BaseModel):
 
     body: Text
     channel: Channel = Channel.app
-    subject: Text | None = None
+    subject: Line | None = None
     idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -20,12 +21,13 @@ from jobchat.directory.queries import user_by_ext
 from jobchat.errors import Forbidden, Invalid, NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathRef, Text
-from jobchat.messages.actions import Limits
-from jobchat.sms.consent import do_set_sms_consent
-from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
+from jobchat.sms.consent import do_record_staff_consent
 from jobchat.sms.models import ConsentSource, InboundSms, SmsConsentChange
-from jobchat.sms.queries import consent_history, inbound_page
+from jobchat.sms.queries import consent_history, inbound_page, number_opt_out
 from jobchat.sms.segments import count_segments
+from jobchat.sms.spool import Kind, SpoolIngester, database_trouble
+
+log = logging.getLogger("jobchat.sms")
 
 webhooks = APIRouter(prefix="/api/v1/inbound/sms", tags=["inbound"])
 users = APIRouter(prefix="/api/v1", tags=["sms"], responses=error_responses(401, 404))
@@ -68,20 +70,42 @@ def _twiml(reply: str | None) -> Response:
     return Response(content=str(answer.to_xml(xml_declaration=True)), media_type="text/xml")
 
 
+async def _spooled(request: Request, kind: Kind, params: dict[str, str]) -> str | None:
+    """Keep the webhook on disk, then store it: the TwiML reply, if any. When the database
+    cannot take it now (busy, unreachable), the spool's ingester stores it as soon as it can:
+    Twilio would not send it again, so it is never answered with an error (jobchat.sms.spool)."""
+    ingester: SpoolIngester = request.app.state.sms_spool
+    try:
+        path = await asyncio.to_thread(ingester.spool.put, kind, params)
+    except OSError:
+        # A full or unwritable disk: the database is the only place left (an error now is
+        # at least logged by Twilio, error 11200).
+        log.exception("could not spool a Twilio %s webhook; storing it directly", kind)
+        return await asyncio.to_thread(ingester.store, kind, params)
+    try:
+        return await asyncio.to_thread(ingester.take, path)
+    except Exception as exc:
+        log.warning(
+            "Twilio %s webhook %s kept in the spool for later: %s",
+            kind,
+            params.get("MessageSid"),
+            exc,
+            exc_info=not database_trouble(exc),
+        )
+        ingester.wake()
+        return None
+
+
 @webhooks.post("/twilio", responses=error_responses(403, 404, 422), response_class=Response)
 async def twilio_inbound(request: Request, state: State) -> Response:
     """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
-    or a short reply (HELP; a text into a closed conversation)."""
+    or a short reply (HELP; a text into a closed conversation). Once signed and well formed it
+    is never lost and never answered with an error: when the database is busy it is answered
+    at once with empty TwiML, and lands in its thread as soon as the database takes it."""
     params = await _signed_form(request, state)
     if not params.get("MessageSid"):
         raise Invalid({"MessageSid": "is required"})
-    limits = Limits.of(state.settings)
-
-    def receive() -> str | None:
-        with state.db.write() as session:
-            return do_receive_sms(session, params, now=state.clock.now(), limits=limits).reply
-
-    return _twiml(await asyncio.to_thread(receive))
+    return _twiml(await _spooled(request, "inbound", params))
 
 
 @webhooks.post(
@@ -89,14 +113,10 @@ async def twilio_inbound(request: Request, state: State) -> Response:
 )
 async def twilio_status(request: Request, state: State) -> Response:
     """A delivery status callback (queued, sent, delivered, undelivered, failed, with
-    ErrorCode): it moves the SMS delivery of the message it is about."""
+    ErrorCode): it moves the SMS delivery of the message it is about, forward only. Kept like
+    an incoming text when the database is busy."""
     params = await _signed_form(request, state)
-
-    def record() -> None:
-        with state.db.write() as session:
-            do_record_sms_status(session, params, now=state.clock.now())
-
-    await asyncio.to_thread(record)
+    await _spooled(request, "status", params)
     return Response(status_code=204)
 
 
@@ -159,6 +179,12 @@ class SmsConsentOut(BaseModel):
     phone: str | None
     phone_valid: bool
     phone_problem: str | None
+    number_opted_out_at: datetime | None = Field(
+        description=(
+            "When the phone number texted STOP (or an opt-out like it), if it has not texted "
+            "START since: no texts go to it, and no one else's opt-in is taken until then."
+        )
+    )
     history: list[ConsentChangeOut] = Field(description="Every change, newest first.")
 
 
@@ -179,20 +205,16 @@ def get_sms_consent(ext_id: PathRef, caller: CurrentUser) -> SmsConsentOut:
 @users.put(
     "/candidates/{ext_id}/sms-consent",
     response_model=SmsConsentOut,
-    responses=error_responses(403, 422),
+    responses=error_responses(403, 409, 422),
 )
 def put_sms_consent(ext_id: PathRef, body: SmsConsentIn, caller: CurrentUser) -> SmsConsentOut:
-    """Record a consent the candidate gave or withdrew by other means (on the phone, in person)."""
+    """Record a consent the candidate gave or withdrew by other means (on the phone, in person).
+    A number that opted out by text (STOP) answers an opt-in with 409 `sms_number_opted_out`:
+    the person's own STOP wins until their number texts START."""
     with caller.write() as (session, user):
         candidate = _visible_candidate(session, user, ext_id)
-        do_set_sms_consent(
-            session,
-            candidate,
-            body.consent,
-            source=ConsentSource.staff,
-            now=caller.now,
-            detail=body.note,
-            actor=user,
+        do_record_staff_consent(
+            session, candidate, body.consent, actor=user, now=caller.now, note=body.note
         )
         return _render_consent(session, candidate)
 
@@ -206,12 +228,14 @@ def _visible_candidate(session: Session, user: User, ext_id: str) -> User:
 
 
 def _render_consent(session: Session, candidate: User) -> SmsConsentOut:
+    opt_out = number_opt_out(session, candidate.phone)
     return SmsConsentOut(
         candidate=candidate.ext_id,
         consent=candidate.sms_consent,
         phone=candidate.phone,
         phone_valid=bool(candidate.phone) and candidate.phone_problem is None,
         phone_problem=candidate.phone_problem,
+        number_opted_out_at=opt_out.created_at if opt_out else None,
         history=[ConsentChangeOut.of(c) for c in consent_history(session, candidate.id)],
     )
 

@@ -1,13 +1,27 @@
-"""Changing a candidate's SMS consent: the only writer of it, and of its ledger."""
+"""Changing SMS consent: the only writer of a candidate's consent, of its ledger, and of the
+numbers that opted out by text.
+
+Consent belongs to the number. A STOP (or an opt-out like it) from a number opts out every
+candidate with that number and records the number in ``sms_opt_outs``; a START opts them all back
+in and removes it. Meanwhile a person's own STOP wins over anyone else's say: an integration's
+``sms_consent: true`` is not taken (the candidate stays opted out, and the upsert says so), a
+staff member's is refused (409), and a candidate given that number is opted out. Twilio itself
+refuses to text a number that sent STOP until it sends START, so nothing else could work anyway.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobchat.directory.models import User
-from jobchat.sms.models import ConsentSource, SmsConsentChange
+from jobchat.directory.models import User, UserKind
+from jobchat.errors import Conflict
+from jobchat.sms.models import ConsentSource, SmsConsentChange, SmsOptOut
+from jobchat.sms.queries import number_opt_out
+
+NUMBER_OPTED_OUT = "sms_number_opted_out"
 
 
 def do_set_sms_consent(
@@ -21,7 +35,15 @@ def do_set_sms_consent(
     actor: User | None = None,
 ) -> bool:
     """Set the consent and record the change with its source; returns whether it changed.
-    Saying again what is already so (a second STOP) changes nothing and records nothing."""
+    Saying again what is already so (a second STOP) changes nothing and records nothing.
+
+    Consent given by anyone but the number itself (START) is not taken while the number is
+    opted out: the candidate stays (or becomes) opted out, the ledger saying why."""
+    if consented and source != ConsentSource.keyword:
+        opt_out = number_opt_out(session, candidate.phone)
+        if opt_out is not None:
+            consented = False
+            detail = _held(opt_out, source)
     if candidate.sms_consent == consented and candidate.id is not None:
         return False
     candidate.sms_consent = consented
@@ -37,3 +59,89 @@ def do_set_sms_consent(
         )
     )
     return True
+
+
+def do_record_staff_consent(
+    session: Session,
+    candidate: User,
+    consented: bool,
+    *,
+    actor: User,
+    now: datetime,
+    note: str | None,
+) -> bool:
+    """A consent a staff member heard from the candidate (on a call, in person). An opt-in for
+    a number that opted out by text is refused rather than quietly not taken: only the number
+    texting START lifts its STOP."""
+    if consented and (opt_out := number_opt_out(session, candidate.phone)) is not None:
+        raise Conflict(
+            f"{opt_out.number} opted out by text (STOP); texts resume only when it sends START.",
+            code=NUMBER_OPTED_OUT,
+        )
+    return do_set_sms_consent(
+        session,
+        candidate,
+        consented,
+        source=ConsentSource.staff,
+        now=now,
+        detail=note,
+        actor=actor,
+    )
+
+
+def do_follow_number(session: Session, candidate: User, *, now: datetime) -> bool:
+    """After the candidate's phone changed: a number that opted out by text opts them out too."""
+    if not candidate.sms_consent:
+        return False
+    opt_out = number_opt_out(session, candidate.phone)
+    if opt_out is None:
+        return False
+    return do_set_sms_consent(
+        session,
+        candidate,
+        False,
+        source=ConsentSource.keyword,
+        now=now,
+        detail=f"{opt_out.number} had opted out by text ({opt_out.detail or 'STOP'})",
+    )
+
+
+def do_opt_out_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
+    """A STOP from ``number``: recorded for the number, and every candidate with it opted out
+    (each with a ledger row). Returns those candidates."""
+    if session.get(SmsOptOut, number) is None:
+        session.add(SmsOptOut(number=number, created_at=now, detail=detail))
+    found = candidates_with(session, number)
+    for candidate in found:
+        do_set_sms_consent(
+            session, candidate, False, source=ConsentSource.keyword, now=now, detail=detail
+        )
+    return found
+
+
+def do_opt_in_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
+    """A START from ``number``: its opt-out lifted, and every candidate with it opted in."""
+    opt_out = session.get(SmsOptOut, number)
+    if opt_out is not None:
+        session.delete(opt_out)
+    found = candidates_with(session, number)
+    for candidate in found:
+        do_set_sms_consent(
+            session, candidate, True, source=ConsentSource.keyword, now=now, detail=detail
+        )
+    return found
+
+
+def candidates_with(session: Session, number: str) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.kind == UserKind.candidate, User.phone == number)
+            .order_by(User.id)
+        )
+    )
+
+
+def _held(opt_out: SmsOptOut, source: ConsentSource) -> str:
+    who = "the ATS" if source == ConsentSource.ats else "staff"
+    return f"{who} sent consent, not taken: {opt_out.number} opted out by text (STOP) until START"

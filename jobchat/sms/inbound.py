@@ -1,8 +1,9 @@
 """Receiving texts and delivery statuses: the actions behind Twilio's two webhooks.
 
 A text is stored once per MessageSid (Twilio retries webhooks), with what became of it:
-- STOP and its synonyms opt the candidate out, START and its synonyms opt them back in (both
-  recorded in the consent ledger); HELP and INFO are answered with a short help text.
+- STOP and its synonyms opt the number out (every candidate with it, and any given it later),
+  START and its synonyms opt it back in (each candidate's change recorded in the consent
+  ledger; see jobchat.sms.consent); HELP and INFO are answered with a short help text.
 - From a known candidate, it lands in the conversation where they were last texted, else in
   their most recently active application conversation, as their message with channel `sms`.
 - Into an ended conversation it is not posted, and answered once saying so.
@@ -23,9 +24,9 @@ from jobchat.directory.models import User, UserKind
 from jobchat.directory.phones import normalise_phone
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
-from jobchat.sms.consent import do_set_sms_consent
+from jobchat.sms.consent import do_opt_in_number, do_opt_out_number
 from jobchat.sms.keywords import keyword_of
-from jobchat.sms.models import ConsentSource, InboundSms, SmsOutcome, SmsStatusReport
+from jobchat.sms.models import InboundSms, SmsOutcome, SmsStatusReport
 
 HELP_REPLY = (
     "jobchat: texts about your job applications. Reply to talk to your recruiter. "
@@ -36,14 +37,17 @@ CLOSED_REPLY = (
     "Please use the contact details you were given if you need the team."
 )
 
-# A later status never moves a delivery back (Twilio's callbacks can arrive out of order).
+# A later status never moves a delivery back (Twilio's callbacks can arrive out of order), and a
+# final one (delivered, undelivered, failed) is never replaced: "delivered" then a late "failed"
+# stays delivered.
+_FINAL = 3
 _RANK = {
     DeliveryStatus.queued: 0,
     DeliveryStatus.sending: 1,
     DeliveryStatus.sent: 2,
-    DeliveryStatus.delivered: 3,
-    DeliveryStatus.undelivered: 3,
-    DeliveryStatus.failed: 3,
+    DeliveryStatus.delivered: _FINAL,
+    DeliveryStatus.undelivered: _FINAL,
+    DeliveryStatus.failed: _FINAL,
 }
 _TWILIO_STATUSES = {
     "queued": DeliveryStatus.queued,
@@ -77,11 +81,11 @@ def do_receive_sms(
         return SmsReceived(SmsOutcome(earlier.outcome), earlier.id, earlier.message_id, None, True)
 
     raw_from = params.get("From", "")
-    number = normalise_phone(raw_from, limits.default_region) or raw_from
+    number = (normalise_phone(raw_from, limits.default_region) or raw_from)[:32]
     body = params.get("Body", "").strip()
     row = InboundSms(
         provider_sid=sid,
-        from_number=number[:32],
+        from_number=number,
         to_number=(params.get("To") or None),
         body=body,
         params=params,
@@ -103,17 +107,17 @@ def do_receive_sms(
     keyword = keyword_of(body)
     if keyword == "help":
         return done(SmsOutcome.help, HELP_REPLY)
-    if keyword in ("stop", "start"):
-        if candidate is None:
-            return done(
-                SmsOutcome.unknown_sender, detail=f"{keyword.upper()} from an unknown number"
-            )
-        consented = keyword == "start"
-        do_set_sms_consent(
-            session, candidate, consented, source=ConsentSource.keyword, now=now, detail=body
-        )
+    if keyword in ("stop", "start") and number:
+        # Consent belongs to the number: every candidate with it, and any given it later.
+        if keyword == "stop":
+            covered = do_opt_out_number(session, number, now=now, detail=body)
+        else:
+            covered = do_opt_in_number(session, number, now=now, detail=body)
         # Twilio answers STOP and START itself (and must: it blocks our texts after a STOP).
-        return done(SmsOutcome.opted_in if consented else SmsOutcome.opted_out)
+        return done(
+            SmsOutcome.opted_out if keyword == "stop" else SmsOutcome.opted_in,
+            detail=None if covered else "no candidate has this number (yet)",
+        )
     if candidate is None:
         return done(SmsOutcome.unknown_sender)
 
@@ -240,11 +244,13 @@ def apply_sms_status_reports(session: Session, delivery: Delivery, now: datetime
 
 
 def _apply(delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
-    """The delivery moves forward, never back (callbacks can arrive out of order)."""
+    """The delivery moves forward, never back, and never from one final status to another
+    (callbacks can arrive out of order, and reports kept from before the send was recorded are
+    applied after the worker's own "sent")."""
     report.applied = True
     status = DeliveryStatus(report.status)
     current = _RANK.get(DeliveryStatus(delivery.status), -1)
-    if _RANK[status] < current or status == delivery.status:
+    if current >= _FINAL or _RANK[status] <= current:
         return
     delivery.status = status
     delivery.updated_at = now

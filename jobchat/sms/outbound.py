@@ -19,6 +19,7 @@ from jobchat.messages.deliveries import record_delivery_failure, record_delivery
 from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.inbound import apply_sms_status_reports
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
+from jobchat.sms.queries import number_opt_out
 
 STATUS_CALLBACK_PATH = "/api/v1/inbound/sms/twilio/status"
 
@@ -93,7 +94,10 @@ class Texter:
             message = session.get(Message, delivery.message_id)
             if message is None or message.is_deleted:
                 return None
-            if not delivery.recipient.sms_consent:
-                # They texted STOP after this was queued: it must not go.
+            recipient = delivery.recipient
+            if not recipient.sms_consent or any(
+                number_opt_out(session, n) for n in {delivery.address, recipient.phone}
+            ):
+                # They (or their number) texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
             return _Text(to=delivery.address, body=message.body)

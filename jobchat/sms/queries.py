@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from jobchat.sms.models import InboundSms, SmsConsentChange
+from jobchat.sms.models import InboundSms, SmsConsentChange, SmsOptOut
 
 
 def consent_history(session: Session, candidate_id: int) -> list[SmsConsentChange]:
@@ -33,3 +33,8 @@ def inbound_page(
     if before is not None:
         query = query.where(InboundSms.id < before)
     return list(session.scalars(query))
+
+
+def number_opt_out(session: Session, number: str | None) -> SmsOptOut | None:
+    """The opt-out of this number (E.164), if it texted STOP and not START since."""
+    return session.get(SmsOptOut, number) if number else None

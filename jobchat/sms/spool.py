@@ -1,0 +1,196 @@
+"""Twilio's webhooks, kept on disk before the database is asked to take them.
+
+Twilio does not retry an incoming-message webhook that is answered 5xx or not answered in time:
+it logs error 11200 and calls the number's fallback URL once, if one is set. A text that met a
+busy or unreachable database would be lost for good. So each signed webhook is first written to a
+file in the spool folder (``JOBCHAT_SPOOL_DIR``, one per deployment, shared by its processes):
+written whole to a temporary name, fsynced, renamed into place, the folder fsynced. Only then is
+it stored in the database, and the file removed once that committed. What the database could not
+take now, ``SpoolIngester`` takes as soon as it can; a file left by a process that died is taken
+by the next one to look. Taking a file twice is harmless: a text is stored once per MessageSid,
+and a status report applied twice changes nothing (statuses only move forward).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from jobchat.clock import Clock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from jobchat.errors import AppError
+from jobchat.messages.actions import Limits
+from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
+
+log = logging.getLogger("jobchat.sms")
+
+Kind = Literal["inbound", "status"]
+
+# How soon the ingester looks again while files wait (doubling up to the longest), and how often
+# it looks when none did (files another process or an earlier run left).
+RETRY_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+IDLE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Spooled:
+    path: Path
+    kind: Kind
+    params: dict[str, str]
+
+
+class Spool:
+    """The folder of webhooks not yet in the database, oldest first."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def put(self, kind: Kind, params: dict[str, str]) -> Path:
+        """Write one webhook durably: once this returns, a crash does not lose it."""
+        # Texts and phone numbers: for this service's eyes only.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Named by arrival time, so that texts are taken in the order they came.
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}-{kind}"
+        temporary = self.folder / f".{name}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(json.dumps({"kind": kind, "params": params}).encode())
+            file.flush()
+            os.fsync(file.fileno())
+        final = self.folder / f"{name}.json"
+        os.rename(temporary, final)
+        _fsync_folder(self.folder)
+        return final
+
+    def pending(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(self.folder.glob("*.json"))
+
+    def load(self, path: Path) -> Spooled | None:
+        """The webhook in ``path``; None if it is gone (taken meanwhile) or unreadable (set
+        aside in ``unreadable/`` for an operator, and logged)."""
+        try:
+            data = json.loads(path.read_bytes())
+            kind, params = data["kind"], data["params"]
+            if kind not in ("inbound", "status") or not isinstance(params, dict):
+                raise ValueError(f"not a spooled webhook: kind {kind!r}")
+            return Spooled(path, kind, {str(k): str(v) for k, v in params.items()})
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            aside = self.folder / "unreadable"
+            aside.mkdir(exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(path, aside / path.name)
+            log.error("spooled webhook %s is unreadable (%s): moved to %s", path, exc, aside)
+            return None
+
+    def remove(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def database_trouble(exc: Exception) -> bool:
+    """Busy, locked or unreachable: worth waiting for, and no use trying the next file now."""
+    return isinstance(exc, SQLAlchemyError) or (isinstance(exc, AppError) and exc.status == 503)
+
+
+class SpoolIngester:
+    """Moves spooled webhooks into the database: at once for the webhook that wrote one (its
+    TwiML reply needs the outcome), and in the background for what could not go in then."""
+
+    def __init__(self, spool: Spool, db: Database, clock: Clock, limits: Limits) -> None:
+        self.spool = spool
+        self.db = db
+        self.clock = clock
+        self.limits = limits
+        self._wake = asyncio.Event()
+        # Files a webhook is taking itself right now: the background leaves them to it.
+        self._in_hand: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def take(self, path: Path) -> str | None:
+        """Store the spooled webhook in ``path`` and remove the file: the TwiML reply to give,
+        if any. Raises if the database cannot take it now (the file stays)."""
+        with self._lock:
+            self._in_hand.add(path)
+        try:
+            return self._take(path)
+        finally:
+            with self._lock:
+                self._in_hand.discard(path)
+
+    def _take(self, path: Path) -> str | None:
+        spooled = self.spool.load(path)
+        if spooled is None:
+            return None
+        reply = self.store(spooled.kind, spooled.params)
+        self.spool.remove(path)  # only once committed: a crash before this takes it again
+        return reply
+
+    def store(self, kind: Kind, params: dict[str, str]) -> str | None:
+        """Store one webhook in the database (straight, when it could not be spooled)."""
+        with self.db.write() as session:
+            now = self.clock.now()
+            if kind == "inbound":
+                return do_receive_sms(session, params, now=now, limits=self.limits).reply
+            do_record_sms_status(session, params, now=now)
+            return None
+
+    def take_pending(self) -> int:
+        """One pass over the spool, oldest first: how many files are still waiting."""
+        pending = self.spool.pending()
+        for index, path in enumerate(pending):
+            with self._lock:
+                if path in self._in_hand:
+                    continue
+            try:
+                self._take(path)
+            except Exception as exc:
+                if database_trouble(exc):
+                    log.warning("the database cannot take spooled webhooks yet: %s", exc)
+                    return len(pending) - index
+                # Something about this one file: keep it (and say so), and go on with the rest.
+                log.exception("spooled webhook %s could not be stored; kept for later", path)
+        return len(self.spool.pending())
+
+    def wake(self) -> None:
+        """A webhook left a file behind: look now (call on the event loop)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        wait = RETRY_SECONDS
+        while True:
+            self._wake.clear()
+            left = await asyncio.to_thread(self.take_pending)
+            if left:
+                timeout, wait = wait, min(wait * 2, RETRY_MAX_SECONDS)
+            else:
+                timeout, wait = IDLE_SECONDS, RETRY_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+def spool_ingester(db: Database, clock: Clock, settings: Settings) -> SpoolIngester:
+    return SpoolIngester(Spool(Path(settings.spool_dir)), db, clock, Limits.of(settings))
