@@ -33,7 +33,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or current.get(),
+            "request_id": current.get(),  # null outside any request
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
