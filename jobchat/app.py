@@ -32,6 +32,7 @@ from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
 from jobchat.ops.metrics import Metrics, RequestMetrics
 from jobchat.ops.metrics import router as metrics_router
+from jobchat.ops.openapi import document_errors
 from jobchat.ops.requests import RequestIds
 from jobchat.ops.startup import warn_without_integration_key
 from jobchat.ratelimit import RateLimiter
@@ -150,6 +151,7 @@ def create_app(
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    document_errors(app)
     return app
 
 
