@@ -30,6 +30,7 @@ from jobchat.mail.service import MailService
 from jobchat.mail.smtpd import start_smtp_server
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
+from jobchat.ops.docs import install_docs
 from jobchat.ops.metrics import Metrics, RequestMetrics
 from jobchat.ops.metrics import router as metrics_router
 from jobchat.ops.openapi import document_errors
@@ -123,7 +124,12 @@ def create_app(
                 await hub.stop()
 
     app = _JobchatApp(
-        title="jobchat", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="jobchat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by jobchat.ops.docs
+        redoc_url=None,
     )
     app.state.jobchat = state
     app.state.metrics = Metrics(state.db)
@@ -151,6 +157,7 @@ def create_app(
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    install_docs(app)
     document_errors(app)
     return app
 
