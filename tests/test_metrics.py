@@ -137,7 +137,7 @@ def captured(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
     caplog.handler.removeFilter(stamp)
 
 
-MADE = re.compile(r"[0-9a-f]{32}")
+MADE = re.compile(r"[0-9a-f]{16}-[0-9a-f]+")  # this process's prefix, then a counter
 
 
 def test_every_answer_carries_a_request_id(world: World, client: TestClient) -> None:

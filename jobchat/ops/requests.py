@@ -3,8 +3,10 @@ request is handled names it (through a context variable that ``jobchat.ops.logs`
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,13 +18,33 @@ _SANE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 
 current: ContextVar[str | None] = ContextVar("jobchat_request_id", default=None)
 
+# Ids we make: a random prefix per process, then a counter. Unique across processes and
+# restarts like a UUID, without a trip to the OS's random source on every request (uuid4 cost
+# more than the rest of this middleware).
+_prefix = ""
+_counter = itertools.count(1)
+
+
+def _new_process() -> None:
+    global _prefix, _counter
+    _prefix = secrets.token_hex(8)
+    _counter = itertools.count(1)
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
+
+
+def new_request_id() -> str:
+    return f"{_prefix}-{next(_counter):x}"
+
 
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     """The caller's id when it is sane, else a new one."""
     for name, value in headers:
         if name == HEADER and _SANE.fullmatch(value):
             return value.decode("ascii")
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 class RequestIds:
