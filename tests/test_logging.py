@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,30 @@ from tests.support import ServedProcess, eventually, free_port, spawn_serve, wai
 pytestmark = pytest.mark.slow
 
 
-def serve(tmp_path: Path, **settings: str) -> ServedProcess:
+def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBCHAT_", "TWILIO_"))}
     env |= {
         "PYTHONUNBUFFERED": "1",
         "JOBCHAT_DATABASE_URL": f"sqlite:///{tmp_path / 'jobchat.db'}",
         "JOBCHAT_RUN_WORKER": "false",
     }
-    env |= {f"JOBCHAT_{name.upper()}": value for name, value in settings.items()}
+    return env | {f"JOBCHAT_{name.upper()}": value for name, value in settings.items()}
+
+
+def jobchat(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobchat", *args],
+        env=environment(tmp_path, **settings),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def serve(tmp_path: Path, **settings: str) -> ServedProcess:
+    env = environment(tmp_path, **settings)
     port = free_port()
     process, log = spawn_serve(port, env, tmp_path)
     server = ServedProcess(port=port, process=process, log=log)
@@ -129,3 +147,24 @@ def test_text_access_lines_carry_the_request_id(tmp_path: Path) -> None:
         server.terminate()
     assert " INFO uvicorn.access [plain-1] " in line, line
     assert "GET /api/v1/me" in line
+
+
+def test_a_key_made_with_the_command_is_enough(tmp_path: Path) -> None:
+    made = jobchat(tmp_path, "api-key", "create")
+    assert made.returncode == 0, made.stderr
+    server = serve(tmp_path)
+    try:
+        assert server.http.get("/openapi.json").status_code == 200
+        output = server.output()
+    finally:
+        server.terminate()
+    assert "no integration key" not in output
+
+
+def test_the_worker_logs_in_the_format_asked(tmp_path: Path) -> None:
+    ran = jobchat(tmp_path, "worker", "--once", log_format="json", log_level="debug")
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stderr.splitlines() if line.strip()]
+    assert lines, ran.stderr  # the schema's creation, at least
+    assert all(line["request_id"] is None for line in lines)
+    assert any(line["logger"].startswith("alembic") for line in lines)
