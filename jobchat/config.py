@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses (or networks) of reverse proxies whose "
-        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: none.",
+        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: none; * alone: every peer "
+        "(only when nothing but the proxy can reach the server, e.g. a Unix socket or a "
+        "container network).",
     )
     # --- email ---
     smtp_url: str | None = Field(
