@@ -14,10 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from jobchat.app import create_app
+from jobchat.clock import FrozenClock
 from jobchat.config import Settings, settings_problem
-from tests.support import free_port
+from jobchat.db.engine import Database
+from tests.support import Api, free_port
 
 
 def _problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
@@ -77,6 +81,23 @@ def test_a_bad_setting_is_named_with_what_is_wrong(
     assert variable in line, line
     assert says in line, line
     assert "\n" not in line
+
+
+def test_a_zero_lifetime_that_reaches_the_code_is_over_at_once(
+    settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    """Defect 6 at its root: a lifetime of 0 was taken for "no lifetime", so the link never
+    expired. Settings refuse 0 now; should a 0 reach the code anyway, the link is dead."""
+    zero = settings.model_copy(update={"login_link_minutes": 0})
+    with TestClient(create_app(zero, db=db, clock=clock)) as client:
+        api = Api(client)
+        api.candidate("c-zero", "Zoe Zero")
+        made = api.integration.post("/api/v1/candidates/c-zero/login-links")
+        assert made.status_code == 201, made.text
+        clock.advance(seconds=1)
+        followed = client.get(made.json()["url"], follow_redirects=False)
+        assert followed.status_code == 404, followed.text
+        assert "set-cookie" not in followed.headers
 
 
 def test_a_secret_setting_is_never_repeated_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
