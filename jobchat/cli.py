@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OperationalError as exc:
         # Raised before serving began (serving answers 503 instead): the database is missing.
         logging.getLogger("jobchat").debug("the database could not be opened", exc_info=True)
-        url = getattr(args, "database", None) or settings.database_url
+        url = getattr(args, "database", None) or settings.database_url  # demo has --database
         print(f"jobchat: {database_problem(url, exc)}", file=sys.stderr)
         return 1
     return result

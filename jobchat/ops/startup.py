@@ -27,7 +27,8 @@ def database_problem(url: str, exc: DBAPIError) -> str:
         return f"cannot open the database: {reason}"
     if parsed.get_backend_name() == "sqlite":
         where = parsed.database or ":memory:"
-        hint = " (does its folder exist, and may this user write there?)"
+        missing = "unable to open" in reason
+        hint = " (does its folder exist, and may this user write there?)" if missing else ""
         return f"cannot open the SQLite database {where}: {reason}{hint}"
     host = parsed.host or "the local socket"
     port = f":{parsed.port}" if parsed.port else ""
