@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from jobchat import __version__
 from jobchat.app_state import AppState
@@ -29,6 +30,12 @@ from jobchat.mail.service import MailService
 from jobchat.mail.smtpd import start_smtp_server
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
+from jobchat.ops.docs import install_docs
+from jobchat.ops.metrics import Metrics, RequestMetrics
+from jobchat.ops.metrics import router as metrics_router
+from jobchat.ops.openapi import document_errors
+from jobchat.ops.requests import RequestIds
+from jobchat.ops.startup import warn_without_integration_key
 from jobchat.ratelimit import RateLimiter
 from jobchat.realtime.api import EventStream
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
@@ -86,6 +93,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(warn_without_integration_key, state.db, settings)
         # The hub lives on the server's event loop, so it is made here, not at import.
         bus, presence = _fan_out(settings)
         hub = Hub(db=state.db, bus=bus, presence=presence, settings=settings, clock=state.clock)
@@ -121,8 +129,16 @@ def create_app(
             finally:
                 await hub.stop()
 
-    app = FastAPI(title="jobchat", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = _JobchatApp(
+        title="jobchat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by jobchat.ops.docs
+        redoc_url=None,
+    )
     app.state.jobchat = state
+    app.state.metrics = Metrics(state.db)
     install_error_handlers(app, pages=page_error)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
@@ -132,6 +148,7 @@ def create_app(
     )
     app.add_middleware(EventStream)  # the event-stream socket, past the HTTP layers
     for router in (
+        metrics_router,
         directory_router,
         auth_router,
         me_router,
@@ -146,7 +163,18 @@ def create_app(
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    install_docs(app)
+    document_errors(app)
     return app
+
+
+class _JobchatApp(FastAPI):
+    """FastAPI with request ids and metrics outside even Starlette's last-resort error layer,
+    which ``add_middleware`` cannot reach: a 500 is counted, and carries its X-Request-ID."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return RequestIds(RequestMetrics(inner, self.state.metrics))
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from jobchat.config import Settings, get_settings
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from jobchat.config import Settings, get_settings, settings_problem
 from jobchat.db.engine import Database
 from jobchat.db.migrate import upgrade
+from jobchat.ops.logs import configure_logging
+from jobchat.ops.startup import database_problem
 
 
 def _serve(settings: Settings, db: Database, host: str, port: int) -> None:
@@ -125,7 +131,6 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
     import signal
 
     from jobchat.background import build_worker
@@ -133,7 +138,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from jobchat.mail.service import MailService
     from jobchat.sms.outbound import Texter
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
     db = Database(settings.sqlalchemy_url)
     upgrade(db.engine)
@@ -215,8 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a command; a reason it cannot start is one line on stderr, never a traceback:
+    a bad setting exits 2, a database that cannot be opened 1."""
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"jobchat: {settings_problem(exc)}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        result: int = args.func(args)
+    except OperationalError as exc:
+        # Raised before serving began (serving answers 503 instead): the database is missing.
+        logging.getLogger("jobchat").debug("the database could not be opened", exc_info=True)
+        url = getattr(args, "database", None) or settings.database_url  # demo has --database
+        print(f"jobchat: {database_problem(url, exc)}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+import phonenumbers
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+SMS_PROVIDERS = ("twilio", "console")
+# Settings whose value may hold a secret: an error about them never repeats the value.
+_SECRET = frozenset(
+    {
+        "database_url",
+        "api_key",
+        "redis_url",
+        "secret_key",
+        "smtp_url",
+        "inbound_email_secret",
+        "twilio_auth_token",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -28,20 +50,33 @@ class Settings(BaseSettings):
         default="jobchat",
         description="Prefix of this deployment's Redis channels and keys (several may share one).",
     )
-    max_request_bytes: int = Field(default=64 * 1024, description="Larger request bodies get 413.")
-    max_message_chars: int = Field(default=10_000, description="Longest app or email message body.")
-    max_sms_chars: int = Field(default=1_600, description="Longest SMS body.")
-    login_link_minutes: int = Field(default=15, description="How long a sign-in link stays valid.")
-    session_days: int = Field(default=14, description="How long a browser session lasts.")
+    max_request_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413."
+    )
+    max_message_chars: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Longest app or email message body."
+    )
+    max_sms_chars: int = Field(default=1_600, ge=1, le=100_000, description="Longest SMS body.")
+    login_link_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How long a sign-in link stays valid."
+    )
+    session_days: int = Field(
+        default=14, ge=1, le=3650, description="How long a browser session lasts."
+    )
     token_days: int = Field(
-        default=90, description="Default lifetime of a user API token (expires_in_days overrides)."
+        default=90,
+        ge=1,
+        le=3650,
+        description="Default lifetime of a user API token (expires_in_days overrides).",
     )
     write_timeout_seconds: float = Field(
         default=10,
+        gt=0,
+        le=3600,
         description="How long a write waits for its turn before it answers 503 busy.",
     )
     send_rate_per_minute: int = Field(
-        default=120, description="Messages one user may send per minute before 429."
+        default=120, ge=1, description="Messages one user may send per minute before 429."
     )
     event_retention_hours: float = Field(
         default=168,
@@ -71,12 +106,16 @@ class Settings(BaseSettings):
         "database.",
     )
     # --- operations ---
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."
+    )
     log_format: str = Field(default="text", description="text or json (one object a line).")
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses (or networks) of reverse proxies whose "
-        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: none.",
+        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: none; * alone: every peer "
+        "(only when nothing but the proxy can reach the server, e.g. a Unix socket or a "
+        "container network).",
     )
     # --- email ---
     smtp_url: str | None = Field(
@@ -92,7 +131,7 @@ class Settings(BaseSettings):
         default="reply.localhost", description="The domain of reply addresses (its MX points here)."
     )
     inbound_smtp_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Receive mail over SMTP on this port (serve)."
+        default=None, ge=1, le=65535, description="Receive mail over SMTP on this port (serve)."
     )
     inbound_smtp_host: str = Field(default="127.0.0.1", description="Where inbound SMTP listens.")
     inbound_email_secret: str | None = Field(
@@ -130,7 +169,9 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the worker looks for due jobs unwoken."
     )
-    worker_concurrency: int = Field(default=8, ge=1, description="Jobs one worker runs at once.")
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="Jobs one worker runs at once."
+    )
     run_worker: bool = Field(
         default=True, description="Whether jobchat serve runs the jobs worker in-process."
     )
@@ -172,6 +213,169 @@ class Settings(BaseSettings):
         default="US", description="Region for phone numbers written without a country code."
     )
 
+    # --- validation: a bad setting stops start-up with a line naming it (see settings_problem) ---
+
+    @field_validator(
+        "api_key",
+        "redis_url",
+        "secret_key",
+        "smtp_url",
+        "inbound_email_secret",
+        "sms_provider",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # JOBCHAT_SMTP_URL= in a .env means "none", not a URL of zero characters (and an empty
+        # integration key must never match an empty bearer token).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (sqlite:///path or postgresql://user@host/db)"
+            ) from None
+        if url.get_backend_name() == "sqlite":
+            if not value.startswith(("sqlite:///", "sqlite+pysqlite:///")):
+                raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////abs/path")
+        elif url.get_backend_name() == "postgresql":
+            if url.drivername not in ("postgresql", "postgres", "postgresql+psycopg"):
+                raise ValueError("PostgreSQL is reached with postgresql://, not " + url.drivername)
+            if not url.database:
+                raise ValueError("names no database (postgresql://user@host/DATABASE)")
+        else:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
+            _port_of(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme in ("redis", "rediss"):
+                if not parts.hostname:
+                    raise ValueError("must name a host: redis://host:6379/0")
+                _port_of(value)
+            elif parts.scheme != "unix" or not parts.path:
+                raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value) or not value.isprintable():
+            raise ValueError("must be a non-empty word (no spaces or control characters)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        form = value.strip().lower()
+        if form not in LOG_FORMATS:
+            raise ValueError("must be text or json")
+        return form
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            if entry == "*":
+                raise ValueError("* (every peer) cannot be combined with addresses")
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (say 10.0.0.1 or 10.0.0.0/8)"
+                ) from None
+        return ",".join(entries)
+
+    @field_validator("sms_provider")
+    @classmethod
+    def _sms_provider(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        choice = value.strip().lower()
+        if choice not in SMS_PROVIDERS:
+            raise ValueError("must be twilio or console (or unset: SMS off)")
+        return choice
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code such as US, GB or AU")
+        return region
+
+    @field_validator("email_from")
+    @classmethod
+    def _email_from(cls, value: str) -> str:
+        local, at, domain = value.strip().rpartition("@")
+        if not at or not local or not domain or any(c.isspace() for c in value.strip()):
+            raise ValueError("must be an email address (name@example.com)")
+        return value.strip()
+
+    @field_validator("reply_domain", "inbound_smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip()
+        if not host or any(c.isspace() or c in "/@:" for c in host) or not host.isprintable():
+            raise ValueError("must be a host name or address")
+        return host
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.job_backoff_max_seconds < self.job_backoff_seconds:
+            raise ValueError(
+                "JOBCHAT_JOB_BACKOFF_MAX_SECONDS must be at least JOBCHAT_JOB_BACKOFF_SECONDS"
+            )
+        if self.sms_provider == "twilio":
+            if not self.twilio_account_sid or not self.twilio_auth_token:
+                raise ValueError(
+                    "JOBCHAT_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+                )
+            if not self.twilio_from_number and not self.twilio_messaging_service_sid:
+                raise ValueError(
+                    "JOBCHAT_SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or "
+                    "TWILIO_MESSAGING_SERVICE_SID"
+                )
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         """The URL with the psycopg 3 driver named, which is the one we install."""
@@ -180,6 +384,56 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+
+def _port_of(url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 (urllib checks the port only when asked for it)
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable an operator sets for ``field``."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return "JOBCHAT_" + field.upper()
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line for the operator: each bad variable, as they typed it, and what is wrong."""
+    problems: list[str] = []
+    for err in error.errors(include_url=False):
+        loc = err.get("loc") or ()
+        message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+        field = str(loc[0]) if loc else ""
+        if field not in Settings.model_fields:
+            problems.append(message)  # a rule across settings names its variables itself
+            continue
+        value = "" if field in _SECRET else f" (got {err.get('input')!r})"
+        problems.append(f"{env_name(field)} {_readable(message)}{value}")
+    return "bad setting: " + "; ".join(problems)
+
+
+def _readable(message: str) -> str:
+    """pydantic's "Input should be greater than or equal to 1" as "must be at least 1"."""
+    for theirs, ours in (
+        ("Input should be greater than or equal to", "must be at least"),
+        ("Input should be greater than", "must be more than"),
+        ("Input should be less than or equal to", "must be at most"),
+        ("Input should be less than", "must be less than"),
+        (
+            "Input should be a valid integer, unable to parse string as an integer",
+            "must be a whole number",
+        ),
+        ("Input should be a valid integer", "must be a whole number"),
+        ("Input should be a valid number, unable to parse string as a number", "must be a number"),
+        ("Input should be a valid boolean, unable to interpret input", "must be true or false"),
+    ):
+        if message.startswith(theirs):
+            return ours + message[len(theirs) :]
+    return message
 
 
 @lru_cache(maxsize=1)

@@ -49,13 +49,36 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         415: "The request body is not of the media type this endpoint takes.",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many requests.",
-        503: "The database is busy (under heavy load); retry after `Retry-After` seconds.",
+        503: "`busy`: writes are queued beyond the write timeout; `service_unavailable`: the "
+        "database cannot be reached. Either way, retry after `Retry-After` seconds.",
     }.items()
+}
+_ERRORS[503]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route or router for these error statuses, in the one shape.
+    (401, 403, 413, 422 and 503, which follow from a route's shape, are added to every route
+    that can give them by jobchat.ops.openapi; routes list the others.)"""
     return {s: _ERRORS[s] for s in statuses}
+
+
+def error_answer(status: int) -> dict[str, Any]:
+    """The OpenAPI response object of an error status, referring to the ErrorOut schema."""
+    answer: dict[str, Any] = {
+        "description": _ERRORS[status]["description"],
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}}
+        },
+    }
+    if "headers" in _ERRORS[status]:
+        answer["headers"] = _ERRORS[status]["headers"]
+    return answer
 
 
 def _error(

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from jobchat.config import Settings
+from jobchat.ops.logs import log_config
 from jobchat.realtime.hub import Hub
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
@@ -79,7 +80,8 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=log_config(settings),
         # Client frames are small (typing, presence, ping); protocol pings find dead peers.
         ws_max_size=settings.max_request_bytes,
         ws_ping_interval=20.0,

@@ -52,7 +52,7 @@ def do_create_credential(
             secret_hash=digest(secret),
             user_id=user.id,
             created_at=now,
-            expires_at=now + lifetime if lifetime else None,
+            expires_at=now + lifetime if lifetime is not None else None,  # 0: already over
         )
     )
     return secret

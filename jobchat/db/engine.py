@@ -126,6 +126,11 @@ class Database:
                     raise RuntimeError("events must be written with Database.write()")
             self._after_commit(session)
 
+    def on_session(self, name: str, listener: Callable[..., None]) -> None:
+        """Listen to an ORM session event ("after_flush", "after_commit"...) of this database's
+        sessions only, not of every database in the process."""
+        event.listen(self._sessions, name, listener)
+
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_EVENTS_WRITTEN, False):
             for listener in self.on_events_committed:

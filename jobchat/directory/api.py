@@ -40,7 +40,7 @@ integration = APIRouter(
     dependencies=[Integration],
     responses=error_responses(401, 403, 409, 413, 422),
 )
-me = APIRouter(prefix="/api/v1", tags=["me"], responses=error_responses(401, 422))
+me = APIRouter(prefix="/api/v1", tags=["me"], responses=error_responses(401))
 
 ExtId = PathRef
 T = TypeVar("T")

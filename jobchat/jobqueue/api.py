@@ -24,7 +24,7 @@ router = APIRouter(
 Status = Literal["queued", "running", "done", "failed"]
 
 
-class JobOut(BaseModel):
+class BackgroundJobOut(BaseModel):
     id: int
     kind: str = Field(description="email.delivery, email.notification, email.closed_notice, ...")
     status: Status
@@ -36,7 +36,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, job: QueuedJob) -> JobOut:
+    def of(cls, job: QueuedJob) -> BackgroundJobOut:
         return cls(
             id=job.id,
             kind=job.kind,
@@ -50,20 +50,20 @@ class JobOut(BaseModel):
         )
 
 
-class JobPage(BaseModel):
-    items: list[JobOut]
+class BackgroundJobPage(BaseModel):
+    items: list[BackgroundJobOut]
     counts: dict[str, int] = Field(description="How many jobs there are in each status.")
     next_cursor: int | None = Field(description="Pass as `before` for older jobs.")
 
 
-@router.get("/background-jobs", response_model=JobPage, responses=error_responses(422))
+@router.get("/background-jobs", response_model=BackgroundJobPage, responses=error_responses(422))
 def list_jobs(
     state: State,
     status: Status | None = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JobPage:
+) -> BackgroundJobPage:
     """The background jobs (outbound email and notifications), newest first. A job that kept
     failing is `failed`, with the reason in `last_error`; finished ones are kept a week."""
     with state.db.read() as session:
@@ -71,8 +71,8 @@ def list_jobs(
         counts = counts_by_status(session)
     more = len(page) > limit
     page = page[:limit]
-    return JobPage(
-        items=[JobOut.of(job) for job in page],
+    return BackgroundJobPage(
+        items=[BackgroundJobOut.of(job) for job in page],
         counts=counts,
         next_cursor=page[-1].id if more and page else None,
     )

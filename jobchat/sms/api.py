@@ -96,7 +96,7 @@ async def _spooled(request: Request, kind: Kind, params: dict[str, str]) -> str 
         return None
 
 
-@webhooks.post("/twilio", responses=error_responses(403, 404, 422), response_class=Response)
+@webhooks.post("/twilio", responses=error_responses(403, 404, 413, 422), response_class=Response)
 async def twilio_inbound(request: Request, state: State) -> Response:
     """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
     or a short reply (HELP; a text into a closed conversation). Once signed and well formed it
@@ -109,7 +109,10 @@ async def twilio_inbound(request: Request, state: State) -> Response:
 
 
 @webhooks.post(
-    "/twilio/status", status_code=204, response_class=Response, responses=error_responses(403, 404)
+    "/twilio/status",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(403, 404, 413),
 )
 async def twilio_status(request: Request, state: State) -> Response:
     """A delivery status callback (queued, sent, delivered, undelivered, failed, with

@@ -22,7 +22,7 @@ _TITLES = {
     429: "Slow down",
 }
 # Not pages: the API and the machine endpoints keep their JSON (or TwiML) answers.
-_MACHINE = ("/api/", "/openapi.json", "/docs", "/redoc", "/static/")
+_MACHINE = ("/api/", "/openapi.json", "/docs", "/redoc", "/static/", "/metrics")
 
 
 def page_error(

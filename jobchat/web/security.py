@@ -20,8 +20,6 @@ CSP = "; ".join(
         "base-uri 'none'",
     ]
 )
-# FastAPI's interactive API docs load Swagger UI / ReDoc from a CDN with inline script.
-_DOCS = ("/docs", "/redoc")
 
 
 class SecurityHeaders:
@@ -32,16 +30,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = str(scope.get("path", "")).startswith(_DOCS)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
-                if not docs:
-                    headers.setdefault("Content-Security-Policy", CSP)
-                    headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("X-Frame-Options", "DENY")
             await send(message)
 
         await self.app(scope, receive, with_headers)

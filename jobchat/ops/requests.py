@@ -1,0 +1,76 @@
+"""Request ids: every response carries ``X-Request-ID``, and every log line written while a
+request is handled names it (through a context variable that ``jobchat.ops.logs`` reads)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-request-id"
+# A caller's id is kept when it is short and made of characters that cannot forge a log line
+# or a header: letters, digits and . _ : @ / + = - (a UUID, a ULID, nginx's $request_id...).
+_SANE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+
+current: ContextVar[str | None] = ContextVar("jobchat_request_id", default=None)
+
+# Ids we make: a random prefix per process, then a counter. Unique across processes and
+# restarts like a UUID, without a trip to the OS's random source on every request (uuid4 cost
+# more than the rest of this middleware).
+_prefix = ""
+_counter = itertools.count(1)
+
+
+def _new_process() -> None:
+    global _prefix, _counter
+    _prefix = secrets.token_hex(8)
+    _counter = itertools.count(1)
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
+
+
+def new_request_id() -> str:
+    return f"{_prefix}-{next(_counter):x}"
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's id when it is sane, else a new one."""
+    for name, value in headers:
+        if name == HEADER and _SANE.fullmatch(value):
+            return value.decode("ascii")
+    return new_request_id()
+
+
+class RequestIds:
+    """Pure ASGI: sets the id for the request (or the socket's life) and answers with it.
+
+    It sits outside every other layer (see jobchat.app), so that a 500 drawn by Starlette's
+    last-resort handler carries the header too, and that handler's log line names the id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope.get("headers", []))
+        raw = rid.encode("ascii")
+        token = current.set(rid)
+
+        async def with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message["headers"] = [*message.get("headers", ()), (HEADER, raw)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            current.reset(token)
