@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from jobchat.config import Settings
+from jobchat.proxies import trusted_proxies
 from jobchat.realtime.hub import Hub
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
@@ -75,6 +76,10 @@ def settle_collector() -> None:
 
 
 def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
+    try:
+        proxies = trusted_proxies(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SystemExit(f"jobchat: {exc}") from None
     config = uvicorn.Config(
         app,
         host=host,
@@ -85,6 +90,10 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=10,
+        # The client's address and scheme from X-Forwarded-For/-Proto, only when the peer is a
+        # proxy we were told to trust. uvicorn's own default believes any loopback peer.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
     )
     settle_collector()
     server = Server(config, app)
