@@ -17,7 +17,8 @@ server from 127.0.0.3, so the access logs show whose address a server believed. 
 found in the servers' logs by a unique ``probe`` query parameter, which also tells which of the
 two processes nginx sent it to.
 
-The tests share one deployment and run in file order; the last one kills a server.
+The tests share one deployment and run in file order; the last two kill a server, then stop
+both.
 """
 
 from __future__ import annotations
@@ -640,3 +641,16 @@ def test_a_server_killed_mid_stream_loses_nothing(deployment: Deployment, cast: 
     stored = [m for m in history.json()["items"] if m["body"].startswith("Update ")]
     assert expected <= {m["id"] for m in stored}
     assert len(stored) == len({m["body"] for m in stored}), "a retried send was stored twice"
+
+
+def test_with_every_server_down_nginx_answers_503_in_the_error_shape(
+    deployment: Deployment,
+) -> None:
+    """nginx's own answer when no server is left is jobchat's 503, with Retry-After, not an
+    HTML 502 page. (Runs last: it stops the servers.)"""
+    for server in deployment.servers:
+        if server.process.poll() is None:
+            stop(server.process)
+    response = deployment.http.get("/api/v1/me")
+    assert_error(response, 503, "service_unavailable")
+    assert int(response.headers["retry-after"]) > 0
