@@ -22,7 +22,8 @@ from jobchat.db.engine import _IMMEDIATE
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 # "jobm": the session-level advisory lock key migrations take on PostgreSQL. Not the writers'
-# transaction-scoped key (db/engine.py): an upgrade must not wait on, or stall, live writers.
+# transaction-scoped key (db/engine.py): a start that finds the schema at head must not queue
+# behind live writers, nor they behind it.
 _MIGRATION_LOCK = 0x6A6F626D
 
 # How long a SQLite upgrade waits for another process's to finish (milliseconds). Far above the
@@ -55,33 +56,43 @@ def _migration_turn(engine: Engine) -> Iterator[Connection]:
     """A connection that alone may migrate until the block ends, with a transaction open."""
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # A session-level lock outlives the transactions inside it, and PostgreSQL releases
-            # it by itself should this process die holding it.
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
-            connection.commit()
-            try:
-                with connection.begin():
-                    yield connection
-            finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK}
-                )
-                connection.commit()
+            with _postgres_turn(connection):
+                yield connection
         elif connection.dialect.name == "sqlite":
-            # The whole upgrade is one BEGIN IMMEDIATE transaction (SQLite's DDL is transactional):
-            # it holds the write lock from its first statement, so a second upgrade waits in
-            # BEGIN, then reads alembic_version at head. A deferred transaction would read first
-            # and fail at once with "database is locked" on its first write.
-            # The pooled connection goes back to writers afterwards with their own timeout.
-            writers_timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_WAIT_MS}")
-            connection.commit()
-            try:
-                with connection.execution_options(**{_IMMEDIATE: True}).begin():
-                    yield connection
-            finally:
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(writers_timeout)}")
-                connection.commit()
+            with _sqlite_turn(connection):
+                yield connection
         else:
             with connection.begin():
                 yield connection
+
+
+@contextmanager
+def _postgres_turn(connection: Connection) -> Iterator[None]:
+    # A session-level lock outlives the transactions inside it, and PostgreSQL releases it by
+    # itself should this process die holding it.
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+    connection.commit()
+    try:
+        with connection.begin():
+            yield
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.commit()
+
+
+@contextmanager
+def _sqlite_turn(connection: Connection) -> Iterator[None]:
+    # The whole upgrade is one BEGIN IMMEDIATE transaction (SQLite's DDL is transactional): it
+    # holds the write lock from its first statement, so a second upgrade waits in BEGIN, then
+    # reads alembic_version at head. A deferred transaction would read first and fail at once
+    # with "database is locked" on its first write.
+    writers_timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_WAIT_MS}")
+    connection.commit()
+    try:
+        with connection.execution_options(**{_IMMEDIATE: True}).begin():
+            yield
+    finally:
+        # The pooled connection goes back to the writers with their own timeout.
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={int(writers_timeout)}")
+        connection.commit()
