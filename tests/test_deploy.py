@@ -14,8 +14,9 @@ server (tests/mail_support.py). So the module runs in the suite's PostgreSQL pas
 Addresses: nginx reaches the servers from 127.0.0.1, which the servers trust
 (JOBCHAT_TRUSTED_PROXIES); the test's client talks to nginx from 127.0.0.5, and straight to a
 server from 127.0.0.3, so the access logs show whose address a server believed. A request is
-found in the servers' logs by a unique ``probe`` query parameter, which also tells which of the
-two processes nginx sent it to.
+found in the servers' logs by a unique ``probe``, sent both as a query parameter (uvicorn's access
+log shows it) and as its X-Request-ID (jobchat's own log lines name that): it also tells which of
+the two processes nginx sent it to.
 
 The tests share one deployment and run in file order; the last two kill a server, then stop
 both.
@@ -239,13 +240,13 @@ class Deployment:
         return "\n".join(parts)
 
     def logged(self, probe: str) -> tuple[Server, str]:
-        """The server whose access log has the request marked ``probe``, and that line."""
+        """The server whose log has the request marked ``probe``, and its lines naming it."""
 
         def find() -> tuple[Server, str] | None:
             for server in self.servers:
-                for line in server.output().splitlines():
-                    if probe in line:
-                        return server, line
+                lines = [line for line in server.output().splitlines() if probe in line]
+                if lines:
+                    return server, "\n".join(lines)
             return None
 
         return eventually(find, f"a server logged the request {probe}", log=self.logs)
@@ -255,7 +256,13 @@ class Deployment:
         query = f"token={token}&probe={probe}" + (f"&after={after}" if after is not None else "")
         url = f"wss://127.0.0.1:{self.nginx.https_port}/api/v1/events?{query}"
         socket = connect(
-            url, ssl=self.tls, open_timeout=WAIT, close_timeout=2, proxy=None, legacy=True
+            url,
+            ssl=self.tls,
+            additional_headers={"X-Request-ID": probe},
+            open_timeout=WAIT,
+            close_timeout=2,
+            proxy=None,
+            legacy=True,
         )
         stream = Stream(socket)
         stream.holder, _ = self.logged(probe)
@@ -284,6 +291,11 @@ class Stream:
             self.frames.append(frame)
             if found(frame):
                 return frame
+
+    def until_all(self, done: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        """Read frames until ``done()`` holds (at once, if it already does)."""
+        if not done():
+            self.until(lambda _frame: done(), what, timeout)
 
     def message_ids(self) -> list[int]:
         return [f["data"]["id"] for f in self.frames if f["type"] == "message.created"]
@@ -433,7 +445,7 @@ def send(deployment: Deployment, cast: Cast, body: str, **extra: Any) -> tuple[h
         f"/api/v1/conversations/{cast.conversation}/messages",
         params={"probe": probe},
         json={"body": body, **extra},
-        headers=cast.recruiter,
+        headers=cast.recruiter | {"X-Request-ID": probe},
     )
     return response, probe
 
@@ -486,9 +498,11 @@ def test_the_client_address_comes_from_the_trusted_proxy_only(deployment: Deploy
     says https). Straight to a server, the same headers are not believed: it logs the peer."""
     spoof = {"X-Forwarded-For": SPOOFED, "X-Forwarded-Proto": "https"}
     probe = uuid.uuid4().hex
-    deployment.http.get("/api/v1/me", params={"probe": probe}, headers=spoof)
-    _, line = deployment.logged(probe)
-    assert f"{CLIENT_ADDRESS}:" in line and SPOOFED not in line, line
+    deployment.http.get(
+        "/api/v1/me", params={"probe": probe}, headers=spoof | {"X-Request-ID": probe}
+    )
+    _, lines = deployment.logged(probe)
+    assert CLIENT_ADDRESS in lines and SPOOFED not in lines, lines
     redirect = deployment.http.get("/api/v1/conversations/", headers=spoof)
     assert redirect.status_code == 307, redirect.text
     assert redirect.headers["location"].startswith("https://"), redirect.headers
@@ -496,9 +510,11 @@ def test_the_client_address_comes_from_the_trusted_proxy_only(deployment: Deploy
     for server in deployment.servers:
         with server.direct() as direct:
             probe = uuid.uuid4().hex
-            direct.get("/api/v1/me", params={"probe": probe}, headers=spoof)
-            _, line = deployment.logged(probe)
-            assert f"{DIRECT_ADDRESS}:" in line and SPOOFED not in line, line
+            direct.get(
+                "/api/v1/me", params={"probe": probe}, headers=spoof | {"X-Request-ID": probe}
+            )
+            _, lines = deployment.logged(probe)
+            assert DIRECT_ADDRESS in lines and SPOOFED not in lines, lines
             redirect = direct.get("/api/v1/conversations/", headers=spoof)
             assert redirect.headers["location"].startswith("http://"), redirect.headers
 
@@ -618,8 +634,8 @@ def test_a_server_killed_mid_stream_loses_nothing(deployment: Deployment, cast: 
         assert not failures, failures
         resumed.until(lambda f: f["type"] == "ready", "ready after resuming")
         expected = set(acknowledged)
-        resumed.until(
-            lambda f: expected <= set(stream.message_ids() + resumed.message_ids()),
+        resumed.until_all(
+            lambda: expected <= set(stream.message_ids() + resumed.message_ids()),
             "every acknowledged message on the socket",
         )
     finally:
