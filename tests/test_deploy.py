@@ -492,6 +492,22 @@ def test_the_site_serves_https_and_moves_http_there(deployment: Deployment) -> N
     assert "max-age" in deployment.http.get("/api/v1/me").headers["strict-transport-security"]
 
 
+def test_the_shipped_site_passes_nginx_t_as_it_stands(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The site file exactly as shipped (its port 80 and 443 listeners, IPv6 included), but for
+    the certificate paths, which must point at a real certificate: nginx accepts it."""
+    tls = deployment.nginx.prefix.parent / "tls"
+    text = SITE.read_text()
+    for name in ("fullchain.pem", "privkey.pem"):
+        text = text.replace(f"/etc/ssl/jobchat/{name}", str(tls / name))
+    site = tmp_path / "jobchat.conf"
+    site.write_text(text)
+    (tmp_path / "nginx.conf").write_text(nginx_main_config(tmp_path, site))
+    checked = Nginx(tmp_path, 443, 80).check()
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_the_client_address_comes_from_the_trusted_proxy_only(deployment: Deployment) -> None:
     """Through nginx a server logs the client's own address (nginx's X-Forwarded-For), not the
     one the client wrote in its own X-Forwarded-For, and the https scheme (a redirect it makes
