@@ -1,4 +1,4 @@
-"""The ``jobchat`` command: serve, demo, worker, api-key create, db upgrade."""
+"""The ``jobchat`` command: serve, demo, worker, api-key create, db upgrade, db backup."""
 
 from __future__ import annotations
 
@@ -171,6 +171,20 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jobchat.db.backup import BackupError, backup_sqlite
+
+    try:
+        made = backup_sqlite(get_settings().sqlalchemy_url, Path(args.path), force=args.force)
+    except BackupError as exc:
+        print(f"jobchat db backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {made.source} to {made.target} ({made.size} bytes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobchat", description="Recruiting conversations beside your ATS."
@@ -215,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
+    db_backup = db_commands.add_parser(
+        "backup", help="copy a SQLite database while it serves (PostgreSQL: use pg_dump)"
+    )
+    db_backup.add_argument("path", help="the file to write (a new one)")
+    db_backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    db_backup.set_defaults(func=cmd_db_backup)
     return parser
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +11,8 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from jobchat.proxies import trusted_proxies
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -310,19 +311,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _trusted_proxies(cls, value: str) -> str:
-        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
-        if entries == ["*"]:
-            return "*"
-        for entry in entries:
-            if entry == "*":
-                raise ValueError("* (every peer) cannot be combined with addresses")
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"{entry!r} is not an IP address or network (say 10.0.0.1 or 10.0.0.0/8)"
-                ) from None
-        return ",".join(entries)
+        return ",".join(trusted_proxies(value))
 
     @field_validator("sms_provider")
     @classmethod

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from jobchat.config import Settings
 from jobchat.ops.logs import log_config
+from jobchat.proxies import trusted_proxies
 from jobchat.realtime.hub import Hub
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
@@ -76,6 +77,7 @@ def settle_collector() -> None:
 
 
 def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
+    proxies = trusted_proxies(settings.trusted_proxies)  # checked when the settings loaded
     config = uvicorn.Config(
         app,
         host=host,
@@ -87,6 +89,10 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=10,
+        # The client's address and scheme from X-Forwarded-For/-Proto, only when the peer is a
+        # proxy we were told to trust. uvicorn's own default believes any loopback peer.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
     )
     settle_collector()
     server = Server(config, app)
