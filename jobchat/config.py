@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -334,10 +335,16 @@ class Settings(BaseSettings):
     @field_validator("email_from")
     @classmethod
     def _email_from(cls, value: str) -> str:
-        local, at, domain = value.strip().rpartition("@")
-        if not at or not local or not domain or any(c.isspace() for c in value.strip()):
-            raise ValueError("must be an email address (name@example.com)")
-        return value.strip()
+        # A bare address, or one with a display name used when no sender's name applies
+        # ("Acme Hiring <hiring@acme.example>"), as jobchat.mail.outbound reads it.
+        value = value.strip()
+        address = parseaddr(value)[1]
+        local, at, domain = address.rpartition("@")
+        if not at or not local or not domain or any(c.isspace() for c in address):
+            raise ValueError(
+                "must be an email address (hiring@example.com or Acme Hiring <hiring@example.com>)"
+            )
+        return value
 
     @field_validator("reply_domain", "inbound_smtp_host")
     @classmethod

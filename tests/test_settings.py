@@ -118,7 +118,9 @@ def test_good_settings_are_taken_and_normalised() -> None:
         smtp_url="",
         redis_url="rediss://cache.internal:6380/1",
         default_phone_region="gb",
+        email_from=" Acme Hiring <hiring@acme.example> ",
     )
+    assert settings.email_from == "Acme Hiring <hiring@acme.example>"
     assert settings.log_level == "DEBUG"
     assert settings.log_format == "json"
     assert settings.trusted_proxies == "10.0.0.1,192.168.0.0/16,::1"
