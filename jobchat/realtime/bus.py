@@ -37,6 +37,9 @@ class Bus(Protocol):
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         """Hand an ephemeral message to every process, this one included."""
 
+    async def ping(self) -> None:
+        """Raise if the bus cannot reach the other processes (for /readyz)."""
+
     async def stop(self) -> None: ...
 
 
@@ -55,6 +58,9 @@ class LocalBus:
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         if self._on_ephemeral is not None:
             self._on_ephemeral(message)
+
+    async def ping(self) -> None:
+        pass
 
     async def stop(self) -> None:
         self._on_ephemeral = None
@@ -152,6 +158,9 @@ class RedisBus:
             return
         if isinstance(decoded, dict) and decoded.pop("origin", None) != self.origin:
             self._on_ephemeral(decoded)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
