@@ -2,7 +2,8 @@
 
 The shared PostgreSQL server must keep running for everyone else, so an outage is made here:
 ``cut()`` closes every relayed connection and stops listening (a new connection is refused:
-nothing listens on the port), ``restore()`` listens on the same port again.
+nothing listens on the port), ``restore()`` listens on the same port again. ``hang()`` is the
+nastier outage: connections are taken (by the kernel) and never answered.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Relay:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
+        self._black_hole: socket.socket | None = None
         self.restore()
 
     @property
@@ -28,6 +30,7 @@ class Relay:
         return self._listener is not None
 
     def restore(self) -> None:
+        self._close_black_hole()
         if self._listener is not None:
             return
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -48,6 +51,25 @@ class Relay:
             relayed, self._open = self._open, set()
         for sock in relayed:
             _close(sock)
+
+    def hang(self) -> None:
+        """Cut, then listen without ever accepting: a connection attempt waits for an answer
+        that never comes (a database host that stopped answering)."""
+        self.cut()
+        hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", self.port))
+        hole.listen(128)
+        self._black_hole = hole
+
+    def close(self) -> None:
+        self.cut()
+        self._close_black_hole()
+
+    def _close_black_hole(self) -> None:
+        hole, self._black_hole = self._black_hole, None
+        if hole is not None:
+            hole.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

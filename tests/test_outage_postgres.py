@@ -37,7 +37,7 @@ def relay(database_url: str) -> Iterator[Relay]:
     try:
         yield relay
     finally:
-        relay.cut()
+        relay.close()
 
 
 def through(relay: Relay, database_url: str) -> str:
