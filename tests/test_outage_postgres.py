@@ -9,7 +9,10 @@ port: a new connection is refused) and restore.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +25,12 @@ from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.models import JobStatus
+from jobchat.jobqueue.worker import JobKind, Settle, Worker
 from tests.relay_support import Relay
 from tests.support import Api, As, assert_error, build_world, eventually, start, wait_until
+from tests.test_jobqueue import POLICY, Recorder, jobs, queue
 from tests.test_stream_e2e import Backend, Cast, Server, Sockets, created, launch, refused
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
@@ -94,6 +101,49 @@ def test_requests_answer_503_while_the_database_is_away_and_work_again_after(
             assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok"}}
     finally:
         relayed.dispose()
+
+
+def test_a_job_done_as_the_database_goes_away_is_recorded_once_it_is_back(
+    database_url: str, db: Database, clock: FrozenClock, relay: Relay
+) -> None:
+    """The work of a job is done (an email went out) and the database goes away before the
+    worker records it. Before, the record was dropped and the job ran again when its lease
+    ran out (the email went out twice); now the worker keeps trying to record it."""
+    relayed = Database(through(relay, database_url))
+    recorder = Recorder()
+
+    async def run_then_cut(job: Claimed) -> Settle | None:
+        settle = await recorder.run(job)
+        relay.cut()
+        threading.Timer(1.0, relay.restore).start()
+        return settle
+
+    worker = Worker(
+        db=relayed,
+        clock=clock,
+        policy=POLICY,
+        kinds={"test.job": JobKind(run=run_then_cut)},
+        concurrency=1,
+        poll_seconds=0.2,
+    )
+    queue(db, clock, 1)
+
+    async def work_until_done() -> None:
+        running = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while jobs(db)[0].status != JobStatus.done:
+            assert time.monotonic() < deadline, "the job was never recorded as done"
+            await asyncio.sleep(0.1)
+        await worker.stop()
+        await running
+
+    try:
+        asyncio.run(work_until_done())
+    finally:
+        relayed.dispose()
+    assert recorder.runs == {1: 1}
+    assert "settled_at" in jobs(db)[0].payload
+    assert (worker.stats.done, worker.stats.retried, worker.stats.failed) == (1, 0, 0)
 
 
 def delivered(server: Server, staff_token: str, conv: int, message: int) -> bool:
