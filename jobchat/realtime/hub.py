@@ -139,8 +139,11 @@ class Hub:
             await asyncio.sleep(seconds)
             try:
                 await job()
-            except Exception:
-                log.exception("periodic stream job failed")
+            except Exception as exc:
+                if is_unreachable(exc) or is_busy(exc):
+                    log.warning("periodic stream job failed (%s)", describe(exc))
+                else:
+                    log.exception("periodic stream job failed")
 
     async def _on_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self._reader is not None, "the hub is not running"
