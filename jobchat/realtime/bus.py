@@ -84,6 +84,7 @@ class RedisBus:
         self._retry = retry_seconds
         self._outbox: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._wake_pending = False
+        self._publish_failing = False
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._on_wake: OnWake = lambda: None
@@ -128,21 +129,37 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 # Other processes pick the events up at their next poll; typing signals are
                 # worth nothing late, so they are dropped rather than replayed.
-                log.warning("publishing to Redis failed: %s", exc)
+                if not self._publish_failing:
+                    log.warning("publishing to Redis failed (%s); dropping until it works", exc)
+                self._publish_failing = True
                 self._outbox.clear()
                 await asyncio.sleep(self._retry)
+            else:
+                if self._publish_failing:
+                    log.info("publishing to Redis works again")
+                self._publish_failing = False
 
     async def _listen(self) -> None:
+        failures = 0
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._wake_channel, self._ephemeral_channel)
+                    if failures:
+                        log.info("Redis subscription back after %d failed attempts", failures)
+                        failures = 0
                     # Anything committed while we were not listening is read now.
                     self._on_wake()
                     async for message in pubsub.listen():
                         self._received(message)
             except (RedisError, OSError) as exc:
-                log.warning("Redis subscription lost (%s); retrying", exc)
+                # Said once per outage, not once a second: the events still arrive meanwhile,
+                # by each process's poll of the table.
+                if not failures:
+                    log.warning(
+                        "Redis subscription lost (%s); retrying every %gs", exc, self._retry
+                    )
+                failures += 1
                 await asyncio.sleep(self._retry)
 
     def _received(self, message: dict[str, Any]) -> None:
