@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -127,9 +128,9 @@ def test_reads_keep_answering_while_sends_queue_behind_a_held_write_lock(
     most 32 wait (the rest are answered 503 busy at once), reads have threads of their own, and
     the waiting ones are answered 503 busy once JOBCHAT_WRITE_TIMEOUT_SECONDS is up.
     """
-    timeout = 8.0
+    timeout = 5.0  # JOBCHAT_WRITE_TIMEOUT_SECONDS, half its default
     server = launch(
-        "busy", Backend(database_url, None, "unused"), tmp_path, write_timeout_seconds="8"
+        "busy", Backend(database_url, None, "unused"), tmp_path, write_timeout_seconds="5"
     )
     try:
         server.wait_ready()
@@ -150,6 +151,7 @@ def test_reads_keep_answering_while_sends_queue_behind_a_held_write_lock(
             answers.append(writer.post(messages, json={"body": f"send {i}"}, headers=auth(staff)))
 
         with ThreadPoolExecutor(SENDS) as pool, write_lock_held(database_url):
+            sent_at = time.monotonic()
             for i in range(SENDS):
                 pool.submit(send, i)
             # Once one is refused at once, the queue is full (before, none ever was).
@@ -165,8 +167,13 @@ def test_reads_keep_answering_while_sends_queue_behind_a_held_write_lock(
                 assert r.status_code == 200, (path, r.text)
             # The reads did not wait for the writes: those are waiting still.
             assert len(answers) < SENDS
-            # The lock stays held until the waiting ones have given up.
-            wait_until(lambda: len(answers) == SENDS, "every send answered", timeout=timeout + 20)
+            # The lock stays held until the waiting ones have given up: after the setting's
+            # timeout, not the default's (10 s), whatever the load (a margin of 4 s).
+            wait_until(
+                lambda: len(answers) == SENDS,
+                "every send answered within the write timeout",
+                timeout=sent_at + timeout + 4 - time.monotonic(),
+            )
         for r in answers:
             assert_error(r, 503, "busy")
             assert r.headers["Retry-After"] == "1"
