@@ -29,7 +29,10 @@ OnEphemeral = Callable[[dict[str, Any]], None]
 
 
 class Bus(Protocol):
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None: ...
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
+        """``on_reconnect``: the bus is back after an outage (what it shares may be gone)."""
 
     def wake_others(self) -> None:
         """This process committed events: nudge the other processes to read them."""
@@ -49,7 +52,9 @@ class LocalBus:
     def __init__(self) -> None:
         self._on_ephemeral: OnEphemeral | None = None
 
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
         self._on_ephemeral = on_ephemeral
 
     def wake_others(self) -> None:
@@ -89,14 +94,18 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._on_wake: OnWake = lambda: None
         self._on_ephemeral: OnEphemeral = lambda _message: None
+        self._on_reconnect: OnWake = lambda: None
 
     @property
     def redis(self) -> aioredis.Redis:
         return self._redis
 
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
         self._on_wake = on_wake
         self._on_ephemeral = on_ephemeral
+        self._on_reconnect = on_reconnect
         self._tasks = [
             asyncio.create_task(self._listen(), name="jobchat-bus-listen"),
             asyncio.create_task(self._publish(), name="jobchat-bus-publish"),
@@ -148,6 +157,8 @@ class RedisBus:
                     if failures:
                         log.info("Redis subscription back after %d failed attempts", failures)
                         failures = 0
+                        # A restarted Redis has lost what it held (presence): restate it now.
+                        self._on_reconnect()
                     # Anything committed while we were not listening is read now.
                     self._on_wake()
                     async for message in pubsub.listen():

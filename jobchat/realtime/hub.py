@@ -86,7 +86,7 @@ class Hub:
         # One thread reads the table, so reads happen in order and never queue behind requests.
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="jobchat-stream")
         self.position = await self._on_reader(self._read_head)
-        await self.bus.start(self.wake, self._on_ephemeral)
+        await self.bus.start(self.wake, self._on_ephemeral, self._bus_back)
         self.db.on_events_committed.append(self._committed)
         self._tasks = [
             self._spawn(self._follow_table(), "follow"),
@@ -450,18 +450,29 @@ class Hub:
             if sub.pending is None:
                 sub.push(frame)
 
-    async def _refresh_presence(self) -> None:
+    def _bus_back(self) -> None:
+        """Redis is back after an outage, perhaps restarted empty: restate presence at once
+        rather than at the next refresh. The first try may meet a connection the outage left
+        dead in the pool (which it then drops): try a few times."""
+        self._spawn(self._refresh_presence(attempts=3), "presence-back")
+
+    async def _refresh_presence(self, attempts: int = 1) -> None:
         """Restate who is online here (entries expire), and catch up on what an outage of the
         presence store kept from it: after Redis restarts empty, this puts everyone back."""
-        try:
-            if self._by_user:
-                await self.presence.mark_online(list(self._by_user))
-            for uid in list(self._offline_pending):
-                if uid not in self._by_user:
-                    await self.presence.mark_offline(uid)
-                self._offline_pending.discard(uid)
-        except Exception as exc:
-            log.warning("presence store unavailable (%s); refreshing again later", exc)
+        for attempt in range(1, attempts + 1):
+            try:
+                if self._by_user:
+                    await self.presence.mark_online(list(self._by_user))
+                for uid in list(self._offline_pending):
+                    if uid not in self._by_user:
+                        await self.presence.mark_offline(uid)
+                    self._offline_pending.discard(uid)
+                return
+            except Exception as exc:
+                if attempt == attempts:
+                    log.warning("presence store unavailable (%s); refreshing again later", exc)
+                    return
+                await asyncio.sleep(0.5)
 
     async def _prune(self) -> None:
         before = self.clock.now() - timedelta(hours=self.settings.event_retention_hours)
