@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -31,6 +32,7 @@ from jobchat.mail.smtpd import start_smtp_server
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
 from jobchat.ops.docs import install_docs
+from jobchat.ops.health import router as health_router
 from jobchat.ops.metrics import Metrics, RequestMetrics
 from jobchat.ops.metrics import router as metrics_router
 from jobchat.ops.openapi import document_errors
@@ -86,13 +88,15 @@ def create_app(
     settings = settings or get_settings()
     state = AppState(
         settings=settings,
-        db=db or Database(settings.sqlalchemy_url),
+        db=db
+        or Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds),
         clock=clock or SystemClock(),
         send_limiter=RateLimiter(settings.send_rate_per_minute, 60.0),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _threads_for_reads(state.db)
         await asyncio.to_thread(warn_without_integration_key, state.db, settings)
         # The hub lives on the server's event loop, so it is made here, not at import.
         bus, presence = _fan_out(settings)
@@ -159,6 +163,7 @@ def create_app(
         sms_webhooks,
         sms_users,
         sms_integration,
+        health_router,
         *web_routers,
     ):
         app.include_router(router)
@@ -175,6 +180,18 @@ class _JobchatApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
         return RequestIds(RequestMetrics(inner, self.state.metrics))
+
+
+# anyio's default: the threads sync routes and dependencies run on.
+READ_THREADS = 40
+
+
+def _threads_for_reads(db: Database) -> None:
+    """Writers waiting for their turn each hold a thread of the pool sync routes run on (at most
+    ``max_waiting`` of them, plus the one writing): the pool gets that many on top of the
+    default, so plain reads always have their 40 (jobchat.db.turn)."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = READ_THREADS + db.write_turn.max_waiting + 1
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:

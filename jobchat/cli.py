@@ -26,7 +26,7 @@ def _serve(settings: Settings, db: Database, host: str, port: int) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds)
     upgrade(db.engine)
     _serve(settings, db, args.host, args.port)
     return 0
@@ -139,7 +139,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from jobchat.sms.outbound import Texter
 
     settings = get_settings()
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds)
     upgrade(db.engine)
     worker = build_worker(
         MailService.create(db, SystemClock(), settings), texter=Texter.create(db, settings)

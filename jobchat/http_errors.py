@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -18,11 +17,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobchat.db.failures import describe, is_busy, is_unreachable
+from jobchat.db.turn import WriteBusy
 from jobchat.errors import AppError, PayloadTooLarge
 
 log = logging.getLogger("jobchat")
@@ -49,8 +51,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         415: "The request body is not of the media type this endpoint takes.",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many requests.",
-        503: "`busy`: writes are queued beyond the write timeout; `service_unavailable`: the "
-        "database cannot be reached. Either way, retry after `Retry-After` seconds.",
+        503: "`busy`: a write waited too long for its turn (heavy load); "
+        "`service_unavailable`: the database cannot be reached. Either way nothing was "
+        "changed: retry after `Retry-After` seconds.",
     }.items()
 }
 _ERRORS[503]["headers"] = {
@@ -189,18 +192,28 @@ def install_error_handlers(app: FastAPI, pages: PageErrors | None = None) -> Non
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return _error(exc.status_code, code, message, headers=headers)
 
-    @app.exception_handler(OperationalError)
-    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
-        if not _is_busy(exc):
+    async def _database(request: Request, exc: Exception) -> Response:
+        where = f"{request.method} {request.url.path}"
+        if is_busy(exc):
+            # A writer waited longer than its timeout for its turn: overload, not a fault.
+            log.warning("database busy on %s: answered 503 (%s)", where, describe(exc))
+            code, message, retry = "busy", BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS
+        elif is_unreachable(exc):
+            # The pool drops the dead connection; the next request tries a new one, so the
+            # server recovers by itself when the database returns.
+            log.warning("database unreachable on %s: answered 503 (%s)", where, describe(exc))
+            code, message, retry = "service_unavailable", UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY
+        else:
             return await _unexpected(request, exc)
-        # A writer waited longer than the busy timeout for its turn: overload, not a fault.
-        log.warning("database busy on %s %s: answered 503", request.method, request.url.path)
-        return _error(
-            503,
-            "busy",
-            "The server is too busy to take this now; try again in a moment.",
-            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
-        )
+        headers = {"Retry-After": str(retry)}
+        page = as_page(request, 503, None, message)
+        if page is not None:
+            page.headers.update(headers)
+            return page
+        return _error(503, code, message, headers=headers)
+
+    for failure in (DBAPIError, WriteBusy, PoolTimeout):
+        app.add_exception_handler(failure, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -209,18 +222,10 @@ def install_error_handlers(app: FastAPI, pages: PageErrors | None = None) -> Non
 
 
 BUSY_RETRY_AFTER_SECONDS = 1
-
-
-def _is_busy(exc: OperationalError) -> bool:
-    """SQLite's "database is locked" (SQLITE_BUSY or SQLITE_LOCKED, extended codes included)
-    once its busy timeout has run out, or PostgreSQL's lock_not_available (a lock_timeout)."""
-    orig = exc.orig
-    if isinstance(orig, sqlite3.OperationalError):
-        code = getattr(orig, "sqlite_errorcode", None)
-        if code is not None:
-            return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        return "locked" in str(orig)
-    return getattr(orig, "sqlstate", None) == "55P03"
+BUSY_MESSAGE = "The server is too busy to take this now; try again in a moment."
+# Long enough for a database restart or a failover, short enough to notice its return.
+UNAVAILABLE_RETRY = 5
+UNAVAILABLE_MESSAGE = "The database cannot be reached just now; nothing was changed. Try again."
 
 
 class BodyLimit:

@@ -8,8 +8,7 @@ immediate one waits its turn (``busy_timeout``).
 
 from __future__ import annotations
 
-import contextlib
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,8 +17,17 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobchat.db.turn import WriteTurn
+
 _IMMEDIATE = "jobchat_begin_immediate"
-_WRITE_LOCK = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
+_DEADLINE = "jobchat_write_deadline"
+_BUSY_MS = "jobchat_busy_timeout_ms"
+WRITE_LOCK_KEY = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
+# How many of this process's writers may wait for the turn at once (see jobchat.db.turn); the
+# app gives reads as many threads again (jobchat.app), so waiting writers never starve them.
+MAX_WRITE_WAITERS = 32
+# A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
+CONNECT_TIMEOUT_SECONDS = 5
 _EVENTS_WRITTEN = "jobchat_events_written"
 _JOBS_WRITTEN = "jobchat_jobs_written"
 
@@ -34,17 +42,26 @@ def mark_jobs_written(session: Session) -> None:
     session.info[_JOBS_WRITTEN] = True
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, _ms(busy_timeout_seconds))
         return engine
+    # pool_pre_ping: after an outage, pooled connections are dead; each is tested (and
+    # replaced) as it is taken, so the server recovers by itself when the database returns.
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _ms(seconds: float) -> int:
+    # Never 0: to SQLite and PostgreSQL alike a zero timeout means "wait forever" or "fail at
+    # once", neither of which is "the little time left".
+    return max(1, round(seconds * 1000))
+
+
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN instead of the sqlite3 module, which
         # would only ever issue a deferred one.
         dbapi_connection.isolation_level = None
@@ -52,22 +69,41 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
+        record.info[_BUSY_MS] = busy_ms
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        options = conn.get_execution_options()
+        immediate = options.get(_IMMEDIATE, False)
+        # A writer that queued for the turn waits in SQLite's busy handler only for what is
+        # left of its time; the next transaction on the connection gets the full timeout back.
+        # Set only when it differs by more than a little, so an uncontended write costs no
+        # extra statement.
+        deadline = options.get(_DEADLINE)
+        wanted = busy_ms if deadline is None else _ms(deadline - time.monotonic())
+        info = conn.connection.info
+        if abs(info.get(_BUSY_MS, busy_ms) - wanted) > 100:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+            info[_BUSY_MS] = wanted
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_timeout_seconds: float = 10.0,
+        max_write_waiters: int = MAX_WRITE_WAITERS,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, busy_timeout_seconds=write_timeout_seconds, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # This process's writers queue here before they take a connection (see write()).
-        self._write_turn = threading.RLock()
+        self.write_turn = WriteTurn(timeout=write_timeout_seconds, max_waiting=max_write_waiters)
         # Called, from the writing thread, after each commit that added events (or jobs).
         self.on_events_committed: list[Callable[[], None]] = []
         self.on_jobs_committed: list[Callable[[], None]] = []
@@ -97,16 +133,36 @@ class Database:
         its waiters slept, and latency went from milliseconds to seconds under load), and every
         waiter held a connection that reads then lacked. Other processes still take turns
         through the database.
+
+        The whole wait is bounded (``write_timeout_seconds``): for the turn here, then for the
+        database's lock (SQLite's busy timeout, PostgreSQL's lock_timeout, both set to what is
+        left). Past it the write raises ``WriteBusy`` or the database's own lock error, both
+        answered 503 ``busy``, before anything was written.
         """
-        with self._write_turn, self._sessions() as session:
-            with session.begin():
-                connection = session.connection(execution_options={_IMMEDIATE: True})
-                if connection.dialect.name == "postgresql":
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK}
+        deadline = self.write_turn.acquire()
+        try:
+            with self._sessions() as session:
+                with session.begin():
+                    connection = session.connection(
+                        execution_options={_IMMEDIATE: True, _DEADLINE: deadline}
                     )
-                yield session
-            self._after_commit(session)
+                    if connection.dialect.name == "postgresql":
+                        # One statement: the timeout (for this transaction only) is set before
+                        # the lock is asked for, as the select list is evaluated in order.
+                        connection.execute(
+                            text(
+                                "SELECT set_config('lock_timeout', :timeout, true), "
+                                "pg_advisory_xact_lock(:key)"
+                            ),
+                            {
+                                "timeout": f"{_ms(deadline - time.monotonic())}ms",
+                                "key": WRITE_LOCK_KEY,
+                            },
+                        )
+                    yield session
+                self._after_commit(session)
+        finally:
+            self.write_turn.release()
 
     @contextmanager
     def work(self) -> Iterator[Session]:
@@ -117,14 +173,23 @@ class Database:
         has one writer at a time whatever we do, so there it queues with this process's other
         writers (see ``write()``) rather than in the busy handler.
         """
-        turn = self._write_turn if self.is_sqlite else contextlib.nullcontext()
-        with turn, self._sessions() as session:
-            with session.begin():
-                session.connection(execution_options={_IMMEDIATE: True})
-                yield session
-                if session.info.get(_EVENTS_WRITTEN):
-                    raise RuntimeError("events must be written with Database.write()")
-            self._after_commit(session)
+        if not self.is_sqlite:
+            with self._sessions() as session:
+                with session.begin():
+                    yield session
+                    _no_events(session)
+                self._after_commit(session)
+            return
+        deadline = self.write_turn.acquire()
+        try:
+            with self._sessions() as session:
+                with session.begin():
+                    session.connection(execution_options={_IMMEDIATE: True, _DEADLINE: deadline})
+                    yield session
+                    _no_events(session)
+                self._after_commit(session)
+        finally:
+            self.write_turn.release()
 
     def on_session(self, name: str, listener: Callable[..., None]) -> None:
         """Listen to an ORM session event ("after_flush", "after_commit"...) of this database's
@@ -153,3 +218,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _no_events(session: Session) -> None:
+    if session.info.get(_EVENTS_WRITTEN):
+        raise RuntimeError("events must be written with Database.write()")

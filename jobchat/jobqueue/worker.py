@@ -23,11 +23,16 @@ from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.db.engine import Database
+from jobchat.db.failures import describe, is_busy, is_unreachable
 from jobchat.jobqueue.actions import Claimed, RetryPolicy, claim_due, finish, retry_or_fail
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
 
 log = logging.getLogger("jobchat.worker")
+
+# While the database is away the worker looks again after a growing wait, up to this (or its
+# poll interval, if longer).
+MAX_BACKOFF_SECONDS = 30.0
 
 # What a job does with the database once its work has succeeded, in the transaction that marks
 # it done: the two commit together or not at all.
@@ -114,6 +119,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._stop_timeout = 10.0
+        # Failed attempts in a row to take jobs (the database is away): the wait grows with it.
+        self._failures = 0
 
     # --- waking -----------------------------------------------------------------------------
 
@@ -144,7 +151,7 @@ class Worker:
             if claimed and len(claimed) == free:
                 continue  # there may be more due: take them as slots free up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), self._backoff(self._failures))
         # Stopping: the jobs already running finish (and are recorded) before run() returns.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._stop_timeout)
@@ -197,11 +204,29 @@ class Worker:
                 )
 
         try:
-            return await asyncio.to_thread(claim)
-        except Exception:
-            # The database is away (restarting, a network blip): try again at the next poll.
-            log.exception("worker %s could not take jobs", self.name)
+            claimed = await asyncio.to_thread(claim)
+        except Exception as exc:
+            # The database is away (restarting, a network blip): try again after a wait that
+            # grows while it stays away; the jobs wait in their table meanwhile.
+            self._failures += 1
+            if not _outage(exc):
+                log.exception("worker %s could not take jobs", self.name)
+            elif self._failures == 1:
+                log.warning(
+                    "worker %s could not take jobs (%s); retrying", self.name, describe(exc)
+                )
             return []
+        if self._failures:
+            log.info("worker %s takes jobs again (%d failed attempts)", self.name, self._failures)
+            self._failures = 0
+        return claimed
+
+    def _backoff(self, failures: int) -> float:
+        if not failures:
+            return self.poll_seconds
+        return min(
+            self.poll_seconds * 2.0 ** (failures - 1), max(self.poll_seconds, MAX_BACKOFF_SECONDS)
+        )
 
     async def _execute(self, job: Claimed) -> None:
         kind = self.kinds.get(job.kind)
@@ -221,12 +246,42 @@ class Worker:
                 log.warning(
                     "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
                 )
-        try:
-            await asyncio.to_thread(self._settle, job, kind, settle, error, permanent, code)
-        except Exception:
-            # Not recorded: the lease runs out and the job is run again, which every handler
-            # must tolerate (they check what they already did).
-            log.exception("worker %s could not record job %s", self.name, job.id)
+        failures = 0
+        while True:
+            try:
+                outcome = await asyncio.to_thread(
+                    self._settle, job, kind, settle, error, permanent, code
+                )
+            except Exception as exc:
+                # The work is done (an email went out) but not recorded. While the database is
+                # away, keep trying to record it: run again after its lease, it would be done
+                # twice. Recording is safe to repeat (only the worker holding the job can).
+                failures += 1
+                if _outage(exc) and not self._stopping:
+                    if failures == 1:
+                        log.warning(
+                            "worker %s could not record job %s (%s); retrying",
+                            self.name,
+                            job.id,
+                            describe(exc),
+                        )
+                    await asyncio.sleep(self._backoff(failures))
+                    continue
+                # Not recorded: the lease runs out and the job is run again, which every
+                # handler must tolerate (they check what they already did).
+                log.exception("worker %s could not record job %s", self.name, job.id)
+                return
+            self._count(job, outcome)
+            return
+
+    def _count(self, job: Claimed, outcome: JobStatus | None) -> None:
+        if outcome is JobStatus.done:
+            self.stats.done += 1
+            self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
+        elif outcome is JobStatus.failed:
+            self.stats.failed += 1
+        elif outcome is JobStatus.queued:
+            self.stats.retried += 1
 
     def _settle(
         self,
@@ -236,15 +291,14 @@ class Worker:
         error: str | None,
         permanent: bool,
         code: str | None = None,
-    ) -> None:
+    ) -> JobStatus | None:
+        """Record the attempt; its outcome once committed (None: the job was not ours)."""
         now = self.clock.now()
         with self.db.work() as session:
             if error is None:
                 if finish(session, job.id, worker=self.name, now=now) and settle is not None:
                     settle(session, now)
-                self.stats.done += 1
-                self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
-                return
+                return JobStatus.done
             status = retry_or_fail(
                 session,
                 job.id,
@@ -255,17 +309,17 @@ class Worker:
                 permanent=permanent,
             )
             if status is None:
-                return
+                return None
             final = status is JobStatus.failed
             if final:
-                self.stats.failed += 1
                 log.error("job %s (%s) failed for good: %s", job.id, job.kind, error)
-            else:
-                self.stats.retried += 1
             if kind is not None and kind.on_failure is not None:
                 kind.on_failure(session, job, Failure(error, final, code), now)
+            return status
 
     async def _housekeeping(self, *, force: bool = False) -> None:
+        if self._failures and not force:
+            return  # the database is away: the jobs come first when it returns
         now = time.monotonic()
         for timer in self._timers:
             if not force and now < timer.next_at:
@@ -273,5 +327,14 @@ class Worker:
             timer.next_at = now + timer.task.every_seconds
             try:
                 await asyncio.to_thread(timer.task.run, self.clock.now())
-            except Exception:
-                log.exception("worker %s: %s failed", self.name, timer.task.name)
+            except Exception as exc:
+                if not _outage(exc):
+                    log.exception("worker %s: %s failed", self.name, timer.task.name)
+                else:
+                    log.warning(
+                        "worker %s: %s failed (%s)", self.name, timer.task.name, describe(exc)
+                    )
+
+
+def _outage(exc: BaseException) -> bool:
+    return is_unreachable(exc) or is_busy(exc)

@@ -12,7 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobchat.app_state import AppState
 from jobchat.auth.deps import user_for_socket
+from jobchat.db.failures import is_busy, is_unreachable
 from jobchat.errors import AppError, Invalid
+from jobchat.http_errors import BUSY_RETRY_AFTER_SECONDS, UNAVAILABLE_RETRY
 from jobchat.inputs import MAX_ID, storable
 from jobchat.realtime import codes
 from jobchat.realtime.frames import Viewer
@@ -44,10 +46,26 @@ def _viewer(state: AppState, ws: WebSocket, token: str | None) -> Viewer:
 async def _refuse(ws: WebSocket, error: AppError) -> None:
     """Refuse the handshake with an HTTP answer in the one error shape, where the server lets
     us (the ASGI WebSocket denial extension); otherwise a plain refusal."""
+    await _deny(ws, JSONResponse(error.to_body(), status_code=error.status), close_code=1008)
+
+
+async def _deny(ws: WebSocket, answer: JSONResponse, *, close_code: int) -> None:
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(JSONResponse(error.to_body(), status_code=error.status))
+        await ws.send_denial_response(answer)
     else:
-        await ws.close(code=1008)
+        await ws.close(code=close_code)
+
+
+def _database_away(exc: Exception) -> JSONResponse | None:
+    """The 503 the HTTP routes give for the same failure (jobchat.http_errors), or None."""
+    if is_busy(exc):
+        code, retry = "busy", BUSY_RETRY_AFTER_SECONDS
+    elif is_unreachable(exc):
+        code, retry = "service_unavailable", UNAVAILABLE_RETRY
+    else:
+        return None
+    body = {"error": {"code": code, "message": "The database cannot serve the stream just now."}}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry)})
 
 
 class EventStream:
@@ -88,6 +106,11 @@ async def event_stream(ws: WebSocket) -> None:
     except ValueError:
         await _refuse(ws, Invalid({"token": "is not a token this server gave out"}))
         return
+    except Exception as exc:
+        if (answer := _database_away(exc)) is None:
+            raise
+        await _deny(ws, answer, close_code=codes.TRY_AGAIN_LATER)
+        return
     if not hub.running:
         await ws.close(code=codes.SERVER_RESTART, reason="the server is starting or stopping")
         return
@@ -96,6 +119,11 @@ async def event_stream(ws: WebSocket) -> None:
         sub = await hub.subscribe(viewer, after)
     except ResyncNeeded:
         await ws.close(code=codes.RESYNC, reason=RESYNC_REASON)
+        return
+    except Exception as exc:
+        if _database_away(exc) is None:
+            raise
+        await ws.close(code=codes.TRY_AGAIN_LATER, reason="the database cannot be reached")
         return
     writer = asyncio.create_task(_write(ws, sub))
     try:

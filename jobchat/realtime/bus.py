@@ -29,13 +29,19 @@ OnEphemeral = Callable[[dict[str, Any]], None]
 
 
 class Bus(Protocol):
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None: ...
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
+        """``on_reconnect``: the bus is back after an outage (what it shares may be gone)."""
 
     def wake_others(self) -> None:
         """This process committed events: nudge the other processes to read them."""
 
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         """Hand an ephemeral message to every process, this one included."""
+
+    async def ping(self) -> None:
+        """Raise if the bus cannot reach the other processes (for /readyz)."""
 
     async def stop(self) -> None: ...
 
@@ -46,7 +52,9 @@ class LocalBus:
     def __init__(self) -> None:
         self._on_ephemeral: OnEphemeral | None = None
 
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
         self._on_ephemeral = on_ephemeral
 
     def wake_others(self) -> None:
@@ -55,6 +63,9 @@ class LocalBus:
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         if self._on_ephemeral is not None:
             self._on_ephemeral(message)
+
+    async def ping(self) -> None:
+        pass
 
     async def stop(self) -> None:
         self._on_ephemeral = None
@@ -78,18 +89,23 @@ class RedisBus:
         self._retry = retry_seconds
         self._outbox: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._wake_pending = False
+        self._publish_failing = False
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._on_wake: OnWake = lambda: None
         self._on_ephemeral: OnEphemeral = lambda _message: None
+        self._on_reconnect: OnWake = lambda: None
 
     @property
     def redis(self) -> aioredis.Redis:
         return self._redis
 
-    async def start(self, on_wake: OnWake, on_ephemeral: OnEphemeral) -> None:
+    async def start(
+        self, on_wake: OnWake, on_ephemeral: OnEphemeral, on_reconnect: OnWake = lambda: None
+    ) -> None:
         self._on_wake = on_wake
         self._on_ephemeral = on_ephemeral
+        self._on_reconnect = on_reconnect
         self._tasks = [
             asyncio.create_task(self._listen(), name="jobchat-bus-listen"),
             asyncio.create_task(self._publish(), name="jobchat-bus-publish"),
@@ -122,21 +138,39 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 # Other processes pick the events up at their next poll; typing signals are
                 # worth nothing late, so they are dropped rather than replayed.
-                log.warning("publishing to Redis failed: %s", exc)
+                if not self._publish_failing:
+                    log.warning("publishing to Redis failed (%s); dropping until it works", exc)
+                self._publish_failing = True
                 self._outbox.clear()
                 await asyncio.sleep(self._retry)
+            else:
+                if self._publish_failing:
+                    log.info("publishing to Redis works again")
+                self._publish_failing = False
 
     async def _listen(self) -> None:
+        failures = 0
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._wake_channel, self._ephemeral_channel)
+                    if failures:
+                        log.info("Redis subscription back after %d failed attempts", failures)
+                        failures = 0
+                        # A restarted Redis has lost what it held (presence): restate it now.
+                        self._on_reconnect()
                     # Anything committed while we were not listening is read now.
                     self._on_wake()
                     async for message in pubsub.listen():
                         self._received(message)
             except (RedisError, OSError) as exc:
-                log.warning("Redis subscription lost (%s); retrying", exc)
+                # Said once per outage, not once a second: the events still arrive meanwhile,
+                # by each process's poll of the table.
+                if not failures:
+                    log.warning(
+                        "Redis subscription lost (%s); retrying every %gs", exc, self._retry
+                    )
+                failures += 1
                 await asyncio.sleep(self._retry)
 
     def _received(self, message: dict[str, Any]) -> None:
@@ -152,6 +186,9 @@ class RedisBus:
             return
         if isinstance(decoded, dict) and decoded.pop("origin", None) != self.origin:
             self._on_ephemeral(decoded)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 # The server is going away: reconnect (to it or another process) with ?after=<last id>.
 SERVER_RESTART = 1012
+# The server cannot serve the stream just now (its database is away): reconnect a little later
+# with ?after=<last id>. The standard "try again later" code.
+TRY_AGAIN_LATER = 1013
 # The client read too slowly and its queue filled: reconnect with ?after=<last id>.
 BEHIND = 4000
 # The events after the client's id are no longer kept (or were never written here): reload

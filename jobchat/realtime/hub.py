@@ -27,6 +27,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.queries import member_refs
 from jobchat.db.engine import Database
+from jobchat.db.failures import describe, is_busy, is_unreachable
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
 from jobchat.events.queries import events_after, latest_event_id
@@ -46,6 +47,12 @@ RESTART_REASON = "server restarting: reconnect with ?after=<the last id you rece
 TYPING_EVERY_SECONDS = 2.0
 # More client frames than this in a second closes the socket.
 CLIENT_FRAMES_PER_SECOND = 20
+# How long a presence question waits for the presence store before it is answered from this
+# process's own sockets.
+PRESENCE_ANSWER_SECONDS = 2.0
+# While the database is away the table is read again after a growing wait, up to this (or the
+# poll interval, if longer); a commit in this process, or a nudge from another, cuts it short.
+MAX_BACKOFF_SECONDS = 10.0
 
 
 class Hub:
@@ -68,6 +75,9 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Users this process could not mark offline in the presence store (it was away): done
+        # at the next refresh, unless they are back by then.
+        self._offline_pending: set[int] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -76,7 +86,7 @@ class Hub:
         # One thread reads the table, so reads happen in order and never queue behind requests.
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="jobchat-stream")
         self.position = await self._on_reader(self._read_head)
-        await self.bus.start(self.wake, self._on_ephemeral)
+        await self.bus.start(self.wake, self._on_ephemeral, self._bus_back)
         self.db.on_events_committed.append(self._committed)
         self._tasks = [
             self._spawn(self._follow_table(), "follow"),
@@ -129,8 +139,11 @@ class Hub:
             await asyncio.sleep(seconds)
             try:
                 await job()
-            except Exception:
-                log.exception("periodic stream job failed")
+            except Exception as exc:
+                if is_unreachable(exc) or is_busy(exc):
+                    log.warning("periodic stream job failed (%s)", describe(exc))
+                else:
+                    log.exception("periodic stream job failed")
 
     async def _on_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self._reader is not None, "the hub is not running"
@@ -153,15 +166,27 @@ class Hub:
         self._wake.set()
 
     async def _follow_table(self) -> None:
+        poll = self.settings.stream_poll_seconds
+        wait, failures = poll, 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.stream_poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             try:
                 await self.catch_up()
-            except Exception:
-                log.exception("reading new events failed; retrying")
-                await asyncio.sleep(self.settings.stream_poll_seconds)
+            except Exception as exc:
+                # The database is away (or busy): keep trying, less and less often, and carry
+                # on from ``position`` when it answers, so no event is skipped.
+                failures += 1
+                wait = min(poll * 2.0 ** (failures - 1), max(poll, MAX_BACKOFF_SECONDS))
+                if not (is_unreachable(exc) or is_busy(exc)):
+                    log.exception("reading new events failed; retrying in %.1f s", wait)
+                elif failures == 1:
+                    log.warning("reading new events failed (%s); retrying", describe(exc))
+                continue
+            if failures:
+                log.info("reading new events again after %d failed attempts", failures)
+            wait, failures = poll, 0
 
     async def catch_up(self) -> None:
         """Dispatch every event committed after ``position``, each exactly once."""
@@ -331,10 +356,26 @@ class Hub:
         )
 
     async def _answer_presence(self, sub: Subscription, conv: int) -> None:
-        members = await asyncio.to_thread(self._members, conv)
-        online = await self.presence.online([uid for uid, _ in members])
+        try:
+            members = await asyncio.to_thread(self._members, conv)
+        except Exception as exc:
+            if not (is_unreachable(exc) or is_busy(exc)):
+                raise
+            log.warning("presence question not answered: %s", describe(exc))
+            sub.push(error_frame("unavailable", "The database cannot be reached; ask again."))
+            return
+        online = await self._online([uid for uid, _ in members])
         ext_ids = sorted(ext for uid, ext in members if uid in online)
         sub.push(ephemeral("presence", conv, {"online": ext_ids}))
+
+    async def _online(self, user_ids: list[int]) -> set[int]:
+        """Who of these is online anywhere; while the presence store is away (a Redis outage),
+        who is online here: a partial answer beats none."""
+        try:
+            return await asyncio.wait_for(self.presence.online(user_ids), PRESENCE_ANSWER_SECONDS)
+        except Exception as exc:
+            log.warning("presence store unavailable (%s): answering from this process", exc)
+            return {uid for uid in user_ids if uid in self._by_user}
 
     def _members(self, conv: int) -> list[tuple[int, str]]:
         with self.db.read() as session:
@@ -347,17 +388,25 @@ class Hub:
         uid = viewer.user_id
         try:
             if online:
+                self._offline_pending.discard(uid)
                 elsewhere = await self.presence.online([uid])
                 await self.presence.mark_online([uid])
                 if elsewhere:
                     return  # already online on another process: nothing new to tell
             else:
-                await self.presence.mark_offline(uid)
+                try:
+                    await self.presence.mark_offline(uid)
+                except Exception:
+                    self._offline_pending.add(uid)
+                    raise
                 if uid in self._by_user or await self.presence.online([uid]):
                     return  # back already, or still on another process
-        except Exception:
-            log.exception("presence store unavailable")
-            return
+        except Exception as exc:
+            # The presence store is away (a Redis outage): tell what this process knows. The
+            # store is brought up to date by the next refresh once it is back.
+            log.warning("presence store unavailable (%s): announcing from this process", exc)
+            if not online and uid in self._by_user:
+                return
         self.bus.send_ephemeral(
             {
                 "kind": "presence",
@@ -401,9 +450,29 @@ class Hub:
             if sub.pending is None:
                 sub.push(frame)
 
-    async def _refresh_presence(self) -> None:
-        if self._by_user:
-            await self.presence.mark_online(list(self._by_user))
+    def _bus_back(self) -> None:
+        """Redis is back after an outage, perhaps restarted empty: restate presence at once
+        rather than at the next refresh. The first try may meet a connection the outage left
+        dead in the pool (which it then drops): try a few times."""
+        self._spawn(self._refresh_presence(attempts=3), "presence-back")
+
+    async def _refresh_presence(self, attempts: int = 1) -> None:
+        """Restate who is online here (entries expire), and catch up on what an outage of the
+        presence store kept from it: after Redis restarts empty, this puts everyone back."""
+        for attempt in range(1, attempts + 1):
+            try:
+                if self._by_user:
+                    await self.presence.mark_online(list(self._by_user))
+                for uid in list(self._offline_pending):
+                    if uid not in self._by_user:
+                        await self.presence.mark_offline(uid)
+                    self._offline_pending.discard(uid)
+                return
+            except Exception as exc:
+                if attempt == attempts:
+                    log.warning("presence store unavailable (%s); refreshing again later", exc)
+                    return
+                await asyncio.sleep(0.5)
 
     async def _prune(self) -> None:
         before = self.clock.now() - timedelta(hours=self.settings.event_retention_hours)

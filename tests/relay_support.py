@@ -1,0 +1,111 @@
+"""A TCP relay on loopback, in front of a real server (PostgreSQL), that a test cuts and restores.
+
+The shared PostgreSQL server must keep running for everyone else, so an outage is made here:
+``cut()`` closes every relayed connection and stops listening (a new connection is refused:
+nothing listens on the port), ``restore()`` listens on the same port again. ``hang()`` is the
+nastier outage: connections are taken (by the kernel) and never answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from tests.support import free_port
+
+
+class Relay:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._black_hole: socket.socket | None = None
+        self.restore()
+
+    @property
+    def up(self) -> bool:
+        return self._listener is not None
+
+    def restore(self) -> None:
+        self._close_black_hole()
+        if self._listener is not None:
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would not.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            relayed, self._open = self._open, set()
+        for sock in relayed:
+            _close(sock)
+
+    def hang(self) -> None:
+        """Cut, then listen without ever accepting: a connection attempt waits for an answer
+        that never comes (a database host that stopped answering)."""
+        self.cut()
+        hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", self.port))
+        hole.listen(128)
+        self._black_hole = hole
+
+    def close(self) -> None:
+        self.cut()
+        self._close_black_hole()
+
+    def _close_black_hole(self) -> None:
+        hole, self._black_hole = self._black_hole, None
+        if hole is not None:
+            hole.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open -= {source, sink}
+            _close(source)
+            _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
