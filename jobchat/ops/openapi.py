@@ -8,6 +8,9 @@ shape are added here, for every route that has that shape, so that none is forgo
   FastAPI's HTTPValidationError, which no route ever answers);
 - 413 where a body is taken (BodyLimit answers before the route runs);
 - 503 everywhere: the database is busy or unreachable.
+
+The health probes are the exception: they answer for themselves (``/healthz`` touches nothing
+that can fail; ``/readyz``'s 503 is its own report naming the failing check).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from jobchat.http_errors import error_answer
 
 _METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 _UNUSED = ("HTTPValidationError", "ValidationError")
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 def document_errors(app: FastAPI) -> None:
@@ -37,7 +41,9 @@ def document_errors(app: FastAPI) -> None:
 
 
 def _add_errors(schema: dict[str, Any]) -> None:
-    for path in schema.get("paths", {}).values():
+    for route, path in schema.get("paths", {}).items():
+        if route in PROBES:
+            continue
         for method in _METHODS:
             operation = path.get(method)
             if operation is None:
