@@ -83,6 +83,7 @@ def test_requests_answer_503_while_the_database_is_away_and_work_again_after(
             assert page.status_code == 503, page.text
             assert page.headers["content-type"].startswith("text/html")
             assert page.headers["Retry-After"] == "5"
+            assert "Try again in a moment" in page.text
             assert client.get("/healthz").json() == {"status": "ok"}
             ready = client.get("/readyz")
             assert ready.status_code == 503, ready.text

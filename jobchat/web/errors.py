@@ -20,6 +20,7 @@ _TITLES = {
     413: "Too long",
     422: "Please check what you entered",
     429: "Slow down",
+    503: "Try again in a moment",
 }
 # Not pages: the API and the machine endpoints keep their JSON (or TwiML) answers.
 _MACHINE = ("/api/", "/openapi.json", "/docs", "/redoc", "/static/", "/metrics")
