@@ -37,6 +37,10 @@ class Bus(Protocol):
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         """Hand an ephemeral message to every process, this one included."""
 
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        """Like ``send_ephemeral``, but return only once the other processes have been sent it
+        (or sending failed): for news its sender answers for, such as a revoked token."""
+
     async def stop(self) -> None: ...
 
 
@@ -55,6 +59,9 @@ class LocalBus:
     def send_ephemeral(self, message: dict[str, Any]) -> None:
         if self._on_ephemeral is not None:
             self._on_ephemeral(message)
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        self.send_ephemeral(message)
 
     async def stop(self) -> None:
         self._on_ephemeral = None
@@ -106,6 +113,18 @@ class RedisBus:
         payload = json.dumps({**message, "origin": self.origin})
         self._outbox.append((self._ephemeral_channel, payload))
         self._ready.set()
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        self._on_ephemeral(message)
+        payload = json.dumps({**message, "origin": self.origin})
+        # Redis hands a published message to the subscribers before it answers the publisher.
+        # Bounded: with Redis away, the caller's stored event reaches the others at their next
+        # poll of the event table instead.
+        try:
+            async with asyncio.timeout(max(self._retry, 1.0)):
+                await self._redis.publish(self._ephemeral_channel, payload)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("broadcasting over Redis failed: %s", exc)
 
     async def _publish(self) -> None:
         while True:
