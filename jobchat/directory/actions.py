@@ -49,6 +49,7 @@ from jobchat.directory.schemas import (
 )
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
+from jobchat.messages.actions import do_cancel_deliveries_to
 from jobchat.sms.consent import do_set_sms_consent
 from jobchat.sms.models import ConsentSource
 
@@ -244,6 +245,7 @@ def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None
     user.deactivated_at = now
     session.flush()
     do_end_access(session, user=user, now=now)
+    do_cancel_deliveries_to(session, user.id, now=now)
     sync_conversations(session, conversations_of_person(session, user), now=now)
 
 
