@@ -100,7 +100,7 @@ def test_they_leave_every_conversation_and_their_history_stays_under_their_name(
         while ws.receive_json()["type"] != "ready":
             pass
         deactivate(api, "/api/v1/users/emp_team")
-        removed = set()
+        removed: set[int] = set()
         while len(removed) < 3:  # admin is in all but the private thread
             frame = ws.receive_json()
             if frame["type"] == "member.removed":
