@@ -9,7 +9,7 @@ not do.
 from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, contains_eager
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.context import (
@@ -320,13 +320,16 @@ def is_member(session: Session, user: User, conversation_id: int) -> bool:
 
 
 # Built once: every call on a conversation runs it, and building a statement (and its cache key)
-# cost about as much as running it.
+# cost about as much as running it. The job comes along (a primary-key join), so that checking
+# whether it is closed before a send costs no statement of its own.
 _CONVERSATION_AND_MEMBER = (
     select(Conversation, Member)
     .join(
         Member,
         and_(Member.conversation_id == Conversation.id, Member.user_id == bindparam("user_id")),
     )
+    .outerjoin(Conversation.job)
+    .options(contains_eager(Conversation.job))
     .where(Conversation.id == bindparam("conversation_id"))
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -169,16 +169,33 @@ def _revoke(state: AppState, token_id: int) -> int:
         return cred.user_id
 
 
-@router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
+async def announce_revoked(
+    app: FastAPI, state: AppState, user_id: int, credential_id: int | None
+) -> None:
+    """Tell every server process, before the revoking request is answered, that a credential
+    of ``user_id`` (all of them for None) has ended: each forgets the user's cached tokens and
+    closes the sockets concerned. The ``access.revoked`` event the action stored reaches them
+    too, at their next read of the event table, should this message be lost."""
+    state.tokens.forget_user(user_id)
+    hub = getattr(app.state, "hub", None)  # none before the app has started
+    if hub is not None:
+        await hub.announce_revoked(user_id, credential_id)
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(422),
+)
 async def revoke_token(token_id: PathId, request: Request, state: State) -> Response:
     """Revoke a user token: from the answer on it gets 401 on every server process, and the
     sockets opened with it are closed (code 4401). Revoking one already revoked answers 204
     again and keeps its first ``revoked_at``; an unknown id (or one that is not a user token)
     is 404."""
     user_id = await run_in_threadpool(_revoke, state, token_id)
-    # Every process is told before we answer, so the token fails at once wherever it is used
-    # next; the stored access.revoked event reaches them anyway should this message be lost.
-    await request.app.state.hub.announce_revoked(user_id, token_id)
+    # Every process is told before we answer, so the token fails at once wherever it is used.
+    await announce_revoked(request.app, state, user_id, token_id)
     return Response(status_code=204)
 
 

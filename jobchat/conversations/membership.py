@@ -198,9 +198,19 @@ def conversations_of_staff(
     )
 
 
+def conversations_with_member(session: Session, user_id: int) -> list[Conversation]:
+    """The conversations the user is a member of now: all that their deactivation changes."""
+    mine = select(Member.conversation_id).where(Member.user_id == user_id)
+    return list(
+        session.scalars(
+            select(Conversation).where(Conversation.id.in_(mine)).order_by(Conversation.id)
+        )
+    )
+
+
 def conversations_of_person(session: Session, user: User) -> list[Conversation]:
     """Every conversation the person is in or could be in by the rules: what their
-    deactivation or reactivation affects."""
+    reactivation affects."""
     if user.is_candidate:
         their_jobs = select(Application.job_id).where(Application.candidate_id == user.id)
         return list(

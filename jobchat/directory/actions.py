@@ -22,6 +22,7 @@ from jobchat.conversations.membership import (
     conversations_of_job,
     conversations_of_person,
     conversations_of_staff,
+    conversations_with_member,
 )
 from jobchat.directory.models import (
     Application,
@@ -246,7 +247,7 @@ def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None
     session.flush()
     do_end_access(session, user=user, now=now)
     do_cancel_deliveries_to(session, user.id, now=now)
-    sync_conversations(session, conversations_of_person(session, user), now=now)
+    sync_conversations(session, conversations_with_member(session, user.id), now=now)
 
 
 def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from jobchat.app_state import AppState
+from jobchat.auth.api import announce_revoked
 from jobchat.auth.deps import CurrentUser, Integration, State
 from jobchat.directory.actions import (
     do_deactivate_person,
@@ -137,14 +138,14 @@ def _deactivate(state: AppState, kind: UserKind, ext_id: str) -> int:
 async def _deactivate_and_tell(request: Request, kind: UserKind, ext_id: str) -> Response:
     state: AppState = request.app.state.jobchat
     user_id = await run_in_threadpool(_deactivate, state, kind, ext_id)
-    # Every process forgets their tokens and closes their sockets before we answer (the
-    # stored access.revoked event reaches them anyway, should this message be lost).
-    await request.app.state.hub.announce_revoked(user_id, None)
+    # Every process forgets their tokens and closes their sockets before we answer.
+    await announce_revoked(request.app, state, user_id, None)
     return Response(status_code=204)
 
 
 _DEACTIVATE: dict[int | str, dict[str, Any]] = {
-    204: {"description": "Deactivated (also when they were already)."}
+    204: {"description": "Deactivated (also when they were already)."},
+    **error_responses(404),
 }
 
 
