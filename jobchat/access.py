@@ -189,7 +189,7 @@ def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bo
     page offers them a "Start chat" button."""
     try:
         access_start(session, user, kind, refs)
-    except (NotFound, Forbidden, Invalid):
+    except (NotFound, Forbidden, Invalid, Conflict):  # Conflict: the job is closed
         return False
     return True
 
@@ -460,6 +460,8 @@ def may_start_about(session: Session, user: User, kind: Kind, about: Application
     if isinstance(about, Application):
         if kind not in (Kind.case, Kind.application, Kind.agency):
             raise ValueError(f"not a kind about one application: {kind}")
+        if _closed(about.job):
+            return False  # nothing new starts about a closed job
         if kind is Kind.agency and about.agency_user is None:
             return False
         context = Context(

@@ -114,3 +114,19 @@ def test_a_text_from_the_candidate_into_a_closed_jobs_conversation_is_kept(
     assert [(k["body"], k["candidate"]) for k in kept] == [("Is the job still open?", "cand")]
     history = body(world["emp_team"].messages(chat), 200)["items"]
     assert [m["body"] for m in history] == ["Before closing"]
+
+
+def test_the_pages_about_a_closed_job_still_open_and_offer_no_new_chat(
+    world: World, api: Api, client: TestClient
+) -> None:
+    """The job's page and the candidate's profile ask whether a chat may be started; for a
+    closed job the answer is no (not a 409 in the middle of rendering a page)."""
+    chat = start(world["emp_team"], "application", application="app1")
+    set_status(api, "closed")
+    browser = Browser.signed_in(client, api, "emp_team")
+    job_page = browser.page("/jobs/job1")
+    assert "Registered Nurse" in job_page
+    assert "Start chat" not in browser.page("/jobs/job1/chats.html")
+    profile = browser.page("/candidates/cand2")  # app2: no conversation yet
+    assert "Start chat" not in profile
+    assert f"/conversations/{chat}" in browser.page("/candidates/cand")
