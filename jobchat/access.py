@@ -9,7 +9,7 @@ not do.
 from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, contains_eager
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.context import (
@@ -21,7 +21,16 @@ from jobchat.conversations.context import (
 )
 from jobchat.conversations.membership import has_employer_access, partner_org_ids
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
-from jobchat.directory.models import Application, Job, JobPartner, JobTeam, Role, User, UserKind
+from jobchat.directory.models import (
+    Application,
+    Job,
+    JobPartner,
+    JobStatus,
+    JobTeam,
+    Role,
+    User,
+    UserKind,
+)
 from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
 from jobchat.events.models import EventType
@@ -170,6 +179,8 @@ def access_start(
             _START_REFUSALS.get(kind, "You may not start this kind of conversation."),
             code="cannot_start",
         )
+    if existing is None and context.job is not None and _closed(context.job):
+        raise _job_closed()
     return context, existing
 
 
@@ -178,7 +189,7 @@ def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bo
     page offers them a "Start chat" button."""
     try:
         access_start(session, user, kind, refs)
-    except (NotFound, Forbidden, Invalid):
+    except (NotFound, Forbidden, Invalid, Conflict):  # Conflict: the job is closed
         return False
     return True
 
@@ -291,7 +302,7 @@ def _may_start(session: Session, user: User, ctx: Context) -> bool:
     # The agency user may open a private thread with a hiring-team user who is the stage owner,
     # or with one they have talked to privately before (about any candidate).
     partner = ctx.employer_user
-    if not has_employer_access(session, partner, app.job):
+    if not partner.is_active or not has_employer_access(session, partner, app.job):
         return False
     return partner.id == app.stage_owner_id or _exists(
         session,
@@ -309,13 +320,16 @@ def is_member(session: Session, user: User, conversation_id: int) -> bool:
 
 
 # Built once: every call on a conversation runs it, and building a statement (and its cache key)
-# cost about as much as running it.
+# cost about as much as running it. The job comes along (a primary-key join), so that checking
+# whether it is closed before a send costs no statement of its own.
 _CONVERSATION_AND_MEMBER = (
     select(Conversation, Member)
     .join(
         Member,
         and_(Member.conversation_id == Conversation.id, Member.user_id == bindparam("user_id")),
     )
+    .outerjoin(Conversation.job)
+    .options(contains_eager(Conversation.job))
     .where(Conversation.id == bindparam("conversation_id"))
 )
 
@@ -344,17 +358,39 @@ def access_message(
     return message, conv, member
 
 
-def may_post(user: User, conv: Conversation) -> bool:
-    """Into an ended conversation only staff write (and so reopen it)."""
-    return conv.status != Status.ended or user.is_staff
+def _closed(job: Job) -> bool:
+    return job.status == JobStatus.closed
 
 
-def check_post(user: User, conv: Conversation) -> None:
-    if not may_post(user, conv):
-        raise Conflict(
+def _job_closed() -> Conflict:
+    return Conflict(
+        "This job is closed: its conversations can be read, but take no new messages.",
+        code="job_closed",
+    )
+
+
+def post_refusal(user: User, conv: Conversation) -> Conflict | None:
+    """Why ``user`` may not post into ``conv`` now (None: they may). Nobody posts about a
+    closed job (the job kinds, and those about its applications); into an ended conversation
+    only staff write (and so reopen it)."""
+    if conv.job_id is not None and conv.job is not None and _closed(conv.job):
+        return _job_closed()
+    if conv.status == Status.ended and not user.is_staff:
+        return Conflict(
             "This conversation has been ended; you can no longer reply.",
             code="conversation_ended",
         )
+    return None
+
+
+def may_post(user: User, conv: Conversation) -> bool:
+    return post_refusal(user, conv) is None
+
+
+def check_post(user: User, conv: Conversation) -> None:
+    refusal = post_refusal(user, conv)
+    if refusal is not None:
+        raise refusal
 
 
 def is_own_email_address(user: User, address: str | None) -> bool:
@@ -388,6 +424,15 @@ def check_delete_for_everyone(user: User, message: Message) -> None:
         )
 
 
+def check_active(user: User) -> None:
+    """Nothing is issued to a deactivated person (the ATS reactivates them with a PUT)."""
+    if not user.is_active:
+        raise Conflict(
+            f"This {user.kind} is deactivated; send them again with PUT to reactivate them.",
+            code="user_deactivated",
+        )
+
+
 def check_staff(user: User) -> None:
     if not user.is_staff:
         raise Forbidden("This is for staff users.", code="staff_only")
@@ -415,6 +460,8 @@ def may_start_about(session: Session, user: User, kind: Kind, about: Application
     if isinstance(about, Application):
         if kind not in (Kind.case, Kind.application, Kind.agency):
             raise ValueError(f"not a kind about one application: {kind}")
+        if _closed(about.job):
+            return False  # nothing new starts about a closed job
         if kind is Kind.agency and about.agency_user is None:
             return False
         context = Context(

@@ -100,7 +100,14 @@ def create_app(
         await asyncio.to_thread(warn_without_integration_key, state.db, settings)
         # The hub lives on the server's event loop, so it is made here, not at import.
         bus, presence = _fan_out(settings)
-        hub = Hub(db=state.db, bus=bus, presence=presence, settings=settings, clock=state.clock)
+        hub = Hub(
+            db=state.db,
+            bus=bus,
+            presence=presence,
+            settings=settings,
+            clock=state.clock,
+            tokens=state.tokens,
+        )
         app.state.hub = hub
         mail = await asyncio.to_thread(
             MailService.create, state.db, state.clock, settings, transport=mail_transport

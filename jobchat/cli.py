@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -129,6 +130,49 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api_key_list(_args: argparse.Namespace) -> int:
+    from jobchat.auth.queries import api_keys
+
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    with db.read() as session:
+        keys = [(k.id, k.name, k.created_at, k.revoked_at) for k in api_keys(session)]
+    if settings.api_key:
+        print("(JOBCHAT_API_KEY is set too: that key is configuration, not listed here)")
+    if not keys:
+        print("no integration keys made with `jobchat api-key create`")
+        return 0
+    # Never the secret: only its digest is stored anyway.
+    print(f"{'id':>6}  {'created (UTC)':<20}  {'revoked (UTC)':<20}  name")
+    for key_id, name, created, revoked in keys:
+        print(f"{key_id:>6}  {_when(created):<20}  {_when(revoked) or '-':<20}  {name}")
+    return 0
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at is not None else ""
+
+
+def cmd_api_key_revoke(args: argparse.Namespace) -> int:
+    from jobchat.auth.actions import do_revoke_api_key
+    from jobchat.clock import SystemClock
+
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    with db.write() as session:
+        key = do_revoke_api_key(session, key_id=args.id, now=SystemClock().now())
+        found = key is not None
+        revoked_at = key.revoked_at if key is not None else None
+    if not found:
+        print(f"jobchat: there is no integration key with id {args.id}", file=sys.stderr)
+        return 1
+    # Keys are looked up on every request: every server process refuses it from now on.
+    print(f"integration key {args.id} revoked at {_when(revoked_at)} UTC")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
     import signal
@@ -224,6 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     create = api_key_commands.add_parser("create", help="make a new integration key and print it")
     create.add_argument("--name", default="integration", help="a label for the key")
     create.set_defaults(func=cmd_api_key_create)
+    listing = api_key_commands.add_parser(
+        "list", help="list the integration keys (id, name, created, revoked; never the secret)"
+    )
+    listing.set_defaults(func=cmd_api_key_list)
+    revoke = api_key_commands.add_parser(
+        "revoke", help="revoke an integration key: it gets 401 from then on, on every process"
+    )
+    revoke.add_argument("id", type=int, help="the key's id (see jobchat api-key list)")
+    revoke.set_defaults(func=cmd_api_key_revoke)
 
     db = commands.add_parser("db", help="the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

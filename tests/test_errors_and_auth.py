@@ -379,11 +379,11 @@ def test_upserts_answer_201_on_create_and_200_on_update(api: Api) -> None:
     r = key.put("/api/v1/jobs/j1", {"title": "Nurse", "employer": "o1", "team": ["u1"]})
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "j1", "title": "Nurse", "employer": "o1", "team": ["u1"],
-                        "partners": []}  # fmt: skip
+                        "partners": [], "status": "open"}  # fmt: skip
     r = key.put("/api/v1/jobs/j1", {"title": "Senior Nurse", "employer": "o1", "partners": ["p1"]})
     assert r.status_code == 200, r.text
     assert r.json() == {"id": "j1", "title": "Senior Nurse", "employer": "o1", "team": ["u1"],
-                        "partners": ["p1"]}  # fmt: skip
+                        "partners": ["p1"], "status": "open"}  # fmt: skip
 
     application = {"job": "j1", "candidate": "c1", "stage": "applied"}
     r = key.put("/api/v1/applications/a1", application)

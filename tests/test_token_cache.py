@@ -79,7 +79,7 @@ def test_an_expiring_token_stops_working_at_its_expiry_even_when_remembered(
 
 
 def test_a_deleted_token_stops_working_within_the_ttl(
-    world: World, client: TestClient, db: Database
+    world: World, client: TestClient, db: Database, clock: FrozenClock
 ) -> None:
     who = world["emp_team"]
     assert who.get("/api/v1/me").status_code == 200
@@ -87,7 +87,8 @@ def test_a_deleted_token_stops_working_within_the_ttl(
     with db.write() as session:
         session.execute(delete(Credential).where(Credential.secret_hash == digest(secret)))
     state = client.app.state.jobchat  # type: ignore[attr-defined]
-    assert state.tokens.user_id(secret, datetime.now(UTC)) is not None  # remembered
+    # (The app's clock: tokens expire, JOBCHAT_TOKEN_DAYS after they were issued by it.)
+    assert state.tokens.user_id(secret, clock.now()) is not None  # remembered
     state.tokens.ttl_seconds = 0  # as if the few seconds had passed
     assert_error(who.get("/api/v1/me"), 401)
     # The integration key and a session cookie are never taken for a remembered user token.

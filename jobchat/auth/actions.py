@@ -6,12 +6,14 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jobchat.auth.models import ApiKey, Credential, CredentialKind
 from jobchat.directory.models import User
 from jobchat.errors import NotFound
+from jobchat.events.actions import emit
+from jobchat.events.models import EventType
 
 # Prefixes make a leaked secret recognisable (and greppable by secret scanners).
 _PREFIX = {
@@ -45,17 +47,32 @@ def do_create_credential(
     now: datetime,
     lifetime: timedelta | None = None,
 ) -> str:
+    return do_issue_credential(session, user=user, kind=kind, now=now, lifetime=lifetime)[1]
+
+
+def do_issue_credential(
+    session: Session,
+    *,
+    user: User,
+    kind: CredentialKind,
+    now: datetime,
+    lifetime: timedelta | None = None,
+    name: str | None = None,
+) -> tuple[Credential, str]:
+    """A new credential of ``kind`` for ``user``: its row (flushed, so it has an id) and its
+    secret, which is nowhere else: only its digest is stored."""
     secret = _new_secret(kind)
-    session.add(
-        Credential(
-            kind=kind,
-            secret_hash=digest(secret),
-            user_id=user.id,
-            created_at=now,
-            expires_at=now + lifetime if lifetime is not None else None,  # 0: already over
-        )
+    cred = Credential(
+        kind=kind,
+        secret_hash=digest(secret),
+        user_id=user.id,
+        created_at=now,
+        expires_at=now + lifetime if lifetime is not None else None,  # 0: already over
+        name=name,
     )
-    return secret
+    session.add(cred)
+    session.flush()
+    return cred, secret
 
 
 def do_redeem_login_link(
@@ -70,7 +87,13 @@ def do_redeem_login_link(
         )
         .with_for_update()
     ).one_or_none()
-    if link is None or link.used_at is not None or (link.expires_at and link.expires_at <= now):
+    if (
+        link is None
+        or link.used_at is not None
+        or link.revoked_at is not None
+        or not link.user.is_active
+        or (link.expires_at and link.expires_at <= now)
+    ):
         raise NotFound("This sign-in link is not valid: it was used already or has expired.")
     link.used_at = now
     cookie = do_create_credential(
@@ -87,3 +110,48 @@ def do_end_session(session: Session, *, secret: str) -> None:
     ).one_or_none()
     if cred is not None:
         session.delete(cred)
+
+
+def do_revoke_token(session: Session, *, credential_id: int, now: datetime) -> Credential | None:
+    """Revoke one user API token, and return it; None when there is no token with that id.
+
+    Revoking one already revoked changes nothing (its first revocation time stays). The
+    ``access.revoked`` event tells every server process, in commit order, to forget the token
+    and close the sockets it opened (the route also sends the news over the bus, which is
+    faster; the event is the copy that cannot be lost).
+    """
+    cred = session.get(Credential, credential_id)
+    if cred is None or cred.kind != CredentialKind.token:
+        return None
+    if cred.revoked_at is None:
+        cred.revoked_at = now
+        emit(
+            session,
+            EventType.access_revoked,
+            now=now,
+            user_id=cred.user_id,
+            data={"credential": cred.id},
+        )
+    return cred
+
+
+def do_end_access(session: Session, *, user: User, now: datetime) -> None:
+    """End every credential of ``user`` (tokens, sessions, unused sign-in links) at once, and
+    tell every server process to close their sockets (the ``access.revoked`` event, for all)."""
+    session.execute(
+        update(Credential)
+        .where(Credential.user_id == user.id, Credential.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    emit(session, EventType.access_revoked, now=now, user_id=user.id, data={"all": True})
+
+
+def do_revoke_api_key(session: Session, *, key_id: int, now: datetime) -> ApiKey | None:
+    """Revoke an integration key (made with ``jobchat api-key create``); None: no such key.
+
+    Keys are looked up on every request (never cached), so the next call with it gets 401."""
+    key = session.get(ApiKey, key_id)
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = now
+    return key

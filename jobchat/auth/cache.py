@@ -1,11 +1,16 @@
 """A short-lived, in-process memory of the user tokens presented to this process.
 
 Every request carries its bearer token, and looking it up cost a read transaction of its own
-(two statements) on every call. A token's owner never changes, tokens are never revoked (only
-browser sessions are ended, and those are not cached here), and a token's expiry is checked on
-every use against the request's clock, exactly as the database lookup does. The one thing the
-cache delays is a token row deleted from the database by hand: this process keeps accepting it
-for at most ``ttl_seconds`` (5 s). Keyed by the token's SHA-256 digest, like the database.
+(two statements) on every call. A token's owner never changes, and a token's expiry is checked
+on every use against the request's clock, exactly as the database lookup does.
+
+Tokens are revoked (``DELETE /api/v1/tokens/{id}``) and people deactivated, though, and that
+must hold at once on every process: the revoking process sends the news over the bus before it
+answers, and each process's hub calls ``forget_user`` on receipt; the ``access.revoked`` event
+the revocation stored reaches every hub too (at the latest at its next poll of the event table),
+in case the bus lost the message. Only a token row changed in the database by hand, behind the
+API's back, is still accepted for at most ``ttl_seconds`` (5 s). Keyed by the token's SHA-256
+digest, like the database.
 """
 
 from __future__ import annotations
@@ -60,3 +65,10 @@ class TokenCache:
             key = digest(secret)
             self._entries.pop(key, None)
             self._entries[key] = (user_id, expires_at, self._monotonic())
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every remembered token of this user (one of theirs was revoked, or they were
+        deactivated): their next request is looked up in the database. Rare, so a scan."""
+        with self._lock:
+            for key in [k for k, entry in self._entries.items() if entry[0] == user_id]:
+                del self._entries[key]

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from jobchat.app_state import AppState
 from jobchat.auth.csrf import CSRF_HEADER, csrf_ok
 from jobchat.auth.models import CredentialKind
-from jobchat.auth.queries import is_api_key, token_owner, user_for
+from jobchat.auth.queries import credential_for, is_api_key, token_owner, user_for
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Unauthorized
 
@@ -146,18 +146,20 @@ def user_for_socket(
     headers: Mapping[str, str],
     query_token: str | None,
     cookies: Mapping[str, str],
-) -> User:
-    """Who opens a stream socket: a bearer token in the header or in ``?token=`` (browsers
-    cannot set headers on a WebSocket), or the session cookie from a page of our own origin."""
+) -> tuple[User, int]:
+    """Who opens a stream socket, and the id of the credential they opened it with (revoking
+    that credential closes the socket): a bearer token in the header or in ``?token=``
+    (browsers cannot set headers on a WebSocket), or the session cookie from a page of our own
+    origin."""
     now = state.clock.now()
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     token = credentials.strip() if scheme.lower() == "bearer" else None
     token = token or query_token
     with state.db.read() as session:
         if token:
-            user = user_for(session, token, (CredentialKind.token,), now)
-            if user is not None:
-                return user
+            cred = credential_for(session, token, (CredentialKind.token,), now)
+            if cred is not None:
+                return cred.user, cred.id
             if is_api_key(session, token, state.settings.api_key):
                 raise Forbidden(
                     "The integration key has no event stream; use a user token.",
@@ -168,9 +170,9 @@ def user_for_socket(
         if cookie is not None:
             if not same_origin(headers, state.settings.public_url):
                 raise Forbidden("Cross-site socket refused.", code="cross_site")
-            user = user_for(session, cookie, (CredentialKind.session,), now)
-            if user is not None:
-                return user
+            cred = credential_for(session, cookie, (CredentialKind.session,), now)
+            if cred is not None:
+                return cred.user, cred.id
             raise Unauthorized("Your session has ended; sign in again.")
     raise Unauthorized("Sign in, or send Authorization: Bearer <token> or ?token=<token>.")
 

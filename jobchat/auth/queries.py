@@ -22,11 +22,25 @@ def is_api_key(session: Session, secret: str, configured: str | None) -> bool:
     return key is not None
 
 
+def api_keys(session: Session) -> list[ApiKey]:
+    """Every integration key made with ``jobchat api-key create``, oldest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+# A credential counts while it is not revoked and its owner is not deactivated (deactivation
+# revokes their credentials too; the join also covers one issued in a race with it).
+_LIVE = (Credential.revoked_at.is_(None), User.deactivated_at.is_(None))
+
+
 def token_owner(session: Session, secret: str, now: datetime) -> tuple[int, datetime | None] | None:
     """(user id, expiry) of a valid user token, in one statement; None if it is not one."""
     row = session.execute(
-        select(Credential.user_id, Credential.expires_at).where(
-            Credential.secret_hash == digest(secret), Credential.kind == CredentialKind.token
+        select(Credential.user_id, Credential.expires_at)
+        .join(User, User.id == Credential.user_id)
+        .where(
+            Credential.secret_hash == digest(secret),
+            Credential.kind == CredentialKind.token,
+            *_LIVE,
         )
     ).one_or_none()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
@@ -34,17 +48,47 @@ def token_owner(session: Session, secret: str, now: datetime) -> tuple[int, date
     return row.user_id, row.expires_at
 
 
-def user_for(
+def credential_for(
     session: Session, secret: str, kinds: tuple[CredentialKind, ...], now: datetime
-) -> User | None:
+) -> Credential | None:
+    """The live credential of one of ``kinds`` with this secret (its ``user`` loaded with it)."""
     cred = session.scalars(
-        select(Credential).where(
-            Credential.secret_hash == digest(secret), Credential.kind.in_(kinds)
-        )
+        select(Credential)
+        .join(User, User.id == Credential.user_id)
+        .where(Credential.secret_hash == digest(secret), Credential.kind.in_(kinds), *_LIVE)
     ).one_or_none()
     if cred is None or (cred.expires_at is not None and cred.expires_at <= now):
         return None
-    return cred.user
+    return cred
+
+
+def user_for(
+    session: Session, secret: str, kinds: tuple[CredentialKind, ...], now: datetime
+) -> User | None:
+    cred = credential_for(session, secret, kinds, now)
+    return cred.user if cred is not None else None
+
+
+def credential_live(session: Session, credential_id: int, now: datetime) -> bool:
+    """Whether the credential with this id still lets its owner in (a socket opened with it
+    checks once more after joining the stream, in case it was revoked meanwhile)."""
+    row = session.execute(
+        select(Credential.expires_at)
+        .join(User, User.id == Credential.user_id)
+        .where(Credential.id == credential_id, *_LIVE)
+    ).one_or_none()
+    return row is not None and (row.expires_at is None or row.expires_at > now)
+
+
+def tokens_of(session: Session, user_id: int) -> list[Credential]:
+    """A person's API tokens, revoked and expired ones included, oldest first."""
+    return list(
+        session.scalars(
+            select(Credential)
+            .where(Credential.user_id == user_id, Credential.kind == CredentialKind.token)
+            .order_by(Credential.id)
+        )
+    )
 
 
 def login_link_owner(session: Session, secret: str) -> int | None:

@@ -1,6 +1,7 @@
 """Who belongs in a conversation, from the table in DESIGN.md (read only).
 
-``expected_member_ids`` is the rule. ``conversations_of_*`` find the conversations a change of
+``expected_member_ids`` is the rule; a deactivated person is in none (they come back, by the
+same rule, when the ATS reactivates them). ``conversations_of_*`` find the conversations a change of
 context can affect (a stage, a team, a job's partners, a candidate's source partner, a user's
 organisation or role); the action that made the change passes them to
 ``conversations.actions.sync_conversations`` in its own transaction.
@@ -67,6 +68,17 @@ def partner_org_ids(session: Session, job_id: int) -> set[int]:
 
 
 def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
+    ids = _by_context(session, conv)
+    if not ids:
+        return ids
+    # Deactivated people leave every conversation, whatever their part in its context.
+    inactive = session.scalars(
+        select(User.id).where(User.id.in_(ids), User.deactivated_at.is_not(None))
+    )
+    return ids.difference(inactive)
+
+
+def _by_context(session: Session, conv: Conversation) -> set[int]:
     kind = Kind(conv.kind)
     if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
         assert conv.job is not None
@@ -184,3 +196,43 @@ def conversations_of_staff(
             .order_by(Conversation.id)
         )
     )
+
+
+def conversations_with_member(session: Session, user_id: int) -> list[Conversation]:
+    """The conversations the user is a member of now: all that their deactivation changes."""
+    mine = select(Member.conversation_id).where(Member.user_id == user_id)
+    return list(
+        session.scalars(
+            select(Conversation).where(Conversation.id.in_(mine)).order_by(Conversation.id)
+        )
+    )
+
+
+def conversations_of_person(session: Session, user: User) -> list[Conversation]:
+    """Every conversation the person is in or could be in by the rules: what their
+    reactivation affects."""
+    if user.is_candidate:
+        their_jobs = select(Application.job_id).where(Application.candidate_id == user.id)
+        return list(
+            session.scalars(
+                select(Conversation)
+                .where(
+                    or_(
+                        Conversation.candidate_id == user.id,
+                        (Conversation.kind == Kind.job_relocation)
+                        & Conversation.job_id.in_(their_jobs),
+                    )
+                )
+                .order_by(Conversation.id)
+            )
+        )
+    found = {c.id: c for c in conversations_of_staff(session, user.id, [user.organization_id])}
+    # An agency user's threads, and a hiring-team user's private ones, whatever organisations
+    # the job is shared with.
+    for conv in session.scalars(
+        select(Conversation).where(
+            or_(Conversation.agency_user_id == user.id, Conversation.employer_user_id == user.id)
+        )
+    ):
+        found.setdefault(conv.id, conv)
+    return [found[i] for i in sorted(found)]

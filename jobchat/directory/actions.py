@@ -14,17 +14,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobchat.auth.actions import do_end_access
 from jobchat.conversations.actions import sync_conversations
 from jobchat.conversations.membership import (
     conversations_of_application,
     conversations_of_candidate,
     conversations_of_job,
+    conversations_of_person,
     conversations_of_staff,
+    conversations_with_member,
 )
 from jobchat.directory.models import (
     Application,
     Job,
     JobPartner,
+    JobStatus,
     Organization,
     OrgKind,
     User,
@@ -46,6 +50,7 @@ from jobchat.directory.schemas import (
 )
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
+from jobchat.messages.actions import do_cancel_deliveries_to
 from jobchat.sms.consent import do_follow_number, do_set_sms_consent
 from jobchat.sms.models import ConsentSource
 
@@ -138,6 +143,7 @@ def do_upsert_staff(
     user = user_by_ext(session, UserKind.staff, ext_id)
     old_org = user.organization_id if user else None
     old_role = user.role if user else None
+    reactivated = user is not None and _reactivate(user)
     if user is None:
         new = User(kind=UserKind.staff, ext_id=ext_id, name=data.name, email=data.email)
         new.timezone = data.timezone or "UTC"
@@ -157,6 +163,8 @@ def do_upsert_staff(
     if "timezone" in sent and data.timezone is not None:
         user.timezone = data.timezone
     session.flush()
+    if reactivated:
+        sync_conversations(session, conversations_of_person(session, user), now=now)
     if created or old_org != org.id or old_role != data.role:
         convs = conversations_of_staff(session, user.id, [old_org, org.id])
         sync_conversations(session, convs, now=now)
@@ -186,6 +194,7 @@ def do_upsert_candidate(
         raise Invalid(problems)
 
     user = user_by_ext(session, UserKind.candidate, ext_id)
+    reactivated = user is not None and _reactivate(user)
     if user is None:
         new = User(kind=UserKind.candidate, ext_id=ext_id, name=data.name, email=data.email)
         new.timezone = "UTC"
@@ -213,9 +222,34 @@ def do_upsert_candidate(
         user.source_partner_id = partner.id if partner else None
         user.source_partner = partner
     session.flush()
-    if user.source_partner_id != old_partner:
+    if reactivated:
+        sync_conversations(session, conversations_of_person(session, user), now=now)
+    elif user.source_partner_id != old_partner:
         sync_conversations(session, conversations_of_candidate(session, user.id), now=now)
     return user, created
+
+
+def _reactivate(user: User) -> bool:
+    """An upsert of a deactivated person brings them back (their memberships follow, by the
+    same rules as for a newcomer); whether it did."""
+    if user.is_active:
+        return False
+    user.deactivated_at = None
+    return True
+
+
+def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None:
+    """The ATS removed this person: they can no longer sign in (every token, session and
+    sign-in link ends, and every process closes their sockets) and they leave every
+    conversation (member.removed for each). What they wrote stays, under their name.
+    Deactivating someone already deactivated changes nothing."""
+    if not user.is_active:
+        return
+    user.deactivated_at = now
+    session.flush()
+    do_end_access(session, user=user, now=now)
+    do_cancel_deliveries_to(session, user.id, now=now)
+    sync_conversations(session, conversations_with_member(session, user.id), now=now)
 
 
 def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> None:
@@ -258,10 +292,15 @@ def do_upsert_job(session: Session, ext_id: str, data: JobIn, *, now: datetime) 
     job = job_by_ext(session, ext_id)
     if job is None:
         new = Job(ext_id=ext_id, title=data.title, employer_id=employer.id, employer=employer)
+        new.status = data.status or JobStatus.open
         job, created = _insert(session, new, lambda: job_by_ext(session, ext_id))
     else:
         created = False
     assert job is not None
+    if data.status is not None:
+        # Closed: its conversations stay readable, and nothing new is posted in them
+        # (access.may_post); open again, they take messages again.
+        job.status = data.status
     changed = created or job.employer_id != employer.id
     job.title = data.title
     job.employer_id = employer.id

@@ -6,11 +6,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from jobchat.app_state import AppState
+from jobchat.auth.api import announce_revoked
 from jobchat.auth.deps import CurrentUser, Integration, State
 from jobchat.directory.actions import (
+    do_deactivate_person,
     do_update_preferences,
     do_upsert_application,
     do_upsert_candidate,
@@ -18,6 +22,8 @@ from jobchat.directory.actions import (
     do_upsert_organization,
     do_upsert_staff,
 )
+from jobchat.directory.models import UserKind
+from jobchat.directory.queries import user_by_ext
 from jobchat.directory.schemas import (
     ApplicationIn,
     ApplicationOut,
@@ -30,6 +36,7 @@ from jobchat.directory.schemas import (
     StaffIn,
     UserOut,
 )
+from jobchat.errors import NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import PathRef
 from jobchat.sms.queries import number_opt_out
@@ -121,6 +128,48 @@ def put_application(
         lambda s, now: do_upsert_application(s, ext_id, body, now=now),
         ApplicationOut.of,
     )
+
+
+def _deactivate(state: AppState, kind: UserKind, ext_id: str) -> int:
+    with state.db.write() as session:
+        user = user_by_ext(session, kind, ext_id)
+        if user is None:
+            raise NotFound(f"There is no {kind.value} with that id.")
+        do_deactivate_person(session, user, now=state.clock.now())
+        return user.id
+
+
+async def _deactivate_and_tell(request: Request, kind: UserKind, ext_id: str) -> Response:
+    state: AppState = request.app.state.jobchat
+    user_id = await run_in_threadpool(_deactivate, state, kind, ext_id)
+    # Every process forgets their tokens and closes their sockets before we answer.
+    await announce_revoked(request.app, state, user_id, None)
+    return Response(status_code=204)
+
+
+_DEACTIVATE: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Deactivated (also when they were already)."},
+    **error_responses(404),
+}
+
+
+@integration.delete(
+    "/users/{ext_id}", status_code=204, response_class=Response, responses=_DEACTIVATE
+)
+async def delete_user(ext_id: ExtId, request: Request) -> Response:
+    """Deactivate a staff user: they can no longer sign in or call the API (their tokens,
+    sessions, sign-in links and open sockets end at once) and they leave every conversation;
+    what they wrote stays, under their name. A later PUT reactivates them."""
+    return await _deactivate_and_tell(request, UserKind.staff, ext_id)
+
+
+@integration.delete(
+    "/candidates/{ext_id}", status_code=204, response_class=Response, responses=_DEACTIVATE
+)
+async def delete_candidate(ext_id: ExtId, request: Request) -> Response:
+    """Deactivate a candidate, as for staff users: no more sign-in, emails or texts, and no
+    membership; their messages stay. A later PUT reactivates them."""
+    return await _deactivate_and_tell(request, UserKind.candidate, ext_id)
 
 
 @me.get("/me", response_model=UserOut)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobchat.directory.models import Application, Job, Organization, OrgKind, Role, Stage, User
+from jobchat.directory.models import (
+    Application,
+    Job,
+    JobStatus,
+    Organization,
+    OrgKind,
+    Role,
+    Stage,
+    User,
+)
 from jobchat.inputs import ExtRef, Line, Moment, Text
 
 _strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -104,7 +113,8 @@ class UserOut(BaseModel):
 
 
 class JobIn(BaseModel):
-    """A job. ``team`` and ``partners`` left out keep their stored value on update."""
+    """A job. ``team``, ``partners`` and ``status`` left out keep their stored value on update
+    (a new job is open)."""
 
     model_config = _strict
     title: Annotated[Line, Field(min_length=1, max_length=300)]
@@ -115,6 +125,11 @@ class JobIn(BaseModel):
     partners: list[ExtRef] | None = Field(
         default=None, description="Source partner and agency organisation external ids."
     )
+    status: JobStatus | None = Field(
+        default=None,
+        description="open (the default) or closed: a closed job's conversations stay readable "
+        "but take no new message (409 job_closed) and no new conversation starts about it.",
+    )
 
 
 class JobOut(BaseModel):
@@ -123,6 +138,7 @@ class JobOut(BaseModel):
     employer: str
     team: list[str]
     partners: list[str]
+    status: JobStatus
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -132,6 +148,7 @@ class JobOut(BaseModel):
             employer=job.employer.ext_id,
             team=[u.ext_id for u in job.team],
             partners=[o.ext_id for o in job.partners],
+            status=JobStatus(job.status),
         )
 
 

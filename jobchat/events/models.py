@@ -19,6 +19,10 @@ class EventType(enum.StrEnum):
     conversation_updated = "conversation.updated"
     member_added = "member.added"
     member_removed = "member.removed"
+    # Not about a conversation, never sent to a client: a person's credential was revoked
+    # (data {"credential": id}) or all of them ended (data {"all": true}, deactivation). Every
+    # server process's hub reads it, forgets the person's cached tokens and closes the sockets.
+    access_revoked = "access.revoked"
 
 
 class Event(Base):

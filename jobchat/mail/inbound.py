@@ -27,7 +27,7 @@ from email.utils import parseaddr
 from sqlalchemy.orm import Session
 
 from jobchat import access
-from jobchat.conversations.models import Conversation, Member, Status
+from jobchat.conversations.models import Conversation, Member
 from jobchat.directory.models import User
 from jobchat.jobqueue.actions import enqueue
 from jobchat.mail.addresses import MailKeys, addresses_in
@@ -138,7 +138,7 @@ def do_receive_email(
     member = session.get(Member, (conv.id, user.id))
     if member is None:
         return done(InboundOutcome.not_member)
-    if conv.status == Status.ended and not access.may_post(user, conv):
+    if not access.may_post(user, conv):  # ended, or about a closed job
         if conv.ended_at is None or not closed_notice_sent(
             session, conv.id, user.id, conv.ended_at
         ):

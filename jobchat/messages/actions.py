@@ -318,6 +318,11 @@ def _recipient(
         )
     candidate = conv.candidate
     assert candidate is not None
+    if not candidate.is_active:
+        raise Invalid(
+            {"channel": "the candidate is deactivated: nothing more goes to them"},
+            code="candidate_deactivated",
+        )
     if channel is Channel.email:
         return candidate, candidate.email
     if not limits.sms_enabled:
@@ -430,4 +435,19 @@ def do_delete_message(
             "last_message": _preview(latest) if latest is not None else None,
         },
         extras=unread_extras(session, conv.id, [actor.id]),
+    )
+
+
+def do_cancel_deliveries_to(session: Session, recipient_id: int, *, now: datetime) -> None:
+    """Emails and texts to this person that have not gone out yet never will (they were
+    deactivated): their jobs find the delivery no longer queued and do nothing."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.recipient_id == recipient_id, Delivery.status == DeliveryStatus.queued)
+        .values(
+            status=DeliveryStatus.cancelled,
+            last_error="the recipient was deactivated",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
     )

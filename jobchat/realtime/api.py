@@ -37,9 +37,13 @@ def _after(raw: str | None) -> int | None:
 def _viewer(state: AppState, ws: WebSocket, token: str | None) -> Viewer:
     """Who is at the other end. Only these few fields stay for the socket's lifetime, not the
     ORM user they were read from (a thousand sockets would keep a thousand of those alive)."""
-    user = user_for_socket(state, ws.headers, token, ws.cookies)
+    user, credential_id = user_for_socket(state, ws.headers, token, ws.cookies)
     return Viewer(
-        user_id=user.id, ext_id=user.ext_id, name=user.name, is_candidate=user.is_candidate
+        user_id=user.id,
+        ext_id=user.ext_id,
+        name=user.name,
+        is_candidate=user.is_candidate,
+        credential_id=credential_id,
     )
 
 

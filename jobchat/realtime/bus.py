@@ -43,6 +43,10 @@ class Bus(Protocol):
     async def ping(self) -> None:
         """Raise if the bus cannot reach the other processes (for /readyz)."""
 
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        """Like ``send_ephemeral``, but return only once the other processes have been sent it
+        (or sending failed): for news its sender answers for, such as a revoked token."""
+
     async def stop(self) -> None: ...
 
 
@@ -66,6 +70,9 @@ class LocalBus:
 
     async def ping(self) -> None:
         pass
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        self.send_ephemeral(message)
 
     async def stop(self) -> None:
         self._on_ephemeral = None
@@ -122,6 +129,18 @@ class RedisBus:
         payload = json.dumps({**message, "origin": self.origin})
         self._outbox.append((self._ephemeral_channel, payload))
         self._ready.set()
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        self._on_ephemeral(message)
+        payload = json.dumps({**message, "origin": self.origin})
+        # Redis hands a published message to the subscribers before it answers the publisher.
+        # Bounded: with Redis away, the caller's stored event reaches the others at their next
+        # poll of the event table instead.
+        try:
+            async with asyncio.timeout(max(self._retry, 1.0)):
+                await self._redis.publish(self._ephemeral_channel, payload)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("broadcasting over Redis failed: %s", exc)
 
     async def _publish(self) -> None:
         while True:

@@ -17,3 +17,6 @@ BEHIND = 4000
 RESYNC = 4001
 # The client sent frames faster than anyone types.
 TOO_MANY_FRAMES = 4008
+# The token or session the socket was opened with was revoked, or its person deactivated:
+# do not reconnect with it (the handshake would get 401); sign in again.
+ACCESS_ENDED = 4401

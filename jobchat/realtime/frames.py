@@ -26,6 +26,8 @@ class Viewer:
     ext_id: str
     name: str
     is_candidate: bool
+    # The token or session the socket was opened with: revoking it closes the socket.
+    credential_id: int | None = None
 
     def public(self) -> dict[str, str]:
         return {"id": self.ext_id, "name": self.name, "kind": self.kind}

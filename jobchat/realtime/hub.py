@@ -23,6 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from jobchat.access import may_receive
+from jobchat.auth.cache import TokenCache
+from jobchat.auth.queries import credential_live
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.queries import member_refs
@@ -35,7 +37,7 @@ from jobchat.realtime import codes
 from jobchat.realtime.bus import Bus
 from jobchat.realtime.frames import StreamEvent, Viewer, ephemeral, error_frame
 from jobchat.realtime.presence import Presence
-from jobchat.realtime.start import follow, start_stream, stream_event
+from jobchat.realtime.start import Start, follow, start_stream, stream_event
 from jobchat.realtime.subscription import Subscription
 from jobchat.stopping import stop_tasks
 
@@ -53,13 +55,23 @@ PRESENCE_ANSWER_SECONDS = 2.0
 # While the database is away the table is read again after a growing wait, up to this (or the
 # poll interval, if longer); a commit in this process, or a nudge from another, cuts it short.
 MAX_BACKOFF_SECONDS = 10.0
+ACCESS_ENDED_REASON = "your access ended (token revoked or account deactivated): sign in again"
 
 
 class Hub:
     def __init__(
-        self, *, db: Database, bus: Bus, presence: Presence, settings: Settings, clock: Clock
+        self,
+        *,
+        db: Database,
+        bus: Bus,
+        presence: Presence,
+        settings: Settings,
+        clock: Clock,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.db = db
+        # This process's memory of user tokens, which a revocation must clear at once.
+        self.tokens = tokens
         self.bus = bus
         self.presence = presence
         self.settings = settings
@@ -210,6 +222,9 @@ class Hub:
         self.position = event.id
         for sub in self._pending:
             sub.park(event)
+        if event.type == EventType.access_revoked and event.user_id is not None:
+            # Usually known already from the bus; this is the copy that cannot get lost.
+            self.revoke(event.user_id, event.data.get("credential"))
         conv = event.conversation_id
         if conv is None:
             return
@@ -251,17 +266,17 @@ class Hub:
         sub.on_close = lambda: self._release_soon(loop, sub)
         self._pending.add(sub)
         try:
-            start = await asyncio.to_thread(
-                start_stream,
-                self.db,
-                viewer.user_id,
-                after,
-                max_backlog=self.settings.stream_max_backlog,
-            )
+            start, live = await asyncio.to_thread(self._start, viewer, after)
         except BaseException:
             self._pending.discard(sub)
             raise
         self._pending.discard(sub)
+        if not live:
+            # Revoked between the handshake's check and joining: no access.revoked event
+            # could reach this subscription, so the check is made again now that it is in.
+            sub.close(codes.ACCESS_ENDED, ACCESS_ENDED_REASON)
+        if sub.closing is not None:
+            return sub
         parked, sub.pending = sub.pending or [], None
         sub.cursor = start.head
         sub.conversations = set(start.conversations)
@@ -283,6 +298,35 @@ class Hub:
         if first:
             self._spawn(self._announce(viewer, sorted(sub.conversations), online=True), "presence")
         return sub
+
+    def _start(self, viewer: Viewer, after: int | None) -> tuple[Start, bool]:
+        start = start_stream(
+            self.db, viewer.user_id, after, max_backlog=self.settings.stream_max_backlog
+        )
+        if viewer.credential_id is None:
+            return start, True
+        with self.db.read() as session:
+            return start, credential_live(session, viewer.credential_id, self.clock.now())
+
+    # --- revocations ----------------------------------------------------------------------------
+
+    async def announce_revoked(self, user_id: int, credential_id: int | None) -> None:
+        """Tell every process (this one first) that a credential of ``user_id`` was revoked
+        (``credential_id``), or all of them (None: the person was deactivated). Returns once
+        the others have been sent the news."""
+        await self.bus.broadcast(
+            {"kind": "revoked", "user_id": user_id, "credential": credential_id}
+        )
+
+    def revoke(self, user_id: int, credential_id: int | None) -> None:
+        """Forget the user's cached tokens and close their sockets opened with that credential
+        (all of them for None). Harmless when repeated: the bus and the event both say it."""
+        if self.tokens is not None:
+            self.tokens.forget_user(user_id)
+        subs = self._pending | self._by_user.get(user_id, set())
+        for sub in list(subs):
+            if sub.user_id == user_id and credential_id in (None, sub.viewer.credential_id):
+                sub.close(codes.ACCESS_ENDED, ACCESS_ENDED_REASON)
 
     def _release_soon(self, loop: asyncio.AbstractEventLoop, sub: Subscription) -> None:
         loop.call_soon(self.unsubscribe, sub)
@@ -429,6 +473,9 @@ class Hub:
                 for sub in self._by_conv.get(conv, ()):
                     if sub.user_id != uid:
                         sub.push(frame)
+            elif kind == "revoked":
+                credential = message["credential"]
+                self.revoke(uid, credential if isinstance(credential, int) else None)
             elif kind == "presence":
                 frame = ephemeral(
                     "presence", None, {"user": message["user"], "online": message["online"]}

@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from jobchat import access
-from jobchat.conversations.models import Conversation, Kind, Member, Status
+from jobchat.conversations.models import Conversation, Kind, Member
 from jobchat.directory.models import User, UserKind
 from jobchat.directory.phones import normalise_phone
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
@@ -127,7 +127,7 @@ def do_receive_sms(
     row.conversation_id = conv.id
     member = session.get(Member, (conv.id, candidate.id))
     assert member is not None  # _conversation_for only finds their own
-    if conv.status == Status.ended and not access.may_post(candidate, conv):
+    if not access.may_post(candidate, conv):  # ended, or about a closed job
         told = conv.ended_at is not None and _told_closed(session, conv, candidate)
         return done(SmsOutcome.closed, None if told else CLOSED_REPLY)
     if not body:
