@@ -127,3 +127,10 @@ def api(client: TestClient) -> Api:
 @pytest.fixture
 def world(api: Api) -> World:
     return build_world(api)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last, wherever their modules sort: Playwright's sync API keeps an
+    event loop running in the main thread for the rest of the session once it starts, and the
+    tests that drive the jobs worker with ``asyncio.run()`` cannot run after that."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

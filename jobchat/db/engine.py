@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobchat.db.turn import WriteTurn
 
-_IMMEDIATE = "jobchat_begin_immediate"
+# The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
+IMMEDIATE = "jobchat_begin_immediate"
 _DEADLINE = "jobchat_write_deadline"
 _BUSY_MS = "jobchat_busy_timeout_ms"
 WRITE_LOCK_KEY = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
@@ -76,7 +77,7 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
-        immediate = options.get(_IMMEDIATE, False)
+        immediate = options.get(IMMEDIATE, False)
         # A writer that queued for the turn waits in SQLite's busy handler only for what is
         # left of its time; the next transaction on the connection gets the full timeout back.
         # Set only when it differs by more than a little, so an uncontended write costs no
@@ -144,7 +145,7 @@ class Database:
             with self._sessions() as session:
                 with session.begin():
                     connection = session.connection(
-                        execution_options={_IMMEDIATE: True, _DEADLINE: deadline}
+                        execution_options={IMMEDIATE: True, _DEADLINE: deadline}
                     )
                     if connection.dialect.name == "postgresql":
                         # One statement: the timeout (for this transaction only) is set before
@@ -184,7 +185,7 @@ class Database:
         try:
             with self._sessions() as session:
                 with session.begin():
-                    session.connection(execution_options={_IMMEDIATE: True, _DEADLINE: deadline})
+                    session.connection(execution_options={IMMEDIATE: True, _DEADLINE: deadline})
                     yield session
                     _no_events(session)
                 self._after_commit(session)

@@ -9,15 +9,19 @@ whoever gets it second finds the schema at head and does nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, text
 
-from jobchat.db.engine import _IMMEDIATE
+from jobchat.db.engine import IMMEDIATE
+
+log = logging.getLogger("jobchat.migrate")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -47,8 +51,16 @@ def upgrade(engine: Engine) -> None:
     """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with _migration_turn(engine) as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    # Alembic's own chatter is kept to warnings (jobchat.ops.logs); this says what happened.
+    if after != before:
+        if before is None:
+            log.info("database schema created (revision %s)", after)
+        else:
+            log.info("database schema upgraded from revision %s to %s", before, after)
 
 
 @contextmanager
@@ -90,7 +102,7 @@ def _sqlite_turn(connection: Connection) -> Iterator[None]:
     connection.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_WAIT_MS}")
     connection.commit()
     try:
-        with connection.execution_options(**{_IMMEDIATE: True}).begin():
+        with connection.execution_options(**{IMMEDIATE: True}).begin():
             yield
     finally:
         # The pooled connection goes back to the writers with their own timeout.

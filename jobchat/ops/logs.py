@@ -71,6 +71,9 @@ def log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": uvicorn,
             "uvicorn.error": uvicorn,
             "uvicorn.access": uvicorn,
+            # Alembic says at INFO what database it runs on, every start: jobchat.db.migrate
+            # logs the one line that matters (a schema created or upgraded) itself.
+            "alembic": {"level": "WARNING"},
         },
     }
 
