@@ -362,6 +362,11 @@ def _closed(job: Job) -> bool:
     return job.status == JobStatus.closed
 
 
+def about_closed_job(conv: Conversation) -> bool:
+    """Whether ``conv`` is about a job that is closed (readable, but nobody posts in it)."""
+    return conv.job_id is not None and conv.job is not None and _closed(conv.job)
+
+
 def _job_closed() -> Conflict:
     return Conflict(
         "This job is closed: its conversations can be read, but take no new messages.",
@@ -373,7 +378,7 @@ def post_refusal(user: User, conv: Conversation) -> Conflict | None:
     """Why ``user`` may not post into ``conv`` now (None: they may). Nobody posts about a
     closed job (the job kinds, and those about its applications); into an ended conversation
     only staff write (and so reopen it)."""
-    if conv.job_id is not None and conv.job is not None and _closed(conv.job):
+    if about_closed_job(conv):
         return _job_closed()
     if conv.status == Status.ended and not user.is_staff:
         return Conflict(

@@ -87,6 +87,9 @@ def test_a_closed_jobs_conversations_stay_readable_and_take_no_new_message(
     browser = Browser.signed_in(client, api, "emp_team")
     page = browser.page(f"/conversations/{chats['application']}")
     assert "Before closing" in page
+    # It says why there is nothing to write in, instead of a composer that would be refused.
+    assert "The job is closed: this conversation can be read" in page
+    assert 'id="composer"' not in page and "End conversation" not in page
     posted = browser.form(f"/conversations/{chats['application']}/messages", {"body": "Via page"})
     assert posted.status_code == 409
     assert [m["body"] for m in body(tess.messages(chats["application"]), 200)["items"]] == [
@@ -94,6 +97,8 @@ def test_a_closed_jobs_conversations_stay_readable_and_take_no_new_message(
     ]
 
     set_status(api, "open")
+    page = browser.page(f"/conversations/{chats['application']}")
+    assert 'id="composer"' in page and "The job is closed" not in page
     sent(tess.send(chats["application"], "We are hiring again"))
     sent(cand.send(chats["application"], "Great"))
     assert body(tess.start("job_relocation", job="job1"), 201)
@@ -129,4 +134,7 @@ def test_the_pages_about_a_closed_job_still_open_and_offer_no_new_chat(
     assert "Start chat" not in browser.page("/jobs/job1/chats.html")
     profile = browser.page("/candidates/cand2")  # app2: no conversation yet
     assert "Start chat" not in profile
-    assert f"/conversations/{chat}" in browser.page("/candidates/cand")
+    # The profile still shows the conversation that exists, read-only.
+    messages_tab = browser.page("/candidates/cand")
+    assert f'id="thread" data-conversation="{chat}"' in messages_tab
+    assert "The job is closed" in messages_tab

@@ -41,6 +41,8 @@ class Thread:
     may_post: bool
     may_end: bool
     channels: list[Channel]
+    # About a closed job: read-only for everyone, so the page shows why instead of a composer.
+    job_closed: bool
 
     @property
     def first_unread_id(self) -> int | None:
@@ -68,4 +70,5 @@ def load_thread(
         may_post=access.may_post(me, conv),
         may_end=access.may_end(me, conv),
         channels=available_channels(session, me, conv, Limits.of(settings)),
+        job_closed=access.about_closed_job(conv),
     )
