@@ -58,8 +58,8 @@ DESCRIPTION = """
 Recruiting conversations beside your applicant tracking system.
 
 * **Integration endpoints** (integration key): mirror organisations, staff, candidates, jobs
-  and applications with idempotent upserts keyed by your own ids; issue user tokens and
-  one-time sign-in links.
+  and applications with idempotent upserts keyed by your own ids; deactivate people and close
+  jobs; issue, list and revoke user tokens; issue one-time sign-in links.
 * **User endpoints** (user token or browser session): the inbox, conversations, messages,
   read state, the unread badge and the candidate manager. A user sees exactly the
   conversations they are a member of; anything else answers 404.
@@ -73,6 +73,13 @@ Recruiting conversations beside your applicant tracking system.
   through `POST /api/v1/inbound/email` (raw `message/rfc822`, authenticated with
   `JOBCHAT_INBOUND_EMAIL_SECRET`). `GET /api/v1/background-jobs` (integration key) shows what
   is waiting and what failed.
+
+* **SMS**: messages sent with `"channel": "sms"` go out through Twilio; texts and delivery
+  statuses come back through Twilio's signed webhooks under `/api/v1/inbound/sms/`. Consent
+  belongs to the number: a STOP covers every candidate who has it.
+* **Operations**: `/healthz` and `/readyz` (no credentials), `/metrics` (Prometheus, integration
+  key). Every answer carries `X-Request-ID`. When the database cannot take a request the answer
+  is 503 (`busy` or `service_unavailable`) with `Retry-After`.
 
 Every error has the shape `{"error": {"code", "message", "fields"?}}`.
 """
