@@ -3,7 +3,6 @@ ledger, the jobs against a loopback Twilio, and the signed webhooks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
-from tests.mail_support import drain, worker_for
+from tests.mail_support import drain
 from tests.support import World, body
 from tests.twilio_support import (
     ACCOUNT_SID,
@@ -21,37 +20,22 @@ from tests.twilio_support import (
     FROM_NUMBER,
     INBOUND_PATH,
     STATUS_PATH,
+    TWILIO_CLIENT_WARNINGS,
     TwilioServer,
     inbound_sms_form,
     sign,
     status_callback_form,
-    twilio_settings,
+    twilio,
+    twilio_app_settings,
     webhook,
+    worker,
 )
 
 CAND_PHONE = "+14155550123"
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated"),
-]
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, twilio: TwilioServer) -> Settings:
-    return twilio_settings(settings, twilio)
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return worker_for(client.app)  # type: ignore[arg-type]
+pytestmark = TWILIO_CLIENT_WARNINGS
+# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker.
+__all__ = ["twilio", "twilio_app_settings", "worker"]
 
 
 @pytest.fixture

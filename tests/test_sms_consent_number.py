@@ -4,7 +4,6 @@ later opt-in, over a phone change, and over texts queued before it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,45 +11,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from jobchat.clock import FrozenClock
-from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
 from jobchat.sms.models import SmsOptOut
-from tests.mail_support import drain, worker_for
+from tests.mail_support import drain
 from tests.support import World, assert_error, body, sent, start
 from tests.twilio_support import (
     INBOUND_PATH,
+    TWILIO_CLIENT_WARNINGS,
     TwilioServer,
     inbound_sms_form,
-    twilio_settings,
+    twilio,
+    twilio_app_settings,
     webhook,
+    worker,
 )
 
 SHARED = "+14155550123"  # cand's number in the world; cand2 is given it too
 OTHER = "+14155550188"
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated"),
-]
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, twilio: TwilioServer) -> Settings:
-    return twilio_settings(settings, twilio)
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return worker_for(client.app)  # type: ignore[arg-type]
+pytestmark = TWILIO_CLIENT_WARNINGS
+# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker.
+__all__ = ["twilio", "twilio_app_settings", "worker"]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ database takes it, even across a restart."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +24,27 @@ from jobchat.messages.deliveries import record_delivery_sent
 from jobchat.messages.models import Delivery
 from jobchat.sms.inbound import apply_sms_status_reports, do_record_sms_status
 from jobchat.sms.spool import Spool
-from tests.mail_support import drain, worker_for
+from tests.mail_support import drain
 from tests.support import World, body, eventually, sent, start
 from tests.twilio_support import (
     INBOUND_PATH,
     STATUS_PATH,
+    TWILIO_CLIENT_WARNINGS,
     TwilioServer,
     inbound_sms_form,
     status_callback_form,
-    twilio_settings,
+    twilio,
+    twilio_app_settings,
     webhook,
+    worker,
 )
 
 CAND_PHONE = "+14155550123"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated"),
-]
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    server = TwilioServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, twilio: TwilioServer) -> Settings:
-    return twilio_settings(settings, twilio)
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return worker_for(client.app)  # type: ignore[arg-type]
+pytestmark = TWILIO_CLIENT_WARNINGS
+# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker.
+__all__ = ["twilio", "twilio_app_settings", "worker"]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -18,11 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from twilio.request_validator import RequestValidator
 
 from jobchat.config import Settings
+from jobchat.jobqueue.worker import Worker
 from jobchat.sms.segments import count_segments
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -312,6 +315,35 @@ def inbound_sms_form(
 
 
 # --- in-process: an app under TestClient set up for Twilio ---------------------------------------
+
+# twilio's client builds its basic auth with an httpx API that now warns.
+TWILIO_CLIENT_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated"),
+    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated"),
+]
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioServer]:
+    """A Twilio stand-in on loopback for this test."""
+    server = TwilioServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="settings")
+def twilio_app_settings(settings: Settings, twilio: TwilioServer) -> Settings:
+    """The suite's settings with SMS through ``twilio`` (import it into a module as a fixture:
+    it stands in for conftest's ``settings`` there)."""
+    return twilio_settings(settings, twilio)
+
+
+@pytest.fixture
+def worker(client: TestClient) -> Worker:
+    """The jobs worker of the app under ``client``, to drive by hand."""
+    from tests.mail_support import worker_for
+
+    return worker_for(client.app)  # type: ignore[arg-type]
 
 
 def twilio_settings(settings: Settings, server: TwilioServer) -> Settings:
