@@ -71,6 +71,7 @@ def test_a_token_lasts_token_days_by_default_and_expires_in_days_when_asked(
         ({"expires_in_days": "soon"}, {"expires_in_days"}),
         ({"name": "x" * 201}, {"name"}),
         ({"name": "a\x00b"}, {"name"}),
+        ({"name": "CI\nBcc: x"}, {"name"}),
         ({"nmae": "typo"}, {"nmae"}),
     ],
 )

@@ -20,7 +20,7 @@ from jobchat.directory.models import User, UserKind
 from jobchat.directory.queries import user_by_ext
 from jobchat.errors import NotFound
 from jobchat.http_errors import error_responses
-from jobchat.inputs import PathId, PathRef, Text
+from jobchat.inputs import Line, PathId, PathRef
 
 router = APIRouter(
     prefix="/api/v1",
@@ -36,7 +36,7 @@ class TokenIn(BaseModel):
     """Both optional; no body at all issues a token for ``JOBCHAT_TOKEN_DAYS`` days."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: Annotated[Text, Field(max_length=200)] | None = Field(
+    name: Annotated[Line, Field(max_length=200)] | None = Field(
         default=None, description="A label of yours, shown when the person's tokens are listed."
     )
     expires_in_days: int | None = Field(
