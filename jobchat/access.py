@@ -9,7 +9,7 @@ not do.
 from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased, contains_eager
+from sqlalchemy.orm import Session, aliased, undefer
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.context import (
@@ -320,16 +320,15 @@ def is_member(session: Session, user: User, conversation_id: int) -> bool:
 
 
 # Built once: every call on a conversation runs it, and building a statement (and its cache key)
-# cost about as much as running it. The job comes along (a primary-key join), so that checking
-# whether it is closed before a send costs no statement of its own.
+# cost about as much as running it. The job's status comes along (a primary-key subquery), so
+# that checking whether it is closed before a send costs no statement of its own.
 _CONVERSATION_AND_MEMBER = (
     select(Conversation, Member)
     .join(
         Member,
         and_(Member.conversation_id == Conversation.id, Member.user_id == bindparam("user_id")),
     )
-    .outerjoin(Conversation.job)
-    .options(contains_eager(Conversation.job))
+    .options(undefer(Conversation.job_status))
     .where(Conversation.id == bindparam("conversation_id"))
 )
 
@@ -364,7 +363,7 @@ def _closed(job: Job) -> bool:
 
 def about_closed_job(conv: Conversation) -> bool:
     """Whether ``conv`` is about a job that is closed (readable, but nobody posts in it)."""
-    return conv.job_id is not None and conv.job is not None and _closed(conv.job)
+    return conv.job_id is not None and conv.job_status == JobStatus.closed
 
 
 def _job_closed() -> Conflict:

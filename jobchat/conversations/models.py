@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select, text
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
 from jobchat.directory.models import Application, Job, Organization, User
@@ -67,6 +67,12 @@ class Conversation(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     job: Mapped[Job | None] = relationship()
+    # The status of the job the conversation is about, as one column: a send asks whether it
+    # is closed, and loading the whole Job with the conversation cost more than the rest of
+    # that query (jobchat.access loads it with the conversation; elsewhere, on first use).
+    job_status: Mapped[str | None] = column_property(
+        select(Job.status).where(Job.id == job_id).scalar_subquery(), deferred=True
+    )
     candidate: Mapped[User | None] = relationship(foreign_keys=[candidate_id])
     application: Mapped[Application | None] = relationship()
     partner: Mapped[Organization | None] = relationship()
