@@ -23,9 +23,9 @@ from jobchat.jobqueue.worker import Worker
 from jobchat.messages.deliveries import record_delivery_sent
 from jobchat.messages.models import Delivery
 from jobchat.sms.inbound import apply_sms_status_reports, do_record_sms_status
-from jobchat.sms.spool import Spool
+from jobchat.sms.spool import MAX_FILE_ATTEMPTS, Spool, spool_ingester
 from tests.mail_support import drain
-from tests.support import World, body, eventually, sent, start
+from tests.support import World, assert_error, body, eventually, sent, start
 from tests.twilio_support import (
     INBOUND_PATH,
     STATUS_PATH,
@@ -222,3 +222,31 @@ def test_a_text_that_cannot_be_spooled_is_stored_straight(
     form = inbound_sms_form(from_number=CAND_PHONE, body="Still there?")
     assert webhook(client, INBOUND_PATH, form).text == EMPTY_TWIML
     assert len(replies(world, chat, "Still there?")) == 1
+
+
+def test_a_spooled_webhook_the_database_refuses_is_set_aside_without_holding_up_the_rest(
+    world: World, chat: int, db: Database, settings: Settings, clock: FrozenClock
+) -> None:
+    """A file whose webhook fails for a reason of its own (here: a MessageSid longer than the
+    column, which PostgreSQL refuses; the route itself answers 422 for one) must not hold up
+    the texts spooled after it, and is set aside for an admin after a few tries."""
+    if db.is_sqlite:
+        pytest.skip("SQLite does not enforce a column's length")
+    spool = Spool(Path(settings.spool_dir))
+    bad = spool.put(
+        "inbound",
+        inbound_sms_form(from_number=CAND_PHONE, body="x") | {"MessageSid": "SM" + "0" * 98},
+    )
+    spool.put("inbound", inbound_sms_form(from_number=CAND_PHONE, body="Behind the bad one"))
+    ingester = spool_ingester(db, clock, settings)
+    assert ingester.take_pending() == 1  # the good one went in; the bad one waits
+    assert len(replies(world, chat, "Behind the bad one")) == 1
+    for _ in range(MAX_FILE_ATTEMPTS - 1):
+        ingester.take_pending()
+    assert spool.pending() == []
+    assert (Path(settings.spool_dir) / "failed" / bad.name).exists()
+
+
+def test_the_webhook_refuses_a_message_sid_no_twilio_id_could_be(client: TestClient) -> None:
+    form = inbound_sms_form(from_number=CAND_PHONE, body="x") | {"MessageSid": "SM" + "0" * 98}
+    assert_error(webhook(client, INBOUND_PATH, form), 422, fields={"MessageSid"})

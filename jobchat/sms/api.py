@@ -96,6 +96,10 @@ async def _spooled(request: Request, kind: Kind, params: dict[str, str]) -> str 
         return None
 
 
+# What the inbound_sms table keeps of a MessageSid; a longer one is no Twilio id.
+MAX_SID_CHARS = 64
+
+
 @webhooks.post("/twilio", responses=error_responses(403, 404, 413, 422), response_class=Response)
 async def twilio_inbound(request: Request, state: State) -> Response:
     """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
@@ -103,8 +107,11 @@ async def twilio_inbound(request: Request, state: State) -> Response:
     is never lost and never answered with an error: when the database is busy it is answered
     at once with empty TwiML, and lands in its thread as soon as the database takes it."""
     params = await _signed_form(request, state)
-    if not params.get("MessageSid"):
+    sid = params.get("MessageSid")
+    if not sid:
         raise Invalid({"MessageSid": "is required"})
+    if len(sid) > MAX_SID_CHARS:
+        raise Invalid({"MessageSid": f"is at most {MAX_SID_CHARS} characters (Twilio's are 34)"})
     return _twiml(await _spooled(request, "inbound", params))
 
 

@@ -86,7 +86,7 @@ def do_receive_sms(
     row = InboundSms(
         provider_sid=sid,
         from_number=number,
-        to_number=(params.get("To") or None),
+        to_number=(params.get("To") or None) and params["To"][:32],
         body=body,
         params=params,
         received_at=now,
@@ -218,7 +218,7 @@ def do_record_sms_status(
     report = SmsStatusReport(
         provider_sid=sid[:64],
         status=status,
-        error_code=(params.get("ErrorCode") or None),
+        error_code=(params.get("ErrorCode") or None) and params["ErrorCode"][:20],
         received_at=now,
         applied=False,
     )

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.db.failures import is_busy, is_unreachable
 from jobchat.errors import AppError
 from jobchat.messages.actions import Limits
 from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
@@ -43,6 +42,9 @@ Kind = Literal["inbound", "status"]
 RETRY_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 IDLE_SECONDS = 10.0
+# A file that fails this many times for a reason of its own (not the database's) is set aside in
+# failed/ for an admin, so that it neither blocks nor slows the files behind it.
+MAX_FILE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def database_trouble(exc: Exception) -> bool:
-    """Busy, locked or unreachable: worth waiting for, and no use trying the next file now."""
-    return isinstance(exc, SQLAlchemyError) or (isinstance(exc, AppError) and exc.status == 503)
+    """Busy, locked or unreachable: worth waiting for, and no use trying the next file now.
+    Any other error (a value the schema refuses, a fault of ours) is about the one file."""
+    return is_busy(exc) or is_unreachable(exc) or (isinstance(exc, AppError) and exc.status == 503)
 
 
 class SpoolIngester:
@@ -129,6 +132,8 @@ class SpoolIngester:
         # Files a webhook is taking itself right now: the background leaves them to it.
         self._in_hand: set[Path] = set()
         self._lock = threading.Lock()
+        # Failures of single files for reasons of their own, by file.
+        self._failures: dict[Path, int] = {}
 
     def take(self, path: Path) -> str | None:
         """Store the spooled webhook in ``path`` and remove the file: the TwiML reply to give,
@@ -164,16 +169,37 @@ class SpoolIngester:
         for index, path in enumerate(pending):
             with self._lock:
                 if path in self._in_hand:
-                    continue
+                    continue  # a webhook (or another pass) is taking it
+                self._in_hand.add(path)
             try:
                 self._take(path)
+                self._failures.pop(path, None)
             except Exception as exc:
                 if database_trouble(exc):
                     log.warning("the database cannot take spooled webhooks yet: %s", exc)
                     return len(pending) - index
-                # Something about this one file: keep it (and say so), and go on with the rest.
-                log.exception("spooled webhook %s could not be stored; kept for later", path)
+                self._file_failed(path)
+            finally:
+                with self._lock:
+                    self._in_hand.discard(path)
         return len(self.spool.pending())
+
+    def _file_failed(self, path: Path) -> None:
+        """Something about this one file: kept and tried again a few times, then set aside;
+        either way the files behind it go on."""
+        attempts = self._failures.get(path, 0) + 1
+        if attempts < MAX_FILE_ATTEMPTS:
+            self._failures[path] = attempts
+            log.exception("spooled webhook %s could not be stored (attempt %d)", path, attempts)
+            return
+        self._failures.pop(path, None)
+        aside = self.spool.folder / "failed"
+        aside.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(path, aside / path.name)
+        log.exception(
+            "spooled webhook %s failed %d times: moved to %s for an admin", path, attempts, aside
+        )
 
     def wake(self) -> None:
         """A webhook left a file behind: look now (call on the event loop)."""
@@ -183,7 +209,12 @@ class SpoolIngester:
         wait = RETRY_SECONDS
         while True:
             self._wake.clear()
-            left = await asyncio.to_thread(self.take_pending)
+            try:
+                left = await asyncio.to_thread(self.take_pending)
+            except Exception:
+                # The folder itself (unreadable, its disk gone): keep trying, never stop for good.
+                log.exception("the SMS spool %s cannot be read", self.spool.folder)
+                left = 1
             if left:
                 timeout, wait = wait, min(wait * 2, RETRY_MAX_SECONDS)
             else:
