@@ -32,7 +32,7 @@ def test_a_remembered_token_is_forgotten_after_the_ttl() -> None:
     ticks = Ticks()
     cache = TokenCache(ttl_seconds=5, monotonic=ticks)
     assert cache.user_id("jct_a", NOW) is None
-    cache.remember("jct_a", 7, None)
+    cache.remember("jct_a", 7, None, generation=cache.generation)
     assert cache.user_id("jct_a", NOW) == 7
     assert cache.user_id("jct_b", NOW) is None
     ticks.at += 5
@@ -44,15 +44,30 @@ def test_a_remembered_token_is_forgotten_after_the_ttl() -> None:
 
 def test_a_remembered_token_still_expires_on_time() -> None:
     cache = TokenCache(monotonic=Ticks())
-    cache.remember("jct_a", 7, NOW + timedelta(minutes=1))
+    cache.remember("jct_a", 7, NOW + timedelta(minutes=1), generation=0)
     assert cache.user_id("jct_a", NOW + timedelta(seconds=59)) == 7
     assert cache.user_id("jct_a", NOW + timedelta(minutes=1)) is None
+
+
+def test_a_lookup_that_raced_a_revocation_is_not_remembered() -> None:
+    """A request read its token from the database just before the token was revoked; the
+    revocation's forget_user ran before the request came to remember it. Remembering it then
+    would accept the revoked token for the TTL."""
+    cache = TokenCache(monotonic=Ticks())
+    cache.remember("jct_b", 8, None, generation=cache.generation)
+    started = cache.generation  # the racing lookup begins
+    cache.forget_user(7)  # a revocation (of anyone) is heard meanwhile
+    cache.remember("jct_a", 7, None, generation=started)
+    assert cache.user_id("jct_a", NOW) is None
+    assert cache.user_id("jct_b", NOW) == 8  # others' entries stay
+    cache.remember("jct_a", 7, None, generation=cache.generation)  # a later lookup: fine
+    assert cache.user_id("jct_a", NOW) == 7
 
 
 def test_the_cache_stays_bounded() -> None:
     cache = TokenCache(max_entries=10, monotonic=Ticks())
     for i in range(25):
-        cache.remember(f"jct_{i}", i, None)
+        cache.remember(f"jct_{i}", i, None, generation=0)
     assert cache.user_id("jct_24", NOW) == 24
     assert cache.user_id("jct_0", NOW) is None
     assert len(cache._entries) <= 10

@@ -38,6 +38,9 @@ class TokenCache:
         self._lock = threading.Lock()
         # digest -> (user id, the token's expiry, when it was looked up)
         self._entries: dict[str, tuple[int, datetime | None, float]] = {}
+        # Bumped by every forget_user: a lookup that read the database before a revocation
+        # committed must not put the revoked token back (see generation and remember).
+        self._generation = 0
 
     def user_id(self, secret: str, now: datetime) -> int | None:
         """The owner of a token looked up in the last ``ttl_seconds`` and not expired at ``now``;
@@ -55,9 +58,20 @@ class TokenCache:
             return None
         return user_id
 
-    def remember(self, secret: str, user_id: int, expires_at: datetime | None) -> None:
-        """A token just found valid in the database."""
+    @property
+    def generation(self) -> int:
+        """Read it before looking a token up in the database, and hand it to ``remember``."""
+        return self._generation
+
+    def remember(
+        self, secret: str, user_id: int, expires_at: datetime | None, *, generation: int
+    ) -> None:
+        """A token just found valid in the database, by a lookup that started at
+        ``generation``. If a revocation was heard since, the lookup may have read the token
+        before it was revoked: it is not remembered (the next request looks it up again)."""
         with self._lock:
+            if generation != self._generation:
+                return
             if len(self._entries) >= self.max_entries:
                 # The oldest go first (dicts keep insertion order).
                 for key in list(self._entries)[: self.max_entries // 10 or 1]:
@@ -70,5 +84,6 @@ class TokenCache:
         """Drop every remembered token of this user (one of theirs was revoked, or they were
         deactivated): their next request is looked up in the database. Rare, so a scan."""
         with self._lock:
+            self._generation += 1
             for key in [k for k, entry in self._entries.items() if entry[0] == user_id]:
                 del self._entries[key]

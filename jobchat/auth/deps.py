@@ -90,11 +90,12 @@ async def require_user(request: Request, state: State, bearer: Bearer, now: Now)
 def _look_up_user(
     request: Request, state: AppState, bearer: HTTPAuthorizationCredentials | None, now: datetime
 ) -> Caller:
+    generation = state.tokens.generation
     with state.db.read() as session:
         if bearer is not None:
             owner = token_owner(session, bearer.credentials, now)
             if owner is not None:
-                state.tokens.remember(bearer.credentials, *owner)
+                state.tokens.remember(bearer.credentials, *owner, generation=generation)
                 return Caller(state, owner[0])
             if is_api_key(session, bearer.credentials, state.settings.api_key):
                 raise Forbidden(
