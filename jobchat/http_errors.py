@@ -225,7 +225,10 @@ BUSY_RETRY_AFTER_SECONDS = 1
 BUSY_MESSAGE = "The server is too busy to take this now; try again in a moment."
 # Long enough for a database restart or a failover, short enough to notice its return.
 UNAVAILABLE_RETRY = 5
-UNAVAILABLE_MESSAGE = "The database cannot be reached just now; nothing was changed. Try again."
+UNAVAILABLE_MESSAGE = (
+    "The database cannot be reached just now. Try again in a moment (with the same "
+    "idempotency_key for a message: if it was stored after all, it is not stored twice)."
+)
 
 
 class BodyLimit:
