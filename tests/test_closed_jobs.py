@@ -115,8 +115,16 @@ def test_a_text_from_the_candidate_into_a_closed_jobs_conversation_is_kept(
     answer = client.post(INBOUND_SMS, data=form, headers={"X-Twilio-Signature": signature})
     assert answer.status_code == 200, answer.text
     assert "has been closed" in answer.text
+    # Told once, not once per text.
+    again = inbound_sms_form(from_number="+14155550123", body="Hello?")
+    signature = sign(f"http://testserver{INBOUND_SMS}", again)
+    answer = client.post(INBOUND_SMS, data=again, headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 200 and "has been closed" not in answer.text, answer.text
     kept = body(api.integration.get("/api/v1/inbound/sms", outcome="closed"), 200)["items"]
-    assert [(k["body"], k["candidate"]) for k in kept] == [("Is the job still open?", "cand")]
+    assert sorted((k["body"], k["candidate"]) for k in kept) == [
+        ("Hello?", "cand"),
+        ("Is the job still open?", "cand"),
+    ]
     history = body(world["emp_team"].messages(chat), 200)["items"]
     assert [m["body"] for m in history] == ["Before closing"]
 

@@ -139,9 +139,9 @@ def do_receive_email(
     if member is None:
         return done(InboundOutcome.not_member)
     if not access.may_post(user, conv):  # ended, or about a closed job
-        if conv.ended_at is None or not closed_notice_sent(
-            session, conv.id, user.id, conv.ended_at
-        ):
+        # Told once: since it ended, or (a closed job's) since its last message.
+        since = conv.ended_at if conv.ended_at is not None else conv.last_activity_at
+        if not closed_notice_sent(session, conv.id, user.id, since):
             session.flush()
             enqueue(session, CLOSED_NOTICE_JOB, {"inbound_email_id": row.id}, now=now)
             return done(InboundOutcome.closed, "answered: the conversation is closed")

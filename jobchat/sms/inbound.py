@@ -128,7 +128,7 @@ def do_receive_sms(
     member = session.get(Member, (conv.id, candidate.id))
     assert member is not None  # _conversation_for only finds their own
     if not access.may_post(candidate, conv):  # ended, or about a closed job
-        told = conv.ended_at is not None and _told_closed(session, conv, candidate)
+        told = _told_closed(session, conv, candidate)
         return done(SmsOutcome.closed, None if told else CLOSED_REPLY)
     if not body:
         return done(SmsOutcome.empty)
@@ -189,9 +189,10 @@ def _conversation_for(session: Session, candidate: User) -> Conversation | None:
 
 
 def _told_closed(session: Session, conv: Conversation, candidate: User) -> bool:
-    """Whether this candidate was told already, since it ended, that the conversation is
-    closed: they are answered once, not once per text."""
-    assert conv.ended_at is not None
+    """Whether this candidate was told already that the conversation is closed: since it
+    ended, or (a closed job's, where nothing is posted meanwhile) since its last message. They
+    are answered once, not once per text."""
+    since = conv.ended_at if conv.ended_at is not None else conv.last_activity_at
     return bool(
         session.scalar(
             select(
@@ -199,7 +200,7 @@ def _told_closed(session: Session, conv: Conversation, candidate: User) -> bool:
                     InboundSms.conversation_id == conv.id,
                     InboundSms.candidate_id == candidate.id,
                     InboundSms.outcome == SmsOutcome.closed,
-                    InboundSms.received_at >= conv.ended_at,
+                    InboundSms.received_at >= since,
                 )
             )
         )
