@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -19,6 +20,18 @@ def anything_due(session: Session, now: datetime) -> bool:
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(QueuedJob.status, func.count()).group_by(QueuedJob.status))
     return {str(status): int(count) for status, count in rows}
+
+
+def counts_by_kind_and_status(
+    session: Session, statuses: Iterable[str]
+) -> list[tuple[str, str, int]]:
+    """(kind, status, how many) for jobs in ``statuses``: what a metrics scrape shows."""
+    rows = session.execute(
+        select(QueuedJob.kind, QueuedJob.status, func.count())
+        .where(QueuedJob.status.in_(list(statuses)))
+        .group_by(QueuedJob.kind, QueuedJob.status)
+    )
+    return [(str(kind), str(status), int(count)) for kind, status, count in rows]
 
 
 def jobs_page(

@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobchat.auth.deps import Integration
 from jobchat.db.engine import Database
 from jobchat.http_errors import error_responses
-from jobchat.jobqueue.models import JobStatus, QueuedJob
+from jobchat.jobqueue.models import JobStatus
+from jobchat.jobqueue.queries import counts_by_kind_and_status
 from jobchat.messages.models import Message as StoredMessage
 from jobchat.realtime.hub import Hub
 
@@ -127,11 +127,7 @@ class JobQueueCollector(Collector):
             "jobchat_jobs", "Jobs in the queue, by kind and status.", labels=["kind", "status"]
         )
         with self.db.read() as session:
-            rows = session.execute(
-                select(QueuedJob.kind, QueuedJob.status, func.count())
-                .where(QueuedJob.status.in_([str(s) for s in _SHOWN]))
-                .group_by(QueuedJob.kind, QueuedJob.status)
-            ).all()
+            rows = counts_by_kind_and_status(session, [str(s) for s in _SHOWN])
         for kind, status, count in rows:
             family.add_metric([kind, status], count)
         yield family
