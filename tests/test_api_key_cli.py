@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from jobchat.app import create_app
@@ -18,6 +19,7 @@ __all__ = ["cli_database_url"]  # the fixture: a fresh database for each test
 ORG = {"name": "Acme", "kind": "employer"}
 
 
+@pytest.mark.slow  # runs the CLI eight times
 def test_keys_are_listed_without_their_secrets_and_a_revoked_one_gets_401_at_once(
     cli_database_url: str, tmp_path: Path
 ) -> None:

@@ -152,6 +152,7 @@ def replies(world: World, chat: int, text: str) -> list[dict[str, Any]]:
     return [m for m in items if m["body"] == text]
 
 
+@pytest.mark.slow  # waits out the write timeout, twice
 def test_a_text_and_a_status_that_meet_a_busy_database_land_once_it_is_free(
     client: TestClient,
     world: World,
