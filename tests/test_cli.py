@@ -10,20 +10,19 @@ import hashlib
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from jobchat.app import create_app
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.models import Base
+from tests.fresh_database import fresh_database
 from tests.support import assert_error, free_port, spawn_serve, stop, wait_until_serving
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
@@ -32,20 +31,8 @@ PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 @pytest.fixture
 def cli_database_url(tmp_path: Path) -> Iterator[str]:
     """A database URL (as a user would write it) for a database that does not exist yet."""
-    if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    server = make_url(Settings(database_url=PG_URL).sqlalchemy_url)
-    name = f"jobchat_cli_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(PG_URL, tmp_path, "cli") as url:
+        yield url
 
 
 def _env(database_url: str) -> dict[str, str]:
