@@ -8,16 +8,19 @@ import asyncio
 import email
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from fastapi import FastAPI
 
 from jobchat.background import build_worker
+from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
 from jobchat.mail.service import MailService
 
@@ -142,3 +145,27 @@ def worker_for(app: FastAPI) -> Worker:
 def drain(worker: Worker) -> int:
     """Run every due job (and the notification sweep) to the end."""
     return asyncio.run(worker.drain())
+
+
+# --- in-process: an app under TestClient sending mail to a sink ---------------------------------
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """An SMTP server on loopback for this test (import it into a module as a fixture)."""
+    server = SmtpSink().start()
+    yield server
+    server.stop()
+
+
+def smtp_settings(settings: Settings, sink: SmtpSink, **extra: Any) -> Settings:
+    """``settings`` sending email through ``sink``, from the address the mail tests expect,
+    with replies to reply.example.com; ``extra`` sets more."""
+    return settings.model_copy(
+        update={
+            "smtp_url": sink.url,
+            "reply_domain": "reply.example.com",
+            "email_from": "Acme Hiring <hiring@example.com>",
+            **extra,
+        }
+    )

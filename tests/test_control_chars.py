@@ -4,7 +4,6 @@ subject holds one already, so that nobody silently stops reaching people by emai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.utils import parseaddr
 
 import pytest
@@ -15,7 +14,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.directory.models import Organization, User
 from jobchat.messages.models import Message
-from tests.mail_support import SmtpSink, drain, worker_for
+from tests.mail_support import SmtpSink, drain, sink, smtp_settings, worker_for
 from tests.support import Api, World, assert_error, body, sent, start
 from tests.web_support import Browser
 
@@ -106,23 +105,12 @@ def test_a_subject_with_a_line_break_is_refused_by_the_composer_form(
 # --- emails of people whose stored names already hold control characters -------------------------
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
+__all__ = ["sink"]  # the SMTP sink fixture, from tests/mail_support.py
 
 
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_url": sink.url,
-            "reply_domain": "reply.example.com",
-            "email_from": "Acme Hiring <hiring@example.com>",
-            "notify_delay_seconds": 60,
-        }
-    )
+    return smtp_settings(settings, sink, notify_delay_seconds=60)
 
 
 def _store_names(db: Database, *, staff: str, org: str, candidate: str) -> None:

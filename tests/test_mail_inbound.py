@@ -5,7 +5,6 @@ bounces, replies into ended conversations, the same mail twice."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from typing import Any
@@ -19,31 +18,27 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from jobchat.mail.models import InboundEmail
-from tests.mail_support import Delivered, SmtpSink, drain, free_port, worker_for
+from tests.mail_support import (
+    Delivered,
+    SmtpSink,
+    drain,
+    free_port,
+    sink,
+    smtp_settings,
+    worker_for,
+)
 from tests.support import World, body
 
 CANDIDATE = "cand@example.org"
 SECRET = "inbound-secret"
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
+__all__ = ["sink"]  # the SMTP sink fixture, from tests/mail_support.py
 
 
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_url": sink.url,
-            "reply_domain": "reply.example.com",
-            "email_from": "Acme Hiring <hiring@example.com>",
-            "inbound_smtp_port": free_port(),
-            "inbound_email_secret": SECRET,
-        }
-    )
+    return smtp_settings(settings, sink, inbound_smtp_port=free_port(), inbound_email_secret=SECRET)
 
 
 @pytest.fixture

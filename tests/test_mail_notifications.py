@@ -5,7 +5,6 @@ never to someone who turned them off; in the recipient's timezone, with a sign-i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
-from tests.mail_support import Delivered, SmtpSink, drain, worker_for
+from tests.mail_support import Delivered, SmtpSink, drain, sink, smtp_settings, worker_for
 from tests.support import World, body
 
 CANDIDATE = "cand@example.org"
@@ -21,23 +20,12 @@ TEAM = "emp_team@example.com"
 LINK = re.compile(r"http://testserver/login/(jcl_[\w-]+)\?next=/conversations/(\d+)")
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
+__all__ = ["sink"]  # the SMTP sink fixture, from tests/mail_support.py
 
 
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_url": sink.url,
-            "reply_domain": "reply.example.com",
-            "email_from": "Acme Hiring <hiring@example.com>",
-            "notify_delay_seconds": 120,
-        }
-    )
+    return smtp_settings(settings, sink, notify_delay_seconds=120)
 
 
 @pytest.fixture

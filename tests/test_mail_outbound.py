@@ -5,7 +5,6 @@ once, and failures that end visibly."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from email.utils import parseaddr
 from typing import Any
 
@@ -20,31 +19,20 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import RetryPolicy, claim_due, finish
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.mail.service import MailService
-from tests.mail_support import SmtpSink, drain, worker_for
+from tests.mail_support import SmtpSink, drain, sink, smtp_settings, worker_for
 from tests.support import World, body
 
 CANDIDATE = "cand@example.org"
 REPLY_ADDRESS = re.compile(r"^r-\d+-\d+-[a-z2-7]{21}@reply\.example\.com$")
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
+__all__ = ["sink"]  # the SMTP sink fixture, from tests/mail_support.py
 
 
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_url": sink.url,
-            "reply_domain": "reply.example.com",
-            "email_from": "Acme Hiring <hiring@example.com>",
-            "job_backoff_seconds": 10,
-            "job_backoff_max_seconds": 600,
-            "job_max_attempts": 6,
-        }
+    return smtp_settings(
+        settings, sink, job_backoff_seconds=10, job_backoff_max_seconds=600, job_max_attempts=6
     )
 
 
