@@ -8,10 +8,8 @@ database the suite runs on.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -25,23 +23,11 @@ from tests.support import (
     wait_until,
     wait_until_serving,
 )
-
-
-def _env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
-    return env | {"PYTHONUNBUFFERED": "1", "JOBCHAT_DATABASE_URL": database_url}
+from tests.test_cli import jobchat, jobchat_env
 
 
 def backup(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobchat", "db", "backup", *args],
-        env=_env(database_url),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return jobchat(database_url, cwd, "db", "backup", *args)
 
 
 def org_ids(path: Path) -> list[str]:
@@ -62,7 +48,7 @@ def test_a_backup_taken_while_a_server_writes_is_a_consistent_database(tmp_path:
     holds a gapless prefix of the sequence (one moment's state, not a torn mixture)."""
     database_url = f"sqlite:///{tmp_path / 'live.db'}"
     port = free_port()
-    env = _env(database_url) | {"JOBCHAT_API_KEY": API_KEY, "JOBCHAT_RUN_WORKER": "false"}
+    env = jobchat_env(database_url) | {"JOBCHAT_API_KEY": API_KEY, "JOBCHAT_RUN_WORKER": "false"}
     process, log = spawn_serve(port, env, tmp_path)
     server = ServedProcess(port, process, log)
     acknowledged: list[str] = []

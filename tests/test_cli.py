@@ -35,7 +35,7 @@ def cli_database_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _env(database_url: str) -> dict[str, str]:
+def jobchat_env(database_url: str) -> dict[str, str]:
     """The environment for a ``jobchat`` process: ours, minus any JOBCHAT_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
     env["JOBCHAT_DATABASE_URL"] = database_url
@@ -46,7 +46,7 @@ def _env(database_url: str) -> dict[str, str]:
 def jobchat(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "jobchat", *args],
-        env=_env(database_url),
+        env=jobchat_env(database_url),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -128,7 +128,7 @@ def test_serve_starts_and_publishes_its_openapi(cli_database_url: str, tmp_path:
     """``jobchat serve`` on a fresh database creates the schema and serves the API; its OpenAPI
     document lists the conversation endpoints."""
     port = free_port()
-    process, log = spawn_serve(port, _env(cli_database_url), tmp_path)
+    process, log = spawn_serve(port, jobchat_env(cli_database_url), tmp_path)
     base = f"http://127.0.0.1:{port}"
 
     def output() -> str:
