@@ -60,3 +60,9 @@ def describe(exc: BaseException) -> str:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     text = " ".join(str(orig).split())
     return f"{type(orig).__name__}: {text[:200]}" if text else type(orig).__name__
+
+
+def retry_wait(base: float, failures: int, longest: float) -> float:
+    """How long a background loop waits after its ``failures``-th failure in a row: ``base``
+    doubling with each, up to ``longest`` (or ``base``, if that is longer)."""
+    return min(base * 2.0 ** (failures - 1), max(base, longest))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.db.engine import Database
-from jobchat.db.failures import describe, is_busy, is_unreachable
+from jobchat.db.failures import describe, is_busy, is_unreachable, retry_wait
 from jobchat.jobqueue.actions import Claimed, RetryPolicy, claim_due, finish, retry_or_fail
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
@@ -224,9 +224,7 @@ class Worker:
     def _backoff(self, failures: int) -> float:
         if not failures:
             return self.poll_seconds
-        return min(
-            self.poll_seconds * 2.0 ** (failures - 1), max(self.poll_seconds, MAX_BACKOFF_SECONDS)
-        )
+        return retry_wait(self.poll_seconds, failures, MAX_BACKOFF_SECONDS)
 
     async def _execute(self, job: Claimed) -> None:
         kind = self.kinds.get(job.kind)

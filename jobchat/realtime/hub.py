@@ -29,7 +29,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.queries import member_refs
 from jobchat.db.engine import Database
-from jobchat.db.failures import describe, is_busy, is_unreachable
+from jobchat.db.failures import describe, is_busy, is_unreachable, retry_wait
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
 from jobchat.events.queries import events_after, latest_event_id
@@ -190,7 +190,7 @@ class Hub:
                 # The database is away (or busy): keep trying, less and less often, and carry
                 # on from ``position`` when it answers, so no event is skipped.
                 failures += 1
-                wait = min(poll * 2.0 ** (failures - 1), max(poll, MAX_BACKOFF_SECONDS))
+                wait = retry_wait(poll, failures, MAX_BACKOFF_SECONDS)
                 if not (is_unreachable(exc) or is_busy(exc)):
                     log.exception("reading new events failed; retrying in %.1f s", wait)
                 elif failures == 1:
