@@ -193,18 +193,17 @@ def install_error_handlers(app: FastAPI, pages: PageErrors | None = None) -> Non
         return _error(exc.status_code, code, message, headers=headers)
 
     async def _database(request: Request, exc: Exception) -> Response:
-        where = f"{request.method} {request.url.path}"
-        if is_busy(exc):
-            # A writer waited longer than its timeout for its turn: overload, not a fault.
-            log.warning("database busy on %s: answered 503 (%s)", where, describe(exc))
-            code, message, retry = "busy", BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS
-        elif is_unreachable(exc):
-            # The pool drops the dead connection; the next request tries a new one, so the
-            # server recovers by itself when the database returns.
-            log.warning("database unreachable on %s: answered 503 (%s)", where, describe(exc))
-            code, message, retry = "service_unavailable", UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY
-        else:
+        away = database_away(exc)
+        if away is None:
             return await _unexpected(request, exc)
+        code, message, retry = away
+        log.warning(
+            "database %s on %s %s: answered 503 (%s)",
+            "busy" if code == "busy" else "unreachable",
+            request.method,
+            request.url.path,
+            describe(exc),
+        )
         headers = {"Retry-After": str(retry)}
         page = as_page(request, 503, None, message)
         if page is not None:
@@ -229,6 +228,20 @@ UNAVAILABLE_MESSAGE = (
     "The database cannot be reached just now. Try again in a moment (with the same "
     "idempotency_key for a message: if it was stored after all, it is not stored twice)."
 )
+
+
+def database_away(exc: BaseException) -> tuple[str, str, int] | None:
+    """(code, message, Retry-After seconds) of the 503 for a database that cannot take the
+    request now; None for any other failure.
+
+    Busy: a writer waited longer than its timeout for its turn (overload, not a fault).
+    Unreachable: the pool drops the dead connection and the next request tries a new one, so
+    the server recovers by itself when the database returns."""
+    if is_busy(exc):
+        return "busy", BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS
+    if is_unreachable(exc):
+        return "service_unavailable", UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY
+    return None
 
 
 class BodyLimit:

@@ -19,11 +19,11 @@ from sqlalchemy import text
 
 from jobchat.app_state import AppState
 from jobchat.db.failures import describe
+from jobchat.http_errors import UNAVAILABLE_RETRY
 
 router = APIRouter(tags=["operations"])
 
 CHECK_TIMEOUT_SECONDS = 2.0
-RETRY_AFTER_SECONDS = 5
 
 
 class Health(BaseModel):
@@ -70,7 +70,7 @@ async def readyz(request: Request) -> JSONResponse:
     if ready:
         return JSONResponse(body.model_dump())
     return JSONResponse(
-        body.model_dump(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        body.model_dump(), status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY)}
     )
 
 

@@ -12,9 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobchat.app_state import AppState
 from jobchat.auth.deps import user_for_socket
-from jobchat.db.failures import is_busy, is_unreachable
 from jobchat.errors import AppError, Invalid
-from jobchat.http_errors import BUSY_RETRY_AFTER_SECONDS, UNAVAILABLE_RETRY
+from jobchat.http_errors import database_away
 from jobchat.inputs import MAX_ID, storable
 from jobchat.realtime import codes
 from jobchat.realtime.frames import Viewer
@@ -62,12 +61,10 @@ async def _deny(ws: WebSocket, answer: JSONResponse, *, close_code: int) -> None
 
 def _database_away(exc: Exception) -> JSONResponse | None:
     """The 503 the HTTP routes give for the same failure (jobchat.http_errors), or None."""
-    if is_busy(exc):
-        code, retry = "busy", BUSY_RETRY_AFTER_SECONDS
-    elif is_unreachable(exc):
-        code, retry = "service_unavailable", UNAVAILABLE_RETRY
-    else:
+    away = database_away(exc)
+    if away is None:
         return None
+    code, _message, retry = away
     body = {"error": {"code": code, "message": "The database cannot serve the stream just now."}}
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry)})
 
