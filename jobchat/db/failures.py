@@ -62,6 +62,12 @@ def describe(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {text[:200]}" if text else type(orig).__name__
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Busy or unreachable: the database cannot take this now, and will again; nothing to
+    report as a fault, only to wait out."""
+    return is_busy(exc) or is_unreachable(exc)
+
+
 def retry_wait(base: float, failures: int, longest: float) -> float:
     """How long a background loop waits after its ``failures``-th failure in a row: ``base``
     doubling with each, up to ``longest`` (or ``base``, if that is longer)."""

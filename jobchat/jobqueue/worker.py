@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.db.engine import Database
-from jobchat.db.failures import describe, is_busy, is_unreachable, retry_wait
+from jobchat.db.failures import describe, is_outage, retry_wait
 from jobchat.jobqueue.actions import Claimed, RetryPolicy, claim_due, finish, retry_or_fail
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
@@ -209,7 +209,7 @@ class Worker:
             # The database is away (restarting, a network blip): try again after a wait that
             # grows while it stays away; the jobs wait in their table meanwhile.
             self._failures += 1
-            if not _outage(exc):
+            if not is_outage(exc):
                 log.exception("worker %s could not take jobs", self.name)
             elif self._failures == 1:
                 log.warning(
@@ -255,7 +255,7 @@ class Worker:
                 # away, keep trying to record it: run again after its lease, it would be done
                 # twice. Recording is safe to repeat (only the worker holding the job can).
                 failures += 1
-                if _outage(exc) and not self._stopping:
+                if is_outage(exc) and not self._stopping:
                     if failures == 1:
                         log.warning(
                             "worker %s could not record job %s (%s); retrying",
@@ -326,13 +326,9 @@ class Worker:
             try:
                 await asyncio.to_thread(timer.task.run, self.clock.now())
             except Exception as exc:
-                if not _outage(exc):
+                if not is_outage(exc):
                     log.exception("worker %s: %s failed", self.name, timer.task.name)
                 else:
                     log.warning(
                         "worker %s: %s failed (%s)", self.name, timer.task.name, describe(exc)
                     )
-
-
-def _outage(exc: BaseException) -> bool:
-    return is_unreachable(exc) or is_busy(exc)

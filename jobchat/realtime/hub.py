@@ -29,7 +29,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.queries import member_refs
 from jobchat.db.engine import Database
-from jobchat.db.failures import describe, is_busy, is_unreachable, retry_wait
+from jobchat.db.failures import describe, is_outage, retry_wait
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
 from jobchat.events.queries import events_after, latest_event_id
@@ -152,7 +152,7 @@ class Hub:
             try:
                 await job()
             except Exception as exc:
-                if is_unreachable(exc) or is_busy(exc):
+                if is_outage(exc):
                     log.warning("periodic stream job failed (%s)", describe(exc))
                 else:
                     log.exception("periodic stream job failed")
@@ -191,7 +191,7 @@ class Hub:
                 # on from ``position`` when it answers, so no event is skipped.
                 failures += 1
                 wait = retry_wait(poll, failures, MAX_BACKOFF_SECONDS)
-                if not (is_unreachable(exc) or is_busy(exc)):
+                if not is_outage(exc):
                     log.exception("reading new events failed; retrying in %.1f s", wait)
                 elif failures == 1:
                     log.warning("reading new events failed (%s); retrying", describe(exc))
@@ -403,7 +403,7 @@ class Hub:
         try:
             members = await asyncio.to_thread(self._members, conv)
         except Exception as exc:
-            if not (is_unreachable(exc) or is_busy(exc)):
+            if not is_outage(exc):
                 raise
             log.warning("presence question not answered: %s", describe(exc))
             sub.push(error_frame("unavailable", "The database cannot be reached; ask again."))

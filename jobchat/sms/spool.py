@@ -28,7 +28,7 @@ from typing import Literal
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.db.failures import is_busy, is_unreachable
+from jobchat.db.failures import is_outage
 from jobchat.errors import AppError
 from jobchat.messages.actions import Limits
 from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
@@ -116,7 +116,7 @@ def _fsync_folder(folder: Path) -> None:
 def database_trouble(exc: Exception) -> bool:
     """Busy, locked or unreachable: worth waiting for, and no use trying the next file now.
     Any other error (a value the schema refuses, a fault of ours) is about the one file."""
-    return is_busy(exc) or is_unreachable(exc) or (isinstance(exc, AppError) and exc.status == 503)
+    return is_outage(exc) or (isinstance(exc, AppError) and exc.status == 503)
 
 
 class SpoolIngester:
