@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jobchat.directory.models import Stage
+from jobchat.conversations.schemas import ConversationOut
+from jobchat.directory.models import Stage, User
 
 # A stage as staff read it.
 STAGE_WORDS = {
@@ -27,3 +28,8 @@ CANDIDATE_STAGE_WORDS = {
     Stage.offer: "Offer made",
     Stage.rejected: "Not selected",
 }
+
+
+def conversation_title(conversation: ConversationOut, me: User) -> str:
+    """A conversation's name as `me` reads it on the pages (the API's `title` stays as it is)."""
+    return conversation.title

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from jobchat.localtime import format_date, format_datetime, zone
+from jobchat.web.labels import conversation_title
 
 STATIC_DIR = resources.files("jobchat") / "web" / "static"
 
@@ -57,6 +58,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = static
+    env.globals["conversation_title"] = conversation_title
     # A form's own idempotency key: posting it twice (a double click, a resubmit) sends once.
     env.globals["new_key"] = lambda: secrets.token_urlsafe(16)
     env.filters["datetime"] = format_datetime
