@@ -12,6 +12,10 @@ Chromium (Debian's /usr/bin/chromium; nothing is downloaded at run time).
   followed in ``page``.
 - ``shot(page, name, docs=False)``: a full-page PNG under test-artifacts/screenshots/, and, when
   JOBCHAT_DOCS_SCREENSHOTS=1, the chosen ones under docs/screenshots/ too.
+- Measuring: ``box(locator)``, ``assert_in_viewport(page, locator)``,
+  ``assert_touch_target(locator)`` and ``small_targets(page)`` (every control under 44 x 44 px).
+- ``axe(page)``: axe-core (tests/vendor/axe-core, never served by jobchat) run on the page with
+  its default rules; ``axe_report(violations)`` says what is wrong, where, and where to read why.
 
 tests/conftest.py imports the fixtures and the report hook, so every test module has them.
 The tests run in the SQLite pass of ./scripts/test only: the server always uses its own
@@ -37,6 +41,7 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Dialog,
+    FloatRect,
     Locator,
     Page,
     Playwright,
@@ -72,15 +77,24 @@ BROWSER_TESTS = [
 WAIT_MS = 10_000
 expect.set_options(timeout=WAIT_MS)
 
-Device = Literal["desktop", "phone"]
-DEVICES: dict[str, dict[str, Any]] = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {
-        "viewport": {"width": 375, "height": 740},
+Device = Literal["desktop", "phone", "phone-375x667", "phone-390x844"]
+
+
+def _phone(width: int, height: int) -> dict[str, Any]:
+    return {
+        "viewport": {"width": width, "height": height},
         "is_mobile": True,
         "has_touch": True,
         "device_scale_factor": 2,
-    },
+    }
+
+
+DEVICES: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": _phone(375, 740),
+    # The sizes issue 15 names: the smallest phone in use (iPhone SE) and a common one.
+    "phone-375x667": _phone(375, 667),
+    "phone-390x844": _phone(390, 844),
 }
 
 # The demo's people, by what they are (jobchat/demo_access.py: PERSONAS; jobchat/demo.py: the cast).
@@ -376,13 +390,16 @@ class Browsers:
         self.watch = Watch()
         self.contexts: list[BrowserContext] = []
 
-    def open(self, device: Device = "desktop") -> Page:
+    def open(self, device: Device = "desktop", *, bypass_csp: bool = False) -> Page:
+        """A page in a fresh context. ``bypass_csp`` is for the axe contexts alone: Playwright
+        injects axe-core as an inline script, which our Content-Security-Policy refuses."""
         context = self.chromium.new_context(
             base_url=self.web.base,
             locale="en-US",
             # Where the demo's Northwind Health people are (the settings page suggests the
             # browser's zone to those who never chose one).
             timezone_id="America/Chicago",
+            bypass_csp=bypass_csp,
             **DEVICES[device],
         )
         context.set_default_timeout(15_000)
@@ -506,6 +523,158 @@ def assert_fits(page: Page) -> None:
 def pwned(page: Page) -> Any:
     """What injected script set, if any ran (undefined: nothing did)."""
     return page.evaluate("typeof window.__pwned === 'undefined' ? null : window.__pwned")
+
+
+# --- boxes: where things are and how big ----------------------------------------------------------
+
+TOUCH_PX = 44  # the smallest touch target on a phone (WCAG 2.5.5, Apple's and Google's guides)
+
+
+def box(locator: Locator) -> FloatRect:
+    """``locator``'s box in CSS px, relative to the viewport (it must be rendered)."""
+    expect(locator).to_be_visible()
+    found = locator.bounding_box()
+    assert found is not None, f"{locator} has no box"
+    return found
+
+
+def assert_in_viewport(page: Page, locator: Locator) -> FloatRect:
+    """``locator`` is wholly on the screen as it is scrolled now (not below the fold, not cut
+    off at a side)."""
+    viewport = page.viewport_size
+    assert viewport is not None
+    found = box(locator)
+    slack = 0.5  # sub-pixel layout
+    inside = (
+        found["x"] >= -slack
+        and found["y"] >= -slack
+        and found["x"] + found["width"] <= viewport["width"] + slack
+        and found["y"] + found["height"] <= viewport["height"] + slack
+    )
+    assert inside, (
+        f"{locator} is not inside the {viewport['width']}x{viewport['height']} viewport: "
+        f"x={found['x']:.0f} y={found['y']:.0f} {found['width']:.0f}x{found['height']:.0f}"
+    )
+    return found
+
+
+def assert_touch_target(locator: Locator, min_px: int = TOUCH_PX) -> FloatRect:
+    """``locator`` is at least ``min_px`` x ``min_px`` CSS px."""
+    found = box(locator)
+    assert found["width"] >= min_px and found["height"] >= min_px, (
+        f"{locator} is {found['width']:.0f}x{found['height']:.0f} px, "
+        f"smaller than the {min_px}x{min_px} px a finger needs"
+    )
+    return found
+
+
+# Every control a finger can hit; a <textarea> is left out (a text box is tall by nature).
+_CONTROLS = "a[href], button, input:not([type=hidden]), select, summary, [role=button]"
+
+_SMALL_TARGETS_JS = """([selector, min]) => {
+  const rendered = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
+  const describe = (el) => {
+    const classes = typeof el.className === 'string' && el.className.trim()
+      ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+    const name = (el.getAttribute('aria-label') || el.textContent || el.value || '')
+      .replace(/\\s+/g, ' ').trim().slice(0, 40);
+    return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + classes
+      + (name ? ' "' + name + '"' : '');
+  };
+  // A link in a sentence: the line height of the text around it sets its size, and WCAG 2.5.8
+  // (and axe's target-size) let it be (the "inline" exception).
+  const inRunningText = (el) => {
+    if (!getComputedStyle(el).display.startsWith('inline')) return false;
+    let block = el.parentElement;
+    while (block && getComputedStyle(block).display.startsWith('inline')) {
+      block = block.parentElement;
+    }
+    if (!block) return false;
+    const walker = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      if (!el.contains(t) && t.textContent.trim() && rendered(t.parentElement)) return true;
+    }
+    return false;
+  };
+  const big = (r) => r.width >= min && r.height >= min;
+  const small = [];
+  for (const el of document.querySelectorAll(selector)) {
+    if (!rendered(el)) continue;
+    const r = el.getBoundingClientRect();
+    const scrolled = { x: r.left + window.scrollX, y: r.top + window.scrollY };
+    // Off the page (a skip link until focused) or clipped to a pixel (visually hidden):
+    // nothing a finger can land on.
+    if (scrolled.x + r.width <= 0 || scrolled.y + r.height <= 0) continue;
+    if (r.width <= 1 && r.height <= 1) continue;
+    if (big(r)) continue;
+    // A check box's label is its target too.
+    if (el.labels && [...el.labels].some((l) => rendered(l) && big(l.getBoundingClientRect())))
+      continue;
+    if (el.tagName === 'A' && inRunningText(el)) continue;
+    small.push(describe(el) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+  }
+  return small;
+}"""
+
+
+def small_targets(page: Page, min_px: int = TOUCH_PX) -> list[str]:
+    """Every rendered link, button, input, select, summary and [role=button] on the page (not
+    only the part on screen) smaller than ``min_px`` x ``min_px``, as "tag#id.classes "name"
+    WxH". Left out: a link inside running text (WCAG 2.5.8's inline exception), a control
+    whose label is big enough, and what is off the page or clipped to a pixel."""
+    found: list[str] = page.evaluate(_SMALL_TARGETS_JS, [_CONTROLS, min_px])
+    return found
+
+
+# --- axe-core -------------------------------------------------------------------------------------
+
+AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+@dataclass(frozen=True)
+class AxeViolation:
+    """One axe rule the page breaks, and where."""
+
+    rule: str
+    impact: str
+    help: str
+    help_url: str
+    targets: list[str]
+
+    def __str__(self) -> str:
+        where = "; ".join(self.targets[:8])
+        more = f" (and {len(self.targets) - 8} more)" if len(self.targets) > 8 else ""
+        return (
+            f"{self.rule} [{self.impact}] {self.help}: {len(self.targets)} x {where}{more}"
+            f"\n    {self.help_url}"
+        )
+
+
+_AXE_RUN_JS = """async () => {
+  const results = await axe.run(document);
+  return results.violations.map((v) => ({
+    rule: v.id,
+    impact: v.impact || 'unknown',
+    help: v.help,
+    help_url: v.helpUrl,
+    targets: v.nodes.map((n) => n.target.map(String).join(' ')),
+  }));
+}"""
+
+
+def axe(page: Page) -> list[AxeViolation]:
+    """axe-core's violations on ``page`` as it is now, with axe's default rules (WCAG 2.0, 2.1
+    and 2.2 A and AA, and its best practices). The page's context needs ``bypass_csp=True``:
+    ``add_script_tag`` injects axe as an inline script, which our CSP refuses otherwise."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE_JS))
+    found: list[dict[str, Any]] = page.evaluate(_AXE_RUN_JS)
+    return [AxeViolation(**v) for v in found]
+
+
+def axe_report(violations: list[AxeViolation]) -> str:
+    """The violations, one rule a paragraph: id, impact, targets, the page that explains it."""
+    return "\n".join(f"  {v}" for v in violations)
 
 
 # --- the conversation page ------------------------------------------------------------------------

@@ -1,0 +1,306 @@
+"""Every page of the app, as each demo persona sees it, checked by axe-core (its default rules:
+WCAG 2.0/2.1/2.2 A and AA and best practices) on a 375 x 667 phone and a 1280 x 800 desktop,
+in the light and the dark theme, with zero violations allowed; and every control on those pages
+at least 44 x 44 px on the phone.
+
+Cost: one server for the module, one browser context per persona and size (signed in once, its
+one page reused for every visit), axe run twice per page load (light, then dark, switched with
+``emulate_media`` without reloading). The contexts bypass our Content-Security-Policy, for axe's
+inline script alone (tests/browser_support.py: axe); the other browser tests keep it on and
+fail on any CSP violation, so nothing the policy would block goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser_support import (
+    BROWSER_TESTS,
+    HANNAH,
+    LAYLA,
+    MARCUS,
+    OMAR,
+    RACHEL,
+    SWE_JOB,
+    TOM,
+    AxeViolation,
+    Browsers,
+    Device,
+    WebServer,
+    axe,
+    axe_report,
+    message,
+    options_button,
+    small_targets,
+)
+
+pytestmark = BROWSER_TESTS
+
+Theme = Literal["light", "dark"]
+THEMES: tuple[Theme, ...] = ("light", "dark")
+PHONE: Device = "phone-375x667"
+SIZES: tuple[Device, ...] = (PHONE, "desktop")
+
+# The demo's jobs and applications the pages below are about (jobchat/demo.py).
+ICU_JOB = "nw-icu-rn"
+DEREK_APPLICATION = "app-psc-derek"  # nobody has talked to Derek yet: the composer is empty
+AHMED_APPLICATION = "app-swe-ahmed"  # no case chat about Ahmed yet
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A page: its name in test ids, who looks at it (None: signed out), its path (``{name}``
+    is a conversation of ``Audit.conversations``) and the status it answers with."""
+
+    name: str
+    who: str | None
+    path: str
+    status: int = 200
+
+
+PAGES = [
+    # Signed out.
+    Visit("home-signed-out", None, "/"),
+    Visit("sign-in-link-spent", None, "/login/jcl_not-a-real-link", 404),
+    Visit("not-found-signed-out", None, "/no-such-page", 404),
+    # A recruiter (Northwind Health).
+    Visit("recruiter-inbox", MARCUS, "/inbox"),
+    Visit("recruiter-inbox-unread", MARCUS, "/inbox?filter=unread"),
+    Visit("recruiter-inbox-no-match", MARCUS, "/inbox?q=zzzz-nobody"),
+    Visit("recruiter-application-chat", MARCUS, "/conversations/{application}"),
+    Visit("recruiter-agency-thread", MARCUS, "/conversations/{agency}"),
+    Visit("recruiter-ended-chat", MARCUS, "/conversations/{ended}"),
+    Visit("recruiter-closed-job-chat", MARCUS, "/conversations/{closed_job}"),
+    Visit("recruiter-candidates", MARCUS, "/candidates"),
+    Visit("recruiter-profile-messages", MARCUS, "/candidates/cand-hannah?tab=messages"),
+    Visit("recruiter-profile-communications", MARCUS, "/candidates/cand-hannah?tab=communications"),
+    Visit("recruiter-profile-agency", MARCUS, "/candidates/cand-maria?tab=agency"),
+    Visit("recruiter-jobs", MARCUS, "/jobs"),
+    Visit("recruiter-job-overview", MARCUS, f"/jobs/{ICU_JOB}?tab=overview"),
+    Visit(
+        "recruiter-new-chat",
+        MARCUS,
+        f"/conversations/new?kind=application&application={DEREK_APPLICATION}",
+    ),
+    Visit("recruiter-settings", MARCUS, "/settings"),
+    Visit("recruiter-not-found", MARCUS, "/conversations/987654", 404),
+    # A recruiter on an employer's team with partners (Iress).
+    Visit("team-case-chat", TOM, "/conversations/{case}"),
+    Visit("team-job-chats", TOM, f"/jobs/{SWE_JOB}?tab=chats"),
+    Visit("team-job-chat-open", TOM, f"/jobs/{SWE_JOB}?tab=chats&open={{relocation}}"),
+    Visit(
+        "team-new-case-chat", TOM, f"/conversations/new?kind=case&application={AHMED_APPLICATION}"
+    ),
+    # A source partner's caseworker.
+    Visit("caseworker-inbox", LAYLA, "/inbox"),
+    Visit("caseworker-partner-chat", LAYLA, "/conversations/{job_partner}"),
+    Visit("caseworker-all-partners-chat", LAYLA, "/conversations/{job_partners}"),
+    Visit("caseworker-relocation-chat", LAYLA, "/conversations/{relocation}"),
+    Visit("caseworker-candidate-chat", LAYLA, "/conversations/{candidate_partner}"),
+    Visit("caseworker-candidates", LAYLA, "/candidates"),
+    Visit("caseworker-jobs", LAYLA, "/jobs"),
+    # An external agency's user.
+    Visit("agency-inbox", RACHEL, "/inbox"),
+    Visit("agency-thread", RACHEL, "/conversations/{agency}"),
+    Visit("agency-private-thread", RACHEL, "/conversations/{agency_private}"),
+    Visit("agency-candidates", RACHEL, "/candidates"),
+    Visit("agency-profile", RACHEL, "/candidates/cand-maria?tab=agency"),
+    # Candidates.
+    Visit("candidate-portal", OMAR, "/portal"),
+    Visit("candidate-relocation-chat", OMAR, "/conversations/{relocation}"),
+    Visit("candidate-partner-chat", OMAR, "/conversations/{candidate_partner_omar}"),
+    Visit("candidate-inbox", OMAR, "/inbox"),
+    Visit("candidate-settings", OMAR, "/settings"),
+    Visit("candidate-application-chat", HANNAH, "/conversations/{application}"),
+]
+
+# Which of each person's conversations a page name stands for: (who, kind, ended).
+CONVERSATIONS = {
+    "application": (MARCUS, "application", False),
+    "agency": (MARCUS, "agency", False),
+    "agency_private": (RACHEL, "agency_private", False),
+    "ended": (MARCUS, "application", True),
+    "case": (TOM, "case", False),
+    "job_partner": (LAYLA, "job_partner", False),
+    "job_partners": (LAYLA, "job_partners", False),
+    "relocation": (LAYLA, "job_relocation", False),
+    "candidate_partner": (LAYLA, "candidate_partner", False),
+    "candidate_partner_omar": (OMAR, "candidate_partner", False),
+}
+
+# Wait for the theme's colours to settle: a transition on a colour would show axe a blend.
+SETTLED_JS = """() => Promise.all(document.getAnimations()
+  .filter((a) => a instanceof CSSTransition)
+  .map((a) => a.finished.catch(() => null)))"""
+
+
+@dataclass
+class Audit:
+    """The module's browser: a context per (person, size), signed in once, each with the one
+    page every visit of theirs reuses; and the conversations the pages name."""
+
+    web: WebServer
+    browsers: Browsers
+    conversations: dict[str, int] = field(default_factory=dict)
+    pages: dict[tuple[str | None, Device], Page] = field(default_factory=dict)
+
+    def page(self, who: str | None, device: Device) -> Page:
+        key = (who, device)
+        if key not in self.pages:
+            page = self.browsers.open(device, bypass_csp=True)
+            if who is not None:
+                page.goto(self.web.login_link(who))
+            self.pages[key] = page
+        return self.pages[key]
+
+    def visit(self, visit: Visit, device: Device) -> Page:
+        page = self.page(visit.who, device)
+        page.emulate_media(color_scheme="light")
+        path = visit.path.format(**self.conversations)
+        response = page.goto(path)
+        assert response is not None
+        assert response.status == visit.status, (
+            f"GET {path} as {visit.who or 'nobody'}: {response.status}, not {visit.status}"
+        )
+        self.assert_no_problems()
+        return page
+
+    def assert_no_problems(self) -> None:
+        """JavaScript and console errors, 5xx answers (fail the test that saw them)."""
+        problems = list(self.browsers.watch.problems)
+        self.browsers.watch.problems.clear()
+        assert not problems, "the browser reported problems:\n" + "\n".join(problems)
+
+    def in_both_themes(self, page: Page) -> dict[Theme, list[AxeViolation]]:
+        found: dict[Theme, list[AxeViolation]] = {}
+        for theme in THEMES:
+            page.emulate_media(color_scheme=theme)
+            page.evaluate(SETTLED_JS)
+            found[theme] = axe(page)
+        page.emulate_media(color_scheme="light")
+        return found
+
+
+def assert_none(where: str, found: dict[Theme, list[AxeViolation]]) -> None:
+    """Fail with axe's findings, theme by theme (without pytest's rewriting of the dicts)."""
+    if any(found.values()):
+        pytest.fail(
+            f"axe on {where}:\n"
+            + "\n".join(f" {theme}:\n{axe_report(v)}" for theme, v in found.items() if v),
+            pytrace=False,
+        )
+
+
+def closed_job_chat(web: WebServer) -> int:
+    """A Northwind job with one application chat in it, then closed (readable, no new
+    messages)."""
+    tag = uuid.uuid4().hex[:8]
+    job = {"title": "Unit Clerk — Lakeview Clinic", "employer": "northwind-health", "team": []}
+    web.call("PUT", f"/api/v1/jobs/job-{tag}", json=job | {"partners": []})
+    candidate = f"cand-{tag}"
+    web.call(
+        "PUT",
+        f"/api/v1/candidates/{candidate}",
+        json={"name": "Noah Park", "email": f"{candidate}@example.org"},
+    )
+    web.call(
+        "PUT",
+        f"/api/v1/applications/app-{tag}",
+        json={"job": f"job-{tag}", "candidate": candidate, "stage": "applied"},
+    )
+    conv = web.start(MARCUS, "application", application=f"app-{tag}")
+    web.send(MARCUS, conv, "Thanks for applying, Noah. We have filled this role, I'm afraid.")
+    web.call("PUT", f"/api/v1/jobs/job-{tag}", json=job | {"status": "closed"})
+    return conv
+
+
+def find_conversations(web: WebServer) -> dict[str, int]:
+    """The demo's conversation of each kind the pages are about, looked up through the API (as
+    each person sees their own list), and the closed job's."""
+    found: dict[str, int] = {}
+    lists: dict[str, list[dict[str, object]]] = {}
+    for name, (who, kind, ended) in CONVERSATIONS.items():
+        if who not in lists:
+            token = web.token(who)
+            lists[who] = web.call("GET", "/api/v1/conversations?limit=100", token=token)["items"]
+        found[name] = next(
+            int(str(c["id"]))
+            for c in lists[who]
+            if c["kind"] == kind and (c["status"] == "ended") == ended
+        )
+    # Made after the lookups, which would otherwise take it for Marcus's application chat.
+    found["closed_job"] = closed_job_chat(web)
+    return found
+
+
+@pytest.fixture(scope="module")
+def audit(chromium: Browser, web: WebServer) -> Iterator[Audit]:
+    browsers = Browsers(chromium, web)
+    try:
+        yield Audit(web, browsers, conversations=find_conversations(web))
+    finally:
+        browsers.close()
+
+
+@pytest.mark.parametrize("device", SIZES)
+@pytest.mark.parametrize("visit", PAGES, ids=[v.name for v in PAGES])
+def test_axe_finds_nothing(audit: Audit, visit: Visit, device: Device) -> None:
+    page = audit.visit(visit, device)
+    found = audit.in_both_themes(page)
+    audit.assert_no_problems()
+    assert_none(f"{page.url} as {visit.who or 'nobody'} ({device})", found)
+
+
+@pytest.mark.parametrize("visit", PAGES, ids=[v.name for v in PAGES])
+def test_phone_targets_are_big_enough(audit: Audit, visit: Visit) -> None:
+    """Every link, button, field and menu on the page is at least 44 x 44 px on a touch phone
+    (links inside running text excepted)."""
+    page = audit.visit(visit, PHONE)
+    small = small_targets(page)
+    if small:
+        pytest.fail(
+            f"{page.url} as {visit.who or 'nobody'}: {len(small)} smaller than 44x44 px:\n  "
+            + "\n  ".join(small),
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize("device", SIZES)
+def test_axe_with_a_message_menu_and_a_confirmation_open(
+    audit: Audit, web: WebServer, device: Device
+) -> None:
+    """A message's menu open, then the confirmation "Delete for everyone" asks for: axe finds
+    nothing in either, and the confirmation can be turned down."""
+    applicant = web.new_applicant()
+    conv = web.application_chat(applicant)
+    text = f"Your interview is on Monday at 10:00 ({uuid.uuid4().hex[:6]})."
+    web.send(MARCUS, conv, text)
+    page = audit.visit(Visit("menu", MARCUS, f"/conversations/{conv}"), device)
+    item = message(page, text)
+    options_button(item).click()
+    # On the page, not in the item: a menu may be drawn outside the message to fit the screen.
+    delete = (
+        page.get_by_role("button", name="Delete for everyone", exact=True)
+        .or_(page.get_by_role("menuitem", name="Delete for everyone", exact=True))
+        .filter(visible=True)
+    )
+    expect(delete).to_be_visible()
+    menu = audit.in_both_themes(page)
+
+    delete.click()
+    dialog = page.get_by_role("dialog").or_(page.get_by_role("alertdialog"))
+    expect(dialog).to_be_visible()
+    confirmation = audit.in_both_themes(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(item).not_to_have_class(re.compile(r"\bdeleted\b"))
+    audit.assert_no_problems()
+    assert_none(f"a message's menu ({device})", menu)
+    assert_none(f"the Delete for everyone confirmation ({device})", confirmation)
