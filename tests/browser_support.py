@@ -228,6 +228,15 @@ class WebServer(ServedProcess):
         )
         return message
 
+    def conversation_of(self, who: str, kind: str, *, ended: bool = False) -> int:
+        """The latest conversation of ``kind`` in ``who``'s inbox (ended or not), by the API."""
+        items = self.call("GET", "/api/v1/conversations?limit=100", token=self.token(who))["items"]
+        for item in items:
+            if item["kind"] == kind and (item["status"] == "ended") == ended:
+                found: int = item["id"]
+                return found
+        raise AssertionError(f"{who} has no {'ended ' if ended else ''}{kind} conversation")
+
     def sender(self, who: str) -> Sender:
         """A token kept for many sends."""
         return Sender(self.token(who))
@@ -483,12 +492,13 @@ def pytest_runtest_makereport(
 # --- screenshots and page checks ------------------------------------------------------------------
 
 
-def shot(page: Page, name: str, *, docs: bool = False) -> Path:
-    """A full-page PNG at test-artifacts/screenshots/<name>.png; with ``docs`` and
-    JOBCHAT_DOCS_SCREENSHOTS=1 also at docs/screenshots/<name>.png (the README's pictures)."""
+def shot(page: Page, name: str, *, docs: bool = False, full_page: bool = True) -> Path:
+    """A PNG of the whole page (``full_page``) or of the screen at
+    test-artifacts/screenshots/<name>.png; with ``docs`` and JOBCHAT_DOCS_SCREENSHOTS=1 also at
+    docs/screenshots/<name>.png (the README's pictures)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     if docs and os.environ.get("JOBCHAT_DOCS_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")

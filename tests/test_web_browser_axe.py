@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_support import (
     BROWSER_TESTS,
+    DEVICES,
     HANNAH,
     LAYLA,
     MARCUS,
@@ -34,8 +35,11 @@ from tests.browser_support import (
     Browsers,
     Device,
     WebServer,
+    assert_in_viewport,
+    assert_touch_target,
     axe,
     axe_report,
+    box,
     message,
     options_button,
     small_targets,
@@ -304,3 +308,42 @@ def test_axe_with_a_message_menu_and_a_confirmation_open(
     audit.assert_no_problems()
     assert_none(f"a message's menu ({device})", menu)
     assert_none(f"the Delete for everyone confirmation ({device})", confirmation)
+
+
+# The measures themselves, on a page made to break them (no server: nothing else to blame).
+FLAWED = """<!doctype html><html lang="en"><head><title>Flawed</title></head><body>
+<main id="main" tabindex="-1"><h1>Flawed</h1>
+<ul id="bad-list"><div>not an item</div></ul>
+<p>Read the <a href="#terms" id="inline">terms</a> before you sign.</p>
+<p><a href="#alone" id="alone">Alone</a></p>
+<button id="tiny" style="width: 20px; height: 20px">x</button>
+<button id="big" style="width: 48px; height: 48px">ok</button>
+<label style="display: inline-block; padding: 14px 10px"><input type="checkbox"> Agree</label>
+<a href="#main" id="skip" style="position: absolute; left: -999px">Skip</a>
+</main></body></html>"""
+
+
+def test_the_measures_see_what_is_wrong(chromium: Browser) -> None:
+    context = chromium.new_context(**DEVICES[PHONE])
+    try:
+        page = context.new_page()
+        page.set_content(FLAWED)
+        found = axe(page)
+        assert [(v.rule, v.targets) for v in found] == [("list", ["#bad-list"])], axe_report(found)
+        assert "dequeuniversity.com/rules/axe/" in axe_report(found)
+
+        small = small_targets(page)
+        assert any(s.startswith('button#tiny "x" 20x20') for s in small), small
+        assert any(s.startswith('a#alone "Alone"') for s in small), small
+        # Not: a link in a sentence, a big button, a check box in a big label, a skip link.
+        assert not [s for s in small if re.match(r"a#inline|button#big|input|a#skip", s)], small
+
+        assert_touch_target(page.locator("#big"))
+        with pytest.raises(AssertionError, match="20x20 px"):
+            assert_touch_target(page.locator("#tiny"))
+        assert_in_viewport(page, page.locator("#big"))
+        with pytest.raises(AssertionError, match="not inside the 375x667 viewport"):
+            assert_in_viewport(page, page.locator("#skip"))
+        assert box(page.locator("#big"))["width"] == 48
+    finally:
+        context.close()

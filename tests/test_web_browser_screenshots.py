@@ -1,0 +1,111 @@
+"""The README's screenshots: the main pages as the demo personas see them, on a 390 x 844 phone
+and a 1280 x 800 desktop, in the light and the dark theme (the screen as it opens, not the whole
+page). They go to test-artifacts/screenshots/ on every run and, with JOBCHAT_DOCS_SCREENSHOTS=1,
+to docs/screenshots/<page>-<phone|desktop>-<light|dark>.png, the names the README uses:
+
+    JOBCHAT_DOCS_SCREENSHOTS=1 .venv/bin/pytest -q tests/test_web_browser_screenshots.py
+
+Each page is checked before it is taken: what it is about is on the screen, it does not
+scroll sideways, and the browser reported no errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser_support import (
+    BROWSER_TESTS,
+    MARCUS,
+    OMAR,
+    SWE_JOB,
+    TOM,
+    Browsers,
+    Device,
+    SignIn,
+    WebServer,
+    assert_fits,
+    message,
+    shot,
+)
+
+pytestmark = BROWSER_TESTS
+
+SIZES: dict[str, Device] = {"phone": "phone-390x844", "desktop": "desktop"}
+THEMES: tuple[Literal["light", "dark"], ...] = ("light", "dark")
+# Wait for the theme's colours to settle (a colour transition would be caught half-way).
+SETTLED_JS = """() => Promise.all(document.getAnimations()
+  .filter((a) => a instanceof CSSTransition)
+  .map((a) => a.finished.catch(() => null)))"""
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A README picture: its file name's start, who looks, where (``{conv}``: their
+    conversation of ``kind``), and what must be on the screen."""
+
+    name: str
+    who: str
+    path: str
+    shows: str
+    kind: str = ""
+
+
+SCREENS = [
+    Screen("inbox", MARCUS, "/inbox", "Hannah Lee"),
+    Screen(
+        "conversation",
+        MARCUS,
+        "/conversations/{conv}",
+        "Let's do Friday at 9:30am Central.",
+        kind="application",
+    ),
+    Screen("candidates", MARCUS, "/candidates", "Derek Thompson"),
+    Screen("candidate-profile", MARCUS, "/candidates/cand-hannah?tab=messages", "Hannah Lee"),
+    Screen(
+        "job-chats",
+        TOM,
+        f"/jobs/{SWE_JOB}?tab=chats&open={{conv}}",
+        "serviced apartment in Southbank",
+        kind="job_relocation",
+    ),
+    Screen("candidate-portal", OMAR, "/portal", "Senior Software Engineer"),
+    Screen(
+        "candidate-conversation",
+        OMAR,
+        "/conversations/{conv}",
+        "My visa application was lodged this morning!",
+        kind="job_relocation",
+    ),
+]
+
+
+def subject(page: Page, screen: Screen) -> Locator:
+    if screen.kind:
+        return message(page, screen.shows)
+    return page.get_by_role("main").get_by_text(screen.shows).first
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", SCREENS, ids=[s.name for s in SCREENS])
+def test_readme_screenshot(
+    web: WebServer, browsers: Browsers, sign_in: SignIn, screen: Screen, size: str
+) -> None:
+    page = browsers.open(SIZES[size])
+    conv = web.conversation_of(screen.who, screen.kind) if screen.kind else 0
+    sign_in(page, screen.who, next=screen.path.format(conv=conv))
+    expect(subject(page, screen)).to_be_visible()
+    assert_fits(page)
+    for theme in THEMES:
+        page.emulate_media(color_scheme=theme)
+        page.evaluate(SETTLED_JS)
+        shot(page, f"{screen.name}-{size}-{theme}", docs=True, full_page=False)
+        # The picture is of the theme its name says (a page the dark theme does not reach
+        # would show light colours under a "-dark" name).
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        light = sum(int(v) for v in re.findall(r"\d+", background)[:3]) > 3 * 128
+        assert light == (theme == "light"), f"{theme} theme; the body is {background}"
