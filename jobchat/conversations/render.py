@@ -9,14 +9,13 @@ members as plain columns. Loading ORM objects for the same page cost about four 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from jobchat.conversations.models import Conversation, Kind, Member, Status
-from jobchat.conversations.schemas import ConversationOut, MemberOut
+from jobchat.conversations.schemas import ConversationOut, MemberOut, Names
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -82,19 +81,6 @@ _MEMBERS = (
     # Candidates first, then staff, each by name.
     .order_by(Member.conversation_id, User.kind, User.name, User.id)
 )
-
-
-@dataclass(frozen=True)
-class Names:
-    """The names a conversation's title is made of."""
-
-    job_title: str | None = None
-    employer: str | None = None
-    candidate_id: int | None = None
-    candidate: str | None = None
-    partner: str | None = None
-    employer_user: str | None = None
-    agency_user: str | None = None
 
 
 def title(kind: Kind, names: Names, viewer_id: int) -> str:
@@ -177,27 +163,27 @@ def render_conversations(
             employer_user=r.employer_user_name,
             agency_user=r.agency_user_name,
         )
-        out.append(
-            ConversationOut(
-                id=conv.id,
-                kind=kind,
-                title=title(kind, names, viewer.id),
-                status=Status(conv.status),
-                job=r.job_ext,
-                candidate=r.cand_ext,
-                application=r.app_ext,
-                partner=r.partner_ext,
-                employer_user=r.employer_user_ext,
-                agency_user=r.agency_user_ext,
-                members=members[conv.id],
-                unread_count=member.unread_count,
-                last_read_message_id=member.last_read_message_id,
-                last_message=_last_message(session, viewer, conv.id, r),
-                created_at=conv.created_at,
-                updated_at=conv.last_activity_at,
-                ended_at=conv.ended_at,
-            )
+        rendered = ConversationOut(
+            id=conv.id,
+            kind=kind,
+            title=title(kind, names, viewer.id),
+            status=Status(conv.status),
+            job=r.job_ext,
+            candidate=r.cand_ext,
+            application=r.app_ext,
+            partner=r.partner_ext,
+            employer_user=r.employer_user_ext,
+            agency_user=r.agency_user_ext,
+            members=members[conv.id],
+            unread_count=member.unread_count,
+            last_read_message_id=member.last_read_message_id,
+            last_message=_last_message(session, viewer, conv.id, r),
+            created_at=conv.created_at,
+            updated_at=conv.last_activity_at,
+            ended_at=conv.ended_at,
         )
+        rendered._names = names
+        out.append(rendered)
     return out
 
 
