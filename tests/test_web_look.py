@@ -343,3 +343,13 @@ def test_the_stylesheet_has_both_themes_and_reduced_motion(client: TestClient) -
     assert re.findall(r"#[0-9a-fA-F]{3,8}\b|rgba?\(", rules) == []
     motion = css.split("@media (prefers-reduced-motion: reduce)")[1]
     assert "transition-duration: .01ms" in motion and "animation-duration: .01ms" in motion
+
+
+def test_an_empty_portal_says_what_happens_next(client: TestClient, api: Api, world: World) -> None:
+    api.candidate("cand-new", "Nia New")
+    html = Browser.signed_in(client, api, "cand-new").page("/portal")
+    states = re.findall(r'<div class="empty-state">(.*?)</div>', html, re.S)
+    assert len(states) == 2
+    assert "You have no applications yet." in states[0]
+    assert '<a class="button" href="/inbox">Open your inbox</a>' in states[0]
+    assert "You are not working with a source partner." in states[1]
