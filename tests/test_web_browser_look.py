@@ -13,10 +13,12 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.browser_support import (
     BROWSER_TESTS,
+    HANNAH,
     MARCUS,
     OMAR,
     Browsers,
     SignIn,
+    WebServer,
     assert_fits,
     shot,
 )
@@ -149,7 +151,7 @@ def test_dark_theme_and_reduced_motion_are_applied(browsers: Browsers, sign_in: 
     shot(page, "look-inbox-desktop-dark")
 
 
-def test_keyboard_shortcuts(browsers: Browsers, sign_in: SignIn) -> None:
+def test_keyboard_shortcuts(web: WebServer, browsers: Browsers, sign_in: SignIn) -> None:
     page = browsers.open()
     sign_in(page, MARCUS, next="/inbox")
     rows = page.locator("#inbox .row-link")
@@ -174,6 +176,15 @@ def test_keyboard_shortcuts(browsers: Browsers, sign_in: SignIn) -> None:
     page.keyboard.press("Control+j")
     assert page.evaluate(focused) == href[1]
 
+    # A live redraw of the list (a new message moves its row to the top) keeps the focus on
+    # the same conversation.
+    row_of = "() => document.activeElement.closest('[data-conversation]').dataset.conversation"
+    before = page.evaluate(row_of)
+    hannah = page.locator("#inbox li").filter(has=page.locator(".row-who", has_text="Hannah Lee"))
+    web.send(HANNAH, int(hannah.get_attribute("data-conversation") or 0), "Friday works!")
+    expect(hannah.locator(".row-preview")).to_contain_text("Friday works!")
+    assert page.evaluate(row_of) == before
+
     # "/" goes to the search, and while typing there no shortcut fires.
     page.keyboard.press("/")
     search = page.get_by_label("Search conversations")
@@ -197,8 +208,9 @@ def test_keyboard_shortcuts(browsers: Browsers, sign_in: SignIn) -> None:
 
     # Enter opens the focused conversation; "c" puts the cursor in its composer.
     rows.nth(1).focus()
+    target = rows.nth(1).get_attribute("href") or ""
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(re.escape(href[1] or "") + "$"))
+    expect(page).to_have_url(re.compile(re.escape(target) + "$"))
     composer = page.locator("#composer textarea")
     expect(composer).to_be_visible()
     expect(composer).not_to_be_focused()

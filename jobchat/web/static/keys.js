@@ -113,19 +113,25 @@
     if (handled) event.preventDefault();
   });
 
-  // The inbox is redrawn by app.js when something changes; keep the keyboard user's place.
+  // The inbox is redrawn by app.js when something changes; a keyboard user keeps their place:
+  // the row of the same conversation gets the focus back, wherever it moved to. Only when the
+  // redraw took the focus away (it is on nothing, and it just left, or never left, the list),
+  // never when the person had moved on.
   const inbox = document.getElementById("inbox");
   if (inbox) {
     let focused = null;
+    let leftAt = null;
     inbox.addEventListener("focusin", (event) => {
       const row = event.target.closest("[data-conversation]");
       focused = row ? row.dataset.conversation : null;
+      leftAt = null;
     });
     inbox.addEventListener("focusout", (event) => {
-      if (!inbox.contains(event.relatedTarget)) focused = null;
+      if (!inbox.contains(event.relatedTarget)) leftAt = performance.now();
     });
     new MutationObserver(() => {
-      if (!focused || inbox.contains(document.activeElement)) return;
+      const lost = document.activeElement === null || document.activeElement === body;
+      if (!focused || !lost || (leftAt !== null && performance.now() - leftAt > 100)) return;
       const row = inbox.querySelector(`[data-conversation="${CSS.escape(focused)}"] .row-link`);
       if (row) rove(rows(), rows().indexOf(row));
     }).observe(inbox, { childList: true });
