@@ -78,8 +78,11 @@ def test_phone_inbox_frame_chips_and_rows(
     expect(badge).to_be_visible()
     b = box(badge)
     assert b["x"] + b["width"] <= width and b["y"] >= 0
-    for chip in page.get_by_role("navigation", name="Filters").get_by_role("link").all():
-        assert_target(chip, width, f"filter {chip.inner_text()!r}")
+    chips = page.get_by_role("navigation", name="Filters").get_by_role("link").all()
+    tops = {
+        round(assert_target(chip, width, f"filter {chip.inner_text()!r}")["y"]) for chip in chips
+    }
+    assert len(tops) == 1, f"the filter chips wrap at {width} px"
     rows = page.locator("#inbox .row-link")
     assert rows.count() >= 3
     texts = []
@@ -142,7 +145,9 @@ def test_dark_theme_and_reduced_motion_are_applied(browsers: Browsers, sign_in: 
     page.emulate_media(color_scheme="dark")
     page.emulate_media(reduced_motion="reduce")
     # Chromium restyles for a new media feature on its next frame.
-    page.wait_for_function("getComputedStyle(document.body).backgroundColor === 'rgb(15, 20, 29)'")
+    page.wait_for_function(
+        "() => getComputedStyle(document.body).backgroundColor === 'rgb(15, 20, 29)'"
+    )
     dark = looks()
     assert dark["ink"] != light["ink"] and dark["card"] != light["card"]
     assert light["scheme"] == dark["scheme"] == "light dark"

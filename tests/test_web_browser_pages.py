@@ -73,8 +73,8 @@ def recruiter_inbox(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Inbox")
     conversations_list(
         page,
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · agency",
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · private",
+        "Agency · Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Private · Rachel Kim · Maria Gonzalez",
         "Hannah Lee · Patient Services Coordinator — Lakeview Clinic",
     )
 
@@ -137,10 +137,10 @@ def partner_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Farida Noori · Talent Beyond Boundaries",
-        "Omar Al-Sayed · Talent Beyond Boundaries",
-        "Senior Software Engineer — Melbourne (visa sponsored) · relocation",
-        "Senior Software Engineer — Melbourne (visa sponsored) · all partners",
+        "Farida Noori",
+        "Omar Al-Sayed",
+        "Relocation · Senior Software Engineer — Melbourne (visa sponsored)",
+        "Job partners · Senior Software Engineer — Melbourne (visa sponsored)",
     )
 
 
@@ -148,8 +148,8 @@ def agency_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · agency",
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · private",
+        "Hiring team · Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Private · Marcus Bell · Maria Gonzalez",
     )
     # Aisha's private thread with Owen is not Rachel's.
     expect(page.get_by_role("main")).not_to_contain_text("James Whitaker")
@@ -181,6 +181,8 @@ def test_staff_sign_in_lands_in_the_inbox(browsers: Browsers, sign_in: SignIn) -
     expect(page).to_have_url(re.compile(r"/inbox$"))
     nav_links(page, STAFF_NAV)
     expect(page.get_by_role("list", name="Conversations")).to_be_visible()
+    # Sign out is in the account menu.
+    page.get_by_label("Account: Marcus Bell").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
@@ -203,6 +205,7 @@ def test_sign_in_takes_you_to_next(
 def test_sign_out(browsers: Browsers, sign_in: SignIn) -> None:
     page = browsers.open()
     sign_in(page, MARCUS)
+    page.get_by_label("Account: Marcus Bell").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     page.goto("/inbox")
