@@ -9,7 +9,7 @@ import itertools
 import re
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FloatRect, Locator, Page, expect
 
 from tests.browser_support import (
     BROWSER_TESTS,
@@ -29,13 +29,13 @@ TARGET = 44  # CSS px, the smallest touch target
 PHONES = [(375, 667), (390, 844)]
 
 
-def box(locator: Locator) -> dict[str, float]:
+def box(locator: Locator) -> FloatRect:
     found = locator.bounding_box()
     assert found is not None, f"{locator} is not laid out"
-    return dict(found)
+    return found
 
 
-def assert_target(locator: Locator, width: int, what: str) -> dict[str, float]:
+def assert_target(locator: Locator, width: int, what: str) -> FloatRect:
     """At least 44x44 CSS px and wholly inside the viewport's width."""
     b = box(locator)
     assert b["width"] >= TARGET and b["height"] >= TARGET, f"{what} is {b['width']}x{b['height']}"
