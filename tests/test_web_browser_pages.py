@@ -45,7 +45,8 @@ CANDIDATE_NAV = ["Jobs", "Inbox", "Settings"]
 
 
 def conversations_list(page: Page, *titles: str) -> None:
-    """The inbox: filters, search, and rows whose links start with these titles."""
+    """The inbox: filters, search, and rows whose links start with these names (who, kind,
+    context: what each row shows first)."""
     filters = page.get_by_role("navigation", name="Filters")
     for name in ("All", "Unread", "Messaged", "Ended"):
         expect(filters.get_by_role("link", name=name, exact=True)).to_be_visible()
@@ -73,9 +74,9 @@ def recruiter_inbox(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Inbox")
     conversations_list(
         page,
-        "Agency · Maria Gonzalez · Registered Nurse — Intensive Care Unit",
-        "Private · Rachel Kim · Maria Gonzalez",
-        "Hannah Lee · Patient Services Coordinator — Lakeview Clinic",
+        "Rachel Kim Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Rachel Kim Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Hannah Lee Application Patient Services Coordinator — Lakeview Clinic",
     )
 
 
@@ -137,10 +138,10 @@ def partner_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Farida Noori",
-        "Omar Al-Sayed",
-        "Relocation · Senior Software Engineer — Melbourne (visa sponsored)",
-        "Job partners · Senior Software Engineer — Melbourne (visa sponsored)",
+        "Farida Noori Direct Talent Beyond Boundaries",
+        "Omar Al-Sayed Direct Talent Beyond Boundaries",
+        "Iress and new hires Relocation Senior Software Engineer — Melbourne (visa sponsored)",
+        "Iress and partners Job partners Senior Software Engineer — Melbourne (visa sponsored)",
     )
 
 
@@ -148,8 +149,8 @@ def agency_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Hiring team · Maria Gonzalez · Registered Nurse — Intensive Care Unit",
-        "Private · Marcus Bell · Maria Gonzalez",
+        "Hiring team Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Marcus Bell Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
     )
     # Aisha's private thread with Owen is not Rachel's.
     expect(page.get_by_role("main")).not_to_contain_text("James Whitaker")

@@ -187,9 +187,15 @@ def rows(html: str) -> dict[int, dict[str, str]]:
             for name in ("row-who", "kind-chip", "row-context", "row-preview", "unread-count")
             if (m := re.search(rf'class="{name}"[^>]*>(.*?)</span>', row, re.S))
         }
-        title = re.search(r'id="row-title-\d+">(.*?)</span>', row, re.S)
-        assert title is not None
-        parts["title"] = unescape(title.group(1))
+        # The link's name: the parts it shows first, in that order.
+        named = re.search(r'aria-labelledby="([^"]+)"', row)
+        assert named is not None
+        parts["name"] = " ".join(
+            text
+            for ref in named.group(1).split()
+            if (part := re.search(rf'id="{ref}">(.*?)</span>', row, re.S))
+            for text in [unescape(part.group(1))]
+        )
         parts["avatar"] = " ".join(
             re.findall(r'class="avatar avatar-40 tone-\d" aria-hidden="true">([^<]*)<', row)
         )
@@ -203,7 +209,7 @@ def test_inbox_rows_name_the_other_side_the_kind_and_the_job(
 ) -> None:
     tess = Browser.signed_in(client, api, "emp_team")
     seen = rows(tess.page("/inbox"))
-    assert seen[chats["case"]]["title"] == "Case chat · Carla Candidate · Registered Nurse"
+    assert seen[chats["case"]]["name"] == "Carla Candidate Case chat Registered Nurse"
     assert seen[chats["agency"]]["row-who"] == "Aggie Agent"
     assert seen[chats["agency"]]["kind-chip"] == "Agency"
     assert seen[chats["agency"]]["row-context"] == "Carla Candidate · Registered Nurse"
@@ -214,16 +220,19 @@ def test_inbox_rows_name_the_other_side_the_kind_and_the_job(
     assert len({(r["row-who"], r["kind-chip"]) for r in seen.values()}) == len(seen)
 
     aggie = rows(Browser.signed_in(client, api, "agency_user").page("/inbox"))
-    assert aggie[chats["agency"]]["title"] == "Hiring team · Carla Candidate · Registered Nurse"
+    assert aggie[chats["agency"]]["name"] == "Hiring team Agency Carla Candidate · Registered Nurse"
     assert aggie[chats["agency_private"]]["row-who"] == "Tess Team"
 
     carla = rows(Browser.signed_in(client, api, "cand").page("/inbox"))
     assert set(carla) == {
         chats[k] for k in ("application", "case", "job_relocation", "candidate_partner")
     }
-    assert carla[chats["application"]]["title"] == "Acme Health · Registered Nurse"
+    assert carla[chats["application"]]["name"] == "Acme Health Hiring team Registered Nurse"
     assert carla[chats["application"]]["kind-chip"] == "Hiring team"
-    assert carla[chats["candidate_partner"]]["title"] == "Talent Beyond Boundaries"
+    assert (
+        carla[chats["candidate_partner"]]["name"]
+        == "Talent Beyond Boundaries Source partner Your caseworkers"
+    )
 
 
 def test_inbox_rows_show_the_last_message_its_author_unread_count_and_ended_tag(
