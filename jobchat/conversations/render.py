@@ -163,27 +163,28 @@ def render_conversations(
             employer_user=r.employer_user_name,
             agency_user=r.agency_user_name,
         )
-        rendered = ConversationOut(
-            id=conv.id,
-            kind=kind,
-            title=title(kind, names, viewer.id),
-            status=Status(conv.status),
-            job=r.job_ext,
-            candidate=r.cand_ext,
-            application=r.app_ext,
-            partner=r.partner_ext,
-            employer_user=r.employer_user_ext,
-            agency_user=r.agency_user_ext,
-            members=members[conv.id],
-            unread_count=member.unread_count,
-            last_read_message_id=member.last_read_message_id,
-            last_message=_last_message(session, viewer, conv.id, r),
-            created_at=conv.created_at,
-            updated_at=conv.last_activity_at,
-            ended_at=conv.ended_at,
+        out.append(
+            ConversationOut(
+                id=conv.id,
+                kind=kind,
+                title=title(kind, names, viewer.id),
+                status=Status(conv.status),
+                job=r.job_ext,
+                candidate=r.cand_ext,
+                application=r.app_ext,
+                partner=r.partner_ext,
+                employer_user=r.employer_user_ext,
+                agency_user=r.agency_user_ext,
+                members=members[conv.id],
+                unread_count=member.unread_count,
+                last_read_message_id=member.last_read_message_id,
+                last_message=_last_message(session, viewer, conv.id, r),
+                created_at=conv.created_at,
+                updated_at=conv.last_activity_at,
+                ended_at=conv.ended_at,
+            )
         )
-        rendered._names = names
-        out.append(rendered)
+        out[-1]._names = names
     return out
 
 
