@@ -58,6 +58,7 @@
   let socket = null;
   let attempt = 0;
   let statusTimer = null;
+  let graceTimer = null;
   let bannerShown = false; // "Reconnecting…" was on screen: say so when it is back
   // After this many failed attempts in a row the banner stops saying "Reconnecting…" and says
   // jobchat cannot be reached (it keeps trying, less often).
@@ -66,8 +67,11 @@
   // state: "" (connected, nothing to say), "reconnecting", "restored", "failed". The banner's
   // look is app.css's (#connection); data-state lets it tell the three apart.
   function showConnection(state) {
-    clearTimeout(statusTimer);
     if (!connection) return;
+    if (state === "reconnecting" && (graceTimer || bannerShown)) return; // already on its way
+    clearTimeout(statusTimer);
+    clearTimeout(graceTimer);
+    graceTimer = null;
     const put = (text) => {
       connection.dataset.state = state;
       connection.textContent = text;
@@ -84,7 +88,7 @@
       put("Can’t reach jobchat. Your drafts are kept; still trying…");
     } else {
       // A blip shorter than a second or two is not worth a banner.
-      statusTimer = setTimeout(() => { bannerShown = true; put("Reconnecting…"); }, 1500);
+      graceTimer = setTimeout(() => { graceTimer = null; bannerShown = true; put("Reconnecting…"); }, 2000);
     }
   }
 
@@ -92,19 +96,32 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     // Resume after the newest event the page (or the last socket) saw: nothing falls between.
     const query = lastId ? `?after=${lastId}` : "";
-    socket = new WebSocket(`${scheme}//${location.host}/api/v1/events${query}`);
-    socket.addEventListener("open", () => {
+    const current = new WebSocket(`${scheme}//${location.host}/api/v1/events${query}`);
+    socket = current;
+    // Connected means the server talks (a frame) or the socket stays up a moment: one that
+    // opens and drops at once (a proxy, a restart) is one more failed attempt, not a recovery.
+    let up = false;
+    let upTimer = null;
+    const connected = () => {
+      clearTimeout(upTimer);
+      if (up || socket !== current) return;
+      up = true;
       attempt = 0;
       showConnection("");
+    };
+    current.addEventListener("open", () => {
+      upTimer = setTimeout(connected, 1000);
       document.dispatchEvent(new CustomEvent("jobchat:open"));
     });
-    socket.addEventListener("message", (event) => {
+    current.addEventListener("message", (event) => {
+      connected();
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
       if (typeof frame.id === "number") lastId = Math.max(lastId, frame.id);
       receive(frame);
     });
-    socket.addEventListener("close", (event) => {
+    current.addEventListener("close", (event) => {
+      clearTimeout(upTimer);
       socket = null;
       if (event.code === 4001) { location.reload(); return; } // too far behind to resume
       attempt += 1;
