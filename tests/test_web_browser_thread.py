@@ -365,3 +365,35 @@ def test_the_connection_banner_follows_the_socket(
     # And live again: what the recruiter writes arrives.
     web.send(MARCUS, conv, "Are you there?")
     expect(message(page, "Are you there?")).to_be_visible()
+
+
+def test_focus_follows_what_the_keyboard_asked_for(
+    web: WebServer, browsers: Browsers, sign_in: SignIn
+) -> None:
+    applicant = web.new_applicant()
+    conv = web.application_chat(applicant)
+    marcus = web.sender(MARCUS)
+    for n in range(1, 56):
+        web.send(marcus, conv, f"Note {n:02d}")
+    # All read: the page opens at the newest (not at a "New messages" line near the top).
+    web.call("POST", f"/api/v1/conversations/{conv}/read", token=web.token(applicant.ext_id))
+    page = open_sized(browsers, "390x844")
+    sign_in(page, applicant.ext_id, next=f"/conversations/{conv}")
+    expect(message(page, "Note 55")).to_be_visible()
+    expect(messages(page)).to_have_count(50)
+
+    # Older messages asked for from the keyboard: focus goes to the first that came.
+    older = page.get_by_role("button", name="Load older messages")
+    older.focus()
+    page.keyboard.press("Enter")
+    expect(messages(page)).to_have_count(55)
+    first = messages(page).first
+    expect(first).to_contain_text("Note 01")
+    expect(first).to_be_focused()
+    assert_inside(page, box(first), "the first older message")
+
+    # After sending, focus stays in the composer (the keyboard stays open on a phone).
+    write(page, "Thanks, all read.")
+    expect(message(page, "Thanks, all read.")).to_be_visible()
+    expect(composer(page).get_by_label("Message", exact=True)).to_be_focused()
+    assert_inside(page, box(composer(page)), "the composer after sending")

@@ -378,6 +378,8 @@
     // Older messages: when the top comes into view, or on the button (keyboard users).
     async function loadOlder(button) {
       if (button.disabled) return;
+      // (Asked before disabling it: a disabled button loses the focus.)
+      const hadFocus = document.activeElement === button;
       button.disabled = true;
       const holder = button.closest("li");
       const html = await fragment(
@@ -385,7 +387,6 @@
       ).catch(() => null);
       if (html === null) { button.disabled = false; return; }
       const height = scroller.scrollHeight;
-      const hadFocus = document.activeElement === button;
       holder.remove();
       const template = document.createElement("template");
       template.innerHTML = html;
@@ -401,6 +402,7 @@
       if (hadFocus && firstNew) {
         firstNew.tabIndex = -1;
         firstNew.focus({ preventScroll: true });
+        firstNew.scrollIntoView({ block: "nearest" });
       }
       watchOlder();
     }
