@@ -149,6 +149,9 @@ def test_lines_fall_in_the_page_of_history_they_belong_to(
     body(world["emp_team"].post(f"/api/v1/conversations/{chat}/end"), 200)
     newer = tess.client.get(f"/conversations/{chat}/messages.html", params={"after": ids[-1]})
     assert history(newer.text) == [ended]
+    # A full page of newer messages: the lines up to its last message, not those after it.
+    newer = tess.client.get(f"/conversations/{chat}/messages.html", params={"after": ids[4]})
+    assert history(newer.text) == [ended, reopened, *(f"m{i}" for i in ids[5:55])]
 
 
 class ListChildren(HTMLParser):

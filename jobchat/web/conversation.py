@@ -64,7 +64,9 @@ def message_fragment(
         older: int | None = None
         if after is not None:
             messages = history_after(session, user, conversation_id, after=after, limit=PAGE_SIZE)
-            entries = entries_after(session, conversation_id, messages, after=after)
+            entries = entries_after(
+                session, conversation_id, messages, after=after, full=len(messages) == PAGE_SIZE
+            )
         else:
             messages, older = history(
                 session, user, conversation_id, before=before or None, limit=PAGE_SIZE

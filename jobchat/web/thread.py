@@ -70,11 +70,13 @@ def page_entries(
 
 
 def entries_after(
-    session: Session, conv_id: int, messages: Sequence[Message], *, after: int
+    session: Session, conv_id: int, messages: Sequence[Message], *, after: int, full: bool
 ) -> list[Entry]:
     """What a page showing up to message ``after`` is missing: newer messages and the lines
-    after ``after`` (a page drops those it already shows, by id)."""
-    return interleave(messages, activity_between(session, conv_id, lowest=after, below=None))
+    after ``after`` (a page drops those it already shows, by id). ``full``: the messages filled
+    a page, so more may follow them, and so may lines that belong after those."""
+    below = messages[-1].id + 1 if full and messages else None
+    return interleave(messages, activity_between(session, conv_id, lowest=after, below=below))
 
 
 @dataclass(frozen=True)
