@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from jobchat import __version__
+from jobchat.activity.api import router as activity_router
 from jobchat.app_state import AppState
 from jobchat.auth.api import router as auth_router
 from jobchat.background import build_worker
@@ -172,6 +173,7 @@ def create_app(
         me_router,
         conversations_router,
         messages_router,
+        activity_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

@@ -437,7 +437,19 @@ def test_ending_and_reopening(watch: Watch, world: World, clock: FrozenClock) ->
     for role in ("emp_team", "emp_admin", "cand"):
         assert types(got[role]) == ["conversation.updated"], role
         data = got[role][0]["data"]
-        assert data == {"status": "ended", "ended_at": data["ended_at"], "ended_by": "emp_team"}
+        # The line it leaves in the history comes with it (GET .../activity lists the same).
+        line = data["activity"]
+        assert data == {
+            "status": "ended",
+            "ended_at": data["ended_at"],
+            "ended_by": "emp_team",
+            "activity": line,
+        }
+        assert (line["kind"], line["actor"]["id"], line["conversation"]) == (
+            "ended",
+            "emp_team",
+            conv,
+        )
         assert datetime.fromisoformat(data["ended_at"]) == clock.now()
         assert watch[role].model.conversations[conv]["ended_at"] == data["ended_at"]
     assert got["sp_in"] == []
@@ -461,7 +473,10 @@ def test_ending_and_reopening(watch: Watch, world: World, clock: FrozenClock) ->
     ]
     for role in ("emp_team", "cand"):
         assert types(got[role]) == ["conversation.updated", "message.created"], role
-        assert got[role][0]["data"] == {"status": "open", "reopened_by": "emp_admin"}
+        data = got[role][0]["data"]
+        assert data == {"status": "open", "reopened_by": "emp_admin", "activity": data["activity"]}
+        assert data["activity"]["kind"] == "reopened"
+        assert data["activity"]["message"] == got[role][1]["data"]["id"]
     assert got["sp_in"] == []
 
     sent(world["cand"].send(conv, "Sure."))

@@ -177,7 +177,11 @@ def test_ending_and_reopening_a_conversation(
     # Ending is for staff.
     expect(candidate.get_by_role("button", name="End conversation")).to_have_count(0)
 
+    # In the header's "More actions" menu, and asked first (tests/test_web_browser_thread.py
+    # tries Cancel).
+    recruiter.get_by_label("More actions", exact=True).click()
     recruiter.get_by_role("button", name="End conversation").click()
+    recruiter.get_by_role("dialog").get_by_role("button", name="End conversation").click()
     expect(ended_notice(recruiter)).to_be_visible()
     # (The button may post a form: be sure the recruiter's page is the one after it.)
     recruiter.reload()
@@ -199,7 +203,9 @@ def test_ending_and_reopening_a_conversation(
     expect(ended_notice(candidate)).to_be_hidden()
     expect(usable_composer(candidate)).to_have_count(1)
     expect(ended_notice(recruiter)).to_be_hidden()
+    recruiter.get_by_label("More actions", exact=True).click()
     expect(recruiter.get_by_role("button", name="End conversation")).to_be_visible()
+    recruiter.keyboard.press("Escape")
     write(candidate, "Of course.")
     expect(message(recruiter, "Of course.")).to_be_visible()
 
@@ -225,6 +231,7 @@ def test_delete_for_me_hides_it_for_me_only(
     delete(candidate, item, "Delete for me")
     expect(message_by_id(candidate, sent["id"])).to_have_count(0)
     expect(message(candidate, "Please bring your license.")).to_be_visible()
+    # It is sent when the undo is no longer offered, or when the page is left (this reload).
     candidate.reload()
     expect(message(candidate, "Please bring your license.")).to_be_visible()
     expect(message_by_id(candidate, sent["id"])).to_have_count(0)
@@ -249,6 +256,7 @@ def test_delete_for_everyone_live(web: WebServer, browsers: Browsers, sign_in: S
     assert message_id is not None
 
     delete(recruiter, sent, "Delete for everyone")
+    recruiter.get_by_role("dialog").get_by_role("button", name="Delete for everyone").click()
     for page in (recruiter, candidate):
         gone = message_by_id(page, int(message_id))
         expect(gone).to_contain_text("This message was deleted")

@@ -45,7 +45,8 @@ CANDIDATE_NAV = ["Jobs", "Inbox", "Settings"]
 
 
 def conversations_list(page: Page, *titles: str) -> None:
-    """The inbox: filters, search, and rows whose links start with these titles."""
+    """The inbox: filters, search, and rows whose links start with these names (who, kind,
+    context: what each row shows first)."""
     filters = page.get_by_role("navigation", name="Filters")
     for name in ("All", "Unread", "Messaged", "Ended"):
         expect(filters.get_by_role("link", name=name, exact=True)).to_be_visible()
@@ -73,9 +74,9 @@ def recruiter_inbox(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Inbox")
     conversations_list(
         page,
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · agency",
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · private",
-        "Hannah Lee · Patient Services Coordinator — Lakeview Clinic",
+        "Rachel Kim Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Rachel Kim Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Hannah Lee Application Patient Services Coordinator — Lakeview Clinic",
     )
 
 
@@ -137,10 +138,10 @@ def partner_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Farida Noori · Talent Beyond Boundaries",
-        "Omar Al-Sayed · Talent Beyond Boundaries",
-        "Senior Software Engineer — Melbourne (visa sponsored) · relocation",
-        "Senior Software Engineer — Melbourne (visa sponsored) · all partners",
+        "Farida Noori Direct Talent Beyond Boundaries",
+        "Omar Al-Sayed Direct Talent Beyond Boundaries",
+        "Iress and new hires Relocation Senior Software Engineer — Melbourne (visa sponsored)",
+        "Iress and partners Job partners Senior Software Engineer — Melbourne (visa sponsored)",
     )
 
 
@@ -148,8 +149,8 @@ def agency_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · agency",
-        "Maria Gonzalez · Registered Nurse — Intensive Care Unit · private",
+        "Hiring team Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        "Marcus Bell Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
     )
     # Aisha's private thread with Owen is not Rachel's.
     expect(page.get_by_role("main")).not_to_contain_text("James Whitaker")
@@ -181,6 +182,8 @@ def test_staff_sign_in_lands_in_the_inbox(browsers: Browsers, sign_in: SignIn) -
     expect(page).to_have_url(re.compile(r"/inbox$"))
     nav_links(page, STAFF_NAV)
     expect(page.get_by_role("list", name="Conversations")).to_be_visible()
+    # Sign out is in the account menu.
+    page.get_by_label("Account: Marcus Bell").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
@@ -203,6 +206,7 @@ def test_sign_in_takes_you_to_next(
 def test_sign_out(browsers: Browsers, sign_in: SignIn) -> None:
     page = browsers.open()
     sign_in(page, MARCUS)
+    page.get_by_label("Account: Marcus Bell").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     page.goto("/inbox")

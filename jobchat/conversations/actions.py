@@ -10,6 +10,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobchat.activity.actions import record_activity
+from jobchat.activity.models import ActivityKind
 from jobchat.conversations.context import Context
 from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
@@ -153,12 +155,27 @@ def do_end_conversation(
     conv.status = Status.ended
     conv.ended_at = now
     conv.ended_by_id = actor.id
+    # The line in the history ("… ended the conversation") travels in the event, so a page
+    # that shows the thread draws it without asking.
+    line = record_activity(
+        session,
+        conversation_id=conv.id,
+        kind=ActivityKind.ended,
+        actor=actor,
+        after_message_id=conv.last_message_id,
+        now=now,
+    )
     emit(
         session,
         EventType.conversation_updated,
         now=now,
         conversation_id=conv.id,
-        data={"status": Status.ended, "ended_at": json_time(now), "ended_by": actor.ext_id},
+        data={
+            "status": Status.ended,
+            "ended_at": json_time(now),
+            "ended_by": actor.ext_id,
+            "activity": line,
+        },
     )
 
 

@@ -9,14 +9,13 @@ members as plain columns. Loading ORM objects for the same page cost about four 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from jobchat.conversations.models import Conversation, Kind, Member, Status
-from jobchat.conversations.schemas import ConversationOut, MemberOut
+from jobchat.conversations.schemas import ConversationOut, MemberOut, Names
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -82,19 +81,6 @@ _MEMBERS = (
     # Candidates first, then staff, each by name.
     .order_by(Member.conversation_id, User.kind, User.name, User.id)
 )
-
-
-@dataclass(frozen=True)
-class Names:
-    """The names a conversation's title is made of."""
-
-    job_title: str | None = None
-    employer: str | None = None
-    candidate_id: int | None = None
-    candidate: str | None = None
-    partner: str | None = None
-    employer_user: str | None = None
-    agency_user: str | None = None
 
 
 def title(kind: Kind, names: Names, viewer_id: int) -> str:
@@ -198,6 +184,7 @@ def render_conversations(
                 ended_at=conv.ended_at,
             )
         )
+        out[-1]._names = names
     return out
 
 

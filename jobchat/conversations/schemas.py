@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from jobchat.conversations.models import Kind, Status
 from jobchat.inputs import ExtRef, Id
@@ -17,6 +18,19 @@ class MemberOut(BaseModel):
     name: str
     kind: Literal["staff", "candidate"]
     organization: str | None = Field(default=None, description="Staff only: organization id.")
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names a conversation's title is made of."""
+
+    job_title: str | None = None
+    employer: str | None = None
+    candidate_id: int | None = None
+    candidate: str | None = None
+    partner: str | None = None
+    employer_user: str | None = None
+    agency_user: str | None = None
 
 
 class ConversationOut(BaseModel):
@@ -37,6 +51,13 @@ class ConversationOut(BaseModel):
     created_at: datetime
     updated_at: datetime = Field(description="Time of the latest activity.")
     ended_at: datetime | None = None
+    # The names behind `title`, kept for the pages, which word a conversation from the reader's
+    # side (jobchat.web.labels); not part of the API's answer.
+    _names: Names = PrivateAttr(default_factory=Names)
+
+    @property
+    def names(self) -> Names:
+        return self._names
 
 
 class ConversationPage(BaseModel):

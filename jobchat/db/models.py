@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows every table (for Alembic and tests)."""
 
+from jobchat.activity.models import Activity
 from jobchat.auth.models import ApiKey, Credential, ServerSecret
 from jobchat.conversations.models import Conversation, Member
 from jobchat.db.base import Base
@@ -11,6 +12,7 @@ from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
 
 __all__ = [
+    "Activity",
     "ApiKey",
     "Application",
     "Base",

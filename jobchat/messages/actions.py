@@ -11,6 +11,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from jobchat.activity.actions import record_activity
+from jobchat.activity.models import ActivityKind
 from jobchat.config import Settings
 from jobchat.conversations.actions import emit_read
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
@@ -152,12 +154,23 @@ def do_send_message(
         conv.status = Status.open
         conv.ended_at = None
         conv.ended_by_id = None
+        # Drawn just before the message that reopened it (conv.last_message_id is still the
+        # one before it here).
+        line = record_activity(
+            session,
+            conversation_id=conv.id,
+            kind=ActivityKind.reopened,
+            actor=actor,
+            after_message_id=conv.last_message_id,
+            message_id=message.id,
+            now=now,
+        )
         emit(
             session,
             EventType.conversation_updated,
             now=now,
             conversation_id=conv.id,
-            data={"status": Status.open, "reopened_by": actor.ext_id},
+            data={"status": Status.open, "reopened_by": actor.ext_id, "activity": line},
         )
     # Activity never moves back, even if the clock does: the inbox is ordered by it.
     active_at = max(conv.last_activity_at, now)

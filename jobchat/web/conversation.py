@@ -20,7 +20,13 @@ from jobchat.messages.requests import delete_as, send_as
 from jobchat.web.layout import frame
 from jobchat.web.pages import local_path, same_site_referrer
 from jobchat.web.templating import ENV, render
-from jobchat.web.thread import CHANNEL_LABELS, PAGE_SIZE, load_thread
+from jobchat.web.thread import (
+    CHANNEL_LABELS,
+    PAGE_SIZE,
+    entries_after,
+    load_thread,
+    page_entries,
+)
 from jobchat.web.viewer import FormViewer, PageViewer
 
 router = APIRouter(include_in_schema=False)
@@ -58,13 +64,19 @@ def message_fragment(
         older: int | None = None
         if after is not None:
             messages = history_after(session, user, conversation_id, after=after, limit=PAGE_SIZE)
+            entries = entries_after(
+                session, conversation_id, messages, after=after, full=len(messages) == PAGE_SIZE
+            )
         else:
             messages, older = history(
                 session, user, conversation_id, before=before or None, limit=PAGE_SIZE
             )
+            entries = page_entries(
+                session, conversation_id, messages, more=older is not None, before=before or None
+            )
         module = ENV.get_template("_messages.html").module
         html = (module.older_button(older) if older else "") + module.message_items(  # type: ignore[attr-defined]
-            messages, user, viewer.csrf, day, None
+            entries, user, viewer.csrf, day, None
         )
     return HTMLResponse(html)
 

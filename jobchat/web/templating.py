@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from jobchat.localtime import format_date, format_datetime, zone
-from jobchat.web.labels import conversation_title
+from jobchat.web.labels import conversation_label, conversation_title, initials, tone
 
 STATIC_DIR = resources.files("jobchat") / "web" / "static"
 
@@ -59,6 +59,9 @@ def _environment() -> Environment:
     )
     env.globals["static"] = static
     env.globals["conversation_title"] = conversation_title
+    env.globals["conversation_label"] = conversation_label
+    env.globals["initials"] = initials
+    env.globals["tone"] = tone
     # A form's own idempotency key: posting it twice (a double click, a resubmit) sends once.
     env.globals["new_key"] = lambda: secrets.token_urlsafe(16)
     env.filters["datetime"] = format_datetime

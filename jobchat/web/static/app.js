@@ -58,35 +58,75 @@
   let socket = null;
   let attempt = 0;
   let statusTimer = null;
+  let graceTimer = null;
+  let bannerShown = false; // "Reconnecting…" was on screen: say so when it is back
+  // After this many failed attempts in a row the banner stops saying "Reconnecting…" and says
+  // jobchat cannot be reached (it keeps trying, less often).
+  const FAILURES_BEFORE_ERROR = 5;
 
-  function showConnection(text) {
+  // state: "" (connected, nothing to say), "reconnecting", "restored", "failed". The banner's
+  // look is app.css's (#connection); data-state lets it tell the three apart.
+  function showConnection(state) {
+    if (!connection) return;
+    if (state === "reconnecting" && (graceTimer || bannerShown)) return; // already on its way
     clearTimeout(statusTimer);
-    if (!text) { connection.hidden = true; return; }
-    // A blip shorter than a second or two is not worth a banner.
-    statusTimer = setTimeout(() => { connection.textContent = text; connection.hidden = false; }, 1500);
+    clearTimeout(graceTimer);
+    graceTimer = null;
+    const put = (text) => {
+      connection.dataset.state = state;
+      connection.textContent = text;
+      connection.hidden = false;
+    };
+    if (state === "") {
+      if (!bannerShown) { connection.hidden = true; return; }
+      bannerShown = false;
+      state = "restored";
+      put("Connected again");
+      statusTimer = setTimeout(() => { connection.hidden = true; delete connection.dataset.state; }, 2500);
+    } else if (state === "failed") {
+      bannerShown = true;
+      put("Can’t reach jobchat. Your drafts are kept; still trying…");
+    } else {
+      // A blip shorter than a second or two is not worth a banner.
+      graceTimer = setTimeout(() => { graceTimer = null; bannerShown = true; put("Reconnecting…"); }, 2000);
+    }
   }
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     // Resume after the newest event the page (or the last socket) saw: nothing falls between.
     const query = lastId ? `?after=${lastId}` : "";
-    socket = new WebSocket(`${scheme}//${location.host}/api/v1/events${query}`);
-    socket.addEventListener("open", () => {
+    const current = new WebSocket(`${scheme}//${location.host}/api/v1/events${query}`);
+    socket = current;
+    // Connected means the server talks (a frame) or the socket stays up a moment: one that
+    // opens and drops at once (a proxy, a restart) is one more failed attempt, not a recovery.
+    let up = false;
+    let upTimer = null;
+    const connected = () => {
+      clearTimeout(upTimer);
+      if (up || socket !== current) return;
+      up = true;
       attempt = 0;
       showConnection("");
+    };
+    current.addEventListener("open", () => {
+      upTimer = setTimeout(connected, 1000);
       document.dispatchEvent(new CustomEvent("jobchat:open"));
     });
-    socket.addEventListener("message", (event) => {
+    current.addEventListener("message", (event) => {
+      connected();
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
       if (typeof frame.id === "number") lastId = Math.max(lastId, frame.id);
       receive(frame);
     });
-    socket.addEventListener("close", (event) => {
+    current.addEventListener("close", (event) => {
+      clearTimeout(upTimer);
       socket = null;
       if (event.code === 4001) { location.reload(); return; } // too far behind to resume
-      showConnection("Reconnecting…");
-      const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.5 + Math.random());
+      attempt += 1;
+      showConnection(attempt >= FAILURES_BEFORE_ERROR ? "failed" : "reconnecting");
+      const delay = Math.min(30000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
       setTimeout(connect, delay);
     });
   }
@@ -156,13 +196,34 @@
     const typingLine = document.getElementById("typing");
     const draftKey = `jobchat:draft:${me}:${conversation}`;
 
+    // The conversation page is a column as tall as what can be seen: the on-screen keyboard
+    // must not cover the composer. Where the browser has the VirtualKeyboard API, the keyboard
+    // overlays the page and CSS takes its height off (env(keyboard-inset-height)); elsewhere
+    // the column follows the visual viewport's height.
+    if (thread.classList.contains("thread--page")) {
+      if ("virtualKeyboard" in navigator) {
+        navigator.virtualKeyboard.overlaysContent = true;
+      } else if (window.visualViewport) {
+        const fit = () => {
+          const keyboard = window.innerHeight - window.visualViewport.height > 80;
+          body.style.setProperty("--thread-vh", `${window.visualViewport.height}px`);
+          body.toggleAttribute("data-fit", keyboard);
+          if (keyboard) window.scrollTo(0, 0);
+        };
+        window.visualViewport.addEventListener("resize", fit);
+        fit();
+      }
+    }
+
     const items = () => list.querySelectorAll("li.message");
     const newestId = () => {
       const all = items();
       return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
     };
+    // The day of the newest thing drawn (a message or an activity line): a separator goes
+    // before what arrives only when its day differs.
     const newestDay = () => {
-      const all = items();
+      const all = list.querySelectorAll("li.message, li.activity");
       return all.length ? all[all.length - 1].dataset.day : "";
     };
     const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -194,14 +255,20 @@
         ).catch(() => "");
         if (!html.trim()) return;
         const known = new Set([...items()].map((li) => li.dataset.messageId));
+        const knownLines = new Set([...list.querySelectorAll("li.activity")].map((li) => li.dataset.activityId));
         const template = document.createElement("template");
         template.innerHTML = html;
         const arrived = [];
         for (const li of template.content.querySelectorAll("li.message")) {
           if (known.has(li.dataset.messageId)) li.remove(); else arrived.push(li);
         }
+        for (const li of template.content.querySelectorAll("li.activity")) {
+          if (knownLines.has(li.dataset.activityId)) li.remove(); else arrived.push(li);
+        }
+        // Nothing new but a separator for a day already drawn: leave it out.
+        if (!template.content.querySelector("li.message, li.activity")) return;
         list.append(template.content);
-        announce(arrived.filter((li) => li.classList.contains("theirs")));
+        announce(arrived.filter((li) => li.classList.contains("theirs") || li.classList.contains("activity")));
         const empty = document.getElementById("empty-thread");
         if (empty) empty.remove();
         if (stick || wasAtBottom) toBottom();
@@ -215,6 +282,7 @@
     function announce(lis) {
       if (!announcer || !lis.length) return;
       announcer.textContent = lis.map((li) => {
+        if (li.classList.contains("activity")) return li.querySelector("p").firstChild.textContent.trim();
         const author = li.querySelector(".author");
         const text = li.querySelector(".body");
         return `${author ? author.textContent : ""}: ${text ? text.textContent : ""}`;
@@ -294,6 +362,8 @@
           break;
         case "conversation.updated":
           if (data.status) thread.dataset.status = data.status;
+          // Ended or reopened: the line it left in the history is drawn like a message.
+          if (data.activity) loadNew(false);
           break;
         case "typing":
           if (data.user) someoneTyping(data.user, data.typing !== false);
@@ -308,6 +378,8 @@
     // Older messages: when the top comes into view, or on the button (keyboard users).
     async function loadOlder(button) {
       if (button.disabled) return;
+      // (Asked before disabling it: a disabled button loses the focus.)
+      const hadFocus = document.activeElement === button;
       button.disabled = true;
       const holder = button.closest("li");
       const html = await fragment(
@@ -318,6 +390,7 @@
       holder.remove();
       const template = document.createElement("template");
       template.innerHTML = html;
+      const firstNew = template.content.querySelector("li.message, li.activity");
       list.prepend(template.content);
       // One separator per day, though a page boundary may fall inside a day.
       const seen = new Set();
@@ -325,6 +398,12 @@
         if (seen.has(sep.dataset.day)) sep.remove(); else seen.add(sep.dataset.day);
       }
       scroller.scrollTop += scroller.scrollHeight - height;
+      // Asked for from the keyboard: focus goes on to what came, not back to the page's top.
+      if (hadFocus && firstNew) {
+        firstNew.tabIndex = -1;
+        firstNew.focus({ preventScroll: true });
+        firstNew.scrollIntoView({ block: "nearest" });
+      }
       watchOlder();
     }
     const observer = "IntersectionObserver" in window
@@ -340,28 +419,171 @@
     }
     watchOlder();
 
+    // --- menus: the message menus (⋯) and the header's (members, more actions) ---------------
+    // <details> opens and closes them without our script; with it, one is open at a time,
+    // Escape or a click elsewhere closes it and focus goes back to its button, and a message
+    // menu is placed where it fits: below its button, or above it when there is no room below
+    // (the last message), and never past the viewport's sides.
+    const openMenus = () => thread.querySelectorAll("details.menu[open], details.head-menu[open]");
+    function closeMenu(details, refocus) {
+      details.open = false;
+      if (refocus) details.querySelector("summary").focus();
+    }
+    function placeMenu(details) {
+      const panel = details.querySelector(".menu-items");
+      if (!panel) return;
+      panel.classList.add("placed");
+      const button = details.querySelector("summary").getBoundingClientRect();
+      const view = window.visualViewport;
+      const width = view ? view.width : document.documentElement.clientWidth;
+      const height = view ? view.height : window.innerHeight;
+      const box = panel.getBoundingClientRect();
+      const gap = 4;
+      const below = button.bottom + gap;
+      const top = below + box.height <= height - gap || button.top - gap - box.height < gap
+        ? below : button.top - gap - box.height;
+      // Aligned with the button's outer edge (right for mine, left for theirs), then kept in.
+      let left = details.closest("li.message.mine") ? button.right - box.width : button.left;
+      left = Math.max(gap, Math.min(left, width - gap - box.width));
+      panel.style.top = `${Math.max(gap, top)}px`;
+      panel.style.left = `${left}px`;
+      panel.dataset.side = top < below ? "up" : "down";
+    }
+    thread.addEventListener("toggle", (event) => {
+      const details = event.target;
+      if (!(details instanceof HTMLDetailsElement) || !details.open) return;
+      for (const other of openMenus()) if (other !== details) other.open = false;
+      if (details.classList.contains("menu")) placeMenu(details);
+    }, true);
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      for (const open of openMenus()) closeMenu(open, true);
+    });
+    document.addEventListener("click", (event) => {
+      for (const open of openMenus()) if (!open.contains(event.target)) closeMenu(open, false);
+    });
+    // A fixed menu would stay put while the history moves under it: close it instead.
+    scroller.addEventListener("scroll", () => {
+      for (const open of thread.querySelectorAll("details.menu[open]")) closeMenu(open, false);
+    }, { passive: true });
+    window.addEventListener("resize", () => {
+      for (const open of thread.querySelectorAll("details.menu[open]")) placeMenu(open);
+    });
+
+    // --- asking before what cannot be undone -------------------------------------------------
+    // A form with data-confirm asks in the dialog first; the question's words are the form's
+    // own (server-rendered) attributes, set as text. Focus returns to the menu's button.
+    const dialog = document.getElementById("confirm-dialog");
+    function confirmFirst(form, opener) {
+      return new Promise((resolve) => {
+        if (!dialog || typeof dialog.showModal !== "function") { resolve(true); return; }
+        document.getElementById("confirm-title").textContent = form.dataset.confirm;
+        document.getElementById("confirm-detail").textContent = form.dataset.confirmDetail || "";
+        document.getElementById("confirm-action").textContent = form.dataset.confirmAction || "Confirm";
+        dialog.returnValue = "cancel";
+        dialog.addEventListener("close", () => {
+          if (opener && opener.isConnected) opener.focus();
+          resolve(dialog.returnValue === "confirm");
+        }, { once: true });
+        dialog.showModal();
+        // The safe choice has the focus: Enter or a stray tap does not destroy anything.
+        dialog.querySelector("button[value=cancel]").focus();
+      });
+    }
+
+    // --- "Delete for me": hidden at once, sent when the undo is no longer offered -------------
+    const toast = document.getElementById("undo-toast");
+    const UNDO_MS = 6000;
+    let pendingHide = null; // {id, li, button, timer}
+    function sendHide(pending, leaving) {
+      const path = `/api/v1/messages/${Number(pending.id)}?for=me`;
+      if (leaving) {
+        // The page is going away: keepalive lets the request outlive it.
+        fetch(path, {
+          method: "DELETE", keepalive: true, credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrf, "X-Requested-With": "fetch" },
+        }).catch(() => {});
+        return Promise.resolve();
+      }
+      return api("DELETE", path).then((result) => {
+        if (!result.ok && result.status !== 404) {
+          restore(pending);
+          alertProblem(problem(result));
+        } else {
+          pending.spot.remove();
+        }
+      }, () => { restore(pending); alertProblem({ message: "You seem to be offline; try again." }); });
+    }
+    function commitHide(leaving) {
+      const pending = pendingHide;
+      if (!pending) return;
+      pendingHide = null;
+      clearTimeout(pending.timer);
+      if (toast) {
+        // Focus was on "Undo": it goes on to the composer (or the history), not to nowhere.
+        if (toast.contains(document.activeElement)) (textarea || scroller).focus({ preventScroll: true });
+        toast.hidden = true;
+      }
+      sendHide(pending, leaving);
+    }
+    // The message leaves the list at once; a comment keeps its place for the undo.
+    function restore(pending) {
+      if (pending.spot.isConnected) pending.spot.replaceWith(pending.li);
+    }
+    function hideWithUndo(li) {
+      commitHide(false); // one undo at a time: an earlier one is final now
+      const button = li.querySelector(".menu summary");
+      const spot = document.createComment("deleted for me");
+      li.replaceWith(spot);
+      pendingHide = { id: li.dataset.messageId, li, spot, button, timer: setTimeout(() => commitHide(false), UNDO_MS) };
+      if (!toast) { commitHide(false); return; }
+      toast.hidden = false;
+      toast.querySelector(".toast-undo").focus({ preventScroll: true });
+    }
+    if (toast) {
+      toast.querySelector(".toast-undo").addEventListener("click", () => {
+        const pending = pendingHide;
+        if (!pending) return;
+        pendingHide = null;
+        clearTimeout(pending.timer);
+        toast.hidden = true;
+        restore(pending);
+        pending.button.focus({ preventScroll: true });
+      });
+    }
+    window.addEventListener("pagehide", () => commitHide(true));
+
     // Delete menus: done in place, without leaving the page.
     list.addEventListener("submit", async (event) => {
       const form = event.target.closest("form.delete-form");
       if (!form) return;
       event.preventDefault();
       const li = form.closest("li.message");
+      const details = form.closest("details");
+      const opener = details && details.querySelector("summary");
+      if (details) details.open = false;
       const which = form.elements.for.value;
+      if (which === "me") { hideWithUndo(li); return; }
+      if (form.dataset.confirm && !(await confirmFirst(form, opener))) return;
       const result = await api("DELETE", `/api/v1/messages/${Number(li.dataset.messageId)}?for=${which}`);
       if (!result.ok) { alertProblem(problem(result)); return; }
-      if (which === "everyone") tombstone(li.dataset.messageId); else hide(li.dataset.messageId);
+      tombstone(li.dataset.messageId);
     });
-    // One menu open at a time; Escape closes it.
-    list.addEventListener("toggle", (event) => {
-      if (!event.target.open) return;
-      for (const other of list.querySelectorAll("details.menu[open]")) if (other !== event.target) other.open = false;
-    }, true);
-    document.addEventListener("keydown", (event) => {
-      if (event.key !== "Escape") return;
-      for (const open of list.querySelectorAll("details.menu[open]")) {
-        open.open = false;
-        open.querySelector("summary").focus();
-      }
+
+    // Ending, from the header's menu: asked first, then done in place (the line it leaves in
+    // the history arrives like any other update).
+    const endForm = thread.querySelector("form.end-form");
+    if (endForm) endForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const details = endForm.closest("details");
+      const opener = details && details.querySelector("summary");
+      if (details) details.open = false;
+      if (!(await confirmFirst(endForm, opener))) return;
+      const result = await api("POST", `/api/v1/conversations/${conversation}/end`);
+      if (!result.ok) { alertProblem(problem(result)); return; }
+      thread.dataset.status = "ended";
+      await loadNew(false);
+      if (opener) opener.focus();
     });
 
     function alertProblem(error) {
@@ -415,6 +637,14 @@
     showChannel();
 
     let typingSentAt = 0;
+    // The composer grows with what is written (up to a limit in CSS), from one line.
+    function fitTextarea() {
+      textarea.style.height = "auto";
+      textarea.style.height = `${textarea.scrollHeight + 2}px`;
+    }
+    textarea.addEventListener("input", fitTextarea);
+    if (textarea.value) fitTextarea();
+
     textarea.addEventListener("input", () => {
       saveDraft();
       countSegments();
@@ -476,6 +706,7 @@
       }
       pendingKey = null;
       textarea.value = "";
+      fitTextarea();
       if (subject) subject.value = "";
       localStorage.removeItem(draftKey);
       if (smsInfo) smsInfo.textContent = "";

@@ -1,0 +1,1 @@
+"""A conversation's history of what happened to it besides messages: ended, reopened."""

@@ -1,0 +1,37 @@
+"""Recording activity: called by the actions that end and reopen a conversation, inside their
+transaction, so the line exists exactly when the change does."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from jobchat.activity.models import Activity, ActivityKind
+from jobchat.activity.schemas import ActivityOut
+from jobchat.directory.models import User
+
+
+def record_activity(
+    session: Session,
+    *,
+    conversation_id: int,
+    kind: ActivityKind,
+    actor: User,
+    after_message_id: int | None,
+    now: datetime,
+    message_id: int | None = None,
+) -> dict[str, object]:
+    """Write the line; answer it as the API shows it, for the event that announces it."""
+    row = Activity(
+        conversation_id=conversation_id,
+        kind=kind,
+        actor_id=actor.id,
+        actor=actor,
+        after_message_id=after_message_id or 0,
+        message_id=message_id,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return ActivityOut.of(row).model_dump(mode="json")
