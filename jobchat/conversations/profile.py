@@ -206,9 +206,7 @@ def _agency_chat(
 def is_agency_user(user: User) -> bool:
     """Whether ``user`` is staff of an agency: their candidates are the ones they submitted."""
     return (
-        user.is_staff
-        and user.organization is not None
-        and user.organization.kind == OrgKind.agency
+        user.is_staff and user.organization is not None and user.organization.kind == OrgKind.agency
     )
 
 
@@ -311,7 +309,8 @@ def candidate_profile(
 
     rows = _application_threads(session, user, chosen)
     chats, threads = _message_chats(session, user, candidate, chosen, rows)
-    shown_chat = next((c for c in chats if c.conversation_id == thread), None) or next(
+    asked = [c for c in chats if thread is not None and c.conversation_id == thread]
+    shown_chat = next(iter(asked), None) or next(
         (c for c in chats if c.started), chats[0] if chats else None
     )
     has_messages, unread = candidate_history(session, user, candidate)
