@@ -301,7 +301,7 @@ def test_start_chat_creates_the_chat_once_and_opens_it_on_the_page(
     page = tess.page("/jobs/job1")
     tbb_row = page.split('data-slot="partner-tbb"')[1].split("</li>")[0]
     assert 'href="/conversations/new?kind=job_partner&amp;job=job1&amp;partner=tbb"' in tbb_row
-    tess.page("/conversations/new", **form)
+    tess.page("/conversations/new", 200, **form)
     first = tess.form("/conversations/new", form | {"body": "Hi TBB", "idempotency_key": "k"})
     assert first.status_code == 303
     conv_id = int(first.headers["location"].rsplit("/", 1)[1])
