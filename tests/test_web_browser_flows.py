@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from jobchat.demo import QA, TBB
 from tests.browser_support import (
@@ -32,7 +32,7 @@ from tests.browser_support import (
 
 pytestmark = BROWSER_TESTS
 
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 TARGET = 44  # CSS px, both ways
 
 
