@@ -190,6 +190,9 @@ def test_every_kind_is_offered_where_one_would_look(
     sam = Browser.signed_in(client, api, "sp_in")
     assert "kind=case&application=app1" in start_links(sam.page("/candidates/cand"))
     assert start_links(sam.page("/jobs/job1", tab="overview")) == ["kind=case&application=app1"]
+    # Under the navigation entry it was started from.
+    composer = tess.page("/conversations/new", kind="job_partners", job="job1")
+    assert '<a href="/jobs" aria-current="page">' in composer
     # Each link opens a composer.
     for query in [*profile, *agency, *job]:
         assert tess.client.get(f"/conversations/new?{query}").status_code == 200, query

@@ -126,6 +126,17 @@ def _back(user: User, context: Context) -> str:
     return f"{path}?tab={tab}&application={quote(context.application.ext_id, safe='')}"
 
 
+def _section(user: User, kind: Kind) -> str:
+    """The navigation entry the composer belongs under: where its "Start chat" was."""
+    if not user.is_staff:
+        return "portal"
+    return (
+        "jobs"
+        if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation)
+        else ("candidates")
+    )
+
+
 def _draft(
     session: Session,
     user: User,
@@ -192,7 +203,7 @@ def _composer(
             "errors": errors or {},
             "problem": problem,
             "channel_labels": CHANNEL_LABELS,
-            **frame(session, user, viewer, "candidates" if user.is_staff else "portal"),
+            **frame(session, user, viewer, _section(user, kind)),
         }
         return render("start.html", status, **context_vars)
 
