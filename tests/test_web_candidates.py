@@ -542,20 +542,23 @@ def test_agency_messaging(client: TestClient, api: Api, world: World, db: Databa
     html = tess.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(html) == [shared, private]
     assert open_thread(html) == private
-    assert "Private: Tess Team &amp; Aggie Agent" in html
+    # Named from the reader's side: Tess reads the agency user's name, Aggie Tess's.
+    assert "Private with Aggie Agent" in html
     assert ("agency_private", "Start private thread with Aggie Agent") not in starts(tess)
 
     admin_view = admin.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(admin_view) == [shared]
     assert open_thread(admin_view) == shared
     assert "budget is tight" not in admin_view
-    assert "Private: Tess Team" not in admin_view
+    assert "Private with Aggie Agent" not in admin_view
     assert ("agency_private", "Start private thread with Aggie Agent") in starts(admin)
 
     agent_view = agent.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(agent_view) == [shared, private]
     assert open_thread(agent_view) == private
     assert "budget is tight" in agent_view
+    assert "Private with Tess Team" in agent_view
+    assert "Shared thread with the hiring team" in agent_view
     # The agency user has a thread with Tess now; nothing left to start.
     assert starts(agent) == []
     assert conversations_of(db, Kind.agency_private) == 1

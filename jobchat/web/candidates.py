@@ -192,13 +192,16 @@ def _tabs(profile: Profile) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-def agency_label(c: ConversationOut) -> str:
-    """An agency thread's name on its candidate's profile (which names the candidate and job)."""
+def agency_label(c: ConversationOut, me: User) -> str:
+    """An agency thread's name on its candidate's profile (which names the candidate and job),
+    from the reader's side: the agency user reads "the hiring team", never their own name."""
     names = {m.id: m.name for m in c.members if m.kind == "staff"}
     agent = names.get(c.agency_user or "", "the agency")
+    mine = me.ext_id == c.agency_user and me.is_staff
     if c.kind is Kind.agency:
-        return f"Shared thread with {agent}"
-    return f"Private: {names.get(c.employer_user or '', 'hiring team')} & {agent}"
+        return "Shared thread with the hiring team" if mine else f"Shared thread with {agent}"
+    other = names.get(c.employer_user or "", "the hiring team") if mine else agent
+    return f"Private with {other}"
 
 
 def _selector(profile: Profile) -> list[tuple[Application, str]]:
