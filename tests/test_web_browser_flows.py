@@ -33,6 +33,7 @@ from tests.browser_support import (
 pytestmark = BROWSER_TESTS
 
 PHONE = ViewportSize(width=390, height=844)
+SMALL_PHONE = ViewportSize(width=375, height=667)
 TARGET = 44  # CSS px, both ways
 
 
@@ -167,6 +168,9 @@ def test_job_chats_partner_and_relocation_on_a_desktop(
     assert_target(phone, button)
     assert_fits(phone)
     shot(phone, "flows-job-overview-phone")
+    phone.set_viewport_size(SMALL_PHONE)
+    assert_target(phone, button)
+    assert_fits(phone)
 
 
 def test_an_agency_user_reaches_their_candidates_and_threads(
@@ -182,6 +186,9 @@ def test_an_agency_user_reaches_their_candidates_and_threads(
     assert_target(page, messaging)
     assert_fits(page)
     shot(page, "flows-agency-candidates-phone")
+    page.set_viewport_size(SMALL_PHONE)
+    assert_target(page, messaging)
+    assert_fits(page)
     messaging.click()
     expect(page.get_by_role("navigation", name="Candidate")).to_contain_text("Agency messaging")
     expect(page.locator(".agency-threads, .empty-state").first).to_be_visible()
@@ -207,6 +214,8 @@ def test_the_sms_choice_says_why_and_settings_errors_inline(
     assert_target(page, page.locator("label[for=channel-email]"))
     assert_composer_fits(page)
     shot(page, "flows-sms-reason-phone")
+    page.set_viewport_size(SMALL_PHONE)
+    assert_composer_fits(page)
 
     page.goto("/settings")
     zone = page.get_by_label("Time zone")
