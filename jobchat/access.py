@@ -22,6 +22,7 @@ from jobchat.conversations.context import (
 from jobchat.conversations.membership import has_employer_access, partner_org_ids
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
 from jobchat.directory.models import (
+    RELOCATION_STAGES,
     Application,
     Job,
     JobPartner,
@@ -181,7 +182,28 @@ def access_start(
         )
     if existing is None and context.job is not None and _closed(context.job):
         raise _job_closed()
+    if (
+        existing is None
+        and kind is Kind.job_relocation
+        and not _anyone_relocating(session, context)
+    ):
+        raise Conflict(
+            "No candidate on this job has accepted an offer yet: the relocation chat opens "
+            "once one has.",
+            code="no_relocation_candidates",
+        )
     return context, existing
+
+
+def _anyone_relocating(session: Session, context: Context) -> bool:
+    """Whether a candidate of the job has accepted an offer (DESIGN.md: the relocation chat is
+    for them; without one it would be the partners' group chat under another name)."""
+    assert context.job is not None
+    return _exists(
+        session,
+        Application.job_id == context.job.id,
+        Application.stage.in_([str(s) for s in RELOCATION_STAGES]),
+    )
 
 
 def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bool:
@@ -189,7 +211,8 @@ def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bo
     page offers them a "Start chat" button."""
     try:
         access_start(session, user, kind, refs)
-    except (NotFound, Forbidden, Invalid, Conflict):  # Conflict: the job is closed
+    # Conflict: the job is closed, or nobody is relocating yet.
+    except (NotFound, Forbidden, Invalid, Conflict):
         return False
     return True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 from html import unescape
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -64,22 +65,31 @@ def bubble(html: str, candidate: str) -> str:
 
 
 def start_forms(html: str) -> list[dict[str, str]]:
-    """Each form that posts to /conversations/start: its hidden fields and its button's text."""
-    forms = []
-    for form in re.findall(
-        r'<form method="post" action="/conversations/start".*?</form>', html, re.S
+    """Each "Start chat" / "Open chat" link: the composer's query fields (or, for a chat that
+    exists, ``conversation``: where it goes) and its text."""
+    found = []
+    for href, label in re.findall(
+        r'<a class="button start-link[^"]*" href="([^"]+)"[^>]*>(.*?)</a>', html, re.S
     ):
-        fields = {
-            name: unescape(value)
-            for name, value in re.findall(
-                r'<input type="hidden" name="(\w+)" value="([^"]*)"', form
-            )
-        }
-        button = re.search(r"<button[^>]*>(.*?)</button>", form, re.S)
-        assert button
-        fields["button"] = unescape(button.group(1)).strip()
-        forms.append(fields)
-    return forms
+        url = urlsplit(unescape(href))
+        fields = dict(parse_qsl(url.query))
+        if url.path != "/conversations/new":
+            fields = {
+                "conversation": url.path.rsplit("/", 1)[1]
+                if "/conversations/" in url.path
+                else unescape(href)
+            }
+        fields["button"] = unescape(re.sub(r"<[^>]+>", "", label)).strip()
+        found.append(fields)
+    return found
+
+
+def first_message(browser: Browser, fields: dict[str, str], body: str = "Hello") -> int:
+    """Send the composer those fields open, with a first message: the conversation made."""
+    data = {k: v for k, v in fields.items() if k != "button"}
+    r = browser.form("/conversations/new", data | {"body": body, "idempotency_key": body})
+    assert r.status_code == 303, r.text[:2000]
+    return int(r.headers["location"].rsplit("/", 1)[1])
 
 
 def tabs(html: str) -> dict[str, bool]:
@@ -219,30 +229,23 @@ def test_start_chat_creates_one_conversation_and_opens_it(
 ) -> None:
     page = tess.page("/candidates", q="dan")
     [form] = start_forms(row(page, "cand2"))
-    assert form == {
-        "csrf": tess.csrf,
-        "kind": "application",
-        "application": "app2",
-        "next": "/candidates/cand2?tab=messages&application=app2",
-        "button": "Start chat",
-    }
+    assert form == {"kind": "application", "application": "app2", "button": "Start chat"}
     before = conversations_of(db, Kind.application)
-    fields = {k: v for k, v in form.items() if k not in ("csrf", "button")}
-    r = tess.form("/conversations/start", fields)
-    assert r.status_code == 303
-    assert r.headers["location"] == "/candidates/cand2?tab=messages&application=app2"
+    # The composer makes nothing; the first message makes the conversation.
+    tess.page("/conversations/new", kind="application", application="app2")
+    assert conversations_of(db, Kind.application) == before
+    conv = first_message(tess, form)
     assert conversations_of(db, Kind.application) == before + 1
-    # Posted again (a double click): the same conversation, none new.
-    assert tess.form("/conversations/start", fields).status_code == 303
+    # Sent again (a double click): the same conversation, none new.
+    assert first_message(tess, form) == conv
     assert conversations_of(db, Kind.application) == before + 1
 
-    profile = tess.page(r.headers["location"])
-    conv = open_thread(profile)
-    assert conv is not None
+    profile = tess.page("/candidates/cand2", tab="messages", application="app2")
+    assert open_thread(profile) == conv
     assert '<form id="composer"' in profile
     # Now the list offers to open it.
     [again] = start_forms(row(tess.page("/candidates", q="dan"), "cand2"))
-    assert again["button"] == "Open chat"
+    assert again == {"conversation": str(conv), "button": "Open chat"}
 
 
 def test_only_those_who_may_start_a_chat_get_the_button(
@@ -250,7 +253,7 @@ def test_only_those_who_may_start_a_chat_get_the_button(
 ) -> None:
     """The hiring team starts application chats; a source partner starts its one-to-one."""
     partner = signed_in(client, api, "sp_in").page("/candidates")
-    assert [(f["kind"], f.get("candidate"), f["button"]) for f in start_forms(partner)] == [
+    assert [(f.get("kind"), f.get("candidate"), f["button"]) for f in start_forms(partner)] == [
         ("candidate_partner", "cand", "Start chat")
     ]
     admin = signed_in(client, api, "emp_admin").page("/candidates")
@@ -376,10 +379,10 @@ def test_tabs_by_viewer(client: TestClient, api: Api, world: World, tess: Browse
 def test_messages_tab_embeds_the_chat_with_its_channels(world: World, tess: Browser) -> None:
     html = tess.page("/candidates/cand")
     assert open_thread(html) is None
-    [form] = start_forms(html)
-    assert form["kind"] == "application" and form["application"] == "app1"
-    assert form["next"] == "/candidates/cand?tab=messages&application=app1"
-    assert form["button"] == "Start chat"
+    # Tess may start her own chat with Carla and the case chat (with TBB).
+    [form, case] = start_forms(html)
+    assert form == {"kind": "application", "application": "app1", "button": "Start chat"}
+    assert case == {"kind": "case", "application": "app1", "button": "Start chat"}
 
     chat = start(world["emp_team"], "application", application="app1")
     sent(world["cand"].send(chat, "Hello from Carla"))
@@ -393,7 +396,7 @@ def test_messages_tab_embeds_the_chat_with_its_channels(world: World, tess: Brow
     html = tess.page("/candidates/cand2")
     assert open_thread(html) == dan
     assert channels(html) == ["app", "email"]
-    assert start_forms(html) == []
+    assert [f.get("kind") for f in start_forms(html)] == ["case"]
 
 
 def test_messages_tab_switches_between_applications(api: Api, world: World, tess: Browser) -> None:
@@ -417,15 +420,11 @@ def test_a_source_partner_gets_its_one_to_one_chat(
     client: TestClient, api: Api, world: World
 ) -> None:
     partner = signed_in(client, api, "sp_in")
-    [form] = start_forms(partner.page("/candidates/cand"))
-    assert form["kind"] == "candidate_partner" and form["candidate"] == "cand"
-    r = partner.form(
-        "/conversations/start",
-        {"kind": "candidate_partner", "candidate": "cand", "next": form["next"]},
-    )
-    assert r.status_code == 303
-    chat = open_thread(partner.page(r.headers["location"]))
-    assert chat is not None
+    # The case chat (with the hiring team) and its one-to-one with Carla.
+    case, form = start_forms(partner.page("/candidates/cand"))
+    assert (case["kind"], case["application"]) == ("case", "app1")
+    assert form == {"kind": "candidate_partner", "candidate": "cand", "button": "Start chat"}
+    chat = first_message(partner, form)
     assert open_thread(partner.page("/candidates/cand", tab="messages")) == chat
 
 
@@ -502,23 +501,24 @@ def test_agency_messaging(client: TestClient, api: Api, world: World, db: Databa
         ("agency", "Start shared thread with Aggie Agent"),
         ("agency_private", "Start private thread with Aggie Agent"),
     ]
+    # (Written from the agency user's side: the other side is the hiring team.)
     assert starts(agent) == [
-        ("agency", "Start shared thread with Aggie Agent"),
+        ("agency", "Start shared thread with the hiring team"),
         ("agency_private", "Start private thread with Tess Team"),
     ]
     [to_tess] = [f for f in start_forms(agent.page("/candidates/cand")) if "with_user" in f]
-    assert to_tess["with_user"] == "emp_team"
-    assert to_tess["next"] == "/candidates/cand?tab=agency&application=app1&thread={id}"
+    assert to_tess == {
+        "kind": "agency_private",
+        "application": "app1",
+        "with_user": "emp_team",
+        "button": "Start private thread with Tess Team",
+    }
 
-    # The agency user opens the shared thread from the page and writes.
-    r = agent.form(
-        "/conversations/start",
-        {"kind": "agency", "application": "app1", "next": to_tess["next"]},
-    )
-    assert r.status_code == 303
-    shared = int(r.headers["location"].rsplit("=", 1)[1])
-    assert r.headers["location"] == f"/candidates/cand?tab=agency&application=app1&thread={shared}"
-    sent(world["agency_user"].send(shared, "Carla can start in May"))
+    # The agency user opens the shared thread from the page with its first message.
+    [shared_form] = [
+        f for f in start_forms(agent.page("/candidates/cand")) if f["kind"] == "agency"
+    ]
+    shared = first_message(agent, shared_form, "Carla can start in May")
 
     # Every hiring-team user sees it, with the blue dot (on the tab too, from any tab).
     for browser in (tess, admin):
@@ -534,27 +534,31 @@ def test_agency_messaging(client: TestClient, api: Api, world: World, db: Databa
     assert tabs(agent.page("/candidates/cand"))["Agency messaging"] is False
 
     # Tess's private thread: hers and the agency user's alone.
-    r = tess.form("/conversations/start", {"kind": "agency_private", "application": "app1"})
-    assert r.status_code == 303
-    private = int(r.headers["location"].rsplit("/", 1)[1])
-    sent(world["emp_team"].send(private, "Between us: the budget is tight"))
+    private = first_message(
+        tess,
+        {"kind": "agency_private", "application": "app1"},
+        "Between us: the budget is tight",
+    )
     html = tess.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(html) == [shared, private]
     assert open_thread(html) == private
-    assert "Private: Tess Team &amp; Aggie Agent" in html
+    # Named from the reader's side: Tess reads the agency user's name, Aggie Tess's.
+    assert "Private with Aggie Agent" in html
     assert ("agency_private", "Start private thread with Aggie Agent") not in starts(tess)
 
     admin_view = admin.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(admin_view) == [shared]
     assert open_thread(admin_view) == shared
     assert "budget is tight" not in admin_view
-    assert "Private: Tess Team" not in admin_view
+    assert "Private with Aggie Agent" not in admin_view
     assert ("agency_private", "Start private thread with Aggie Agent") in starts(admin)
 
     agent_view = agent.page("/candidates/cand", tab="agency", thread=private)
     assert agency_threads(agent_view) == [shared, private]
     assert open_thread(agent_view) == private
     assert "budget is tight" in agent_view
+    assert "Private with Tess Team" in agent_view
+    assert "Shared thread with the hiring team" in agent_view
     # The agency user has a thread with Tess now; nothing left to start.
     assert starts(agent) == []
     assert conversations_of(db, Kind.agency_private) == 1

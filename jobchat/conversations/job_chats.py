@@ -167,6 +167,10 @@ class Case:
     candidate: str
     stage: Stage
     applied_at: datetime
+    # The case chat about it (candidate, source partner, employer): the viewer's conversation,
+    # or, when they have none, whether they may start it.
+    case_chat: int | None = None
+    may_start_case: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,13 +185,23 @@ class JobOverview:
     unread: int
 
 
-def _visible_cases(session: Session, user: User, job: Job) -> list[Case]:
+def _visible_cases(
+    session: Session, user: User, job: Job, *, with_chats: bool = False
+) -> list[Case]:
     rows = session.execute(
         select(Application, User)
         .join(User, User.id == Application.candidate_id)
         .where(Application.job_id == job.id, access.applications_visible_sql(user))
         .order_by(User.name, Application.id)
-    )
+    ).all()
+    chats: dict[int | None, int] = {}
+    if with_chats:
+        chats = {
+            conv.application_id: conv.id
+            for conv, _member in _memberships(
+                session, user, InboxQuery(kind=Kind.case, job=job.ext_id)
+            )
+        }
     return [
         Case(
             ext_id=app.ext_id,
@@ -195,6 +209,10 @@ def _visible_cases(session: Session, user: User, job: Job) -> list[Case]:
             candidate=cand.name,
             stage=Stage(app.stage),
             applied_at=app.applied_at,
+            case_chat=chats.get(app.id),
+            may_start_case=with_chats
+            and app.id not in chats
+            and access.may_start_about(session, user, Kind.case, app),
         )
         for app, cand in rows
     ]
@@ -215,7 +233,7 @@ def job_overview(session: Session, user: User, job: Job) -> JobOverview:
         employer=job.employer.name,
         team=list(job.team),
         partners=list(job.partners),
-        cases=_visible_cases(session, user, job),
+        cases=_visible_cases(session, user, job, with_chats=True),
         employer_side=access.works_on_job(session, user, job),
         unread=int(unread or 0),
     )
@@ -275,6 +293,7 @@ def job_chats(session: Session, user: User, job: Job) -> list[ChatSlot]:
                 for c in _visible_cases(session, user, job)
                 if c.stage in RELOCATION_STAGES
             ]
+        waiting = slot.conversation is None and not people
         slots.append(
             ChatSlot(
                 slot.key,
@@ -283,6 +302,8 @@ def job_chats(session: Session, user: User, job: Job) -> list[ChatSlot]:
                 conversation=slot.conversation,
                 start=slot.start,
                 people=people,
+                # access refuses it until then (no_relocation_candidates): say why.
+                note="Opens once a candidate accepts an offer" if waiting else "",
             )
         )
     return slots

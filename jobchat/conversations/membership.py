@@ -10,10 +10,12 @@ organisation or role); the action that made the change passes them to
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Kind, Member
 from jobchat.directory.models import (
     RELOCATION_STAGES,
@@ -68,7 +70,57 @@ def partner_org_ids(session: Session, job_id: int) -> set[int]:
 
 
 def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
-    ids = _by_context(session, conv)
+    return _active(
+        session,
+        _by_context(
+            session,
+            _Shape(
+                kind=Kind(conv.kind),
+                job=conv.job,
+                candidate=conv.candidate,
+                application=conv.application,
+                partner_id=conv.partner_id,
+                employer_user_id=conv.employer_user_id,
+                agency_user_id=conv.agency_user_id,
+            ),
+        ),
+    )
+
+
+def context_member_ids(session: Session, context: Context) -> set[int]:
+    """Who would be in the conversation of ``context`` if it were opened now (the composer
+    that opens it shows them): the same rule as ``expected_member_ids``."""
+    return _active(
+        session,
+        _by_context(
+            session,
+            _Shape(
+                kind=context.kind,
+                job=context.job,
+                candidate=context.candidate,
+                application=context.application,
+                partner_id=context.partner.id if context.partner else None,
+                employer_user_id=context.employer_user.id if context.employer_user else None,
+                agency_user_id=context.agency_user.id if context.agency_user else None,
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the membership rule reads of a conversation, stored or about to be."""
+
+    kind: Kind
+    job: Job | None
+    candidate: User | None
+    application: Application | None
+    partner_id: int | None
+    employer_user_id: int | None
+    agency_user_id: int | None
+
+
+def _active(session: Session, ids: set[int]) -> set[int]:
     if not ids:
         return ids
     # Deactivated people leave every conversation, whatever their part in its context.
@@ -78,8 +130,8 @@ def expected_member_ids(session: Session, conv: Conversation) -> set[int]:
     return ids.difference(inactive)
 
 
-def _by_context(session: Session, conv: Conversation) -> set[int]:
-    kind = Kind(conv.kind)
+def _by_context(session: Session, conv: _Shape) -> set[int]:
+    kind = conv.kind
     if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
         assert conv.job is not None
         members = employer_access_ids(session, conv.job)

@@ -20,12 +20,14 @@ from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind
 from jobchat.conversations.queries import (
     CandidateFilter,
     InboxQuery,
+    candidate_history,
     candidate_manager,
     inbox,
+    submitted_candidates,
 )
 from jobchat.conversations.render import render_conversations
 from jobchat.conversations.schemas import ConversationOut
-from jobchat.directory.models import Application, User, UserKind
+from jobchat.directory.models import Application, OrgKind, User, UserKind
 from jobchat.errors import NotFound
 from jobchat.messages.models import Channel, Delivery, HiddenMessage, Message
 
@@ -68,6 +70,8 @@ class ApplicationLine:
     application: Application
     # The recruiter ↔ candidate chat about it; None when the viewer may neither open nor start it.
     chat: Chat | None
+    # For the agency user who submitted it: the shared agency thread (to open or start).
+    agency_chat: Chat | None = None
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,9 @@ def candidate_list(
     """A page of the candidate manager (``candidate_manager``), each candidate with the
     applications the viewer may see, newest first, and the viewer's chats about them: a handful
     of statements per page, whatever its size."""
-    items, next_cursor = candidate_manager(
-        session, user, messaging=messaging, q=q, limit=limit, cursor=cursor
-    )
+    agency_side = is_agency_user(user)
+    page = submitted_candidates if agency_side else candidate_manager
+    items, next_cursor = page(session, user, messaging=messaging, q=q, limit=limit, cursor=cursor)
     if not items:
         return [], next_cursor
     people = {
@@ -120,11 +124,22 @@ def candidate_list(
     partner_chats = _member_chats(
         session, user, Kind.candidate_partner, Conversation.candidate_id, ids
     )
+    agency_chats = (
+        _member_chats(session, user, Kind.agency, Conversation.application_id, [a.id for a in apps])
+        if agency_side
+        else {}
+    )
 
     by_candidate: dict[int, list[ApplicationLine]] = {i: [] for i in ids}
     for app in apps:
+        if agency_side and app.agency_user_id != user.id:
+            continue  # only their own submissions: the line is about what they did
         by_candidate[app.candidate_id].append(
-            ApplicationLine(app, _application_chat(session, user, app, chats))
+            ApplicationLine(
+                app,
+                _application_chat(session, user, app, chats),
+                _agency_chat(session, user, app, agency_chats) if agency_side else None,
+            )
         )
     lines = []
     for item in items:
@@ -177,6 +192,24 @@ def _application_chat(
     return None
 
 
+def _agency_chat(
+    session: Session, user: User, app: Application, chats: dict[int, tuple[int, int]]
+) -> Chat | None:
+    if app.id in chats:
+        conv_id, unread = chats[app.id]
+        return Chat(Kind.agency, conv_id, unread, application=app.ext_id)
+    if access.may_start_about(session, user, Kind.agency, app):
+        return Chat(Kind.agency, application=app.ext_id)
+    return None
+
+
+def is_agency_user(user: User) -> bool:
+    """Whether ``user`` is staff of an agency: their candidates are the ones they submitted."""
+    return (
+        user.is_staff and user.organization is not None and user.organization.kind == OrgKind.agency
+    )
+
+
 def outside_candidate_manager(session: Session, user: User, conversation_id: int) -> bool:
     """Whether ``conversation_id`` is one of the viewer's conversations of a kind the candidate
     manager does not count (not one with exactly one candidate): news of it never changes the
@@ -186,7 +219,8 @@ def outside_candidate_manager(session: Session, user: User, conversation_id: int
         .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
         .where(Conversation.id == conversation_id)
     )
-    return kind is not None and Kind(kind) not in ONE_CANDIDATE_KINDS
+    counted = AGENCY_KINDS if is_agency_user(user) else ONE_CANDIDATE_KINDS
+    return kind is not None and Kind(kind) not in counted
 
 
 # --- the profile ---------------------------------------------------------------------------------
@@ -207,8 +241,9 @@ class Profile:
     applications: list[Application]
     application: Application | None
     tab: Tab | None
-    # The Messages tab's chat: the recruiter's application conversation, or a source partner's
-    # one-to-one; None when the viewer has neither (no Messages or Communications tab).
+    # The Messages tab's chat: the one it shows (the recruiter's application conversation, the
+    # case chat, or a source partner's one-to-one); None when the viewer has none of them and may
+    # start none (no Messages or Communications tab).
     messages: Chat | None
     # Agency messaging, about the chosen application: shown at all, the viewer's threads (shared
     # first), their unread messages, and the threads they may still start.
@@ -221,6 +256,13 @@ class Profile:
     # Communications: a page of messages, newest first, and the cursor of the next older page.
     entries: list[Entry] = field(default_factory=list)
     older: int | None = None
+    # Every chat with the candidate the Messages tab offers (application, case, one-to-one):
+    # those the viewer is in, and those they may start.
+    message_chats: list[Chat] = field(default_factory=list)
+    # Whether the viewer has any history with the candidate (``queries.history_stats``: the
+    # speech bubble's notion), and their unread messages in it.
+    has_messages: bool = False
+    unread: int = 0
 
     @property
     def tabs(self) -> list[Tab]:
@@ -266,16 +308,29 @@ def candidate_profile(
             raise NotFound(APPLICATION_NOT_FOUND)
 
     rows = _application_threads(session, user, chosen)
-    messages, messages_thread = _messages_chat(session, user, candidate, chosen, rows)
+    chats, threads = _message_chats(session, user, candidate, chosen, rows)
+    asked = [c for c in chats if thread is not None and c.conversation_id == thread]
+    shown_chat = next(iter(asked), None) or next(
+        (c for c in chats if c.started), chats[0] if chats else None
+    )
+    has_messages, unread = candidate_history(session, user, candidate)
     profile = Profile(
         candidate=candidate,
         applications=apps,
         application=chosen,
         tab=None,
-        messages=messages,
+        messages=shown_chat,
         agency=chosen is not None
         and chosen.agency_user is not None
         and access.may_start(session, user, Kind.agency, ContextRefs(application=chosen.ext_id)),
+        message_chats=chats,
+        has_messages=has_messages,
+        unread=unread,
+    )
+    messages_thread = (
+        threads.get(shown_chat.conversation_id)
+        if shown_chat is not None and shown_chat.conversation_id is not None
+        else None
     )
     agency_rows = [(c, m) for c, m in rows if Kind(c.kind) in AGENCY_KINDS]
     if profile.agency:
@@ -317,23 +372,28 @@ def _application_threads(
     return rows
 
 
-def _messages_chat(
+def _message_chats(
     session: Session,
     user: User,
     candidate: User,
     app: Application | None,
     rows: list[tuple[Conversation, Member]],
-) -> tuple[Chat | None, tuple[Conversation, Member] | None]:
-    """The Messages tab's chat, and its conversation if the viewer has it: the recruiter's chat
-    about the chosen application if they have or may start one, else a source partner's
-    one-to-one with the candidate if they have or may start that."""
+) -> tuple[list[Chat], dict[int, tuple[Conversation, Member]]]:
+    """The Messages tab's chats, in order: the recruiter's chat and the case chat about the
+    chosen application, then the source partner's one-to-one with the candidate; each one the
+    viewer is in, or may start. With the conversations (and the viewer's member rows) of those
+    they are in, by id."""
+    chats: list[Chat] = []
+    threads: dict[int, tuple[Conversation, Member]] = {}
     if app is not None:
-        for conv, member in rows:
-            if conv.kind == Kind.application:
-                chat = Chat(Kind.application, conv.id, member.unread_count, application=app.ext_id)
-                return chat, (conv, member)
-        if access.may_start(session, user, Kind.application, ContextRefs(application=app.ext_id)):
-            return Chat(Kind.application, application=app.ext_id), None
+        mine = {Kind(c.kind): (c, m) for c, m in rows if Kind(c.kind) in HISTORY_KINDS}
+        for kind in (Kind.application, Kind.case):
+            if kind in mine:
+                conv, member = mine[kind]
+                chats.append(Chat(kind, conv.id, member.unread_count, application=app.ext_id))
+                threads[conv.id] = (conv, member)
+            elif access.may_start(session, user, kind, ContextRefs(application=app.ext_id)):
+                chats.append(Chat(kind, application=app.ext_id))
     partner_rows, _more = inbox(
         session,
         user,
@@ -342,14 +402,18 @@ def _messages_chat(
         cursor=None,
     )
     for conv, member in partner_rows:
-        chat = Chat(
-            Kind.candidate_partner, conv.id, member.unread_count, candidate=candidate.ext_id
+        chats.append(
+            Chat(Kind.candidate_partner, conv.id, member.unread_count, candidate=candidate.ext_id)
         )
-        return chat, (conv, member)
+        threads[conv.id] = (conv, member)
     refs = ContextRefs(candidate=candidate.ext_id)
-    if user.is_staff and access.may_start(session, user, Kind.candidate_partner, refs):
-        return Chat(Kind.candidate_partner, candidate=candidate.ext_id), None
-    return None, None
+    if (
+        not partner_rows
+        and user.is_staff
+        and access.may_start(session, user, Kind.candidate_partner, refs)
+    ):
+        chats.append(Chat(Kind.candidate_partner, candidate=candidate.ext_id))
+    return chats, threads
 
 
 def _agency_starts(

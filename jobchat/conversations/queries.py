@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -12,6 +13,7 @@ from typing import Literal
 from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from jobchat.conversations.models import (
     ONE_CANDIDATE_KINDS,
@@ -28,6 +30,8 @@ from jobchat.errors import Invalid
 from jobchat.inputs import MAX_ID, storable
 
 InboxFilter = Literal["all", "unread", "messaged", "ended"]
+# The conversations an agency user has about a candidate (DESIGN.md: agency messaging).
+AGENCY_KINDS = (Kind.agency, Kind.agency_private)
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,39 @@ def messageable_candidate_ids(user: User) -> object:
     )
 
 
+def history_stats(user: User, kinds: Iterable[Kind] = ONE_CANDIDATE_KINDS) -> Subquery:
+    """Per candidate, ``has`` (1 when a conversation of one of ``kinds`` that ``user`` is in
+    with them holds a message, else 0) and ``unread`` (the user's unread messages in those).
+
+    The one notion of "has messages" with a candidate: the candidate manager's speech bubble
+    and filters, the API's ``has_messages`` and the profile's Messages tab all read it."""
+    return (
+        select(
+            Conversation.candidate_id.label("candidate_id"),
+            func.max(case((Conversation.last_message_id.is_not(None), 1), else_=0)).label("has"),
+            func.sum(Member.unread_count).label("unread"),
+        )
+        .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
+        .where(Conversation.kind.in_([str(k) for k in kinds]))
+        .group_by(Conversation.candidate_id)
+        .subquery()
+    )
+
+
+def candidate_history(session: Session, user: User, candidate: User) -> tuple[bool, int]:
+    """(has messages, unread) for one candidate, by ``history_stats``."""
+    stats = history_stats(user)
+    row = session.execute(
+        select(stats.c.has, stats.c.unread).where(stats.c.candidate_id == candidate.id)
+    ).one_or_none()
+    return (bool(row[0]), int(row[1] or 0)) if row is not None else (False, 0)
+
+
+def submitted_candidate_ids(user: User) -> object:
+    """The candidates an agency user submitted (the agency user of one of their applications)."""
+    return select(Application.candidate_id.label("id")).where(Application.agency_user_id == user.id)
+
+
 def candidate_manager(
     session: Session,
     user: User,
@@ -188,18 +225,54 @@ def candidate_manager(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[CandidateOut], str | None]:
-    stats = (
-        select(
-            Conversation.candidate_id.label("candidate_id"),
-            func.max(case((Conversation.last_message_id.is_not(None), 1), else_=0)).label("has"),
-            func.sum(Member.unread_count).label("unread"),
-        )
-        .join(Member, and_(Member.conversation_id == Conversation.id, Member.user_id == user.id))
-        .where(Conversation.kind.in_([str(k) for k in ONE_CANDIDATE_KINDS]))
-        .group_by(Conversation.candidate_id)
-        .subquery()
+    """The candidates ``user`` may message, by name, with ``history_stats``."""
+    return _candidate_page(
+        session,
+        user,
+        messageable_candidate_ids(user),
+        history_stats(user),
+        messaging=messaging,
+        q=q,
+        limit=limit,
+        cursor=cursor,
     )
-    visible = messageable_candidate_ids(user).subquery()  # type: ignore[attr-defined]
+
+
+def submitted_candidates(
+    session: Session,
+    user: User,
+    *,
+    messaging: CandidateFilter | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[CandidateOut], str | None]:
+    """An agency user's candidate manager: the candidates they submitted, by name, with the
+    history of their agency threads about them (the only conversations they have with them)."""
+    return _candidate_page(
+        session,
+        user,
+        submitted_candidate_ids(user),
+        history_stats(user, AGENCY_KINDS),
+        messaging=messaging,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _candidate_page(
+    session: Session,
+    user: User,
+    ids: object,
+    stats: Subquery,
+    *,
+    messaging: CandidateFilter | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[CandidateOut], str | None]:
+    visible = ids.subquery()  # type: ignore[attr-defined]
     stmt = (
         select(User, stats.c.has, stats.c.unread)
         .outerjoin(stats, stats.c.candidate_id == User.id)

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from jobchat.activity.actions import record_activity
 from jobchat.activity.models import ActivityKind
 from jobchat.config import Settings
-from jobchat.conversations.actions import emit_read
+from jobchat.conversations.actions import do_start_conversation, emit_read
+from jobchat.conversations.context import Context
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
 from jobchat.conversations.unread import (
     change,
@@ -29,10 +30,10 @@ from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
 from jobchat.inputs import control_problem
 from jobchat.jobqueue.actions import enqueue
+from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
-from jobchat.sms.queries import number_opt_out
 
 # The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
 # jobchat.sms.outbound run them).
@@ -221,6 +222,42 @@ def do_send_message(
     return message, False
 
 
+def do_start_with_message(
+    session: Session,
+    *,
+    actor: User,
+    context: Context,
+    existing: Conversation | None,
+    out: Outgoing,
+    limits: Limits,
+    now: datetime,
+    admit: Callable[[Conversation | None], None] | None = None,
+) -> tuple[Conversation, Message, bool]:
+    """Open the conversation of ``context`` with its first message, in the caller's one
+    transaction: nobody ever sees it empty, and a message that fails its checks leaves no
+    conversation behind. Returns (conversation, message, replayed).
+
+    A retry with the same idempotency key answers with the conversation and message the first
+    attempt made, whatever happened since. Where the conversation exists already (someone
+    opened it meanwhile) the message goes into it. ``admit`` (given that conversation, or None:
+    may the actor post there now? are they sending too fast?) runs before anything is written.
+    """
+    if out.idempotency_key is not None:
+        earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+        if earlier is not None:
+            conv = session.get_one(Conversation, earlier.conversation_id)
+            return conv, _replay(earlier, conv, out), True
+    if admit is not None:
+        admit(existing)
+    conv, member, _created = do_start_conversation(
+        session, actor=actor, context=context, existing=existing, now=now
+    )
+    message, replayed = do_send_message(
+        session, actor=actor, conv=conv, member=member, out=out, limits=limits, now=now
+    )
+    return conv, message, replayed
+
+
 def _payload(message: Message) -> dict[str, Any]:
     """The message as staff see it; the stream leaves out the deliveries for candidates."""
     return MessageOut.of(message, show_deliveries=True).model_dump(mode="json")
@@ -338,32 +375,13 @@ def _recipient(
         )
     if channel is Channel.email:
         return candidate, candidate.email
-    if not limits.sms_enabled:
-        raise Invalid(
-            {"channel": "SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)"},
-            code="sms_not_configured",
-        )
-    if not candidate.sms_consent or number_opt_out(session, candidate.phone) is not None:
-        raise Invalid(
-            {"channel": "the candidate has not opted in to SMS, or has opted out"},
-            code="sms_opted_out",
-        )
-    if not candidate.phone:
-        raise Invalid({"channel": "the candidate has no phone number"}, code="sms_no_phone")
-    if candidate.phone_problem:
-        raise Invalid(
-            {
-                "channel": f"the candidate's phone number {candidate.phone!r} "
-                f"{candidate.phone_problem}"
-            },
-            code="sms_invalid_phone",
-        )
-    phone = normalise_phone(candidate.phone, limits.default_region)
-    if phone is None:
-        raise Invalid(
-            {"channel": f"the candidate's phone number {candidate.phone!r} is not valid"},
-            code="sms_invalid_phone",
-        )
+    refusal = sms_refusal(
+        session, candidate, sms_enabled=limits.sms_enabled, default_region=limits.default_region
+    )
+    if refusal is not None:
+        raise Invalid({"channel": refusal.detail}, code=refusal.code)
+    phone = normalise_phone(candidate.phone or "", limits.default_region)
+    assert phone is not None  # sms_refusal checked it
     return candidate, phone
 
 

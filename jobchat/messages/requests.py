@@ -8,10 +8,17 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from jobchat import access
-from jobchat.conversations.models import Conversation
+from jobchat.conversations.context import ContextRefs
+from jobchat.conversations.models import Conversation, Kind
 from jobchat.directory.models import User
 from jobchat.errors import RateLimited
-from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
+from jobchat.messages.actions import (
+    Limits,
+    Outgoing,
+    do_delete_message,
+    do_send_message,
+    do_start_with_message,
+)
 from jobchat.messages.models import Message
 from jobchat.ratelimit import RateLimiter
 
@@ -41,6 +48,39 @@ def send_as(
         actor=user,
         conv=conv,
         member=member,
+        out=out,
+        limits=limits,
+        now=now,
+        admit=admit,
+    )
+
+
+def start_as(
+    session: Session,
+    user: User,
+    kind: Kind,
+    refs: ContextRefs,
+    out: Outgoing,
+    *,
+    limiter: RateLimiter,
+    limits: Limits,
+    now: datetime,
+) -> tuple[Conversation, Message, bool]:
+    """Open a conversation with its first message (the pages' "Start chat"): the conversation,
+    the message, and whether it was a replay of an earlier attempt with the same key."""
+    context, existing = access.access_start(session, user, kind, refs)
+
+    def admit(conv: Conversation | None) -> None:
+        if conv is not None:
+            access.check_post(user, conv)
+        if not limiter.allow(user.id):
+            raise RateLimited("You are sending too fast; wait a moment and try again.")
+
+    return do_start_with_message(
+        session,
+        actor=user,
+        context=context,
+        existing=existing,
         out=out,
         limits=limits,
         now=now,

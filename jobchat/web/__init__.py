@@ -11,5 +11,16 @@ from jobchat.web.jobs import router as jobs
 from jobchat.web.pages import router as pages
 from jobchat.web.portal import router as portal
 from jobchat.web.settings import router as settings
+from jobchat.web.start import router as start
 
-routers: tuple[APIRouter, ...] = (pages, inbox, conversation, candidates, jobs, portal, settings)
+# start before conversation: its /conversations/new is not a conversation id.
+routers: tuple[APIRouter, ...] = (
+    pages,
+    inbox,
+    start,
+    conversation,
+    candidates,
+    jobs,
+    portal,
+    settings,
+)

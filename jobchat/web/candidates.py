@@ -19,6 +19,7 @@ from jobchat.conversations.profile import (
     Tab,
     candidate_list,
     candidate_profile,
+    is_agency_user,
     outside_candidate_manager,
 )
 from jobchat.conversations.queries import CandidateFilter
@@ -82,18 +83,32 @@ def profile_href(
     )
 
 
-def start_next(candidate: str, chat: Chat) -> str:
-    """Where a "Start chat" form goes once the conversation is open: back to its tab."""
-    if chat.kind in (Kind.agency, Kind.agency_private):
-        # ``{id}``: the conversation started (filled in by POST /conversations/start).
-        return profile_href(candidate, "agency", chat.application) + "&thread={id}"
-    return profile_href(candidate, "messages", chat.application)
+def chat_href(chat: Chat) -> str:
+    """Where a chat's button goes: the conversation, or the composer that starts it."""
+    if chat.conversation_id is not None:
+        return f"/conversations/{chat.conversation_id}"
+    return "/conversations/new" + _query(
+        kind=chat.kind.value,
+        application=chat.application,
+        candidate=None if chat.application else chat.candidate,
+        with_user=chat.with_user,
+    )
+
+
+def chat_label(chat: Chat, candidate: str) -> str:
+    """A chat of the Messages tab by what it is, from the viewer's side."""
+    if chat.kind is Kind.application:
+        return f"Chat with {candidate}"
+    if chat.kind is Kind.case:
+        return "Case chat"
+    return "One-to-one chat"
 
 
 def _helpers() -> dict[str, Any]:
     return {
         "profile_href": profile_href,
-        "start_next": start_next,
+        "chat_href": chat_href,
+        "chat_label": chat_label,
         "stage_words": STAGE_WORDS,
         "kinds": Kind,
     }
@@ -116,6 +131,8 @@ def _rows(
         "q": q or "",
         "cursor": cursor or "",
         "more_href": list_href(messaging, q, next_cursor) if next_cursor else None,
+        "agency_side": is_agency_user(user),
+        "list_href": list_href,
         **_helpers(),
     }
 
@@ -166,7 +183,7 @@ def _tabs(profile: Profile) -> list[tuple[str, str, str, bool]]:
     cand = profile.candidate.ext_id
     app = profile.application.ext_id if profile.application else None
     dots = {
-        "messages": bool(profile.messages and profile.messages.unread),
+        "messages": any(chat.unread for chat in profile.message_chats),
         "agency": profile.agency_unread > 0,
     }
     return [
@@ -175,13 +192,16 @@ def _tabs(profile: Profile) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-def agency_label(c: ConversationOut) -> str:
-    """An agency thread's name on its candidate's profile (which names the candidate and job)."""
+def agency_label(c: ConversationOut, me: User) -> str:
+    """An agency thread's name on its candidate's profile (which names the candidate and job),
+    from the reader's side: the agency user reads "the hiring team", never their own name."""
     names = {m.id: m.name for m in c.members if m.kind == "staff"}
     agent = names.get(c.agency_user or "", "the agency")
+    mine = me.ext_id == c.agency_user and me.is_staff
     if c.kind is Kind.agency:
-        return f"Shared thread with {agent}"
-    return f"Private: {names.get(c.employer_user or '', 'hiring team')} & {agent}"
+        return "Shared thread with the hiring team" if mine else f"Shared thread with {agent}"
+    other = names.get(c.employer_user or "", "the hiring team") if mine else agent
+    return f"Private with {other}"
 
 
 def _selector(profile: Profile) -> list[tuple[Application, str]]:

@@ -9,16 +9,14 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat import access
-from jobchat.conversations.actions import do_end_conversation, do_start_conversation
-from jobchat.conversations.context import ContextRefs
-from jobchat.conversations.models import Kind
+from jobchat.conversations.actions import do_end_conversation
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
 from jobchat.messages.queries import history, history_after
 from jobchat.messages.requests import delete_as, send_as
 from jobchat.web.layout import frame
-from jobchat.web.pages import local_path, same_site_referrer
+from jobchat.web.pages import same_site_referrer
 from jobchat.web.templating import ENV, render
 from jobchat.web.thread import (
     CHANNEL_LABELS,
@@ -31,7 +29,6 @@ from jobchat.web.viewer import FormViewer, PageViewer
 
 router = APIRouter(include_in_schema=False)
 
-FormRef = Annotated[str | None, Form(min_length=1, max_length=200)]
 MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
@@ -79,31 +76,6 @@ def message_fragment(
             entries, user, viewer.csrf, day, None
         )
     return HTMLResponse(html)
-
-
-@router.post("/conversations/start")
-def start_form(
-    viewer: FormViewer,
-    kind: Annotated[Kind, Form()],
-    job: FormRef = None,
-    candidate: FormRef = None,
-    application: FormRef = None,
-    partner: FormRef = None,
-    with_user: FormRef = None,
-    next: Annotated[str | None, Form(max_length=2_000)] = None,
-) -> Response:
-    """Open the conversation of a kind and context (or reach the one that exists), then go to
-    it, or to ``next`` (a path on this site) with ``{id}`` filled in."""
-    refs = ContextRefs(
-        job=job, candidate=candidate, application=application, partner=partner, with_user=with_user
-    )
-    with viewer.write() as (session, user):
-        context, existing = access.access_start(session, user, kind, refs)
-        conv, _member, _created = do_start_conversation(
-            session, actor=user, context=context, existing=existing, now=viewer.caller.now
-        )
-    target = local_path(next.replace("{id}", str(conv.id))) if next else None
-    return RedirectResponse(target or f"/conversations/{conv.id}", status_code=303)
 
 
 def _back(request: Request, conversation_id: int) -> RedirectResponse:

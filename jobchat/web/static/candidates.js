@@ -93,6 +93,7 @@
       if (on && !dot) {
         dot = document.createElement("span");
         dot.className = "dot";
+        dot.setAttribute("role", "img");
         dot.setAttribute("aria-label", "new messages");
         link.append(" ", dot);
       } else if (!on && dot) {
@@ -112,7 +113,7 @@
         tabDot("agency", [...agency.values()].some((n) => n > 0));
       } else if (messages.has(id)) {
         messages.set(id, unread);
-        tabDot("messages", unread > 0);
+        tabDot("messages", [...messages.values()].some((n) => n > 0));
       }
     });
   }
