@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from jobchat import __version__
@@ -51,6 +50,7 @@ from jobchat.sms.outbound import Texter
 from jobchat.sms.spool import spool_ingester
 from jobchat.stopping import stop_tasks
 from jobchat.web import routers as web_routers
+from jobchat.web.assets import static_files
 from jobchat.web.errors import page_error
 from jobchat.web.security import SecurityHeaders
 from jobchat.web.templating import STATIC_DIR
@@ -183,7 +183,7 @@ def create_app(
         *web_routers,
     ):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.mount("/static", static_files(str(STATIC_DIR)), name="static")
     install_docs(app)
     document_errors(app)
     return app

@@ -58,6 +58,24 @@ def test_static_assets_are_served_with_a_content_hash(tess: Browser) -> None:
         r = tess.client.get(asset)
         assert r.status_code == 200
         assert r.content
+        # The hash names the content, so the browser keeps it without asking again.
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    unversioned = tess.client.get("/static/app.css")
+    assert unversioned.headers["cache-control"] == "no-cache"
+
+
+def test_assets_are_compressed_and_pages_are_not(tess: Browser) -> None:
+    """CSS and JS go gzipped; HTML does not, since it holds the CSRF token beside text a
+    visitor can make it echo (BREACH)."""
+    gzip = {"Accept-Encoding": "gzip"}
+    for asset in ("/static/app.js", "/static/app.css", "/static/thread.css"):
+        r = tess.client.get(asset, headers=gzip)
+        assert r.headers.get("content-encoding") == "gzip", asset
+        assert "text/" in r.headers["content-type"] or "javascript" in r.headers["content-type"]
+        assert len(r.content) > int(r.headers["content-length"])  # decoded is bigger
+    page = tess.client.get("/inbox?q=csrf", headers=gzip)
+    assert page.status_code == 200
+    assert "content-encoding" not in page.headers
 
 
 def test_signed_out_visitors_get_a_sign_in_page_and_the_api_keeps_json(
