@@ -67,8 +67,8 @@ def test_recruiter_and_candidate_see_each_other_live(
     expect(message(candidate, "any time after 2pm")).to_contain_class("mine")
     expect(message(recruiter, "any time after 2pm")).to_contain_class("theirs")
     expect(message(recruiter, "any time after 2pm")).to_contain_text(applicant.name)
-    shot(recruiter, "live-recruiter-conversation", docs=True)
-    shot(candidate, "live-candidate-conversation-phone", docs=True)
+    shot(recruiter, "live-recruiter-conversation")
+    shot(candidate, "live-candidate-conversation-phone")
     # Nobody reloaded: each page has exactly the two messages, once each.
     expect(messages(recruiter)).to_have_count(2)
     expect(messages(candidate)).to_have_count(2)

@@ -256,16 +256,6 @@ SCREENS = [
 ]
 
 
-# The few that illustrate the README and docs/ (the rest stay in test-artifacts/).
-DOCS_SHOTS = {
-    "recruiter-inbox-desktop",
-    "candidate-manager-desktop",
-    "candidate-profile-messages-desktop",
-    "job-chats-desktop",
-    "candidate-portal-phone",
-}
-
-
 @pytest.mark.parametrize("device", ["desktop", "phone"])
 @pytest.mark.parametrize("screen", SCREENS, ids=[s.name for s in SCREENS])
 def test_main_pages(browsers: Browsers, sign_in: SignIn, screen: Screen, device: Device) -> None:
@@ -275,7 +265,7 @@ def test_main_pages(browsers: Browsers, sign_in: SignIn, screen: Screen, device:
     screen.check(page)
     assert_fits(page)
     name = f"{screen.name}-{device}"
-    shot(page, name, docs=name in DOCS_SHOTS)
+    shot(page, name)
 
 
 def test_the_jobs_list_leads_to_the_job_chats(browsers: Browsers, sign_in: SignIn) -> None:
@@ -298,7 +288,7 @@ def test_candidate_opens_a_chat_from_the_portal(browsers: Browsers, sign_in: Sig
     main.get_by_role("link", name=re.compile("relocation", re.I)).first.click()
     expect(message(page, "My visa application was lodged this morning!")).to_contain_class("mine")
     assert_fits(page)
-    shot(page, "candidate-relocation-chat-phone", docs=True)
+    shot(page, "candidate-relocation-chat-phone")
 
 
 def test_settings_time_zone_and_notifications(

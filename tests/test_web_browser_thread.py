@@ -161,9 +161,9 @@ def test_the_column_fits_each_screen(web: WebServer, browsers: Browsers, sign_in
 
         if size != "375x667":
             name = "thread-phone" if size == "390x844" else "thread-desktop"
-            shot(page, f"{name}-light", docs=True)
+            shot(page, f"{name}-light")
             page.emulate_media(color_scheme="dark")
-            shot(page, f"{name}-dark", docs=True)
+            shot(page, f"{name}-dark")
         page.context.close()
         browsers.contexts.remove(page.context)
 
