@@ -43,6 +43,16 @@ def is_control(char: str) -> bool:
 CONTROL_PROBLEM = "must be one line of text, without control characters (line breaks, tabs, NUL)"
 
 
+def storable_problem(value: str) -> str | None:
+    """Why a database cannot store ``value``, or None if it can (storable's check, for
+    callers that collect problems rather than raise)."""
+    try:
+        storable(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def control_problem(value: str) -> str | None:
     """Why ``value`` cannot be a single-line field (a name, a subject), or None if it can.
 

@@ -114,6 +114,21 @@ def test_sending_makes_the_conversation_and_its_message_once(
     assert f'id="thread" data-conversation="{conv}"' in profile
 
 
+def test_a_key_from_another_chat_is_not_taken_for_a_retry(tess: Browser, db: Database) -> None:
+    """The idempotency key of the case chat's first message, sent again with the application
+    chat's form, must not be answered with the case chat (the new message would be lost)."""
+    fields = composer_fields(tess.page("/conversations/new", kind="case", application="app1"))
+    data = fields | {"body": "Hello", "channel": "app"}
+    assert tess.form("/conversations/new", data).status_code == 303
+    before = counts(db)
+    other = composer_fields(tess.page("/conversations/new", kind="application", application="app1"))
+    reused = other | {"idempotency_key": fields["idempotency_key"], "body": "Hello"}
+    r = tess.form("/conversations/new", reused)
+    assert r.status_code == 409
+    assert "idempotency" in r.text.lower()
+    assert counts(db) == before
+
+
 def test_bad_input_is_the_composer_again_with_the_problem_beside_the_field(
     tess: Browser, db: Database
 ) -> None:
@@ -317,6 +332,11 @@ def test_a_bad_time_zone_is_an_inline_error(tess: Browser) -> None:
     assert 'aria-describedby="timezone-error timezone-help"' in r.text
     assert '<p class="field-error" id="timezone-error">' in r.text
     assert "<h1>Settings</h1>" in r.text
+    # However long or odd the value, the answer is the page with the problem beside the field.
+    for wrong in ("Europe/" + "x" * 500, "Europe/Ber\x00lin"):
+        r = tess.form("/settings", {"timezone": wrong})
+        assert r.status_code == 422
+        assert '<p class="field-error" id="timezone-error">' in r.text
     # Nothing was saved; a good value is.
     assert 'value="UTC"' in tess.page("/settings")
     ok = tess.form("/settings", {"timezone": "Europe/Berlin"})

@@ -62,6 +62,11 @@ def test_static_assets_are_served_with_a_content_hash(tess: Browser) -> None:
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
     unversioned = tess.client.get("/static/app.css")
     assert unversioned.headers["cache-control"] == "no-cache"
+    # A hash that is not this file's (a newer page asking an older process, mid-deploy) must
+    # not pin this content under that name for a year.
+    stale = tess.client.get("/static/app.css?v=0123456789ab")
+    assert stale.status_code == 200
+    assert stale.headers["cache-control"] == "no-cache"
 
 
 def test_assets_are_compressed_and_pages_are_not(tess: Browser) -> None:
@@ -312,6 +317,15 @@ def test_send_form_posts_once_per_idempotency_key(tess: Browser, world: World, c
         assert r.headers["location"] == f"/conversations/{chat}"
     items = world["cand"].messages(chat).json()["items"]
     assert [m["body"] for m in items] == ["Hello from a form"]
+
+
+def test_a_body_no_database_can_store_is_refused(tess: Browser, world: World, chat: int) -> None:
+    """A NUL in a form's body (the API's schema refuses it already) is a 422, not PostgreSQL's
+    500, and nothing is stored."""
+    r = tess.form(f"/conversations/{chat}/messages", {"body": "a\x00b"})
+    assert r.status_code == 422
+    assert "NUL" in r.text
+    assert world["cand"].messages(chat).json()["items"] == []
 
 
 def test_forms_go_back_to_the_page_they_were_on(tess: Browser, world: World, chat: int) -> None:

@@ -28,7 +28,7 @@ from jobchat.directory.phones import normalise_phone
 from jobchat.errors import Conflict, Invalid
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
-from jobchat.inputs import control_problem
+from jobchat.inputs import control_problem, storable_problem
 from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
@@ -246,6 +246,13 @@ def do_start_with_message(
         earlier = _by_idempotency_key(session, actor, out.idempotency_key)
         if earlier is not None:
             conv = session.get_one(Conversation, earlier.conversation_id)
+            if conv.context_key != context.key:
+                # The key went with the first message of another conversation: this is not a
+                # retry of that send, and answering with it would drop this message unseen.
+                raise Conflict(
+                    "This idempotency key was already used for a message in another conversation.",
+                    code="idempotency_key_reused",
+                )
             return conv, _replay(earlier, conv, out), True
     if admit is not None:
         admit(existing)
@@ -324,6 +331,10 @@ def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) 
     problems: dict[str, str] = {}
     if not body:
         problems["body"] = "must not be empty"
+    elif (unstorable := storable_problem(body)) is not None:
+        # The API's schema refuses it already; this covers the pages' forms (a NUL would be a
+        # 500 from PostgreSQL).
+        problems["body"] = unstorable
     elif channel is Channel.sms and len(body) > limits.max_sms_chars:
         problems["body"] = f"an SMS may be at most {limits.max_sms_chars} characters"
     elif len(body) > limits.max_chars:

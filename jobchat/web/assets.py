@@ -1,9 +1,11 @@
 """Serving the pages' own CSS, JS and icons: cached for good when the URL names the content,
 compressed on the way out.
 
-Pages link every asset as ``/static/NAME?v=HASH`` (templating.static), so a versioned URL never
-changes meaning and the browser may keep it for a year without asking again; a URL without a
-version is revalidated each time. Only these files are gzipped: our HTML is not, because it
+Pages link every asset as ``/static/NAME?v=HASH`` (templating.static), so a URL whose hash is
+this file's never changes meaning and the browser may keep it for a year without asking again.
+Any other URL (no version, or a hash this process does not have: a page from a newer process
+asking an older one during a rolling deploy) is revalidated each time, so a stale file is never
+kept under a new name. Only these files are gzipped: our HTML is not, because it
 carries the CSRF token beside text a visitor can make the page echo (a search), which is what
 the BREACH attack needs.
 """
@@ -11,11 +13,15 @@ the BREACH attack needs.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from urllib.parse import parse_qs
 
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import ASGIApp, Scope
+
+from jobchat.web.templating import asset_version
 
 FOREVER = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -30,8 +36,9 @@ class VersionedStatic(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        versioned = b"v=" in scope.get("query_string", b"")
-        response.headers["Cache-Control"] = FOREVER if versioned else REVALIDATE
+        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [""])[0]
+        current = asset_version(Path(full_path).name)
+        response.headers["Cache-Control"] = FOREVER if asked == current else REVALIDATE
         return response
 
 

@@ -61,7 +61,9 @@ def settings_page(viewer: PageViewer, saved: bool = False) -> HTMLResponse:
 @router.post("/settings")
 def save_settings(
     viewer: FormViewer,
-    timezone: Annotated[str, Form(max_length=200)] = "",
+    # No max_length here: a wrong value of any length gets the inline error below (from
+    # PreferencesIn), not an error page. Starlette caps a form field at 1 MB.
+    timezone: Annotated[str, Form()] = "",
     email_notifications: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
     """Save, then show the page again; a bad value is the page again with the problem beside

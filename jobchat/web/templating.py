@@ -21,12 +21,13 @@ STATIC_DIR = resources.files("jobchat") / "web" / "static"
 
 
 @cache
-def _asset_version(name: str) -> str:
+def asset_version(name: str) -> str:
+    """The content hash that names a static file's current version in its URL."""
     return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
 
 
 def static(name: str) -> str:
-    return f"/static/{name}?v={_asset_version(name)}"
+    return f"/static/{name}?v={asset_version(name)}"
 
 
 def clock_time(moment: datetime, tz_name: str) -> str:
