@@ -183,7 +183,7 @@ def test_staff_sign_in_lands_in_the_inbox(browsers: Browsers, sign_in: SignIn) -
     nav_links(page, STAFF_NAV)
     expect(page.get_by_role("list", name="Conversations")).to_be_visible()
     # Sign out is in the account menu.
-    page.get_by_label("Account: Marcus Bell").click()
+    page.locator(".whoami summary", has_text="Account: Marcus Bell").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
@@ -206,7 +206,7 @@ def test_sign_in_takes_you_to_next(
 def test_sign_out(browsers: Browsers, sign_in: SignIn) -> None:
     page = browsers.open()
     sign_in(page, MARCUS)
-    page.get_by_label("Account: Marcus Bell").click()
+    page.locator(".whoami summary", has_text="Account: Marcus Bell").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     page.goto("/inbox")
