@@ -64,6 +64,21 @@ def assert_composer_fits(page: Page) -> None:
     assert_fits(page)
 
 
+def assert_chat_fits_the_screen(page: Page) -> None:
+    """The open chat's composer (field and Send) lies inside the viewport with the page not
+    scrolled and not scrollable, and its history is no sliver."""
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert page.evaluate("window.scrollY") == 0
+    assert page.evaluate("document.scrollingElement.scrollHeight") <= viewport["height"]
+    for part in (composer(page).locator("textarea"), composer(page).locator("button.send")):
+        box = part.bounding_box()
+        assert box is not None, part
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], (part, box)
+    history = page.locator("#thread .scroller").bounding_box()
+    assert history is not None and history["height"] >= 250, history
+
+
 def send_first_message(page: Page, text: str) -> None:
     page.get_by_label("First message").fill(text)
     page.get_by_role("button", name="Send and start chat").click()
@@ -150,6 +165,13 @@ def test_job_chats_partner_and_relocation_on_a_desktop(
         send_first_message(page, "Hello both: the QA role opens next month.")
         page.goto(f"/jobs/{QA}?tab=chats")
     expect(chats.locator('li[data-slot="partners"] a.row-link')).to_be_visible()
+
+    # Opened on the job page, the chat fits the desktop's screen: the composer in view without
+    # scrolling the page, the history given the height the header leaves.
+    chats.locator('li[data-slot="partners"] a.row-link').click()
+    expect(page).to_have_url(re.compile(r"[?&]open=\d+"))
+    assert_chat_fits_the_screen(page)
+    shot(page, "flows-job-chat-open-desktop")
 
     # The overview offers each case chat (candidate, source partner, employer).
     page.goto(f"/jobs/{QA}?tab=overview")

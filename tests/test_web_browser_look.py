@@ -107,7 +107,7 @@ def test_candidate_phone_frame_and_the_account_menu(browsers: Browsers, sign_in:
     assert_frame(page, 375)
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_hidden()
-    page.get_by_label("Account: Omar Al-Sayed").click()
+    page.locator(".whoami summary", has_text="Account: Omar Al-Sayed").click()
     expect(sign_out).to_be_visible()
     assert_target(sign_out, 375, "Sign out")
     panel = box(page.locator(".whoami-panel"))

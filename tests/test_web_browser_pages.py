@@ -44,9 +44,9 @@ STAFF_NAV = ["Inbox", "Candidates", "Jobs", "Settings"]
 CANDIDATE_NAV = ["Jobs", "Inbox", "Settings"]
 
 
-def conversations_list(page: Page, *titles: str) -> None:
-    """The inbox: filters, search, and rows whose links start with these names (who, kind,
-    context: what each row shows first)."""
+def conversations_list(page: Page, *titles: tuple[str, str]) -> None:
+    """The inbox: filters, search, and rows whose links are named by what they show, in order:
+    who, then (after the time) the kind and the context."""
     filters = page.get_by_role("navigation", name="Filters")
     for name in ("All", "Unread", "Messaged", "Ended"):
         expect(filters.get_by_role("link", name=name, exact=True)).to_be_visible()
@@ -55,8 +55,9 @@ def conversations_list(page: Page, *titles: str) -> None:
     )
     expect(page.get_by_label("Search conversations")).to_be_visible()
     rows = page.get_by_role("list", name="Conversations")
-    for title in titles:
-        link = rows.get_by_role("link", name=re.compile("^" + re.escape(title)))
+    for who, about in titles:
+        shown = re.compile(f"^{re.escape(who)} .+? {re.escape(about)}")
+        link = rows.get_by_role("link", name=shown)
         expect(link.first).to_be_visible()
 
 
@@ -74,9 +75,9 @@ def recruiter_inbox(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Inbox")
     conversations_list(
         page,
-        "Rachel Kim Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
-        "Rachel Kim Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
-        "Hannah Lee Application Patient Services Coordinator — Lakeview Clinic",
+        ("Rachel Kim", "Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit"),
+        ("Rachel Kim", "Private Maria Gonzalez · Registered Nurse — Intensive Care Unit"),
+        ("Hannah Lee", "Application Patient Services Coordinator — Lakeview Clinic"),
     )
 
 
@@ -138,10 +139,13 @@ def partner_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Farida Noori Direct Talent Beyond Boundaries",
-        "Omar Al-Sayed Direct Talent Beyond Boundaries",
-        "Iress and new hires Relocation Senior Software Engineer — Melbourne (visa sponsored)",
-        "Iress and partners Job partners Senior Software Engineer — Melbourne (visa sponsored)",
+        ("Farida Noori", "Direct Talent Beyond Boundaries"),
+        ("Omar Al-Sayed", "Direct Talent Beyond Boundaries"),
+        ("Iress and new hires", "Relocation Senior Software Engineer — Melbourne (visa sponsored)"),
+        (
+            "Iress and partners",
+            "Job partners Senior Software Engineer — Melbourne (visa sponsored)",
+        ),
     )
 
 
@@ -149,8 +153,8 @@ def agency_inbox(page: Page) -> None:
     nav_links(page, STAFF_NAV)
     conversations_list(
         page,
-        "Hiring team Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit",
-        "Marcus Bell Private Maria Gonzalez · Registered Nurse — Intensive Care Unit",
+        ("Hiring team", "Agency Maria Gonzalez · Registered Nurse — Intensive Care Unit"),
+        ("Marcus Bell", "Private Maria Gonzalez · Registered Nurse — Intensive Care Unit"),
     )
     # Aisha's private thread with Owen is not Rachel's.
     expect(page.get_by_role("main")).not_to_contain_text("James Whitaker")
@@ -183,7 +187,7 @@ def test_staff_sign_in_lands_in_the_inbox(browsers: Browsers, sign_in: SignIn) -
     nav_links(page, STAFF_NAV)
     expect(page.get_by_role("list", name="Conversations")).to_be_visible()
     # Sign out is in the account menu.
-    page.get_by_label("Account: Marcus Bell").click()
+    page.locator(".whoami summary", has_text="Account: Marcus Bell").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
@@ -206,7 +210,7 @@ def test_sign_in_takes_you_to_next(
 def test_sign_out(browsers: Browsers, sign_in: SignIn) -> None:
     page = browsers.open()
     sign_in(page, MARCUS)
-    page.get_by_label("Account: Marcus Bell").click()
+    page.locator(".whoami summary", has_text="Account: Marcus Bell").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     page.goto("/inbox")
