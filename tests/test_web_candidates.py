@@ -128,9 +128,7 @@ def channels(html: str) -> list[str]:
     assert composer
     # The channels that can be chosen (an unavailable one is shown disabled, with its reason).
     inputs = re.findall(r'<input[^>]*name="channel"[^>]*>', composer.group(0))
-    return [
-        re.findall(r'value="(\w+)"', i)[0] for i in inputs if not re.search(r"\sdisabled\b", i)
-    ]
+    return [re.findall(r'value="(\w+)"', i)[0] for i in inputs if not re.search(r"\sdisabled\b", i)]
 
 
 def history(html: str) -> list[int]:
