@@ -182,6 +182,12 @@ def access_start(
         )
     if existing is None and context.job is not None and _closed(context.job):
         raise _job_closed()
+    if existing is None and kind is Kind.case and not _has_case_partner(context):
+        raise Conflict(
+            "The candidate has no source partner: a case chat is the candidate, their source "
+            "partner and the hiring team. Chat with the candidate instead.",
+            code="no_source_partner",
+        )
     if (
         existing is None
         and kind is Kind.job_relocation
@@ -206,12 +212,18 @@ def _anyone_relocating(session: Session, context: Context) -> bool:
     )
 
 
+def _has_case_partner(context: Context) -> bool:
+    """Whether a case chat has the partner it is for (DESIGN.md: the candidate, their source
+    partner and the hiring team; without one it is the application chat under another name)."""
+    return context.candidate is not None and context.candidate.source_partner_id is not None
+
+
 def may_start(session: Session, user: User, kind: Kind, refs: ContextRefs) -> bool:
     """Whether ``access_start`` would let ``user`` open (or reach) this conversation: whether a
     page offers them a "Start chat" button."""
     try:
         access_start(session, user, kind, refs)
-    # Conflict: the job is closed, or nobody is relocating yet.
+    # Conflict: the job is closed, nobody is relocating yet, or a case has no source partner.
     except (NotFound, Forbidden, Invalid, Conflict):
         return False
     return True
@@ -498,6 +510,8 @@ def may_start_about(session: Session, user: User, kind: Kind, about: Application
             application=about,
             agency_user=about.agency_user if kind is Kind.agency else None,
         )
+        if kind is Kind.case and not _has_case_partner(context):
+            return False
     else:
         if kind is not Kind.candidate_partner:
             raise ValueError(f"not a kind about a candidate: {kind}")

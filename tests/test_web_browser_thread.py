@@ -416,3 +416,40 @@ def test_focus_follows_what_the_keyboard_asked_for(
     expect(message(page, "Thanks, all read.")).to_be_visible()
     expect(composer(page).get_by_label("Message", exact=True)).to_be_focused()
     assert_inside(page, box(composer(page)), "the composer after sending")
+
+
+def test_an_unavailable_sms_says_why_in_the_composer(
+    web: WebServer, browsers: Browsers, sign_in: SignIn
+) -> None:
+    """At 390 x 844 (touch): a candidate without a phone number keeps the SMS choice in view,
+    disabled, described by its reason; the reason and the choices fit on screen and the composer
+    stays inside the viewport; email, which works, can still be chosen."""
+    applicant = web.new_applicant()
+    conv = web.application_chat(applicant)
+    web.send(MARCUS, conv, "Hello, a note about your application.")
+    page = open_sized(browsers, "390x844")
+    sign_in(page, MARCUS, next=f"/conversations/{conv}")
+    form = composer(page)
+    sms = form.get_by_role("radio", name="SMS")
+    expect(sms).to_be_disabled()
+    expect(sms).to_have_accessible_description(
+        f"SMS not available: {applicant.name} has no phone number."
+    )
+    why = form.locator(".channel-why")
+    expect(why).to_be_visible()
+    assert_inside(page, box(why), "the reason")
+    assert_inside(page, box(form), "composer")
+    for name in ("In app", "Email", "SMS"):
+        label = form.locator("label.channel-option", has_text=name)
+        assert box(label)["height"] >= TARGET - 0.5, name
+        assert_inside(page, box(label), name)
+    assert_fits(page)
+    # The channels that work are still chosen as before: email shows its subject line.
+    expect(form.get_by_role("radio", name="In app")).to_be_checked()
+    form.locator("label.channel-option", has_text="Email").click()
+    expect(form.get_by_role("radio", name="Email")).to_be_checked()
+    expect(form.get_by_label("Subject")).to_be_visible()
+    assert_inside(page, box(form), "composer with a subject")
+    shot(page, "thread-sms-reason-phone-light", full_page=False)
+    page.emulate_media(color_scheme="dark")
+    shot(page, "thread-sms-reason-phone-dark", full_page=False)

@@ -126,7 +126,9 @@ def agency_threads(html: str) -> list[int]:
 def channels(html: str) -> list[str]:
     composer = re.search(r'<form id="composer".*?</form>', html, re.S)
     assert composer
-    return re.findall(r'name="channel" value="(\w+)"', composer.group(0))
+    # The channels that can be chosen (an unavailable one is shown disabled, with its reason).
+    inputs = re.findall(r'<input[^>]*name="channel"[^>]*>', composer.group(0))
+    return [re.findall(r'value="(\w+)"', i)[0] for i in inputs if not re.search(r"\sdisabled\b", i)]
 
 
 def history(html: str) -> list[int]:
@@ -396,6 +398,7 @@ def test_messages_tab_embeds_the_chat_with_its_channels(world: World, tess: Brow
     html = tess.page("/candidates/cand2")
     assert open_thread(html) == dan
     assert channels(html) == ["app", "email"]
+    assert "SMS not available: Dan Candidate has no phone number." in html
     assert [f.get("kind") for f in start_forms(html)] == ["case"]
 
 

@@ -73,7 +73,8 @@ def test_the_composer_shows_the_chat_and_makes_nothing(tess: Browser, db: Databa
     before = counts(db)
     html = tess.page("/conversations/new", kind="case", application="app1")
     assert "New case chat" in html
-    assert '<h1 id="start-title">Carla Candidate · Registered Nurse</h1>' in html
+    # The title the inbox and the thread will give it (jobchat.web.labels), kind first.
+    assert '<h1 id="start-title">Case chat · Carla Candidate · Registered Nurse</h1>' in html
     people = re.findall(r'<span class="person-name">([^<]+)</span>', html)
     # The candidate first, then by name: her source partner's staff and the hiring team.
     assert people == ["Carla Candidate", "Ada Admin", "Sam Partner", "Tess Team (you)"]

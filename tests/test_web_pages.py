@@ -238,12 +238,13 @@ def test_composer_offers_only_the_channels_that_would_work(
     staff = tess.page(f"/conversations/{chat}")
     assert re.findall(r'name="channel" value="(\w+)"', staff) == ["app", "email", "sms"]
     assert "End conversation" in staff
-    # Carla withdraws her SMS consent: no SMS option any more.
+    # Carla withdraws her SMS consent: SMS stays in view, disabled, saying why.
     api.candidate("cand", "Carla Candidate", source_partner="tbb", sms_consent=False)
-    assert re.findall(r'name="channel" value="(\w+)"', tess.page(f"/conversations/{chat}")) == [
-        "app",
-        "email",
-    ]
+    html = tess.page(f"/conversations/{chat}")
+    assert re.findall(r'name="channel" value="(\w+)"', html) == ["app", "email", "sms"]
+    sms = re.search(r'<input[^>]*value="sms"[^>]*>', html)
+    assert sms and " disabled" in sms[0] and f'aria-describedby="channel-why-{chat}-sms"' in sms[0]
+    assert "SMS not available: Carla Candidate has not agreed to receive texts." in html
     candidate = carla.page(f"/conversations/{chat}")
     assert 'name="channel"' not in candidate
     assert "End conversation" not in candidate

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 
 from jobchat.conversations.models import Kind
-from jobchat.conversations.schemas import ConversationOut
+from jobchat.conversations.schemas import ConversationOut, Names
 from jobchat.directory.models import OrgKind, Stage, User
 
 # A stage as staff read it.
@@ -80,7 +80,13 @@ def conversation_label(c: ConversationOut, me: User) -> ConversationLabel:
     Candidates never read internal words ("agency", "partners"); staff read the candidate and
     the job; nobody reads their own name or organisation as the other side.
     """
-    n, side, kind = c.names, side_of(me), c.kind
+    return label_of(Kind(c.kind), c.names, me)
+
+
+def label_of(kind: Kind, n: Names, me: User) -> ConversationLabel:
+    """``conversation_label`` from a kind and the names of its context alone: for a page that
+    names a conversation before it exists (the new-chat composer), in the same words."""
+    side = side_of(me)
     job = n.job_title or ""
     employer = n.employer or HIRING_TEAM
     candidate = n.candidate or "Candidate"

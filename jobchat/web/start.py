@@ -28,7 +28,6 @@ from jobchat.conversations.actions import do_start_conversation
 from jobchat.conversations.context import Context, ContextRefs
 from jobchat.conversations.membership import context_member_ids
 from jobchat.conversations.models import Kind
-from jobchat.conversations.render import title
 from jobchat.conversations.schemas import Names
 from jobchat.directory.models import User
 from jobchat.errors import AppError, Conflict, Invalid, RateLimited
@@ -37,6 +36,7 @@ from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.channels import ChannelOption, channel_options
 from jobchat.messages.models import Channel
 from jobchat.messages.requests import start_as
+from jobchat.web.labels import label_of
 from jobchat.web.layout import frame
 from jobchat.web.pages import local_path
 from jobchat.web.templating import render
@@ -112,6 +112,20 @@ def _people(session: Session, user: User, context: Context) -> list[Person]:
     return sorted(out, key=lambda p: (p.side != "Candidate", p.name.lower()))
 
 
+def _about(user: User, kind: Kind, context: Context) -> str:
+    """Who the chat is for, from the reader's side: a candidate or the agency user reads "you",
+    not themself in the third person."""
+    if kind is Kind.candidate_partner and user.is_candidate:
+        return "You and your source partner's team."
+    if (
+        kind is Kind.agency
+        and context.agency_user is not None
+        and user.id == context.agency_user.id
+    ):
+        return "You and the hiring team, about this candidate."
+    return KIND_ABOUT[kind]
+
+
 def _back(user: User, context: Context) -> str:
     """The page the chat belongs to: where "Cancel" goes."""
     if user.is_candidate:
@@ -159,8 +173,9 @@ def _draft(
         kind=kind,
         refs=refs,
         label=KIND_LABELS[kind],
-        title=title(kind, names, user.id),
-        about=KIND_ABOUT[kind],
+        # The title the inbox and the thread will show this reader once it exists.
+        title=label_of(kind, names, user).title,
+        about=_about(user, kind, context),
         people=_people(session, user, context),
         channels=channel_options(session, user, kind, context.candidate, Limits.of(settings)),
         back=_back(user, context),

@@ -13,12 +13,13 @@ from jobchat import access
 from jobchat.activity.models import Activity
 from jobchat.activity.queries import activity_between
 from jobchat.config import Settings
-from jobchat.conversations.models import Conversation, Member
+from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member
 from jobchat.conversations.queries import member_people
 from jobchat.conversations.render import render_conversation
 from jobchat.conversations.schemas import ConversationOut
 from jobchat.directory.models import User
-from jobchat.messages.actions import Limits, available_channels
+from jobchat.messages.actions import Limits
+from jobchat.messages.channels import ChannelOption, channel_options
 from jobchat.messages.models import Channel, Message
 from jobchat.messages.queries import history
 
@@ -92,7 +93,9 @@ class Thread:
     last_read_id: int
     may_post: bool
     may_end: bool
-    channels: list[Channel]
+    # Every channel the composer shows, each with why it cannot be used now (if it cannot):
+    # the same answer the new-chat composer gives, so SMS is never silently missing.
+    channels: list[ChannelOption]
     # About a closed job: read-only for everyone, so the page shows why instead of a composer.
     job_closed: bool
 
@@ -122,6 +125,17 @@ def load_thread(
         last_read_id=member.last_read_message_id,
         may_post=access.may_post(me, conv),
         may_end=access.may_end(me, conv),
-        channels=available_channels(session, me, conv, Limits.of(settings)),
+        channels=composer_channels(session, me, conv, settings),
         job_closed=access.about_closed_job(conv),
     )
+
+
+def composer_channels(
+    session: Session, me: User, conv: Conversation, settings: Settings
+) -> list[ChannelOption]:
+    """The channels the conversation's composer offers ``me``: ``channel_options``, the one rule
+    for every composer (the app always; email and SMS, for staff, where the conversation has
+    one candidate, each with the reason it cannot be used now)."""
+    kind = Kind(conv.kind)
+    candidate = conv.candidate if kind in ONE_CANDIDATE_KINDS else None
+    return channel_options(session, me, kind, candidate, Limits.of(settings))
