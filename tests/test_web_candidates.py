@@ -398,7 +398,7 @@ def test_messages_tab_embeds_the_chat_with_its_channels(world: World, tess: Brow
     html = tess.page("/candidates/cand2")
     assert open_thread(html) == dan
     assert channels(html) == ["app", "email"]
-    assert "SMS not available: Dan Candidate has no phone number." in html
+    assert "SMS not available: Dan Candidate has not agreed to receive texts." in html
     assert [f.get("kind") for f in start_forms(html)] == ["case"]
 
 

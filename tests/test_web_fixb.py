@@ -73,12 +73,22 @@ def test_the_thread_composer_says_why_sms_is_unavailable(
         "email": None,
         "sms": None,
     }
-    # No number.
+    # Neither consent nor number: consent is named first, as the API's code has always been.
+    assert composer_channels_of(tess.page(f"/conversations/{dan}"))["sms"] == (
+        "SMS not available: Dan Candidate has not agreed to receive texts."
+    )
+    assert world["emp_team"].send(dan, "Hi", channel="sms").json()["error"]["code"] == (
+        "sms_opted_out"
+    )
+    # Consent, no number.
+    api.candidate("cand2", "Dan Candidate", source_partner="crs", sms_consent=True)
     assert composer_channels_of(tess.page(f"/conversations/{dan}"))["sms"] == (
         "SMS not available: Dan Candidate has no phone number."
     )
     # A number, no consent.
-    api.candidate("cand2", "Dan Candidate", source_partner="crs", phone="+14155550199")
+    api.candidate(
+        "cand2", "Dan Candidate", source_partner="crs", phone="+14155550199", sms_consent=False
+    )
     assert composer_channels_of(tess.page(f"/conversations/{dan}"))["sms"] == (
         "SMS not available: Dan Candidate has not agreed to receive texts."
     )

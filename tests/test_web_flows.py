@@ -248,8 +248,12 @@ def test_the_sms_choice_says_why_it_is_unavailable(
         return channel_choices(html)["sms"]
 
     assert sms("app1") is None
+    assert sms("app2") == "Not available: Dan Candidate has not agreed to receive texts."
+    api.candidate("cand2", "Dan Candidate", source_partner="crs", sms_consent=True)
     assert sms("app2") == "Not available: Dan Candidate has no phone number."
-    api.candidate("cand2", "Dan Candidate", source_partner="crs", phone="+14155550199")
+    api.candidate(
+        "cand2", "Dan Candidate", source_partner="crs", phone="+14155550199", sms_consent=False
+    )
     assert sms("app2") == "Not available: Dan Candidate has not agreed to receive texts."
     with db.write() as s:
         s.add(SmsOptOut(number="+14155550123", created_at=datetime.now(UTC), detail="STOP"))

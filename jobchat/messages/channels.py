@@ -37,20 +37,15 @@ def sms_refusal(
 ) -> SmsRefusal | None:
     """Why a text to ``candidate`` would be refused now; None when it would go out.
 
-    In the order a person can act on: the server first (nothing to do about one candidate),
-    then the number, then the candidate's say-so (a STOP from the number wins over a consent).
+    The server first (nothing to do about one candidate), then the candidate's say-so (a STOP
+    from the number wins over a consent), then the number: the order the API has always
+    answered in, so a candidate with neither consent nor number stays `sms_opted_out`.
     """
     if not sms_enabled:
         return SmsRefusal(
             "sms_not_configured",
             "SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)",
             "SMS is not set up on this server.",
-        )
-    if not candidate.phone:
-        return SmsRefusal(
-            "sms_no_phone",
-            "the candidate has no phone number",
-            f"{candidate.name} has no phone number.",
         )
     if number_opt_out(session, candidate.phone) is not None:
         return SmsRefusal(
@@ -63,6 +58,12 @@ def sms_refusal(
             "sms_opted_out",
             "the candidate has not opted in to SMS",
             f"{candidate.name} has not agreed to receive texts.",
+        )
+    if not candidate.phone:
+        return SmsRefusal(
+            "sms_no_phone",
+            "the candidate has no phone number",
+            f"{candidate.name} has no phone number.",
         )
     if candidate.phone_problem or normalise_phone(candidate.phone, default_region) is None:
         problem = candidate.phone_problem or "is not valid"
