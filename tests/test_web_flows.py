@@ -128,6 +128,11 @@ def test_a_key_from_another_chat_is_not_taken_for_a_retry(tess: Browser, db: Dat
     assert r.status_code == 409
     assert "idempotency" in r.text.lower()
     assert counts(db) == before
+    # The composer comes back with what was typed and a fresh key, so sending again works.
+    again = composer_fields(r.text)
+    assert again["idempotency_key"] not in ("", fields["idempotency_key"])
+    assert tess.form("/conversations/new", again | {"body": "Hello"}).status_code == 303
+    assert counts(db) == (before[0] + 1, before[1] + 1)
 
 
 def test_bad_input_is_the_composer_again_with_the_problem_beside_the_field(

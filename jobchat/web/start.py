@@ -283,6 +283,11 @@ def start_send(
         rest = "; ".join(f"{k}: {v}" for k, v in fields.items() if k not in known)
         return _composer(viewer, kind, refs, status=422, values=values, errors=known, problem=rest)
     except (Conflict, RateLimited) as exc:
+        if exc.code == "idempotency_key_reused":
+            # The form's key went with another message (sent, then Back, edited and sent
+            # again): this is a new message, so the page offers a new key rather than the one
+            # that can never be sent again.
+            values["key"] = ""
         return _composer(
             viewer, kind, refs, status=exc.status, values=values, problem=_sentence(exc)
         )
