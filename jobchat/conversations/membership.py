@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Kind, Member
@@ -105,6 +105,13 @@ def context_member_ids(session: Session, context: Context) -> set[int]:
             ),
         ),
     )
+
+
+def context_members(session: Session, context: Context) -> list[User]:
+    """The people ``context_member_ids`` names, with their organisations loaded."""
+    ids = context_member_ids(session, context)
+    query = select(User).where(User.id.in_(ids)).options(selectinload(User.organization))
+    return list(session.scalars(query))
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.config import Settings
 from jobchat.conversations.actions import do_start_conversation
 from jobchat.conversations.context import Context, ContextRefs
-from jobchat.conversations.membership import context_member_ids
+from jobchat.conversations.membership import context_members
 from jobchat.conversations.models import Kind
 from jobchat.conversations.schemas import Names
 from jobchat.directory.models import User
@@ -98,15 +97,13 @@ class Draft:
 
 
 def _people(session: Session, user: User, context: Context) -> list[Person]:
-    ids = context_member_ids(session, context)
-    people = session.scalars(select(User).where(User.id.in_(ids)))
     out = [
         Person(
             p.name,
             p.organization.name if p.organization else "Candidate",
             p.id == user.id,
         )
-        for p in people
+        for p in context_members(session, context)
     ]
     # The candidate first (the one the chat is most about), then everyone else by name.
     return sorted(out, key=lambda p: (p.side != "Candidate", p.name.lower()))
