@@ -40,8 +40,7 @@ def send_as(
         # Checked by the action after an idempotent replay is ruled out: a retried send that
         # was stored already answers with it, even into a conversation ended since.
         access.check_post(user, conv)
-        if not limiter.allow(user.id):
-            raise RateLimited("You are sending too fast; wait a moment and try again.")
+        _within_rate(limiter, user)
 
     return do_send_message(
         session,
@@ -73,8 +72,7 @@ def start_as(
     def admit(conv: Conversation | None) -> None:
         if conv is not None:
             access.check_post(user, conv)
-        if not limiter.allow(user.id):
-            raise RateLimited("You are sending too fast; wait a moment and try again.")
+        _within_rate(limiter, user)
 
     return do_start_with_message(
         session,
@@ -105,3 +103,8 @@ def delete_as(
         now=now,
     )
     return conv
+
+
+def _within_rate(limiter: RateLimiter, user: User) -> None:
+    if not limiter.allow(user.id):
+        raise RateLimited("You are sending too fast; wait a moment and try again.")
