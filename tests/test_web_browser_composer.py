@@ -44,8 +44,8 @@ def test_email_needs_a_subject(web: WebServer, browsers: Browsers, sign_in: Sign
     channels = form.get_by_role("group", name="Send as")
     for name in ("In app", "Email"):
         expect(channels.get_by_role("radio", name=name)).to_be_visible()
-    # This applicant gave no phone number: no SMS.
-    expect(channels.get_by_role("radio", name="SMS")).to_have_count(0)
+    # This applicant gave no phone number nor consent: SMS is shown, but cannot be chosen.
+    expect(channels.get_by_role("radio", name="SMS")).to_be_disabled()
 
     channels.get_by_role("radio", name="Email").check()
     subject = form.get_by_label("Subject")

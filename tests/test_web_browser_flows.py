@@ -160,7 +160,7 @@ def test_job_chats_partner_and_relocation_on_a_desktop(
     if start.count():
         assert_target(page, start)
         start.click()
-        expect(page.get_by_role("heading", level=1)).to_contain_text("all partners")
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Job partners")
         assert_composer_fits(page)
         send_first_message(page, "Hello both: the QA role opens next month.")
         page.goto(f"/jobs/{QA}?tab=chats")

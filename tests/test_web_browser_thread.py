@@ -421,7 +421,8 @@ def test_focus_follows_what_the_keyboard_asked_for(
 def test_an_unavailable_sms_says_why_in_the_composer(
     web: WebServer, browsers: Browsers, sign_in: SignIn
 ) -> None:
-    """At 390 x 844 (touch): a candidate without a phone number keeps the SMS choice in view,
+    """At 390 x 844 (touch): a candidate who gave no consent to texts (nor a number) keeps the
+    SMS choice in view,
     disabled, described by its reason; the reason and the choices fit on screen and the composer
     stays inside the viewport; email, which works, can still be chosen."""
     applicant = web.new_applicant()
@@ -433,7 +434,7 @@ def test_an_unavailable_sms_says_why_in_the_composer(
     sms = form.get_by_role("radio", name="SMS")
     expect(sms).to_be_disabled()
     expect(sms).to_have_accessible_description(
-        f"SMS not available: {applicant.name} has no phone number."
+        f"SMS not available: {applicant.name} has not agreed to receive texts."
     )
     why = form.locator(".channel-why")
     expect(why).to_be_visible()
