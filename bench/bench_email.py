@@ -59,7 +59,7 @@ from functools import partial
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from bench_inbox import reset_database, sqlalchemy_url
@@ -237,13 +237,32 @@ def start_server(workdir: Path, env: dict[str, str]) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(process, base, log)
-    deadline = time.monotonic() + 120
+    wait_until_serving(server)
+    return server
+
+
+class Served(Protocol):
+    """A `jobchat serve` a benchmark started: what waiting for it needs."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+
+    def stop(self) -> object: ...
+
+    def log_tail(self) -> str: ...
+
+
+def wait_until_serving(server: Served, timeout: float = 120) -> None:
+    """Return once ``server`` answers HTTP; stop it and exit with its log if it dies or stays
+    silent past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}:\n{server.log_tail()}")
+        if server.process.poll() is not None:
+            code = server.process.returncode
+            raise SystemExit(f"the server exited with {code}:\n{server.log_tail()}")
         try:
-            httpx.get(f"{base}/openapi.json", timeout=2)
-            return server
+            httpx.get(f"{server.base}/openapi.json", timeout=2)
+            return
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 server.stop()

@@ -35,11 +35,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +51,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from bench_email import cpu_seconds, free_port, pct, wait_until_serving
 
 GOAL_KB = 100.0
 GOAL_FCP_MS = 200.0
@@ -133,13 +132,6 @@ PAGES = [
 # --- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def jobchat_command() -> list[str]:
     script = Path(sys.executable).with_name("jobchat")
     return [str(script)] if script.exists() else [sys.executable, "-m", "jobchat"]
@@ -199,19 +191,8 @@ def start_server(workdir: Path, database: Path, port: int) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(process, base, log, api_key)
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            httpx.get(f"{base}/openapi.json", timeout=2)
-            return server
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                server.stop()
-                tail = server.log_tail()
-                raise SystemExit(f"the server did not answer in time:\n{tail}") from None
-            time.sleep(0.2)
+    wait_until_serving(server)
+    return server
 
 
 # --- signing in ----------------------------------------------------------------------------------
@@ -321,20 +302,8 @@ def weigh(client: httpx.Client, url: str, assets: dict[str, Resource]) -> list[R
 # --- time ----------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def p95(values: list[float]) -> float:
+    return pct(sorted(values), 95)
 
 
 def server_times(client: httpx.Client, url: str, n: int, pid: int) -> tuple[list[float], float]:
@@ -517,12 +486,12 @@ def table(results: list[Result], meta: dict[str, Any]) -> str:
         lines.append(
             f"| {r.page} | {r.who} | {r.kb('html'):.1f} | {r.kb('css'):.1f} | {r.kb('js'):.1f} "
             f"| {r.kb():.1f} | {r.raw_kb():.1f} "
-            f"| {statistics.median(r.server_ms):.1f} | {pct(r.server_ms, 95):.1f} "
+            f"| {statistics.median(r.server_ms):.1f} | {p95(r.server_ms):.1f} "
             f"| {r.server_cpu_ms:.1f} "
-            f"| {statistics.median(r.fcp_cold['phone']):.0f} | {pct(r.fcp_cold['phone'], 95):.0f} "
+            f"| {statistics.median(r.fcp_cold['phone']):.0f} | {p95(r.fcp_cold['phone']):.0f} "
             f"| {statistics.median(r.fcp_warm['phone']):.0f} "
             f"| {statistics.median(r.fcp_cold['desktop']):.0f} "
-            f"| {pct(r.fcp_cold['desktop'], 95):.0f} "
+            f"| {p95(r.fcp_cold['desktop']):.0f} "
             f"| {statistics.median(r.fcp_warm['desktop']):.0f} | {r.requests['desktop']} |"
         )
     return "\n".join(lines)
