@@ -16,29 +16,26 @@ from tests.browser_support import (
     HANNAH,
     MARCUS,
     OMAR,
+    TOUCH_PX,
     Browsers,
     SignIn,
     WebServer,
     assert_fits,
+    box,
     shot,
 )
 
 pytestmark = BROWSER_TESTS
 
-TARGET = 44  # CSS px, the smallest touch target
 PHONES = [(375, 667), (390, 844)]
-
-
-def box(locator: Locator) -> FloatRect:
-    found = locator.bounding_box()
-    assert found is not None, f"{locator} is not laid out"
-    return found
 
 
 def assert_target(locator: Locator, width: int, what: str) -> FloatRect:
     """At least 44x44 CSS px and wholly inside the viewport's width."""
     b = box(locator)
-    assert b["width"] >= TARGET and b["height"] >= TARGET, f"{what} is {b['width']}x{b['height']}"
+    assert b["width"] >= TOUCH_PX and b["height"] >= TOUCH_PX, (
+        f"{what} is {b['width']}x{b['height']}"
+    )
     assert b["x"] >= 0 and b["x"] + b["width"] <= width, f"{what} is cut off at {width} px: {b}"
     return b
 

@@ -15,10 +15,13 @@ from playwright.sync_api import FloatRect, Locator, Page, Request, WebSocketRout
 from tests.browser_support import (
     BROWSER_TESTS,
     MARCUS,
+    TOUCH_PX,
     Browsers,
+    Device,
     SignIn,
     WebServer,
     assert_fits,
+    box,
     composer,
     ended_notice,
     message,
@@ -32,39 +35,16 @@ from tests.browser_support import (
 
 pytestmark = BROWSER_TESTS
 
-TARGET = 44  # CSS px, the smallest touch target
-SIZES: dict[str, dict[str, Any]] = {
-    "375x667": {
-        "viewport": {"width": 375, "height": 667},
-        "is_mobile": True,
-        "has_touch": True,
-        "device_scale_factor": 2,
-    },
-    "390x844": {
-        "viewport": {"width": 390, "height": 844},
-        "is_mobile": True,
-        "has_touch": True,
-        "device_scale_factor": 2,
-    },
-    "1280x800": {"viewport": {"width": 1280, "height": 800}},
+# The sizes the column is measured at, by the names the assertions and screenshots use.
+SIZES: dict[str, Device] = {
+    "375x667": "phone-375x667",
+    "390x844": "phone-390x844",
+    "1280x800": "desktop",
 }
 
 
 def open_sized(browsers: Browsers, size: str) -> Page:
-    """A fresh context at one of SIZES, watched like the harness's own (its errors fail)."""
-    context = browsers.chromium.new_context(
-        base_url=browsers.web.base, locale="en-US", timezone_id="America/Chicago", **SIZES[size]
-    )
-    context.set_default_timeout(15_000)
-    context.on("page", browsers._watch)
-    browsers.contexts.append(context)
-    return context.new_page()
-
-
-def box(locator: Locator) -> FloatRect:
-    found = locator.bounding_box()
-    assert found is not None, f"{locator} is not rendered"
-    return found
+    return browsers.open(SIZES[size])
 
 
 def assert_inside(page: Page, rect: FloatRect, what: str) -> None:
@@ -76,7 +56,7 @@ def assert_inside(page: Page, rect: FloatRect, what: str) -> None:
 
 
 def assert_target(rect: FloatRect, what: str) -> None:
-    assert rect["width"] >= TARGET - 0.5 and rect["height"] >= TARGET - 0.5, (what, rect)
+    assert rect["width"] >= TOUCH_PX - 0.5 and rect["height"] >= TOUCH_PX - 0.5, (what, rect)
 
 
 def busy_chat(web: WebServer) -> tuple[Any, int]:
@@ -132,7 +112,7 @@ def test_the_column_fits_each_screen(web: WebServer, browsers: Browsers, sign_in
         expect(menu).to_be_visible()
         assert_inside(page, box(menu), f"last message's menu at {size}")
         for item in menu.get_by_role("button").all():
-            assert box(item)["height"] >= TARGET - 0.5
+            assert box(item)["height"] >= TOUCH_PX - 0.5
         # Nothing else covers it: what is under its middle is the menu.
         rect = box(menu)
         covered = page.evaluate(
@@ -442,7 +422,7 @@ def test_an_unavailable_sms_says_why_in_the_composer(
     assert_inside(page, box(form), "composer")
     for name in ("In app", "Email", "SMS"):
         label = form.locator("label.channel-option", has_text=name)
-        assert box(label)["height"] >= TARGET - 0.5, name
+        assert box(label)["height"] >= TOUCH_PX - 0.5, name
         assert_inside(page, box(label), name)
     assert_fits(page)
     # The channels that work are still chosen as before: email shows its subject line.
