@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from jobchat.directory.quiet_hours import QuietHours
 from jobchat.proxies import trusted_proxies
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -28,6 +29,7 @@ _SECRET = frozenset(
         "smtp_url",
         "inbound_email_secret",
         "twilio_auth_token",
+        "vapid_private_key",
     }
 )
 
@@ -153,6 +155,40 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(
         default=30, gt=0, description="How long one SMTP conversation may take."
     )
+    # --- notifications: push, quiet hours, texts ---
+    vapid_private_key: str | None = Field(
+        default=None,
+        description="The Web Push (VAPID) private key: PEM, or base64url of the raw P-256 "
+        "number. Unset: one is made on first start and kept in the database.",
+    )
+    vapid_subject: str | None = Field(
+        default=None,
+        description="The VAPID contact push services see (mailto: or https:); unset: a mailto: "
+        "of JOBCHAT_EMAIL_FROM.",
+    )
+    push_allow_insecure: bool = Field(
+        default=False,
+        description="Tests only: accept http:// and loopback push endpoints.",
+    )
+    push_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=28 * 24 * 3600,
+        description="How long a push service keeps a push for a device that is offline.",
+    )
+    push_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long a push service may take to answer."
+    )
+    candidate_quiet_hours: str = Field(
+        default="21:00-08:00",
+        description="A new candidate's quiet hours (HH:MM-HH:MM in their time zone), or off.",
+    )
+    notify_sms_delay_seconds: float = Field(
+        default=900,
+        ge=0,
+        description="Unread this long, a message is announced to a candidate who chose text "
+        "notifications by one text (at most one per conversation per this long).",
+    )
     # --- the jobs worker ---
     job_max_attempts: int = Field(
         default=12, ge=1, description="Attempts before a job ends in the failed state."
@@ -224,6 +260,8 @@ class Settings(BaseSettings):
         "smtp_url",
         "inbound_email_secret",
         "sms_provider",
+        "vapid_private_key",
+        "vapid_subject",
         mode="before",
     )
     @classmethod
@@ -332,6 +370,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a two-letter region code such as US, GB or AU")
         return region
 
+    @field_validator("candidate_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        window = QuietHours.parse(value)  # its ValueError names what is wrong
+        return "off" if window is None else str(window)
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mailto:", "https://")):
+            raise ValueError("must be a mailto: or https: URL")
+        return value
+
     @field_validator("email_from")
     @classmethod
     def _email_from(cls, value: str) -> str:
@@ -371,6 +422,10 @@ class Settings(BaseSettings):
                     "TWILIO_MESSAGING_SERVICE_SID"
                 )
         return self
+
+    @property
+    def candidate_quiet_window(self) -> QuietHours | None:
+        return QuietHours.parse(self.candidate_quiet_hours)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -103,6 +103,12 @@ class Member(Base):
             postgresql_where=text("unread_count > 0"),
         ),
         Index(
+            "ix_members_sms_due",
+            "sms_due_at",
+            sqlite_where=text("sms_due_at IS NOT NULL"),
+            postgresql_where=text("sms_due_at IS NOT NULL"),
+        ),
+        Index(
             "ix_members_notify_due",
             "notify_due_at",
             sqlite_where=text("notify_due_at IS NOT NULL"),
@@ -122,6 +128,10 @@ class Member(Base):
     # a send, cleared by the sweep that queues the email), and the newest message told of.
     notify_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notified_through_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Notification texts (candidates who chose them): when this member is to get one for what
+    # they have not read, and when they last got one here (at most one per delay).
+    sms_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sms_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     conversation: Mapped[Conversation] = relationship(back_populates="members")
     user: Mapped[User] = relationship()

@@ -9,6 +9,7 @@ from jobchat.events.models import Event
 from jobchat.jobqueue.models import QueuedJob
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
+from jobchat.push.models import PushSubscription
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Member",
     "Message",
     "Organization",
+    "PushSubscription",
     "QueuedJob",
     "SentEmail",
     "ServerSecret",

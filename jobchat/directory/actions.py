@@ -40,6 +40,7 @@ from jobchat.directory.queries import (
     organization_by_ext,
     user_by_ext,
 )
+from jobchat.directory.quiet_hours import QuietHours
 from jobchat.directory.schemas import (
     ApplicationIn,
     CandidateIn,
@@ -55,6 +56,9 @@ from jobchat.sms.consent import do_follow_number, do_set_sms_consent
 from jobchat.sms.models import ConsentSource
 
 T = TypeVar("T")
+
+# JOBCHAT_CANDIDATE_QUIET_HOURS's default: callers pass the setting's value.
+DEFAULT_CANDIDATE_QUIET = QuietHours("21:00", "08:00")
 
 
 def _insert(session: Session, obj: T, refetch: Callable[[], T | None]) -> tuple[T, bool]:
@@ -172,8 +176,15 @@ def do_upsert_staff(
 
 
 def do_upsert_candidate(
-    session: Session, ext_id: str, data: CandidateIn, *, region: str, now: datetime
+    session: Session,
+    ext_id: str,
+    data: CandidateIn,
+    *,
+    region: str,
+    now: datetime,
+    quiet: QuietHours | None = DEFAULT_CANDIDATE_QUIET,
 ) -> tuple[User, bool]:
+    """``quiet``: a new candidate's quiet hours (JOBCHAT_CANDIDATE_QUIET_HOURS)."""
     # A candidate's phone number that is not valid is kept and flagged, not refused: the ATS
     # holds what the candidate typed, and everything else about them must still arrive.
     problems, phone = _contact_problems(data.email, None, data.timezone, region)
@@ -200,6 +211,8 @@ def do_upsert_candidate(
         new.timezone = "UTC"
         new.email_notifications = True
         new.sms_consent = False  # until the ATS says otherwise, recorded in the ledger below
+        new.quiet_start = quiet.start if quiet else None
+        new.quiet_end = quiet.end if quiet else None
         user, created = _insert(
             session, new, lambda: user_by_ext(session, UserKind.candidate, ext_id)
         )
@@ -259,6 +272,15 @@ def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> 
         user.timezone = data.timezone
     if data.email_notifications is not None:
         user.email_notifications = data.email_notifications
+    if data.notifications is not None:
+        for channel, value in data.notifications.model_dump(exclude_none=True).items():
+            setattr(user, f"{channel}_notifications", value)
+    if "quiet_hours" in data.model_fields_set:
+        window = data.quiet_hours
+        if window is not None and window.start == window.end:
+            raise Invalid({"quiet_hours": "starts and ends at the same time: use null for none"})
+        user.quiet_start = window.start if window else None
+        user.quiet_end = window.end if window else None
 
 
 # --- jobs and applications ---------------------------------------------------------------------

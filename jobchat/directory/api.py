@@ -102,9 +102,10 @@ def put_candidate(ext_id: ExtId, body: CandidateIn, state: State, response: Resp
     """`sms_consent: true` is not taken for a number that texted STOP: the answer shows the
     consent as it really is, and `sms_number_opted_out` says why."""
     region = state.settings.default_phone_region
+    quiet = state.settings.candidate_quiet_window
 
     def upsert(s: Session, now: datetime) -> tuple[UserOut, bool]:
-        user, created = do_upsert_candidate(s, ext_id, body, region=region, now=now)
+        user, created = do_upsert_candidate(s, ext_id, body, region=region, now=now, quiet=quiet)
         opted_out = number_opt_out(s, user.phone) is not None
         return UserOut.of(user, sms_number_opted_out=opted_out), created
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
@@ -70,6 +70,17 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The other notification channels (jobchat.notifications decides who is told how): a push
+    # to their devices' subscriptions, and, for candidates who chose it, one text.
+    push_notifications: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sms_notifications: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Quiet hours, "HH:MM" in the person's time zone (both set or neither; see
+    # jobchat.directory.quiet_hours): no push and no text then.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    # When what was held back by quiet hours is to be sent (the end of the window it came due
+    # in); None while nothing is held.
+    notify_held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Staff only.
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     role: Mapped[str | None] = mapped_column(String(20))

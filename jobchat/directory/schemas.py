@@ -66,6 +66,34 @@ class CandidateIn(BaseModel):
     timezone: Timezone | None = None
 
 
+class Notifications(BaseModel):
+    """Which channels may tell the person of a message they have not seen."""
+
+    push: bool = Field(description="Web Push to the browsers and installed apps they enabled.")
+    email: bool = Field(description="An email when a message stays unread for a while.")
+    sms: bool = Field(
+        description="Candidates: one text when a message stays unread longer (needs consent)."
+    )
+
+
+class NotificationsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    push: bool | None = None
+    email: bool | None = None
+    sms: bool | None = None
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]
+
+
+class QuietHoursIO(BaseModel):
+    """A daily window in the person's own time zone; it may cross midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: HHMM
+    end: HHMM
+
+
 class UserOut(BaseModel):
     id: str
     kind: str
@@ -73,7 +101,11 @@ class UserOut(BaseModel):
     email: str
     phone: str | None
     timezone: str
-    email_notifications: bool
+    email_notifications: bool = Field(description="The same as notifications.email.")
+    notifications: Notifications
+    quiet_hours: QuietHoursIO | None = Field(
+        description="No push and no notification text in this window (their time zone)."
+    )
     organization: str | None = None
     role: Role | None = None
     sms_consent: bool | None = None
@@ -100,6 +132,16 @@ class UserOut(BaseModel):
             phone=user.phone,
             timezone=user.timezone,
             email_notifications=user.email_notifications,
+            notifications=Notifications(
+                push=user.push_notifications,
+                email=user.email_notifications,
+                sms=user.sms_notifications,
+            ),
+            quiet_hours=(
+                QuietHoursIO(start=user.quiet_start, end=user.quiet_end)
+                if user.quiet_start is not None and user.quiet_end is not None
+                else None
+            ),
         )
         if user.is_staff:
             out.organization = user.organization.ext_id if user.organization else None
@@ -187,4 +229,10 @@ class ApplicationOut(BaseModel):
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timezone: Timezone | None = Field(default=None, description="An IANA name, e.g. Europe/Berlin.")
-    email_notifications: bool | None = None
+    email_notifications: bool | None = Field(
+        default=None, description="An alias of notifications.email."
+    )
+    notifications: NotificationsIn | None = None
+    quiet_hours: QuietHoursIO | None = Field(
+        default=None, description="null: no quiet hours. Left out: unchanged."
+    )
