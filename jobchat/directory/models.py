@@ -5,7 +5,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, true
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
@@ -60,7 +70,17 @@ class User(Base):
     """
 
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("kind", "ext_id"), Index(None, "organization_id"))
+    __table_args__ = (
+        UniqueConstraint("kind", "ext_id"),
+        Index(None, "organization_id"),
+        # The few people with notifications held back by quiet hours, looked at every second.
+        Index(
+            "ix_users_notify_held",
+            "notify_held_until",
+            sqlite_where=text("notify_held_until IS NOT NULL"),
+            postgresql_where=text("notify_held_until IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))

@@ -54,6 +54,14 @@ def upgrade() -> None:
                 "notify_held_until", jobchat.db.base.UTCDateTime(timezone=True), nullable=True
             )
         )
+    op.create_index(
+        "ix_users_notify_held",
+        "users",
+        ["notify_held_until"],
+        unique=False,
+        sqlite_where=sa.text("notify_held_until IS NOT NULL"),
+        postgresql_where=sa.text("notify_held_until IS NOT NULL"),
+    )
     # Candidates already here get the default a new one gets (JOBCHAT_CANDIDATE_QUIET_HOURS's
     # own default): nobody's phone should start buzzing at night because of an upgrade.
     op.execute(
@@ -81,6 +89,7 @@ def downgrade() -> None:
     with op.batch_alter_table("members") as batch:
         batch.drop_column("sms_notified_at")
         batch.drop_column("sms_due_at")
+    op.drop_index("ix_users_notify_held", table_name="users")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("notify_held_until")
         batch.drop_column("quiet_end")

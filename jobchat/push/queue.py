@@ -1,0 +1,22 @@
+"""Queueing a push: one job per message and subscription, written in the caller's transaction.
+
+The notification ladder (jobchat.notifications) decides who is pushed; this is how it hands a
+push to this channel. The job (jobchat.push.jobs) builds the payload when it runs, so a message
+deleted meanwhile is never shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from jobchat.jobqueue.actions import enqueue
+
+PUSH_JOB = "push.send"
+
+
+def enqueue_push(session: Session, *, subscription_id: int, message_id: int, now: datetime) -> None:
+    enqueue(
+        session, PUSH_JOB, {"subscription_id": subscription_id, "message_id": message_id}, now=now
+    )
