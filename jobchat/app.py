@@ -131,7 +131,7 @@ def create_app(
                 spool_task = asyncio.create_task(ingester.run(), name="jobchat-sms-spool")
                 stack.push_async_callback(stop_tasks, [spool_task])
             if settings.run_worker:
-                worker = build_worker(mail, texter=texter)
+                worker = build_worker(mail, texter=texter, presence=hub.presence)
                 app.state.worker = worker
                 task = asyncio.create_task(worker.run(), name="jobchat-worker")
                 stack.push_async_callback(_stop_worker, worker, task)

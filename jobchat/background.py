@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import RetryPolicy, prune_done
 from jobchat.jobqueue.worker import Periodic, Worker
-from jobchat.mail.notify import do_queue_due_notifications
 from jobchat.mail.queries import any_notification_due
 from jobchat.mail.service import MailService
+from jobchat.notifications.email import do_queue_due_notifications
+from jobchat.notifications.ladder import Ladder
+from jobchat.notifications.presence import NobodyOnline
+from jobchat.notifications.release import any_held, do_release_held
+from jobchat.notifications.texts import Texts, any_text_due, do_queue_due_texts
+from jobchat.realtime.presence import Presence
 from jobchat.sms.outbound import Texter
 
 # Finished jobs are kept a while for whoever wonders whether an email went out.
@@ -18,36 +25,67 @@ KEEP_DONE_JOBS = timedelta(days=7)
 
 
 def build_worker(
-    mail: MailService, *, texter: Texter | None = None, name: str | None = None
+    mail: MailService,
+    *,
+    texter: Texter | None = None,
+    presence: Presence | None = None,
+    name: str | None = None,
 ) -> Worker:
+    """``presence`` says who has the app open (the server's hub's; see
+    jobchat.notifications.presence for a worker on its own): nobody is pushed who does."""
     db, settings = mail.db, mail.settings
-    kinds = mail.mailer.job_kinds()
+    ladder = Ladder(db, settings, presence if presence is not None else NobodyOnline())
+    texts = Texts(db, settings, mail.clock, texter.provider if texter is not None else None)
+    kinds = mail.mailer.job_kinds() | ladder.job_kinds() | texts.job_kinds()
     if texter is not None:
         kinds |= texter.job_kinds()
+    poll = settings.worker_poll_seconds
     return Worker(
         db=db,
         clock=mail.clock,
         policy=RetryPolicy.of(settings),
         kinds=kinds,
         concurrency=settings.worker_concurrency,
-        poll_seconds=settings.worker_poll_seconds,
+        poll_seconds=poll,
         periodic=[
-            Periodic("notifications", settings.worker_poll_seconds, _sweeper(db)),
+            Periodic("notifications", poll, _sweeper(db, any_notification_due, _email_sweep)),
+            Periodic("notification texts", poll, _sweeper(db, any_text_due, _text_sweep)),
+            Periodic("quiet hours over", poll, _sweeper(db, _held, _release_sweep)),
             Periodic("prune finished jobs", 3600, _pruner(db)),
         ],
         name=name,
     )
 
 
-def _sweeper(db: Database) -> Callable[[datetime], int]:
-    def sweep(now: datetime) -> int:
+def _email_sweep(session: Session, now: datetime) -> int:
+    return do_queue_due_notifications(session, now=now)
+
+
+def _text_sweep(session: Session, now: datetime) -> int:
+    return do_queue_due_texts(session, now=now)
+
+
+def _release_sweep(session: Session, now: datetime) -> int:
+    return do_release_held(session, now=now)
+
+
+def _held(session: Session, now: datetime) -> bool:
+    return any_held(session)
+
+
+def _sweeper(
+    db: Database,
+    due: Callable[[Session, datetime], bool],
+    sweep: Callable[[Session, datetime], int],
+) -> Callable[[datetime], int]:
+    def run(now: datetime) -> int:
         with db.read() as session:
-            if not any_notification_due(session, now):
+            if not due(session, now):
                 return 0  # the common case, answered without a write transaction
         with db.work() as session:
-            return do_queue_due_notifications(session, now=now)
+            return sweep(session, now)
 
-    return sweep
+    return run
 
 
 def _pruner(db: Database) -> Callable[[datetime], int]:

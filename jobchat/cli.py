@@ -180,13 +180,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from jobchat.background import build_worker
     from jobchat.clock import SystemClock
     from jobchat.mail.service import MailService
+    from jobchat.notifications.presence import worker_presence
     from jobchat.sms.outbound import Texter
 
     settings = get_settings()
     db = Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds)
     upgrade(db.engine)
+    # Who has the app open, so that they are not pushed: Redis knows, if the servers share one.
+    presence, redis = worker_presence(settings)
     worker = build_worker(
-        MailService.create(db, SystemClock(), settings), texter=Texter.create(db, settings)
+        MailService.create(db, SystemClock(), settings),
+        texter=Texter.create(db, settings),
+        presence=presence,
     )
 
     async def work() -> None:
@@ -203,7 +208,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
         await running
 
-    asyncio.run(work())
+    async def work_then_close() -> None:
+        try:
+            await work()
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+    asyncio.run(work_then_close())
     db.dispose()
     return 0
 

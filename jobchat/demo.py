@@ -53,9 +53,9 @@ from jobchat.directory.actions import (
 from jobchat.directory.models import OrgKind, Role, Stage, User, UserKind
 from jobchat.directory.queries import user_by_ext
 from jobchat.directory.schemas import ApplicationIn, CandidateIn, JobIn, OrganizationIn, StaffIn
-from jobchat.mail.notify import do_forget_due_notifications
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.models import Channel
+from jobchat.notifications.email import do_forget_due_notifications
 
 # --- the database --------------------------------------------------------------------------------
 

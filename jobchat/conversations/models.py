@@ -132,6 +132,9 @@ class Member(Base):
     # they have not read, and when they last got one here (at most one per delay).
     sms_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sms_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Push notifications quiet hours held back (jobchat.notifications): the newest such
+    # message, pushed when the person's quiet hours end (or are removed); None when none is.
+    push_held_id: Mapped[int | None] = mapped_column(BigInteger)
 
     conversation: Mapped[Conversation] = relationship(back_populates="members")
     user: Mapped[User] = relationship()

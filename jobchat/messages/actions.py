@@ -34,6 +34,7 @@ from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
+from jobchat.notifications.queue import enqueue_ladder
 
 # The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
 # jobchat.sms.outbound run them).
@@ -149,6 +150,9 @@ def do_send_message(
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now)
+    # Who is told of it, how and when (push, text; email starts its clock below): the
+    # notification ladder decides in the worker. Here, one INSERT.
+    enqueue_ladder(session, message.id, now)
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).

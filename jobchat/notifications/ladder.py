@@ -1,0 +1,183 @@
+"""The ladder job: for one new message, who of its conversation is told, how and when.
+
+Per member other than the author (and only while the message is unread by them):
+
+- push: push notifications on, a subscription, no socket open on the app (they would see it
+  there), and not in quiet hours -> one push job per subscription. In quiet hours the push is
+  held: the member remembers the newest held message, the person when their window ends
+  (jobchat.notifications.release sends it then).
+- text (candidates who chose it and can be texted): the member's text clock starts, at the
+  message's time plus JOBCHAT_NOTIFY_SMS_DELAY_SECONDS (jobchat.notifications.texts).
+- email: unchanged; its clock was started by the send itself (jobchat.notifications.email).
+
+Everything is written in the job's settle transaction, with the job marked done: a re-run of a
+job that did not finish queues nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jobchat.config import Settings
+from jobchat.conversations.models import Member
+from jobchat.db.engine import Database
+from jobchat.directory.models import User
+from jobchat.directory.quiet_hours import quiet_hours_of
+from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.worker import JobKind, Settle
+from jobchat.messages.channels import sms_refusal
+from jobchat.messages.models import HiddenMessage, Message
+from jobchat.notifications.queue import NOTIFY_JOB
+from jobchat.push.models import PushSubscription
+from jobchat.push.queue import enqueue_push
+from jobchat.realtime.presence import Presence
+
+log = logging.getLogger("jobchat.notifications")
+
+# How long the ladder waits for the presence store before it takes everyone to be away.
+PRESENCE_WAIT_SECONDS = 2.0
+
+
+def quiet_until(user: User, now: datetime) -> datetime | None:
+    """When the quiet hours ``now`` falls in end for ``user``; None outside them."""
+    window = quiet_hours_of(user.quiet_start, user.quiet_end)
+    return window.until(now, user.timezone) if window is not None else None
+
+
+def hold(user: User, until: datetime) -> None:
+    """Remember that something waits for the end of the person's quiet hours."""
+    user.notify_held_until = until
+
+
+def subscriptions_of(session: Session, user_ids: Collection[int]) -> dict[int, list[int]]:
+    """Each user's push subscription ids, oldest first."""
+    by_user: dict[int, list[int]] = {}
+    if not user_ids:
+        return by_user
+    rows = session.execute(
+        select(PushSubscription.user_id, PushSubscription.id)
+        .where(PushSubscription.user_id.in_(list(user_ids)))
+        .order_by(PushSubscription.id)
+    )
+    for user_id, subscription_id in rows:
+        by_user.setdefault(user_id, []).append(subscription_id)
+    return by_user
+
+
+@dataclass
+class Ladder:
+    db: Database
+    settings: Settings
+    presence: Presence
+
+    def job_kinds(self) -> dict[str, JobKind]:
+        return {NOTIFY_JOB: JobKind(run=self.run)}
+
+    async def run(self, job: Claimed) -> Settle | None:
+        message_id = int(job.payload["message_id"])
+        pushable = await asyncio.to_thread(self._pushable, message_id)
+        if pushable is None:
+            return None  # gone, or deleted for everyone before anyone was told
+        online = await self._online(pushable)
+
+        def settle(session: Session, now: datetime) -> None:
+            self.decide(session, message_id, online=online, now=now)
+
+        return settle
+
+    def _pushable(self, message_id: int) -> list[int] | None:
+        """The members a push could go to (so only they are looked up in presence)."""
+        with self.db.read() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.is_deleted:
+                return None
+            subscribed = select(PushSubscription.id).where(PushSubscription.user_id == User.id)
+            return list(
+                session.scalars(
+                    select(Member.user_id)
+                    .join(User, User.id == Member.user_id)
+                    .where(
+                        Member.conversation_id == message.conversation_id,
+                        Member.user_id != (message.author_id or 0),
+                        User.deactivated_at.is_(None),
+                        User.push_notifications.is_(True),
+                        subscribed.exists(),
+                    )
+                )
+            )
+
+    async def _online(self, user_ids: list[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        try:
+            return await asyncio.wait_for(self.presence.online(user_ids), PRESENCE_WAIT_SECONDS)
+        except Exception as exc:
+            # Better a push to someone who has the app open than none to someone who has not.
+            log.warning("presence unavailable (%s): pushing as if nobody had the app open", exc)
+            return set()
+
+    def decide(self, session: Session, message_id: int, *, online: set[int], now: datetime) -> None:
+        message = session.get(Message, message_id)
+        if message is None or message.is_deleted:
+            return
+        rows = session.execute(
+            select(Member, User)
+            .join(User, User.id == Member.user_id)
+            .where(
+                Member.conversation_id == message.conversation_id,
+                Member.user_id != (message.author_id or 0),
+                User.deactivated_at.is_(None),
+            )
+            .order_by(Member.user_id)
+        ).all()
+        hidden = set(
+            session.scalars(
+                select(HiddenMessage.user_id).where(HiddenMessage.message_id == message_id)
+            )
+        )
+        # An email or text of the message itself reached them already: no text about it.
+        delivered = {d.recipient_id for d in message.deliveries}
+        subscriptions = subscriptions_of(
+            session, [u.id for _, u in rows if u.push_notifications and u.id not in online]
+        )
+        sms_delay = timedelta(seconds=self.settings.notify_sms_delay_seconds)
+        for member, user in rows:
+            if member.last_read_message_id >= message.id or user.id in hidden:
+                continue  # read (or hidden) already: nothing to tell
+            devices = subscriptions.get(user.id, [])
+            if devices and user.push_notifications and user.id not in online:
+                until = quiet_until(user, now)
+                if until is None:
+                    for subscription_id in devices:
+                        enqueue_push(
+                            session, subscription_id=subscription_id, message_id=message.id, now=now
+                        )
+                else:
+                    member.push_held_id = max(member.push_held_id or 0, message.id)
+                    hold(user, until)
+            if (
+                user.is_candidate
+                and user.sms_notifications
+                and user.id not in delivered
+                and member.sms_due_at is None
+                and self._textable(session, user)
+            ):
+                member.sms_due_at = message.created_at + sms_delay
+
+    def _textable(self, session: Session, user: User) -> bool:
+        return (
+            sms_refusal(
+                session,
+                user,
+                sms_enabled=bool(self.settings.sms_provider),
+                default_region=self.settings.default_phone_region,
+            )
+            is None
+        )

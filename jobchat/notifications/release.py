@@ -1,0 +1,107 @@
+"""Releasing what quiet hours held back (a periodic sweep, every poll interval).
+
+A person with ``notify_held_until`` set is released once they are outside quiet hours: when the
+window ends, or at once when they remove or change their quiet hours so that now is outside
+them. Then each conversation with a held push gets one push (of its newest held message, if it
+is still unread and not deleted), and texts that waited become due now (the text job checks
+again what is still to tell, and when it may).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Member
+from jobchat.directory.models import User
+from jobchat.messages.models import HiddenMessage, Message
+from jobchat.notifications.ladder import quiet_until, subscriptions_of
+from jobchat.push.queue import enqueue_push
+
+
+def any_held(session: Session) -> bool:
+    """Whether anyone has anything held (the common answer, no, from a partial index)."""
+    found = session.scalar(select(User.id).where(User.notify_held_until.is_not(None)).limit(1))
+    return found is not None
+
+
+def do_release_held(session: Session, *, now: datetime) -> int:
+    """Release everyone whose quiet hours are over; returns how many pushes were queued."""
+    queued = 0
+    held = session.execute(
+        select(User.id, User.notify_held_until)
+        .where(User.notify_held_until.is_not(None))
+        .order_by(User.id)
+    ).all()
+    for user_id, held_until in held:
+        user = session.get_one(User, user_id)
+        until = quiet_until(user, now)
+        if until is not None:
+            if until != held_until:
+                user.notify_held_until = until  # the window moved: hold until its new end
+            continue
+        # Claimed by clearing it where it is still what was read: of two workers sweeping at
+        # once, only one releases (the other's UPDATE finds it changed and matches nothing).
+        claimed = session.execute(
+            update(User)
+            .where(User.id == user_id, User.notify_held_until == held_until)
+            .values(notify_held_until=None)
+            .returning(User.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if claimed is None:
+            continue
+        session.refresh(user)
+        queued += _release(session, user, now)
+    return queued
+
+
+def _release(session: Session, user: User, now: datetime) -> int:
+    members = list(
+        session.scalars(
+            select(Member)
+            .where(Member.user_id == user.id, Member.push_held_id.is_not(None))
+            .order_by(Member.conversation_id)
+        )
+    )
+    devices = subscriptions_of(session, [user.id]).get(user.id, []) if members else []
+    queued = 0
+    for member in members:
+        message_id = member.push_held_id
+        member.push_held_id = None
+        assert message_id is not None
+        if (
+            not user.push_notifications
+            or not user.is_active
+            or not _still_news(session, member, message_id)
+        ):
+            continue
+        for subscription_id in devices:
+            enqueue_push(session, subscription_id=subscription_id, message_id=message_id, now=now)
+            queued += 1
+    # Texts that waited for the morning may go now.
+    session.execute(
+        update(Member)
+        .where(Member.user_id == user.id, Member.sms_due_at > now)
+        .values(sms_due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return queued
+
+
+def _still_news(session: Session, member: Member, message_id: int) -> bool:
+    if member.last_read_message_id >= message_id:
+        return False
+    message = session.get(Message, message_id)
+    if message is None or message.is_deleted:
+        return False
+    hidden = session.scalar(
+        select(
+            exists().where(
+                HiddenMessage.message_id == message_id, HiddenMessage.user_id == member.user_id
+            )
+        )
+    )
+    return not hidden
