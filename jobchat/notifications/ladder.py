@@ -22,7 +22,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.config import Settings
@@ -54,6 +54,40 @@ def quiet_until(user: User, now: datetime) -> datetime | None:
 def hold(user: User, until: datetime) -> None:
     """Remember that something waits for the end of the person's quiet hours."""
     user.notify_held_until = until
+
+
+def text_due_by(session: Session, member: Member, at: datetime) -> None:
+    """Start (or bring forward) the member's text clock. In one statement, not read and then
+    written: ladder jobs of two messages run at once, and the earlier time must win."""
+    session.execute(
+        update(Member)
+        .where(Member.conversation_id == member.conversation_id, Member.user_id == member.user_id)
+        .values(
+            sms_due_at=case(
+                (or_(Member.sms_due_at.is_(None), Member.sms_due_at > at), at),
+                else_=Member.sms_due_at,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _hold_push(session: Session, member: Member, message_id: int) -> None:
+    """Remember the newest held message (one statement, for the same reason as above)."""
+    session.execute(
+        update(Member)
+        .where(Member.conversation_id == member.conversation_id, Member.user_id == member.user_id)
+        .values(
+            push_held_id=case(
+                (
+                    or_(Member.push_held_id.is_(None), Member.push_held_id < message_id),
+                    message_id,
+                ),
+                else_=Member.push_held_id,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def subscriptions_of(session: Session, user_ids: Collection[int]) -> dict[int, list[int]]:
@@ -160,16 +194,15 @@ class Ladder:
                             session, subscription_id=subscription_id, message_id=message.id, now=now
                         )
                 else:
-                    member.push_held_id = max(member.push_held_id or 0, message.id)
+                    _hold_push(session, member, message.id)
                     hold(user, until)
             if (
                 user.is_candidate
                 and user.sms_notifications
                 and user.id not in delivered
-                and member.sms_due_at is None
                 and self._textable(session, user)
             ):
-                member.sms_due_at = message.created_at + sms_delay
+                text_due_by(session, member, message.created_at + sms_delay)
 
     def _textable(self, session: Session, user: User) -> bool:
         return (

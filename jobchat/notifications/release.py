@@ -70,8 +70,18 @@ def _release(session: Session, user: User, now: datetime) -> int:
     queued = 0
     for member in members:
         message_id = member.push_held_id
-        member.push_held_id = None
         assert message_id is not None
+        # Cleared only if still the one read: a ladder job holding a newer one meanwhile wins.
+        session.execute(
+            update(Member)
+            .where(
+                Member.conversation_id == member.conversation_id,
+                Member.user_id == user.id,
+                Member.push_held_id == message_id,
+            )
+            .values(push_held_id=None)
+            .execution_options(synchronize_session=False)
+        )
         if (
             not user.push_notifications
             or not user.is_active

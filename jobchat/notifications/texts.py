@@ -30,7 +30,7 @@ from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Delivery, HiddenMessage, Message
-from jobchat.notifications.ladder import hold, quiet_until
+from jobchat.notifications.ladder import hold, quiet_until, text_due_by
 from jobchat.sms.notice import notice_text, send_notice
 from jobchat.sms.provider import SmsProvider
 
@@ -108,8 +108,7 @@ class Texts:
                 member = session.get(Member, (conv_id, user_id))
                 if member is None:
                     return
-                if member.sms_due_at is None or member.sms_due_at > later.at:
-                    member.sms_due_at = later.at
+                text_due_by(session, member, later.at)
                 if later.held:
                     hold(member.user, later.at)
 

@@ -40,7 +40,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_push_subscriptions_user_id"), "push_subscriptions", ["user_id"], unique=False
     )
-    with op.batch_alter_table("users") as batch:
+    with op.batch_alter_table("users", recreate="never") as batch:
         batch.add_column(
             sa.Column("push_notifications", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
@@ -67,7 +67,7 @@ def upgrade() -> None:
     op.execute(
         "UPDATE users SET quiet_start = '21:00', quiet_end = '08:00' WHERE kind = 'candidate'"
     )
-    with op.batch_alter_table("members") as batch:
+    with op.batch_alter_table("members", recreate="never") as batch:
         batch.add_column(
             sa.Column("sms_due_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=True)
         )
@@ -86,11 +86,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_members_sms_due", table_name="members")
-    with op.batch_alter_table("members") as batch:
+    with op.batch_alter_table("members", recreate="never") as batch:
         batch.drop_column("sms_notified_at")
         batch.drop_column("sms_due_at")
     op.drop_index("ix_users_notify_held", table_name="users")
-    with op.batch_alter_table("users") as batch:
+    with op.batch_alter_table("users", recreate="never") as batch:
         batch.drop_column("notify_held_until")
         batch.drop_column("quiet_end")
         batch.drop_column("quiet_start")

@@ -19,10 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("members") as batch:
+    with op.batch_alter_table("members", recreate="never") as batch:
         batch.add_column(sa.Column("push_held_id", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("members") as batch:
+    with op.batch_alter_table("members", recreate="never") as batch:
         batch.drop_column("push_held_id")
