@@ -17,6 +17,7 @@ from jobchat.notifications.ladder import Ladder
 from jobchat.notifications.presence import NobodyOnline
 from jobchat.notifications.release import any_held, do_release_held
 from jobchat.notifications.texts import Texts, any_text_due, do_queue_due_texts
+from jobchat.push.sender import Pusher
 from jobchat.realtime.presence import Presence
 from jobchat.sms.outbound import Texter
 
@@ -39,6 +40,7 @@ def build_worker(
     kinds = mail.mailer.job_kinds() | ladder.job_kinds() | texts.job_kinds()
     if texter is not None:
         kinds |= texter.job_kinds()
+    kinds |= Pusher(db, settings, mail.clock).job_kinds()
     poll = settings.worker_poll_seconds
     return Worker(
         db=db,
