@@ -43,7 +43,9 @@ def subscribe(db: Database, clock: FrozenClock, ext_id: str, device: str = "phon
         )
         session.add(sub)
         session.flush()
-        return sub.id
+        subscription_id = sub.id
+    clock.advance(seconds=1)  # what is sent next arrives after the device subscribed
+    return subscription_id
 
 
 def pushes(db: Database) -> list[tuple[int, int]]:

@@ -41,11 +41,12 @@ def chat(world: World) -> int:
     return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
-def subscribe(who: As, service: PushService, name: str) -> None:
+def subscribe(who: As, service: PushService, name: str, clock: FrozenClock) -> None:
     """What the app's page does: the server's key, the browser's subscription, posted."""
     key = body(who.get("/api/v1/push/key"), 200)["public_key"]
     browser = service.subscription(name, server_key=key)
     body(who.post("/api/v1/push/subscriptions", json=browser.json()), 201)
+    clock.advance(seconds=1)  # what is sent next arrives after the device subscribed
 
 
 def test_a_message_is_pushed_to_the_other_members_devices_only(
@@ -57,9 +58,9 @@ def test_a_message_is_pushed_to_the_other_members_devices_only(
     worker: Worker,
     service: PushService,
 ) -> None:
-    subscribe(world["cand"], service, "e2e-carla")
-    subscribe(world["emp_team"], service, "e2e-tess")  # the author
-    subscribe(world["emp_admin"], service, "e2e-ada")  # has the app open
+    subscribe(world["cand"], service, "e2e-carla", clock)
+    subscribe(world["emp_team"], service, "e2e-tess", clock)  # the author
+    subscribe(world["emp_admin"], service, "e2e-ada", clock)  # has the app open
     with app_open(client, db, world["emp_admin"], "emp_admin"):
         message = body(world["emp_team"].send(chat, "Your interview is on Tuesday."), 201)
         drain(worker)
@@ -90,7 +91,7 @@ def test_quiet_hours_hold_the_push_until_morning(
     worker: Worker,
     service: PushService,
 ) -> None:
-    subscribe(world["cand"], service, "night-carla")
+    subscribe(world["cand"], service, "night-carla", clock)
     clock.advance(hours=13)  # 22:00 UTC: the candidate's default quiet hours
     body(world["emp_team"].send(chat, "First"), 201)
     newest = body(world["emp_team"].send(chat, "Second"), 201)
