@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +22,7 @@ from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
-from jobchat.push.sender import Pusher
+from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, retry_after_seconds
 from tests.mail_support import drain, worker_for
 from tests.push_service import Browser, PushService
 from tests.support import As, World, body, start
@@ -260,3 +261,15 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
     [job] = push_jobs(db)
     assert job.status == JobStatus.failed
     assert "not public" in (job.last_error or "")
+    # It never will be: the subscription is dropped.
+    assert body(world["cand"].get("/api/v1/push/subscriptions"), 200)["items"] == []
+
+
+def test_retry_after_takes_seconds_or_a_date() -> None:
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now) == 30
+    assert retry_after_seconds("Mon, 05 Jan 2026 09:02:00 GMT", now) == 120
+    assert retry_after_seconds("Mon, 05 Jan 2026 08:00:00 GMT", now) == 0
+    assert retry_after_seconds("99999999", now) == MAX_RETRY_AFTER_SECONDS
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None

@@ -27,7 +27,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import JobKind, PermanentFailure, RetryAfter, Settle
+from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, RetryAfter, Settle
 from jobchat.push.actions import do_forget_subscription
 from jobchat.push.keys import vapid_key, vapid_subject
 from jobchat.push.payload import Push, prepare_push
@@ -63,6 +63,17 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+REFUSED = "refused"
+
+
+def forget_refused(session: Session, job: Claimed, failure: Failure, now: datetime) -> None:
+    """An endpoint whose host resolves to no public address will never take a push: drop the
+    subscription rather than fail a job for each message to come (the browser subscribes
+    again, if it is real, the next time the app opens)."""
+    if failure.final and failure.code == REFUSED:
+        do_forget_subscription(session, int(job.payload["subscription_id"]))
+
+
 @dataclass
 class Pusher:
     db: Database
@@ -77,7 +88,9 @@ class Pusher:
         )
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {PUSH_JOB: JobKind(run=self.send, close=self.egress.close)}
+        return {
+            PUSH_JOB: JobKind(run=self.send, on_failure=forget_refused, close=self.egress.close)
+        }
 
     async def send(self, job: Claimed) -> Settle | None:
         subscription_id = int(job.payload["subscription_id"])
@@ -90,7 +103,7 @@ class Pusher:
         try:
             answer = await self.egress.post(push.endpoint, data=data, headers=headers)
         except EgressRefused as exc:
-            raise PermanentFailure(f"push endpoint refused: {exc}", code="refused") from exc
+            raise PermanentFailure(f"push endpoint refused: {exc}", code=REFUSED) from exc
         status = answer.status
         if 200 <= status < 300:
             return None
