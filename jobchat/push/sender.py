@@ -80,6 +80,8 @@ class Pusher:
     settings: Settings
     clock: Clock
     egress: Egress = field(init=False)
+    # The key never changes while the process runs: read (or made) once.
+    _vapid: Vapid02 | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.egress = Egress(
@@ -98,8 +100,16 @@ class Pusher:
         push = await asyncio.to_thread(self._prepare, subscription_id, message_id)
         if push is None:
             return None
-        vapid = await asyncio.to_thread(vapid_key, self.db, self.settings, self.clock.now())
-        data, headers = self.encode(push, vapid)
+        if self._vapid is None:
+            self._vapid = await asyncio.to_thread(
+                vapid_key, self.db, self.settings, self.clock.now()
+            )
+        try:
+            data, headers = self.encode(push, self._vapid)
+        except Exception as exc:
+            # The same inputs would fail the same way on every retry (a key or an audience
+            # py_vapid does not take).
+            raise PermanentFailure(f"cannot encode the push: {exc}", code="encode") from exc
         try:
             answer = await self.egress.post(push.endpoint, data=data, headers=headers)
         except EgressRefused as exc:
