@@ -20,11 +20,12 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import RetryPolicy
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
+from jobchat.push.keys import VapidKeyInvalid
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
 from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, retry_after_seconds
 from tests.mail_support import drain, worker_for
-from tests.push_service import Browser, PushService
+from tests.push_service import Browser, PushService, b64url
 from tests.support import As, World, body, start
 
 
@@ -273,3 +274,25 @@ def test_retry_after_takes_seconds_or_a_date() -> None:
     assert retry_after_seconds("99999999", now) == MAX_RETRY_AFTER_SECONDS
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def test_long_titles_and_bodies_in_wide_characters_stay_within_what_a_service_takes(
+    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+) -> None:
+    world.api.org("acme", "🏥" * 200, "employer")
+    world.api.job("job1", "🩺" * 200, "acme", team=["emp_team"], partners=["tbb", "hireco"])
+    message = body(world["emp_team"].send(conv, "💬" * 4000), 201)["id"]
+    _, sub_id = subscribe(world["cand"], service, "carla-wide")
+    push(db, clock, sub_id, message)
+    drain(worker)
+    [arrived] = service.to("carla-wide")  # the service refuses more than 4096 bytes
+    assert len(arrived.payload["title"]) <= 150 and arrived.payload["title"].endswith("…")
+    assert len(arrived.payload["body"]) <= 200
+
+
+def test_a_key_setting_that_is_no_p256_key_stops_the_sender_at_once(
+    settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    for bad in ("not a key", b64url(b"x" * 31), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END"):
+        with pytest.raises(VapidKeyInvalid):
+            Pusher(db, settings.model_copy(update={"vapid_private_key": bad}), clock)

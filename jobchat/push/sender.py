@@ -29,7 +29,7 @@ from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, RetryAfter, Settle
 from jobchat.push.actions import do_forget_subscription
-from jobchat.push.keys import vapid_key, vapid_subject
+from jobchat.push.keys import parse_private_key, vapid_key, vapid_subject
 from jobchat.push.payload import Push, prepare_push
 from jobchat.push.queue import PUSH_JOB
 
@@ -84,6 +84,9 @@ class Pusher:
     _vapid: Vapid02 | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.settings.vapid_private_key:
+            # A key that does not parse stops the worker at start, not at its first push.
+            self._vapid = parse_private_key(self.settings.vapid_private_key)
         self.egress = Egress(
             allow_insecure=self.settings.push_allow_insecure,
             timeout_seconds=self.settings.push_timeout_seconds,
