@@ -151,8 +151,8 @@ def test_410_deletes_the_subscription(
     world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
 ) -> None:
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, "carla-gone")
-    service.answer("carla-gone", [410])
+    browser, sub_id = subscribe(world["cand"], service, "carla-gone")
+    service.answer(browser.endpoint, [410])
     push(db, clock, sub_id, message)
     drain(worker)
     assert service.to("carla-gone") == []
