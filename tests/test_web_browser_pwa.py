@@ -28,7 +28,6 @@ from tests.browser_support import (
     WebServer,
     assert_fits,
     assert_touch_target,
-    composer,
     shot,
 )
 
@@ -218,4 +217,3 @@ def test_quiet_hours_chosen_in_settings_on_a_phone(
     expect(page.get_by_label("Until")).to_have_attribute("aria-invalid", "true")
     assert_fits(page)
     assert web.call("GET", "/api/v1/me", token=web.token(OMAR))["quiet_hours"]["end"] == "07:00"
-    assert composer  # (imported for the prompt test)
