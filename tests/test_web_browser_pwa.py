@@ -12,11 +12,15 @@ which is outside the machine. Everything else is the real browser, worker and se
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import BrowserContext, CDPSession, Page, expect
 
 from tests.browser_support import (
@@ -217,3 +221,144 @@ def test_quiet_hours_chosen_in_settings_on_a_phone(
     expect(page.get_by_label("Until")).to_have_attribute("aria-invalid", "true")
     assert_fits(page)
     assert web.call("GET", "/api/v1/me", token=web.token(OMAR))["quiet_hours"]["end"] == "07:00"
+
+
+# --- the prompt after a send, and this device in Settings ----------------------------------------
+
+# The browser's push service stands outside the machine: this stands in for it. subscribe()
+# answers a PushSubscription-like object with a loopback endpoint and real keys (a P-256 point
+# and a 16-byte secret), kept across page loads as a browser keeps its subscription.
+FAKE_PUSH_SERVICE = """(sub) => {
+  const stored = () => localStorage.getItem("test:push-subscribed") === "1";
+  const make = () => ({
+    endpoint: sub.endpoint,
+    expirationTime: null,
+    options: { userVisibleOnly: true },
+    toJSON: () => ({ endpoint: sub.endpoint, expirationTime: null, keys: sub.keys }),
+    unsubscribe: async () => { localStorage.removeItem("test:push-subscribed"); return true; },
+  });
+  PushManager.prototype.subscribe = async function (options) {
+    window.__subscribed_with = {
+      userVisibleOnly: options.userVisibleOnly,
+      keyBytes: new Uint8Array(options.applicationServerKey).length,
+    };
+    localStorage.setItem("test:push-subscribed", "1");
+    return make();
+  };
+  PushManager.prototype.getSubscription = async function () { return stored() ? make() : null; };
+}"""
+
+
+def push_keys() -> dict[str, str]:
+    """A browser's subscription keys: an uncompressed P-256 public point and an auth secret."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return {"p256dh": b64url(point), "auth": b64url(secrets.token_bytes(16))}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def fake_push_service(page: Page, endpoint: str) -> None:
+    page.add_init_script(
+        script=f"({FAKE_PUSH_SERVICE})({json.dumps({'endpoint': endpoint, 'keys': push_keys()})})"
+    )
+
+
+def subscriptions(web: WebServer, who: str) -> list[str]:
+    items = web.call("GET", "/api/v1/push/subscriptions", token=web.token(who))["items"]
+    return [item["endpoint"] for item in items]
+
+
+def test_the_prompt_after_a_send_turns_notifications_on_for_this_phone(
+    browsers: Browsers, sign_in: SignIn, web: WebServer
+) -> None:
+    recruiter = web.new_recruiter()
+    conv = web.application_chat(web.new_applicant(), staff=recruiter)
+    endpoint = f"http://127.0.0.1:9/push/{secrets.token_urlsafe(12)}"
+    page = browsers.open("phone")
+    fake_push_service(page, endpoint)
+    sign_in(page, recruiter, next=f"/conversations/{conv}")
+    page.wait_for_function(CONTROLLED)
+    prompt = page.get_by_role("region", name="Get a notification when someone replies?")
+    expect(prompt).to_be_hidden()  # never on first load
+    assert page.evaluate("() => Notification.permission") == "default"
+
+    page.locator("#composer textarea").fill("Thanks for applying! Could we talk on Monday?")
+    page.locator("#composer button.send").click()
+    expect(prompt).to_be_visible()
+    assert_fits(page)
+    shot(page, "pwa-prompt-phone", docs=True, full_page=False)
+
+    # The person says yes to the browser's own question (outside the page: granted here).
+    page.context.grant_permissions(["notifications"], origin=web.base)
+    prompt.get_by_role("button", name="Turn on notifications").click()
+    expect(prompt.get_by_role("status")).to_have_text("Notifications are on for this device.")
+    assert page.evaluate("() => window.__subscribed_with") == {
+        "userVisibleOnly": True,
+        "keyBytes": 65,  # the server's VAPID key, an uncompressed P-256 point
+    }
+    assert subscriptions(web, recruiter) == [endpoint]
+    expect(prompt).to_be_hidden(timeout=10_000)
+
+    # Settings knows this device is on, and turning it off deletes the subscription.
+    page.goto("/settings")
+    device = page.locator("#push-device")
+    expect(device.locator(".push-device-state")).to_have_text(
+        "Notifications are on for this device."
+    )
+    device.get_by_role("button", name="Turn off on this device").click()
+    expect(device.locator(".push-device-state")).to_have_text(
+        "Notifications are off for this device."
+    )
+    assert subscriptions(web, recruiter) == []
+
+
+def test_not_now_is_remembered(
+    browsers: Browsers, sign_in: SignIn, web: WebServer
+) -> None:
+    recruiter = web.new_recruiter()
+    conv = web.application_chat(web.new_applicant(), staff=recruiter)
+    page = browsers.open("phone")
+    sign_in(page, recruiter, next=f"/conversations/{conv}")
+    prompt = page.get_by_role("region", name="Get a notification when someone replies?")
+    for text in ("First message", "Second message"):
+        page.locator("#composer textarea").fill(text)
+        page.locator("#composer button.send").click()
+        expect(page.locator("#messages").get_by_text(text)).to_be_visible()
+        if text == "First message":
+            expect(prompt).to_be_visible()
+            prompt.get_by_role("button", name="Not now").click()
+        expect(prompt).to_be_hidden()
+    page.reload()
+    page.locator("#composer textarea").fill("Third message")
+    page.locator("#composer button.send").click()
+    expect(page.locator("#messages").get_by_text("Third message")).to_be_visible()
+    expect(prompt).to_be_hidden()
+
+
+def test_an_iphone_outside_the_home_screen_is_told_to_add_it_first(
+    browsers: Browsers, sign_in: SignIn, web: WebServer
+) -> None:
+    recruiter = web.new_recruiter()
+    conv = web.application_chat(web.new_applicant(), staff=recruiter)
+    page = browsers.open("phone")
+    # Safari on an iPhone, in a tab: no Web Push there (only in the Home Screen app).
+    page.add_init_script(
+        script="""Object.defineProperty(navigator, "userAgent", { get: () =>
+          "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 "
+          + "(KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1" });
+        delete window.PushManager;"""
+    )
+    sign_in(page, recruiter, next=f"/conversations/{conv}")
+    page.locator("#composer textarea").fill("Hello from an iPhone")
+    page.locator("#composer button.send").click()
+    prompt = page.get_by_role("region", name="Want notifications on your iPhone or iPad?")
+    expect(prompt).to_be_visible()
+    expect(prompt).to_contain_text("Add jobchat to your Home Screen first")
+    expect(prompt.get_by_role("button", name="Turn on notifications")).to_be_hidden()
+    prompt.get_by_role("button", name="OK").click()
+    expect(prompt).to_be_hidden()
+    page.goto("/settings")
+    expect(page.locator("#push-device .push-device-state")).to_contain_text("Home Screen")
