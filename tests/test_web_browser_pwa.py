@@ -315,9 +315,7 @@ def test_the_prompt_after_a_send_turns_notifications_on_for_this_phone(
     assert subscriptions(web, recruiter) == []
 
 
-def test_not_now_is_remembered(
-    browsers: Browsers, sign_in: SignIn, web: WebServer
-) -> None:
+def test_not_now_is_remembered(browsers: Browsers, sign_in: SignIn, web: WebServer) -> None:
     recruiter = web.new_recruiter()
     conv = web.application_chat(web.new_applicant(), staff=recruiter)
     page = browsers.open("phone")
