@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from tests.browser_support import (
     SignIn,
     WebServer,
     assert_fits,
+    assert_in_viewport,
     assert_touch_target,
     shot,
 )
@@ -360,3 +362,26 @@ def test_an_iphone_outside_the_home_screen_is_told_to_add_it_first(
     expect(prompt).to_be_hidden()
     page.goto("/settings")
     expect(page.locator("#push-device .push-device-state")).to_contain_text("Home Screen")
+
+
+def test_a_notifications_link_shows_its_message_or_says_it_was_deleted(
+    browsers: Browsers, sign_in: SignIn, web: WebServer
+) -> None:
+    applicant = web.new_applicant()
+    conv = web.application_chat(applicant)
+    notified = web.send(MARCUS, conv, "The one you were told about")
+    for i in range(30):  # enough newer messages that it is not where the page opens
+        web.send(MARCUS, conv, f"Later message {i}")
+    page = browsers.open("phone")
+    sign_in(page, applicant.ext_id, next=f"/conversations/{conv}?message={notified['id']}")
+    item = page.locator(f'#messages li.message[data-message-id="{notified["id"]}"]')
+    expect(item).to_have_class(re.compile(r"\bnotified\b"))
+    assert_in_viewport(page, item)
+
+    gone = web.send(MARCUS, conv, "Sent to the wrong person")
+    web.call("DELETE", f"/api/v1/messages/{gone['id']}?for=everyone", token=web.token(MARCUS))
+    page.goto(f"/conversations/{conv}?message={gone['id']}")
+    expect(page.get_by_role("status").filter(has_text="notified about")).to_have_text(
+        "The message you were notified about was deleted."
+    )
+    expect(page.locator("li.message.notified")).to_have_count(0)
