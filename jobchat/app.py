@@ -38,6 +38,7 @@ from jobchat.ops.metrics import router as metrics_router
 from jobchat.ops.openapi import document_errors
 from jobchat.ops.requests import RequestIds
 from jobchat.ops.startup import warn_without_integration_key
+from jobchat.push.api import router as push_router
 from jobchat.ratelimit import RateLimiter
 from jobchat.realtime.api import EventStream
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
@@ -174,6 +175,7 @@ def create_app(
         conversations_router,
         messages_router,
         activity_router,
+        push_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

@@ -11,6 +11,7 @@ from jobchat.jobqueue.worker import Periodic, Worker
 from jobchat.mail.notify import do_queue_due_notifications
 from jobchat.mail.queries import any_notification_due
 from jobchat.mail.service import MailService
+from jobchat.push.sender import Pusher
 from jobchat.sms.outbound import Texter
 
 # Finished jobs are kept a while for whoever wonders whether an email went out.
@@ -24,6 +25,7 @@ def build_worker(
     kinds = mail.mailer.job_kinds()
     if texter is not None:
         kinds |= texter.job_kinds()
+    kinds |= Pusher(db, settings, mail.clock).job_kinds()
     return Worker(
         db=db,
         clock=mail.clock,

@@ -131,9 +131,11 @@ def retry_or_fail(
     now: datetime,
     policy: RetryPolicy,
     permanent: bool = False,
+    delay: timedelta | None = None,
 ) -> JobStatus | None:
-    """Record a failed attempt: queued again after a backoff, or failed for good when the error
-    is permanent or the attempts are used up. None when the worker no longer held the job."""
+    """Record a failed attempt: queued again after a backoff (or ``delay``, when the other side
+    said how long to wait), or failed for good when the error is permanent or the attempts are
+    used up. None when the worker no longer held the job."""
     job = _held(session, job_id, worker)
     if job is None:
         return None
@@ -145,7 +147,7 @@ def retry_or_fail(
         job.finished_at = now
     else:
         job.status = JobStatus.queued
-        job.run_at = now + policy.delay(job.attempts)
+        job.run_at = now + (delay if delay is not None else policy.delay(job.attempts))
     return JobStatus(job.status)
 
 

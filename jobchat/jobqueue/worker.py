@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,16 @@ class PermanentFailure(Exception):
         self.code = code
 
 
+class RetryAfter(Exception):
+    """Try this job again after ``seconds`` (a service's Retry-After), instead of after the
+    policy's backoff; None: after the backoff, as for any other failure. It still counts as an
+    attempt, so a service that never recovers cannot keep a job alive for ever."""
+
+    def __init__(self, message: str, *, seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class Failure:
     """A failed attempt, as a job kind's failure hook sees it."""
@@ -63,6 +73,9 @@ class JobKind:
     # Called in the transaction that records a failed attempt (and, when it is final, say,
     # marks its delivery failed).
     on_failure: Callable[[Session, Claimed, Failure, datetime], None] | None = None
+    # Releases what the kind holds on the worker's event loop (an HTTP client session), when
+    # the worker stops and at the end of each drain.
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,7 @@ class Worker:
         # Stopping: the jobs already running finish (and are recorded) before run() returns.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._stop_timeout)
+        await self._close_kinds()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking jobs and let the running ones finish; one that does not finish in time
@@ -177,9 +191,22 @@ class Worker:
         while True:
             claimed = await self._claim(self.concurrency)
             if not claimed:
+                await self._close_kinds()
                 return ran
             await asyncio.gather(*(self._execute(job) for job in claimed))
             ran += len(claimed)
+
+    async def _close_kinds(self) -> None:
+        closers: list[Callable[[], Awaitable[None]]] = []
+        for kind in self.kinds.values():
+            # Several kinds may share one closer (bound methods of one object compare equal).
+            if kind.close is not None and kind.close not in closers:
+                closers.append(kind.close)
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("worker %s could not close a job kind's resources", self.name)
 
     def _spawn(self, job: Claimed) -> None:
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
@@ -232,6 +259,7 @@ class Worker:
         error: str | None = None
         code: str | None = None
         permanent = False
+        delay: float | None = None
         if kind is None:
             error, permanent = f"no handler for jobs of kind {job.kind!r}", True
         else:
@@ -239,6 +267,11 @@ class Worker:
                 settle = await kind.run(job)
             except PermanentFailure as exc:
                 error, permanent, code = str(exc) or type(exc).__name__, True, exc.code
+            except RetryAfter as exc:
+                error, delay = str(exc) or type(exc).__name__, exc.seconds
+                log.warning(
+                    "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
+                )
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning(
@@ -248,7 +281,7 @@ class Worker:
         while True:
             try:
                 outcome = await asyncio.to_thread(
-                    self._settle, job, kind, settle, error, permanent, code
+                    self._settle, job, kind, settle, error, permanent, code, delay
                 )
             except Exception as exc:
                 # The work is done (an email went out) but not recorded. While the database is
@@ -289,6 +322,7 @@ class Worker:
         error: str | None,
         permanent: bool,
         code: str | None = None,
+        delay: float | None = None,
     ) -> JobStatus | None:
         """Record the attempt; its outcome once committed (None: the job was not ours)."""
         now = self.clock.now()
@@ -305,6 +339,7 @@ class Worker:
                 now=now,
                 policy=self.policy,
                 permanent=permanent,
+                delay=None if delay is None else timedelta(seconds=delay),
             )
             if status is None:
                 return None

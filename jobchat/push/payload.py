@@ -1,0 +1,86 @@
+"""What one push says, decided when it is sent: nothing for a message deleted, hidden or read
+meanwhile, or for someone who turned pushes off or left."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Member
+from jobchat.conversations.render import render_conversation
+from jobchat.messages.models import HiddenMessage, Message
+from jobchat.push.models import PushSubscription
+
+# A notification shows two or three lines: this is plenty, and keeps every push far below the
+# 4 KB push services take.
+MAX_BODY_CHARS = 200
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Push:
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: dict[str, object]
+    topic: str
+    urgency: str
+
+    def data(self) -> bytes:
+        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def preview(author: str, text: str) -> str:
+    """ "<author>: <text>" on one line, at most MAX_BODY_CHARS characters (an ellipsis in them)."""
+    line = f"{author}: {' '.join(text.split())}".strip()
+    if len(line) <= MAX_BODY_CHARS:
+        return line
+    return line[: MAX_BODY_CHARS - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def conversation_url(conversation_id: int, message_id: int) -> str:
+    return f"/conversations/{conversation_id}?message={message_id}"
+
+
+def prepare_push(session: Session, subscription_id: int, message_id: int) -> Push | None:
+    """The push to send, or None when there is nothing to say any more."""
+    sub = session.get(PushSubscription, subscription_id)
+    if sub is None:
+        return None  # unsubscribed, or the push service said it is gone
+    message = session.get(Message, message_id)
+    if message is None or message.is_deleted or message.author_id == sub.user_id:
+        return None
+    member = session.get(Member, (message.conversation_id, sub.user_id))
+    if member is None:
+        return None  # they left, or were removed, or deactivated (which ends memberships)
+    user = member.user
+    if not user.is_active or not user.push_notifications:
+        return None
+    if member.last_read_message_id >= message.id:
+        return None  # read on another device meanwhile: nothing to tell
+    if session.get(HiddenMessage, (message.id, user.id)) is not None:
+        return None  # deleted "for me"
+    conv = member.conversation
+    author = message.author.name if message.author is not None else "jobchat"
+    payload: dict[str, object] = {
+        "type": "message",
+        "conversation": conv.id,
+        "message": message.id,
+        "title": render_conversation(session, user, conv, member).title,
+        "body": preview(author, message.body),
+        "url": conversation_url(conv.id, message.id),
+    }
+    return Push(
+        subscription_id=sub.id,
+        endpoint=sub.endpoint,
+        p256dh=sub.p256dh,
+        auth=sub.auth,
+        payload=payload,
+        # A device that was offline gets only the newest push of each conversation.
+        topic=f"c{conv.id}",
+        # Candidates hear back rarely and a reply may be time-sensitive (an interview slot).
+        urgency="high" if user.is_candidate else "normal",
+    )
