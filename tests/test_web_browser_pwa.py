@@ -191,7 +191,8 @@ def test_offline_shows_the_offline_page_and_the_app_comes_back(
     assert page.url.endswith("/settings")  # the page asked for keeps its address
     shot(page, "pwa-offline-desktop", docs=True, full_page=False)
     # Still offline: trying again shows the offline page again, not a browser error.
-    page.get_by_role("link", name="Try again").click()
+    with page.expect_navigation(wait_until="load"):
+        page.get_by_role("link", name="Try again").click()
     expect(page.get_by_role("heading", name=OFFLINE_TITLE)).to_be_visible()
     context.set_offline(False)  # the page reloads itself when the connection comes back
     expect(page.get_by_role("heading", name="Settings")).to_be_visible()
