@@ -14,6 +14,20 @@ const ICON = {{ icon|tojson }};
 const BADGE = {{ badge|tojson }};
 
 self.addEventListener("install", (event) => {
+  // Only navigations and /static/ are ours to answer: everything else (the API, fragments,
+  // the socket) goes straight to the network without waking this worker, where the browser
+  // can route (Chromium's static routing). That also keeps a page's keepalive request as it
+  // unloads (app.js: "Delete for me" when leaving) from depending on a worker.
+  if (event.addRoutes) {
+    try {
+      event.addRoutes([
+        { condition: { not: { or: [{ requestMode: "navigate" }, { urlPattern: "/static/*" }] } }, source: "network" },
+      ]);
+    } catch {
+      // An older browser that knows addRoutes but not these conditions: the fetch handler
+      // below lets those requests through anyway.
+    }
+  }
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     await cache.addAll(SHELL);
