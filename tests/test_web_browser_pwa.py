@@ -189,7 +189,7 @@ def test_offline_shows_the_offline_page_and_the_app_comes_back(
     expect(page.get_by_role("heading", name=OFFLINE_TITLE)).to_be_visible()
     expect(page.get_by_role("link", name="Try again")).to_be_visible()
     assert page.url.endswith("/settings")  # the page asked for keeps its address
-    shot(page, "pwa-offline-desktop", docs=True, full_page=False)
+    shot(page, "pwa-offline-desktop", full_page=False)
     # Still offline: trying again shows the offline page again, not a browser error.
     with page.expect_navigation(wait_until="load"):
         page.get_by_role("link", name="Try again").click()
