@@ -324,19 +324,51 @@ def test_not_now_is_remembered(browsers: Browsers, sign_in: SignIn, web: WebServ
     page = browsers.open("phone")
     sign_in(page, recruiter, next=f"/conversations/{conv}")
     prompt = page.get_by_role("region", name="Get a notification when someone replies?")
-    for text in ("First message", "Second message"):
+
+    def send(text: str, sends: int) -> None:
         page.locator("#composer textarea").fill(text)
         page.locator("#composer button.send").click()
         expect(page.locator("#messages").get_by_text(text)).to_be_visible()
-        if text == "First message":
-            expect(prompt).to_be_visible()
-            prompt.get_by_role("button", name="Not now").click()
-        expect(prompt).to_be_hidden()
-    page.reload()
-    page.locator("#composer textarea").fill("Third message")
-    page.locator("#composer button.send").click()
-    expect(page.locator("#messages").get_by_text("Third message")).to_be_visible()
+        # push.js's handler of the send has run and decided (not merely: not yet shown).
+        expect(page.locator("#push-prompt")).to_have_attribute("data-sent", str(sends))
+
+    send("First message", 1)
+    expect(prompt).to_be_visible()
+    prompt.get_by_role("button", name="Not now").click()
     expect(prompt).to_be_hidden()
+    send("Second message", 2)
+    expect(page.locator("#push-prompt")).to_have_attribute("data-decision", "later")
+    expect(prompt).to_be_hidden()
+    page.reload()
+    send("Third message", 1)
+    expect(page.locator("#push-prompt")).to_have_attribute("data-decision", "later")
+    expect(prompt).to_be_hidden()
+
+
+def test_signing_out_unsubscribes_this_browser(
+    browsers: Browsers, sign_in: SignIn, web: WebServer
+) -> None:
+    recruiter = web.new_recruiter()
+    endpoint = f"http://127.0.0.1:9/push/{secrets.token_urlsafe(12)}"
+    page = browsers.open("desktop")
+    fake_push_service(page, endpoint)
+    page.context.grant_permissions(["notifications"], origin=web.base)
+    sign_in(page, recruiter, next="/settings")
+    page.wait_for_function(CONTROLLED)
+    device = page.locator("#push-device")
+    device.get_by_role("button", name="Turn on for this device").click()
+    expect(device.locator(".push-device-state")).to_have_text(
+        "Notifications are on for this device."
+    )
+    assert subscriptions(web, recruiter) == [endpoint]
+
+    page.locator("details.whoami summary").click()  # the person's menu
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out of jobchat.")).to_be_visible()
+    # The browser dropped its subscription, and the server keeps none for this person: the
+    # next one to use this device gets none of their notifications.
+    assert page.evaluate("() => localStorage.getItem('test:push-subscribed')") is None
+    assert subscriptions(web, recruiter) == []
 
 
 def test_an_iphone_outside_the_home_screen_is_told_to_add_it_first(

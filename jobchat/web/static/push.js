@@ -91,19 +91,50 @@
     return "on";
   }
 
+  // The server forgets this browser's subscription, then the browser drops it.
+  async function forget(subscription) {
+    try {
+      const { items } = await api("GET", "/api/v1/push/subscriptions");
+      for (const s of items.filter((item) => item.endpoint === subscription.endpoint)) {
+        await api("DELETE", `/api/v1/push/subscriptions/${encodeURIComponent(s.id)}`);
+      }
+    } finally {
+      await subscription.unsubscribe();
+    }
+  }
+
   async function disable() {
     const reg = await registration();
     const subscription = await reg.pushManager.getSubscription();
-    if (!subscription) return "off";
-    const { items } = await api("GET", "/api/v1/push/subscriptions");
-    for (const s of items.filter((item) => item.endpoint === subscription.endpoint)) {
-      await api("DELETE", `/api/v1/push/subscriptions/${encodeURIComponent(s.id)}`);
-    }
-    await subscription.unsubscribe();
+    if (subscription) await forget(subscription);
     return "off";
   }
 
   window.jobchatPush = { supported, state, enable, disable };
+
+  // --- signing out unsubscribes this browser ------------------------------------------------
+  // Otherwise the next person on this device (a shared or family computer) would see the last
+  // one's notifications. Never holds up the sign-out: whatever fails, or after a few seconds,
+  // the form is sent; the server also deletes the subscriptions of the session that ends (so
+  // without this script, too).
+
+  async function forgetThisBrowser() {
+    if (!supported) return;
+    const reg = await navigator.serviceWorker.getRegistration("/");
+    const subscription = reg ? await reg.pushManager.getSubscription() : null;
+    if (subscription) await forget(subscription);
+  }
+
+  for (const form of document.querySelectorAll('form[action="/logout"]')) {
+    let leaving = false;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (leaving) return;
+      leaving = true;
+      const enough = new Promise((resolve) => { setTimeout(resolve, 3000); });
+      Promise.race([forgetThisBrowser().catch(() => {}), enough]).finally(() => form.submit());
+    });
+  }
 
   // --- the prompt in a conversation, after a send ------------------------------------------
 
@@ -114,14 +145,24 @@
     const laterButton = prompt.querySelector("[data-push=later]");
     const close = () => { prompt.hidden = true; };
 
-    document.addEventListener("jobchat:sent", async () => {
-      if (!prompt.hidden || localStorage.getItem(LATER)) return;
+    // What the last send decided, and how many sends there were (data-sent, data-decision):
+    // a sign for tests, and for anyone debugging why the prompt did or did not come.
+    let sends = 0;
+    const decide = (decision) => {
+      sends += 1;
+      prompt.dataset.decision = decision;
+      prompt.dataset.sent = String(sends);
+    };
+    document.addEventListener("jobchat:sent", () => {
+      if (!prompt.hidden) return decide("already-shown");
+      if (localStorage.getItem(LATER)) return decide("later");
       if (needsHomeScreen) {
         prompt.classList.add("home-screen");
       } else if (!supported || Notification.permission !== "default") {
-        return;
+        return decide(supported ? "asked-before" : "unsupported");
       }
       prompt.hidden = false;
+      return decide("shown");
     });
 
     laterButton.addEventListener("click", () => {
