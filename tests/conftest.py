@@ -33,15 +33,18 @@ from tests.browser_support import (
     web,
 )
 from tests.support import API_KEY, Api, World, build_world
+from tests.web_support import carla, tess
 
-__all__ = [  # re-exported for pytest: the browser tests' fixtures and report hook
+__all__ = [  # re-exported for pytest: the browser and page tests' fixtures, the report hook
     "browsers",
+    "carla",
     "chromium",
     "demo_template",
     "launcher",
     "playwright_driver",
     "pytest_runtest_makereport",
     "sign_in",
+    "tess",
     "web",
 ]
 

@@ -13,23 +13,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from jobchat.web.security import CSP
-from tests.support import Api, World, sent, start
+from tests.support import World, sent, start
 from tests.web_support import Browser, texts
 
 
 @pytest.fixture
 def chat(world: World) -> int:
     return start(world["emp_team"], "application", application="app1")
-
-
-@pytest.fixture
-def tess(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "emp_team")
-
-
-@pytest.fixture
-def carla(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "cand")
 
 
 def test_the_manifest_names_the_app_and_its_icons(client: TestClient) -> None:

@@ -22,16 +22,6 @@ def chat(world: World) -> int:
     return start(world["emp_team"], "application", application="app1")
 
 
-@pytest.fixture
-def tess(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "emp_team")
-
-
-@pytest.fixture
-def carla(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "cand")
-
-
 # --- the frame -----------------------------------------------------------------------------------
 
 

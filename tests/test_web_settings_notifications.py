@@ -6,20 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.support import Api, World
+from tests.support import World
 from tests.web_support import Browser, texts
-
-
-@pytest.fixture
-def tess(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "emp_team")
-
-
-@pytest.fixture
-def carla(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "cand")
 
 
 def checked(html: str, name: str) -> bool:

@@ -26,16 +26,6 @@ def chat(world: World) -> int:
     return start(world["emp_team"], "application", application="app1")
 
 
-@pytest.fixture
-def tess(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "emp_team")
-
-
-@pytest.fixture
-def carla(client: TestClient, api: Api, world: World) -> Browser:
-    return Browser.signed_in(client, api, "cand")
-
-
 def history(html: str) -> list[str]:
     """The message list's items in order: "m<id>" for a message, the line's text for an
     activity line, "day" and "new" for the separators."""

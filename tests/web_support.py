@@ -8,10 +8,11 @@ from html import unescape
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from jobchat.auth.csrf import csrf_token
-from tests.support import Api
+from tests.support import Api, World
 
 ORIGIN = "http://testserver"
 
@@ -58,6 +59,21 @@ class Browser:
             method, path, json=json, headers={"Origin": ORIGIN, "X-CSRF-Token": self.csrf}
         )
         return r
+
+
+# The standard cast signed in, for the page tests (conftest.py hands them to pytest).
+
+
+@pytest.fixture
+def tess(client: TestClient, api: Api, world: World) -> Browser:
+    """Tess of the employer team, signed in."""
+    return Browser.signed_in(client, api, "emp_team")
+
+
+@pytest.fixture
+def carla(client: TestClient, api: Api, world: World) -> Browser:
+    """Carla the candidate, signed in."""
+    return Browser.signed_in(client, api, "cand")
 
 
 def texts(html: str, css_class: str) -> list[str]:
