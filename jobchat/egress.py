@@ -5,11 +5,16 @@ POST to its own database port, a cloud metadata address or anything else on the 
 network (server-side request forgery). The rules:
 
 - ``https://`` only (``http://`` too when insecure mode is on: tests only);
+- the host is judged as aiohttp will connect to it (yarl's normalised host): a host that is
+  not plain ASCII, or that yarl would read differently from how it is written, is refused
+  (yarl reads 127.0.0.1 in full-width digits, or with ideographic full stops, as 127.0.0.1);
 - an IP literal must be a global address, judged when the URL is given and again when sent;
 - a host name is resolved at every request by ``GuardedResolver``, which hands aiohttp only
   the global addresses it found, so the connection goes to an address that was checked (a
   name that resolves to a public address once and to 127.0.0.1 next, DNS rebinding, gets
   nowhere);
+- the address the connection actually reached (the socket's peer) is judged once more before
+  anything is sent on it;
 - no redirects followed, a timeout on the whole request, and at most ``max_body`` bytes of
   the answer read.
 
@@ -31,6 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -43,22 +49,40 @@ class EgressRefused(Exception):
 
 
 def address_allowed(address: IpAddress, *, allow_loopback: bool = False) -> bool:
-    """A global unicast address (not private, loopback, link-local, multicast, reserved,
-    unspecified, shared or documentation space); loopback too when ``allow_loopback``."""
+    """A global unicast address (not private, loopback, link-local, site-local, multicast,
+    reserved, unspecified, shared or documentation space); loopback too when
+    ``allow_loopback``."""
     if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False  # a network's own translator: where it leads is not ours to know
         # ::ffff:10.0.0.1 reaches 10.0.0.1: judge the IPv4 address it carries. The same for
-        # the NAT64 well-known prefix and 6to4, whose targets are IPv4 addresses as well.
+        # the NAT64 well-known prefix, 6to4 and the old IPv4-compatible ::10.0.0.1 (some
+        # stacks still route it to the IPv4 address), whose targets are IPv4 addresses too.
         mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is None and address in _NAT64:
+        if mapped is None and (
+            address in _NAT64 or (address in _IPV4_COMPATIBLE and address not in _IPV6_SPECIAL)
+        ):
             mapped = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if mapped is not None:
             return address_allowed(mapped, allow_loopback=allow_loopback)
+        if address.is_site_local:
+            return False  # fec0::/10: deprecated, but still private where it is used
     if allow_loopback and address.is_loopback:
         return True
-    return address.is_global and not address.is_multicast
+    # Python 3.11's is_global misses some of these (reserved space among them).
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved
+        and not address.is_unspecified
+    )
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# ::a.b.c.d; :: itself and ::1 are judged as they are (unspecified, loopback).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV6_SPECIAL = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
 # No top-level domain is numeric: a last label like this is an IPv4 address in another spelling.
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
 
@@ -87,7 +111,23 @@ def url_problem(url: str, *, allow_insecure: bool) -> str | None:
         return "must name a host"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials"
+    # Judge the host that will be connected to: aiohttp takes it from yarl, which maps other
+    # spellings (full-width digits, an ideographic full stop for ".") to ASCII, so such a
+    # spelling of 127.0.0.1 would reach it as a literal the resolver never sees. Only a host
+    # that reads the same both ways passes.
+    if not host.isascii():
+        return "must be an ASCII host name (an international one in its xn-- form)"
+    try:
+        connected = URL(url).raw_host  # what aiohttp resolves or connects to
+    except (ValueError, UnicodeError):
+        return "is not a valid URL"
     address = literal_address(host)
+    if connected is None or (
+        connected.lower() != host.lower()
+        # yarl writes IPv6 in its short form: the same address, however spelled, is fine.
+        and (address is None or literal_address(connected) != address)
+    ):
+        return "must be a host name or an IP address in its usual form"
     if address is not None:
         if not address_allowed(address, allow_loopback=allow_insecure):
             return "must be on a public address"
@@ -127,6 +167,37 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def peer_problem(peer: object, *, allow_loopback: bool) -> str | None:
+    """Why a connected socket's peer (``transport.get_extra_info("peername")``) is refused."""
+    try:
+        address = ipaddress.ip_address(peer[0])  # type: ignore[index]
+    except (TypeError, IndexError, ValueError):
+        return f"the connection's peer address is unknown ({peer!r})"
+    if not address_allowed(address, allow_loopback=allow_loopback):
+        return f"the connection reached an address that is not public ({address})"
+    return None
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCPConnector that checks the address each new connection actually reached before a
+    byte of the request goes out: whatever the URL and resolver checks missed (an IP literal
+    aiohttp parsed differently from us), the socket's peer is the truth."""
+
+    def __init__(self, *, allow_loopback: bool = False, **kwargs: Any) -> None:
+        super().__init__(resolver=GuardedResolver(allow_loopback=allow_loopback), **kwargs)
+        self.allow_loopback = allow_loopback
+
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+        protocol = await super()._create_connection(req, traces, timeout)
+        transport = protocol.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        problem = peer_problem(peer, allow_loopback=self.allow_loopback)
+        if problem is not None:
+            protocol.close()
+            raise EgressRefused(problem)
+        return protocol
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -156,8 +227,8 @@ class Egress:
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(allow_loopback=self.allow_insecure),
+            connector = GuardedConnector(
+                allow_loopback=self.allow_insecure,
                 limit=100,
                 use_dns_cache=False,  # resolved (and judged) again for every new connection
             )

@@ -4,14 +4,16 @@ by the address it resolves to when the request is made, no redirects, and a capp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from jobchat.egress import Egress, EgressRefused, address_allowed, url_problem
+from jobchat.egress import Egress, EgressRefused, GuardedConnector, address_allowed, url_problem
 from tests.mail_support import free_port
 
 
@@ -40,12 +42,28 @@ from tests.mail_support import free_port
         ("192.0.2.10", False, False),
         ("64:ff9b::a00:1", False, False),
         ("2002:a00:1::", False, False),
+        # IPv4-compatible: judged as the IPv4 address it carries.
+        ("::7f00:1", False, True),
+        ("::a00:1", False, False),
+        ("::808:808", True, True),
+        ("fec0::1", False, False),
+        ("64:ff9b:1::a00:1", False, False),
+        ("64:ff9b:1::808:808", False, False),
     ],
 )
 def test_only_global_addresses_are_allowed(address: str, strict: bool, insecure: bool) -> None:
     ip = ipaddress.ip_address(address)
     assert address_allowed(ip) is strict
     assert address_allowed(ip, allow_loopback=True) is insecure
+
+
+ASCII_ONLY = "must be an ASCII host name (an international one in its xn-- form)"
+# What yarl (so aiohttp) reads as 127.0.0.1 and 10.0.0.1: full-width digits, ideographic stops.
+OTHER_SPELLINGS = [
+    "https://127.0.0.\uff11/x",
+    "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/x",
+    "https://10\u30020\u30020\u30021/x",
+]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +82,13 @@ def test_only_global_addresses_are_allowed(address: str, strict: bool, insecure:
         ("https://user:pw@push.example.com/x", "must not carry credentials"),
         ("https:///x", "must name a host"),
         ("https://push.example.com:70000/x", "is not a valid URL"),
+        ("https://[::7f00:1]/x", "must be on a public address"),
+        ("https://[fec0::1]/x", "must be on a public address"),
+        ("https://[64:ff9b:1::a00:1]/x", "must be on a public address"),
+        ("https://[0:0::1]/x", "must be on a public address"),
+        ("https://xn--bcher-kva.example/x", None),
+        *[(url, ASCII_ONLY) for url in OTHER_SPELLINGS],
+        ("https://b\u00fccher.example/x", ASCII_ONLY),
     ],
 )
 def test_url_rules(url: str, problem: str | None) -> None:
@@ -164,5 +189,66 @@ def test_a_slow_service_times_out() -> None:
         finally:
             await egress.close()
             await runner.cleanup()
+
+    asyncio.run(run())
+
+
+async def _listen() -> tuple[asyncio.Server, int, list[bytes]]:
+    """A bare TCP listener on 127.0.0.1 that records every connection (and what it was sent)."""
+    seen: list[bytes] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(b"")
+        with contextlib.suppress(TimeoutError):
+            seen[-1] = await asyncio.wait_for(reader.read(1024), 1)
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, port, seen
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.\uff11", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021"],
+)
+@pytest.mark.parametrize("insecure", [False, True])
+def test_other_spellings_of_loopback_never_reach_it(host: str, insecure: bool) -> None:
+    """Refused when sent, even in insecure mode (where 127.0.0.1 itself is allowed): no
+    connection reaches the listener on 127.0.0.1."""
+
+    async def run() -> None:
+        server, port, seen = await _listen()
+        egress = Egress(allow_insecure=insecure, timeout_seconds=2)
+        try:
+            for scheme in ("https", "http"):
+                with pytest.raises(EgressRefused):
+                    await egress.post(f"{scheme}://{host}:{port}/x", data=b"x", headers={})
+            await asyncio.sleep(0.05)
+            assert seen == []
+        finally:
+            await egress.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())
+
+
+def test_the_connected_peer_is_checked_before_anything_is_sent() -> None:
+    """Whatever the URL check missed, a connection that reached a refused address is closed
+    before the request goes out (here: straight to the connector, past the URL check)."""
+
+    async def run() -> None:
+        server, port, seen = await _listen()
+        connector = GuardedConnector(allow_loopback=False)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                with pytest.raises(EgressRefused, match="not public"):
+                    await session.post(f"http://127.0.0.1:{port}/x", data=b"secret")
+            await asyncio.sleep(0.05)
+            assert all(b"secret" not in data and data == b"" for data in seen)
+        finally:
+            server.close()
+            await server.wait_closed()
 
     asyncio.run(run())

@@ -17,8 +17,9 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.push.actions import MAX_SUBSCRIPTIONS_PER_USER
+from jobchat.push.models import MAX_ENDPOINT_CHARS
 from tests.push_service import PushService, b64url
-from tests.support import API_KEY, Api, World, assert_error, body
+from tests.support import API_KEY, Api, As, World, assert_error, body
 
 ENDPOINT = "https://fcm.googleapis.com/fcm/send/abc123"
 SUBS = "/api/v1/push/subscriptions"
@@ -150,6 +151,19 @@ COMPRESSED = b64url(b"\x02" + b"\x01" * 32)
         ({"endpoint": "ftp://push.example.com/x", "keys": _keys()}, "endpoint"),
         ({"endpoint": "not a url", "keys": _keys()}, "endpoint"),
         ({"endpoint": "https://push.example.com/" + "x" * 2000, "keys": _keys()}, "endpoint"),
+        ({"endpoint": "https://push.example.com/" + "x" * 980, "keys": _keys()}, "endpoint"),
+        # Other spellings of 127.0.0.1 and 10.0.0.1 that aiohttp (yarl) would connect to.
+        ({"endpoint": "https://127.0.0.\uff11/x", "keys": _keys()}, "endpoint"),
+        (
+            {"endpoint": "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/x", "keys": _keys()},
+            "endpoint",
+        ),
+        ({"endpoint": "https://10\u30020\u30020\u30021/x", "keys": _keys()}, "endpoint"),
+        ({"endpoint": "https://[::7f00:1]/x", "keys": _keys()}, "endpoint"),
+        ({"endpoint": "https://[fec0::1]/x", "keys": _keys()}, "endpoint"),
+        ({"endpoint": "https://[64:ff9b:1::a00:1]/x", "keys": _keys()}, "endpoint"),
+        # Long and not ASCII: once a 500 on PostgreSQL (the unique index's row too big).
+        ({"endpoint": "https://push.example.com/" + "\u00e9" * 1500, "keys": _keys()}, "endpoint"),
         ({"endpoint": ENDPOINT, "keys": _keys(p256dh="not base64!")}, "keys.p256dh"),
         ({"endpoint": ENDPOINT, "keys": _keys(p256dh=b64url(b"short"))}, "keys.p256dh"),
         ({"endpoint": ENDPOINT, "keys": _keys(p256dh=NOT_ON_CURVE)}, "keys.p256dh"),
@@ -164,6 +178,13 @@ def test_bad_subscriptions_get_422_naming_the_field(
 ) -> None:
     assert_error(world["cand"].post(SUBS, json=sub), 422, fields={field})
     assert body(world["cand"].get(SUBS), 200)["items"] == []
+
+
+def test_an_endpoint_of_the_longest_length_is_taken(world: World, service: PushService) -> None:
+    prefix = "https://push.example.com/"
+    longest = prefix + "x" * (MAX_ENDPOINT_CHARS - len(prefix))
+    created = body(world["cand"].post(SUBS, json=subscription(service, longest)), 201)
+    assert created["endpoint"] == longest
 
 
 def test_insecure_mode_allows_http_and_loopback(
@@ -197,3 +218,41 @@ def test_session_writes_need_the_csrf_token(
     assert body(browser.get(SUBS), 200)["items"] == [created]
     assert browser.delete(f"{SUBS}/{created['id']}").status_code == 403
     assert browser.delete(f"{SUBS}/{created['id']}", headers=headers).status_code == 204
+
+
+def signed_in_browser(api: Api, client: TestClient, ext_id: str) -> tuple[TestClient, str]:
+    browser = TestClient(client.app, base_url="http://testserver")
+    link = body(api.integration.post(f"/api/v1/candidates/{ext_id}/login-links"), 201)["url"]
+    browser.get(link, follow_redirects=False)
+    return browser, csrf_token(browser.cookies["jobchat_session"])
+
+
+def test_signing_out_ends_the_sessions_subscriptions(
+    world: World, api: Api, client: TestClient, service: PushService
+) -> None:
+    """On a shared computer the next person must not get the last one's notifications."""
+    browser, token = signed_in_browser(api, client, "cand")
+    headers = {"Origin": "http://testserver", "X-CSRF-Token": token}
+    created = body(browser.post(SUBS, json=subscription(service), headers=headers), 201)
+    kept = body(world["cand"].post(SUBS, json=subscription(service, f"{ENDPOINT}/t")), 201)
+    listed = body(world["cand"].get(SUBS), 200)["items"]
+    assert {s["id"] for s in listed} == {created["id"], kept["id"]}
+    r = browser.post("/logout", data={"csrf": token}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 200
+    # Gone; the one subscribed with a token (still live) stays.
+    assert body(world["cand"].get(SUBS), 200)["items"] == [kept]
+    # The same browser, signed in again, subscribes anew.
+    browser2, token2 = signed_in_browser(api, client, "cand")
+    headers2 = {"Origin": "http://testserver", "X-CSRF-Token": token2}
+    body(browser2.post(SUBS, json=subscription(service), headers=headers2), 201)
+
+
+def test_revoking_a_token_ends_its_subscriptions(
+    world: World, api: Api, service: PushService
+) -> None:
+    issued = body(api.integration.post("/api/v1/candidates/cand/tokens"), 201)
+    phone = As(api.client, issued["token"])
+    body(phone.post(SUBS, json=subscription(service)), 201)
+    assert len(body(world["cand"].get(SUBS), 200)["items"]) == 1
+    assert api.integration.delete(f"/api/v1/tokens/{issued['id']}").status_code == 204
+    assert body(world["cand"].get(SUBS), 200)["items"] == []

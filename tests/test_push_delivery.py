@@ -23,10 +23,10 @@ from jobchat.jobqueue.worker import Worker
 from jobchat.push.keys import VapidKeyInvalid
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
-from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, retry_after_seconds
+from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, origin, retry_after_seconds
 from tests.mail_support import drain, worker_for
 from tests.push_service import Browser, PushService, b64url
-from tests.support import As, World, body, start
+from tests.support import Api, As, World, body, start
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,16 @@ def subscribe(who: As, service: PushService, name: str) -> tuple[Browser, int]:
 
 
 def push(db: Database, clock: FrozenClock, subscription_id: int, message_id: int) -> None:
+    """Queue a push as the ladder does: decided for the subscription's owner of the moment."""
     with db.work() as session:
+        sub = session.get(PushSubscription, subscription_id)
+        assert sub is not None
         enqueue_push(
-            session, subscription_id=subscription_id, message_id=message_id, now=clock.now()
+            session,
+            user_id=sub.user_id,
+            subscription_id=subscription_id,
+            message_id=message_id,
+            now=clock.now(),
         )
 
 
@@ -296,3 +303,53 @@ def test_a_key_setting_that_is_no_p256_key_stops_the_sender_at_once(
     for bad in ("not a key", b64url(b"x" * 31), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END"):
         with pytest.raises(VapidKeyInvalid):
             Pusher(db, settings.model_copy(update={"vapid_private_key": bad}), clock)
+
+
+def test_a_subscription_moved_after_the_push_was_queued_gets_nothing(
+    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+) -> None:
+    """Decided for Tess; the browser is Ada's by the time it is sent: Ada gets nothing of it."""
+    message = body(world["cand"].send(conv, "For Tess's eyes"), 201)["id"]
+    browser, sub_id = subscribe(world["emp_team"], service, "shared-desk")
+    push(db, clock, sub_id, message)
+    moved = body(world["emp_admin"].post("/api/v1/push/subscriptions", json=browser.json()), 200)
+    assert moved["id"] == sub_id
+    drain(worker)
+    assert service.to("shared-desk") == []
+    [job] = push_jobs(db)
+    assert job.status == JobStatus.done
+
+
+def test_a_revoked_sign_in_is_never_pushed_to(
+    world: World,
+    api: Api,
+    conv: int,
+    service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
+) -> None:
+    """A push queued before the token that subscribed was revoked never reaches the browser."""
+    issued = body(api.integration.post("/api/v1/candidates/cand/tokens"), 201)
+    message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
+    _, sub_id = subscribe(As(api.client, issued["token"]), service, "carla-revoked")
+    push(db, clock, sub_id, message)
+    assert api.integration.delete(f"/api/v1/tokens/{issued['id']}").status_code == 204
+    drain(worker)
+    assert service.to("carla-revoked") == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "audience"),
+    [
+        ("https://Push.Example.COM/x", "https://push.example.com"),
+        ("https://push.example.com:443/x", "https://push.example.com"),
+        ("https://push.example.com:8443/x", "https://push.example.com:8443"),
+        ("http://127.0.0.1:80/x", "http://127.0.0.1"),
+        ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080"),
+        ("https://[2606:4700::1111]:443/x", "https://[2606:4700::1111]"),
+    ],
+)
+def test_the_vapid_audience_is_the_endpoints_origin(endpoint: str, audience: str) -> None:
+    """RFC 6454's serialisation: the host in lower case, no default port."""
+    assert origin(endpoint) == audience

@@ -114,6 +114,20 @@ def _look_up_user(
     raise Unauthorized("Sign in, or send Authorization: Bearer <token>.")
 
 
+def request_credential(request: Request, session: Session, now: datetime) -> int | None:
+    """The id of the live credential (a user token, else the session cookie) a request came
+    with; None for none (an integration key). For what should end when that sign-in does."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        cred = credential_for(session, secret.strip(), (CredentialKind.token,), now)
+        return cred.id if cred is not None else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        cred = credential_for(session, cookie, (CredentialKind.session,), now)
+        return cred.id if cred is not None else None
+    return None
+
+
 def check_cookie_write(request: Request, state: AppState, cookie: str) -> None:
     """A write made with the session cookie must come from one of our pages: the same origin
     (which browsers always state on cross-site requests) and the session's CSRF token, in the

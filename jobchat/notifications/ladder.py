@@ -199,7 +199,11 @@ class Ladder:
                 if until is None:
                     for subscription_id in devices:
                         enqueue_push(
-                            session, subscription_id=subscription_id, message_id=message.id, now=now
+                            session,
+                            user_id=user.id,
+                            subscription_id=subscription_id,
+                            message_id=message.id,
+                            now=now,
                         )
                 else:
                     _hold_push(session, member, message.id)

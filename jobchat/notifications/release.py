@@ -86,7 +86,13 @@ def _release(session: Session, user: User, now: datetime) -> int:
             continue
         devices = subscriptions_of(session, [user.id], before=message.created_at)
         for subscription_id in devices.get(user.id, []):
-            enqueue_push(session, subscription_id=subscription_id, message_id=message_id, now=now)
+            enqueue_push(
+                session,
+                user_id=user.id,
+                subscription_id=subscription_id,
+                message_id=message_id,
+                now=now,
+            )
             queued += 1
     # Texts that waited for the morning may go now.
     session.execute(

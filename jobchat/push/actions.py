@@ -20,10 +20,17 @@ MAX_SUBSCRIPTIONS_PER_USER = 20
 
 
 def do_subscribe(
-    session: Session, user: User, body: SubscriptionIn, *, now: datetime, allow_insecure: bool
+    session: Session,
+    user: User,
+    body: SubscriptionIn,
+    *,
+    now: datetime,
+    allow_insecure: bool,
+    credential_id: int | None = None,
 ) -> tuple[PushSubscription, bool]:
     """The subscription, and whether it is new. The same endpoint again updates its keys; one
-    another user subscribed moves to this one (the browser belongs to whoever subscribed last)."""
+    another user subscribed moves to this one (the browser belongs to whoever subscribed last).
+    ``credential_id``: the sign-in it came with; it ends with that sign-in."""
     problem = url_problem(body.endpoint, allow_insecure=allow_insecure)
     if problem is not None:
         raise Invalid({"endpoint": problem})
@@ -37,6 +44,7 @@ def do_subscribe(
         sub.created_at = now
     sub.p256dh = body.keys.p256dh
     sub.auth = body.keys.auth
+    sub.credential_id = credential_id
     session.flush()
     _drop_oldest(session, user.id, keep=sub.id)
     return sub, created

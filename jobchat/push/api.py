@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from jobchat.auth.deps import CurrentUser
+from jobchat.auth.deps import CurrentUser, request_credential
+from jobchat.auth.queries import credential_live
 from jobchat.http_errors import error_responses
 from jobchat.inputs import PathId
 from jobchat.push.actions import do_subscribe, do_unsubscribe
@@ -33,13 +34,21 @@ _SUBSCRIBED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/subscriptions", response_model=SubscriptionOut, responses=_SUBSCRIBED)
 def post_subscription(
-    body: SubscriptionIn, caller: CurrentUser, response: Response
+    body: SubscriptionIn, caller: CurrentUser, request: Request, response: Response
 ) -> SubscriptionOut:
     """Register this browser's `PushSubscription` (its JSON as is). The endpoint must be
     `https://` on a public address."""
     insecure = caller.state.settings.push_allow_insecure
     with caller.write() as (session, user):
-        sub, created = do_subscribe(session, user, body, now=caller.now, allow_insecure=insecure)
+        now = caller.now
+        sub, created = do_subscribe(
+            session,
+            user,
+            body,
+            now=now,
+            allow_insecure=insecure,
+            credential_id=request_credential(request, session, now),
+        )
         out = SubscriptionOut.of(sub)
     response.status_code = 201 if created else 200
     return out
@@ -48,8 +57,14 @@ def post_subscription(
 @router.get("/subscriptions", response_model=SubscriptionList)
 def get_subscriptions(caller: CurrentUser) -> SubscriptionList:
     with caller.read() as (session, user):
+        now = caller.now
         return SubscriptionList(
-            items=[SubscriptionOut.of(s) for s in subscriptions_of(session, user.id)]
+            items=[
+                SubscriptionOut.of(s)
+                for s in subscriptions_of(session, user.id)
+                # One whose sign-in was revoked or ran out is never pushed to: not listed.
+                if s.credential_id is None or credential_live(session, s.credential_id, now)
+            ]
         )
 
 

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from jobchat.db.base import Base, BigId, UTCDateTime
 
 # Push services' endpoints run to a few hundred characters (FCM's ~190, Apple's ~200, Mozilla's
-# ~250); anything this long is not one.
-MAX_ENDPOINT_CHARS = 2000
+# ~250); anything this long is not one. ASCII only (schemas), so this many bytes at most: well
+# inside what PostgreSQL's unique btree index takes in one row (about 2,700 bytes).
+MAX_ENDPOINT_CHARS = 1000
 
 
 class PushSubscription(Base):
@@ -27,3 +28,9 @@ class PushSubscription(Base):
     p256dh: Mapped[str] = mapped_column(String(200))
     auth: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The sign-in (session or token) that subscribed: signing out deletes the session and with
+    # it this row (the next person at a shared computer must not see this one's messages); a
+    # revoked or expired one is never pushed to (jobchat.push.payload). None: made otherwise.
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="CASCADE"), index=True
+    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from jobchat.auth.queries import credential_live
 from jobchat.conversations.models import Member
 from jobchat.conversations.render import render_conversation
 from jobchat.messages.models import HiddenMessage, Message
@@ -52,11 +54,17 @@ def conversation_url(conversation_id: int, message_id: int) -> str:
     return f"/conversations/{conversation_id}?message={message_id}"
 
 
-def prepare_push(session: Session, subscription_id: int, message_id: int) -> Push | None:
+def prepare_push(
+    session: Session, user_id: int, subscription_id: int, message_id: int, now: datetime
+) -> Push | None:
     """The push to send, or None when there is nothing to say any more."""
     sub = session.get(PushSubscription, subscription_id)
     if sub is None:
         return None  # unsubscribed, or the push service said it is gone
+    if sub.user_id != user_id:
+        return None  # the browser is someone else's now: this was decided for its old owner
+    if sub.credential_id is not None and not credential_live(session, sub.credential_id, now):
+        return None  # the sign-in that subscribed was revoked or ran out (or its owner left)
     message = session.get(Message, message_id)
     if message is None or message.is_deleted or message.author_id == sub.user_id:
         return None

@@ -16,7 +16,10 @@ from jobchat.jobqueue.actions import enqueue
 PUSH_JOB = "push.send"
 
 
-def enqueue_push(session: Session, *, subscription_id: int, message_id: int, now: datetime) -> None:
-    enqueue(
-        session, PUSH_JOB, {"subscription_id": subscription_id, "message_id": message_id}, now=now
-    )
+def enqueue_push(
+    session: Session, *, user_id: int, subscription_id: int, message_id: int, now: datetime
+) -> None:
+    """``user_id``: whom the push was decided for. A subscription another user takes over
+    (the same browser, someone else signed in) before the job runs gets nothing from it."""
+    payload = {"user_id": user_id, "subscription_id": subscription_id, "message_id": message_id}
+    enqueue(session, PUSH_JOB, payload, now=now)

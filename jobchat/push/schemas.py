@@ -41,6 +41,14 @@ def _auth(value: str) -> str:
     return value.rstrip("=")
 
 
+def _endpoint(value: str) -> str:
+    # A push service's address is plain ASCII (an international host in punycode); anything
+    # else is not one, and would only make the unique index's row longer.
+    if not value.isascii():
+        raise ValueError("must be ASCII (a push service's URL)")
+    return value
+
+
 P256dh = Annotated[str, Field(max_length=200), AfterValidator(_p256dh)]
 Auth = Annotated[str, Field(max_length=100), AfterValidator(_auth)]
 
@@ -57,7 +65,9 @@ class SubscriptionIn(BaseModel):
     accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
-    endpoint: Annotated[Text, Field(min_length=1, max_length=MAX_ENDPOINT_CHARS)]
+    endpoint: Annotated[
+        Text, Field(min_length=1, max_length=MAX_ENDPOINT_CHARS), AfterValidator(_endpoint)
+    ]
     keys: KeysIn
 
 

@@ -42,10 +42,21 @@ MAX_RETRY_AFTER_SECONDS = 6 * 3600
 GONE = (404, 410)
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def origin(url: str) -> str:
-    """The VAPID audience: scheme, host and port (when not the default) of the endpoint."""
+    """The VAPID audience, the endpoint's origin as RFC 6454 serialises it: the scheme and the
+    host in lower case, and the port only when it is not the scheme's default."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -100,7 +111,8 @@ class Pusher:
     async def send(self, job: Claimed) -> Settle | None:
         subscription_id = int(job.payload["subscription_id"])
         message_id = int(job.payload["message_id"])
-        push = await asyncio.to_thread(self._prepare, subscription_id, message_id)
+        user_id = int(job.payload["user_id"])
+        push = await asyncio.to_thread(self._prepare, user_id, subscription_id, message_id)
         if push is None:
             return None
         if self._vapid is None:
@@ -134,9 +146,9 @@ class Pusher:
         log.error("push service refused push %s for good: %s %s", job.id, status, detail)
         raise PermanentFailure(f"push service answered {status}: {detail}", code=str(status))
 
-    def _prepare(self, subscription_id: int, message_id: int) -> Push | None:
+    def _prepare(self, user_id: int, subscription_id: int, message_id: int) -> Push | None:
         with self.db.read() as session:
-            return prepare_push(session, subscription_id, message_id)
+            return prepare_push(session, user_id, subscription_id, message_id, self.clock.now())
 
     def encode(self, push: Push, vapid: Vapid02) -> tuple[bytes, dict[str, str]]:
         """The encrypted body and the headers of one push."""

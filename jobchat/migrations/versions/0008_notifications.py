@@ -27,18 +27,31 @@ def upgrade() -> None:
         "push_subscriptions",
         sa.Column("id", _ID, nullable=False),
         sa.Column("user_id", _ID, nullable=False),
-        sa.Column("endpoint", sa.String(length=2000), nullable=False),
+        sa.Column("endpoint", sa.String(length=1000), nullable=False),
         sa.Column("p256dh", sa.String(length=200), nullable=False),
         sa.Column("auth", sa.String(length=100), nullable=False),
         sa.Column("created_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("credential_id", _ID, nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_push_subscriptions_user_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["credential_id"],
+            ["credentials.id"],
+            name=op.f("fk_push_subscriptions_credential_id_credentials"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_push_subscriptions")),
         sa.UniqueConstraint("endpoint", name=op.f("uq_push_subscriptions_endpoint")),
     )
     op.create_index(
         op.f("ix_push_subscriptions_user_id"), "push_subscriptions", ["user_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_push_subscriptions_credential_id"),
+        "push_subscriptions",
+        ["credential_id"],
+        unique=False,
     )
     with op.batch_alter_table("users", recreate="never") as batch:
         batch.add_column(
@@ -96,5 +109,6 @@ def downgrade() -> None:
         batch.drop_column("quiet_start")
         batch.drop_column("sms_notifications")
         batch.drop_column("push_notifications")
+    op.drop_index(op.f("ix_push_subscriptions_credential_id"), table_name="push_subscriptions")
     op.drop_index(op.f("ix_push_subscriptions_user_id"), table_name="push_subscriptions")
     op.drop_table("push_subscriptions")
