@@ -5,11 +5,15 @@ removed); nothing for a message deleted or read meanwhile."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
 from tests.mail_support import drain
 from tests.notify_support import app_open, ladder_worker, pushes, subscribe
@@ -197,3 +201,42 @@ def test_staff_have_no_quiet_hours_by_default(
     reply = send(world, "cand", chat, "Sorry for the late answer")
     drain(worker)
     assert pushes(db) == [(team, reply)]
+
+
+def test_the_sweep_reads_no_held_person_before_their_time(
+    world: World, db: Database, clock: FrozenClock, chat: int, worker: Worker
+) -> None:
+    subscribe(db, clock, "cand")
+    night(clock)
+    send(world, "emp_team", chat)
+    drain(worker)
+    morning = clock.now() + timedelta(hours=10)
+    with db.write() as session:  # a night with many held: 300 more
+        for n in range(300):
+            session.add(
+                User(
+                    kind="candidate",
+                    ext_id=f"held{n}",
+                    name=f"Held {n}",
+                    email=f"held{n}@example.com",
+                    notify_held_until=morning,
+                )
+            )
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        clock.advance(hours=1)  # 23:00: nobody's hold is due
+        drain(worker)  # every sweep once
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    # The release sweep: one indexed look-up that finds nothing due; no user read, none written.
+    held = [s for s in statements if "notify_held_until IS NOT NULL" in s]
+    assert len(held) == 1 and "<=" in held[0], held
+    assert not any(s.lstrip().upper().startswith("UPDATE USERS") for s in statements)
+    with db.read() as session:
+        still = select(func.count()).where(User.notify_held_until == morning)
+        assert session.scalar(still) == 300

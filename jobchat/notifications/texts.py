@@ -110,7 +110,7 @@ class Texts:
                     return
                 text_due_by(session, member, later.at)
                 if later.held:
-                    hold(member.user, later.at)
+                    hold(session, member.user, later.at)
 
             return postpone
         link = await asyncio.to_thread(self._sign_in_link, user_id, conv_id)
