@@ -275,6 +275,8 @@ def do_update_preferences(
     if data.email_notifications is not None:
         user.email_notifications = data.email_notifications
     if data.notifications is not None:
+        if user.is_staff and data.notifications.sms:
+            raise Invalid({"notifications.sms": "text notifications are for candidates"})
         for channel, value in data.notifications.model_dump(exclude_none=True).items():
             setattr(user, f"{channel}_notifications", value)
     if "quiet_hours" in data.model_fields_set:
