@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
@@ -16,18 +15,8 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
 from tests.mail_support import drain
-from tests.notify_support import app_open, ladder_worker, pushes, subscribe
+from tests.notify_support import app_open, chat_fixture, pushes, subscribe, worker_fixture  # noqa: F401 (fixtures)
 from tests.support import World, body
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def chat(world: World) -> int:
-    return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
 def send(world: World, who: str, chat: int, text: str = "Hello") -> int:

@@ -17,7 +17,7 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from jobchat.sms.segments import count_segments
 from tests.mail_support import drain
-from tests.notify_support import ladder_worker
+from tests.notify_support import worker_fixture  # noqa: F401 (fixtures)
 from tests.support import World, body, user_id
 from tests.twilio_support import (
     INBOUND_PATH,
@@ -35,11 +35,6 @@ __all__ = ["twilio", "twilio_app_settings"]  # the Twilio stand-in and the setti
 CAND_PHONE = "+14155550123"
 LINK = re.compile(r"http://testserver/login/(jcl_[\w-]+)\?next=/conversations/(\d+)")
 DELAY = 900  # JOBCHAT_NOTIFY_SMS_DELAY_SECONDS' default
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
 
 
 @pytest.fixture
