@@ -8,15 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
+from jobchat.notifications.ladder import hold
 from tests.mail_support import drain
 from tests.notify_support import app_open, chat_fixture, pushes, subscribe, worker_fixture  # noqa: F401 (fixtures)
-from tests.support import World, body
+from tests.support import World, body, user_id
 
 
 def send(world: World, who: str, chat: int, text: str = "Hello") -> int:
@@ -229,3 +230,25 @@ def test_the_sweep_reads_no_held_person_before_their_time(
     with db.read() as session:
         still = select(func.count()).where(User.notify_held_until == morning)
         assert session.scalar(still) == 300
+
+
+def test_a_hold_is_written_even_when_the_sweep_cleared_it_after_it_was_read(
+    world: World, db: Database, clock: FrozenClock
+) -> None:
+    """The row as the ladder read it says held until 08:00; the sweep has cleared it since (here
+    in the same session, by the statement it uses): holding until 08:00 again must be written,
+    not skipped as unchanged (the held push would be stranded)."""
+    until = clock.now() + timedelta(hours=23)
+    with db.write() as session:
+        user = session.get_one(User, user_id(db, "cand"))
+        user.notify_held_until = until
+        session.flush()
+        session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(notify_held_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        hold(session, user, until)
+    with db.read() as session:
+        assert session.get_one(User, user_id(db, "cand")).notify_held_until == until
