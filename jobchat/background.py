@@ -72,7 +72,7 @@ def _release_sweep(session: Session, now: datetime) -> int:
 
 
 def _held(session: Session, now: datetime) -> bool:
-    return any_held(session)
+    return any_held(session, now)
 
 
 def _sweeper(

@@ -13,8 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobchat.directory.quiet_hours import QuietHours
+from jobchat.config_checks import port_of, readable
 from jobchat.proxies import trusted_proxies
+from jobchat.quiet_hours import QuietHours
+from jobchat.vapid_key import VapidKeyInvalid, parse_private_key
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -308,7 +310,7 @@ class Settings(BaseSettings):
             parts = urlsplit(value)
             if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
                 raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
-            _port_of(value)
+            port_of(value)
         return value
 
     @field_validator("redis_url")
@@ -319,7 +321,7 @@ class Settings(BaseSettings):
             if parts.scheme in ("redis", "rediss"):
                 if not parts.hostname:
                     raise ValueError("must name a host: redis://host:6379/0")
-                _port_of(value)
+                port_of(value)
             elif parts.scheme != "unix" or not parts.path:
                 raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
         return value
@@ -381,8 +383,6 @@ class Settings(BaseSettings):
     def _vapid_private_key(cls, value: str | None) -> str | None:
         # Checked with the parser the push channel uses, so that a bad key stops start-up
         # instead of failing every push (and GET /api/v1/push/key) later.
-        from jobchat.push.keys import VapidKeyInvalid, parse_private_key
-
         if value is not None:
             try:
                 parse_private_key(value)
@@ -453,13 +453,6 @@ class Settings(BaseSettings):
         return url
 
 
-def _port_of(url: str) -> None:
-    try:
-        urlsplit(url).port  # noqa: B018 (urllib checks the port only when asked for it)
-    except ValueError:
-        raise ValueError("has a port that is not a number from 1 to 65535") from None
-
-
 def env_name(field: str) -> str:
     """The environment variable an operator sets for ``field``."""
     alias = Settings.model_fields[field].validation_alias
@@ -479,28 +472,8 @@ def settings_problem(error: ValidationError) -> str:
             problems.append(message)  # a rule across settings names its variables itself
             continue
         value = "" if field in _SECRET else f" (got {err.get('input')!r})"
-        problems.append(f"{env_name(field)} {_readable(message)}{value}")
+        problems.append(f"{env_name(field)} {readable(message)}{value}")
     return "bad setting: " + "; ".join(problems)
-
-
-def _readable(message: str) -> str:
-    """pydantic's "Input should be greater than or equal to 1" as "must be at least 1"."""
-    for theirs, ours in (
-        ("Input should be greater than or equal to", "must be at least"),
-        ("Input should be greater than", "must be more than"),
-        ("Input should be less than or equal to", "must be at most"),
-        ("Input should be less than", "must be less than"),
-        (
-            "Input should be a valid integer, unable to parse string as an integer",
-            "must be a whole number",
-        ),
-        ("Input should be a valid integer", "must be a whole number"),
-        ("Input should be a valid number, unable to parse string as a number", "must be a number"),
-        ("Input should be a valid boolean, unable to interpret input", "must be true or false"),
-    ):
-        if message.startswith(theirs):
-            return ours + message[len(theirs) :]
-    return message
 
 
 @lru_cache(maxsize=1)

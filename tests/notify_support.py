@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from jobchat.jobqueue.models import QueuedJob
 from jobchat.jobqueue.worker import Worker
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB
-from tests.support import As, user_id, wait_until
+from tests.support import As, World, body, user_id, wait_until
 
 
 def ladder_worker(app: FastAPI) -> Worker:
@@ -26,6 +27,22 @@ def ladder_worker(app: FastAPI) -> Worker:
     return build_worker(
         app.state.mail, texter=app.state.texter, presence=app.state.hub.presence, name="test"
     )
+
+
+# Fixtures the notification tests share: a module imports chat_fixture / worker_fixture and
+# asks for chat / worker (named apart so that the parameters do not shadow the imports).
+
+
+@pytest.fixture(name="worker")
+def worker_fixture(client: TestClient) -> Worker:
+    """The app's worker with its hub's presence (``ladder_worker``)."""
+    return ladder_worker(client.app)  # type: ignore[arg-type]
+
+
+@pytest.fixture(name="chat")
+def chat_fixture(world: World) -> int:
+    """The candidate's application conversation, started by a team member."""
+    return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
 def subscribe(db: Database, clock: FrozenClock, ext_id: str, device: str = "phone") -> int:

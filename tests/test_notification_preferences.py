@@ -68,6 +68,21 @@ def test_bad_preferences_are_refused_naming_the_field(
     assert body(world["cand"].get("/api/v1/me"), 200) == before
 
 
+def test_staff_cannot_switch_texts_on_and_switches_take_only_true_or_false(
+    world: World,
+) -> None:
+    staff = world["emp_team"]
+    error = assert_error(staff.patch("/api/v1/me", {"notifications": {"sms": True}}), 422)
+    assert error["fields"] == {"notifications.sms": "text notifications are for candidates"}
+    after = body(staff.patch("/api/v1/me", {"notifications": {"sms": False}}), 200)
+    assert after["notifications"]["sms"] is False
+    for fuzzy in ("yes", 1, "true"):
+        error = assert_error(
+            world["cand"].patch("/api/v1/me", {"notifications": {"push": fuzzy}}), 422
+        )
+        assert "notifications.push" in error["fields"], error
+
+
 class TestQuietHoursOff:
     """JOBCHAT_CANDIDATE_QUIET_HOURS=off: new candidates get none."""
 

@@ -4,14 +4,13 @@ stays unread past the email delay; email keeps its batching and ignores quiet ho
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from tests.mail_support import SmtpSink, drain, sink, smtp_settings
-from tests.notify_support import ladder_worker, pushes, subscribe
+from tests.notify_support import chat_fixture, pushes, subscribe, worker_fixture  # noqa: F401 (fixtures)
 from tests.support import World, body
 
 __all__ = ["sink"]  # the SMTP sink fixture, from tests/mail_support.py
@@ -22,16 +21,6 @@ CANDIDATE = "cand@example.org"
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink) -> Settings:
     return smtp_settings(settings, sink, notify_delay_seconds=120)
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def chat(world: World) -> int:
-    return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
 def test_pushed_and_read_within_the_delay_means_no_email(

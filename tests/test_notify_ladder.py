@@ -5,25 +5,19 @@ removed); nothing for a message deleted or read meanwhile."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select, update
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
+from jobchat.notifications.ladder import hold
 from tests.mail_support import drain
-from tests.notify_support import app_open, ladder_worker, pushes, subscribe
-from tests.support import World, body
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def chat(world: World) -> int:
-    return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
+from tests.notify_support import app_open, chat_fixture, pushes, subscribe, worker_fixture  # noqa: F401 (fixtures)
+from tests.support import World, body, user_id
 
 
 def send(world: World, who: str, chat: int, text: str = "Hello") -> int:
@@ -197,3 +191,64 @@ def test_staff_have_no_quiet_hours_by_default(
     reply = send(world, "cand", chat, "Sorry for the late answer")
     drain(worker)
     assert pushes(db) == [(team, reply)]
+
+
+def test_the_sweep_reads_no_held_person_before_their_time(
+    world: World, db: Database, clock: FrozenClock, chat: int, worker: Worker
+) -> None:
+    subscribe(db, clock, "cand")
+    night(clock)
+    send(world, "emp_team", chat)
+    drain(worker)
+    morning = clock.now() + timedelta(hours=10)
+    with db.write() as session:  # a night with many held: 300 more
+        for n in range(300):
+            session.add(
+                User(
+                    kind="candidate",
+                    ext_id=f"held{n}",
+                    name=f"Held {n}",
+                    email=f"held{n}@example.com",
+                    notify_held_until=morning,
+                )
+            )
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        clock.advance(hours=1)  # 23:00: nobody's hold is due
+        drain(worker)  # every sweep once
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    # The release sweep: one indexed look-up that finds nothing due; no user read, none written.
+    held = [s for s in statements if "notify_held_until IS NOT NULL" in s]
+    assert len(held) == 1 and "<=" in held[0], held
+    assert not any(s.lstrip().upper().startswith("UPDATE USERS") for s in statements)
+    with db.read() as session:
+        still = select(func.count()).where(User.notify_held_until == morning)
+        assert session.scalar(still) == 300
+
+
+def test_a_hold_is_written_even_when_the_sweep_cleared_it_after_it_was_read(
+    world: World, db: Database, clock: FrozenClock
+) -> None:
+    """The row as the ladder read it says held until 08:00; the sweep has cleared it since (here
+    in the same session, by the statement it uses): holding until 08:00 again must be written,
+    not skipped as unchanged (the held push would be stranded)."""
+    until = clock.now() + timedelta(hours=23)
+    with db.write() as session:
+        user = session.get_one(User, user_id(db, "cand"))
+        user.notify_held_until = until
+        session.flush()
+        session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(notify_held_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        hold(session, user, until)
+    with db.read() as session:
+        assert session.get_one(User, user_id(db, "cand")).notify_held_until == until

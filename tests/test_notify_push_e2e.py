@@ -14,7 +14,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from tests.mail_support import drain
-from tests.notify_support import app_open, ladder_worker
+from tests.notify_support import app_open, chat_fixture, worker_fixture  # noqa: F401 (fixtures)
 from tests.push_service import PushService
 from tests.support import As, World, body
 
@@ -29,16 +29,6 @@ def service() -> Iterator[PushService]:
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"push_allow_insecure": True})
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def chat(world: World) -> int:
-    return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
 def subscribe(who: As, service: PushService, name: str, clock: FrozenClock) -> None:

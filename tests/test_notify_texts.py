@@ -9,13 +9,16 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from jobchat.auth.models import Credential, CredentialKind
 from jobchat.clock import FrozenClock
+from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from jobchat.sms.segments import count_segments
 from tests.mail_support import drain
-from tests.notify_support import ladder_worker
-from tests.support import World, body
+from tests.notify_support import worker_fixture  # noqa: F401 (fixtures)
+from tests.support import World, body, user_id
 from tests.twilio_support import (
     INBOUND_PATH,
     TWILIO_CLIENT_WARNINGS,
@@ -32,11 +35,6 @@ __all__ = ["twilio", "twilio_app_settings"]  # the Twilio stand-in and the setti
 CAND_PHONE = "+14155550123"
 LINK = re.compile(r"http://testserver/login/(jcl_[\w-]+)\?next=/conversations/(\d+)")
 DELAY = 900  # JOBCHAT_NOTIFY_SMS_DELAY_SECONDS' default
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return ladder_worker(client.app)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -169,9 +167,11 @@ def test_removing_quiet_hours_sends_a_held_text_at_once(
 
 
 def test_a_provider_5xx_is_retried_and_the_text_goes_once(
-    world: World, chat: int, worker: Worker, twilio: TwilioServer, clock: FrozenClock
+    world: World, db: Database, chat: int, worker: Worker, twilio: TwilioServer, clock: FrozenClock
 ) -> None:
-    twilio.fail_next(1, status=503)
+    twilio.fail_next(2, status=503)
+    # No notification email (which has a sign-in link of its own) for the count below.
+    body(world["cand"].patch("/api/v1/me", {"notifications": {"email": False}}), 200)
     body(world["emp_team"].send(chat, "Hello"), 201)
     drain(worker)
     clock.advance(seconds=DELAY)
@@ -179,10 +179,25 @@ def test_a_provider_5xx_is_retried_and_the_text_goes_once(
     assert texts(twilio) == []
     clock.advance(seconds=60)  # past the retry's backoff
     drain(worker)
+    clock.advance(seconds=120)  # and the next one's
+    drain(worker)
     assert len(texts(twilio)) == 1
     clock.advance(seconds=600)
     drain(worker)
     assert len(texts(twilio)) == 1
+    # One sign-in link for the one text, not one per attempt; and it is the one that works.
+    with db.read() as session:
+        links = session.scalar(
+            select(func.count()).where(
+                Credential.kind == CredentialKind.login_link,
+                Credential.user_id == user_id(db, "cand"),
+            )
+        )
+    assert links == 1
+    link = LINK.search(texts(twilio)[0])
+    assert link is not None
+    signed_in = world["cand"].client.get(f"/login/{link[1]}", follow_redirects=False)
+    assert signed_in.status_code == 303
 
 
 def test_a_provider_refusal_ends_it(

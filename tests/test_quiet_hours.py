@@ -6,9 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 
-from jobchat.config import Settings
-from jobchat.directory.quiet_hours import QuietHours, quiet_hours_of
+from jobchat.config import Settings, get_settings
+from jobchat.db.engine import Database
+from jobchat.db.migrate import alembic_config
+from jobchat.quiet_hours import QuietHours, quiet_hours_of
+from tests.support import World
 
 NIGHT = QuietHours("21:00", "08:00")
 
@@ -51,6 +56,27 @@ def test_in_the_persons_time_zone_and_over_a_daylight_saving_change() -> None:
     assert NIGHT.until(at("2026-10-24T22:00:00"), "Europe/Berlin") == at("2026-10-25T07:00:00")
 
 
+def test_an_end_in_the_hour_the_clocks_repeat_is_never_in_the_past() -> None:
+    # 1 November 2026, New York: 02:00 EDT -> 01:00 EST, so 01:00-02:00 happens twice.
+    window = QuietHours("01:00", "01:30")
+    ny = "America/New_York"
+    # First pass (EDT, UTC-4): 01:10 -> ends at 01:30 EDT.
+    assert window.until(at("2026-11-01T05:10:00"), ny) == at("2026-11-01T05:30:00")
+    # Second pass (EST, UTC-5): 01:10 again -> ends at the second 01:30, not the first (past).
+    assert window.until(at("2026-11-01T06:10:00"), ny) == at("2026-11-01T06:30:00")
+    assert window.until(at("2026-11-01T06:30:00"), ny) is None
+
+
+def test_an_end_in_the_hour_the_clocks_skip_moves_forward() -> None:
+    # 8 March 2026, New York: 02:00 EST -> 03:00 EDT; 02:30 does not exist that night.
+    window = QuietHours("01:00", "02:30")
+    ny = "America/New_York"
+    ends = window.until(at("2026-03-08T06:10:00"), ny)  # 01:10 EST
+    assert ends is not None and ends > at("2026-03-08T06:10:00")
+    assert ends == at("2026-03-08T07:30:00")  # 02:30 read as EST: 03:30 EDT
+    assert window.until(at("2026-03-08T07:30:00"), ny) is None
+
+
 def test_parse_and_its_errors() -> None:
     assert QuietHours.parse("21:00-08:00") == NIGHT
     assert str(NIGHT) == "21:00-08:00"
@@ -67,3 +93,29 @@ def test_the_candidate_default_setting() -> None:
     assert Settings(candidate_quiet_hours="off", _env_file=None).candidate_quiet_window is None
     with pytest.raises(ValueError, match="candidate_quiet_hours"):
         Settings(candidate_quiet_hours="nights", _env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("off", None), ("22:30-07:00", ("22:30", "07:00"))]
+)
+def test_the_upgrade_gives_candidates_the_configured_quiet_hours(
+    world: World, db: Database, monkeypatch: pytest.MonkeyPatch, setting: str, expected: object
+) -> None:
+    monkeypatch.setenv("JOBCHAT_CANDIDATE_QUIET_HOURS", setting)
+    get_settings.cache_clear()  # the migration reads the server's settings as the CLI has them
+    config = alembic_config(db.engine.url.render_as_string(hide_password=False))
+    try:
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+            command.upgrade(config, "0008")
+            rows = connection.execute(
+                text("SELECT quiet_start, quiet_end FROM users WHERE kind = 'candidate'")
+            ).all()
+        assert rows and all((None if s is None else (s, e)) == expected for s, e in rows)
+    finally:
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        db.engine.dispose()
+        get_settings.cache_clear()

@@ -29,12 +29,12 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _new_secret(kind: str) -> str:
+def new_secret(kind: str) -> str:
     return _PREFIX[kind] + secrets.token_urlsafe(32)
 
 
 def do_create_api_key(session: Session, *, name: str, now: datetime) -> str:
-    secret = _new_secret("api_key")
+    secret = new_secret("api_key")
     session.add(ApiKey(name=name, secret_hash=digest(secret), created_at=now))
     return secret
 
@@ -61,7 +61,7 @@ def do_issue_credential(
 ) -> tuple[Credential, str]:
     """A new credential of ``kind`` for ``user``: its row (flushed, so it has an id) and its
     secret, which is nowhere else: only its digest is stored."""
-    secret = _new_secret(kind)
+    secret = new_secret(kind)
     cred = Credential(
         kind=kind,
         secret_hash=digest(secret),

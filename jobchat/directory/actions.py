@@ -40,7 +40,6 @@ from jobchat.directory.queries import (
     organization_by_ext,
     user_by_ext,
 )
-from jobchat.directory.quiet_hours import QuietHours
 from jobchat.directory.schemas import (
     ApplicationIn,
     CandidateIn,
@@ -52,6 +51,7 @@ from jobchat.directory.schemas import (
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
 from jobchat.messages.actions import do_cancel_deliveries_to
+from jobchat.quiet_hours import QuietHours, quiet_hours_of
 from jobchat.sms.consent import do_follow_number, do_set_sms_consent
 from jobchat.sms.models import ConsentSource
 
@@ -265,7 +265,9 @@ def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None
     sync_conversations(session, conversations_with_member(session, user.id), now=now)
 
 
-def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> None:
+def do_update_preferences(
+    session: Session, user: User, data: PreferencesIn, *, now: datetime
+) -> None:
     if data.timezone is not None:
         if (p := timezone_problem(data.timezone)) is not None:
             raise Invalid({"timezone": p})
@@ -273,6 +275,8 @@ def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> 
     if data.email_notifications is not None:
         user.email_notifications = data.email_notifications
     if data.notifications is not None:
+        if user.is_staff and data.notifications.sms:
+            raise Invalid({"notifications.sms": "text notifications are for candidates"})
         for channel, value in data.notifications.model_dump(exclude_none=True).items():
             setattr(user, f"{channel}_notifications", value)
     if "quiet_hours" in data.model_fields_set:
@@ -281,6 +285,19 @@ def do_update_preferences(session: Session, user: User, data: PreferencesIn) -> 
             raise Invalid({"quiet_hours": "starts and ends at the same time: use null for none"})
         user.quiet_start = window.start if window else None
         user.quiet_end = window.end if window else None
+    if data.timezone is not None or "quiet_hours" in data.model_fields_set:
+        _move_hold(user, now)
+
+
+def _move_hold(user: User, now: datetime) -> None:
+    """What quiet hours hold waits for the end of the window as it is now: released at once
+    (by the next sweep) when now is outside it. The sweep reads only holds that are due, so a
+    changed window must move the time here."""
+    if user.notify_held_until is None:
+        return
+    window = quiet_hours_of(user.quiet_start, user.quiet_end)
+    until = window.until(now, user.timezone) if window is not None else None
+    user.notify_held_until = until if until is not None else now
 
 
 # --- jobs and applications ---------------------------------------------------------------------

@@ -182,5 +182,5 @@ def get_me(caller: CurrentUser) -> UserOut:
 @me.patch("/me", response_model=UserOut)
 def patch_me(body: PreferencesIn, caller: CurrentUser) -> UserOut:
     with caller.write() as (session, user):
-        do_update_preferences(session, user, body)
+        do_update_preferences(session, user, body, now=caller.now)
         return UserOut.of(user)

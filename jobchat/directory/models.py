@@ -95,7 +95,7 @@ class User(Base):
     push_notifications: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     sms_notifications: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Quiet hours, "HH:MM" in the person's time zone (both set or neither; see
-    # jobchat.directory.quiet_hours): no push and no text then.
+    # jobchat.quiet_hours): no push and no text then.
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     # When what was held back by quiet hours is to be sent (the end of the window it came due

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from jobchat.directory.models import (
     Application,
@@ -78,9 +78,10 @@ class Notifications(BaseModel):
 
 class NotificationsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    push: bool | None = None
-    email: bool | None = None
-    sms: bool | None = None
+    # Strict: "yes" or 1 is a mistake to name, not a switch to guess at.
+    push: StrictBool | None = None
+    email: StrictBool | None = None
+    sms: StrictBool | None = Field(default=None, description="Candidates only (staff: false).")
 
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]

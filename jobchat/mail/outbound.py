@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
-from jobchat.auth.actions import do_create_credential
-from jobchat.auth.api import login_url
-from jobchat.auth.models import CredentialKind
+from jobchat.auth.links import do_sign_in_link
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Conversation, Member
@@ -270,16 +268,14 @@ class Mailer:
     def _sign_in_link(self, user: User, conv_id: int) -> str:
         now = self.clock.now()
         with self.db.work() as session:
-            fresh = session.get(User, user.id)
-            assert fresh is not None
-            secret = do_create_credential(
+            return do_sign_in_link(
                 session,
-                user=fresh,
-                kind=CredentialKind.login_link,
+                user=session.get_one(User, user.id),
+                conv_id=conv_id,
+                public_url=self.settings.public_url,
                 now=now,
-                lifetime=timedelta(hours=self.settings.notify_link_hours),
+                hours=self.settings.notify_link_hours,
             )
-        return f"{login_url(self.settings.public_url, secret)}?next=/conversations/{conv_id}"
 
     # --- "this conversation is closed" ------------------------------------------------------
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,14 +28,14 @@ from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
-from jobchat.directory.quiet_hours import quiet_hours_of
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.notifications.queue import NOTIFY_JOB
-from jobchat.push.models import PushSubscription
+from jobchat.push.queries import subscribed_before, subscription_ids_by_user
 from jobchat.push.queue import enqueue_push
+from jobchat.quiet_hours import quiet_hours_of
 from jobchat.realtime.presence import Presence
 
 log = logging.getLogger("jobchat.notifications")
@@ -51,9 +50,25 @@ def quiet_until(user: User, now: datetime) -> datetime | None:
     return window.until(now, user.timezone) if window is not None else None
 
 
-def hold(user: User, until: datetime) -> None:
-    """Remember that something waits for the end of the person's quiet hours."""
-    user.notify_held_until = until
+def hold(session: Session, user: User, until: datetime) -> None:
+    """Remember that something waits for the end of the person's quiet hours. A statement, not
+    an assignment: had the release sweep cleared the time since this job read the row, the
+    assignment would look unchanged and send nothing, and the held push would be stranded.
+    The earlier end wins (like _hold_push)."""
+    session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(
+            notify_held_until=case(
+                (
+                    or_(User.notify_held_until.is_(None), User.notify_held_until > until),
+                    until,
+                ),
+                else_=User.notify_held_until,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def text_due_by(session: Session, member: Member, at: datetime) -> None:
@@ -90,24 +105,6 @@ def _hold_push(session: Session, member: Member, message_id: int) -> None:
     )
 
 
-def subscriptions_of(
-    session: Session, user_ids: Collection[int], *, before: datetime
-) -> dict[int, list[int]]:
-    """Each user's push subscription ids, oldest first: the devices subscribed before the
-    message arrived (one subscribed since was in the app then, and need not hear of it)."""
-    by_user: dict[int, list[int]] = {}
-    if not user_ids:
-        return by_user
-    rows = session.execute(
-        select(PushSubscription.user_id, PushSubscription.id)
-        .where(PushSubscription.user_id.in_(list(user_ids)), PushSubscription.created_at < before)
-        .order_by(PushSubscription.id)
-    )
-    for user_id, subscription_id in rows:
-        by_user.setdefault(user_id, []).append(subscription_id)
-    return by_user
-
-
 @dataclass
 class Ladder:
     db: Database
@@ -135,10 +132,6 @@ class Ladder:
             message = session.get(Message, message_id)
             if message is None or message.is_deleted:
                 return None
-            subscribed = select(PushSubscription.id).where(
-                PushSubscription.user_id == User.id,
-                PushSubscription.created_at < message.created_at,
-            )
             return list(
                 session.scalars(
                     select(Member.user_id)
@@ -148,7 +141,7 @@ class Ladder:
                         Member.user_id != (message.author_id or 0),
                         User.deactivated_at.is_(None),
                         User.push_notifications.is_(True),
-                        subscribed.exists(),
+                        subscribed_before(User.id, message.created_at),
                     )
                 )
             )
@@ -184,7 +177,7 @@ class Ladder:
         )
         # An email or text of the message itself reached them already: no text about it.
         delivered = {d.recipient_id for d in message.deliveries}
-        subscriptions = subscriptions_of(
+        subscriptions = subscription_ids_by_user(
             session,
             [u.id for _, u in rows if u.push_notifications and u.id not in online],
             before=message.created_at,
@@ -207,7 +200,7 @@ class Ladder:
                         )
                 else:
                     _hold_push(session, member, message.id)
-                    hold(user, until)
+                    hold(session, user, until)
             if (
                 user.is_candidate
                 and user.sms_notifications

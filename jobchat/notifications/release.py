@@ -1,9 +1,11 @@
 """Releasing what quiet hours held back (a periodic sweep, every poll interval).
 
-A person with ``notify_held_until`` set is released once they are outside quiet hours: when the
-window ends, or at once when they remove or change their quiet hours so that now is outside
-them. Then each conversation with a held push gets one push (of its newest held message, if it
-is still unread and not deleted), and texts that waited become due now (the text job checks
+A person with ``notify_held_until`` set is released once that time has come: the end of their
+window, or now when they remove or change their quiet hours so that now is outside them (the
+preferences action moves the time: jobchat.directory.actions). Only holds that are due are
+read: a night of thousands held costs one indexed look-up a poll and no write transaction.
+Then each conversation with a held push gets one push (of its newest held message, if it is
+still unread and not deleted), and texts that waited become due now (the text job checks
 again what is still to tell, and when it may).
 """
 
@@ -17,30 +19,41 @@ from sqlalchemy.orm import Session
 from jobchat.conversations.models import Member
 from jobchat.directory.models import User
 from jobchat.messages.models import HiddenMessage, Message
-from jobchat.notifications.ladder import quiet_until, subscriptions_of
+from jobchat.notifications.ladder import quiet_until
+from jobchat.push.queries import subscription_ids_by_user
 from jobchat.push.queue import enqueue_push
 
 
-def any_held(session: Session) -> bool:
-    """Whether anyone has anything held (the common answer, no, from a partial index)."""
-    found = session.scalar(select(User.id).where(User.notify_held_until.is_not(None)).limit(1))
+def any_held(session: Session, now: datetime) -> bool:
+    """Whether anyone's hold is due (the common answer, no, from a partial index)."""
+    found = session.scalar(
+        select(User.id)
+        .where(User.notify_held_until.is_not(None), User.notify_held_until <= now)
+        .limit(1)
+    )
     return found is not None
 
 
 def do_release_held(session: Session, *, now: datetime) -> int:
-    """Release everyone whose quiet hours are over; returns how many pushes were queued."""
+    """Release everyone whose hold is due; returns how many pushes were queued."""
     queued = 0
-    held = session.execute(
+    due = session.execute(
         select(User.id, User.notify_held_until)
-        .where(User.notify_held_until.is_not(None))
+        .where(User.notify_held_until.is_not(None), User.notify_held_until <= now)
         .order_by(User.id)
     ).all()
-    for user_id, held_until in held:
+    for user_id, held_until in due:
         user = session.get_one(User, user_id)
         until = quiet_until(user, now)
         if until is not None:
-            if until != held_until:
-                user.notify_held_until = until  # the window moved: hold until its new end
+            # Due but in quiet hours again (a window that starts as the last one ends, or a
+            # time zone changed by the directory sync): hold on until this window's end.
+            session.execute(
+                update(User)
+                .where(User.id == user_id, User.notify_held_until == held_until)
+                .values(notify_held_until=until)
+                .execution_options(synchronize_session=False)
+            )
             continue
         # Claimed by clearing it where it is still what was read: of two workers sweeping at
         # once, only one releases (the other's UPDATE finds it changed and matches nothing).
@@ -84,7 +97,7 @@ def _release(session: Session, user: User, now: datetime) -> int:
         message = _still_news(session, member, message_id)
         if message is None or not user.push_notifications or not user.is_active:
             continue
-        devices = subscriptions_of(session, [user.id], before=message.created_at)
+        devices = subscription_ids_by_user(session, [user.id], before=message.created_at)
         for subscription_id in devices.get(user.id, []):
             enqueue_push(
                 session,

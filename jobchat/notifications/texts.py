@@ -17,14 +17,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from jobchat.auth.actions import do_create_credential
-from jobchat.auth.api import login_url
-from jobchat.auth.models import CredentialKind
+from jobchat.auth.links import conversation_link, do_record_sign_in_link, new_sign_in_secret
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
@@ -110,14 +107,24 @@ class Texts:
                     return
                 text_due_by(session, member, later.at)
                 if later.held:
-                    hold(member.user, later.at)
+                    hold(session, member.user, later.at)
 
             return postpone
-        link = await asyncio.to_thread(self._sign_in_link, user_id, conv_id)
+        # The link's credential is recorded with the text's outcome: an attempt that fails
+        # (and is retried) leaves none behind, so each text job makes one.
+        secret = new_sign_in_secret()
+        link = conversation_link(self.settings.public_url, secret, conv_id)
         body = notice_text(sender=decision.sender, job=decision.job, link=link)
         await send_notice(self.provider, to=decision.to, body=body)
 
         def settle(session: Session, now: datetime) -> None:
+            do_record_sign_in_link(
+                session,
+                user_id=user_id,
+                secret=secret,
+                now=now,
+                hours=self.settings.notify_link_hours,
+            )
             member = session.get(Member, (conv_id, user_id))
             if member is not None:
                 member.sms_notified_at = now
@@ -153,19 +160,6 @@ class Texts:
             sender = newest.author.name if newest.author is not None else "jobchat"
             conv = member.conversation
             return _Notice(phone, sender, conv.job.title if conv.job is not None else None)
-
-    def _sign_in_link(self, user_id: int, conv_id: int) -> str:
-        """A one-time sign-in link into the conversation, as the notification email has."""
-        with self.db.work() as session:
-            user = session.get_one(User, user_id)
-            secret = do_create_credential(
-                session,
-                user=user,
-                kind=CredentialKind.login_link,
-                now=self.clock.now(),
-                lifetime=timedelta(hours=self.settings.notify_link_hours),
-            )
-        return f"{login_url(self.settings.public_url, secret)}?next=/conversations/{conv_id}"
 
 
 def _unannounced(session: Session, member: Member) -> list[Message]:

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from jobchat.directory.actions import do_update_preferences
 from jobchat.directory.models import User
-from jobchat.directory.quiet_hours import hhmm_problem
 from jobchat.directory.schemas import NotificationsIn, PreferencesIn, QuietHoursIO
 from jobchat.errors import Invalid
+from jobchat.quiet_hours import hhmm_problem
 from jobchat.web.layout import frame
 from jobchat.web.templating import render
 from jobchat.web.viewer import FormViewer, PageViewer, Viewer
@@ -147,7 +147,7 @@ def save_settings(
                 ),
                 quiet_hours=QuietHoursIO(start=start, end=end) if quiet == "on" else None,
             )
-            do_update_preferences(session, user, prefs)
+            do_update_preferences(session, user, prefs, now=viewer.caller.now)
     except ValidationError:
         return _page(viewer, status=422, errors={"timezone": ZONE_PROBLEM}, values=values)
     except Invalid as exc:

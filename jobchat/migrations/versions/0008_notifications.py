@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import jobchat.db.base
+from jobchat.config import get_settings
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -75,11 +76,14 @@ def upgrade() -> None:
         sqlite_where=sa.text("notify_held_until IS NOT NULL"),
         postgresql_where=sa.text("notify_held_until IS NOT NULL"),
     )
-    # Candidates already here get the default a new one gets (JOBCHAT_CANDIDATE_QUIET_HOURS's
-    # own default): nobody's phone should start buzzing at night because of an upgrade.
-    op.execute(
-        "UPDATE users SET quiet_start = '21:00', quiet_end = '08:00' WHERE kind = 'candidate'"
-    )
+    # Candidates already here get the quiet hours a new one gets (JOBCHAT_CANDIDATE_QUIET_HOURS,
+    # as this server sets it; none when it is off): nobody's phone should start buzzing at night
+    # because of an upgrade.
+    if (window := get_settings().candidate_quiet_window) is not None:
+        op.get_bind().execute(
+            sa.text("UPDATE users SET quiet_start = :s, quiet_end = :e WHERE kind = 'candidate'"),
+            {"s": window.start, "e": window.end},
+        )
     with op.batch_alter_table("members", recreate="never") as batch:
         batch.add_column(
             sa.Column("sms_due_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=True)

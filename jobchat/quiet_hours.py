@@ -64,7 +64,13 @@ class QuietHours:
         if not inside:
             return None
         # A wall time that does not exist that day (a spring-forward gap) resolves forward.
-        return datetime.combine(end_day, end, tzinfo=tz).astimezone(UTC)
+        ends = datetime.combine(end_day, end, tzinfo=tz).astimezone(UTC)
+        if ends <= now:
+            # An end in the hour the clocks repeat (fall back): now is in the second pass of
+            # that hour, and the first occurrence (fold=0) is already behind us; the window
+            # ends at the second one. Never an end in the past, which would re-queue forever.
+            ends = datetime.combine(end_day, end, tzinfo=tz).replace(fold=1).astimezone(UTC)
+        return ends if ends > now else None
 
 
 def quiet_hours_of(start: str | None, end: str | None) -> QuietHours | None:

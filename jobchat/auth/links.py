@@ -1,0 +1,54 @@
+"""Sign-in links into a conversation, as notification emails and texts carry them.
+
+One helper for both channels. A link is a one-time login credential; only its digest is stored.
+The text job makes the secret first and records it in the transaction that records the text
+(``do_record_sign_in_link``), so a retried send leaves no unused credentials behind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from jobchat.auth.actions import digest, do_create_credential, new_secret
+from jobchat.auth.api import login_url
+from jobchat.auth.models import Credential, CredentialKind
+from jobchat.directory.models import User
+
+
+def conversation_link(public_url: str, secret: str, conv_id: int) -> str:
+    return f"{login_url(public_url, secret)}?next=/conversations/{conv_id}"
+
+
+def new_sign_in_secret() -> str:
+    """A secret for a sign-in link not yet recorded (``do_record_sign_in_link`` does)."""
+    return new_secret(CredentialKind.login_link)
+
+
+def do_record_sign_in_link(
+    session: Session, *, user_id: int, secret: str, now: datetime, hours: float
+) -> None:
+    session.add(
+        Credential(
+            kind=CredentialKind.login_link,
+            secret_hash=digest(secret),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+
+
+def do_sign_in_link(
+    session: Session, *, user: User, conv_id: int, public_url: str, now: datetime, hours: float
+) -> str:
+    """A new sign-in link for ``user`` into the conversation, recorded in ``session``."""
+    secret = do_create_credential(
+        session,
+        user=user,
+        kind=CredentialKind.login_link,
+        now=now,
+        lifetime=timedelta(hours=hours),
+    )
+    return conversation_link(public_url, secret, conv_id)

@@ -1,0 +1,32 @@
+"""Small pure checks the settings use (kept apart so jobchat.config stays about settings)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def port_of(url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 (urllib checks the port only when asked for it)
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+
+
+def readable(message: str) -> str:
+    """pydantic's "Input should be greater than or equal to 1" as "must be at least 1"."""
+    for theirs, ours in (
+        ("Input should be greater than or equal to", "must be at least"),
+        ("Input should be greater than", "must be more than"),
+        ("Input should be less than or equal to", "must be at most"),
+        ("Input should be less than", "must be less than"),
+        (
+            "Input should be a valid integer, unable to parse string as an integer",
+            "must be a whole number",
+        ),
+        ("Input should be a valid integer", "must be a whole number"),
+        ("Input should be a valid number, unable to parse string as a number", "must be a number"),
+        ("Input should be a valid boolean, unable to interpret input", "must be true or false"),
+    ):
+        if message.startswith(theirs):
+            return ours + message[len(theirs) :]
+    return message
