@@ -20,10 +20,10 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import RetryPolicy
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
-from jobchat.push.keys import VapidKeyInvalid
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
 from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, origin, retry_after_seconds
+from jobchat.vapid_key import VapidKeyInvalid
 from tests.mail_support import drain, worker_for
 from tests.push_service import Browser, PushService, b64url
 from tests.support import Api, As, World, body, start

@@ -13,7 +13,6 @@ from email.utils import parseaddr
 from weakref import WeakKeyDictionary
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 from py_vapid.utils import b64urlencode
 from sqlalchemy.exc import IntegrityError
@@ -21,36 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from jobchat.auth.models import ServerSecret
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.vapid_key import parse_private_key
 
 _KEY_NAME = "vapid_private_key"
 
 # The stored key, read once per database: it never changes once made.
 _stored: WeakKeyDictionary[Database, Vapid02] = WeakKeyDictionary()
 _lock = threading.Lock()
-
-
-class VapidKeyInvalid(ValueError):
-    pass
-
-
-def parse_private_key(value: str) -> Vapid02:
-    """A key as JOBCHAT_VAPID_PRIVATE_KEY gives it: PEM, or base64url of the raw number."""
-    value = value.strip()
-    try:
-        if value.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(value.encode(), password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
-                key.curve, ec.SECP256R1
-            ):
-                raise VapidKeyInvalid("a VAPID key must be an EC key on the P-256 curve")
-            return Vapid02(key)
-        return Vapid02.from_string(value)
-    except VapidKeyInvalid:
-        raise
-    except Exception as exc:
-        raise VapidKeyInvalid(
-            f"JOBCHAT_VAPID_PRIVATE_KEY is not a P-256 private key: {exc}"
-        ) from exc
 
 
 def raw_private_key(vapid: Vapid02) -> str:

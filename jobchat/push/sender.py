@@ -29,9 +29,10 @@ from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, RetryAfter, Settle
 from jobchat.push.actions import do_forget_subscription
-from jobchat.push.keys import parse_private_key, vapid_key, vapid_subject
+from jobchat.push.keys import vapid_key, vapid_subject
 from jobchat.push.payload import Push, prepare_push
 from jobchat.push.queue import PUSH_JOB
+from jobchat.vapid_key import parse_private_key
 
 log = logging.getLogger("jobchat.push")
 
