@@ -68,6 +68,7 @@ from bench_email import (
     code_version,
     cpu_seconds,
     gather_limited,
+    jobchat,
     latency,
     pct,
     start_server,
@@ -398,29 +399,35 @@ def per_second(times: list[float], start: float) -> list[int]:
 
 @dataclass
 class Meter:
-    """CPU seconds of the server, the push service and PostgreSQL's backends since start."""
+    """CPU seconds of jobchat (the server, and the worker process if there is one), the push
+    service and PostgreSQL's backends since start."""
 
     server: Server
     service: PushServiceProcess
     database: str | None
+    worker_pid: int | None = None
     server0: float = 0.0
+    worker0: float = 0.0
     service0: float = 0.0
     backends0: dict[int, float] = field(default_factory=dict)
 
     def start(self) -> Meter:
         self.server0 = cpu_seconds(self.server.process.pid)
+        self.worker0 = cpu_seconds(self.worker_pid) if self.worker_pid else 0.0
         self.service0 = self.service.cpu
         self.backends0 = backend_cpu(self.database)
         return self
 
     def per_push(self, pushes: int) -> dict[str, float]:
         n = max(pushes, 1)
+        server = cpu_seconds(self.server.process.pid) - self.server0
+        worker = cpu_seconds(self.worker_pid) - self.worker0 if self.worker_pid else 0.0
         out = {
-            "server_cpu_ms_per_push": round(
-                1000 * (cpu_seconds(self.server.process.pid) - self.server0) / n, 3
-            ),
+            "server_cpu_ms_per_push": round(1000 * (server + worker) / n, 3),
             "push_service_cpu_ms_per_push": round(1000 * (self.service.cpu - self.service0) / n, 3),
         }
+        if self.worker_pid:
+            out["of_which_worker_process_cpu_ms_per_push"] = round(1000 * worker / n, 3)
         if self.database:
             out["db_backends_cpu_ms_per_push"] = round(
                 1000 * backend_delta(self.backends0, self.database) / n, 3
@@ -451,10 +458,11 @@ def rate_phase(
     owner: dict[int, int],
     database: str | None,
     phase: str,
+    worker_pid: int | None = None,
 ) -> dict[str, Any]:
     before = service.count()
     load = os.getloadavg()[0]
-    meter = Meter(server, service, database).start()
+    meter = Meter(server, service, database, worker_pid).start()
     sents, elapsed = asyncio.run(
         send_paced(
             server.base, world.staff_token, conversations, args.rate, phase, args.max_in_flight
@@ -513,10 +521,11 @@ def burst_phase(
     conversations: list[int],
     owner: dict[int, int],
     database: str | None,
+    worker_pid: int | None = None,
 ) -> dict[str, Any]:
     before = service.count()
     load = os.getloadavg()[0]
-    meter = Meter(server, service, database).start()
+    meter = Meter(server, service, database, worker_pid).start()
     t0 = time.time()
     sents, elapsed = asyncio.run(
         send_burst(server.base, world.staff_token, conversations, args.burst_concurrency, "burst")
@@ -625,34 +634,80 @@ def seed_once(bench: Bench) -> dict[str, Any]:
     return {"seconds": seconds, "requests": requests}
 
 
+def start_worker(bench: Bench, number: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """``jobchat worker`` on its own (--worker-process), started once its log says so."""
+    log = bench.workdir / f"worker-run{number}.log"
+    env = bench.env | {"JOBCHAT_WORKER_POLL_SECONDS": str(bench.args.worker_poll)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            jobchat("worker"), env=env, cwd=bench.workdir, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while " started" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.05)
+    return process, log
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+    return process.returncode
+
+
+def worker_log(log: str) -> dict[str, Any]:
+    """What the worker said about trouble. It backs off (1 s, doubling up to 30 s) when it
+    cannot take or record jobs, e.g. when every place in the write turn's queue is taken by
+    requests (which are answered 503 busy then)."""
+    return {
+        "could not take jobs": log.count("could not take jobs"),
+        "failed attempts before taking jobs again": [
+            int(n) for n in re.findall(r"takes jobs again \((\d+) failed", log)
+        ],
+        "could not record job": log.count("could not record job"),
+        "job attempt failed": log.count(") attempt "),
+    }
+
+
 def run_once(bench: Bench, number: int) -> dict[str, Any]:
-    """A fresh server process on the seeded database: the warm-up, the rate phase and the
-    burst, each message to a conversation of its own."""
+    """A fresh server process (and worker process, with --worker-process) on the seeded
+    database: the warm-up, the rate phase and the burst, each message to a conversation of
+    its own."""
     args, world, database = bench.args, bench.world, bench.database
     assert world is not None
     warmup = int(args.rate * args.warmup_seconds)
     measured = int(args.rate * args.seconds)
     jobs_before = jobs_by_kind_and_status(bench.url)
-    server = start_server(bench.workdir, bench.env)
+    env = bench.env | ({"JOBCHAT_RUN_WORKER": "false"} if args.worker_process else {})
+    server = start_server(bench.workdir, env)
+    worker, worker_log_path = start_worker(bench, number) if args.worker_process else (None, None)
+    wpid = worker.pid if worker is not None else None
     service = bench.service
     owner = {conv: i for i, conv in enumerate(world.conversations)}
     convs = world.conversations
     out: dict[str, Any] = {"run": number}
     try:
         out["warmup"] = rate_phase(
-            args, server, service, world, convs[:warmup], owner, database, "warmup"
+            args, server, service, world, convs[:warmup], owner, database, "warmup", wpid
         )
         print(f"  warm-up: {summary_line(out['warmup'])}", flush=True)
-        profile = start_py_spy(args, server, bench.workdir, number)
+        profile = start_py_spy(args, worker or server.process, bench.workdir, number)
+        measured_convs = convs[warmup : warmup + measured]
         out["rate"] = rate_phase(
-            args, server, service, world, convs[warmup : warmup + measured], owner, database, "rate"
+            args, server, service, world, measured_convs, owner, database, "rate", wpid
         )
         if profile is not None:
             out["rate"]["profile"] = stop_py_spy(profile, args.results_dir, number)
         print(f"  rate:    {summary_line(out['rate'])}", flush=True)
         start = warmup + measured
         out["burst"] = burst_phase(
-            args, server, service, world, convs[start : start + args.burst], owner, database
+            args, server, service, world, convs[start : start + args.burst], owner, database, wpid
         )
         b = out["burst"]
         print(
@@ -667,16 +722,10 @@ def run_once(bench: Bench, number: int) -> dict[str, Any]:
     finally:
         code = server.stop()
         log = server.log.read_text(errors="replace")
-        # The worker backs off (1 s, doubling up to 30 s) when it cannot take or record jobs,
-        # e.g. a write turn with every place taken by requests (503 busy).
-        out["worker_log"] = {
-            "could not take jobs": log.count("could not take jobs"),
-            "failed attempts before taking jobs again": [
-                int(n) for n in re.findall(r"takes jobs again \((\d+) failed", log)
-            ],
-            "could not record job": log.count("could not record job"),
-            "job attempt failed": log.count(") attempt "),
-        }
+        if worker is not None and worker_log_path is not None:
+            out["worker_exit"] = stop_process(worker)
+            log += worker_log_path.read_text(errors="replace")
+        out["worker_log"] = worker_log(log)
         if "Traceback" in log or " ERROR " in log:
             dialect = make_url(bench.url).get_backend_name()
             copy = args.results_dir / f"push-{dialect}-run{number}-server.log"
@@ -697,10 +746,11 @@ class Profile:
 
 
 def start_py_spy(
-    args: argparse.Namespace, server: Server, workdir: Path, number: int
+    args: argparse.Namespace, target: subprocess.Popen[bytes], workdir: Path, number: int
 ) -> Profile | None:
-    """py-spy on the server for the rate phase: the stacks of the thread holding the GIL (what
-    bounds one Python process), as collapsed stacks."""
+    """py-spy on the server (or the worker process, with --worker-process) for the rate phase:
+    the stacks of the thread holding the GIL (what bounds one Python process), as collapsed
+    stacks."""
     if not args.py_spy:
         return None
     raw = workdir / f"py-spy-run{number}.txt"
@@ -709,7 +759,7 @@ def start_py_spy(
             args.py_spy,
             "record",
             "--pid",
-            str(server.process.pid),
+            str(target.pid),
             "--rate",
             "200",
             "--gil",
@@ -889,6 +939,17 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=int, default=1, help="runs on the data seeded once, a fresh server each"
     )
     parser.add_argument("--py-spy", help="path to py-spy: profile the server's rate phase")
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="run the jobs worker as its own `jobchat worker` process, not in the server",
+    )
+    parser.add_argument(
+        "--worker-poll",
+        type=float,
+        default=0.1,
+        help="with --worker-process: JOBCHAT_WORKER_POLL_SECONDS (nothing wakes it sooner)",
+    )
     parser.add_argument("--out", help="results file name (default: push-<dialect>.json)")
     args = parser.parse_args(argv)
 
@@ -949,7 +1010,8 @@ def main(argv: list[str] | None = None) -> int:
         "medians": mids,
         "runs": runs,
     }
-    path = results_dir / (args.out or f"push-{dialect}.json")
+    suffix = "-worker" if args.worker_process else ""
+    path = results_dir / (args.out or f"push-{dialect}{suffix}.json")
     path.write_text(json.dumps(out, indent=2))
     print(f"\nwritten: {path}")
     return 0 if met else 1
