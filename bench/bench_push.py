@@ -675,7 +675,7 @@ def worker_log(log: str) -> dict[str, Any]:
     }
 
 
-def run_once(bench: Bench, number: int) -> dict[str, Any]:
+def run_once(bench: Bench, number: int, *, worker_process: bool = False) -> dict[str, Any]:
     """A fresh server process (and worker process, with --worker-process) on the seeded
     database: the warm-up, the rate phase and the burst, each message to a conversation of
     its own."""
@@ -684,14 +684,14 @@ def run_once(bench: Bench, number: int) -> dict[str, Any]:
     warmup = int(args.rate * args.warmup_seconds)
     measured = int(args.rate * args.seconds)
     jobs_before = jobs_by_kind_and_status(bench.url)
-    env = bench.env | ({"JOBCHAT_RUN_WORKER": "false"} if args.worker_process else {})
+    env = bench.env | ({"JOBCHAT_RUN_WORKER": "false"} if worker_process else {})
     server = start_server(bench.workdir, env)
-    worker, worker_log_path = start_worker(bench, number) if args.worker_process else (None, None)
+    worker, worker_log_path = start_worker(bench, number) if worker_process else (None, None)
     wpid = worker.pid if worker is not None else None
     service = bench.service
     owner = {conv: i for i, conv in enumerate(world.conversations)}
     convs = world.conversations
-    out: dict[str, Any] = {"run": number}
+    out: dict[str, Any] = {"run": number, "worker": "process" if worker_process else "in-server"}
     try:
         out["warmup"] = rate_phase(
             args, server, service, world, convs[:warmup], owner, database, "warmup", wpid
@@ -861,6 +861,7 @@ FIGURES: list[tuple[str, str, tuple[str, ...]]] = [
     ("pushes received", "rate", ("pushes_received",)),
     ("missing / twice", "rate", ("missing",)),
     ("jobchat CPU ms per push (send included)", "rate", ("server_cpu_ms_per_push",)),
+    ("of which the worker process", "rate", ("of_which_worker_process_cpu_ms_per_push",)),
     ("push service CPU ms per push", "rate", ("push_service_cpu_ms_per_push",)),
     ("PostgreSQL backends CPU ms per push", "rate", ("db_backends_cpu_ms_per_push",)),
     ("burst: sends a second", "burst", ("sends_per_second",)),
@@ -872,6 +873,8 @@ FIGURES: list[tuple[str, str, tuple[str, ...]]] = [
     ("burst: first send to last push s", "burst", ("first_send_to_last_push_s",)),
     ("burst: pushes received / expected", "burst", ("pushes_received",)),
     ("burst: jobchat CPU ms per push", "burst", ("server_cpu_ms_per_push",)),
+    ("burst: sends answered 503 busy", "burst", ("sends_failed", "503")),
+    ("sends answered 503 busy", "rate", ("sends_failed", "503")),
 ]
 
 
@@ -920,7 +923,8 @@ def print_table(dialect: str, runs: list[dict[str, Any]], mids: dict[str, float]
         rate, burst = r["rate"], r["burst"]
         print(
             f"\nrun {i + 1}: load average (1 min) {rate['loadavg_1m_before']:.2f} before the rate "
-            f"phase, {burst['loadavg_1m_after']:.2f} after the burst; jobs {r.get('jobs')}"
+            f"phase, {burst['loadavg_1m_after']:.2f} after the burst; jobs {r.get('jobs')}; "
+            f"worker log {r.get('worker_log')}"
         )
 
 
@@ -940,15 +944,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--py-spy", help="path to py-spy: profile the server's rate phase")
     parser.add_argument(
-        "--worker-process",
-        action="store_true",
-        help="run the jobs worker as its own `jobchat worker` process, not in the server",
+        "--worker-process-runs",
+        type=int,
+        default=0,
+        help="then as many runs with the jobs worker as its own `jobchat worker` process "
+        "(JOBCHAT_RUN_WORKER=false in the server), on the same data",
     )
     parser.add_argument(
         "--worker-poll",
         type=float,
         default=0.1,
-        help="with --worker-process: JOBCHAT_WORKER_POLL_SECONDS (nothing wakes it sooner)",
+        help="the worker process's JOBCHAT_WORKER_POLL_SECONDS (nothing wakes it sooner)",
     )
     parser.add_argument("--out", help="results file name (default: push-<dialect>.json)")
     args = parser.parse_args(argv)
@@ -968,50 +974,58 @@ def main(argv: list[str] | None = None) -> int:
         )
     load_before = os.getloadavg()
     print(f"jobchat push benchmark on {dialect}", flush=True)
-    runs: list[dict[str, Any]] = []
+    series: dict[str, list[dict[str, Any]]] = {"in-server": [], "process": []}
     with tempfile.TemporaryDirectory(prefix="jobchat-push-") as tmp:
         bench = prepare(args, Path(tmp))
         try:
             seeded = seed_once(bench)
-            for i in range(args.runs):
-                print(f"run {i + 1} of {args.runs}", flush=True)
-                result = run_once(bench, i + 1)
-                result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
-                runs.append(result)
+            plan = [("in-server", args.runs), ("process", args.worker_process_runs)]
+            for worker, count in plan:
+                for i in range(count):
+                    print(f"run {i + 1} of {count}, worker {worker}", flush=True)
+                    result = run_once(bench, i + 1, worker_process=worker == "process")
+                    result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+                    series[worker].append(result)
         finally:
             bench.service.stop()
-    mids = medians(runs)
-    print_table(dialect, runs, mids)
-    goal_p99 = mids.get("201 → push p99 ms")
-    lost = sum(r["rate"]["missing"] + r["burst"]["missing"] for r in runs)
-    twice = sum(r["rate"]["duplicated"] + r["burst"]["duplicated"] for r in runs)
-    met = goal_p99 is not None and goal_p99 < 1000 and not lost and not twice
-    print(
-        f"\ngoal (p99 send-to-push under 1 s at {args.rate:g} messages a second, none lost or "
-        f"twice): {'met' if met else 'MISSED'} (median p99 {goal_p99} ms; lost {lost}, twice "
-        f"{twice})"
-    )
-    load_after = os.getloadavg()
-    print(f"load average before {load_before}, after {load_after}")
-    out = {
+    out: dict[str, Any] = {
         "database": dialect,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "code": code_version(),
         "args": {k: str(v) for k, v in vars(args).items() if k != "results_dir"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": load_after,
-        },
         "seed": seeded,
-        "goal": {"p99_ms_median": goal_p99, "lost": lost, "twice": twice, "met": met},
-        "medians": mids,
-        "runs": runs,
     }
-    suffix = "-worker" if args.worker_process else ""
-    path = results_dir / (args.out or f"push-{dialect}{suffix}.json")
+    met = True
+    for worker, runs in series.items():
+        if not runs:
+            continue
+        mids = medians(runs)
+        title = f"{dialect}, the worker {'in the server' if worker == 'in-server' else 'apart'}"
+        print_table(title, runs, mids)
+        goal_p99 = mids.get("201 → push p99 ms")
+        lost = sum(r["rate"]["missing"] + r["burst"]["missing"] for r in runs)
+        twice = sum(r["rate"]["duplicated"] + r["burst"]["duplicated"] for r in runs)
+        ok = goal_p99 is not None and goal_p99 < 1000 and not lost and not twice
+        met = met and ok
+        print(
+            f"\ngoal (p99 send-to-push under 1 s at {args.rate:g} messages a second, none lost "
+            f"or twice): {'met' if ok else 'MISSED'} (median p99 {goal_p99} ms; lost {lost}, "
+            f"twice {twice})"
+        )
+        key = "" if worker == "in-server" else "worker_process_"
+        out[f"{key}goal"] = {"p99_ms_median": goal_p99, "lost": lost, "twice": twice, "met": ok}
+        out[f"{key}medians"] = mids
+        out[f"{key}runs"] = runs
+    load_after = os.getloadavg()
+    print(f"load average before {load_before}, after {load_after}")
+    out["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }
+    path = results_dir / (args.out or f"push-{dialect}.json")
     path.write_text(json.dumps(out, indent=2))
     print(f"\nwritten: {path}")
     return 0 if met else 1
