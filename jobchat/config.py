@@ -376,6 +376,22 @@ class Settings(BaseSettings):
         window = QuietHours.parse(value)  # its ValueError names what is wrong
         return "off" if window is None else str(window)
 
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_private_key(cls, value: str | None) -> str | None:
+        # Checked with the parser the push channel uses, so that a bad key stops start-up
+        # instead of failing every push (and GET /api/v1/push/key) later.
+        from jobchat.push.keys import VapidKeyInvalid, parse_private_key
+
+        if value is not None:
+            try:
+                parse_private_key(value)
+            except VapidKeyInvalid:
+                raise ValueError(
+                    "must be a P-256 private key: PEM, or base64url of the raw 32-byte number"
+                ) from None
+        return value
+
     @field_validator("vapid_subject")
     @classmethod
     def _vapid_subject(cls, value: str | None) -> str | None:

@@ -277,6 +277,9 @@ def launch(template: Path, workdir: Path) -> WebServer:
         # Email and SMS go to the log (no SMTP server is set up) through the in-process worker.
         "JOBCHAT_RUN_WORKER": "true",
         "JOBCHAT_SEND_RATE_PER_MINUTE": "100000",
+        # Push subscriptions at a loopback endpoint: the stand-in for a browser's push service,
+        # which headless Chromium cannot reach (tests/test_web_browser_pwa.py).
+        "JOBCHAT_PUSH_ALLOW_INSECURE": "true",
     }
     process, log = spawn_serve(port, env, workdir)
     return WebServer(port=port, api_key=api_key, process=process, log=log)

@@ -29,18 +29,23 @@ def ladder_worker(app: FastAPI) -> Worker:
 
 
 def subscribe(db: Database, clock: FrozenClock, ext_id: str, device: str = "phone") -> int:
-    """A push subscription for the user (as a browser's subscribe would store it)."""
+    """A push subscription for the user, as a browser's subscribe would store it. Its endpoint
+    is a loopback address, which the push channel's egress guard refuses without a request:
+    these tests look at the pushes the ladder queues (tests/test_notify_push_e2e.py follows
+    them to a push service)."""
     with db.write() as session:
         sub = PushSubscription(
             user_id=user_id(db, ext_id),
-            endpoint=f"https://push.example.net/{ext_id}/{device}",
+            endpoint=f"https://127.0.0.1/push/{ext_id}/{device}",
             p256dh="BAAA",
             auth="AAAA",
             created_at=clock.now(),
         )
         session.add(sub)
         session.flush()
-        return sub.id
+        subscription_id = sub.id
+    clock.advance(seconds=1)  # what is sent next arrives after the device subscribed
+    return subscription_id
 
 
 def pushes(db: Database) -> list[tuple[int, int]]:

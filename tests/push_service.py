@@ -148,9 +148,12 @@ class PushService:
         return browser
 
     def answer(self, name: str, statuses: Sequence[int | tuple[int, dict[str, str]]]) -> None:
-        """Answer the next pushes to ``name`` with these statuses (optionally with headers,
-        e.g. ``(429, {"Retry-After": "1"})``) instead of 201, one each, in order."""
+        """Answer the next pushes to ``name`` (a subscription's name or its endpoint) with
+        these statuses (optionally with headers, e.g. ``(429, {"Retry-After": "1"})``) instead
+        of 201, one each, in order."""
         with self.lock:
+            by_endpoint = {b.endpoint: b.name for b in self._browsers.values()}
+            name = by_endpoint.get(name, name)
             self._script.setdefault(name, []).extend(statuses)
 
     def to(self, name: str) -> list[Push]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,11 +20,12 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import RetryPolicy
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
+from jobchat.push.keys import VapidKeyInvalid
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
-from jobchat.push.sender import Pusher
+from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, retry_after_seconds
 from tests.mail_support import drain, worker_for
-from tests.push_service import Browser, PushService
+from tests.push_service import Browser, PushService, b64url
 from tests.support import As, World, body, start
 
 
@@ -149,8 +151,8 @@ def test_410_deletes_the_subscription(
     world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
 ) -> None:
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, "carla-gone")
-    service.answer("carla-gone", [410])
+    browser, sub_id = subscribe(world["cand"], service, "carla-gone")
+    service.answer(browser.endpoint, [410])
     push(db, clock, sub_id, message)
     drain(worker)
     assert service.to("carla-gone") == []
@@ -260,3 +262,37 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
     [job] = push_jobs(db)
     assert job.status == JobStatus.failed
     assert "not public" in (job.last_error or "")
+    # It never will be: the subscription is dropped.
+    assert body(world["cand"].get("/api/v1/push/subscriptions"), 200)["items"] == []
+
+
+def test_retry_after_takes_seconds_or_a_date() -> None:
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now) == 30
+    assert retry_after_seconds("Mon, 05 Jan 2026 09:02:00 GMT", now) == 120
+    assert retry_after_seconds("Mon, 05 Jan 2026 08:00:00 GMT", now) == 0
+    assert retry_after_seconds("99999999", now) == MAX_RETRY_AFTER_SECONDS
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+def test_long_titles_and_bodies_in_wide_characters_stay_within_what_a_service_takes(
+    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+) -> None:
+    world.api.org("acme", "🏥" * 200, "employer")
+    world.api.job("job1", "🩺" * 200, "acme", team=["emp_team"], partners=["tbb", "hireco"])
+    message = body(world["emp_team"].send(conv, "💬" * 4000), 201)["id"]
+    _, sub_id = subscribe(world["cand"], service, "carla-wide")
+    push(db, clock, sub_id, message)
+    drain(worker)
+    [arrived] = service.to("carla-wide")  # the service refuses more than 4096 bytes
+    assert len(arrived.payload["title"]) <= 150 and arrived.payload["title"].endswith("…")
+    assert len(arrived.payload["body"]) <= 200
+
+
+def test_a_key_setting_that_is_no_p256_key_stops_the_sender_at_once(
+    settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    for bad in ("not a key", b64url(b"x" * 31), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END"):
+        with pytest.raises(VapidKeyInvalid):
+            Pusher(db, settings.model_copy(update={"vapid_private_key": bad}), clock)

@@ -72,6 +72,11 @@ def _problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
         ("JOBCHAT_DEFAULT_PHONE_REGION", "XX", "region code"),
         ("JOBCHAT_EMAIL_FROM", "jobchat", "email address"),
         ("JOBCHAT_REDIS_PREFIX", "job chat", "non-empty word"),
+        ("JOBCHAT_VAPID_PRIVATE_KEY", "not-a-key", "must be a P-256 private key"),
+        ("JOBCHAT_VAPID_SUBJECT", "hiring@example.com", "mailto: or https:"),
+        ("JOBCHAT_CANDIDATE_QUIET_HOURS", "9pm-8am", "HH:MM-HH:MM"),
+        ("JOBCHAT_CANDIDATE_QUIET_HOURS", "21:00-21:00", "use off for no quiet hours"),
+        ("JOBCHAT_PUSH_TTL_SECONDS", "-1", "must be at least 0"),
     ],
 )
 def test_a_bad_setting_is_named_with_what_is_wrong(

@@ -74,6 +74,7 @@ PAGES = [
     Visit("home-signed-out", None, "/"),
     Visit("sign-in-link-spent", None, "/login/jcl_not-a-real-link", 404),
     Visit("not-found-signed-out", None, "/no-such-page", 404),
+    Visit("offline", None, "/offline"),
     # A recruiter (Northwind Health).
     Visit("recruiter-inbox", MARCUS, "/inbox"),
     Visit("recruiter-inbox-unread", MARCUS, "/inbox?filter=unread"),
@@ -82,6 +83,8 @@ PAGES = [
     Visit("recruiter-agency-thread", MARCUS, "/conversations/{agency}"),
     Visit("recruiter-ended-chat", MARCUS, "/conversations/{ended}"),
     Visit("recruiter-closed-job-chat", MARCUS, "/conversations/{closed_job}"),
+    # Opened from a notification about a message deleted since.
+    Visit("recruiter-notified-deleted", MARCUS, "/conversations/{notified_deleted}"),
     Visit("recruiter-candidates", MARCUS, "/candidates"),
     Visit("recruiter-profile-messages", MARCUS, "/candidates/cand-hannah?tab=messages"),
     Visit("recruiter-profile-communications", MARCUS, "/candidates/cand-hannah?tab=communications"),
@@ -152,7 +155,7 @@ class Audit:
 
     web: WebServer
     browsers: Browsers
-    conversations: dict[str, int] = field(default_factory=dict)
+    conversations: dict[str, int | str] = field(default_factory=dict)
     pages: dict[tuple[str | None, Device], Page] = field(default_factory=dict)
     # small_targets of each page on the phone, taken while axe's visit has it open (one page
     # load fewer per page); a page not measured yet is visited for it.
@@ -237,16 +240,27 @@ def closed_job_chat(web: WebServer) -> int:
     return conv
 
 
-def find_conversations(web: WebServer) -> dict[str, int]:
+def find_conversations(web: WebServer) -> dict[str, int | str]:
     """The demo's conversation of each kind the pages are about (as each person's inbox has
     it), and the closed job's."""
-    found = {
+    found: dict[str, int | str] = {
         name: web.conversation_of(who, kind, ended=ended)
         for name, (who, kind, ended) in CONVERSATIONS.items()
     }
     # Made after the lookups, which would otherwise take it for Marcus's application chat.
     found["closed_job"] = closed_job_chat(web)
+    found["notified_deleted"] = notified_deleted(web)
     return found
+
+
+def notified_deleted(web: WebServer) -> str:
+    """A conversation's path with ``?message=`` of a message its author deleted for everyone
+    (what a notification's link opens after the fact)."""
+    conv = web.application_chat(web.new_applicant())
+    web.send(MARCUS, conv, "Thanks for applying! Are you free on Monday?")
+    gone = web.send(MARCUS, conv, "Sorry, that was meant for someone else.")
+    web.call("DELETE", f"/api/v1/messages/{gone['id']}?for=everyone", token=web.token(MARCUS))
+    return f"{conv}?message={gone['id']}"
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +328,27 @@ def test_axe_with_a_message_menu_and_a_confirmation_open(
     audit.assert_no_problems()
     assert_none(f"a message's menu ({device})", menu)
     assert_none(f"the Delete for everyone confirmation ({device})", confirmation)
+
+
+@pytest.mark.parametrize("device", SIZES)
+def test_axe_with_the_notifications_prompt_open(
+    audit: Audit, web: WebServer, device: Device
+) -> None:
+    """The offer to turn notifications on, as it appears after a send (push.js): axe finds
+    nothing in it, and its buttons are full-sized targets on the phone."""
+    conv = web.application_chat(web.new_applicant())
+    page = audit.visit(Visit("prompt", MARCUS, f"/conversations/{conv}"), device)
+    page.evaluate("() => localStorage.clear()")
+    page.locator("#composer textarea").fill("Hello! Are you free for a call this week?")
+    page.locator("#composer button.send").click()
+    prompt = page.get_by_role("region", name="Get a notification when someone replies?")
+    expect(prompt).to_be_visible()
+    if device == PHONE:
+        for name in ("Turn on notifications", "Not now"):
+            assert_touch_target(prompt.get_by_role("button", name=name))
+    found = audit.in_both_themes(page)
+    audit.assert_no_problems()
+    assert_none(f"the notifications prompt ({device})", found)
 
 
 # The measures themselves, on a page made to break them (no server: nothing else to blame).

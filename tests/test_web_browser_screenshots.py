@@ -53,6 +53,8 @@ class Screen:
     path: str
     shows: str
     kind: str = ""
+    # A part further down the page to show at the top of the picture (CSS selector).
+    scroll: str = ""
 
 
 SCREENS = [
@@ -81,6 +83,8 @@ SCREENS = [
         "My visa application was lodged this morning!",
         kind="job_relocation",
     ),
+    Screen("settings", OMAR, "/settings", "Quiet hours", scroll="#notifications-title"),
+    Screen("offline", OMAR, "/offline", "You\u2019re offline"),
 ]
 
 
@@ -99,6 +103,11 @@ def test_readme_screenshot(
     conv = web.conversation_of(screen.who, screen.kind) if screen.kind else 0
     sign_in(page, screen.who, next=screen.path.format(conv=conv))
     expect(subject(page, screen)).to_be_visible()
+    if screen.scroll:
+        # Just below the sticky top bar.
+        page.locator(screen.scroll).evaluate(
+            "(e) => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 72)"
+        )
     assert_fits(page)
     for theme in THEMES:
         page.emulate_media(color_scheme=theme)

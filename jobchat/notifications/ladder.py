@@ -90,14 +90,17 @@ def _hold_push(session: Session, member: Member, message_id: int) -> None:
     )
 
 
-def subscriptions_of(session: Session, user_ids: Collection[int]) -> dict[int, list[int]]:
-    """Each user's push subscription ids, oldest first."""
+def subscriptions_of(
+    session: Session, user_ids: Collection[int], *, before: datetime
+) -> dict[int, list[int]]:
+    """Each user's push subscription ids, oldest first: the devices subscribed before the
+    message arrived (one subscribed since was in the app then, and need not hear of it)."""
     by_user: dict[int, list[int]] = {}
     if not user_ids:
         return by_user
     rows = session.execute(
         select(PushSubscription.user_id, PushSubscription.id)
-        .where(PushSubscription.user_id.in_(list(user_ids)))
+        .where(PushSubscription.user_id.in_(list(user_ids)), PushSubscription.created_at < before)
         .order_by(PushSubscription.id)
     )
     for user_id, subscription_id in rows:
@@ -132,7 +135,10 @@ class Ladder:
             message = session.get(Message, message_id)
             if message is None or message.is_deleted:
                 return None
-            subscribed = select(PushSubscription.id).where(PushSubscription.user_id == User.id)
+            subscribed = select(PushSubscription.id).where(
+                PushSubscription.user_id == User.id,
+                PushSubscription.created_at < message.created_at,
+            )
             return list(
                 session.scalars(
                     select(Member.user_id)
@@ -179,7 +185,9 @@ class Ladder:
         # An email or text of the message itself reached them already: no text about it.
         delivered = {d.recipient_id for d in message.deliveries}
         subscriptions = subscriptions_of(
-            session, [u.id for _, u in rows if u.push_notifications and u.id not in online]
+            session,
+            [u.id for _, u in rows if u.push_notifications and u.id not in online],
+            before=message.created_at,
         )
         sms_delay = timedelta(seconds=self.settings.notify_sms_delay_seconds)
         for member, user in rows:

@@ -66,7 +66,6 @@ def _release(session: Session, user: User, now: datetime) -> int:
             .order_by(Member.conversation_id)
         )
     )
-    devices = subscriptions_of(session, [user.id]).get(user.id, []) if members else []
     queued = 0
     for member in members:
         message_id = member.push_held_id
@@ -82,13 +81,11 @@ def _release(session: Session, user: User, now: datetime) -> int:
             .values(push_held_id=None)
             .execution_options(synchronize_session=False)
         )
-        if (
-            not user.push_notifications
-            or not user.is_active
-            or not _still_news(session, member, message_id)
-        ):
+        message = _still_news(session, member, message_id)
+        if message is None or not user.push_notifications or not user.is_active:
             continue
-        for subscription_id in devices:
+        devices = subscriptions_of(session, [user.id], before=message.created_at)
+        for subscription_id in devices.get(user.id, []):
             enqueue_push(session, subscription_id=subscription_id, message_id=message_id, now=now)
             queued += 1
     # Texts that waited for the morning may go now.
@@ -101,12 +98,13 @@ def _release(session: Session, user: User, now: datetime) -> int:
     return queued
 
 
-def _still_news(session: Session, member: Member, message_id: int) -> bool:
+def _still_news(session: Session, member: Member, message_id: int) -> Message | None:
+    """The held message, if it is still unread, not deleted and not hidden by the member."""
     if member.last_read_message_id >= message_id:
-        return False
+        return None
     message = session.get(Message, message_id)
     if message is None or message.is_deleted:
-        return False
+        return None
     hidden = session.scalar(
         select(
             exists().where(
@@ -114,4 +112,4 @@ def _still_news(session: Session, member: Member, message_id: int) -> bool:
             )
         )
     )
-    return not hidden
+    return None if hidden else message

@@ -1,1 +1,1 @@
-"""Web Push: the devices\x27 subscriptions, the server\x27s VAPID key, and sending (a channel)."""
+"""Web Push: the devices' subscriptions, the server's VAPID key, and sending (a channel)."""

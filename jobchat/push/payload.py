@@ -16,6 +16,9 @@ from jobchat.push.models import PushSubscription
 # A notification shows two or three lines: this is plenty, and keeps every push far below the
 # 4 KB push services take.
 MAX_BODY_CHARS = 200
+# Titles are short in practice; names of up to 200 characters each could make one long enough
+# (in 4-byte characters) to take the payload past the 4 KB a push service must accept.
+MAX_TITLE_CHARS = 150
 ELLIPSIS = "…"
 
 
@@ -33,12 +36,16 @@ class Push:
         return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, an ellipsis among them when something was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
 def preview(author: str, text: str) -> str:
-    """ "<author>: <text>" on one line, at most MAX_BODY_CHARS characters (an ellipsis in them)."""
-    line = f"{author}: {' '.join(text.split())}".strip()
-    if len(line) <= MAX_BODY_CHARS:
-        return line
-    return line[: MAX_BODY_CHARS - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    """The author's name, a colon and the text on one line, cut to MAX_BODY_CHARS."""
+    return cut(f"{author}: {' '.join(text.split())}".strip(), MAX_BODY_CHARS)
 
 
 def conversation_url(conversation_id: int, message_id: int) -> str:
@@ -69,7 +76,7 @@ def prepare_push(session: Session, subscription_id: int, message_id: int) -> Pus
         "type": "message",
         "conversation": conv.id,
         "message": message.id,
-        "title": render_conversation(session, user, conv, member).title,
+        "title": cut(render_conversation(session, user, conv, member).title, MAX_TITLE_CHARS),
         "body": preview(author, message.body),
         "url": conversation_url(conv.id, message.id),
     }

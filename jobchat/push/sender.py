@@ -27,9 +27,9 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import JobKind, PermanentFailure, RetryAfter, Settle
+from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, RetryAfter, Settle
 from jobchat.push.actions import do_forget_subscription
-from jobchat.push.keys import vapid_key, vapid_subject
+from jobchat.push.keys import parse_private_key, vapid_key, vapid_subject
 from jobchat.push.payload import Push, prepare_push
 from jobchat.push.queue import PUSH_JOB
 
@@ -63,21 +63,39 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+REFUSED = "refused"
+
+
+def forget_refused(session: Session, job: Claimed, failure: Failure, now: datetime) -> None:
+    """An endpoint whose host resolves to no public address will never take a push: drop the
+    subscription rather than fail a job for each message to come (the browser subscribes
+    again, if it is real, the next time the app opens)."""
+    if failure.final and failure.code == REFUSED:
+        do_forget_subscription(session, int(job.payload["subscription_id"]))
+
+
 @dataclass
 class Pusher:
     db: Database
     settings: Settings
     clock: Clock
     egress: Egress = field(init=False)
+    # The key never changes while the process runs: read (or made) once.
+    _vapid: Vapid02 | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.settings.vapid_private_key:
+            # A key that does not parse stops the worker at start, not at its first push.
+            self._vapid = parse_private_key(self.settings.vapid_private_key)
         self.egress = Egress(
             allow_insecure=self.settings.push_allow_insecure,
             timeout_seconds=self.settings.push_timeout_seconds,
         )
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {PUSH_JOB: JobKind(run=self.send, close=self.egress.close)}
+        return {
+            PUSH_JOB: JobKind(run=self.send, on_failure=forget_refused, close=self.egress.close)
+        }
 
     async def send(self, job: Claimed) -> Settle | None:
         subscription_id = int(job.payload["subscription_id"])
@@ -85,12 +103,20 @@ class Pusher:
         push = await asyncio.to_thread(self._prepare, subscription_id, message_id)
         if push is None:
             return None
-        vapid = await asyncio.to_thread(vapid_key, self.db, self.settings, self.clock.now())
-        data, headers = self.encode(push, vapid)
+        if self._vapid is None:
+            self._vapid = await asyncio.to_thread(
+                vapid_key, self.db, self.settings, self.clock.now()
+            )
+        try:
+            data, headers = self.encode(push, self._vapid)
+        except Exception as exc:
+            # The same inputs would fail the same way on every retry (a key or an audience
+            # py_vapid does not take).
+            raise PermanentFailure(f"cannot encode the push: {exc}", code="encode") from exc
         try:
             answer = await self.egress.post(push.endpoint, data=data, headers=headers)
         except EgressRefused as exc:
-            raise PermanentFailure(f"push endpoint refused: {exc}", code="refused") from exc
+            raise PermanentFailure(f"push endpoint refused: {exc}", code=REFUSED) from exc
         status = answer.status
         if 200 <= status < 300:
             return None

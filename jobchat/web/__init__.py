@@ -10,6 +10,7 @@ from jobchat.web.inbox import router as inbox
 from jobchat.web.jobs import router as jobs
 from jobchat.web.pages import router as pages
 from jobchat.web.portal import router as portal
+from jobchat.web.pwa import router as pwa
 from jobchat.web.settings import router as settings
 from jobchat.web.start import router as start
 
@@ -23,4 +24,5 @@ routers: tuple[APIRouter, ...] = (
     jobs,
     portal,
     settings,
+    pwa,
 )

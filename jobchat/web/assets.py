@@ -37,7 +37,9 @@ class VersionedStatic(StaticFiles):
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [""])[0]
-        current = asset_version(Path(full_path).name)
+        # The name under /static/ (icons/ has its own folder), as templating.static names it.
+        name = Path(full_path).resolve().relative_to(Path(self.directory or ".").resolve())
+        current = asset_version(name.as_posix())
         response.headers["Cache-Control"] = FOREVER if asked == current else REVALIDATE
         return response
 

@@ -16,6 +16,7 @@ from jobchat.messages.models import Channel
 from jobchat.messages.queries import history, history_after
 from jobchat.messages.requests import delete_as, send_as
 from jobchat.web.layout import frame
+from jobchat.web.notified import notified_message
 from jobchat.web.pages import same_site_referrer
 from jobchat.web.templating import ENV, render
 from jobchat.web.thread import (
@@ -33,13 +34,18 @@ MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 @router.get("/conversations/{conversation_id}")
-def conversation_page(conversation_id: PathId, viewer: PageViewer) -> HTMLResponse:
+def conversation_page(
+    conversation_id: PathId, viewer: PageViewer, message: MessageId = None
+) -> HTMLResponse:
+    """``message``: the one a notification was about (a push's url), highlighted, or said to
+    be deleted."""
     with viewer.read() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
         thread = load_thread(session, user, conv, member, viewer.caller.state.settings)
         return render(
             "conversation.html",
             thread=thread,
+            notified=notified_message(session, user, conv.id, message, thread.messages),
             channel_labels=CHANNEL_LABELS,
             **frame(session, user, viewer, "inbox"),
         )

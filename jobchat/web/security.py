@@ -1,5 +1,6 @@
-"""Security headers on every response: a strict Content-Security-Policy (our own scripts and
-styles only, no inline code, no framing), no MIME sniffing, no referrer leaving the site."""
+"""Security headers on every response: a strict Content-Security-Policy (our own scripts,
+styles, service worker and manifest only, no inline code, no framing), no MIME sniffing, no
+referrer leaving the site."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ CSP = "; ".join(
         # 'self' covers ws:/wss: to our own host (CSP level 3).
         "connect-src 'self'",
         "form-action 'self'",
+        # The installable app: our own service worker (/sw.js) and manifest, nothing else's.
+        "worker-src 'self'",
+        "manifest-src 'self'",
         "frame-ancestors 'none'",
         "base-uri 'none'",
     ]

@@ -231,8 +231,14 @@
 
     // Where to start reading: the "New messages" line, else the newest message.
     // Only the history scrolls: the page itself stays where it is (a profile has more above).
+    // A notification's message (?message=) comes first: scrolled to and highlighted.
+    const notified = thread.dataset.notified
+      && list.querySelector(`.message[data-message-id="${CSS.escape(thread.dataset.notified)}"]`);
     const marker = list.querySelector(".unread-marker");
-    if (marker) scroller.scrollTop = marker.offsetTop - scroller.clientHeight / 3; else toBottom();
+    if (notified) {
+      notified.classList.add("notified");
+      scroller.scrollTop = notified.offsetTop - scroller.clientHeight / 3;
+    } else if (marker) scroller.scrollTop = marker.offsetTop - scroller.clientHeight / 3; else toBottom();
 
     // Reading marks read, up to what is on the screen (not what arrives after).
     let readUpTo = Number(thread.dataset.unread) > 0 ? 0 : newestId();
@@ -715,6 +721,8 @@
       thread.dataset.status = "open"; // a staff member's message reopens an ended conversation
       await loadNew(true);
       textarea.focus();
+      // push.js may now offer notifications (the moment they have just written to someone).
+      document.dispatchEvent(new CustomEvent("jobchat:sent", { detail: { conversation } }));
     });
   }
 
