@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from jobchat.conversations.models import Member
 from jobchat.conversations.render import render_conversation
@@ -57,10 +57,16 @@ def prepare_push(session: Session, subscription_id: int, message_id: int) -> Pus
     sub = session.get(PushSubscription, subscription_id)
     if sub is None:
         return None  # unsubscribed, or the push service said it is gone
-    message = session.get(Message, message_id)
+    # The author, the member's person and conversation each in the query that needs them,
+    # not lazily one statement each: a push is sent for every message to every device.
+    message = session.get(Message, message_id, options=[joinedload(Message.author)])
     if message is None or message.is_deleted or message.author_id == sub.user_id:
         return None
-    member = session.get(Member, (message.conversation_id, sub.user_id))
+    member = session.get(
+        Member,
+        (message.conversation_id, sub.user_id),
+        options=[joinedload(Member.user), joinedload(Member.conversation)],
+    )
     if member is None:
         return None  # they left, or were removed, or deactivated (which ends memberships)
     user = member.user
