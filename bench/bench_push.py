@@ -30,6 +30,8 @@ has a socket open, so the notification ladder pushes every message at once. Then
    (--burst-concurrency in flight), each to another conversation, and the pushes a second the
    worker sustains until all have arrived.
 
+The data is seeded once; each of --runs runs starts a fresh server on it. With
+--worker-process-runs, more runs follow with the worker as its own ``jobchat worker`` process.
 The figures are printed and written to ``bench/results/push-<dialect>.json``. See
 bench/README.md.
 """
