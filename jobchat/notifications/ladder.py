@@ -175,8 +175,12 @@ class Ladder:
                 select(HiddenMessage.user_id).where(HiddenMessage.message_id == message_id)
             )
         )
+
         # An email or text of the message itself reached them already: no text about it.
-        delivered = {d.recipient_id for d in message.deliveries}
+        # Loaded only for someone who takes texts (few do, and every message comes here).
+        def delivered() -> set[int]:
+            return {d.recipient_id for d in message.deliveries}
+
         subscriptions = subscription_ids_by_user(
             session,
             [u.id for _, u in rows if u.push_notifications and u.id not in online],
@@ -204,7 +208,7 @@ class Ladder:
             if (
                 user.is_candidate
                 and user.sms_notifications
-                and user.id not in delivered
+                and user.id not in delivered()
                 and self._textable(session, user)
             ):
                 text_due_by(session, member, message.created_at + sms_delay)

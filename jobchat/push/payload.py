@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from jobchat.auth.queries import credential_live
 from jobchat.conversations.models import Member
@@ -65,10 +65,16 @@ def prepare_push(
         return None  # the browser is someone else's now: this was decided for its old owner
     if sub.credential_id is not None and not credential_live(session, sub.credential_id, now):
         return None  # the sign-in that subscribed was revoked or ran out (or its owner left)
-    message = session.get(Message, message_id)
+    # The author, the member's person and conversation each in the query that needs them,
+    # not lazily one statement each: a push is sent for every message to every device.
+    message = session.get(Message, message_id, options=[joinedload(Message.author)])
     if message is None or message.is_deleted or message.author_id == sub.user_id:
         return None
-    member = session.get(Member, (message.conversation_id, sub.user_id))
+    member = session.get(
+        Member,
+        (message.conversation_id, sub.user_id),
+        options=[joinedload(Member.user), joinedload(Member.conversation)],
+    )
     if member is None:
         return None  # they left, or were removed, or deactivated (which ends memberships)
     user = member.user
