@@ -75,6 +75,7 @@ from bench_email import (
     pct,
     start_server,
 )
+from bench_email import seed as seed_people
 from bench_inbox import reset_database, sqlalchemy_url
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -169,43 +170,23 @@ class World:
 
 
 async def seed(api: Api, subscriptions: list[dict[str, Any]]) -> World:
-    await api.call("PUT", "/api/v1/organizations/acme", {"name": "Acme Health", "kind": "employer"})
-    staff = {
-        "name": "Tess Team",
-        "email": "tess@bench.example",
-        "organization": "acme",
-        "role": "member",
-    }
-    await api.call("PUT", "/api/v1/users/tess", staff)
-    job = {"title": "Registered Nurse", "employer": "acme", "team": ["tess"]}
-    await api.call("PUT", "/api/v1/jobs/nurse", job)
-    staff_token = (await api.call("POST", "/api/v1/users/tess/tokens"))["token"]
+    """bench_email's world (a recruiter, and candidates each with an application chat and a
+    user token), then one push subscription per candidate and their quiet hours off."""
+    people = await seed_people(api, len(subscriptions))
 
-    async def candidate(i: int) -> int:
-        ext = f"cand-{i}"
-        person = {"name": f"Candidate {i}", "email": f"{ext}@bench.example"}
-        await api.call("PUT", f"/api/v1/candidates/{ext}", person)
-        application = {
-            "job": "nurse",
-            "candidate": ext,
-            "stage": "interview",
-            "applied_at": "2026-01-05T09:00:00Z",
-        }
-        await api.call("PUT", f"/api/v1/applications/app-{i}", application)
-        token = (await api.call("POST", f"/api/v1/candidates/{ext}/tokens"))["token"]
-        start = {"kind": "application", "application": f"app-{i}"}
-        conv = await api.call("POST", "/api/v1/conversations", start, staff_token)
+    async def subscribe(i: int) -> None:
+        token = people.candidate_tokens[i]
         await api.call("POST", "/api/v1/push/subscriptions", subscriptions[i], token)
         # New candidates get the default quiet hours (21:00-08:00): off, so pushes go at once.
         me = await api.call("PATCH", "/api/v1/me", {"quiet_hours": None}, token)
         if me.get("quiet_hours") is not None:
+            ext = people.candidates[i]
             raise SystemExit(f"{ext} still has quiet hours: {me['quiet_hours']}")
-        return int(conv["id"])
 
-    made = await gather_limited(
-        [partial(candidate, i) for i in range(len(subscriptions))], SEED_CONCURRENCY
+    await gather_limited(
+        [partial(subscribe, i) for i in range(len(subscriptions))], SEED_CONCURRENCY
     )
-    return World(staff_token, list(made))
+    return World(people.staff_token, list(people.conversations))
 
 
 # --- sending ----------------------------------------------------------------------------------
