@@ -58,10 +58,12 @@ def do_issue_credential(
     now: datetime,
     lifetime: timedelta | None = None,
     name: str | None = None,
+    secret: str | None = None,
 ) -> tuple[Credential, str]:
     """A new credential of ``kind`` for ``user``: its row (flushed, so it has an id) and its
-    secret, which is nowhere else: only its digest is stored."""
-    secret = new_secret(kind)
+    secret, which is nowhere else: only its digest is stored. ``secret``: one made earlier
+    with new_secret (a link already sent, recorded with the outcome of its sending)."""
+    secret = secret or new_secret(kind)
     cred = Credential(
         kind=kind,
         secret_hash=digest(secret),

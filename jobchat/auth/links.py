@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from jobchat.auth.actions import digest, do_create_credential, new_secret
+from jobchat.auth.actions import do_create_credential, do_issue_credential, new_secret
 from jobchat.auth.api import login_url
-from jobchat.auth.models import Credential, CredentialKind
+from jobchat.auth.models import CredentialKind
 from jobchat.directory.models import User
 
 
@@ -27,16 +27,15 @@ def new_sign_in_secret() -> str:
 
 
 def do_record_sign_in_link(
-    session: Session, *, user_id: int, secret: str, now: datetime, hours: float
+    session: Session, *, user: User, secret: str, now: datetime, hours: float
 ) -> None:
-    session.add(
-        Credential(
-            kind=CredentialKind.login_link,
-            secret_hash=digest(secret),
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + timedelta(hours=hours),
-        )
+    do_issue_credential(
+        session,
+        user=user,
+        kind=CredentialKind.login_link,
+        now=now,
+        lifetime=timedelta(hours=hours),
+        secret=secret,
     )
 
 

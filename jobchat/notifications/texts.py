@@ -22,6 +22,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
@@ -120,7 +121,7 @@ class Texts:
         def settle(session: Session, now: datetime) -> None:
             do_record_sign_in_link(
                 session,
-                user_id=user_id,
+                user=session.get_one(User, user_id),
                 secret=secret,
                 now=now,
                 hours=self.settings.notify_link_hours,
