@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         description="Unread this long, a message is announced to a candidate who chose text "
         "notifications by one text (at most one per conversation per this long).",
     )
+    # --- recruiter productivity: templates, scheduled and bulk sends, SMS quiet hours ---
+    sms_quiet_hours: str = Field(
+        default="21:00-08:00",
+        description="When texts to a candidate are held (HH:MM-HH:MM in their local time), "
+        "sent when the window ends; off sends at any hour.",
+    )
     # --- the jobs worker ---
     job_max_attempts: int = Field(
         default=12, ge=1, description="Attempts before a job ends in the failed state."
@@ -372,7 +378,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a two-letter region code such as US, GB or AU")
         return region
 
-    @field_validator("candidate_quiet_hours")
+    @field_validator("candidate_quiet_hours", "sms_quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str) -> str:
         window = QuietHours.parse(value)  # its ValueError names what is wrong
@@ -442,6 +448,10 @@ class Settings(BaseSettings):
     @property
     def candidate_quiet_window(self) -> QuietHours | None:
         return QuietHours.parse(self.candidate_quiet_hours)
+
+    @property
+    def sms_quiet_window(self) -> QuietHours | None:
+        return QuietHours.parse(self.sms_quiet_hours)
 
     @property
     def sqlalchemy_url(self) -> str:

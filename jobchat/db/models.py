@@ -11,6 +11,7 @@ from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.push.models import PushSubscription
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
+from jobchat.templates.models import Template
 
 __all__ = [
     "Activity",
@@ -36,5 +37,6 @@ __all__ = [
     "ServerSecret",
     "SmsConsentChange",
     "SmsStatusReport",
+    "Template",
     "User",
 ]

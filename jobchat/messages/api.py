@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from jobchat import access
 from jobchat.auth.deps import CurrentUser
+from jobchat.errors import Invalid
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.queries import history
 from jobchat.messages.requests import delete_as, send_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
+from jobchat.scheduling.requests import schedule_as
+from jobchat.templates.requests import fill_for_send, usable_template
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
 
@@ -45,27 +50,54 @@ def list_messages(
 )
 def send_message(
     conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
-) -> MessageOut:
-    """Send in the app, by email or by SMS. A retry with the same idempotency key is stored once."""
+) -> MessageOut | JSONResponse:
+    """Send in the app, by email or by SMS, now or at ``send_at`` (202), written or from a
+    template. A retry with the same idempotency key is stored once."""
     with caller.write() as (session, user):
+        text, subject = body.body, body.subject
+        if body.template is not None:
+            conv, _ = access.access_conversation(session, user, conversation_id)
+            filled = fill_for_send(
+                usable_template(session, user, body.template),
+                conv,
+                user,
+                body=text,
+                subject=subject,
+            )
+            text, subject = filled.body, filled.subject
+        if text is None:
+            raise Invalid({"body": "is required (or give a template)"})
+        out = Outgoing(
+            body=text,
+            channel=body.channel,
+            subject=subject,
+            idempotency_key=body.idempotency_key,
+        )
+        limits = Limits.of(caller.state.settings)
+        if body.send_at is not None:
+            scheduled = schedule_as(
+                session,
+                user,
+                conversation_id,
+                out,
+                send_at=body.send_at,
+                limits=limits,
+                now=caller.now,
+            )
+            return JSONResponse(jsonable_encoder(scheduled), status_code=202)
         message, replayed = send_as(
             session,
             user,
             conversation_id,
-            Outgoing(
-                body=body.body,
-                channel=body.channel,
-                subject=body.subject,
-                idempotency_key=body.idempotency_key,
-            ),
+            out,
             limiter=caller.state.send_limiter,
-            limits=Limits.of(caller.state.settings),
+            limits=limits,
             now=caller.now,
         )
-        out = MessageOut.of(message, show_deliveries=True)
+        result = MessageOut.of(message, show_deliveries=True)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return out
+    return result
 
 
 @router.delete(

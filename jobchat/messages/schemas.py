@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import User
-from jobchat.inputs import Line, Text
+from jobchat.inputs import MAX_ID, Line, Text
 from jobchat.messages.models import Channel, Message
 
 
@@ -116,7 +116,19 @@ class MessagePage(BaseModel):
 class SendMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: Text
+    body: Text | None = Field(
+        default=None, description="Required unless a template is given (it then overrides it)."
+    )
     channel: Channel = Channel.app
     subject: Line | None = None
     idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    template: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        default=None,
+        description="A template's id: filled in for this conversation where body or subject "
+        "is omitted.",
+    )
+    send_at: datetime | None = Field(
+        default=None,
+        description="Send later: ISO 8601, in the future and at most a year ahead; answers 202 "
+        "with the scheduled message.",
+    )

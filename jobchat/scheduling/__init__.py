@@ -1,0 +1,1 @@
+"""Scheduled and bulk sends."""
