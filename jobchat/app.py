@@ -50,6 +50,7 @@ from jobchat.sms.api import webhooks as sms_webhooks
 from jobchat.sms.outbound import Texter
 from jobchat.sms.spool import spool_ingester
 from jobchat.stopping import stop_tasks
+from jobchat.templates.api import router as templates_router
 from jobchat.web import routers as web_routers
 from jobchat.web.assets import static_files
 from jobchat.web.errors import page_error
@@ -176,6 +177,7 @@ def create_app(
         messages_router,
         activity_router,
         push_router,
+        templates_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

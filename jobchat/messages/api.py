@@ -61,6 +61,7 @@ def send_message(
                 usable_template(session, user, body.template),
                 conv,
                 user,
+                channel=body.channel,
                 body=text,
                 subject=subject,
             )

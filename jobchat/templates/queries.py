@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from jobchat.directory.models import User
+from jobchat.directory.models import Role, User
 from jobchat.templates.models import Template
 
 
@@ -32,4 +32,26 @@ def visible_templates(session: Session, user: User) -> list[Template]:
         return []
     return list(
         session.scalars(select(Template).where(_visible(user)).order_by(Template.name, Template.id))
+    )
+
+
+def may_edit(user: User, template: Template) -> bool:
+    """The author always; an admin of the organisation for a shared one (a personal template
+    stays its author's alone)."""
+    if template.author_id == user.id:
+        return True
+    return (
+        template.shared
+        and user.is_staff
+        and user.role == Role.admin
+        and user.organization_id == template.organization_id
+    )
+
+
+def own_template_count(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Template).where(Template.author_id == user.id)
+        )
+        or 0
     )
