@@ -20,7 +20,7 @@ TEMPLATE_NOT_FOUND = "There is no template with that id."
 MAX_TEMPLATES_PER_USER = 500
 
 
-def _problems(
+def template_problems(
     *, name: str | None, body: str | None, subject: str | None, max_body_chars: int
 ) -> dict[str, str]:
     """Each field's problem beyond what the schema checks: blank text, the body limit (a
@@ -53,7 +53,7 @@ def do_create_template(
 ) -> Template:
     org_id = _check_may_own(user)
     subject = (body.subject or "").strip() or None
-    if problems := _problems(
+    if problems := template_problems(
         name=body.name, body=body.body, subject=subject, max_body_chars=max_body_chars
     ):
         raise Invalid(problems)
@@ -113,7 +113,7 @@ def do_update_template(
     if nulls:
         raise Invalid(nulls)
     subject = ((patch.subject or "").strip() or None) if "subject" in given else None
-    if problems := _problems(
+    if problems := template_problems(
         name=patch.name,
         body=patch.body,
         subject=subject,

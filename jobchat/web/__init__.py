@@ -13,6 +13,7 @@ from jobchat.web.portal import router as portal
 from jobchat.web.pwa import router as pwa
 from jobchat.web.settings import router as settings
 from jobchat.web.start import router as start
+from jobchat.web.templates_page import router as templates_page
 
 # start before conversation: its /conversations/new is not a conversation id.
 routers: tuple[APIRouter, ...] = (
@@ -24,5 +25,6 @@ routers: tuple[APIRouter, ...] = (
     jobs,
     portal,
     settings,
+    templates_page,
     pwa,
 )
