@@ -43,7 +43,7 @@ def snap(page: Page, name: str) -> None:
 
 def both_themes(page: Page, name: str) -> None:
     for theme in ("light", "dark"):
-        page.emulate_media(color_scheme=theme)  # type: ignore[arg-type]
+        page.emulate_media(color_scheme=theme)
         snap(page, f"{name}-{theme}")
     page.emulate_media(color_scheme="light")
 
@@ -232,7 +232,7 @@ def test_the_start_composer_renders_for_what_the_chat_will_be_about(
 def test_the_templates_page(web: WebServer, browsers: Browsers, sign_in: SignIn) -> None:
     rec = web.new_recruiter("Robin Page")
     for device in ("desktop", "phone-390x844"):
-        page = browsers.open(device)  # type: ignore[arg-type]
+        page = browsers.open(device)
         sign_in(page, rec, next="/templates")
         if device == "desktop":
             expect(page.get_by_text("No templates yet")).to_be_visible()
