@@ -97,6 +97,8 @@ PAGES = [
         f"/conversations/new?kind=application&application={DEREK_APPLICATION}",
     ),
     Visit("recruiter-settings", MARCUS, "/settings"),
+    Visit("recruiter-templates", MARCUS, "/templates"),
+    Visit("recruiter-template-new", MARCUS, "/templates/new"),
     Visit("recruiter-not-found", MARCUS, "/conversations/987654", 404),
     # A recruiter on an employer's team with partners (Iress).
     Visit("team-case-chat", TOM, "/conversations/{case}"),

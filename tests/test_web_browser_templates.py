@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from playwright.sync_api import Page, expect
 
@@ -22,6 +22,8 @@ from tests.browser_support import (
     WebServer,
     assert_fits,
     assert_in_viewport,
+    axe,
+    axe_report,
     composer,
     message,
     shot,
@@ -29,6 +31,8 @@ from tests.browser_support import (
 )
 
 pytestmark = BROWSER_TESTS
+
+THEMES: tuple[Literal["light", "dark"], ...] = ("light", "dark")
 
 # Where the helper's screenshots go as well (the lead looks at them); unset: only the usual.
 SHOTS = os.environ.get("JOBCHAT_TEMPLATE_SHOTS")
@@ -42,7 +46,7 @@ def snap(page: Page, name: str) -> None:
 
 
 def both_themes(page: Page, name: str) -> None:
-    for theme in ("light", "dark"):
+    for theme in THEMES:
         page.emulate_media(color_scheme=theme)
         snap(page, f"{name}-{theme}")
     page.emulate_media(color_scheme="light")
@@ -290,3 +294,29 @@ def test_the_templates_page(web: WebServer, browsers: Browsers, sign_in: SignIn)
             page.goto("/settings")
             page.get_by_role("link", name="Manage templates").click()
             expect(page).to_have_url(f"{web.base}/templates")
+
+
+def test_axe_with_the_picker_and_a_preview_open(
+    web: WebServer, browsers: Browsers, sign_in: SignIn
+) -> None:
+    conv = web.start(TOM, "job_partners", job=SWE_JOB)
+    new_template(web, TOM, "Axe check", "Hi {{candidate.first_name}} from {{sender.name}}")
+    for device in ("desktop", "phone-390x844"):
+        page = browsers.open(device, bypass_csp=True)
+        sign_in(page, TOM, next=f"/conversations/{conv}")
+        form = composer(page)
+        form.get_by_role("button", name="Templates").click()
+        option = form.get_by_role("option", name="Axe check")
+        expect(option).to_be_visible()
+        for theme in THEMES:
+            page.emulate_media(color_scheme=theme)
+            found = axe(page)
+            assert not found, axe_report(found)
+        option.click()
+        expect(page.locator("mark.tpl-missing-mark")).to_be_visible()
+        for theme in THEMES:
+            page.emulate_media(color_scheme=theme)
+            found = axe(page)
+            assert not found, axe_report(found)
+        if device != "desktop":
+            assert small_targets(page) == []

@@ -290,7 +290,9 @@
         subjectLine.hidden = true;
       }
       preview.querySelector(".tpl-preview-title").textContent =
-        `“${t.name}”, ${bar.dataset.conversation ? "for this conversation" : "for this chat"}: edit it below, then send.`;
+        `“${t.name}”, for this ${bar.dataset.conversation ? "conversation" : "chat"}: edit below, then send.`;
+      // Nothing to mark: on a small screen the message box itself is the preview.
+      preview.classList.toggle("complete", !missing.length);
       preview.querySelector(".tpl-preview-body").replaceChildren(...marked(out.body, missing));
       preview.hidden = false;
       showMissing(false);
