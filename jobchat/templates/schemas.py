@@ -71,12 +71,12 @@ class PreviewIn(BaseModel):
     job: ExtRef | None = Field(default=None, description="Instead of a conversation: a job.")
 
 
-class AuthorOut(BaseModel):
+class TemplateAuthorOut(BaseModel):
     id: str = Field(description="The author's external (ATS) id.")
     name: str
 
     @classmethod
-    def of(cls, user: User) -> AuthorOut:
+    def of(cls, user: User) -> TemplateAuthorOut:
         return cls(id=user.ext_id, name=user.name)
 
 
@@ -86,7 +86,7 @@ class TemplateOut(BaseModel):
     body: str
     subject: str | None
     shared: bool
-    author: AuthorOut = Field(description='Who wrote it: `{"id": external id, "name"}`.')
+    author: TemplateAuthorOut = Field(description='Who wrote it: `{"id": external id, "name"}`.')
     updated_at: datetime
     can_edit: bool = Field(
         description="Whether the caller may change or delete it (its author; an admin of the "
@@ -101,7 +101,7 @@ class TemplateOut(BaseModel):
             body=template.body,
             subject=template.subject,
             shared=template.shared,
-            author=AuthorOut.of(template.author),
+            author=TemplateAuthorOut.of(template.author),
             updated_at=template.updated_at,
             can_edit=may_edit(viewer, template),
         )
