@@ -173,7 +173,7 @@ def test_every_field_and_fallbacks_with_spaces(world: World) -> None:
 def test_hostile_values_stay_text(world: World) -> None:
     api = world.api
     api.candidate("evil", "{{sender.name}} <script>alert(1)</script>")
-    api.job("job_evil", "Nurse {{ {{job.title}} }}", "acme", team=["emp_team"])
+    api.job("job_evil", r"Nurse {{ {{job.title}} }} \1 \g<0> $1", "acme", team=["emp_team"])
     api.application("app_evil", "job_evil", "evil", "applied")
     me = world["emp_team"]
     t = create(me, text="Hi {{candidate.name}}, about {{job.title}} from {{sender.name}}")
@@ -181,7 +181,7 @@ def test_hostile_values_stay_text(world: World) -> None:
     out = preview(me, t["id"], conversation=conv)
     assert out["body"] == (
         "Hi {{sender.name}} <script>alert(1)</script>, about Nurse {{ {{job.title}} }} "
-        "from Tess Team"
+        r"\1 \g<0> $1 from Tess Team"
     )
     assert out["missing"] == []
     message = sent(me.post(f"/api/v1/conversations/{conv}/messages", {"template": t["id"]}))

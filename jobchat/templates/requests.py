@@ -43,12 +43,13 @@ def fill_for_send(
     conv: Conversation,
     sender: User,
     *,
-    channel: Channel,
     body: str | None,
     subject: str | None,
+    channel: Channel | None = None,
 ) -> Filled:
     """The body and subject to send: the caller's own where given (edited in the composer),
-    else the template's filled in (its subject only for email, the one channel that has one).
+    else the template's filled in (its subject for email, the one channel that shows one, or
+    for a caller that gives no channel).
     A field with no value here and no fallback is a 422 that names it, rather than a message
     that says ``{{candidate.first_name}}`` to a candidate."""
     values = merge_values(conv, sender)
@@ -56,7 +57,7 @@ def fill_for_send(
     if body is None:
         rendered = render(template.body, values)
         body, missing = rendered.text, list(rendered.missing)
-    if subject is None and template.subject and channel is Channel.email:
+    if subject is None and template.subject and channel in (None, Channel.email):
         rendered = render(template.subject, values)
         subject = rendered.text
         missing += [f for f in rendered.missing if f not in missing]

@@ -82,14 +82,11 @@
 
   // --- the composer's picker ------------------------------------------------------------------
 
-  let loaded = null; // one list per page: GET /api/v1/templates
-
-  function loadTemplates() {
-    loaded ||= api("GET", "/api/v1/templates").then((result) => {
-      if (!result.ok) { loaded = null; throw new Error(message(result)); }
-      return result.data;
-    });
-    return loaded;
+  // Asked again at each opening: one written in another tab a minute ago is there.
+  async function loadTemplates() {
+    const result = await api("GET", "/api/v1/templates");
+    if (!result.ok) throw new Error(message(result));
+    return result.data;
   }
 
   function setUp(bar) {
@@ -133,7 +130,9 @@
       }
     }
 
-    function draw() {
+    function draw(keepChoice) {
+      // A list that arrives while someone is choosing keeps their choice.
+      const keep = keepChoice === true && shown[active] ? shown[active].id : null;
       const query = search.value.trim().toLowerCase();
       shown = items.filter((t) => !query || t.name.toLowerCase().includes(query) || t.body.toLowerCase().includes(query));
       list.replaceChildren();
@@ -163,7 +162,8 @@
       if (!items.length) status.textContent = "You have no templates yet: write one under “Manage templates”.";
       else if (!shown.length) status.textContent = `No template matches “${search.value.trim()}”.`;
       else status.textContent = `${shown.length} template${shown.length === 1 ? "" : "s"}: arrows to move, Enter to choose.`;
-      select(shown.length ? 0 : -1);
+      const kept = shown.findIndex((t) => t.id === keep);
+      select(kept >= 0 ? kept : shown.length ? 0 : -1);
     }
 
     async function open() {
@@ -171,8 +171,8 @@
       opener.setAttribute("aria-expanded", "true");
       search.value = "";
       search.focus();
-      status.textContent = "Loading templates…";
-      list.replaceChildren();
+      if (items.length) draw(false); // what was there last time, until the list arrives
+      else { status.textContent = "Loading templates…"; list.replaceChildren(); }
       try {
         const data = await loadTemplates();
         items = data.items;
@@ -181,7 +181,7 @@
         status.textContent = error.message;
         return;
       }
-      if (!panel.hidden) draw();
+      if (!panel.hidden) draw(true);
     }
 
     function close(focus) {
@@ -193,7 +193,7 @@
     }
 
     opener.addEventListener("click", () => (panel.hidden ? open() : close(opener)));
-    search.addEventListener("input", draw);
+    search.addEventListener("input", () => draw(false));
     search.addEventListener("keydown", (event) => {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {
         event.preventDefault();
