@@ -142,7 +142,7 @@ def test_the_composer_has_the_picker_for_staff_only(
     html = tess.page(f"/conversations/{conv}")
     assert re.search(rf'class="tpl-bar" data-templates[^>]*data-conversation="{conv}"', html)
     assert 'role="listbox"' in html and 'href="/templates"' in html
-    assert re.search(r'<script src="/static/templates\.js\?v=[0-9a-f]{12}" defer>', html)
+    assert re.search(r"<script src=\"/static/templates\.js\?v=[0-9a-f]{12}\" defer>", html)
     # Before the picker, right where the composer's row starts.
     assert html.index("data-templates") < html.index('class="compose-row"')
     assert "data-templates" not in carla.page(f"/conversations/{conv}")
