@@ -56,6 +56,7 @@ def create_template(body: TemplateIn, caller: CurrentUser) -> TemplateOut:
 
 @router.get("/{template_id}", response_model=TemplateOut, responses=error_responses(404))
 def get_template(template_id: PathId, caller: CurrentUser) -> TemplateOut:
+    """One template the caller can see (their own, or shared in their organisation)."""
     with caller.read() as (session, user):
         check_staff(user)
         template = visible_template(session, user, template_id)

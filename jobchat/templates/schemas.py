@@ -73,7 +73,7 @@ class PreviewIn(BaseModel):
 
 class TemplateAuthorOut(BaseModel):
     id: str = Field(description="The author's external (ATS) id.")
-    name: str
+    name: str = Field(description="The author's name.")
 
     @classmethod
     def of(cls, user: User) -> TemplateAuthorOut:
@@ -81,13 +81,13 @@ class TemplateAuthorOut(BaseModel):
 
 
 class TemplateOut(BaseModel):
-    id: int
-    name: str
-    body: str
-    subject: str | None
-    shared: bool
+    id: int = Field(description="The template's id (pass as `template` in a send).")
+    name: str = Field(description="What the template is called in the lists.")
+    body: str = Field(description="The text as written, merge fields unfilled.")
+    subject: str | None = Field(description="The email subject as written; null without one.")
+    shared: bool = Field(description="Shared with the staff of the author's organisation.")
     author: TemplateAuthorOut = Field(description='Who wrote it: `{"id": external id, "name"}`.')
-    updated_at: datetime
+    updated_at: datetime = Field(description="When it was created or last changed.")
     can_edit: bool = Field(
         description="Whether the caller may change or delete it (its author; an admin of the "
         "organisation for a shared one)."
@@ -109,7 +109,7 @@ class TemplateOut(BaseModel):
 
 class FieldOut(BaseModel):
     name: str = Field(description="As written in a template: `{{name}}`.")
-    description: str
+    description: str = Field(description="What it is filled in with.")
 
 
 class TemplateList(BaseModel):
