@@ -19,6 +19,9 @@ class Channel(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
+    # An SMS waiting for the end of the candidate's night (JOBCHAT_SMS_QUIET_HOURS), then
+    # queued; its job runs at ``held_until``.
+    held = "held"
     queued = "queued"
     sending = "sending"
     sent = "sent"
@@ -83,6 +86,8 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.queued)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # While held for SMS quiet hours: when it goes out (None otherwise).
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
     # The provider's own code for a failure (Twilio's 21211, 30003, ...).
