@@ -114,7 +114,11 @@ def do_send_message(
     deliveries = []
     if recipient is not None and address is not None:
         # A text in the candidate's night is held for their morning (jobchat.sms.quiet).
-        held = _held_until(recipient, out.channel, limits, now)
+        held = (
+            sms_hold(recipient, now, limits.sms_quiet, default_region=limits.default_region)
+            if out.channel is Channel.sms
+            else None
+        )
         deliveries.append(
             Delivery(
                 recipient_id=recipient.id,
@@ -317,14 +321,6 @@ def _with_tombstone(extra: Any, message_id: int, tombstone: dict[str, Any]) -> A
     return {**extra, "data": {**extra["data"], "conversation": conversation}}
 
 
-def _held_until(
-    recipient: User, channel: Channel, limits: Limits, now: datetime
-) -> datetime | None:
-    if channel is not Channel.sms:
-        return None
-    return sms_hold(recipient, now, limits.sms_quiet, default_region=limits.default_region)
-
-
 def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
     return session.scalars(
         select(Message).where(Message.author_id == actor.id, Message.idempotency_key == key)
@@ -433,7 +429,7 @@ def do_delete_message(
         message.deleted_by_id = actor.id
         # An email or SMS that has not gone out yet (or is held for the night) never will.
         for delivery in message.deliveries:
-            if delivery.status in (DeliveryStatus.queued, DeliveryStatus.held):
+            if delivery.status in Delivery.UNSENT:
                 delivery.status = DeliveryStatus.cancelled
                 delivery.updated_at = now
         # The content stays on the message row for audit; the event log, which clients replay,
@@ -504,10 +500,7 @@ def do_cancel_deliveries_to(session: Session, recipient_id: int, *, now: datetim
     deactivated): their jobs find the delivery no longer queued and do nothing."""
     session.execute(
         update(Delivery)
-        .where(
-            Delivery.recipient_id == recipient_id,
-            Delivery.status.in_([DeliveryStatus.queued, DeliveryStatus.held]),
-        )
+        .where(Delivery.recipient_id == recipient_id, Delivery.status.in_(Delivery.UNSENT))
         .values(
             status=DeliveryStatus.cancelled,
             last_error="the recipient was deactivated",

@@ -21,7 +21,7 @@ def record_delivery_failure(
     cancelled or settled meanwhile is left alone."""
     delivery = session.get(Delivery, int(job.payload["delivery_id"]))
     # A held text fails here too: its job found the candidate opted out when the hold ended.
-    if delivery is None or delivery.status not in (DeliveryStatus.queued, DeliveryStatus.held):
+    if delivery is None or delivery.status not in Delivery.UNSENT:
         return
     delivery.attempts = job.attempt
     delivery.last_error = failure.error[:MAX_ERROR_CHARS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -77,6 +78,9 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    # Not gone out yet (a deletion or a deactivation cancels these): queued, or held for the
+    # candidate's night.
+    UNSENT: ClassVar[tuple[str, ...]] = (DeliveryStatus.queued, DeliveryStatus.held)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)

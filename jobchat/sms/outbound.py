@@ -110,10 +110,7 @@ class Texter:
     def _prepare(self, delivery_id: int) -> _Text | _Held | None:
         with self.db.read() as session:
             delivery = session.get(Delivery, delivery_id)
-            if delivery is None or delivery.status not in (
-                DeliveryStatus.queued,
-                DeliveryStatus.held,
-            ):
+            if delivery is None or delivery.status not in Delivery.UNSENT:
                 return None  # cancelled (deleted for everyone), or sent by an earlier attempt
             message = session.get(Message, delivery.message_id)
             if message is None or message.is_deleted:
