@@ -123,7 +123,7 @@ def create_app(
             MailService.create, state.db, state.clock, settings, transport=mail_transport
         )
         app.state.mail = mail
-        texter = Texter.create(state.db, settings)
+        texter = Texter.create(state.db, settings, state.clock)
         app.state.texter = texter
         await hub.start()
         async with contextlib.AsyncExitStack() as stack:

@@ -454,6 +454,7 @@ def test_an_email_message_reaches_the_candidate_and_shows_sent(room: Mailroom) -
         "recipient": cast.ext("carla"),
         "channel": "email",
         "status": "sent",
+        "until": None,
         "attempts": 1,
         "last_error": None,
         "error_code": None,

@@ -39,7 +39,10 @@ DELAY = 900  # JOBCHAT_NOTIFY_SMS_DELAY_SECONDS' default
 
 @pytest.fixture
 def chat(world: World) -> int:
-    body(world["cand"].patch("/api/v1/me", {"notifications": {"sms": True}}), 200)
+    # London, where January is UTC: the clock's 09:00 is their morning, their quiet hours are
+    # 21:00-08:00 UTC, and their US number's night does not hold texts (their zone decides).
+    me = {"notifications": {"sms": True}, "timezone": "Europe/London"}
+    body(world["cand"].patch("/api/v1/me", me), 200)
     return int(body(world["emp_team"].start("application", application="app1"), 201)["id"])
 
 
@@ -156,7 +159,10 @@ def test_texts_wait_for_the_end_of_quiet_hours(
 def test_removing_quiet_hours_sends_a_held_text_at_once(
     world: World, chat: int, worker: Worker, twilio: TwilioServer, clock: FrozenClock
 ) -> None:
-    clock.advance(hours=13)  # 22:00 UTC
+    # Their own evening hours, not the night: at night the SMS window would hold it still.
+    quiet = {"quiet_hours": {"start": "18:00", "end": "20:00"}}
+    body(world["cand"].patch("/api/v1/me", quiet), 200)
+    clock.advance(hours=9, minutes=30)  # 18:30 UTC
     body(world["emp_team"].send(chat, "Late news"), 201)
     clock.advance(seconds=DELAY)
     drain(worker)

@@ -22,6 +22,7 @@ from tests.twilio_support import (
     STATUS_PATH,
     TWILIO_CLIENT_WARNINGS,
     TwilioServer,
+    candidate_daytime_clock,
     inbound_sms_form,
     sign,
     status_callback_form,
@@ -34,8 +35,9 @@ from tests.twilio_support import (
 CAND_PHONE = "+14155550123"
 
 pytestmark = TWILIO_CLIENT_WARNINGS
-# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker.
-__all__ = ["twilio", "twilio_app_settings", "worker"]
+# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker, and a
+# clock at daytime for the candidate (texts at night are held: tests/test_sms_quiet_hours.py).
+__all__ = ["candidate_daytime_clock", "twilio", "twilio_app_settings", "worker"]
 
 
 @pytest.fixture

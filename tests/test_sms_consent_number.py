@@ -21,6 +21,7 @@ from tests.twilio_support import (
     INBOUND_PATH,
     TWILIO_CLIENT_WARNINGS,
     TwilioServer,
+    candidate_daytime_clock,
     inbound_sms_form,
     twilio,
     twilio_app_settings,
@@ -32,8 +33,9 @@ SHARED = "+14155550123"  # cand's number in the world; cand2 is given it too
 OTHER = "+14155550188"
 
 pytestmark = TWILIO_CLIENT_WARNINGS
-# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker.
-__all__ = ["twilio", "twilio_app_settings", "worker"]
+# The fixtures: a Twilio stand-in, the app's settings pointing at it, the app's worker, and a
+# clock at daytime for the candidate (texts at night are held: tests/test_sms_quiet_hours.py).
+__all__ = ["candidate_daytime_clock", "twilio", "twilio_app_settings", "worker"]
 
 
 @pytest.fixture

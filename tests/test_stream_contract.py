@@ -297,6 +297,9 @@ def test_sending_in_the_app_by_email_and_by_sms(
     deliveries, the candidate does not; the sender's frames carry no counts; a retried send
     (same idempotency key) sends nothing more."""
     conv = start(world["emp_team"], "application", application="app1")
+    # 10:00 in San Francisco, where the candidate's number is: the text goes at once (at night
+    # SMS quiet hours would hold it: tests/test_sms_quiet_hours.py).
+    clock.advance(hours=9)
     watch.watch("emp_team", "emp_admin", "cand", "sp_in", "agency_user")
 
     clock.advance(minutes=3)
@@ -317,6 +320,7 @@ def test_sending_in_the_app_by_email_and_by_sms(
     queued = {
         "recipient": "cand",
         "status": "queued",
+        "until": None,
         "attempts": 0,
         "last_error": None,
         "error_code": None,

@@ -44,6 +44,7 @@ from tests.browser_support import (
     options_button,
     small_targets,
 )
+from tests.test_sms_quiet_hours_browser import held_text_chat
 
 pytestmark = BROWSER_TESTS
 
@@ -85,6 +86,8 @@ PAGES = [
     Visit("recruiter-closed-job-chat", MARCUS, "/conversations/{closed_job}"),
     # Opened from a notification about a message deleted since.
     Visit("recruiter-notified-deleted", MARCUS, "/conversations/{notified_deleted}"),
+    # A text held for the candidate's night, with the line saying when it goes.
+    Visit("recruiter-held-text", MARCUS, "/conversations/{held_text}"),
     Visit("recruiter-candidates", MARCUS, "/candidates"),
     Visit("recruiter-profile-messages", MARCUS, "/candidates/cand-hannah?tab=messages"),
     Visit("recruiter-profile-communications", MARCUS, "/candidates/cand-hannah?tab=communications"),
@@ -252,6 +255,7 @@ def find_conversations(web: WebServer) -> dict[str, int | str]:
     # Made after the lookups, which would otherwise take it for Marcus's application chat.
     found["closed_job"] = closed_job_chat(web)
     found["notified_deleted"] = notified_deleted(web)
+    found["held_text"] = held_text_chat(web)
     return found
 
 

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from jobchat.clock import FrozenClock
 from jobchat.conversations.models import Conversation, Kind
 from jobchat.db.engine import Database
 from jobchat.web.security import CSP
@@ -432,8 +433,16 @@ def test_a_source_partner_gets_its_one_to_one_chat(
 
 
 def test_communications_is_the_whole_history_newest_first(
-    monkeypatch: pytest.MonkeyPatch, client: TestClient, api: Api, world: World, tess: Browser
+    monkeypatch: pytest.MonkeyPatch,
+    client: TestClient,
+    api: Api,
+    world: World,
+    tess: Browser,
+    clock: FrozenClock,
 ) -> None:
+    # 10:00 in San Francisco, where the candidate's number is: the text goes at once (at night
+    # SMS quiet hours would hold it: tests/test_sms_quiet_hours.py).
+    clock.advance(hours=9)
     tess_api, carla = world["emp_team"], world["cand"]
     chat = start(tess_api, "application", application="app1")
     case = start(tess_api, "case", application="app1")

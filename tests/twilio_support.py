@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from twilio.request_validator import RequestValidator
 
+from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
 from jobchat.sms.segments import count_segments
@@ -329,6 +330,19 @@ def twilio() -> Iterator[TwilioServer]:
     server = TwilioServer().start()
     yield server
     server.stop()
+
+
+# 10:00 on a Monday in Los Angeles, the zone of the world's candidate's number (+1 415): a text
+# goes out at once. At the suite's usual 09:00 UTC it is 01:00 there, and SMS quiet hours
+# (tests/test_sms_quiet_hours.py) would hold it for the morning.
+CANDIDATE_DAYTIME = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(name="clock")
+def candidate_daytime_clock() -> FrozenClock:
+    """The suite's frozen clock at CANDIDATE_DAYTIME (import it into a module as a fixture: it
+    stands in for conftest's ``clock`` there)."""
+    return FrozenClock(CANDIDATE_DAYTIME)
 
 
 @pytest.fixture(name="settings")

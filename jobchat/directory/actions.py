@@ -151,6 +151,7 @@ def do_upsert_staff(
     if user is None:
         new = User(kind=UserKind.staff, ext_id=ext_id, name=data.name, email=data.email)
         new.timezone = data.timezone or "UTC"
+        new.timezone_given = data.timezone is not None
         new.email_notifications = True
         user, created = _insert(session, new, lambda: user_by_ext(session, UserKind.staff, ext_id))
     else:
@@ -166,6 +167,7 @@ def do_upsert_staff(
         user.phone = phone
     if "timezone" in sent and data.timezone is not None:
         user.timezone = data.timezone
+        user.timezone_given = True
     session.flush()
     if reactivated:
         sync_conversations(session, conversations_of_person(session, user), now=now)
@@ -231,6 +233,7 @@ def do_upsert_candidate(
         do_follow_number(session, user, now=now)  # a number that texted STOP keeps its say
     if "timezone" in sent and data.timezone is not None:
         user.timezone = data.timezone
+        user.timezone_given = True
     if "source_partner" in sent:
         user.source_partner_id = partner.id if partner else None
         user.source_partner = partner
@@ -271,6 +274,10 @@ def do_update_preferences(
     if data.timezone is not None:
         if (p := timezone_problem(data.timezone)) is not None:
             raise Invalid({"timezone": p})
+        # The settings form posts the zone it shows, the default UTC included: only a change,
+        # or a zone other than the default, says that the person chose it.
+        if data.timezone != user.timezone or data.timezone != "UTC":
+            user.timezone_given = True
         user.timezone = data.timezone
     if data.email_notifications is not None:
         user.email_notifications = data.email_notifications

@@ -89,6 +89,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Whether the zone was given (by the ATS, or the person), not the default: where it was
+    # not, a text's quiet hours go by the phone number's zones (jobchat.sms.quiet).
+    timezone_given: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
     # The other notification channels (jobchat.notifications decides who is told how): a push
     # to their devices' subscriptions, and, for candidates who chose it, one text.

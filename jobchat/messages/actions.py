@@ -35,6 +35,8 @@ from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMes
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut
 from jobchat.notifications.queue import enqueue_ladder
+from jobchat.quiet_hours import QuietHours
+from jobchat.sms.quiet import sms_hold
 
 # The jobs that send an email- or SMS-channel message (jobchat.mail.outbound and
 # jobchat.sms.outbound run them).
@@ -50,6 +52,7 @@ class Limits:
     default_region: str
     notify_delay: timedelta = timedelta(seconds=120)
     sms_enabled: bool = False
+    sms_quiet: QuietHours | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -59,6 +62,7 @@ class Limits:
             default_region=settings.default_phone_region,
             notify_delay=timedelta(seconds=settings.notify_delay_seconds),
             sms_enabled=bool(settings.sms_provider),
+            sms_quiet=settings.sms_quiet_window,
         )
 
 
@@ -109,14 +113,21 @@ def do_send_message(
     # is known from the start, so rendering the answer needs no further query.
     deliveries = []
     if recipient is not None and address is not None:
+        # A text in the candidate's night is held for their morning (jobchat.sms.quiet).
+        held = (
+            sms_hold(recipient, now, limits.sms_quiet, default_region=limits.default_region)
+            if out.channel is Channel.sms
+            else None
+        )
         deliveries.append(
             Delivery(
                 recipient_id=recipient.id,
                 recipient=recipient,
                 channel=out.channel,
                 address=address,
-                status=DeliveryStatus.queued,
-                next_attempt_at=now,
+                status=DeliveryStatus.held if held else DeliveryStatus.queued,
+                held_until=held,
+                next_attempt_at=held or now,
                 created_at=now,
                 updated_at=now,
             )
@@ -149,7 +160,7 @@ def do_send_message(
             return _replay(earlier, conv, out), True
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]
-        enqueue(session, job, {"delivery_id": delivery.id}, now=now)
+        enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
     # notification ladder decides in the worker. Here, one INSERT.
     enqueue_ladder(session, message.id, now)
@@ -416,9 +427,9 @@ def do_delete_message(
             return
         message.deleted_at = now
         message.deleted_by_id = actor.id
-        # An email or SMS that has not gone out yet never will.
+        # An email or SMS that has not gone out yet (or is held for the night) never will.
         for delivery in message.deliveries:
-            if delivery.status == DeliveryStatus.queued:
+            if delivery.status in Delivery.UNSENT:
                 delivery.status = DeliveryStatus.cancelled
                 delivery.updated_at = now
         # The content stays on the message row for audit; the event log, which clients replay,
@@ -489,7 +500,7 @@ def do_cancel_deliveries_to(session: Session, recipient_id: int, *, now: datetim
     deactivated): their jobs find the delivery no longer queued and do nothing."""
     session.execute(
         update(Delivery)
-        .where(Delivery.recipient_id == recipient_id, Delivery.status == DeliveryStatus.queued)
+        .where(Delivery.recipient_id == recipient_id, Delivery.status.in_(Delivery.UNSENT))
         .values(
             status=DeliveryStatus.cancelled,
             last_error="the recipient was deactivated",

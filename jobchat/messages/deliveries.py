@@ -20,7 +20,8 @@ def record_delivery_failure(
     shows on the delivery (attempts, the last error); the final one marks it failed. A delivery
     cancelled or settled meanwhile is left alone."""
     delivery = session.get(Delivery, int(job.payload["delivery_id"]))
-    if delivery is None or delivery.status != DeliveryStatus.queued:
+    # A held text fails here too: its job found the candidate opted out when the hold ended.
+    if delivery is None or delivery.status not in Delivery.UNSENT:
         return
     delivery.attempts = job.attempt
     delivery.last_error = failure.error[:MAX_ERROR_CHARS]
@@ -29,6 +30,7 @@ def record_delivery_failure(
         delivery.error_code = failure.code
     if failure.final:
         delivery.status = DeliveryStatus.failed
+        delivery.held_until = None
 
 
 def record_delivery_sent(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -19,6 +20,9 @@ class Channel(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
+    # An SMS waiting for the end of the candidate's night (JOBCHAT_SMS_QUIET_HOURS), then
+    # queued; its job runs at ``held_until``.
+    held = "held"
     queued = "queued"
     sending = "sending"
     sent = "sent"
@@ -74,6 +78,9 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    # Not gone out yet (a deletion or a deactivation cancels these): queued, or held for the
+    # candidate's night.
+    UNSENT: ClassVar[tuple[str, ...]] = (DeliveryStatus.queued, DeliveryStatus.held)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
@@ -83,6 +90,8 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.queued)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # While held for SMS quiet hours: when it goes out (None otherwise).
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
     # The provider's own code for a failure (Twilio's 21211, 30003, ...).

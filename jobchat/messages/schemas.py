@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import User
 from jobchat.inputs import MAX_ID, Line, Text
-from jobchat.messages.models import Channel, Message
+from jobchat.messages.models import Channel, DeliveryStatus, Message
 
 
 class AuthorOut(BaseModel):
@@ -31,7 +31,17 @@ class AuthorOut(BaseModel):
 class DeliveryOut(BaseModel):
     recipient: str = Field(description="External id of the candidate it goes to.")
     channel: Literal["email", "sms"]
-    status: Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"]
+    status: Literal[
+        "held", "queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"
+    ] = Field(
+        description="held: an SMS waiting for the end of the candidate's night "
+        "(JOBCHAT_SMS_QUIET_HOURS), sent at `until`; queued until the provider has it."
+    )
+    until: datetime | None = Field(
+        default=None,
+        description="When a held SMS goes out (the end of quiet hours in the candidate's local "
+        "time); null unless the status is held.",
+    )
     attempts: int
     last_error: str | None = None
     error_code: str | None = Field(default=None, description="The provider's code for a failure.")
@@ -87,6 +97,7 @@ class MessageOut(BaseModel):
                     recipient=d.recipient.ext_id,
                     channel=d.channel,
                     status=d.status,
+                    until=d.held_until if d.status == DeliveryStatus.held else None,
                     attempts=d.attempts,
                     last_error=d.last_error,
                     error_code=d.error_code,

@@ -4,7 +4,9 @@ not read JOBCHAT_NOTIFY_SMS_DELAY_SECONDS after it arrived.
 A periodic sweep turns members' due text clocks (``members.sms_due_at``, started by the ladder)
 into jobs. The job looks again at what is true when it runs: something still unread and not yet
 announced, consent and a textable number, no text for this conversation within the delay
-(else the clock moves to when one may go), and not quiet hours (else it is held for their end).
+(else the clock moves to when one may go), not their quiet hours (else it is held for their end),
+and not the night where their phone is (JOBCHAT_SMS_QUIET_HOURS, decided by jobchat.sms.quiet as
+for every text: else the clock moves to its end).
 Then it sends one text through the SMS provider, retried on a 5xx, and records when it went.
 """
 
@@ -31,6 +33,7 @@ from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.notifications.ladder import hold, quiet_until, text_due_by
 from jobchat.sms.notice import notice_text, send_notice
 from jobchat.sms.provider import SmsProvider
+from jobchat.sms.quiet import sms_hold
 
 TEXT_JOB = "notify.text"
 
@@ -155,6 +158,9 @@ class Texts:
             until = quiet_until(user, now)
             if until is not None:
                 return _Later(until, held=True)
+            night = sms_hold(user, now, self.settings.sms_quiet_window, default_region=region)
+            if night is not None:
+                return _Later(night)
             phone = normalise_phone(user.phone or "", region)
             assert phone is not None  # sms_refusal checked it
             newest = news[-1]

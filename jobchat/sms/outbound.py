@@ -1,18 +1,27 @@
 """The SMS job: an SMS-channel message handed to the provider, its delivery record kept up to
 date. Retried by the worker when the provider answers 5xx or not at all; a 4xx answer ends it
-failed with the provider's error code."""
+failed with the provider's error code.
+
+A text held for the candidate's night (status ``held``, see jobchat.sms.quiet) has its job run
+at the hold's end. The job looks at the window again then: still night for them (their zone or
+the setting changed meanwhile) and it is held on, with a new job at the new end; otherwise the
+delivery becomes ``queued`` (committed before the text goes, so that a crash after it is an
+ordinary queued text, sent once by the next attempt) and goes out as any other.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from jobchat.clock import Clock, SystemClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
@@ -20,6 +29,7 @@ from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.inbound import apply_sms_status_reports
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
+from jobchat.sms.quiet import sms_hold
 
 STATUS_CALLBACK_PATH = "/api/v1/inbound/sms/twilio/status"
 
@@ -42,16 +52,25 @@ class _Text:
     body: str
 
 
+@dataclass(frozen=True)
+class _Held:
+    until: datetime
+
+
 @dataclass
 class Texter:
     db: Database
     settings: Settings
     provider: SmsProvider
+    # What "now" is when a held text's hold is looked at again (the worker's, in tests).
+    clock: Clock = field(default_factory=SystemClock)
 
     @classmethod
-    def create(cls, db: Database, settings: Settings) -> Texter | None:
+    def create(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Texter | None:
         provider = provider_for(sms_settings(settings))
-        return cls(db, settings, provider) if provider is not None else None
+        if provider is None:
+            return None
+        return cls(db, settings, provider, clock if clock is not None else SystemClock())
 
     def job_kinds(self) -> dict[str, JobKind]:
         return {
@@ -69,6 +88,8 @@ class Texter:
         text = await asyncio.to_thread(self._prepare, delivery_id)
         if text is None:
             return None
+        if isinstance(text, _Held):
+            return _hold_on(delivery_id, text.until)
         try:
             sent = await self.provider.send(
                 to=text.to, body=text.body, status_callback=self.status_callback
@@ -86,10 +107,10 @@ class Texter:
 
         return settle
 
-    def _prepare(self, delivery_id: int) -> _Text | None:
+    def _prepare(self, delivery_id: int) -> _Text | _Held | None:
         with self.db.read() as session:
             delivery = session.get(Delivery, delivery_id)
-            if delivery is None or delivery.status != DeliveryStatus.queued:
+            if delivery is None or delivery.status not in Delivery.UNSENT:
                 return None  # cancelled (deleted for everyone), or sent by an earlier attempt
             message = session.get(Message, delivery.message_id)
             if message is None or message.is_deleted:
@@ -100,4 +121,43 @@ class Texter:
             ):
                 # They (or their number) texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
-            return _Text(to=delivery.address, body=message.body)
+            text = _Text(to=delivery.address, body=message.body)
+            if delivery.status == DeliveryStatus.queued:
+                return text
+            until = sms_hold(
+                recipient,
+                self.clock.now(),
+                self.settings.sms_quiet_window,
+                default_region=self.settings.default_phone_region,
+            )
+            if until is not None:
+                return _Held(until)
+        return text if self._release(delivery_id) else None
+
+    def _release(self, delivery_id: int) -> bool:
+        """Held → queued, where it is still held (not cancelled meanwhile)."""
+        with self.db.work() as session:
+            released = session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.held)
+                .returning(Delivery.id)
+                .values(status=DeliveryStatus.queued, held_until=None, updated_at=self.clock.now())
+                .execution_options(synchronize_session=False)
+            )
+            return released.first() is not None
+
+
+def _hold_on(delivery_id: int, until: datetime) -> Settle:
+    """Still night for the candidate: this job ends, and one at the new end takes its place, in
+    the transaction that records it (so there is always exactly one)."""
+
+    def settle(session: Session, now: datetime) -> None:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status != DeliveryStatus.held:
+            return  # cancelled meanwhile
+        delivery.held_until = until
+        delivery.next_attempt_at = until
+        delivery.updated_at = now
+        enqueue(session, SMS_DELIVERY_JOB, {"delivery_id": delivery_id}, now=now, run_at=until)
+
+    return settle

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from jobchat.localtime import format_date, format_datetime, zone
 from jobchat.web.labels import conversation_label, conversation_title, initials, tone
+from jobchat.web.sms_hold import held_line
 
 STATIC_DIR = resources.files("jobchat") / "web" / "static"
 
@@ -63,6 +64,7 @@ def _environment() -> Environment:
     env.globals["conversation_label"] = conversation_label
     env.globals["initials"] = initials
     env.globals["tone"] = tone
+    env.globals["held_line"] = held_line
     # A form's own idempotency key: posting it twice (a double click, a resubmit) sends once.
     env.globals["new_key"] = lambda: secrets.token_urlsafe(16)
     env.filters["datetime"] = format_datetime
