@@ -145,7 +145,7 @@ def test_the_scheduled_page_edits_and_cancels(
     for text, ahead in (("Reminder: interview tomorrow", 1), ("How did the interview go?", 2)):
         web.send(MARCUS, conv, text, send_at=(soon + timedelta(days=ahead)).isoformat())
     for device in ("desktop", "phone-390x844"):
-        page = browsers.open(device)  # type: ignore[arg-type]
+        page = browsers.open(device)
         sign_in(page, MARCUS, next="/inbox")
         shot(page, f"schedule-inbox-link-{device}", full_page=False)
         page.get_by_role("link", name="Scheduled", exact=True).click()
@@ -153,7 +153,7 @@ def test_the_scheduled_page_edits_and_cancels(
         expect(page.locator(".scheduled-card").filter(has_text=applicant.name)).to_have_count(2)
         assert_fits(page)
         for theme in ("light", "dark"):
-            page.emulate_media(color_scheme=theme)  # type: ignore[arg-type]
+            page.emulate_media(color_scheme=theme)
             shot(page, f"schedule-page-{device}-{theme}")
         page.emulate_media(color_scheme="light")
 
