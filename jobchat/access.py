@@ -397,10 +397,16 @@ def access_message(
 SCHEDULED_NOT_FOUND = "There is no scheduled message with that id."
 
 
-def access_scheduled(session: Session, user: User, scheduled_id: int) -> ScheduledMessage:
+def access_scheduled(
+    session: Session, user: User, scheduled_id: int, *, lock: bool = True
+) -> ScheduledMessage:
     """One of the user's own scheduled messages (nobody else sees it: "not found" for all
-    others), locked for the change the caller is about to make."""
-    row = locked_scheduled(session, scheduled_id)
+    others), locked for the change the caller is about to make unless ``lock`` is false."""
+    row = (
+        locked_scheduled(session, scheduled_id)
+        if lock
+        else session.get(ScheduledMessage, scheduled_id)
+    )
     if row is None or row.author_id != user.id:
         raise NotFound(SCHEDULED_NOT_FOUND)
     return row

@@ -117,11 +117,18 @@ def _queue(session: Session, row: ScheduledMessage, now: datetime) -> None:
     row.job_id = job.id
 
 
+_NO_LONGER = {
+    ScheduledStatus.sent: "This message was sent already",
+    ScheduledStatus.failed: "This message could not be sent (its reason says why)",
+    ScheduledStatus.cancelled: "This message was cancelled",
+}
+
+
 def check_scheduled(row: ScheduledMessage) -> None:
     """409 once it has been sent, has failed or was cancelled: only a waiting one changes."""
     if row.status != ScheduledStatus.scheduled:
         raise Conflict(
-            f"This scheduled message was {row.status} already; it can no longer be changed.",
+            f"{_NO_LONGER[ScheduledStatus(row.status)]}: it can no longer be changed.",
             code=f"scheduled_{row.status}",
         )
 

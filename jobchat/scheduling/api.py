@@ -45,7 +45,7 @@ def list_scheduled(
 def get_scheduled(scheduled_id: PathId, caller: CurrentUser) -> ScheduledOut:
     """One of the caller's scheduled messages (anyone else's: 404)."""
     with caller.read() as (session, user):
-        return ScheduledOut.of(access.access_scheduled(session, user, scheduled_id))
+        return ScheduledOut.of(access.access_scheduled(session, user, scheduled_id, lock=False))
 
 
 @router.patch("/{scheduled_id}", response_model=ScheduledOut, responses=error_responses(409, 422))
