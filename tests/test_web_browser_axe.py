@@ -419,7 +419,7 @@ def test_the_measures_see_what_is_wrong(chromium: Browser) -> None:
 def test_axe_with_send_later_open(audit: Audit, device: Device) -> None:
     """The composer's "Send later" choices open: axe finds nothing, in either theme."""
     page = audit.visit(Visit("send-later", MARCUS, "/conversations/{scheduled}"), device)
-    page.locator("#composer").get_by_role("button", name="Send later").click()
+    page.locator("#composer").get_by_role("button", name="Schedule", exact=True).click()
     panel = page.locator("#composer").get_by_role("group", name="Send later")
     expect(panel).to_be_visible()
     panel.get_by_role("radio", name="Pick a date and time").check()

@@ -45,7 +45,7 @@ def strip(page: Page) -> Any:
 
 
 def send_later(page: Page) -> Any:
-    return composer(page).get_by_role("button", name="Send later")
+    return composer(page).get_by_role("button", name="Schedule", exact=True)
 
 
 def test_send_later_from_the_composer_shows_it_scheduled_and_cancel_takes_it_back(
@@ -66,7 +66,7 @@ def test_send_later_from_the_composer_shows_it_scheduled_and_cancel_takes_it_bac
     expect(panel).to_be_hidden()
     chosen = form.locator("[data-schedule-chosen]")
     expect(chosen).to_contain_text(re.compile(r"Will be sent \w{3} \d{1,2} \w{3}, 08:00"))
-    form.get_by_role("button", name="Schedule", exact=True).click()
+    form.get_by_role("button", name="Send later", exact=True).click()
 
     item = strip(page).get_by_role("listitem")
     expect(item).to_have_count(1)
@@ -120,7 +120,7 @@ def test_a_picked_time_and_the_redraw_when_the_thread_moves_on(
     expect(form.locator("[data-schedule-chosen]")).to_contain_text("14:30")
     assert_fits(page)
     page.keyboard.press("Escape")
-    form.get_by_role("button", name="Schedule", exact=True).click()
+    form.get_by_role("button", name="Send later", exact=True).click()
     item = strip(page).get_by_role("listitem")
     expect(item).to_contain_text("14:30")
     [scheduled] = mine(web, conv, status="scheduled")

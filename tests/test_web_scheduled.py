@@ -188,8 +188,9 @@ def test_sent_and_failed_ones_show_what_happened(
     )
     clock.advance(days=7)
     asyncio.run(worker.drain())
-    page = tess.page("/scheduled")
+    page = tess.page("/scheduled?status=all")
     assert texts(page, "scheduled-status") == ["Sent", "Failed"]
+    assert "Nothing scheduled." in tess.page("/scheduled")
     assert "Not sent:" in page and "This job is closed" in page
     assert texts(tess.page("/scheduled?status=failed"), "scheduled-card-body") == ["Will fail"]
 

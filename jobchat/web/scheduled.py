@@ -33,12 +33,13 @@ from jobchat.web.viewer import FormViewer, PageViewer, Viewer
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+# What is still to go out comes first: it is what one comes here to change.
 FILTERS = (
-    ("all", "All"),
     ("scheduled", "Scheduled"),
     ("sent", "Sent"),
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
+    ("all", "All"),
 )
 LEFT = "A conversation you are no longer in"
 
@@ -101,16 +102,16 @@ def _page(
     wanted = None if status_filter == "all" else ScheduledStatus(status_filter)
     with viewer.read() as (session, user):
         rows, cursor = scheduled_of(session, user.id, status=wanted, after=after, limit=PAGE_SIZE)
-        base = "/scheduled" if status_filter == "all" else f"/scheduled?status={status_filter}"
+        base = f"/scheduled?status={status_filter}"
         return render(
             "scheduled.html",
             code,
             items=[view_of(r, user.timezone) for r in rows],
             titles=_titles(session, user, rows),
             left=LEFT,
-            more_href=(f"{base}{'&' if '?' in base else '?'}after={cursor}" if cursor else None),
+            more_href=f"{base}&after={cursor}" if cursor else None,
             filters=[
-                (key, label, "/scheduled" if key == "all" else f"/scheduled?status={key}")
+                (key, label, "/scheduled" if key == "scheduled" else f"/scheduled?status={key}")
                 for key, label in FILTERS
             ],
             current=status_filter,
@@ -132,7 +133,7 @@ StatusFilter = Annotated[
 @router.get("/scheduled")
 def scheduled_page(
     viewer: PageViewer,
-    status: StatusFilter = "all",
+    status: StatusFilter = "scheduled",
     after: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     cancelled: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -171,7 +172,7 @@ def edit_form(
         entered = {"send_at": send_at, "body": body, "subject": subject or ""}
         return _page(
             viewer,
-            "all",
+            "scheduled",
             None,
             errors={scheduled_id: fields},
             values={scheduled_id: entered},

@@ -157,7 +157,7 @@
       const c = choice();
       const at = when();
       menu.classList.toggle("chosen", c !== "now");
-      if (send) send.textContent = c === "now" ? "Send" : "Schedule";
+      if (send) send.textContent = c === "now" ? "Send" : "Send later";
       chosen.hidden = c === "now";
       if (c === "now") return;
       chosenText.replaceChildren();
