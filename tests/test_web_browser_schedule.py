@@ -81,6 +81,9 @@ def test_send_later_from_the_composer_shows_it_scheduled_and_cancel_takes_it_bac
     assert local.date() == (datetime.now(UTC).astimezone(zone_of(web)) + timedelta(days=1)).date()
     assert_fits(page)
     shot(page, "schedule-thread-desktop")
+    page.emulate_media(color_scheme="dark")
+    shot(page, "schedule-thread-desktop-dark")
+    page.emulate_media(color_scheme="light")
 
     # The candidate sees nothing of it.
     candidate = browsers.open("phone-390x844")
@@ -116,6 +119,9 @@ def test_a_picked_time_and_the_redraw_when_the_thread_moves_on(
     day = (datetime.now(UTC).astimezone(zone_of(web)) + timedelta(days=3)).date()
     panel.get_by_label("Date and time to send").fill(f"{day.isoformat()}T14:30")
     shot(page, "schedule-composer-custom-phone", full_page=False)
+    page.emulate_media(color_scheme="dark")
+    shot(page, "schedule-composer-custom-phone-dark", full_page=False)
+    page.emulate_media(color_scheme="light")
     expect(form.locator("[data-schedule-chosen]")).to_contain_text(f"{day.day} ")
     expect(form.locator("[data-schedule-chosen]")).to_contain_text("14:30")
     assert_fits(page)

@@ -33,7 +33,7 @@ def list_scheduled(
     after: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="A scheduled message's id (next_cursor).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many.")] = 100,
 ) -> ScheduledList:
     """The caller's own scheduled messages in every status (unless filtered), soonest first."""
     with caller.read() as (session, user):

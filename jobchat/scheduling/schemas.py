@@ -12,12 +12,12 @@ from jobchat.scheduling.models import ScheduledMessage, ScheduledStatus
 
 
 class ScheduledOut(BaseModel):
-    id: int
+    id: int = Field(description="The scheduled message's id.")
     conversation: int = Field(description="The conversation it is (or was) to be posted in.")
     send_at: datetime = Field(description="When it is posted (UTC).")
-    body: str
-    subject: str | None
-    channel: Channel
+    body: str = Field(description="The text to be posted.")
+    subject: str | None = Field(description="The email subject, if any.")
+    channel: Channel = Field(description="app, email or sms: how it goes out.")
     status: ScheduledStatus = Field(
         description="scheduled (waiting), sent (posted: see message), failed (see reason), "
         "cancelled."
@@ -26,8 +26,8 @@ class ScheduledOut(BaseModel):
     reason: str | None = Field(
         description="Why it was not posted (the author could no longer post there), if failed."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(description="When it was scheduled.")
+    updated_at: datetime = Field(description="When it last changed (edited, sent, failed...).")
 
     @classmethod
     def of(cls, row: ScheduledMessage) -> ScheduledOut:
