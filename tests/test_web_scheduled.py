@@ -198,3 +198,12 @@ def test_sent_and_failed_ones_show_what_happened(
 def test_the_inbox_and_the_user_menu_link_to_the_scheduled_page(tess: Browser) -> None:
     page = tess.page("/inbox")
     assert page.count('href="/scheduled"') == 2
+
+
+def test_the_candidate_profiles_composer_offers_send_later_too(
+    world: World, tess: Browser, chat: int
+) -> None:
+    later(tess, chat, "tomorrow", "From the profile")
+    page = tess.page(f"/candidates/cand?tab=messages&application=app1&thread={chat}")
+    assert 'name="send_later"' in page
+    assert lines(page, "scheduled-when") == ["Scheduled for Tue 6 Jan, 08:00"]

@@ -119,7 +119,8 @@
 
   function setUp(composer) {
     const menu = composer.querySelector("[data-schedule-menu]");
-    if (!menu) return;
+    if (!menu || composer.dataset.scheduleReady) return;
+    composer.dataset.scheduleReady = "yes";
     const conversation = Number(composer.dataset.conversation);
     const thread = composer.closest(".thread");
     const row = composer.querySelector(".compose-row");
@@ -305,11 +306,11 @@
   document.addEventListener("submit", (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.matches("form.composer")) return;
-    const menu = form.querySelector("[data-schedule-menu]") || form.querySelector(".compose-row [data-schedule-menu]");
     const checked = form.querySelector("input[name=send_later]:checked");
-    if (!menu || !checked || checked.value === "now") return;
+    if (!checked || checked.value === "now") return;
     event.preventDefault();
     event.stopPropagation();
+    setUp(form); // a composer drawn after this script ran
     form.dispatchEvent(new CustomEvent("jobchat:schedule"));
   }, true);
 
