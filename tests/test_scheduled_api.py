@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -498,3 +499,33 @@ def test_a_template_is_filled_in_when_scheduled(
     drain(worker)
     [message] = history(tess, chat)
     assert message["body"] == "Hi Carla, about Registered Nurse"
+
+
+def test_cancels_racing_the_worker_each_have_one_outcome(
+    world: World, chat: int, clock: FrozenClock, worker: Worker
+) -> None:
+    """Cancels sent while the worker posts the same messages: each message is either sent
+    (once) and its cancel refused, or cancelled and never sent, whichever committed first."""
+    tess = world["emp_team"]
+    ids = [scheduled(tess, chat, at(clock, hours=1), f"race {i}")["id"] for i in range(8)]
+    clock.advance(hours=1)
+    answers: dict[int, int] = {}
+
+    def cancel_all() -> None:
+        for scheduled_id in ids:
+            answers[scheduled_id] = tess.delete(f"{LIST}/{scheduled_id}").status_code
+
+    canceller = threading.Thread(target=cancel_all)
+    canceller.start()
+    drain(worker)
+    canceller.join()
+    drain(worker)
+    posted = [m["body"] for m in history(tess, chat)]
+    assert len(posted) == len(set(posted))
+    for scheduled_id in ids:
+        out = body(tess.get(f"{LIST}/{scheduled_id}"), 200)
+        if out["status"] == "sent":
+            assert answers[scheduled_id] == 409 and out["body"] in posted
+        else:
+            assert out["status"] == "cancelled" and answers[scheduled_id] == 204
+            assert out["body"] not in posted
