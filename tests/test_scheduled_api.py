@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from jobchat import access
 from jobchat.background import build_worker
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
@@ -326,9 +328,6 @@ def test_a_message_posted_but_not_marked_sent_is_not_posted_again(
     s = scheduled(tess, chat, at(clock, hours=1), "Exactly once")
     clock.advance(hours=1)
     limits = Limits.of(settings)
-    from jobchat import access
-    from jobchat.directory.models import User
-
     with db.write() as session:
         author = session.get_one(User, user_id(db, "emp_team"))
         conv, member = access.access_conversation(session, author, chat)
@@ -469,8 +468,6 @@ def test_a_template_is_filled_in_when_scheduled(
     tess = world["emp_team"]
     with db.work() as session:
         author = user_id(db, "emp_team")
-        from jobchat.directory.models import User
-
         org = session.get_one(User, author).organization_id
         assert org is not None
         template = Template(
