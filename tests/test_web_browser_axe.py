@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pytest
@@ -102,6 +103,10 @@ PAGES = [
     Visit("recruiter-settings", MARCUS, "/settings"),
     Visit("recruiter-templates", MARCUS, "/templates"),
     Visit("recruiter-template-new", MARCUS, "/templates/new"),
+    Visit("recruiter-scheduled", MARCUS, "/scheduled"),
+    Visit("recruiter-scheduled-edit", MARCUS, "/scheduled?edit={scheduled_id}"),
+    Visit("recruiter-scheduled-cancelled", MARCUS, "/scheduled?status=cancelled"),
+    Visit("recruiter-scheduled-chat", MARCUS, "/conversations/{scheduled}"),
     Visit("recruiter-not-found", MARCUS, "/conversations/987654", 404),
     # A recruiter on an employer's team with partners (Iress).
     Visit("team-case-chat", TOM, "/conversations/{case}"),
@@ -256,7 +261,27 @@ def find_conversations(web: WebServer) -> dict[str, int | str]:
     found["closed_job"] = closed_job_chat(web)
     found["notified_deleted"] = notified_deleted(web)
     found["held_text"] = held_text_chat(web)
+    found["scheduled"], found["scheduled_id"] = scheduled_chat(web)
     return found
+
+
+def scheduled_chat(web: WebServer) -> tuple[int, int]:
+    """A chat with two messages Marcus scheduled for tomorrow (by email, and in the app), and
+    one he cancelled: (the conversation, the one by email)."""
+    conv = web.application_chat(web.new_applicant())
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    by_email = web.send(
+        MARCUS,
+        conv,
+        "Your interview details follow.",
+        channel="email",
+        subject="Interview",
+        send_at=tomorrow,
+    )
+    web.send(MARCUS, conv, "Looking forward to meeting you!", send_at=tomorrow)
+    gone = web.send(MARCUS, conv, "Never mind.", send_at=tomorrow)
+    web.call("DELETE", f"/api/v1/scheduled-messages/{gone['id']}", token=web.token(MARCUS))
+    return conv, int(by_email["id"])
 
 
 def notified_deleted(web: WebServer) -> str:
@@ -394,3 +419,17 @@ def test_the_measures_see_what_is_wrong(chromium: Browser) -> None:
         assert box(page.locator("#big"))["width"] == 48
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("device", SIZES)
+def test_axe_with_send_later_open(audit: Audit, device: Device) -> None:
+    """The composer's "Send later" choices open: axe finds nothing, in either theme."""
+    page = audit.visit(Visit("send-later", MARCUS, "/conversations/{scheduled}"), device)
+    page.locator("#composer").get_by_role("button", name="Schedule", exact=True).click()
+    panel = page.locator("#composer").get_by_role("group", name="Send later")
+    expect(panel).to_be_visible()
+    panel.get_by_role("radio", name="Pick a date and time").check()
+    expect(panel).to_be_visible()
+    found = audit.in_both_themes(page)
+    audit.assert_no_problems()
+    assert_none(f"Send later ({device})", found)

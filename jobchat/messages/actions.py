@@ -365,6 +365,16 @@ def _validate(body: str, subject: str | None, channel: Channel, limits: Limits) 
         raise Invalid(problems)
 
 
+def check_outgoing(
+    session: Session, actor: User, conv: Conversation, out: Outgoing, limits: Limits
+) -> None:
+    """The checks a send of ``out`` by ``actor`` into ``conv`` makes of the message itself
+    (body and subject, the channel reaching its candidate), without sending: 422 as a send
+    would answer. For a message that is to be sent later."""
+    _validate(out.body.strip(), (out.subject or "").strip() or None, out.channel, limits)
+    _recipient(session, actor, conv, out.channel, limits)
+
+
 def available_channels(
     session: Session, actor: User, conv: Conversation, limits: Limits
 ) -> list[Channel]:

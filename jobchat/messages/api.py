@@ -18,6 +18,7 @@ from jobchat.messages.queries import history
 from jobchat.messages.requests import delete_as, send_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
 from jobchat.scheduling.requests import schedule_as
+from jobchat.scheduling.schemas import ScheduledOut
 from jobchat.templates.requests import fill_for_send, usable_template
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
@@ -46,7 +47,10 @@ def list_messages(
     "/conversations/{conversation_id}/messages",
     status_code=201,
     response_model=MessageOut,
-    responses=error_responses(409, 413, 422, 429),
+    responses={
+        202: {"model": ScheduledOut, "description": "Scheduled for send_at."},
+        **error_responses(409, 413, 422, 429),
+    },
 )
 def send_message(
     conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response

@@ -11,6 +11,7 @@ from jobchat.web.jobs import router as jobs
 from jobchat.web.pages import router as pages
 from jobchat.web.portal import router as portal
 from jobchat.web.pwa import router as pwa
+from jobchat.web.scheduled import router as scheduled
 from jobchat.web.settings import router as settings
 from jobchat.web.start import router as start
 from jobchat.web.templates_page import router as templates_page
@@ -27,4 +28,5 @@ routers: tuple[APIRouter, ...] = (
     settings,
     templates_page,
     pwa,
+    scheduled,
 )

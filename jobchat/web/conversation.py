@@ -18,6 +18,7 @@ from jobchat.messages.requests import delete_as, send_as
 from jobchat.web.layout import frame
 from jobchat.web.notified import notified_message
 from jobchat.web.pages import same_site_referrer
+from jobchat.web.scheduled import schedule_form
 from jobchat.web.templating import ENV, render
 from jobchat.web.thread import (
     CHANNEL_LABELS,
@@ -101,8 +102,15 @@ def send_form(
     channel: Annotated[Channel, Form()] = Channel.app,
     subject: Annotated[str, Form(max_length=1_000)] = "",
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
+    send_later: Annotated[str, Form(max_length=20)] = "",
+    send_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """Send from a form post: what the composer does when our script is not running."""
+    if send_later not in ("", "now"):  # "Send later" was chosen
+        schedule_form(
+            viewer, conversation_id, body, channel, subject, idempotency_key, send_later, send_at
+        )
+        return _back(request, conversation_id)
     state = viewer.caller.state
     with viewer.write() as (session, user):
         send_as(

@@ -22,6 +22,7 @@ from jobchat.messages.actions import Limits
 from jobchat.messages.channels import ChannelOption, channel_options
 from jobchat.messages.models import Channel, Message
 from jobchat.messages.queries import history
+from jobchat.web.scheduled_view import ScheduledView, scheduled_in_thread
 
 PAGE_SIZE = 50
 CHANNEL_LABELS = {Channel.app: "In app", Channel.email: "Email", Channel.sms: "SMS"}
@@ -98,6 +99,8 @@ class Thread:
     channels: list[ChannelOption]
     # About a closed job: read-only for everyone, so the page shows why instead of a composer.
     job_closed: bool
+    # The viewer's own messages waiting to be posted here (jobchat.web.scheduled_view).
+    scheduled: tuple[ScheduledView, ...] = ()
 
     @property
     def first_unread_id(self) -> int | None:
@@ -127,6 +130,7 @@ def load_thread(
         may_end=access.may_end(me, conv),
         channels=composer_channels(session, me, conv, settings),
         job_closed=access.about_closed_job(conv),
+        scheduled=tuple(scheduled_in_thread(session, me, conv.id)),
     )
 
 
