@@ -44,6 +44,7 @@ from jobchat.realtime.api import EventStream
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
+from jobchat.scheduling.bulk.api import router as bulk_router
 from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
@@ -176,6 +177,7 @@ def create_app(
         messages_router,
         activity_router,
         push_router,
+        bulk_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

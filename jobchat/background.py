@@ -19,6 +19,7 @@ from jobchat.notifications.release import any_held, do_release_held
 from jobchat.notifications.texts import Texts, any_text_due, do_queue_due_texts
 from jobchat.push.sender import Pusher
 from jobchat.realtime.presence import Presence
+from jobchat.scheduling.bulk.runner import BulkRunner
 from jobchat.sms.outbound import Texter
 
 # Finished jobs are kept a while for whoever wonders whether an email went out.
@@ -41,6 +42,7 @@ def build_worker(
     if texter is not None:
         kinds |= texter.job_kinds()
     kinds |= Pusher(db, settings, mail.clock).job_kinds()
+    kinds |= BulkRunner(db, settings, mail.clock).job_kinds()
     poll = settings.worker_poll_seconds
     return Worker(
         db=db,
