@@ -146,13 +146,12 @@ def test_a_channel_the_candidate_cannot_take_skips_only_them(
     done = body(tess.get(f"{BULK}/{queued['id']}"), 200)
     assert done["sent"] == 2
     assert [(s["application"], s["code"]) for s in done["skipped"]] == [("app2", "sms_opted_out")]
+
     # The texts leave one a second (JOBCHAT_SMS_RATE_PER_SECOND, default 1): the second is
     # still queued when the first has gone.
     def statuses() -> list[str]:
         return [
-            m["deliveries"][0]["status"]
-            for app in ("app1", "app3")
-            for m in thread_of(tess, app)
+            m["deliveries"][0]["status"] for app in ("app1", "app3") for m in thread_of(tess, app)
         ]
 
     assert statuses() == ["sent", "queued"]

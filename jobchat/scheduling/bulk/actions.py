@@ -62,7 +62,8 @@ def do_queue_bulk(
         earlier = by_key(session, author, req.idempotency_key)
         if earlier is not None:
             return _replay(earlier, req), True
-    visible: dict[str, int] = {
+    # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
+    visible: dict[str, int] = {  # noqa: C416
         ext: app_id
         for ext, app_id in session.execute(
             select(Application.ext_id, Application.id).where(
