@@ -30,7 +30,7 @@ from jobchat.scheduling.bulk.models import (
     RecipientStatus,
 )
 from jobchat.scheduling.bulk.queries import by_key
-from jobchat.scheduling.bulk.reach import UNKNOWN, Skip, reach, text_for
+from jobchat.scheduling.bulk.reach import UNKNOWN, Reachable, Skip, reach_many, text_for
 
 BULK_JOB = "bulk.send"
 MAX_REASON_CHARS = 300
@@ -180,9 +180,16 @@ def do_send_batch(
     slot = max(now, bulk.sms_next_at or now)
     after_job = session.scalar(select(func.max(QueuedJob.id))) or 0
     gap = timedelta(seconds=1 / pacing.sms_per_second)
+    routes = reach_many(session, author, list(apps.values()), channel, limits)
     for row in rows:
         app = apps.get(row.application_id) if row.application_id else None
-        outcome = _send_one(session, author, bulk, row, app, limits, now)
+        route = routes.get(app.id) if app is not None else None
+        if app is None or route is None:
+            outcome: Message | Skip = Skip("unknown_application", UNKNOWN)
+        elif isinstance(route, Skip):
+            outcome = route
+        else:
+            outcome = _send_one(session, author, bulk, row, app, route, now, limits)
         if isinstance(outcome, Skip):
             row.status = RecipientStatus.skipped
             row.code = outcome.code[:40]
@@ -233,16 +240,13 @@ def _send_one(
     author: User,
     bulk: BulkMessage,
     row: BulkRecipient,
-    app: Application | None,
-    limits: Limits,
+    app: Application,
+    route: Reachable,
     now: datetime,
+    limits: Limits,
 ) -> Message | Skip:
     key = f"jobchat-bulk:{bulk.id}:{row.position}"
     channel = Channel(bulk.channel)
-    route = reach(session, author, app, channel, limits)
-    if isinstance(route, Skip):
-        return route
-    assert app is not None
     text = text_for(bulk.body, bulk.subject, app, author)
     if isinstance(text, Skip):
         return text
