@@ -97,6 +97,12 @@ PAGES = [
         f"/conversations/new?kind=application&application={DEREK_APPLICATION}",
     ),
     Visit("recruiter-settings", MARCUS, "/settings"),
+    Visit(
+        "recruiter-bulk-compose",
+        MARCUS,
+        f"/bulk/new?application={DEREK_APPLICATION}&application=app-psc-lucia&channel=sms",
+    ),
+    Visit("recruiter-bulk-progress", MARCUS, "/bulk/{bulk}"),
     Visit("recruiter-not-found", MARCUS, "/conversations/987654", 404),
     # A recruiter on an employer's team with partners (Iress).
     Visit("team-case-chat", TOM, "/conversations/{case}"),
@@ -250,6 +256,20 @@ def find_conversations(web: WebServer) -> dict[str, int | str]:
     # Made after the lookups, which would otherwise take it for Marcus's application chat.
     found["closed_job"] = closed_job_chat(web)
     found["notified_deleted"] = notified_deleted(web)
+    found["bulk"] = bulk_message(web)
+    return found
+
+
+def bulk_message(web: WebServer) -> int:
+    """A bulk message of Marcus's with one recipient sent and one skipped."""
+    to = [web.new_applicant().application, "app-nobody"]
+    bulk = web.call(
+        "POST",
+        "/api/v1/bulk-messages",
+        token=web.token(MARCUS),
+        json={"applications": to, "body": "Thanks for applying!", "channel": "app"},
+    )
+    found: int = bulk["id"]
     return found
 
 

@@ -43,8 +43,11 @@ def test_each_candidate_row_has_a_checkbox_for_the_application_to_message(
 ) -> None:
     api.job("job2", "Porter", "acme", team=["emp_team"], status="closed")
     api.application("app3", "job2", "cand", "applied")  # newer, but its job is closed
+    api.candidate("cand4", "Fay Closed")
+    api.application("app4", "job2", "cand4", "applied")  # nothing open to message her about
     html = tess.page("/candidates")
     assert sorted(picks(html)) == ["app1", "app2"]
+    assert "Fay Closed" in html
     assert 'id="bulk-form"' in html and "Select all on this page" in html
     assert "Select Carla Candidate (Registered Nurse)" in html
     # The list fragment the page redraws itself with keeps them.

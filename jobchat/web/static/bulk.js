@@ -17,7 +17,7 @@
 
     function show() {
       const n = chosen.size;
-      count.textContent = n ? `${n} selected` : "Select candidates to message them together";
+      count.textContent = n ? `${n} selected` : "None selected";
       go.disabled = n === 0;
       go.textContent = n ? `Message ${n}` : "Message";
       const here = boxes();
