@@ -124,7 +124,7 @@ def test_screenshots_of_the_bulk_pages(web: WebServer, browsers: Browsers, sign_
         page = browsers.open(device)
         sign_in(page, MARCUS, next=f"/candidates?q=Bulk{tag}")
         for theme in ("light", "dark"):
-            page.emulate_media(color_scheme=theme)  # type: ignore[arg-type]
+            page.emulate_media(color_scheme=theme)
             select_all(page, tag)
             assert_fits(page)
             shot(page, f"bulk-select-{device}-{theme}", full_page=False)
