@@ -83,7 +83,7 @@ def test_each_candidate_gets_their_own_message_and_the_rest_are_skipped_with_rea
         }
     ]
     drain(worker)
-    done = body(tess.get(f"{BULK}/{queued['id']}"), 200)
+    done = body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
     assert done["status"] == "done" and done["sent"] == 2 and done["pending"] == 0
     assert [r["status"] for r in done["recipients"]] == ["sent", "sent", "skipped"]
 
@@ -107,7 +107,7 @@ def test_an_existing_chat_is_reused_and_someone_without_the_right_is_skipped(
     chat = body(world["emp_team"].start("application", application="app1"), 201)["id"]
     queued = post(world["emp_team"], applications=["app1"], body="Hello again")
     drain(worker)
-    done = body(world["emp_team"].get(f"{BULK}/{queued['id']}"), 200)
+    done = body(world["emp_team"].get(f"{BULK}/{queued['id']}", recipients="true"), 200)
     assert done["recipients"][0]["conversation"] == chat
     # The source partner sees the application but may not open the hiring team's chat with
     # the candidate: skipped, never an error.
@@ -126,7 +126,7 @@ def test_access_is_decided_at_send_time(api: Api, world: World, worker: Worker) 
     api.job("job1", "Registered Nurse", "acme", team=["emp_team"], status="closed")
     api.job("job2", "Porter", "acme", team=["emp_other"])
     drain(worker)
-    done = body(tess.get(f"{BULK}/{queued['id']}"), 200)
+    done = body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
     assert done["sent"] == 0
     assert {s["application"]: s["code"] for s in done["skipped"]} == {
         "app1": "job_closed",
@@ -143,7 +143,7 @@ def test_a_channel_the_candidate_cannot_take_skips_only_them(
     tess = world["emp_team"]
     queued = post(tess, applications=["app1", "app2", "app3"], body="Call us?", channel="sms")
     drain(worker)
-    done = body(tess.get(f"{BULK}/{queued['id']}"), 200)
+    done = body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
     assert done["sent"] == 2
     assert [(s["application"], s["code"]) for s in done["skipped"]] == [("app2", "sms_opted_out")]
 
@@ -239,9 +239,21 @@ def test_bad_requests_are_refused_whole_and_nothing_is_queued(
         assert session.scalars(select(QueuedJob)).all() == []
 
 
+def test_progress_is_light_to_poll_and_lists_every_recipient_on_request(
+    world: World, worker: Worker
+) -> None:
+    queued = post(world["emp_team"], applications=["app1", "nope"], body="Hi")
+    drain(worker)
+    light = body(world["emp_team"].get(f"{BULK}/{queued['id']}"), 200)
+    assert light["recipients"] is None and light["sent"] == 1
+    assert [s["application"] for s in light["skipped"]] == ["nope"]
+    full = body(world["emp_team"].get(f"{BULK}/{queued['id']}", recipients="true"), 200)
+    assert [r["application"] for r in full["recipients"]] == ["app1", "nope"]
+
+
 def test_only_the_author_sees_a_bulk_message(world: World) -> None:
     queued = post(world["emp_team"], applications=["app1"], body="Mine")
-    assert_error(world["emp_admin"].get(f"{BULK}/{queued['id']}"), 404)
+    assert_error(world["emp_admin"].get(f"{BULK}/{queued['id']}", recipients="true"), 404)
     assert_error(world["emp_team"].get(f"{BULK}/{queued['id'] + 1}"), 404)
 
 
@@ -257,7 +269,7 @@ def test_a_thousand_recipients(api: Api, world: World, worker: Worker, db: Datab
     queued = post(tess, applications=apps, body="Hello {{candidate.name}}")
     assert queued["total"] == 1000 and queued["skipped"] == []
     drain(worker)
-    done = body(tess.get(f"{BULK}/{queued['id']}"), 200)
+    done = body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
     assert (done["status"], done["sent"], done["skipped"]) == ("done", 1000, [])
     messages = {r["message"] for r in done["recipients"]}
     conversations = {r["conversation"] for r in done["recipients"]}

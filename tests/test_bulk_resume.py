@@ -64,7 +64,7 @@ def test_a_killed_worker_leaves_nobody_messaged_twice_or_forgotten(
     queued = body(tess.post(BULK, {"applications": apps, "body": "Hello", "channel": "app"}), 202)
 
     def progress() -> dict[str, Any]:
-        return body(tess.get(f"{BULK}/{queued['id']}"), 200)
+        return body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
 
     first, first_log = spawn_worker(database_url, tmp_path, "worker-1.log")
     try:

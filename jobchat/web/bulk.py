@@ -289,7 +289,8 @@ class Line:
 
 def _progress(session: Session, user: User, bulk_id: int) -> dict[str, Any]:
     bulk: BulkMessage = own_bulk(session, user, bulk_id)
-    rows = recipients(session, bulk.id)
+    # Who it went to is listed once it is done; until then only the skipped, which stay few.
+    rows = recipients(session, bulk.id, skipped_only=bulk.status != "done")
     apps = {
         a.id: a
         for a in session.scalars(

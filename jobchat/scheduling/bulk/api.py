@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from jobchat.auth.deps import CurrentUser
 from jobchat.http_errors import error_responses
@@ -40,16 +40,27 @@ def post_bulk(body: BulkMessageIn, caller: CurrentUser, response: Response) -> B
             limits=Limits.of(state.settings),
             now=caller.now,
         )
-        out = BulkMessageOut.of(bulk, recipients(session, bulk.id))
+        out = BulkMessageOut.of(bulk, recipients(session, bulk.id, skipped_only=True))
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return out
 
 
 @router.get("/{bulk_id}", response_model=BulkMessageOut, responses=error_responses(404))
-def get_bulk(bulk_id: PathId, caller: CurrentUser) -> BulkMessageOut:
-    """Progress, with every recipient (its chat and message once sent, or why it was
-    skipped). Only its author sees it."""
+def get_bulk(
+    bulk_id: PathId,
+    caller: CurrentUser,
+    detail: Annotated[
+        bool,
+        Query(
+            alias="recipients",
+            description="Also list every recipient, in the order given, with the chat and "
+            "message each got (up to 1,000 rows: leave it off to poll progress).",
+        ),
+    ] = False,
+) -> BulkMessageOut:
+    """Progress: counts and who was skipped, and why. Only its author sees it."""
     with caller.read() as (session, user):
         bulk = own_bulk(session, user, bulk_id)
-        return BulkMessageOut.of(bulk, recipients(session, bulk.id), detail=True)
+        rows = recipients(session, bulk.id, skipped_only=not detail)
+        return BulkMessageOut.of(bulk, rows, detail=detail)

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.directory.models import User
 from jobchat.errors import NotFound
-from jobchat.scheduling.bulk.models import BulkMessage, BulkRecipient
+from jobchat.scheduling.bulk.models import BulkMessage, BulkRecipient, RecipientStatus
 
 BULK_NOT_FOUND = "There is no bulk message with that id."
 
@@ -20,14 +20,13 @@ def own_bulk(session: Session, user: User, bulk_id: int) -> BulkMessage:
     return bulk
 
 
-def recipients(session: Session, bulk_id: int) -> list[BulkRecipient]:
-    return list(
-        session.scalars(
-            select(BulkRecipient)
-            .where(BulkRecipient.bulk_id == bulk_id)
-            .order_by(BulkRecipient.position)
-        )
-    )
+def recipients(
+    session: Session, bulk_id: int, *, skipped_only: bool = False
+) -> list[BulkRecipient]:
+    query = select(BulkRecipient).where(BulkRecipient.bulk_id == bulk_id)
+    if skipped_only:
+        query = query.where(BulkRecipient.status == RecipientStatus.skipped)
+    return list(session.scalars(query.order_by(BulkRecipient.position)))
 
 
 def by_key(session: Session, user: User, key: str) -> BulkMessage | None:

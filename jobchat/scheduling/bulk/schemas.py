@@ -96,7 +96,7 @@ class BulkMessageOut(BaseModel):
     recipients: list[RecipientOut] | None = Field(
         default=None,
         description="Each recipient in the order given, with the chat and message it got "
-        "(GET only).",
+        "(GET with `recipients=true`).",
     )
 
     @classmethod
