@@ -16,6 +16,7 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.models import QueuedJob
 from jobchat.jobqueue.worker import Worker
+from jobchat.scheduling.bulk.models import BulkRecipient
 from jobchat.templates.models import Template
 from tests.mail_support import drain, worker_for
 from tests.support import Api, As, World, assert_error, body
@@ -133,6 +134,19 @@ def test_access_is_decided_at_send_time(api: Api, world: World, worker: Worker) 
         "app3": "unknown_application",
     }
     assert body(world["cand"].inbox(), 200)["items"] == []
+
+
+def test_nothing_more_goes_out_for_an_author_deactivated_since(
+    api: Api, world: World, worker: Worker, db: Database
+) -> None:
+    post(world["emp_team"], applications=["app1", "app2"], body="Hello")
+    assert api.integration.delete("/api/v1/users/emp_team").status_code == 204
+    drain(worker)
+    with db.read() as session:  # its author can no longer sign in to look
+        codes = session.scalars(select(BulkRecipient.code)).all()
+    assert codes == ["author_deactivated", "author_deactivated"]
+    assert body(world["cand"].inbox(), 200)["items"] == []
+    assert body(world["cand2"].inbox(), 200)["items"] == []
 
 
 def test_a_channel_the_candidate_cannot_take_skips_only_them(

@@ -34,6 +34,7 @@ from jobchat.scheduling.bulk.reach import UNKNOWN, Reachable, Skip, reach_many, 
 
 BULK_JOB = "bulk.send"
 MAX_REASON_CHARS = 300
+AUTHOR_GONE = "Its author was deactivated before it reached this candidate."
 
 
 @dataclass(frozen=True)
@@ -180,12 +181,16 @@ def do_send_batch(
     slot = max(now, bulk.sms_next_at or now)
     after_job = session.scalar(select(func.max(QueuedJob.id))) or 0
     gap = timedelta(seconds=1 / pacing.sms_per_second)
-    routes = reach_many(session, author, list(apps.values()), channel, limits)
+    # Nothing more goes out in the name of someone deactivated since they queued it.
+    gone = None if author.is_active else Skip("author_deactivated", AUTHOR_GONE)
+    routes = {} if gone else reach_many(session, author, list(apps.values()), channel, limits)
     for row in rows:
         app = apps.get(row.application_id) if row.application_id else None
         route = routes.get(app.id) if app is not None else None
-        if app is None or route is None:
-            outcome: Message | Skip = Skip("unknown_application", UNKNOWN)
+        if gone is not None:
+            outcome: Message | Skip = gone
+        elif app is None or route is None:
+            outcome = Skip("unknown_application", UNKNOWN)
         elif isinstance(route, Skip):
             outcome = route
         else:

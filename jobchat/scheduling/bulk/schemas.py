@@ -51,7 +51,7 @@ class SkippedOut(BaseModel):
     code: str = Field(
         description="Why, for programs: unknown_application, not_allowed, job_closed, "
         "candidate_deactivated, no_email, sms_opted_out, sms_no_phone, sms_invalid_phone, "
-        "sms_not_configured, missing_field, too_long or invalid."
+        "sms_not_configured, missing_field, author_deactivated, too_long or invalid."
     )
     reason: str = Field(description="Why, in a sentence for people.")
 
