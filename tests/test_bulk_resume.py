@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from jobchat.db.engine import Database
 from jobchat.messages.models import Message
-from tests.support import API_KEY, Api, World, body, eventually, user_id
+from tests.support import API_KEY, World, body, eventually, user_id
+from tests.test_bulk_api import applicants
 
 RECIPIENTS = 400
 BULK = "/api/v1/bulk-messages"
@@ -53,13 +54,9 @@ def output(log: IO[str]) -> str:
 
 
 def test_a_killed_worker_leaves_nobody_messaged_twice_or_forgotten(
-    api: Api, world: World, db: Database, database_url: str, tmp_path: Path
+    world: World, db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    apps = []
-    for i in range(RECIPIENTS):
-        api.candidate(f"c{i}", f"Person {i}")
-        api.application(f"x{i}", "job1", f"c{i}", "applied")
-        apps.append(f"x{i}")
+    apps = applicants(db, RECIPIENTS)
     tess = world["emp_team"]
     queued = body(tess.post(BULK, {"applications": apps, "body": "Hello", "channel": "app"}), 202)
 
