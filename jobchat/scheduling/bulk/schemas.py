@@ -58,7 +58,9 @@ class SkippedOut(BaseModel):
 
 class RecipientOut(BaseModel):
     application: str = Field(description="The application's external id, as given.")
-    status: Literal["pending", "sent", "skipped"]
+    status: Literal["pending", "sent", "skipped"] = Field(
+        description="pending until its turn, then sent or skipped."
+    )
     conversation: int | None = Field(description="The one-to-one chat the message went into.")
     message: int | None = Field(description="The message it got, once sent.")
     code: str | None = Field(default=None, description="Why it was skipped (see `skipped`).")
@@ -77,11 +79,11 @@ class RecipientOut(BaseModel):
 
 
 class BulkMessageOut(BaseModel):
-    id: int
+    id: int = Field(description="The bulk message's id (GET /api/v1/bulk-messages/{id}).")
     status: Literal["queued", "sending", "done"] = Field(
         description="queued (before send_at, or until the worker starts), sending, done."
     )
-    channel: Channel
+    channel: Channel = Field(description="The one channel every message goes by.")
     total: int = Field(description="Recipients (repeated applications counted once).")
     sent: int = Field(
         description="Messages posted so far (a text held for quiet hours counts as posted)."
@@ -89,10 +91,10 @@ class BulkMessageOut(BaseModel):
     skipped: list[SkippedOut] = Field(description="Who was skipped so far, and why.")
     pending: int = Field(description="Recipients not yet messaged nor skipped.")
     template: int | None = Field(description="The template it was rendered from, if any.")
-    send_at: datetime
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    send_at: datetime = Field(description="When it starts (the time of the POST if not later).")
+    created_at: datetime = Field(description="When it was queued.")
+    started_at: datetime | None = Field(description="When its first recipient's turn came.")
+    finished_at: datetime | None = Field(description="When its last recipient's turn ended.")
     recipients: list[RecipientOut] | None = Field(
         default=None,
         description="Each recipient in the order given, with the chat and message it got "
