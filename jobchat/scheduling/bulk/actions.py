@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -184,6 +185,7 @@ def do_send_batch(
     # Nothing more goes out in the name of someone deactivated since they queued it.
     gone = None if author.is_active else Skip("author_deactivated", AUTHOR_GONE)
     routes = {} if gone else reach_many(session, author, list(apps.values()), channel, limits)
+    outcomes: list[tuple[BulkRecipient, Message | Skip]] = []
     for row in rows:
         app = apps.get(row.application_id) if row.application_id else None
         route = routes.get(app.id) if app is not None else None
@@ -195,20 +197,28 @@ def do_send_batch(
             outcome = route
         else:
             outcome = _send_one(session, author, bulk, row, app, route, now, limits)
+        outcomes.append((row, outcome))
+        texted = isinstance(outcome, Message) and channel is Channel.sms
+        if texted and _space_text(session, cast(Message, outcome), slot, after_job):
+            slot += gap
+    # The rows and the counts are changed once the batch's sends are done: changed as it goes,
+    # each send's savepoint would flush them again (two UPDATEs more per recipient); now they
+    # go in one executemany at the end.
+    for row, outcome in outcomes:
         if isinstance(outcome, Skip):
             row.status = RecipientStatus.skipped
             row.code = outcome.code[:40]
             row.reason = outcome.reason[:MAX_REASON_CHARS]
-            bulk.skipped += 1
         else:
             row.status = RecipientStatus.sent
             row.conversation_id = outcome.conversation_id
             row.message_id = outcome.id
-            bulk.sent += 1
-            if channel is Channel.sms and _space_text(session, outcome, slot, after_job):
-                slot += gap
-                bulk.sms_next_at = slot
         row.done_at = now
+    skipped = sum(1 for _row, outcome in outcomes if isinstance(outcome, Skip))
+    bulk.skipped += skipped
+    bulk.sent += len(outcomes) - skipped
+    if channel is Channel.sms:
+        bulk.sms_next_at = slot
     more = len(rows) == pacing.batch and session.scalar(
         select(func.count())
         .select_from(BulkRecipient)
