@@ -45,6 +45,7 @@ from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
 from jobchat.scheduling.api import router as scheduling_router
+from jobchat.scheduling.bulk.api import router as bulk_router
 from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
@@ -180,6 +181,7 @@ def create_app(
         push_router,
         templates_router,
         scheduling_router,
+        bulk_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

@@ -19,6 +19,7 @@ from jobchat.notifications.release import any_held, do_release_held
 from jobchat.notifications.texts import Texts, any_text_due, do_queue_due_texts
 from jobchat.push.sender import Pusher
 from jobchat.realtime.presence import Presence
+from jobchat.scheduling.bulk.runner import BulkRunner
 from jobchat.scheduling.sender import ScheduledSender
 from jobchat.sms.outbound import Texter
 
@@ -43,6 +44,7 @@ def build_worker(
         kinds |= texter.job_kinds()
     kinds |= Pusher(db, settings, mail.clock).job_kinds()
     kinds |= ScheduledSender(db, settings, mail.clock).job_kinds()
+    kinds |= BulkRunner(db, settings, mail.clock).job_kinds()
     poll = settings.worker_poll_seconds
     return Worker(
         db=db,

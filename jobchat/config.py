@@ -197,6 +197,13 @@ class Settings(BaseSettings):
         description="When texts to a candidate are held (HH:MM-HH:MM in their local time), "
         "sent when the window ends; off sends at any hour.",
     )
+    sms_rate_per_second: float = Field(
+        default=1,
+        gt=0,
+        le=1000,
+        description="Texts of a bulk message handed to the SMS provider per second (Twilio's "
+        "rate for a long code is 1; a short code or toll-free number takes more).",
+    )
     # --- the jobs worker ---
     job_max_attempts: int = Field(
         default=12, ge=1, description="Attempts before a job ends in the failed state."

@@ -107,6 +107,12 @@ PAGES = [
     Visit("recruiter-scheduled-edit", MARCUS, "/scheduled?edit={scheduled_id}"),
     Visit("recruiter-scheduled-cancelled", MARCUS, "/scheduled?status=cancelled"),
     Visit("recruiter-scheduled-chat", MARCUS, "/conversations/{scheduled}"),
+    Visit(
+        "recruiter-bulk-compose",
+        MARCUS,
+        f"/bulk/new?application={DEREK_APPLICATION}&application=app-psc-lucia&channel=sms",
+    ),
+    Visit("recruiter-bulk-progress", MARCUS, "/bulk/{bulk}"),
     Visit("recruiter-not-found", MARCUS, "/conversations/987654", 404),
     # A recruiter on an employer's team with partners (Iress).
     Visit("team-case-chat", TOM, "/conversations/{case}"),
@@ -262,6 +268,20 @@ def find_conversations(web: WebServer) -> dict[str, int | str]:
     found["notified_deleted"] = notified_deleted(web)
     found["held_text"] = held_text_chat(web)
     found["scheduled"], found["scheduled_id"] = scheduled_chat(web)
+    found["bulk"] = bulk_message(web)
+    return found
+
+
+def bulk_message(web: WebServer) -> int:
+    """A bulk message of Marcus's with one recipient sent and one skipped."""
+    to = [web.new_applicant().application, "app-nobody"]
+    bulk = web.call(
+        "POST",
+        "/api/v1/bulk-messages",
+        token=web.token(MARCUS),
+        json={"applications": to, "body": "Thanks for applying!", "channel": "app"},
+    )
+    found: int = bulk["id"]
     return found
 
 

@@ -10,6 +10,7 @@ from jobchat.jobqueue.models import QueuedJob
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.push.models import PushSubscription
+from jobchat.scheduling.bulk.models import BulkMessage, BulkRecipient
 from jobchat.scheduling.models import ScheduledMessage
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
 from jobchat.templates.models import Template
@@ -19,6 +20,8 @@ __all__ = [
     "ApiKey",
     "Application",
     "Base",
+    "BulkMessage",
+    "BulkRecipient",
     "Conversation",
     "Credential",
     "Delivery",

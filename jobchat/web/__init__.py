@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from jobchat.web.bulk import router as bulk
 from jobchat.web.candidates import router as candidates
 from jobchat.web.conversation import router as conversation
 from jobchat.web.inbox import router as inbox
@@ -23,6 +24,7 @@ routers: tuple[APIRouter, ...] = (
     start,
     conversation,
     candidates,
+    bulk,
     jobs,
     portal,
     settings,
