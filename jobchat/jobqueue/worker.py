@@ -473,7 +473,9 @@ class Worker:
                 continue
             timer.next_at = now + timer.task.every_seconds
             try:
-                await asyncio.to_thread(timer.task.run, self.clock.now())
+                # The worker's own bookkeeping, like its claims: ahead of requests.
+                with ahead_of_requests():
+                    await asyncio.to_thread(timer.task.run, self.clock.now())
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("worker %s: %s failed", self.name, timer.task.name)

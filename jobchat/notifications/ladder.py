@@ -185,6 +185,7 @@ class Ladder:
             session,
             [u.id for _, u in rows if u.push_notifications and u.id not in online],
             before=message.created_at,
+            now=now,
         )
         sms_delay = timedelta(seconds=self.settings.notify_sms_delay_seconds)
         for member, user in rows:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from jobchat.auth.queries import credential_live
 from jobchat.conversations.models import Member
-from jobchat.conversations.render import render_conversation
+from jobchat.conversations.render import conversation_title
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.push.models import PushSubscription
 
@@ -90,7 +90,7 @@ def prepare_push(
         "type": "message",
         "conversation": conv.id,
         "message": message.id,
-        "title": cut(render_conversation(session, user, conv, member).title, MAX_TITLE_CHARS),
+        "title": cut(conversation_title(session, user.id, conv), MAX_TITLE_CHARS),
         "body": preview(author, message.body),
         "url": conversation_url(conv.id, message.id),
     }
