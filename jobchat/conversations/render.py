@@ -186,11 +186,11 @@ def render_conversation(
     return render_conversations(session, viewer, [(conv, member)])[0]
 
 
-def conversation_title(session: Session, viewer_id: int, conv: Conversation) -> str:
-    """The conversation's title as the viewer sees it, in one statement: a push shows only
-    this, and its members' query and the rest of the rendering cost as much again."""
-    r = session.execute(_CONTEXT, {"conv_ids": [conv.id], "viewer_id": viewer_id}).one()
-    return title(Kind(conv.kind), _names(r), viewer_id)
+def conversation_title(session: Session, viewer_id: int, conv_id: int, kind: str) -> str:
+    """The title of conversation ``conv_id`` (of ``kind``) as the viewer sees it, in one
+    statement: a push shows only this, and the rest of the rendering costs as much again."""
+    r = session.execute(_CONTEXT, {"conv_ids": [conv_id], "viewer_id": viewer_id}).one()
+    return title(Kind(kind), _names(r), viewer_id)
 
 
 def _names(r: Row[*tuple[Any, ...]]) -> Names:

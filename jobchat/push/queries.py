@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from jobchat.auth.models import Credential
@@ -24,10 +24,10 @@ def subscription_by_endpoint(session: Session, endpoint: str) -> PushSubscriptio
     return session.scalar(select(PushSubscription).where(PushSubscription.endpoint == endpoint))
 
 
-def _signed_in(now: datetime) -> ColumnElement[bool]:
-    """The subscription's sign-in still lets its owner in (or it was made without one): a
-    push for a device signed out would be dropped when sent (jobchat.push.payload), so it is
-    not queued at all. The owner's own deactivation is the caller's to check."""
+def signed_in(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """A condition: the subscription's sign-in still lets its owner in (or it was made without
+    one); a push for a device signed out is neither queued nor sent. The owner's own
+    deactivation is the caller's to check."""
     live = (
         select(Credential.id)
         .where(
@@ -40,6 +40,18 @@ def _signed_in(now: datetime) -> ColumnElement[bool]:
     return or_(PushSubscription.credential_id.is_(None), live)
 
 
+# Built once: the ladder asks for every message, and building it cost more than running it.
+_DEVICES = (
+    select(PushSubscription.user_id, PushSubscription.id)
+    .where(
+        PushSubscription.user_id.in_(bindparam("user_ids", expanding=True)),
+        PushSubscription.created_at < bindparam("before"),
+        signed_in(bindparam("now")),
+    )
+    .order_by(PushSubscription.id)
+)
+
+
 def subscription_ids_by_user(
     session: Session, user_ids: Collection[int], *, before: datetime, now: datetime
 ) -> dict[int, list[int]]:
@@ -49,15 +61,8 @@ def subscription_ids_by_user(
     by_user: dict[int, list[int]] = {}
     if not user_ids:
         return by_user
-    rows = session.execute(
-        select(PushSubscription.user_id, PushSubscription.id)
-        .where(
-            PushSubscription.user_id.in_(list(user_ids)),
-            PushSubscription.created_at < before,
-            _signed_in(now),
-        )
-        .order_by(PushSubscription.id)
-    )
+    params = {"user_ids": list(user_ids), "before": before, "now": now}
+    rows = session.execute(_DEVICES, params)
     for user_id, subscription_id in rows:
         by_user.setdefault(user_id, []).append(subscription_id)
     return by_user
