@@ -105,6 +105,19 @@ def _hold_push(session: Session, member: Member, message_id: int) -> None:
     )
 
 
+# The members a push could go to: not the author, push on, a device subscribed before the message.
+_PUSHABLE = (
+    select(Member.user_id)
+    .join(User, User.id == Member.user_id)
+    .where(
+        Member.conversation_id == bindparam("conversation_id"),
+        Member.user_id != bindparam("author_id"),
+        User.deactivated_at.is_(None),
+        User.push_notifications.is_(True),
+        subscribed_before(User.id, bindparam("before")),
+    )
+)
+
 # Who of a message's conversation may be told of it (not its author, nobody deactivated),
 # with the message's time and whether they hid it; nothing once it is deleted for everyone.
 _CONCERNED = (
@@ -157,19 +170,12 @@ class Ladder:
             message = session.get(Message, message_id)
             if message is None or message.is_deleted:
                 return None
-            return list(
-                session.scalars(
-                    select(Member.user_id)
-                    .join(User, User.id == Member.user_id)
-                    .where(
-                        Member.conversation_id == message.conversation_id,
-                        Member.user_id != (message.author_id or 0),
-                        User.deactivated_at.is_(None),
-                        User.push_notifications.is_(True),
-                        subscribed_before(User.id, message.created_at),
-                    )
-                )
-            )
+            params = {
+                "conversation_id": message.conversation_id,
+                "author_id": message.author_id or 0,
+                "before": message.created_at,
+            }
+            return list(session.scalars(_PUSHABLE, params))
 
     async def _online(self, user_ids: list[int]) -> set[int]:
         if not user_ids:

@@ -69,7 +69,8 @@ def subscription_ids_by_user(
 
 
 def subscribed_before(
-    user_id: ColumnElement[int] | InstrumentedAttribute[int], before: datetime
+    user_id: ColumnElement[int] | InstrumentedAttribute[int],
+    before: datetime | ColumnElement[datetime],
 ) -> ColumnElement[bool]:
     """A condition: the user (a column of the outer query) has a device subscribed before.
     (Whether its sign-in still counts is left to subscription_ids_by_user: this only narrows
