@@ -354,11 +354,11 @@ class Worker:
 
     def _wait_to_record(self, job_id: int, exc: Exception, failures: int) -> float | None:
         """How long to wait before recording again after ``exc`` (None: do not try again)."""
-        if self._stopping:
-            return None
         if is_busy(exc):
-            return BUSY_RETRY_SECONDS  # overload: the turn comes round in milliseconds
-        if not is_outage(exc):
+            # Overload: the turn comes round in milliseconds. Even while stopping: left
+            # unrecorded, the job would run again (a push sent twice) when its lease ends.
+            return BUSY_RETRY_SECONDS
+        if self._stopping or not is_outage(exc):
             return None
         if failures == 1:
             log.warning(
@@ -392,9 +392,11 @@ class Worker:
                     ok, outcome = await self._record(
                         done.job, None, done.settle, None, False, None, None
                     )
-                    done.recorded.set_result(outcome if ok else None)
+                    result = outcome if ok else None
                 else:
-                    done.recorded.set_result(JobStatus.done)
+                    result = JobStatus.done
+                if not done.recorded.done():  # its task may have been cancelled meanwhile
+                    done.recorded.set_result(result)
 
     async def _record_batch(self, batch: list[_Done]) -> bool | None:
         if len(batch) == 1:
