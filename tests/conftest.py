@@ -32,6 +32,7 @@ from tests.browser_support import (
     sign_in,
     web,
 )
+from tests.push_service import push_service_fixture  # noqa: F401 (a fixture, for every module)
 from tests.support import API_KEY, Api, World, build_world
 from tests.web_support import carla, tess
 

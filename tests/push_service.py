@@ -28,15 +28,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import http_ece
+import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
+
+from jobchat.config import Settings
 
 # RFC 8030 section 7.2: a push service must accept at least 4096 bytes of payload.
 MAX_PAYLOAD_BYTES = 4096
@@ -301,10 +303,24 @@ def _vapid_params(auth: str) -> dict[str, str] | None:
     return params if "t" in params and "k" in params else None
 
 
-@contextmanager
-def push_service() -> Iterator[PushService]:
+@pytest.fixture(scope="module", name="push_service")
+def push_service_fixture() -> Iterator[PushService]:
+    """One loopback push service for a test module (registered in tests/conftest.py); tests
+    tell their pushes apart by the names of their browsers."""
     service = PushService().start()
     try:
         yield service
     finally:
         service.stop()
+
+
+def allow_insecure_push(settings: Settings) -> Settings:
+    """The loopback push service speaks plain http on 127.0.0.1, which the egress guard
+    refuses unless told otherwise."""
+    return settings.model_copy(update={"push_allow_insecure": True})
+
+
+@pytest.fixture(name="settings")
+def insecure_push_settings(settings: Settings) -> Settings:
+    """For a test module that imports it: the settings, with pushes to loopback allowed."""
+    return allow_insecure_push(settings)

@@ -10,14 +10,16 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select, update
 
+from jobchat.auth.models import Credential
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
 from jobchat.notifications.ladder import hold
+from jobchat.push.models import PushSubscription
 from tests.mail_support import drain
 from tests.notify_support import app_open, chat_fixture, pushes, subscribe, worker_fixture  # noqa: F401 (fixtures)
-from tests.support import World, body, user_id
+from tests.support import Api, World, body, user_id
 
 
 def send(world: World, who: str, chat: int, text: str = "Hello") -> int:
@@ -252,3 +254,34 @@ def test_a_hold_is_written_even_when_the_sweep_cleared_it_after_it_was_read(
         hold(session, user, until)
     with db.read() as session:
         assert session.get_one(User, user_id(db, "cand")).notify_held_until == until
+
+
+def test_no_push_is_queued_for_a_device_whose_sign_in_was_revoked_or_ran_out(
+    world: World, api: Api, db: Database, clock: FrozenClock, chat: int, worker: Worker
+) -> None:
+    """A device subscribed with a sign-in that has ended would get nothing when the push is
+    sent (jobchat.push.payload checks again), so the ladder does not queue it at all."""
+    revoked, expired, live = (
+        body(api.integration.post("/api/v1/candidates/cand/tokens"), 201)["id"] for _ in range(3)
+    )
+    subs = {
+        credential: subscribe(db, clock, "cand", f"device-{credential}")
+        for credential in (revoked, expired, live)
+    }
+    with db.write() as session:
+        for credential, sub in subs.items():
+            session.execute(
+                update(PushSubscription)
+                .where(PushSubscription.id == sub)
+                .values(credential_id=credential)
+            )
+    assert api.integration.delete(f"/api/v1/tokens/{revoked}").status_code == 204
+    with db.write() as session:
+        session.execute(
+            update(Credential)
+            .where(Credential.id == expired)
+            .values(expires_at=clock.now() - timedelta(seconds=1))
+        )
+    message = send(world, "emp_team", chat)
+    drain(worker)
+    assert pushes(db) == [(subs[live], message)]

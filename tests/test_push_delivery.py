@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -22,24 +22,23 @@ from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
 from jobchat.push.models import PushSubscription
 from jobchat.push.queue import PUSH_JOB, enqueue_push
-from jobchat.push.sender import MAX_RETRY_AFTER_SECONDS, Pusher, origin, retry_after_seconds
+from jobchat.push.sender import (
+    JWT_LIFETIME_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    Pusher,
+    origin,
+    retry_after_seconds,
+)
 from jobchat.vapid_key import VapidKeyInvalid
 from tests.mail_support import drain, worker_for
-from tests.push_service import Browser, PushService, b64url
+from tests.push_service import Browser, PushService, allow_insecure_push, b64url
 from tests.support import Api, As, World, body, start
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[PushService]:
-    server = PushService().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"push_allow_insecure": True, "email_from": "Acme Hiring <hiring@example.com>"}
+    return allow_insecure_push(settings).model_copy(
+        update={"email_from": "Acme Hiring <hiring@example.com>"}
     )
 
 
@@ -53,9 +52,9 @@ def conv(world: World) -> int:
     return start(world["emp_team"], "application", application="app1")
 
 
-def subscribe(who: As, service: PushService, name: str) -> tuple[Browser, int]:
+def subscribe(who: As, push_service: PushService, name: str) -> tuple[Browser, int]:
     key = body(who.get("/api/v1/push/key"), 200)["public_key"]
-    browser = service.subscription(name, server_key=key)
+    browser = push_service.subscription(name, server_key=key)
     created = body(who.post("/api/v1/push/subscriptions", json=browser.json()), 201)
     return browser, int(created["id"])
 
@@ -82,16 +81,21 @@ def push_jobs(db: Database) -> list[QueuedJob]:
 
 
 def test_a_push_arrives_encrypted_signed_and_says_what_the_contract_says(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     # The subscription comes after the message, so that only this test's push is sent.
     long_text = "Your interview is confirmed. " * 20
     message = body(world["emp_team"].send(conv, long_text), 201)
-    _, sub_id = subscribe(world["cand"], service, "carla-phone")
+    _, sub_id = subscribe(world["cand"], push_service, "carla-phone")
     push(db, clock, sub_id, message["id"])
     drain(worker)
 
-    [arrived] = service.to("carla-phone")
+    [arrived] = push_service.to("carla-phone")
     payload = arrived.payload
     assert set(payload) == {"type", "conversation", "message", "title", "body", "url"}
     assert payload["type"] == "message"
@@ -111,58 +115,73 @@ def test_a_push_arrives_encrypted_signed_and_says_what_the_contract_says(
     assert headers["TTL"] == str(24 * 3600)
     assert headers["Urgency"] == "high"  # a candidate
     assert headers["Topic"] == f"c{conv}"
-    assert arrived.claims["aud"] == service.origin
+    assert arrived.claims["aud"] == push_service.origin
     assert arrived.claims["sub"] == "mailto:hiring@example.com"
-    assert not service.rejected
+    assert not push_service.rejected
     [job] = push_jobs(db)
     assert job.status == JobStatus.done
 
 
 def test_a_short_message_is_not_cut_and_staff_get_normal_urgency(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     message = body(world["cand"].send(conv, "Thanks!\nSee you then."), 201)
-    _, sub_id = subscribe(world["emp_team"], service, "tess-laptop")
+    _, sub_id = subscribe(world["emp_team"], push_service, "tess-laptop")
     push(db, clock, sub_id, message["id"])
     drain(worker)
-    [arrived] = service.to("tess-laptop")
+    [arrived] = push_service.to("tess-laptop")
     assert arrived.payload["body"] == "Carla Candidate: Thanks! See you then."
     assert arrived.headers["Urgency"] == "normal"
 
 
 def test_nothing_is_pushed_for_a_deleted_read_or_hidden_message_or_with_pushes_off(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     team, cand = world["emp_team"], world["cand"]
     hidden = body(team.send(conv, "hidden by the candidate"), 201)["id"]
     read = body(team.send(conv, "read it"), 201)["id"]
     deleted = body(team.send(conv, "oops"), 201)["id"]
-    _, sub_id = subscribe(cand, service, "carla-quiet")
+    _, sub_id = subscribe(cand, push_service, "carla-quiet")
     assert team.delete(f"/api/v1/messages/{deleted}", **{"for": "everyone"}).status_code == 204
     assert cand.delete(f"/api/v1/messages/{hidden}").status_code == 204
     body(cand.post(f"/api/v1/conversations/{conv}/read", json={"up_to": read}), 200)
     for message in (hidden, read, deleted):
         push(db, clock, sub_id, message)
     drain(worker)
-    assert service.to("carla-quiet") == []
+    assert push_service.to("carla-quiet") == []
 
     off = body(team.send(conv, "with pushes off"), 201)["id"]
     body(cand.patch("/api/v1/me", json={"notifications": {"push": False}}), 200)
     push(db, clock, sub_id, off)
     drain(worker)
-    assert service.to("carla-quiet") == []
+    assert push_service.to("carla-quiet") == []
     assert all(j.status == JobStatus.done for j in push_jobs(db))
 
 
 def test_410_deletes_the_subscription(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    browser, sub_id = subscribe(world["cand"], service, "carla-gone")
-    service.answer(browser.endpoint, [410])
+    browser, sub_id = subscribe(world["cand"], push_service, "carla-gone")
+    push_service.answer(browser.endpoint, [410])
     push(db, clock, sub_id, message)
     drain(worker)
-    assert service.to("carla-gone") == []
+    assert push_service.to("carla-gone") == []
     assert body(world["cand"].get("/api/v1/push/subscriptions"), 200)["items"] == []
     [job] = push_jobs(db)
     assert job.status == JobStatus.done
@@ -175,7 +194,7 @@ def test_410_deletes_the_subscription(
 def test_429_and_5xx_are_retried_then_delivered_once(
     world: World,
     conv: int,
-    service: PushService,
+    push_service: PushService,
     worker: Worker,
     db: Database,
     clock: FrozenClock,
@@ -184,46 +203,56 @@ def test_429_and_5xx_are_retried_then_delivered_once(
 ) -> None:
     name = f"carla-busy-{len(answers)}-{wait}"
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, name)
-    service.answer(name, answers)
+    _, sub_id = subscribe(world["cand"], push_service, name)
+    push_service.answer(name, answers)
     push(db, clock, sub_id, message)
     for _ in answers:
         drain(worker)
-        assert service.to(name) == []
+        assert push_service.to(name) == []
         [job] = push_jobs(db)
         assert job.status == JobStatus.queued
         clock.advance(seconds=wait)
     drain(worker)
-    assert len(service.to(name)) == 1
+    assert len(push_service.to(name)) == 1
     clock.advance(hours=1)
     drain(worker)
-    assert len(service.to(name)) == 1
+    assert len(push_service.to(name)) == 1
     [job] = push_jobs(db)
     assert job.status == JobStatus.done
 
 
 def test_retry_after_is_honoured(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, "carla-later")
-    service.answer("carla-later", [(429, {"Retry-After": "120"})])
+    _, sub_id = subscribe(world["cand"], push_service, "carla-later")
+    push_service.answer("carla-later", [(429, {"Retry-After": "120"})])
     push(db, clock, sub_id, message)
     drain(worker)
     clock.advance(seconds=119)
     drain(worker)
-    assert service.to("carla-later") == []
+    assert push_service.to("carla-later") == []
     clock.advance(seconds=1)
     drain(worker)
-    assert len(service.to("carla-later")) == 1
+    assert len(push_service.to("carla-later")) == 1
 
 
 def test_another_4xx_fails_for_good(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, "carla-bad")
-    service.answer("carla-bad", [400])
+    _, sub_id = subscribe(world["cand"], push_service, "carla-bad")
+    push_service.answer("carla-bad", [400])
     push(db, clock, sub_id, message)
     drain(worker)
     clock.advance(hours=1)
@@ -231,7 +260,7 @@ def test_another_4xx_fails_for_good(
     [job] = push_jobs(db)
     assert job.status == JobStatus.failed
     assert "400" in (job.last_error or "")
-    assert [a.status for a in service.attempts if a.subscription == "carla-bad"] == [400]
+    assert [a.status for a in push_service.attempts if a.subscription == "carla-bad"] == [400]
     with db.read() as session:
         assert session.get(PushSubscription, sub_id) is not None  # only 404/410 delete it
 
@@ -239,13 +268,13 @@ def test_another_4xx_fails_for_good(
 def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
     world: World,
     conv: int,
-    service: PushService,
+    push_service: PushService,
     settings: Settings,
     db: Database,
     clock: FrozenClock,
 ) -> None:
     """With insecure mode off, https://<this machine's name>:<port>/... passes the API's check
-    (a host name) but resolves to 127.0.0.1 when sent: refused, nothing reaches the service."""
+    (a host name) but resolves to 127.0.0.1 when sent: refused, nothing reaches the push_service."""
     host = socket.gethostname()
     try:
         resolved = {info[4][0] for info in socket.getaddrinfo(host, 443)}
@@ -255,7 +284,9 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
         pytest.skip(f"{host} does not resolve to loopback here")
     strict = settings.model_copy(update={"push_allow_insecure": False})
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    browser = service.subscription("carla-rebind", origin=f"https://{host}:{service.port}")
+    browser = push_service.subscription(
+        "carla-rebind", origin=f"https://{host}:{push_service.port}"
+    )
     created = world["cand"].post("/api/v1/push/subscriptions", json=browser.json())
     push(db, clock, body(created, 201)["id"], message)
     strict_worker = Worker(
@@ -265,7 +296,7 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
         kinds=Pusher(db, strict, clock).job_kinds(),
     )
     drain(strict_worker)
-    assert [a for a in service.attempts if a.subscription == "carla-rebind"] == []
+    assert [a for a in push_service.attempts if a.subscription == "carla-rebind"] == []
     [job] = push_jobs(db)
     assert job.status == JobStatus.failed
     assert "not public" in (job.last_error or "")
@@ -284,15 +315,20 @@ def test_retry_after_takes_seconds_or_a_date() -> None:
 
 
 def test_long_titles_and_bodies_in_wide_characters_stay_within_what_a_service_takes(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     world.api.org("acme", "🏥" * 200, "employer")
     world.api.job("job1", "🩺" * 200, "acme", team=["emp_team"], partners=["tbb", "hireco"])
     message = body(world["emp_team"].send(conv, "💬" * 4000), 201)["id"]
-    _, sub_id = subscribe(world["cand"], service, "carla-wide")
+    _, sub_id = subscribe(world["cand"], push_service, "carla-wide")
     push(db, clock, sub_id, message)
     drain(worker)
-    [arrived] = service.to("carla-wide")  # the service refuses more than 4096 bytes
+    [arrived] = push_service.to("carla-wide")  # the service refuses more than 4096 bytes
     assert len(arrived.payload["title"]) <= 150 and arrived.payload["title"].endswith("…")
     assert len(arrived.payload["body"]) <= 200
 
@@ -306,16 +342,21 @@ def test_a_key_setting_that_is_no_p256_key_stops_the_sender_at_once(
 
 
 def test_a_subscription_moved_after_the_push_was_queued_gets_nothing(
-    world: World, conv: int, service: PushService, worker: Worker, db: Database, clock: FrozenClock
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
 ) -> None:
     """Decided for Tess; the browser is Ada's by the time it is sent: Ada gets nothing of it."""
     message = body(world["cand"].send(conv, "For Tess's eyes"), 201)["id"]
-    browser, sub_id = subscribe(world["emp_team"], service, "shared-desk")
+    browser, sub_id = subscribe(world["emp_team"], push_service, "shared-desk")
     push(db, clock, sub_id, message)
     moved = body(world["emp_admin"].post("/api/v1/push/subscriptions", json=browser.json()), 200)
     assert moved["id"] == sub_id
     drain(worker)
-    assert service.to("shared-desk") == []
+    assert push_service.to("shared-desk") == []
     [job] = push_jobs(db)
     assert job.status == JobStatus.done
 
@@ -324,7 +365,7 @@ def test_a_revoked_sign_in_is_never_pushed_to(
     world: World,
     api: Api,
     conv: int,
-    service: PushService,
+    push_service: PushService,
     worker: Worker,
     db: Database,
     clock: FrozenClock,
@@ -332,11 +373,11 @@ def test_a_revoked_sign_in_is_never_pushed_to(
     """A push queued before the token that subscribed was revoked never reaches the browser."""
     issued = body(api.integration.post("/api/v1/candidates/cand/tokens"), 201)
     message = body(world["emp_team"].send(conv, "hello"), 201)["id"]
-    _, sub_id = subscribe(As(api.client, issued["token"]), service, "carla-revoked")
+    _, sub_id = subscribe(As(api.client, issued["token"]), push_service, "carla-revoked")
     push(db, clock, sub_id, message)
     assert api.integration.delete(f"/api/v1/tokens/{issued['id']}").status_code == 204
     drain(worker)
-    assert service.to("carla-revoked") == []
+    assert push_service.to("carla-revoked") == []
 
 
 @pytest.mark.parametrize(
@@ -353,3 +394,35 @@ def test_a_revoked_sign_in_is_never_pushed_to(
 def test_the_vapid_audience_is_the_endpoints_origin(endpoint: str, audience: str) -> None:
     """RFC 6454's serialisation: the host in lower case, no default port."""
     assert origin(endpoint) == audience
+
+
+def test_one_vapid_signature_serves_a_push_service_for_half_its_lifetime(
+    world: World,
+    conv: int,
+    push_service: PushService,
+    worker: Worker,
+    db: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signing per push cost as much as the encryption; the push service takes the same JWT
+    until it expires, so it is signed once per service and made again when half is left."""
+    first = body(world["emp_team"].send(conv, "one"), 201)["id"]
+    second = body(world["emp_team"].send(conv, "two"), 201)["id"]
+    _, phone = subscribe(world["cand"], push_service, "jwt-phone")
+    _, laptop = subscribe(world["cand"], push_service, "jwt-laptop")
+    push(db, clock, phone, first)
+    push(db, clock, laptop, second)
+    drain(worker)
+    [a], [b] = push_service.to("jwt-phone"), push_service.to("jwt-laptop")
+    assert a.headers["Authorization"] == b.headers["Authorization"]
+    assert a.claims["exp"] >= time.time() + JWT_LIFETIME_SECONDS - 60
+
+    later = time.time() + JWT_LIFETIME_SECONDS / 2 + 60
+    monkeypatch.setattr("jobchat.push.sender.time.time", lambda: later)
+    push(db, clock, phone, second)
+    drain(worker)
+    [_, c] = push_service.to("jwt-phone")
+    assert c.headers["Authorization"] != a.headers["Authorization"]
+    assert c.claims["exp"] == int(later) + JWT_LIFETIME_SECONDS
+    assert not [r for r in push_service.rejected if r.subscription.startswith("jwt-")]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.config import Settings
@@ -120,6 +120,27 @@ def finish(session: Session, job_id: int, *, worker: str, now: datetime) -> bool
     job.finished_at = now
     job.updated_at = now
     return True
+
+
+def finish_many(session: Session, job_ids: list[int], *, worker: str, now: datetime) -> set[int]:
+    """Mark done, in one statement, those of ``job_ids`` that ``worker`` still holds; returns
+    their ids (what each job settles is to be written for those only)."""
+    if not job_ids:
+        return set()
+    rows = session.execute(
+        update(QueuedJob)
+        .where(
+            QueuedJob.id.in_(job_ids),
+            QueuedJob.status == JobStatus.running,
+            QueuedJob.locked_by == worker,
+        )
+        .values(
+            status=JobStatus.done, locked_by=None, last_error=None, finished_at=now, updated_at=now
+        )
+        .returning(QueuedJob.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(job_id) for job_id in rows.scalars()}
 
 
 def retry_or_fail(

@@ -23,8 +23,16 @@ from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.db.engine import Database
-from jobchat.db.failures import describe, is_outage, retry_wait
-from jobchat.jobqueue.actions import Claimed, RetryPolicy, claim_due, finish, retry_or_fail
+from jobchat.db.failures import describe, is_busy, is_outage, retry_wait
+from jobchat.db.turn import ahead_of_requests
+from jobchat.jobqueue.actions import (
+    Claimed,
+    RetryPolicy,
+    claim_due,
+    finish,
+    finish_many,
+    retry_or_fail,
+)
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
 
@@ -33,6 +41,10 @@ log = logging.getLogger("jobchat.worker")
 # While the database is away the worker looks again after a growing wait, up to this (or its
 # poll interval, if longer).
 MAX_BACKOFF_SECONDS = 30.0
+# While the database is only busy (this process's write turn, or SQLite's lock, taken for as long
+# as a write may wait) the worker tries again after this: the database is there, and every
+# second of back-off is a second of pushes not sent while the sends keep coming.
+BUSY_RETRY_SECONDS = 0.05
 
 # What a job does with the database once its work has succeeded, in the transaction that marks
 # it done: the two commit together or not at all.
@@ -94,6 +106,15 @@ class _Timer:
 
 
 @dataclass
+class _Done:
+    """A job that succeeded, waiting to be recorded with its batch."""
+
+    job: Claimed
+    settle: Settle | None
+    recorded: asyncio.Future[JobStatus | None]
+
+
+@dataclass
 class WorkerStats:
     done: int = 0
     retried: int = 0
@@ -134,6 +155,11 @@ class Worker:
         self._stop_timeout = 10.0
         # Failed attempts in a row to take jobs (the database is away): the wait grows with it.
         self._failures = 0
+        # The last attempt to take jobs found the database busy (not away): look again soon.
+        self._busy = False
+        # Jobs that succeeded, to be recorded by the one recorder task (see _record_done).
+        self._done: list[_Done] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     # --- waking -----------------------------------------------------------------------------
 
@@ -164,7 +190,8 @@ class Worker:
             if claimed and len(claimed) == free:
                 continue  # there may be more due: take them as slots free up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._backoff(self._failures))
+                wait = BUSY_RETRY_SECONDS if self._busy else self._backoff(self._failures)
+                await asyncio.wait_for(self._wake.wait(), wait)
         # Stopping: the jobs already running finish (and are recorded) before run() returns.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._stop_timeout)
@@ -190,6 +217,9 @@ class Worker:
         await self._housekeeping(force=True)
         while True:
             claimed = await self._claim(self.concurrency)
+            if not claimed and self._busy:
+                await asyncio.sleep(BUSY_RETRY_SECONDS)
+                continue
             if not claimed:
                 await self._close_kinds()
                 return ran
@@ -225,14 +255,20 @@ class Worker:
             with self.db.read() as session:
                 if not anything_due(session, now):
                     return []
-            with self.db.work() as session:
+            with ahead_of_requests(), self.db.work() as session:
                 return claim_due(
                     session, now=now, worker=self.name, policy=self.policy, limit=limit
                 )
 
+        self._busy = False
         try:
             claimed = await asyncio.to_thread(claim)
         except Exception as exc:
+            if is_busy(exc):
+                # Overload, not an outage: the jobs are there to take as soon as the turn is.
+                self._busy = True
+                log.debug("worker %s could not take jobs (%s)", self.name, describe(exc))
+                return []
             # The database is away (restarting, a network blip): try again after a wait that
             # grows while it stays away; the jobs wait in their table meanwhile.
             self._failures += 1
@@ -277,6 +313,24 @@ class Worker:
                 log.warning(
                     "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
                 )
+        if error is None:
+            self._count(job, await self._record_done(job, settle))
+            return
+        recorded, outcome = await self._record(job, kind, settle, error, permanent, code, delay)
+        if recorded:
+            self._count(job, outcome)
+
+    async def _record(
+        self,
+        job: Claimed,
+        kind: JobKind | None,
+        settle: Settle | None,
+        error: str | None,
+        permanent: bool,
+        code: str | None,
+        delay: float | None,
+    ) -> tuple[bool, JobStatus | None]:
+        """Record one attempt in a transaction of its own; (recorded, its outcome)."""
         failures = 0
         while True:
             try:
@@ -288,22 +342,84 @@ class Worker:
                 # away, keep trying to record it: run again after its lease, it would be done
                 # twice. Recording is safe to repeat (only the worker holding the job can).
                 failures += 1
-                if is_outage(exc) and not self._stopping:
-                    if failures == 1:
-                        log.warning(
-                            "worker %s could not record job %s (%s); retrying",
-                            self.name,
-                            job.id,
-                            describe(exc),
-                        )
-                    await asyncio.sleep(self._backoff(failures))
+                wait = self._wait_to_record(job.id, exc, failures)
+                if wait is not None:
+                    await asyncio.sleep(wait)
                     continue
                 # Not recorded: the lease runs out and the job is run again, which every
                 # handler must tolerate (they check what they already did).
                 log.exception("worker %s could not record job %s", self.name, job.id)
-                return
-            self._count(job, outcome)
-            return
+                return False, None
+            return True, outcome
+
+    def _wait_to_record(self, job_id: int, exc: Exception, failures: int) -> float | None:
+        """How long to wait before recording again after ``exc`` (None: do not try again)."""
+        if is_busy(exc):
+            # Overload: the turn comes round in milliseconds. Even while stopping: left
+            # unrecorded, the job would run again (a push sent twice) when its lease ends.
+            return BUSY_RETRY_SECONDS
+        if self._stopping or not is_outage(exc):
+            return None
+        if failures == 1:
+            log.warning(
+                "worker %s could not record job %s (%s); retrying",
+                self.name,
+                job_id,
+                describe(exc),
+            )
+        return self._backoff(failures)
+
+    async def _record_done(self, job: Claimed, settle: Settle | None) -> JobStatus | None:
+        """Record a job that succeeded, together with the others that finish meanwhile: one
+        transaction for all of them (a job's own writes still commit with its done state, or
+        not at all). Idle, a job is recorded at once, alone; under load, while one batch is
+        being written the next gathers, so the worker needs the write turn once per batch
+        rather than once per job."""
+        done = _Done(job, settle, asyncio.get_running_loop().create_future())
+        self._done.append(done)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches())
+        return await done.recorded
+
+    async def _record_batches(self) -> None:
+        while self._done:
+            batch, self._done = self._done, []
+            recorded = await self._record_batch(batch)
+            for done in batch:
+                if recorded is None:
+                    # One job's writes failed, or the batch could not be recorded: each alone,
+                    # so that one job's failure is not the others'.
+                    ok, outcome = await self._record(
+                        done.job, None, done.settle, None, False, None, None
+                    )
+                    result = outcome if ok else None
+                else:
+                    result = JobStatus.done
+                if not done.recorded.done():  # its task may have been cancelled meanwhile
+                    done.recorded.set_result(result)
+
+    async def _record_batch(self, batch: list[_Done]) -> bool | None:
+        if len(batch) == 1:
+            return None  # alone: recorded the ordinary way
+        failures = 0
+        while True:
+            try:
+                await asyncio.to_thread(self._settle_done, batch)
+                return True
+            except Exception as exc:
+                failures += 1
+                wait = self._wait_to_record(batch[0].job.id, exc, failures)
+                if wait is None:
+                    return None
+                await asyncio.sleep(wait)
+
+    def _settle_done(self, batch: list[_Done]) -> None:
+        now = self.clock.now()
+        with ahead_of_requests(), self.db.work() as session:
+            held = finish_many(session, [done.job.id for done in batch], worker=self.name, now=now)
+            for done in batch:
+                if done.settle is not None and done.job.id in held:
+                    done.settle(session, now)
 
     def _count(self, job: Claimed, outcome: JobStatus | None) -> None:
         if outcome is JobStatus.done:
@@ -326,7 +442,7 @@ class Worker:
     ) -> JobStatus | None:
         """Record the attempt; its outcome once committed (None: the job was not ours)."""
         now = self.clock.now()
-        with self.db.work() as session:
+        with ahead_of_requests(), self.db.work() as session:
             if error is None:
                 if finish(session, job.id, worker=self.name, now=now) and settle is not None:
                     settle(session, now)
@@ -359,7 +475,9 @@ class Worker:
                 continue
             timer.next_at = now + timer.task.every_seconds
             try:
-                await asyncio.to_thread(timer.task.run, self.clock.now())
+                # The worker's own bookkeeping, like its claims: ahead of requests.
+                with ahead_of_requests():
+                    await asyncio.to_thread(timer.task.run, self.clock.now())
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("worker %s: %s failed", self.name, timer.task.name)

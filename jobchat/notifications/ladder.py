@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.config import Settings
@@ -31,7 +31,7 @@ from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.messages.channels import sms_refusal
-from jobchat.messages.models import HiddenMessage, Message
+from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.notifications.queue import NOTIFY_JOB
 from jobchat.push.queries import subscribed_before, subscription_ids_by_user
 from jobchat.push.queue import enqueue_push
@@ -105,6 +105,44 @@ def _hold_push(session: Session, member: Member, message_id: int) -> None:
     )
 
 
+# The members a push could go to: not the author, push on, a device subscribed before the message.
+_PUSHABLE = (
+    select(Member.user_id)
+    .join(User, User.id == Member.user_id)
+    .where(
+        Member.conversation_id == bindparam("conversation_id"),
+        Member.user_id != bindparam("author_id"),
+        User.deactivated_at.is_(None),
+        User.push_notifications.is_(True),
+        subscribed_before(User.id, bindparam("before")),
+    )
+)
+
+# Who of a message's conversation may be told of it (not its author, nobody deactivated),
+# with the message's time and whether they hid it; nothing once it is deleted for everyone.
+_CONCERNED = (
+    select(
+        Member,
+        User,
+        Message.created_at,
+        HiddenMessage.user_id.label("hidden"),
+    )
+    .join(User, User.id == Member.user_id)
+    .join(Message, Message.conversation_id == Member.conversation_id)
+    .outerjoin(
+        HiddenMessage,
+        (HiddenMessage.message_id == Message.id) & (HiddenMessage.user_id == Member.user_id),
+    )
+    .where(
+        Message.id == bindparam("message_id"),
+        Message.deleted_at.is_(None),
+        Member.user_id != func.coalesce(Message.author_id, 0),
+        User.deactivated_at.is_(None),
+    )
+    .order_by(Member.user_id)
+)
+
+
 @dataclass
 class Ladder:
     db: Database
@@ -132,19 +170,12 @@ class Ladder:
             message = session.get(Message, message_id)
             if message is None or message.is_deleted:
                 return None
-            return list(
-                session.scalars(
-                    select(Member.user_id)
-                    .join(User, User.id == Member.user_id)
-                    .where(
-                        Member.conversation_id == message.conversation_id,
-                        Member.user_id != (message.author_id or 0),
-                        User.deactivated_at.is_(None),
-                        User.push_notifications.is_(True),
-                        subscribed_before(User.id, message.created_at),
-                    )
-                )
-            )
+            params = {
+                "conversation_id": message.conversation_id,
+                "author_id": message.author_id or 0,
+                "before": message.created_at,
+            }
+            return list(session.scalars(_PUSHABLE, params))
 
     async def _online(self, user_ids: list[int]) -> set[int]:
         if not user_ids:
@@ -157,38 +188,31 @@ class Ladder:
             return set()
 
     def decide(self, session: Session, message_id: int, *, online: set[int], now: datetime) -> None:
-        message = session.get(Message, message_id)
-        if message is None or message.is_deleted:
+        # The message (unless deleted for everyone meanwhile) with whom it may concern and
+        # whether they hid it, in one statement: this runs in the write turn for every message.
+        rows = session.execute(_CONCERNED, {"message_id": message_id}).all()
+        if not rows:
             return
-        rows = session.execute(
-            select(Member, User)
-            .join(User, User.id == Member.user_id)
-            .where(
-                Member.conversation_id == message.conversation_id,
-                Member.user_id != (message.author_id or 0),
-                User.deactivated_at.is_(None),
-            )
-            .order_by(Member.user_id)
-        ).all()
-        hidden = set(
-            session.scalars(
-                select(HiddenMessage.user_id).where(HiddenMessage.message_id == message_id)
-            )
-        )
+        created_at: datetime = rows[0].created_at
 
         # An email or text of the message itself reached them already: no text about it.
         # Loaded only for someone who takes texts (few do, and every message comes here).
         def delivered() -> set[int]:
-            return {d.recipient_id for d in message.deliveries}
+            return set(
+                session.scalars(
+                    select(Delivery.recipient_id).where(Delivery.message_id == message_id)
+                )
+            )
 
         subscriptions = subscription_ids_by_user(
             session,
-            [u.id for _, u in rows if u.push_notifications and u.id not in online],
-            before=message.created_at,
+            [u.id for _, u, _, _ in rows if u.push_notifications and u.id not in online],
+            before=created_at,
+            now=now,
         )
         sms_delay = timedelta(seconds=self.settings.notify_sms_delay_seconds)
-        for member, user in rows:
-            if member.last_read_message_id >= message.id or user.id in hidden:
+        for member, user, _, hidden in rows:
+            if member.last_read_message_id >= message_id or hidden is not None:
                 continue  # read (or hidden) already: nothing to tell
             devices = subscriptions.get(user.id, [])
             if devices and user.push_notifications and user.id not in online:
@@ -199,11 +223,11 @@ class Ladder:
                             session,
                             user_id=user.id,
                             subscription_id=subscription_id,
-                            message_id=message.id,
+                            message_id=message_id,
                             now=now,
                         )
                 else:
-                    _hold_push(session, member, message.id)
+                    _hold_push(session, member, message_id)
                     hold(session, user, until)
             if (
                 user.is_candidate
@@ -211,7 +235,7 @@ class Ladder:
                 and user.id not in delivered()
                 and self._textable(session, user)
             ):
-                text_due_by(session, member, message.created_at + sms_delay)
+                text_due_by(session, member, created_at + sms_delay)
 
     def _textable(self, session: Session, user: User) -> bool:
         return (

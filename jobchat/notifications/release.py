@@ -97,7 +97,7 @@ def _release(session: Session, user: User, now: datetime) -> int:
         message = _still_news(session, member, message_id)
         if message is None or not user.push_notifications or not user.is_active:
             continue
-        devices = subscription_ids_by_user(session, [user.id], before=message.created_at)
+        devices = subscription_ids_by_user(session, [user.id], before=message.created_at, now=now)
         for subscription_id in devices.get(user.id, []):
             enqueue_push(
                 session,
