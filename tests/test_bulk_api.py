@@ -164,33 +164,6 @@ def test_nothing_more_goes_out_for_an_author_deactivated_since(
     assert body(world["cand2"].inbox(), 200)["items"] == []
 
 
-def test_a_channel_the_candidate_cannot_take_skips_only_them(
-    api: Api, world: World, worker: Worker, db: Database, clock: FrozenClock
-) -> None:
-    api.candidate("cand3", "Erin Example", phone="+14155550199", sms_consent=True)
-    api.application("app3", "job1", "cand3", "screening")
-    tess = world["emp_team"]
-    queued = post(tess, applications=["app1", "app2", "app3"], body="Call us?", channel="sms")
-    drain(worker)
-    done = body(tess.get(f"{BULK}/{queued['id']}", recipients="true"), 200)
-    assert done["sent"] == 2
-    assert [(s["application"], s["code"]) for s in done["skipped"]] == [("app2", "sms_opted_out")]
-
-    # The texts leave one a second (JOBCHAT_SMS_RATE_PER_SECOND, default 1): the second is
-    # still queued when the first has gone.
-    def statuses() -> list[str]:
-        return [
-            m["deliveries"][0]["status"] for app in ("app1", "app3") for m in thread_of(tess, app)
-        ]
-
-    assert statuses() == ["sent", "queued"]
-    clock.advance(seconds=1)
-    drain(worker)
-    assert statuses() == ["sent", "sent"]
-    erin = thread_of(api.as_candidate("cand3"), "app3")
-    assert [m["body"] for m in erin] == ["Call us?"] and erin[0]["channel"] == "sms"
-
-
 def test_email_from_a_template_renders_its_subject_per_candidate(
     world: World, worker: Worker, db: Database
 ) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.db.turn import ahead_of_requests
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.messages.actions import Limits
@@ -36,7 +37,7 @@ class ScheduledSender:
         return None
 
     def post(self, scheduled_id: int, job_id: int) -> None:
-        with self.db.write() as session:
+        with ahead_of_requests(), self.db.write() as session:
             post_due(
                 session,
                 scheduled_id,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +22,7 @@ from jobchat.errors import AppError, Conflict
 from jobchat.jobqueue.actions import enqueue
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.messages.actions import SMS_DELIVERY_JOB, Limits, Outgoing, do_send_message
-from jobchat.messages.models import Channel, Message
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
 from jobchat.scheduling.bulk.models import (
     BulkMessage,
     BulkRecipient,
@@ -179,9 +178,11 @@ def do_send_batch(
     author = session.get_one(User, bulk.author_id)
     channel = Channel(bulk.channel)
     # Texts leave at the provider's rate: each delivery job is placed one gap after the last.
-    slot = max(now, bulk.sms_next_at or now)
-    after_job = session.scalar(select(func.max(QueuedJob.id))) or 0
-    gap = timedelta(seconds=1 / pacing.sms_per_second)
+    slots = _TextSlots(
+        after_job=session.scalar(select(func.max(QueuedJob.id))) or 0,
+        gap=timedelta(seconds=1 / pacing.sms_per_second),
+        earliest=max(now, bulk.sms_next_at or now),
+    )
     # Nothing more goes out in the name of someone deactivated since they queued it.
     gone = None if author.is_active else Skip("author_deactivated", AUTHOR_GONE)
     routes = {} if gone else reach_many(session, author, list(apps.values()), channel, limits)
@@ -198,9 +199,8 @@ def do_send_batch(
         else:
             outcome = _send_one(session, author, bulk, row, app, route, now, limits)
         outcomes.append((row, outcome))
-        texted = isinstance(outcome, Message) and channel is Channel.sms
-        if texted and _space_text(session, cast(Message, outcome), slot, after_job):
-            slot += gap
+        if isinstance(outcome, Message) and channel is Channel.sms:
+            slots.place(session, outcome)
     # The rows and the counts are changed once the batch's sends are done: changed as it goes,
     # each send's savepoint would flush them again (two UPDATEs more per recipient); now they
     # go in one executemany at the end.
@@ -218,7 +218,7 @@ def do_send_batch(
     bulk.skipped += skipped
     bulk.sent += len(outcomes) - skipped
     if channel is Channel.sms:
-        bulk.sms_next_at = slot
+        bulk.sms_next_at = slots.daytime_next()
     more = len(rows) == pacing.batch and session.scalar(
         select(func.count())
         .select_from(BulkRecipient)
@@ -293,22 +293,69 @@ def _send_one(
     return message
 
 
-def _space_text(session: Session, message: Message, slot: datetime, after_job: int) -> bool:
-    """Move the delivery job of this message's text to ``slot``; whether it had one made in
-    this batch (jobs above ``after_job``: a message replayed from an earlier run has its job
-    placed already)."""
-    ids = [d.id for d in message.deliveries]
-    if not ids:
-        return False
-    moved = session.execute(
-        update(QueuedJob)
-        .where(
-            QueuedJob.id > after_job,
-            QueuedJob.kind == SMS_DELIVERY_JOB,
-            QueuedJob.status == JobStatus.queued,
-            QueuedJob.payload["delivery_id"].as_integer().in_(ids),
+class _TextSlots:
+    """Where a batch's texts are placed in time, one ``gap`` apart.
+
+    The provider's rate is one per sender number, and a deployment has one (or one messaging
+    service): so the next free slot is the queue's, not this bulk's. It is read from the jobs
+    table: the latest queued ``sms.delivery`` job made before this batch (another bulk's texts
+    still waiting, this bulk's earlier batches), once per batch and chain.
+
+    Texts that may go now form one chain. A text held for the candidate's night forms a chain
+    with the others held until the same moment (the same zone's 08:00): left at the hold's end
+    they would all go at once then. Chains of different hold ends are not merged: they overlap
+    only when one is longer than the time between them (3,600 texts between two zones an
+    hour apart at one a second), and then the rate is exceeded for that while.
+    """
+
+    def __init__(self, *, after_job: int, gap: timedelta, earliest: datetime) -> None:
+        self.after_job = after_job
+        self.gap = gap
+        self.earliest = earliest
+        # Next free slot per chain: None for texts that may go now, else the hold's end.
+        self._next: dict[datetime | None, datetime] = {}
+
+    def place(self, session: Session, message: Message) -> None:
+        """Move the delivery job of this message's text to its chain's next slot, if it had one
+        made in this batch (a message replayed from an earlier run has its job placed
+        already)."""
+        for delivery in message.deliveries:
+            held = delivery.held_until if delivery.status == DeliveryStatus.held else None
+            slot = self._first(session, held) if held not in self._next else self._next[held]
+            moved = session.execute(
+                update(QueuedJob)
+                .where(
+                    QueuedJob.id > self.after_job,
+                    QueuedJob.kind == SMS_DELIVERY_JOB,
+                    QueuedJob.status == JobStatus.queued,
+                    QueuedJob.payload["delivery_id"].as_integer() == delivery.id,
+                )
+                .values(run_at=slot)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount:  # type: ignore[attr-defined]
+                if held is not None:
+                    delivery.next_attempt_at = slot
+                self._next[held] = slot + self.gap
+
+    def daytime_next(self) -> datetime:
+        return self._next.get(None, self.earliest)
+
+    def _first(self, session: Session, held: datetime | None) -> datetime:
+        """The first free slot of a chain: after the latest text queued before this batch."""
+        query = (
+            select(func.max(QueuedJob.run_at))
+            .join(Delivery, Delivery.id == QueuedJob.payload["delivery_id"].as_integer())
+            .where(
+                QueuedJob.id <= self.after_job,
+                QueuedJob.kind == SMS_DELIVERY_JOB,
+                QueuedJob.status == JobStatus.queued,
+            )
         )
-        .values(run_at=slot)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+        if held is None:
+            query = query.where(Delivery.status != DeliveryStatus.held)
+        else:
+            query = query.where(Delivery.status == DeliveryStatus.held, Delivery.held_until == held)
+        latest = session.scalar(query)
+        start = self.earliest if held is None else held
+        return start if latest is None else max(start, latest + self.gap)
