@@ -231,3 +231,16 @@ def test_a_time_at_the_edge_of_the_calendar_is_422_at_the_field(
     assert "The time must be within the next year." in r.text
     assert 'aria-invalid="true"' in r.text
     assert mine(world)[0]["body"] == "Kept"
+
+
+def test_a_page_cursor_that_is_not_ones_own_is_422(
+    world: World, tess: Browser, chat: int, clock: FrozenClock
+) -> None:
+    later(tess, chat, "tomorrow", "Mine")
+    [s] = mine(world)
+    assert "Mine" in tess.page("/scheduled?status=all")
+    when = datetime(2026, 1, 6, 7, 0, tzinfo=UTC).isoformat()
+    theirs = body(world["cand"].send(chat, "Theirs", send_at=when), 202)
+    tess.page(f"/scheduled?after={s['id']}")
+    tess.page(f"/scheduled?after={theirs['id']}", 422)
+    tess.page("/scheduled?after=999999", 422)
