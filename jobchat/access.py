@@ -36,8 +36,6 @@ from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
-from jobchat.scheduling.models import ScheduledMessage
-from jobchat.scheduling.queries import locked as locked_scheduled
 
 CONVERSATION_NOT_FOUND = "There is no conversation with that id."
 MESSAGE_NOT_FOUND = "There is no message with that id."
@@ -392,24 +390,6 @@ def access_message(
     except NotFound:
         raise NotFound(MESSAGE_NOT_FOUND) from None
     return message, conv, member
-
-
-SCHEDULED_NOT_FOUND = "There is no scheduled message with that id."
-
-
-def access_scheduled(
-    session: Session, user: User, scheduled_id: int, *, lock: bool = True
-) -> ScheduledMessage:
-    """One of the user's own scheduled messages (nobody else sees it: "not found" for all
-    others), locked for the change the caller is about to make unless ``lock`` is false."""
-    row = (
-        locked_scheduled(session, scheduled_id)
-        if lock
-        else session.get(ScheduledMessage, scheduled_id)
-    )
-    if row is None or row.author_id != user.id:
-        raise NotFound(SCHEDULED_NOT_FOUND)
-    return row
 
 
 def _closed(job: Job) -> bool:

@@ -197,6 +197,12 @@ class Settings(BaseSettings):
         description="When texts to a candidate are held (HH:MM-HH:MM in their local time), "
         "sent when the window ends; off sends at any hour.",
     )
+    max_scheduled_per_user: int = Field(
+        default=500,
+        ge=1,
+        description="Scheduled messages one user may have waiting at once; one more is 409 "
+        "too_many_scheduled.",
+    )
     sms_rate_per_second: float = Field(
         default=1,
         gt=0,

@@ -207,3 +207,40 @@ def test_the_candidate_profiles_composer_offers_send_later_too(
     page = tess.page(f"/candidates/cand?tab=messages&application=app1&thread={chat}")
     assert 'name="send_later"' in page
     assert lines(page, "scheduled-when") == ["Scheduled for Tue 6 Jan, 08:00"]
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "value"),
+    [("America/New_York", "9999-12-31T23:59"), ("Asia/Tokyo", "0001-01-01T00:00")],
+)
+def test_a_time_at_the_edge_of_the_calendar_is_422_at_the_field(
+    world: World, tess: Browser, chat: int, zone_name: str, value: str
+) -> None:
+    """Moved to UTC these leave the range a time can hold: the field says so (it was a 500)."""
+    body(world["emp_team"].patch("/api/v1/me", {"timezone": zone_name}), 200)
+    r = tess.form(
+        f"/conversations/{chat}/messages",
+        {"body": "Hi", "send_later": "custom", "send_at": value},
+    )
+    assert r.status_code == 422, r.text[:500]
+    assert mine(world) == []
+    later(tess, chat, "tomorrow", "Kept")
+    [s] = mine(world)
+    r = tess.form(f"/scheduled/{s['id']}", {"send_at": value, "body": "Changed"})
+    assert r.status_code == 422, r.text[:500]
+    assert "The time must be within the next year." in r.text
+    assert 'aria-invalid="true"' in r.text
+    assert mine(world)[0]["body"] == "Kept"
+
+
+def test_a_page_cursor_that_is_not_ones_own_is_422(
+    world: World, tess: Browser, chat: int, clock: FrozenClock
+) -> None:
+    later(tess, chat, "tomorrow", "Mine")
+    [s] = mine(world)
+    assert "Mine" in tess.page("/scheduled?status=all")
+    when = datetime(2026, 1, 6, 7, 0, tzinfo=UTC).isoformat()
+    theirs = body(world["cand"].send(chat, "Theirs", send_at=when), 202)
+    tess.page(f"/scheduled?after={s['id']}")
+    tess.page(f"/scheduled?after={theirs['id']}", 422)
+    tess.page("/scheduled?after=999999", 422)

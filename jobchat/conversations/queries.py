@@ -346,3 +346,20 @@ def member_people(session: Session, conversation_id: int) -> list[tuple[User, st
         .order_by(User.name, User.id)
     )
     return [(user, org) for user, org in rows]
+
+
+def memberships_in(
+    session: Session, user: User, conversation_ids: Iterable[int]
+) -> list[tuple[Conversation, Member]]:
+    """Of these conversations, those the user is a member of, with their membership (one
+    they left is not among them)."""
+    ids = set(conversation_ids)
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Conversation, Member)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Conversation.id.in_(ids), Member.user_id == user.id)
+        .order_by(Conversation.id)
+    ).all()
+    return [(c, m) for c, m in rows]

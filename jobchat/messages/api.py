@@ -10,16 +10,14 @@ from fastapi.responses import JSONResponse
 
 from jobchat import access
 from jobchat.auth.deps import CurrentUser
-from jobchat.errors import Invalid
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
-from jobchat.messages.actions import Limits, Outgoing
+from jobchat.messages.actions import Limits
 from jobchat.messages.queries import history
-from jobchat.messages.requests import delete_as, send_as
+from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
-from jobchat.scheduling.requests import schedule_as
+from jobchat.scheduling.posting import post_as
 from jobchat.scheduling.schemas import ScheduledOut
-from jobchat.templates.requests import fill_for_send, usable_template
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
 
@@ -56,51 +54,30 @@ def send_message(
     conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
 ) -> MessageOut | JSONResponse:
     """Send in the app, by email or by SMS, now or at ``send_at`` (202), written or from a
-    template. A retry with the same idempotency key is stored once."""
+    template. A retry with the same idempotency key is stored once and answered with what
+    was stored (header ``Idempotent-Replayed: true``), even if the template or the scheduled
+    message was edited since; keys starting ``scheduled-message:`` or ``jobchat-bulk:`` are
+    the service's own (422)."""
+    state = caller.state
     with caller.write() as (session, user):
-        text, subject = body.body, body.subject
-        if body.template is not None:
-            conv, _ = access.access_conversation(session, user, conversation_id)
-            filled = fill_for_send(
-                usable_template(session, user, body.template),
-                conv,
-                user,
-                channel=body.channel,
-                body=text,
-                subject=subject,
-            )
-            text, subject = filled.body, filled.subject
-        if text is None:
-            raise Invalid({"body": "is required (or give a template)"})
-        out = Outgoing(
-            body=text,
-            channel=body.channel,
-            subject=subject,
-            idempotency_key=body.idempotency_key,
-        )
-        limits = Limits.of(caller.state.settings)
-        if body.send_at is not None:
-            scheduled = schedule_as(
-                session,
-                user,
-                conversation_id,
-                out,
-                send_at=body.send_at,
-                limits=limits,
-                now=caller.now,
-            )
-            return JSONResponse(jsonable_encoder(scheduled), status_code=202)
-        message, replayed = send_as(
+        posted = post_as(
             session,
             user,
             conversation_id,
-            out,
-            limiter=caller.state.send_limiter,
-            limits=limits,
+            body,
+            limiter=state.send_limiter,
+            limits=Limits.of(state.settings),
+            max_scheduled=state.settings.max_scheduled_per_user,
             now=caller.now,
         )
-        result = MessageOut.of(message, show_deliveries=True)
-    if replayed:
+        if posted.scheduled is not None:
+            answer = JSONResponse(jsonable_encoder(posted.scheduled), status_code=202)
+            if posted.replayed:
+                answer.headers["Idempotent-Replayed"] = "true"
+            return answer
+        assert posted.message is not None
+        result = MessageOut.of(posted.message, show_deliveries=True)
+    if posted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result
 

@@ -52,6 +52,7 @@ def do_schedule(
     conversation_id: int,
     out: Outgoing,
     send_at: datetime,
+    request_hash: str,
     now: datetime,
 ) -> tuple[ScheduledMessage, bool]:
     """Store a message to be posted at ``send_at`` (checked by the caller) and queue its job:
@@ -59,7 +60,7 @@ def do_schedule(
     if out.idempotency_key is not None:
         earlier = by_idempotency_key(session, author.id, out.idempotency_key)
         if earlier is not None:
-            return _replay(earlier, conversation_id, out, send_at), True
+            return replay_scheduled(earlier, request_hash), True
     row = ScheduledMessage(
         author_id=author.id,
         author=author,
@@ -70,6 +71,7 @@ def do_schedule(
         send_at=send_at,
         status=ScheduledStatus.scheduled,
         idempotency_key=out.idempotency_key,
+        request_hash=request_hash,
         created_at=now,
         updated_at=now,
     )
@@ -86,22 +88,15 @@ def do_schedule(
         )
         if earlier is None:
             raise
-        return _replay(earlier, conversation_id, out, send_at), True
+        return replay_scheduled(earlier, request_hash), True
     _queue(session, row, now)
     return row, False
 
 
-def _replay(
-    earlier: ScheduledMessage, conversation_id: int, out: Outgoing, send_at: datetime
-) -> ScheduledMessage:
-    same = (
-        earlier.conversation_id == conversation_id
-        and earlier.body == out.body.strip()
-        and earlier.channel == out.channel
-        and earlier.subject == ((out.subject or "").strip() or None)
-        and earlier.send_at == send_at
-    )
-    if not same:
+def replay_scheduled(earlier: ScheduledMessage, request_hash: str) -> ScheduledMessage:
+    """The earlier scheduled message, if this retry asks for what it first asked for (409
+    otherwise). Compared with the request as first made: the author may have edited it since."""
+    if earlier.request_hash is not None and earlier.request_hash != request_hash:
         raise Conflict(
             "This idempotency key was already used for a different scheduled message.",
             code="idempotency_key_reused",

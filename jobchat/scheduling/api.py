@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from jobchat import access
 from jobchat.auth.deps import CurrentUser
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits
 from jobchat.scheduling.models import ScheduledStatus
-from jobchat.scheduling.queries import scheduled_of
+from jobchat.scheduling.queries import access_scheduled, scheduled_of
 from jobchat.scheduling.requests import cancel_as, update_as
 from jobchat.scheduling.schemas import ScheduledList, ScheduledOut, ScheduledPatchIn
 
@@ -45,7 +44,7 @@ def list_scheduled(
 def get_scheduled(scheduled_id: PathId, caller: CurrentUser) -> ScheduledOut:
     """One of the caller's scheduled messages (anyone else's: 404)."""
     with caller.read() as (session, user):
-        return ScheduledOut.of(access.access_scheduled(session, user, scheduled_id, lock=False))
+        return ScheduledOut.of(access_scheduled(session, user, scheduled_id, lock=False))
 
 
 @router.patch("/{scheduled_id}", response_model=ScheduledOut, responses=error_responses(409, 422))
@@ -53,7 +52,7 @@ def patch_scheduled(
     scheduled_id: PathId, body: ScheduledPatchIn, caller: CurrentUser
 ) -> ScheduledOut:
     """Move it, or change its text or subject, while it is still scheduled (409 after),
-    checked as a send would be."""
+    checked as a send would be; a move counts against the send rate (429)."""
     with caller.write() as (session, user):
         return update_as(
             session,
@@ -63,6 +62,7 @@ def patch_scheduled(
             body=body.body,
             subject=body.subject,
             subject_given="subject" in body.model_fields_set,
+            limiter=caller.state.send_limiter,
             limits=Limits.of(caller.state.settings),
             now=caller.now,
         )

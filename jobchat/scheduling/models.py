@@ -42,6 +42,9 @@ class ScheduledMessage(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # A digest of the request as first made: a retry with the key is compared with it, not
+    # with the row, which the author may have edited since (None: stored before it existed).
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     # The one job that may post it (moving send_at queues a new one): any other job of this
     # message finds a different id here and does nothing. No foreign key: done jobs are pruned.
     job_id: Mapped[int | None] = mapped_column(BigId)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from jobchat.directory.models import User
+from jobchat.errors import Invalid, NotFound
+from jobchat.messages.models import Message
 from jobchat.scheduling.models import ScheduledMessage, ScheduledStatus
+
+SCHEDULED_NOT_FOUND = "There is no scheduled message with that id."
 
 
 def scheduled_of(
@@ -25,13 +30,15 @@ def scheduled_of(
         query = query.where(ScheduledMessage.status == status)
     if after is not None:
         last = session.get(ScheduledMessage, after)
-        if last is not None and last.author_id == author_id:
-            query = query.where(
-                or_(
-                    ScheduledMessage.send_at > last.send_at,
-                    and_(ScheduledMessage.send_at == last.send_at, ScheduledMessage.id > last.id),
-                )
+        if last is None or last.author_id != author_id:
+            # Silently starting over from the first page would repeat what the caller has.
+            raise Invalid({"after": "is not one of your scheduled messages"})
+        query = query.where(
+            or_(
+                ScheduledMessage.send_at > last.send_at,
+                and_(ScheduledMessage.send_at == last.send_at, ScheduledMessage.id > last.id),
             )
+        )
     rows = list(
         session.scalars(
             query.order_by(ScheduledMessage.send_at, ScheduledMessage.id).limit(limit + 1)
@@ -74,4 +81,37 @@ def locked(session: Session, scheduled_id: int) -> ScheduledMessage | None:
         .where(ScheduledMessage.id == scheduled_id)
         .with_for_update()
         .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def pending_count(session: Session, author_id: int) -> int:
+    """How many of the author's messages are still waiting to be posted."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ScheduledMessage)
+            .where(
+                ScheduledMessage.author_id == author_id,
+                ScheduledMessage.status == ScheduledStatus.scheduled,
+            )
+        )
+        or 0
+    )
+
+
+def access_scheduled(
+    session: Session, user: User, scheduled_id: int, *, lock: bool = True
+) -> ScheduledMessage:
+    """One of the user's own scheduled messages (nobody else sees it: "not found" for all
+    others), locked for the change the caller is about to make unless ``lock`` is false."""
+    row = locked(session, scheduled_id) if lock else session.get(ScheduledMessage, scheduled_id)
+    if row is None or row.author_id != user.id:
+        raise NotFound(SCHEDULED_NOT_FOUND)
+    return row
+
+
+def message_by_key(session: Session, author_id: int, key: str) -> Message | None:
+    """The author's message sent with this idempotency key, if any."""
+    return session.scalars(
+        select(Message).where(Message.author_id == author_id, Message.idempotency_key == key)
     ).one_or_none()

@@ -3,16 +3,20 @@ worker's posting of it: the access checks in their order, then the action."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User
-from jobchat.errors import AppError, Conflict, Invalid, NotFound
+from jobchat.errors import AppError, Conflict, Invalid, NotFound, RateLimited
 from jobchat.messages.actions import Limits, Outgoing, check_outgoing, do_send_message
 from jobchat.messages.models import Channel, Message
+from jobchat.ratelimit import RateLimiter
 from jobchat.scheduling.actions import (
     as_utc,
     check_scheduled,
@@ -22,11 +26,31 @@ from jobchat.scheduling.actions import (
     do_reschedule,
     do_schedule,
     message_key,
+    replay_scheduled,
     send_time,
 )
 from jobchat.scheduling.models import ScheduledMessage, ScheduledStatus
-from jobchat.scheduling.queries import by_idempotency_key, locked
+from jobchat.scheduling.queries import access_scheduled, by_idempotency_key, locked, pending_count
 from jobchat.scheduling.schemas import ScheduledOut
+
+# Keys the service gives its own messages (a scheduled one posted, a bulk message's copies): a
+# client's key with one of these could collide with them, and so replay a message it never sent.
+RESERVED_KEY_PREFIXES = ("scheduled-message:", "jobchat-bulk:")
+
+
+def check_client_key(key: str | None) -> None:
+    """422 naming ``idempotency_key`` when a client's key uses a reserved prefix."""
+    if key is not None and key.startswith(RESERVED_KEY_PREFIXES):
+        raise Invalid(
+            {"idempotency_key": f"may not start with {' or '.join(RESERVED_KEY_PREFIXES)}"}
+        )
+
+
+def request_hash(conversation_id: int, send_at: datetime, fields: dict[str, Any]) -> str:
+    """A digest of a schedule request as made (before any template is filled in): what a
+    retry with the same key must match."""
+    data = {"conversation": conversation_id, "send_at": as_utc(send_at).isoformat(), **fields}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def schedule_as(
@@ -36,25 +60,50 @@ def schedule_as(
     out: Outgoing,
     *,
     send_at: datetime,
+    limiter: RateLimiter,
     limits: Limits,
+    max_pending: int,
     now: datetime,
-) -> ScheduledOut:
+    fingerprint: str | None = None,
+) -> tuple[ScheduledOut, bool]:
     """Schedule a message into a conversation the user may post in now, checked as a send
-    would be (404, 409, 422); a retry with the same idempotency key answers with the first."""
+    would be (404, 409, 422, 429, and 409 too_many_scheduled past ``max_pending`` waiting):
+    (the scheduled message, whether it was a retry answered with the first). ``fingerprint``
+    is what a retry is compared with (by default, the message itself)."""
+    check_client_key(out.idempotency_key)
     conv, _member = access.access_conversation(session, user, conversation_id)
     key = out.idempotency_key
-    if key is not None and by_idempotency_key(session, user.id, key) is not None:
+    print_ = fingerprint or request_hash(
+        conv.id,
+        send_at,
+        {"body": out.body, "channel": str(out.channel), "subject": out.subject},
+    )
+    earlier = by_idempotency_key(session, user.id, key) if key is not None else None
+    if earlier is not None:
         # A retry of a request that was stored answers with it, even if its time has passed or
         # the conversation was ended since (as a retried send does).
-        moment = as_utc(send_at)
-    else:
-        moment = send_time(send_at, now)
-        access.check_post(user, conv)
-        check_outgoing(session, user, conv, out, limits)
-    row, _replayed = do_schedule(
-        session, author=user, conversation_id=conv.id, out=out, send_at=moment, now=now
+        return ScheduledOut.of(replay_scheduled(earlier, print_)), True
+    moment = send_time(send_at, now)
+    access.check_post(user, conv)
+    if not limiter.allow(user.id):
+        raise RateLimited("You are sending too fast; wait a moment and try again.")
+    if pending_count(session, user.id) >= max_pending:
+        raise Conflict(
+            f"You have {max_pending} messages waiting to be sent, the most one may have: "
+            "send or cancel some first.",
+            code="too_many_scheduled",
+        )
+    check_outgoing(session, user, conv, out, limits)
+    row, replayed = do_schedule(
+        session,
+        author=user,
+        conversation_id=conv.id,
+        out=out,
+        send_at=moment,
+        request_hash=print_,
+        now=now,
     )
-    return ScheduledOut.of(row)
+    return ScheduledOut.of(row), replayed
 
 
 def update_as(
@@ -66,13 +115,17 @@ def update_as(
     body: str | None,
     subject: str | None,
     subject_given: bool,
+    limiter: RateLimiter,
     limits: Limits,
     now: datetime,
 ) -> ScheduledOut:
-    """Change a waiting message's time, text or subject: checked again as a send would be."""
-    row = access.access_scheduled(session, user, scheduled_id)
+    """Change a waiting message's time, text or subject: checked again as a send would be.
+    Moving it counts against the send rate: each move queues a job, as a new message does."""
+    row = access_scheduled(session, user, scheduled_id)
     check_scheduled(row)
     moment = send_time(send_at, now) if send_at is not None else row.send_at
+    if moment != row.send_at and not limiter.allow(user.id):
+        raise RateLimited("You are sending too fast; wait a moment and try again.")
     text = body if body is not None else row.body
     new_subject = subject if subject_given else row.subject
     conv = _postable(session, user, row)
@@ -100,7 +153,7 @@ def _postable(session: Session, user: User, row: ScheduledMessage) -> Conversati
 
 
 def cancel_as(session: Session, user: User, scheduled_id: int, *, now: datetime) -> None:
-    row = access.access_scheduled(session, user, scheduled_id)
+    row = access_scheduled(session, user, scheduled_id)
     check_scheduled(row)
     do_cancel(row, now=now)
 
@@ -123,6 +176,15 @@ def post_due(
     else:
         do_mark_sent(row, message, now=now)
     return row
+
+
+def fail_due(
+    session: Session, scheduled_id: int, job_id: int, reason: str, *, now: datetime
+) -> None:
+    """Mark a message failed when its job gave up, if it is still waiting for that job."""
+    row = locked(session, scheduled_id)
+    if row is not None and row.status == ScheduledStatus.scheduled and row.job_id == job_id:
+        do_mark_failed(row, reason, now=now)
 
 
 def _post(session: Session, row: ScheduledMessage, limits: Limits, now: datetime) -> Message:

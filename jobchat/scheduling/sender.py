@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.turn import ahead_of_requests
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import JobKind, Settle
+from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
 from jobchat.scheduling.actions import SCHEDULED_SEND_JOB
-from jobchat.scheduling.requests import post_due
+from jobchat.scheduling.requests import fail_due, post_due
 
 
 @dataclass
@@ -30,7 +33,7 @@ class ScheduledSender:
     clock: Clock
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {SCHEDULED_SEND_JOB: JobKind(run=self.run)}
+        return {SCHEDULED_SEND_JOB: JobKind(run=self.run, on_failure=record_failure)}
 
     async def run(self, job: Claimed) -> Settle | None:
         await asyncio.to_thread(self.post, int(job.payload["scheduled_id"]), job.id)
@@ -45,3 +48,15 @@ class ScheduledSender:
                 limits=Limits.of(self.settings),
                 now=self.clock.now(),
             )
+
+
+# Said to the author when the posting itself kept failing (not a refusal: those are recorded
+# by post_due with their own reason), so the message does not wait forever in the past.
+GAVE_UP = "It could not be sent because of a problem on our side; please send it again."
+
+
+def record_failure(session: Session, job: Claimed, failure: Failure, now: datetime) -> None:
+    """A job that failed for good marks its message failed (unless it was sent, cancelled or
+    moved to another job meanwhile); an attempt that will be retried changes nothing."""
+    if failure.final:
+        fail_due(session, int(job.payload["scheduled_id"]), job.id, GAVE_UP, now=now)

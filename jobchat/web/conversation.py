@@ -15,6 +15,7 @@ from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
 from jobchat.messages.queries import history, history_after
 from jobchat.messages.requests import delete_as, send_as
+from jobchat.scheduling.requests import check_client_key
 from jobchat.web.layout import frame
 from jobchat.web.notified import notified_message
 from jobchat.web.pages import same_site_referrer
@@ -106,6 +107,7 @@ def send_form(
     send_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """Send from a form post: what the composer does when our script is not running."""
+    check_client_key(idempotency_key or None)
     if send_later not in ("", "now"):  # "Send later" was chosen
         schedule_form(
             viewer, conversation_id, body, channel, subject, idempotency_key, send_later, send_at

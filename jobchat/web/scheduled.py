@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobchat import access
-from jobchat.conversations.models import Conversation, Member
+from jobchat.conversations.queries import memberships_in
 from jobchat.conversations.render import render_conversations
 from jobchat.directory.models import User
 from jobchat.errors import Invalid
@@ -67,24 +66,25 @@ def schedule_form(
         send_at = chosen_time(choice, custom, user.timezone, now)
         if send_at is None:
             raise Invalid({"send_later": "choose when to send it"})
-        limits = Limits.of(viewer.caller.state.settings)
-        schedule_as(session, user, conversation_id, out, send_at=send_at, limits=limits, now=now)
+        state = viewer.caller.state
+        schedule_as(
+            session,
+            user,
+            conversation_id,
+            out,
+            send_at=send_at,
+            limiter=state.send_limiter,
+            limits=Limits.of(state.settings),
+            max_pending=state.settings.max_scheduled_per_user,
+            now=now,
+        )
 
 
 def _titles(session: Session, user: User, rows: list[ScheduledMessage]) -> dict[int, str]:
     """The name of each conversation in the list as the viewer reads it (one they left has
     none: they can no longer see it)."""
-    ids = {r.conversation_id for r in rows}
-    if not ids:
-        return {}
-    pairs = session.execute(
-        select(Conversation, Member)
-        .join(Member, Member.conversation_id == Conversation.id)
-        .where(Conversation.id.in_(ids), Member.user_id == user.id)
-        .order_by(Conversation.id)
-    ).all()
-    rendered = render_conversations(session, user, [(c, m) for c, m in pairs])
-    return {c.id: conversation_title(c, user) for c in rendered}
+    pairs = memberships_in(session, user, (r.conversation_id for r in rows))
+    return {c.id: conversation_title(c, user) for c in render_conversations(session, user, pairs)}
 
 
 def _page(
@@ -164,6 +164,7 @@ def edit_form(
                 body=body,
                 subject=subject,
                 subject_given=subject is not None,
+                limiter=state.send_limiter,
                 limits=Limits.of(state.settings),
                 now=viewer.caller.now,
             )

@@ -77,7 +77,11 @@ def parse_local(value: str, tz_name: str) -> datetime:
         raise Invalid({"send_at": "choose a date and a time"}) from None
     if naive.tzinfo is not None:
         raise Invalid({"send_at": "choose a date and a time"})
-    return naive.replace(tzinfo=zone(tz_name)).astimezone(UTC)
+    try:
+        return naive.replace(tzinfo=zone(tz_name)).astimezone(UTC)
+    except OverflowError:
+        # The first or last day a datetime holds, moved across an offset, leaves its range.
+        raise Invalid({"send_at": "must be within the next year"}) from None
 
 
 def _at_morning(day: date, z: ZoneInfo) -> datetime:
