@@ -74,9 +74,9 @@ def parse_local(value: str, tz_name: str) -> datetime:
     try:
         naive = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise Invalid({"send_at": "choose a date and a time"}) from None
+        raise Invalid({"send_at": "is not a date and time: choose both"}) from None
     if naive.tzinfo is not None:
-        raise Invalid({"send_at": "choose a date and a time"})
+        raise Invalid({"send_at": "is not a date and time: choose both"})
     try:
         return naive.replace(tzinfo=zone(tz_name)).astimezone(UTC)
     except OverflowError:
