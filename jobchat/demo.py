@@ -15,7 +15,7 @@ Who is who:
   (shared and private agency threads) and talks to its own applicants in the app, by email and
   by SMS; one applicant withdraws and her conversation is ended.
 - Templates for the composer's picker: "Thanks for applying" and "Interview invitation" shared
-  across Iress, Tom's own "Checking in", and Northwind's shared "Phone screen reminder".
+  across Iress, and Tom's own "Checking in".
 """
 
 from __future__ import annotations
@@ -578,8 +578,9 @@ class _Threads:
 
 
 def _templates(s: _Script, c: _Cast) -> None:
-    """What a recruiter finds in the composer's picker: two templates shared across Iress, one
-    of Tom's own, and one shared at Northwind (short enough for a text)."""
+    """What a recruiter finds in the composer's picker: two templates shared across Iress and
+    one of Tom's own. Northwind has none: the browser tests' fresh recruiters there start with
+    an empty picker."""
     # fmt: off
     s.template(c.priya, "0 02:00", "Thanks for applying",
                "Hi {{candidate.first_name | there}}, thank you for applying for "
@@ -599,10 +600,6 @@ def _templates(s: _Script, c: _Cast) -> None:
                "Hi {{candidate.first_name | there}}, just checking in: do you have any "
                "questions about {{job.title | the role}} or the relocation package? Happy to "
                "jump on a call this week.\n\nCheers,\n{{sender.first_name}}")
-    s.template(c.marcus, "0 02:30", "Phone screen reminder",
-               "Hi {{candidate.first_name | there}}, it's {{sender.first_name}} from "
-               "{{sender.organization}}: a reminder of our phone screen tomorrow. Reply here if "
-               "you need to reschedule.", shared=True)
     # fmt: on
 
 

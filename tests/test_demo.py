@@ -176,8 +176,7 @@ def test_the_picker_has_templates_to_choose_from(
     }
     assert tom["Checking in"]["can_edit"] and not tom["Interview invitation"]["can_edit"]
     assert set(templates("Priya Shah")) == {"Interview invitation", "Thanks for applying"}
-    assert set(templates("Marcus Bell")) == {"Phone screen reminder"}
-    assert templates("Layla Haddad") == {}
+    assert templates("Marcus Bell") == {} and templates("Layla Haddad") == {}
 
     # Filled in for one of Tom's applicants, every field has a value.
     cookie = next(c for label, c in sessions.items() if "Tom Reilly" in label)
