@@ -14,6 +14,8 @@ Who is who:
 - Northwind Health (employer, Chicago) hires nurses through the agency Bright Talent Recruiting
   (shared and private agency threads) and talks to its own applicants in the app, by email and
   by SMS; one applicant withdraws and her conversation is ended.
+- Templates for the composer's picker: "Thanks for applying" and "Interview invitation" shared
+  across Iress, and Tom's own "Checking in".
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from jobchat.directory.schemas import ApplicationIn, CandidateIn, JobIn, Organiz
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.models import Channel
 from jobchat.notifications.email import do_forget_due_notifications
+from jobchat.templates.actions import do_create_template
+from jobchat.templates.schemas import TemplateIn
 
 # --- the database --------------------------------------------------------------------------------
 
@@ -296,6 +300,28 @@ class _Script:
                 now=self.clock.now(),
             )
             return message.id
+
+    def template(
+        self,
+        who: Person,
+        when: str,
+        name: str,
+        body: str,
+        *,
+        subject: str | None = None,
+        shared: bool = False,
+    ) -> int:
+        self.at(when)
+        data = TemplateIn(name=name, body=body, subject=subject, shared=shared)
+        with self.db.write() as session:
+            template = do_create_template(
+                session,
+                self.user(session, who),
+                data,
+                now=self.clock.now(),
+                max_body_chars=self.limits.max_chars,
+            )
+            return template.id
 
     def read(self, conversation: int, who: Person, when: str) -> None:
         self.at(when)
@@ -549,6 +575,32 @@ class _Threads:
     james_private: int = 0
     hannah: int = 0
     lucia: int = 0
+
+
+def _templates(s: _Script, c: _Cast) -> None:
+    """What a recruiter finds in the composer's picker: two templates shared across Iress and
+    one of Tom's own. Northwind has none: the browser tests' fresh recruiters there start with
+    an empty picker."""
+    # fmt: off
+    s.template(c.priya, "0 02:00", "Thanks for applying",
+               "Hi {{candidate.first_name | there}}, thank you for applying for "
+               "{{job.title | the role}} at {{employer.name | Iress}}. We read every application "
+               "and will reply here within a week about next steps.\n\n"
+               "{{sender.first_name}}, {{sender.organization}}",
+               subject="Your application to {{employer.name | Iress}}", shared=True)
+    s.template(c.mei_lin, "0 02:10", "Interview invitation",
+               "Hi {{candidate.first_name | there}}, thank you for applying for {{job.title}}: "
+               "the hiring team would like to meet you! The interview is a 60-minute video "
+               "call: half an hour about your experience, then half an hour of pair "
+               "programming in the language you prefer. Could you reply with two or three "
+               "times next week that suit you (in your own time zone is fine)?\n\n"
+               "Best,\n{{sender.first_name}}",
+               subject="Interview for {{job.title}}", shared=True)
+    s.template(c.tom, "0 02:20", "Checking in",
+               "Hi {{candidate.first_name | there}}, just checking in: do you have any "
+               "questions about {{job.title | the role}} or the relocation package? Happy to "
+               "jump on a call this week.\n\nCheers,\n{{sender.first_name}}")
+    # fmt: on
 
 
 def _first_week(s: _Script, c: _Cast, t: _Threads) -> None:
@@ -822,6 +874,7 @@ def build_demo(db: Database, *, public_url: str) -> list[tuple[str, str]]:
     script = _Script(db=db, clock=FrozenClock(now - timedelta(days=14)), day0=day0)
     cast = _directory(script)
     threads = _Threads()
+    _templates(script, cast)
     _first_week(script, cast, threads)
     _second_week(script, cast, threads)
     if script.clock.now() > now:

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from jobchat.app import create_app
+from jobchat.auth.csrf import CSRF_HEADER, csrf_token
 from jobchat.auth.deps import SESSION_COOKIE
 from jobchat.auth.models import Credential, CredentialKind
 from jobchat.config import Settings
@@ -158,6 +159,39 @@ def test_there_is_a_conversation_of_every_kind(
     assert channels == {"app", "email", "sms"}
     assert subjects
     assert deleted >= 1
+
+
+def test_the_picker_has_templates_to_choose_from(
+    client: TestClient, sessions: dict[str, str]
+) -> None:
+    def templates(persona: str) -> dict[str, dict[str, Any]]:
+        cookie = next(c for label, c in sessions.items() if persona in label)
+        return {t["name"]: t for t in _get(client, cookie, "/api/v1/templates")["items"]}
+
+    tom = templates("Tom Reilly")
+    assert {name: t["shared"] for name, t in tom.items()} == {
+        "Checking in": False,
+        "Interview invitation": True,
+        "Thanks for applying": True,
+    }
+    assert tom["Checking in"]["can_edit"] and not tom["Interview invitation"]["can_edit"]
+    assert set(templates("Priya Shah")) == {"Interview invitation", "Thanks for applying"}
+    assert templates("Marcus Bell") == {} and templates("Layla Haddad") == {}
+
+    # Filled in for one of Tom's applicants, every field has a value.
+    cookie = next(c for label, c in sessions.items() if "Tom Reilly" in label)
+    response = client.post(
+        f"/api/v1/templates/{tom['Interview invitation']['id']}/preview",
+        json={"application": "app-swe-ahmed"},
+        headers={"Cookie": f"{SESSION_COOKIE}={cookie}", CSRF_HEADER: csrf_token(cookie)},
+    )
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["missing"] == []
+    job = "Senior Software Engineer — Melbourne (visa sponsored)"
+    assert preview["subject"] == f"Interview for {job}"
+    assert preview["body"].startswith(f"Hi Ahmed, thank you for applying for {job}: the hiring")
+    assert preview["body"].endswith("Best,\nTom")
 
 
 def test_stored_unread_counts_equal_a_recount(demo: Demo) -> None:

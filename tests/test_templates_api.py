@@ -3,6 +3,7 @@ fallbacks, previews that show what is missing, and sending from a template."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -98,6 +99,24 @@ def test_an_unknown_field_is_named_in_create_and_patch(world: World) -> None:
     assert body(me.get(f"{T}/{t['id']}"), 200)["subject"] is None
 
 
+@pytest.mark.parametrize("text", ["{{a|" + " " * 9000, "{{" + " " * 9000, "{{ a | b" * 1000])
+def test_an_unclosed_placeholder_of_many_spaces_is_a_quick_422(world: World, text: str) -> None:
+    # The old pattern took minutes over these, inside the write turn every writer waits for.
+    me = world["emp_team"]
+    t = create(me)
+    started = time.monotonic()
+    assert_error(me.post(T, {"name": "n", "body": text}), 422, fields={"body"})
+    assert_error(me.patch(f"{T}/{t['id']}", {"body": text}), 422, fields={"body"})
+    assert time.monotonic() - started < 1
+    assert names(me) == ["Thanks"]
+
+
+def test_a_fallback_may_hold_a_bar_or_be_empty(world: World) -> None:
+    me = world["emp_team"]
+    t = create(me, text="Hi {{ candidate.first_name |there | friend }}{{candidate.name|  }}!")
+    assert preview(me, t["id"]) == {"subject": None, "body": "Hi there | friend!", "missing": []}
+
+
 # --- who may do what ----------------------------------------------------------------------------
 
 
@@ -128,6 +147,22 @@ def test_visibility_own_and_shared_in_the_organisation(world: World) -> None:
         assert_error(world["other_emp"].post(f"{T}/{tid}/preview", {}), 404)
     # A colleague's personal template is invisible to the organisation's admin, too.
     assert_error(world["emp_admin"].patch(f"{T}/{mine['id']}", {"name": "x"}), 404)
+
+
+def test_a_shared_template_leaves_the_organisation_with_its_author(world: World) -> None:
+    shared = create(world["emp_team"], "Shared", shared=True)
+    path = f"{T}/{shared['id']}"
+    world.api.staff("emp_team", "Tess Team", "globex")
+    # Acme no longer sees, uses or edits it; globex never sees it; its author still has it.
+    assert names(world["emp_other"]) == [] and names(world["other_emp"]) == []
+    for who in ("emp_other", "emp_admin", "other_emp"):
+        assert_error(world[who].get(path), 404)
+        assert_error(world[who].post(f"{path}/preview", {}), 404)
+        assert_error(world[who].patch(path, {"name": "x"}), 404)
+    assert names(world["emp_team"]) == ["Shared"]
+    # Back in acme, it is shared there again.
+    world.api.staff("emp_team", "Tess Team", "acme")
+    assert names(world["emp_other"]) == ["Shared"]
 
 
 def test_a_shared_template_is_changed_by_its_author_or_an_admin_only(world: World) -> None:

@@ -5,6 +5,7 @@ composer's picker markup where a composer is."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -149,3 +150,11 @@ def test_the_composer_has_the_picker_for_staff_only(
     # The composer that starts a chat on the candidate profile knows what it will be about.
     new = tess.page("/conversations/new", kind="application", application="app2")
     assert re.search(r'data-templates[^>]*data-application="app2"', new)
+
+
+def test_an_unclosed_placeholder_of_many_spaces_is_a_quick_422(tess: Browser, world: World) -> None:
+    started = time.monotonic()
+    r = tess.form("/templates/new", form(body="{{candidate.name|" + " " * 9000))
+    assert r.status_code == 422 and 'id="template-body-error"' in r.text
+    assert time.monotonic() - started < 1
+    assert api_templates(world) == []

@@ -1,6 +1,6 @@
 """Whether a text can go to a candidate now, and if not, why.
 
-One answer for the send that refuses an SMS (``actions._recipient``) and for every composer
+One answer for the send that refuses an SMS (``outgoing.find_recipient``) and for every composer
 that offers the SMS choice: a page shows it disabled with the same reason the send would give,
 instead of leaving it out and letting the person wonder where it went.
 """
@@ -18,8 +18,8 @@ from jobchat.directory.phones import normalise_phone
 from jobchat.messages.models import Channel
 from jobchat.sms.queries import number_opt_out
 
-if TYPE_CHECKING:  # actions imports this module; the limits are only read here
-    from jobchat.messages.actions import Limits
+if TYPE_CHECKING:  # outgoing imports this module; the limits are only read here
+    from jobchat.messages.outgoing import Limits
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def channel_options(
     """The channels a composer offers ``actor`` in a conversation of ``kind`` with ``candidate``
     (its one candidate, if it has one): the app always; email and SMS where they apply at all
     (staff writing in a conversation with exactly one candidate), each with the reason it cannot
-    be used now. The same rules as a send (``actions._recipient``)."""
+    be used now. The same rules as a send (``outgoing.find_recipient``)."""
     options = [ChannelOption(Channel.app)]
     if not actor.is_staff or kind not in ONE_CANDIDATE_KINDS or candidate is None:
         return options

@@ -40,6 +40,17 @@ def template_problems(
     return problems
 
 
+def check_template_text(data: TemplateIn | TemplatePatch, *, max_body_chars: int) -> None:
+    """The text checks alone, for callers to make before they take the write turn: they need
+    no database, and every other writer would wait out a slow one made inside it. The actions
+    check again (cheaply) for callers that did not."""
+    subject = (data.subject or "").strip() or None
+    if problems := template_problems(
+        name=data.name, body=data.body, subject=subject, max_body_chars=max_body_chars
+    ):
+        raise Invalid(problems)
+
+
 def _check_may_own(user: User) -> int:
     """The organisation a new template belongs to."""
     check_staff(user)

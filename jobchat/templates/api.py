@@ -11,6 +11,7 @@ from jobchat.http_errors import error_responses
 from jobchat.inputs import PathId
 from jobchat.templates.actions import (
     TEMPLATE_NOT_FOUND,
+    check_template_text,
     do_create_template,
     do_delete_template,
     do_update_template,
@@ -49,6 +50,7 @@ def create_template(body: TemplateIn, caller: CurrentUser) -> TemplateOut:
     """Save a template (personal unless `shared`). An unknown merge field is a 422 naming it
     in `fields.body` or `fields.subject`."""
     max_chars = caller.state.settings.max_message_chars
+    check_template_text(body, max_body_chars=max_chars)
     with caller.write() as (session, user):
         template = do_create_template(session, user, body, now=caller.now, max_body_chars=max_chars)
         return TemplateOut.of(template, user)
@@ -70,6 +72,7 @@ def update_template(template_id: PathId, body: TemplatePatch, caller: CurrentUse
     """Change a template: its author, or an admin of the organisation for a shared one (403
     for anyone else who can see it; 404 for one the caller cannot see)."""
     max_chars = caller.state.settings.max_message_chars
+    check_template_text(body, max_body_chars=max_chars)
     with caller.write() as (session, user):
         template = do_update_template(
             session, user, template_id, body, now=caller.now, max_body_chars=max_chars

@@ -10,11 +10,20 @@ from jobchat.templates.models import Template
 
 
 def _visible(user: User) -> ColumnElement[bool]:
+    """Its author always sees a template (it is theirs, wherever they work now). The rest of
+    an organisation sees a shared one only while its author is still in that organisation: an
+    author who moved on no longer speaks for it, and their words must not keep going out in
+    its colleagues' messages (nor be edited there under their name). Should they come back,
+    it is shared again."""
     own = Template.author_id == user.id
     if user.organization_id is None:
         return own
+    org = user.organization_id
     return or_(
-        own, (Template.shared.is_(True)) & (Template.organization_id == user.organization_id)
+        own,
+        Template.shared.is_(True)
+        & (Template.organization_id == org)
+        & Template.author.has(User.organization_id == org),
     )
 
 
@@ -49,6 +58,8 @@ def may_edit(user: User, template: Template) -> bool:
 
 
 def own_template_count(session: Session, user: User) -> int:
+    """Counted inside the write that adds one: writes take turns (one at a time, across
+    processes too), so two saves cannot both see 499 and both insert."""
     return (
         session.scalar(
             select(func.count()).select_from(Template).where(Template.author_id == user.id)

@@ -29,8 +29,12 @@ FIELDS: dict[str, str] = {
 
 MAX_FALLBACK_CHARS = 200
 
-# {{ name }} or {{ name | fallback }}; the fallback may hold anything but braces.
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]*?)\s*(?:\|\s*([^{}]*?)\s*)?\}\}")
+# {{ name }} or {{ name | fallback }}; the fallback may hold anything but braces. No two parts
+# of the pattern can match the same character (the name stops at the first | or brace, the
+# fallback at the first brace), so it never backtracks: an unclosed "{{a|" and a page of spaces
+# costs one scan, where optional spaces around lazy groups cost cubic time, inside the one
+# write turn every writer waits for. The spaces are stripped in Python instead (_parts).
+_PLACEHOLDER = re.compile(r"\{\{([^{}|]*)(?:\|([^{}]*))?\}\}")
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,13 @@ class Placeholder:
     fallback: str | None
 
 
+def _parts(match: re.Match[str]) -> Placeholder:
+    fallback = match.group(2)
+    return Placeholder(match.group(1).strip(), fallback.strip() if fallback is not None else None)
+
+
 def placeholders(text: str) -> list[Placeholder]:
-    return [
-        Placeholder(m.group(1), m.group(2) if m.group(2) is not None else None)
-        for m in _PLACEHOLDER.finditer(text)
-    ]
+    return [_parts(m) for m in _PLACEHOLDER.finditer(text)]
 
 
 def template_problem(text: str) -> str | None:
@@ -73,7 +79,8 @@ def render(text: str, values: Mapping[str, str | None]) -> Rendered:
     missing: list[str] = []
 
     def fill(match: re.Match[str]) -> str:
-        field, fallback = match.group(1), match.group(2)
+        ph = _parts(match)
+        field, fallback = ph.field, ph.fallback
         value = values.get(field)
         if value:
             return value

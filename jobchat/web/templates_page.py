@@ -17,6 +17,7 @@ from jobchat.errors import Invalid, NotFound
 from jobchat.inputs import PathId
 from jobchat.templates.actions import (
     TEMPLATE_NOT_FOUND,
+    check_template_text,
     do_create_template,
     do_delete_template,
     do_update_template,
@@ -158,6 +159,7 @@ def create_template_form(
         data = TemplateIn(
             name=name, body=body, subject=subject.strip() or None, shared=shared == "on"
         )
+        check_template_text(data, max_body_chars=_max_chars(viewer))
         with viewer.write() as (session, user):
             template = do_create_template(
                 session, user, data, now=viewer.caller.now, max_body_chars=_max_chars(viewer)
@@ -186,6 +188,7 @@ def update_template_form(
         patch = TemplatePatch(
             name=name, body=body, subject=subject.strip() or None, shared=shared == "on"
         )
+        check_template_text(patch, max_body_chars=_max_chars(viewer))
         with viewer.write() as (session, user):
             do_update_template(
                 session,
