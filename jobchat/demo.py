@@ -16,6 +16,8 @@ Who is who:
   by SMS; one applicant withdraws and her conversation is ended.
 - Templates for the composer's picker: "Thanks for applying" and "Interview invitation" shared
   across Iress, and Tom's own "Checking in".
+- One message waiting to be sent: Marcus's follow-up to Hannah, scheduled for 08:00 his time on
+  the day after the demo is built (on /scheduled, and under the thread for him alone).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -58,6 +61,8 @@ from jobchat.directory.schemas import ApplicationIn, CandidateIn, JobIn, Organiz
 from jobchat.messages.actions import Limits, Outgoing, do_delete_message, do_send_message
 from jobchat.messages.models import Channel
 from jobchat.notifications.email import do_forget_due_notifications
+from jobchat.ratelimit import RateLimiter
+from jobchat.scheduling.requests import schedule_as
 from jobchat.templates.actions import do_create_template
 from jobchat.templates.schemas import TemplateIn
 
@@ -322,6 +327,26 @@ class _Script:
                 max_body_chars=self.limits.max_chars,
             )
             return template.id
+
+    def schedule(
+        self, conversation: int, who: Person, when: str, body: str, *, send_at: datetime
+    ) -> int:
+        """``who`` schedules ``body`` for ``send_at``, as the composer's "Send later" does."""
+        self.at(when)
+        with self.db.write() as session:
+            scheduled, _replayed = schedule_as(
+                session,
+                self.user(session, who),
+                conversation,
+                Outgoing(body=body),
+                send_at=send_at,
+                # The demo writes a handful of messages: no send rate or cap is near.
+                limiter=RateLimiter(limit=1_000, window_seconds=60.0),
+                limits=self.limits,
+                max_pending=Settings.model_fields["max_scheduled_per_user"].default,
+                now=self.clock.now(),
+            )
+            return scheduled.id
 
     def read(self, conversation: int, who: Person, when: str) -> None:
         self.at(when)
@@ -860,6 +885,23 @@ def _second_week(s: _Script, c: _Cast, t: _Threads) -> None:
     # fmt: on
 
 
+def _scheduled(s: _Script, c: _Cast, t: _Threads, built: datetime) -> None:
+    """Marcus's follow-up to Hannah, waiting for 08:00 his time on the day after the demo is
+    built (8 to 32 hours on), so it is still waiting when the demo is served. It says nothing of
+    her phone screen: for a demo built on a Chicago evening, it goes out before the call."""
+    with s.db.read() as session:
+        zone = ZoneInfo(s.user(session, c.marcus).timezone)
+    day = built.astimezone(zone).date() + timedelta(days=1)
+    send_at = datetime.combine(day, time(8), tzinfo=zone)
+    # fmt: off
+    s.schedule(t.hannah, c.marcus, "12 16:20",
+               "Hi Hannah, Marcus Bell here: I work with Aisha on hiring for the Lakeview Clinic. "
+               "If any questions about the Patient Services Coordinator role or the clinic come "
+               "up, reply here and one of us will get back to you the same day.",
+               send_at=send_at)
+    # fmt: on
+
+
 # --- putting it together -------------------------------------------------------------------------
 
 
@@ -877,6 +919,7 @@ def build_demo(db: Database, *, public_url: str) -> list[tuple[str, str]]:
     _templates(script, cast)
     _first_week(script, cast, threads)
     _second_week(script, cast, threads)
+    _scheduled(script, cast, threads, built=now)
     if script.clock.now() > now:
         raise RuntimeError("the demo story runs into the future")
     with db.write() as session:

@@ -13,9 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -33,7 +34,10 @@ from jobchat.db.migrate import upgrade
 from jobchat.demo import build_demo, fresh_database
 from jobchat.directory.models import Organization
 from jobchat.directory.schemas import OrganizationIn
+from jobchat.jobqueue.models import QueuedJob
 from jobchat.messages.queries import count_unread
+from jobchat.scheduling.actions import SCHEDULED_SEND_JOB
+from jobchat.scheduling.models import ScheduledMessage
 from tests.support import free_port, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,6 +196,40 @@ def test_the_picker_has_templates_to_choose_from(
     assert preview["subject"] == f"Interview for {job}"
     assert preview["body"].startswith(f"Hi Ahmed, thank you for applying for {job}: the hiring")
     assert preview["body"].endswith("Best,\nTom")
+
+
+def test_marcus_has_a_follow_up_waiting_for_tomorrow_morning(
+    demo: Demo, client: TestClient, sessions: dict[str, str]
+) -> None:
+    def scheduled(persona: str) -> list[dict[str, Any]]:
+        cookie = next(c for label, c in sessions.items() if persona in label)
+        items: list[dict[str, Any]] = _get(client, cookie, "/api/v1/scheduled-messages")["items"]
+        return items
+
+    [waiting] = scheduled("Marcus Bell")
+    assert waiting["status"] == "scheduled"
+    assert waiting["channel"] == "app" and waiting["message"] is None
+    assert waiting["body"].startswith("Hi Hannah, Marcus Bell here")
+    # At 08:00 in Marcus's Chicago on the day after the demo was built: still to come.
+    now = datetime.now(UTC)
+    local = datetime.fromisoformat(waiting["send_at"]).astimezone(ZoneInfo("America/Chicago"))
+    assert (local.hour, local.minute) == (8, 0)
+    assert now < local <= now + timedelta(hours=32)
+    # In Hannah's application chat, which Aisha started and Marcus is in.
+    marcus = next(c for label, c in sessions.items() if "Marcus Bell" in label)
+    conv = _get(client, marcus, f"/api/v1/conversations/{waiting['conversation']}")
+    assert conv["kind"] == "application" and "Hannah Lee" in conv["title"]
+    # The worker will post it then: its job is queued for that moment.
+    with demo.db.read() as session:
+        row = session.get(ScheduledMessage, waiting["id"])
+        assert row is not None and row.job_id is not None
+        job = session.get(QueuedJob, row.job_id)
+        assert job is not None and job.kind == SCHEDULED_SEND_JOB
+        assert job.status == "queued" and job.run_at == local
+    # Nobody else has anything waiting.
+    for label in sessions:
+        if "Marcus Bell" not in label:
+            assert scheduled(label.split(" — ")[1]) == [], label
 
 
 def test_stored_unread_counts_equal_a_recount(demo: Demo) -> None:

@@ -12,8 +12,10 @@ scroll sideways, and the browser reported no errors.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -29,6 +31,7 @@ from tests.browser_support import (
     SignIn,
     WebServer,
     assert_fits,
+    composer,
     message,
     shot,
 )
@@ -55,7 +58,41 @@ class Screen:
     kind: str = ""
     # A part further down the page to show at the top of the picture (CSS selector).
     scroll: str = ""
+    # What the person does first, once the page shows what it is about (opens a picker...).
+    open: Callable[[Page], None] | None = None
 
+
+def choose_template(name: str, filled: str) -> Callable[[Page], None]:
+    """Choose ``name`` in the composer's picker (its "Templates" button), so the message box
+    holds it filled in for this conversation (starting with ``filled``), then open the picker
+    again: one picture of both."""
+
+    def choose(page: Page) -> None:
+        form = composer(page)
+        picker = form.get_by_role("listbox", name="Templates")
+        form.get_by_role("button", name="Templates").click()
+        picker.get_by_role("option", name=name).click()
+        expect(form.get_by_label("Message", exact=True)).to_have_value(re.compile(f"^{filled}"))
+        form.get_by_role("button", name="Templates").click()
+        expect(picker).to_be_visible()
+
+    return choose
+
+
+# A bulk message to three of Northwind Health's applicants (Hannah, Derek and Maria), written
+# with merge fields: the composer previews it filled in for the first.
+BULK_DRAFT = urlencode(
+    [("application", a) for a in ("app-psc-hannah", "app-psc-derek", "app-icu-maria")]
+    + [
+        (
+            "body",
+            "Hi {{candidate.first_name | there}}, thank you for applying for {{job.title}}! "
+            "We are holding short video calls next week to get to know our applicants: reply "
+            "here with a day and time that suit you.\n\n"
+            "{{sender.first_name}}, {{sender.organization}}",
+        )
+    ]
+)
 
 SCREENS = [
     Screen("inbox", MARCUS, "/inbox", "Hannah Lee"),
@@ -85,6 +122,23 @@ SCREENS = [
     ),
     Screen("settings", OMAR, "/settings", "Quiet hours", scroll="#notifications-title"),
     Screen("offline", OMAR, "/offline", "You\u2019re offline"),
+    Screen("templates", TOM, "/templates", "Interview invitation"),
+    Screen(
+        "template-picker",
+        TOM,
+        "/conversations/{conv}",
+        "Confirmed for Wednesday.",
+        kind="case",
+        open=choose_template("Checking in", "Hi Yonas, just checking in"),
+    ),
+    Screen("scheduled", MARCUS, "/scheduled", "Hi Hannah, Marcus Bell here"),
+    Screen(
+        "bulk-compose",
+        MARCUS,
+        f"/bulk/new?{BULK_DRAFT}",
+        "Hi Hannah, thank you for applying for Patient Services Coordinator",
+        scroll="label[for=bulk-subject]",
+    ),
 ]
 
 
@@ -103,6 +157,8 @@ def test_readme_screenshot(
     conv = web.conversation_of(screen.who, screen.kind) if screen.kind else 0
     sign_in(page, screen.who, next=screen.path.format(conv=conv))
     expect(subject(page, screen)).to_be_visible()
+    if screen.open is not None:
+        screen.open(page)
     if screen.scroll:
         # Just below the sticky top bar.
         page.locator(screen.scroll).evaluate(
