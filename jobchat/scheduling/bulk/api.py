@@ -38,6 +38,7 @@ def post_bulk(body: BulkMessageIn, caller: CurrentUser, response: Response) -> B
             body,
             limiter=state.send_limiter,
             limits=Limits.of(state.settings),
+            max_active=state.settings.max_active_bulks_per_user,
             now=caller.now,
         )
         out = BulkMessageOut.of(bulk, recipients(session, bulk.id, skipped_only=True))
