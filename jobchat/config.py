@@ -203,6 +203,12 @@ class Settings(BaseSettings):
         description="Scheduled messages one user may have waiting at once; one more is 409 "
         "too_many_scheduled.",
     )
+    max_active_bulks_per_user: int = Field(
+        default=5,
+        ge=1,
+        description="Bulk messages one user may have queued or sending at once; one more is "
+        "409 too_many_bulk_messages.",
+    )
     sms_rate_per_second: float = Field(
         default=1,
         gt=0,

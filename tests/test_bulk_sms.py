@@ -8,9 +8,9 @@ night tests move it on to 22:00 there, when SMS quiet hours (21:00-08:00) hold e
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
@@ -18,7 +18,7 @@ from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.jobqueue.worker import Worker
 from jobchat.messages.actions import SMS_DELIVERY_JOB
 from tests.mail_support import drain
-from tests.support import Api, As, World, body
+from tests.support import Api, As, World, body, start
 from tests.test_bulk_api import BULK, post, thread_of
 from tests.twilio_support import candidate_daytime_clock, worker
 
@@ -143,3 +143,25 @@ def test_held_texts_of_two_bulks_share_the_morning_rate(
         drain(worker)
         assert statuses(tess, everyone) == ["sent"] * sent + ["held"] * (4 - sent)
         clock.advance(seconds=1)
+
+
+def test_an_ordinary_text_put_off_by_backoff_does_not_hold_a_bulk_back(
+    api: Api, world: World, worker: Worker, db: Database, clock: FrozenClock
+) -> None:
+    apps = texted(api, 3)
+    tess = world["emp_team"]
+    chat = start(tess, "application", application=apps[0])
+    body(tess.send(chat, "Just you", channel="sms"), 201)
+    # Its provider said "later": its job waits ten minutes (as the backoff sets it).
+    with db.write() as session:
+        session.execute(
+            update(QueuedJob)
+            .where(QueuedJob.kind == SMS_DELIVERY_JOB)
+            .values(run_at=clock.now() + timedelta(seconds=600), attempts=1)
+        )
+    post(tess, applications=apps[1:], body="Call us?", channel="sms")
+    drain(worker)
+    assert statuses(tess, apps[1:]) == ["sent", "queued"]
+    clock.advance(seconds=1)
+    drain(worker)
+    assert statuses(tess, apps[1:]) == ["sent", "sent"]

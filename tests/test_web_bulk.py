@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.jobqueue.worker import Worker
 from tests.mail_support import drain, worker_for
@@ -117,3 +118,50 @@ def test_send_later_reads_the_time_in_the_viewers_time_zone(
     got = body(world["emp_team"].get(f"/api/v1/bulk-messages/{bulk_id}"), 200)
     assert datetime.fromisoformat(got["send_at"]) == datetime(2026, 1, 6, 8, 30, tzinfo=UTC)
     assert "it starts Tue 6 Jan 2026, 09:30 CET" in tess.page(f"/bulk/{bulk_id}")
+
+
+def test_a_double_submit_queues_one_bulk_though_the_clock_moved(
+    tess: Browser, world: World, worker: Worker, clock: FrozenClock
+) -> None:
+    form = {"body": "Once", "channel": "app", "idempotency_key": "form-key-1"}
+    first = send(tess, ["app1"], **form)
+    clock.advance(seconds=30)
+    second = send(tess, ["app1"], **form)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    drain(worker)
+    items = body(world["cand"].inbox(), 200)["items"]
+    assert [c["last_message"]["body"] for c in items] == ["Once"]
+
+
+def test_a_composer_refused_for_a_bad_field_keeps_its_key(tess: Browser) -> None:
+    r = send(tess, ["app1"], body="Hi", channel="email", idempotency_key="form-key-2")
+    assert r.status_code == 422
+    assert 'name="idempotency_key" value="form-key-2"' in r.text
+
+
+def test_odd_digits_and_times_out_of_range_are_the_fields_errors(tess: Browser, api: Api) -> None:
+    tess.page("/bulk/new", application=["app1"], template="²")
+    r = send(tess, ["app1"], template="²", channel="app")
+    assert r.status_code == 422 and 'id="template-error"' in r.text
+    for zone, when in [
+        ("America/New_York", "9999-12-31T23:59"),
+        ("Asia/Tokyo", "0001-01-01T00:00"),
+    ]:
+        api.staff("emp_team", "Tess Team", "acme", timezone=zone)
+        r = send(tess, ["app1"], body="Hi", channel="app", send_later="1", send_at=when)
+        assert r.status_code == 422 and 'id="send_at-error"' in r.text, zone
+
+
+def test_the_progress_page_names_only_those_the_author_may_still_see(
+    tess: Browser, api: Api, worker: Worker
+) -> None:
+    r = send(tess, ["app1", "app2"], body="Hello", channel="app")
+    page = r.headers["location"]
+    drain(worker)
+    assert "Dan Candidate" in tess.page(page)
+    # Taken off the job's team: its applications are no longer hers to see.
+    api.job("job1", "Registered Nurse", "acme", team=["emp_other"], partners=["tbb", "hireco"])
+    html = tess.page(page)
+    assert "Dan Candidate" not in html and "app2" in html
+    assert "Dan Candidate" not in tess.page(f"{page}/progress.html")

@@ -14,6 +14,7 @@ and says who will be skipped and why, then a progress page that follows the send
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -48,6 +49,8 @@ router = APIRouter(include_in_schema=False)
 Refs = Annotated[list[str], Query(max_length=MAX_RECIPIENTS)]
 FormRefs = Annotated[list[str], Form(max_length=MAX_RECIPIENTS)]
 POLL_MS = 1500
+# Not str.isdigit: it takes "²" and other digits int() refuses.
+_DIGITS = re.compile("[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _draft(
 
 
 def _template(session: Session, user: User, given: str | None) -> Template | None:
-    if not given or not given.isdigit() or not 0 < int(given) <= MAX_ID:
+    if not given or not _DIGITS.fullmatch(given) or not 0 < int(given) <= MAX_ID:
         return None
     return visible_template(session, user, int(given))
 
@@ -197,9 +200,13 @@ def _local_time(value: str, timezone: str) -> datetime | None:
         naive = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if naive.tzinfo is not None:
-        return naive.astimezone(UTC)
-    return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    try:
+        if naive.tzinfo is not None:
+            return naive.astimezone(UTC)
+        return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59 west of UTC, or 0001-01-01T00:00 east of it: no UTC time exists.
+        return None
 
 
 _FIELDS = ("applications", "template", "body", "subject", "channel", "send_at")
@@ -236,10 +243,10 @@ def bulk_send(
         "channel": channel,
         "body": body if body.strip() else None,
         "subject": subject.strip() or None,
-        "template": int(template) if template.isdigit() else None,
+        "template": int(template) if _DIGITS.fullmatch(template) else None,
         "idempotency_key": idempotency_key or None,
     }
-    if template and not template.isdigit():
+    if template and not _DIGITS.fullmatch(template):
         errors["template"] = "is not a template"
     if send_later:
         with viewer.read() as (_session, user):
@@ -266,6 +273,7 @@ def bulk_send(
                 request,
                 limiter=state.send_limiter,
                 limits=Limits.of(state.settings),
+                max_active=state.settings.max_active_bulks_per_user,
                 now=viewer.caller.now,
             )
             bulk_id = bulk.id
@@ -295,7 +303,11 @@ def _progress(session: Session, user: User, bulk_id: int) -> dict[str, Any]:
         a.id: a
         for a in session.scalars(
             select(Application)
-            .where(Application.id.in_([r.application_id for r in rows if r.application_id]))
+            .where(
+                Application.id.in_([r.application_id for r in rows if r.application_id]),
+                # Not a name or a title the author may no longer see (as the API shows none).
+                access.applications_visible_sql(user),
+            )
             .options(selectinload(Application.candidate), selectinload(Application.job))
         )
     }

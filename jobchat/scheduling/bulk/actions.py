@@ -8,11 +8,12 @@ over the same rows could not post a second copy: ``do_send_message`` answers wit
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from jobchat import access
@@ -35,6 +36,12 @@ from jobchat.scheduling.bulk.reach import UNKNOWN, Reachable, Skip, reach_many, 
 BULK_JOB = "bulk.send"
 MAX_REASON_CHARS = 300
 AUTHOR_GONE = "Its author was deactivated before it reached this candidate."
+SEND_FAILED = "It could not be sent because of a problem on our side; please send it again."
+# Texts of another bulk further ahead than this are not the queue's pace (a text put off by the
+# provider's backoff): beyond what is queued at the rate, plus a margin.
+PACING_MARGIN = timedelta(seconds=5)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def do_queue_bulk(
     if req.idempotency_key is not None:
         earlier = by_key(session, author, req.idempotency_key)
         if earlier is not None:
-            return _replay(earlier, req), True
+            return replay(earlier, req.fingerprint), True
     # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
     visible: dict[str, int] = {  # noqa: C416
         ext: app_id
@@ -102,7 +109,7 @@ def do_queue_bulk(
         earlier = by_key(session, author, req.idempotency_key)
         if earlier is None:
             raise
-        return _replay(earlier, req), True
+        return replay(earlier, req.fingerprint), True
     session.execute(
         insert(BulkRecipient),
         [
@@ -124,8 +131,9 @@ def do_queue_bulk(
     return bulk, False
 
 
-def _replay(earlier: BulkMessage, req: BulkRequest) -> BulkMessage:
-    if earlier.fingerprint != req.fingerprint:
+def replay(earlier: BulkMessage, fingerprint: str) -> BulkMessage:
+    """The bulk an idempotency key made, if it was asked for with the same request; else 409."""
+    if earlier.fingerprint != fingerprint:
         raise Conflict(
             "This idempotency key was already used for a different bulk message.",
             code="idempotency_key_reused",
@@ -197,7 +205,7 @@ def do_send_batch(
         elif isinstance(route, Skip):
             outcome = route
         else:
-            outcome = _send_one(session, author, bulk, row, app, route, now, limits)
+            outcome = _send_guarded(session, author, bulk, row, app, route, now, limits)
         outcomes.append((row, outcome))
         if isinstance(outcome, Message) and channel is Channel.sms:
             slots.place(session, outcome)
@@ -248,6 +256,47 @@ def _applications(session: Session, ids: list[int]) -> dict[int, Application]:
         )
     )
     return {a.id: a for a in found}
+
+
+def _send_guarded(
+    session: Session,
+    author: User,
+    bulk: BulkMessage,
+    row: BulkRecipient,
+    app: Application,
+    route: Reachable,
+    now: datetime,
+    limits: Limits,
+) -> Message | Skip:
+    """``_send_one``, but a recipient whose send fails unexpectedly is skipped alone: raised,
+    it would fail the batch, and the job, on every attempt, and nobody after them would be
+    messaged. (Its send's savepoint is rolled back: nothing of it stays.) The database being
+    away is not the recipient's fault: that fails the batch, to be tried again."""
+    try:
+        return _send_one(session, author, bulk, row, app, route, now, limits)
+    except OperationalError:
+        raise
+    except Exception:
+        log.exception("bulk %s: the send to recipient %s failed", bulk.id, row.position)
+        return Skip("send_failed", SEND_FAILED)
+
+
+def do_end_failed(session: Session, bulk_id: int, step: int, *, now: datetime) -> None:
+    """The bulk's runner job failed for good: who is still pending is skipped, and it is
+    done. (A job whose successor exists already is no longer the bulk's: nothing to do.)"""
+    bulk = session.get(BulkMessage, bulk_id)
+    if bulk is None or bulk.step != step or bulk.status == BulkStatus.done:
+        return
+    ended = session.execute(
+        update(BulkRecipient)
+        .where(BulkRecipient.bulk_id == bulk_id, BulkRecipient.status == RecipientStatus.pending)
+        .values(status=RecipientStatus.skipped, code="send_failed", reason=SEND_FAILED, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    bulk.skipped += ended.rowcount  # type: ignore[attr-defined]
+    bulk.status = BulkStatus.done
+    bulk.started_at = bulk.started_at or now
+    bulk.finished_at = now
 
 
 def _send_one(
@@ -342,9 +391,14 @@ class _TextSlots:
         return self._next.get(None, self.earliest)
 
     def _first(self, session: Session, held: datetime | None) -> datetime:
-        """The first free slot of a chain: after the latest text queued before this batch."""
+        """The first free slot of a chain: after the latest text queued before this batch.
+
+        Only texts within the chain's pace count: n texts queued at the rate end at most n
+        gaps after its start. One further out (an ordinary text put off by the provider's
+        backoff, up to minutes) is not in the line, and would hold a new bulk back that long.
+        """
         query = (
-            select(func.max(QueuedJob.run_at))
+            select(QueuedJob.run_at)
             .join(Delivery, Delivery.id == QueuedJob.payload["delivery_id"].as_integer())
             .where(
                 QueuedJob.id <= self.after_job,
@@ -356,6 +410,9 @@ class _TextSlots:
             query = query.where(Delivery.status != DeliveryStatus.held)
         else:
             query = query.where(Delivery.status == DeliveryStatus.held, Delivery.held_until == held)
-        latest = session.scalar(query)
         start = self.earliest if held is None else held
+        queued = query.subquery()
+        waiting = session.scalar(select(func.count()).select_from(queued)) or 0
+        horizon = start + self.gap * waiting + PACING_MARGIN
+        latest = session.scalar(select(func.max(queued.c.run_at)).where(queued.c.run_at <= horizon))
         return start if latest is None else max(start, latest + self.gap)

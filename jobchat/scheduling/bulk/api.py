@@ -29,7 +29,10 @@ def post_bulk(body: BulkMessageIn, caller: CurrentUser, response: Response) -> B
     """Queue one message, rendered for each candidate, into each application's one-to-one
     chat (made when missing). Who cannot be reached (unknown, not yours to message, no email,
     no consent, a merge field with no value) is skipped with a reason; the rest still go. The
-    worker posts them in batches; follow progress with GET."""
+    worker posts them in batches; follow progress with GET. A retry with the same
+    idempotency key answers with the first (even once its send_at has passed); one author may
+    have JOBCHAT_MAX_ACTIVE_BULKS_PER_USER queued or sending at once (409
+    too_many_bulk_messages)."""
     state = caller.state
     with caller.write() as (session, user):
         bulk, replayed = queue_as(
@@ -38,6 +41,7 @@ def post_bulk(body: BulkMessageIn, caller: CurrentUser, response: Response) -> B
             body,
             limiter=state.send_limiter,
             limits=Limits.of(state.settings),
+            max_active=state.settings.max_active_bulks_per_user,
             now=caller.now,
         )
         out = BulkMessageOut.of(bulk, recipients(session, bulk.id, skipped_only=True))

@@ -11,22 +11,26 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.directory.models import User
-from jobchat.errors import Invalid, RateLimited
+from jobchat.errors import Conflict, Invalid, RateLimited
+from jobchat.inputs import control_problem
 from jobchat.messages.actions import Limits
 from jobchat.messages.models import Channel
 from jobchat.ratelimit import RateLimiter
-from jobchat.scheduling.bulk.actions import BulkRequest, do_queue_bulk
-from jobchat.scheduling.bulk.models import BulkMessage
+from jobchat.scheduling.bulk.actions import BulkRequest, do_queue_bulk, replay
+from jobchat.scheduling.bulk.models import BulkMessage, BulkStatus
 from jobchat.scheduling.bulk.queries import by_key
 from jobchat.scheduling.bulk.schemas import BulkMessageIn
 from jobchat.templates.render import template_problem
 from jobchat.templates.requests import usable_template
 
 MAX_AHEAD = timedelta(days=365)
+# As stored (bulk_messages.subject) and as a message's subject may be.
+MAX_SUBJECT = 300
 
 
 def bulk_request(
@@ -48,7 +52,10 @@ def bulk_request(
         if problem:
             problems["template" if given.template is not None else "body"] = problem
     subject = (subject or "").strip() or None
-    if subject is not None and (problem := template_problem(subject)) is not None:
+    # The same for everyone: a subject too long, or not one line, would skip every recipient.
+    if subject is not None and len(subject) > MAX_SUBJECT:
+        problems["subject"] = f"may be at most {MAX_SUBJECT} characters"
+    elif subject is not None and (problem := control_problem(subject) or template_problem(subject)):
         problems["subject"] = problem
     elif given.channel is Channel.email and subject is None:
         problems["subject"] = "required for email (give one, or use a template that has one)"
@@ -62,22 +69,33 @@ def bulk_request(
     if problems:
         raise Invalid(problems)
     assert body is not None
-    applications = list(dict.fromkeys(given.applications))
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [applications, body, subject, given.template, given.channel, send_at.isoformat()]
-        ).encode()
-    ).hexdigest()
     return BulkRequest(
-        applications=applications,
+        applications=list(dict.fromkeys(given.applications)),
         body=body.strip(),
         subject=subject,
         template_id=given.template,
         channel=given.channel,
         send_at=send_at,
         idempotency_key=given.idempotency_key,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint_of(given),
     )
+
+
+def fingerprint_of(given: BulkMessageIn) -> str:
+    """What the client sent, hashed: a retry must send the same to be answered with the first.
+
+    Only what was sent: not the time of the request (a retry without ``send_at`` comes later)
+    nor a template's text (a retry after the template was edited asks for the same bulk).
+    """
+    sent = [
+        list(dict.fromkeys(given.applications)),
+        given.body,
+        given.subject,
+        given.template,
+        given.channel,
+        given.send_at.isoformat() if given.send_at is not None else "now",
+    ]
+    return hashlib.sha256(json.dumps(sent).encode()).hexdigest()
 
 
 def _text_problem(body: str, channel: Channel, limits: Limits) -> str | None:
@@ -99,16 +117,38 @@ def queue_as(
     *,
     limiter: RateLimiter,
     limits: Limits,
+    max_active: int,
     now: datetime,
 ) -> tuple[BulkMessage, bool]:
     """Queue a bulk message: (it, whether it was a replay of an earlier attempt's key).
 
     The request counts as one send against the author's per-minute limit (a flood of bulk
     requests is refused like a flood of messages); the messages it posts do not, since they
-    are posted by the worker at its own pace, a batch at a time.
+    are posted by the worker at its own pace, a batch at a time. One author may have at most
+    ``max_active`` bulks queued or sending at once (409 ``too_many_bulk_messages``).
     """
+    access.check_staff(user)
+    # A retry is answered before the checks: its send_at may have passed since, or its
+    # template changed; what it asked for was checked when it was first queued.
+    if given.idempotency_key is not None:
+        earlier = by_key(session, user, given.idempotency_key)
+        if earlier is not None:
+            return replay(earlier, fingerprint_of(given)), True
     req = bulk_request(session, user, given, limits=limits, now=now)
-    replay = req.idempotency_key is not None and by_key(session, user, req.idempotency_key)
-    if not replay and not limiter.allow(user.id):
+    active = session.scalar(
+        select(func.count())
+        .select_from(BulkMessage)
+        .where(
+            BulkMessage.author_id == user.id,
+            BulkMessage.status.in_([BulkStatus.queued, BulkStatus.sending]),
+        )
+    )
+    if (active or 0) >= max_active:
+        raise Conflict(
+            f"You have {max_active} bulk messages queued or sending already; wait for one to "
+            "finish (or the time it is set for) before queueing another.",
+            code="too_many_bulk_messages",
+        )
+    if not limiter.allow(user.id):
         raise RateLimited("You are sending too fast; wait a moment and try again.")
     return do_queue_bulk(session, user, req, now=now)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.turn import ahead_of_requests
 from jobchat.jobqueue.actions import Claimed
-from jobchat.jobqueue.worker import JobKind, Settle
+from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
-from jobchat.scheduling.bulk.actions import BULK_JOB, Pacing, do_send_batch
+from jobchat.scheduling.bulk.actions import BULK_JOB, Pacing, do_end_failed, do_send_batch
 
 # Recipients per transaction: large enough that the per-transaction cost is spread, small
 # enough that a sender waiting for the writer lock waits a fraction of a second.
@@ -36,7 +39,7 @@ class BulkRunner:
     clock: Clock
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {BULK_JOB: JobKind(run=self.run)}
+        return {BULK_JOB: JobKind(run=self.run, on_failure=record_bulk_failure)}
 
     async def run(self, job: Claimed) -> Settle | None:
         await asyncio.to_thread(self._run, int(job.payload["bulk_id"]), int(job.payload["step"]))
@@ -62,3 +65,10 @@ class BulkRunner:
                 )
             if not more:
                 return
+
+
+def record_bulk_failure(session: Session, job: Claimed, failure: Failure, now: datetime) -> None:
+    """A runner job that failed for good ends its bulk: otherwise it would stay sending
+    forever, its pending recipients neither messaged nor told why."""
+    if failure.final:
+        do_end_failed(session, int(job.payload["bulk_id"]), int(job.payload["step"]), now=now)

@@ -51,7 +51,8 @@ class SkippedOut(BaseModel):
     code: str = Field(
         description="Why, for programs: unknown_application, not_allowed, job_closed, "
         "candidate_deactivated, no_email, sms_opted_out, sms_no_phone, sms_invalid_phone, "
-        "sms_not_configured, missing_field, author_deactivated, too_long or invalid."
+        "sms_not_configured, missing_field, author_deactivated, too_long, invalid or "
+        "send_failed (a problem on the server's side: send it again)."
     )
     reason: str = Field(description="Why, in a sentence for people.")
 
