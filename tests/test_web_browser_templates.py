@@ -123,6 +123,11 @@ def test_slash_opens_the_picker_and_the_keyboard_chooses_edits_and_sends(
     preview = page.locator(".tpl-preview")
     expect(preview).to_be_visible()
     expect(preview.locator(".tpl-missing")).to_be_hidden()
+    # Nothing missing: a one-line note, not the text a second time above the message box.
+    expect(preview).to_have_text(
+        re.compile("“Thanks for applying” filled in for Zora — edit, then send.")
+    )
+    expect(preview.locator(".tpl-preview-body")).to_be_hidden()
     assert count(web, rec, conv) == 0  # chosen, not sent
     # Edit, then the normal Send.
     box.press("End")
@@ -198,9 +203,29 @@ def test_the_templates_button_on_a_phone(
     assert_in_viewport(page, form.get_by_role("link", name="Manage templates"))
     assert_fits(page)
     assert small_targets(page) == []
+    # The list stays over the history, inside the conversation's column: the chat's header
+    # (and its back button) still shows.
+    panel = form.get_by_role("dialog", name="Choose a template").bounding_box()
+    history = page.locator("#scroller").bounding_box()
+    column = form.bounding_box()
+    assert panel and history and column
+    assert panel["y"] >= history["y"] - 1
+    assert (
+        panel["x"] >= column["x"]
+        and panel["x"] + panel["width"] <= column["x"] + column["width"] + 1
+    )
+    assert_in_viewport(page, page.get_by_role("link", name="Back to inbox"))
     snap(page, "picker-phone")
     option.tap()
-    expect(form.get_by_label("Message", exact=True)).to_have_value("Hello Yuki!")
+    box = form.get_by_label("Message", exact=True)
+    expect(box).to_have_value("Hello Yuki!")
+    # Undo gives back what the message box held before (here: nothing).
+    form.get_by_role("button", name="Undo template").tap()
+    expect(box).to_have_value("")
+    expect(page.locator(".tpl-preview")).to_be_hidden()
+    form.get_by_role("button", name="Templates").tap()
+    listbox.get_by_role("option", name="Quick hello").tap()
+    expect(box).to_have_value("Hello Yuki!")
     assert_fits(page)
     both_themes(page, "chosen-phone")
     form.get_by_role("button", name="Send", exact=True).tap()

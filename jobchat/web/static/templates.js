@@ -94,6 +94,7 @@
     const textarea = document.getElementById(bar.dataset.bodyInput);
     const subject = document.getElementById(bar.dataset.subjectInput);
     const preview = document.getElementById(bar.dataset.preview);
+    const undo = preview.querySelector(".tpl-preview-undo");
     const opener = bar.querySelector(".tpl-open");
     const panel = bar.querySelector(".tpl-panel");
     const search = bar.querySelector(".tpl-search");
@@ -106,6 +107,7 @@
     let active = -1;
     let fields = {};
     let missing = []; // of the template last put into the composer
+    let before = null; // what the composer held before it: Undo puts it back
 
     function context() {
       if (bar.dataset.conversation) return { conversation: Number(bar.dataset.conversation) };
@@ -166,8 +168,38 @@
       select(kept >= 0 ? kept : shown.length ? 0 : -1);
     }
 
+    // The list opens over the thread (upwards) or the page (downwards): it gets the room there
+    // is, scrolling inside, so it never covers the chat's header or runs off the screen. Asked
+    // again on a resize: a phone's keyboard takes half the screen when the search has focus.
+    function fit() {
+      if (panel.hidden) return;
+      const gap = 8;
+      const box = bar.getBoundingClientRect();
+      const view = window.visualViewport;
+      const viewTop = view ? view.offsetTop : 0;
+      const viewBottom = view ? view.offsetTop + view.height : window.innerHeight;
+      let room;
+      if (bar.dataset.drop === "down") {
+        room = viewBottom - box.bottom - gap;
+      } else {
+        const thread = bar.closest(".thread");
+        const history = thread && thread.querySelector(".scroller");
+        const topbar = document.querySelector(".topbar");
+        const floor = Math.max(viewTop, topbar ? topbar.getBoundingClientRect().bottom : 0);
+        // Best over the history only; on a short screen over the chat's header too, if that
+        // is what it takes to show a few templates; never above the thread.
+        const under = (el) => Math.max(floor, el.getBoundingClientRect().top);
+        room = box.top - gap - (history ? under(history) : floor);
+        if (thread && room < 200) room = box.top - gap - under(thread);
+      }
+      panel.style.maxHeight = `${Math.max(Math.floor(room), 120)}px`;
+    }
+    window.addEventListener("resize", fit);
+    if (window.visualViewport) window.visualViewport.addEventListener("resize", fit);
+
     async function open() {
       panel.hidden = false;
+      fit();
       opener.setAttribute("aria-expanded", "true");
       search.value = "";
       search.focus();
@@ -265,20 +297,31 @@
       note.hidden = false;
     }
 
+    // The note above the composer: the template's name, then what was done and what is next.
+    function title(name, rest) {
+      const strong = document.createElement("strong");
+      strong.textContent = `“${name}”`;
+      preview.querySelector(".tpl-preview-title").replaceChildren(strong, document.createTextNode(rest));
+    }
+
     async function choose(t) {
       close(null);
       status.textContent = "";
       const result = await api("POST", `/api/v1/templates/${Number(t.id)}/preview`, context());
       if (!result.ok) {
         preview.hidden = false;
-        preview.querySelector(".tpl-preview-title").textContent = `“${t.name}” could not be used`;
+        preview.classList.remove("complete");
+        title(t.name, " could not be used");
         preview.querySelector(".tpl-preview-subject").hidden = true;
         preview.querySelector(".tpl-preview-body").textContent = message(result);
+        undo.hidden = true;
         missing = [];
         showMissing(false);
         return;
       }
       const out = result.data;
+      // Kept from the first of several choices in a row: Undo goes back to what was written.
+      if (!before || preview.hidden) before = { body: textarea.value, subject: subject ? subject.value : null };
       missing = out.missing;
       setValue(textarea, out.body);
       const subjectLine = preview.querySelector(".tpl-preview-subject");
@@ -289,11 +332,13 @@
       } else {
         subjectLine.hidden = true;
       }
-      preview.querySelector(".tpl-preview-title").textContent =
-        `“${t.name}”, for this ${bar.dataset.conversation ? "conversation" : "chat"}: edit below, then send.`;
-      // Nothing to mark: on a small screen the message box itself is the preview.
+      const who = bar.dataset.for ? ` for ${bar.dataset.for}` : "";
+      // Nothing to mark: the message box itself is the preview, and the note is one line (the
+      // whole text twice would leave the thread a sliver of the screen).
+      title(t.name, ` filled in${who} — edit, then send.`);
       preview.classList.toggle("complete", !missing.length);
       preview.querySelector(".tpl-preview-body").replaceChildren(...marked(out.body, missing));
+      undo.hidden = false;
       preview.hidden = false;
       showMissing(false);
       textarea.focus();
@@ -304,6 +349,16 @@
     }
 
     preview.querySelector(".tpl-preview-close").addEventListener("click", () => {
+      preview.hidden = true;
+      textarea.focus();
+    });
+    undo.addEventListener("click", () => {
+      if (before) {
+        setValue(textarea, before.body);
+        if (subject && before.subject !== null) setValue(subject, before.subject);
+      }
+      before = null;
+      missing = [];
       preview.hidden = true;
       textarea.focus();
     });
@@ -325,9 +380,9 @@
     }, true);
     // After a send the composer is empty: the preview has done its job.
     form.addEventListener("submit", () => {
-      setTimeout(() => { if (!textarea.value) { preview.hidden = true; missing = []; } }, 0);
+      setTimeout(() => { if (!textarea.value) { preview.hidden = true; missing = []; before = null; } }, 0);
     });
-    document.addEventListener("jobchat:sent", () => { preview.hidden = true; missing = []; });
+    document.addEventListener("jobchat:sent", () => { preview.hidden = true; missing = []; before = null; });
   }
 
   for (const bar of document.querySelectorAll("[data-templates]")) setUp(bar);
