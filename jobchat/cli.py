@@ -179,6 +179,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from jobchat.background import build_worker
     from jobchat.clock import SystemClock
+    from jobchat.jobqueue.worker import DatabaseBusy
     from jobchat.mail.service import MailService
     from jobchat.notifications.presence import worker_presence
     from jobchat.sms.outbound import Texter
@@ -215,8 +216,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if redis is not None:
                 await redis.aclose()
 
-    asyncio.run(work_then_close())
-    db.dispose()
+    try:
+        asyncio.run(work_then_close())
+    except DatabaseBusy as exc:  # --once only: the database stayed locked
+        print(f"jobchat worker: {exc}; nothing lost, run it again later", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
+    finally:
+        db.dispose()
     return 0
 
 

@@ -178,7 +178,7 @@ def test_a_dead_workers_job_waits_out_its_lease_then_runs_elsewhere(
     (job,) = jobs(db)
     assert job.status == JobStatus.done and job.attempts == 2
     with db.work() as session:
-        assert not finish(session, taken.id, worker="dead", now=clock.now())
+        assert not finish(session, taken.id, worker="dead", attempt=taken.attempt, now=clock.now())
 
 
 def test_several_workers_at_once_run_every_job_exactly_once(

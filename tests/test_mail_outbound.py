@@ -184,7 +184,7 @@ def test_a_restart_loses_nothing_and_a_dead_workers_job_is_taken_up_again(
     assert delivery_of(world, conv, sent["id"])["status"] == "sent"
     # The dead worker, were it to come back, cannot record anything over it.
     with db.work() as session:
-        assert not finish(session, taken.id, worker="dead", now=clock.now())
+        assert not finish(session, taken.id, worker="dead", attempt=taken.attempt, now=clock.now())
 
 
 def test_a_refused_address_fails_at_once_with_the_servers_reason(

@@ -8,11 +8,15 @@ turn, stalled behind them. So a writer waits at most ``timeout`` seconds, and at
 ``max_waiting`` writers wait at once; past either it gets ``WriteBusy`` (503 ``busy``) at once,
 having changed nothing.
 
-The jobs worker's writes (taking jobs, recording them) wait in a line of their own that goes
-first and is not bounded in length (the worker has a few at a time). In one line with requests
+The jobs worker's bookkeeping (taking jobs, recording them) waits in a line of its own that is
+not bounded in length (the worker has a few such writes at a time). In one line with requests
 the worker lost to them whenever sends came faster than the database took them: it found the
-line full, and no push went out for as long as the sends kept coming. A request waits at most
-for the worker's few short transactions more.
+line full, and no push went out for as long as the sends kept coming. The two lines take turns
+when both have writers waiting: after an ahead writer a waiting request goes next, after a
+request an ahead writer. Serving the worker's line always first let a few ahead writers that
+loop (several jobs recording at once) keep every request waiting until it timed out. A job's
+own work (a bulk batch, a scheduled send) writes as an ordinary writer; the worker runs it again
+shortly when it finds the database busy.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class WriteTurn:
         self._depth = 0
         self._requests: deque[_Waiter] = deque()
         self._worker: deque[_Waiter] = deque()
+        # Whether the holder came from the worker's line: the next turn goes to the other line.
+        self._owner_ahead = False
 
     @property
     def waiting(self) -> int:
@@ -81,7 +87,7 @@ class WriteTurn:
                 self._depth += 1
                 return deadline
             if self._owner is None:
-                self._owner, self._depth = me, 1
+                self._owner, self._depth, self._owner_ahead = me, 1, ahead
                 return deadline  # free: the usual case
             line = self._worker if ahead else self._requests
             if not ahead and len(line) >= self.max_waiting:
@@ -103,11 +109,14 @@ class WriteTurn:
             self._depth -= 1
             if self._depth:
                 return
-            line = self._worker or self._requests
-            if not line:
+            if self._worker and self._requests:
+                ahead = not self._owner_ahead  # both lines waiting: they take turns
+            elif self._worker or self._requests:
+                ahead = bool(self._worker)
+            else:
                 self._owner = None
                 return
-            waiter = line.popleft()
+            waiter = (self._worker if ahead else self._requests).popleft()
             waiter.given = True
-            self._owner, self._depth = waiter.thread, 1
+            self._owner, self._depth, self._owner_ahead = waiter.thread, 1, ahead
             waiter.wake.release()

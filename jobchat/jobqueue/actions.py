@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.config import Settings
@@ -42,12 +42,16 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Claimed:
-    """A job a worker has taken; ``attempt`` counts from 1."""
+    """A job a worker has taken; ``attempt`` counts from 1. The attempt is the claim's fencing
+    token: a worker name alone does not tell this claim from a later one by the same worker
+    after the lease ran out. ``leased_until``: when another claim may take the job (None: not
+    known, as for a job built by hand)."""
 
     id: int
     kind: str
     payload: dict[str, Any]
     attempt: int
+    leased_until: datetime | None = None
 
 
 def enqueue(
@@ -98,20 +102,26 @@ def claim_due(
         job.attempts += 1
         job.run_at = now + timedelta(seconds=policy.lease_seconds)
         job.updated_at = now
-        claimed.append(Claimed(job.id, job.kind, dict(job.payload), job.attempts))
+        claimed.append(Claimed(job.id, job.kind, dict(job.payload), job.attempts, job.run_at))
     return claimed
 
 
-def _held(session: Session, job_id: int, worker: str) -> QueuedJob | None:
-    """The job, if ``worker`` still holds it: after a lease ran out another may have it."""
+def _held(session: Session, job_id: int, worker: str, attempt: int) -> QueuedJob | None:
+    """The job, if ``worker`` still holds it for ``attempt``: after a lease ran out another
+    claim (another worker's, or this worker's own) may have it."""
     job = session.get(QueuedJob, job_id, with_for_update=True)
-    if job is None or job.status != JobStatus.running or job.locked_by != worker:
+    if (
+        job is None
+        or job.status != JobStatus.running
+        or job.locked_by != worker
+        or job.attempts != attempt
+    ):
         return None
     return job
 
 
-def finish(session: Session, job_id: int, *, worker: str, now: datetime) -> bool:
-    job = _held(session, job_id, worker)
+def finish(session: Session, job_id: int, *, worker: str, attempt: int, now: datetime) -> bool:
+    job = _held(session, job_id, worker, attempt)
     if job is None:
         return False
     job.status = JobStatus.done
@@ -122,15 +132,23 @@ def finish(session: Session, job_id: int, *, worker: str, now: datetime) -> bool
     return True
 
 
-def finish_many(session: Session, job_ids: list[int], *, worker: str, now: datetime) -> set[int]:
-    """Mark done, in one statement, those of ``job_ids`` that ``worker`` still holds; returns
-    their ids (what each job settles is to be written for those only)."""
-    if not job_ids:
+def finish_many(
+    session: Session, attempts: dict[int, int], *, worker: str, now: datetime
+) -> set[int]:
+    """Mark done, in one statement, those of the jobs (id: attempt) that ``worker`` still
+    holds for that attempt; returns their ids (what each job settles is to be written for
+    those only)."""
+    if not attempts:
         return set()
     rows = session.execute(
         update(QueuedJob)
         .where(
-            QueuedJob.id.in_(job_ids),
+            or_(
+                *(
+                    and_(QueuedJob.id == job_id, QueuedJob.attempts == attempt)
+                    for job_id, attempt in attempts.items()
+                )
+            ),
             QueuedJob.status == JobStatus.running,
             QueuedJob.locked_by == worker,
         )
@@ -149,6 +167,7 @@ def retry_or_fail(
     error: str,
     *,
     worker: str,
+    attempt: int,
     now: datetime,
     policy: RetryPolicy,
     permanent: bool = False,
@@ -156,8 +175,8 @@ def retry_or_fail(
 ) -> JobStatus | None:
     """Record a failed attempt: queued again after a backoff (or ``delay``, when the other side
     said how long to wait), or failed for good when the error is permanent or the attempts are
-    used up. None when the worker no longer held the job."""
-    job = _held(session, job_id, worker)
+    used up. None when the worker no longer held the job for that attempt."""
+    job = _held(session, job_id, worker, attempt)
     if job is None:
         return None
     job.last_error = error[:MAX_ERROR_CHARS]
@@ -170,6 +189,24 @@ def retry_or_fail(
         job.status = JobStatus.queued
         job.run_at = now + (delay if delay is not None else policy.delay(job.attempts))
     return JobStatus(job.status)
+
+
+def run_again(
+    session: Session, job_id: int, *, worker: str, attempt: int, now: datetime, at: datetime
+) -> bool:
+    """Give back a job whose run found the database busy, to run again at ``at``: not a failed
+    attempt (the attempt is not counted, nothing is backed off), since overload is not the
+    job's fault and a job turned away by it often enough would otherwise fail for good. False
+    when the worker no longer held the job for that attempt."""
+    job = _held(session, job_id, worker, attempt)
+    if job is None:
+        return False
+    job.status = JobStatus.queued
+    job.locked_by = None
+    job.attempts = attempt - 1
+    job.run_at = at
+    job.updated_at = now
+    return True
 
 
 def prune_done(session: Session, *, before: datetime) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ from jobchat.jobqueue.actions import (
     finish,
     finish_many,
     retry_or_fail,
+    run_again,
 )
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
@@ -45,6 +47,15 @@ MAX_BACKOFF_SECONDS = 30.0
 # as a write may wait) the worker tries again after this: the database is there, and every
 # second of back-off is a second of pushes not sent while the sends keep coming.
 BUSY_RETRY_SECONDS = 0.05
+# How many times in a row ``drain()`` looks again while the database stays busy before it gives
+# up: ``jobchat worker --once`` must end, and a database locked for this long (each look waits
+# its turn for up to the write timeout) is not going to free up for it.
+DRAIN_BUSY_RETRIES = 100
+
+
+class DatabaseBusy(Exception):
+    """``drain()`` found the database busy every time it looked, and gave up."""
+
 
 # What a job does with the database once its work has succeeded, in the transaction that marks
 # it done: the two commit together or not at all.
@@ -155,8 +166,12 @@ class Worker:
         self._stop_timeout = 10.0
         # Failed attempts in a row to take jobs (the database is away): the wait grows with it.
         self._failures = 0
-        # The last attempt to take jobs found the database busy (not away): look again soon.
+        # The last attempt to take jobs found the database busy (not away), or a job's run did
+        # and was given back to run again: look again soon.
         self._busy = False
+        self._rerun = False
+        # Jobs given back so far (see drain(): a round that gave every job back is busy too).
+        self._given_back = 0
         # Jobs that succeeded, to be recorded by the one recorder task (see _record_done).
         self._done: list[_Done] = []
         self._recorder: asyncio.Task[None] | None = None
@@ -189,8 +204,9 @@ class Worker:
                 self._spawn(job)
             if claimed and len(claimed) == free:
                 continue  # there may be more due: take them as slots free up
+            soon, self._rerun = self._busy or self._rerun, False
             with contextlib.suppress(TimeoutError):
-                wait = BUSY_RETRY_SECONDS if self._busy else self._backoff(self._failures)
+                wait = BUSY_RETRY_SECONDS if soon else self._backoff(self._failures)
                 await asyncio.wait_for(self._wake.wait(), wait)
         # Stopping: the jobs already running finish (and are recorded) before run() returns.
         if self._tasks:
@@ -210,21 +226,48 @@ class Worker:
             await asyncio.wait(self._tasks, timeout=timeout)
         log.info("worker %s stopped", self.name)
 
-    async def drain(self) -> int:
+    async def drain(self, *, busy_retries: int = DRAIN_BUSY_RETRIES) -> int:
         """Run every job that is due now, and the ones they make due, until none is left.
-        For ``jobchat worker --once`` and for tests that drive time with a frozen clock."""
+        For ``jobchat worker --once`` and for tests that drive time with a frozen clock.
+        Raises ``DatabaseBusy`` when the database stays busy for ``busy_retries`` looks in a
+        row (the jobs it ran meanwhile are recorded)."""
         ran = 0
+        busy = 0
         await self._housekeeping(force=True)
-        while True:
-            claimed = await self._claim(self.concurrency)
-            if not claimed and self._busy:
+        try:
+            while True:
+                claimed = await self._claim(self.concurrency)
+                if not claimed and self._busy:
+                    busy = self._still_busy(busy + 1, busy_retries, ran)
+                    await asyncio.sleep(BUSY_RETRY_SECONDS)
+                    continue
+                if not claimed:
+                    return ran
+                given_back = self._given_back
+                await asyncio.gather(*(self._execute(job) for job in claimed))
+                given_back = self._given_back - given_back
+                ran += len(claimed) - given_back
+                if given_back < len(claimed):
+                    busy = 0
+                    continue
+                # Every job it took found the database busy and was given back: with a real
+                # clock they are due again at once, and drain() would take them for ever.
+                busy = self._still_busy(busy + 1, busy_retries, ran)
                 await asyncio.sleep(BUSY_RETRY_SECONDS)
-                continue
-            if not claimed:
-                await self._close_kinds()
-                return ran
-            await asyncio.gather(*(self._execute(job) for job in claimed))
-            ran += len(claimed)
+        finally:
+            await self._close_kinds()
+
+    def _still_busy(self, busy: int, retries: int, ran: int) -> int:
+        if busy > retries:
+            log.error(
+                "worker %s gives up: the database stayed busy for %d tries in a row"
+                " (%d job(s) ran)",
+                self.name,
+                busy,
+                ran,
+            )
+            raise DatabaseBusy(f"the database stayed busy for {busy} tries in a row")
+        return busy
 
     async def _close_kinds(self) -> None:
         closers: list[Callable[[], Awaitable[None]]] = []
@@ -309,6 +352,12 @@ class Worker:
                     "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
                 )
             except Exception as exc:
+                if is_busy(exc):
+                    # Other writers had the turn: not the job's fault, so not a failed attempt
+                    # (nor backed off as from an outage). Given back, it runs again shortly.
+                    log.debug("job %s (%s) found the database busy: %s", job.id, job.kind, exc)
+                    await self._give_back(job)
+                    return
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempt, error
@@ -319,6 +368,32 @@ class Worker:
         recorded, outcome = await self._record(job, kind, settle, error, permanent, code, delay)
         if recorded:
             self._count(job, outcome)
+
+    async def _give_back(self, job: Claimed) -> None:
+        def give_back() -> None:
+            now = self.clock.now()
+            at = now + timedelta(seconds=BUSY_RETRY_SECONDS)
+            with ahead_of_requests(), self.db.work() as session:
+                run_again(session, job.id, worker=self.name, attempt=job.attempt, now=now, at=at)
+
+        failures = 0
+        while True:
+            try:
+                await asyncio.to_thread(give_back)
+            except Exception as exc:
+                failures += 1
+                wait = self._wait_to_record(job, exc, failures)
+                if wait is not None:
+                    await asyncio.sleep(wait)
+                    continue
+                # Left running, it is taken up again when its lease ends: late, not lost.
+                log.warning(
+                    "worker %s could not give back job %s (%s)", self.name, job.id, describe(exc)
+                )
+                return
+            self._rerun = True
+            self._given_back += 1
+            return
 
     async def _record(
         self,
@@ -342,7 +417,7 @@ class Worker:
                 # away, keep trying to record it: run again after its lease, it would be done
                 # twice. Recording is safe to repeat (only the worker holding the job can).
                 failures += 1
-                wait = self._wait_to_record(job.id, exc, failures)
+                wait = self._wait_to_record(job, exc, failures)
                 if wait is not None:
                     await asyncio.sleep(wait)
                     continue
@@ -352,11 +427,27 @@ class Worker:
                 return False, None
             return True, outcome
 
-    def _wait_to_record(self, job_id: int, exc: Exception, failures: int) -> float | None:
+    @staticmethod
+    def _lease_end(job: Claimed) -> float:
+        return math.inf if job.leased_until is None else job.leased_until.timestamp()
+
+    def _wait_to_record(self, job: Claimed, exc: Exception, failures: int) -> float | None:
         """How long to wait before recording again after ``exc`` (None: do not try again)."""
+        job_id = job.id
         if is_busy(exc):
             # Overload: the turn comes round in milliseconds. Even while stopping: left
             # unrecorded, the job would run again (a push sent twice) when its lease ends.
+            # Once the lease has ended, though, another claim may hold the job: the record
+            # would be refused, and trying for ever would hang the worker on it.
+            if job.leased_until is not None and self.clock.now() >= job.leased_until:
+                log.error(
+                    "worker %s gives up recording job %s attempt %s: the database stayed"
+                    " busy until its lease ended",
+                    self.name,
+                    job_id,
+                    job.attempt,
+                )
+                return None
             return BUSY_RETRY_SECONDS
         if self._stopping or not is_outage(exc):
             return None
@@ -408,7 +499,9 @@ class Worker:
                 return True
             except Exception as exc:
                 failures += 1
-                wait = self._wait_to_record(batch[0].job.id, exc, failures)
+                wait = self._wait_to_record(
+                    min((done.job for done in batch), key=self._lease_end), exc, failures
+                )
                 if wait is None:
                     return None
                 await asyncio.sleep(wait)
@@ -416,7 +509,12 @@ class Worker:
     def _settle_done(self, batch: list[_Done]) -> None:
         now = self.clock.now()
         with ahead_of_requests(), self.db.work() as session:
-            held = finish_many(session, [done.job.id for done in batch], worker=self.name, now=now)
+            held = finish_many(
+                session,
+                {done.job.id: done.job.attempt for done in batch},
+                worker=self.name,
+                now=now,
+            )
             for done in batch:
                 if done.settle is not None and done.job.id in held:
                     done.settle(session, now)
@@ -444,7 +542,10 @@ class Worker:
         now = self.clock.now()
         with ahead_of_requests(), self.db.work() as session:
             if error is None:
-                if finish(session, job.id, worker=self.name, now=now) and settle is not None:
+                if (
+                    finish(session, job.id, worker=self.name, attempt=job.attempt, now=now)
+                    and settle is not None
+                ):
                     settle(session, now)
                 return JobStatus.done
             status = retry_or_fail(
@@ -452,6 +553,7 @@ class Worker:
                 job.id,
                 error,
                 worker=self.name,
+                attempt=job.attempt,
                 now=now,
                 policy=self.policy,
                 permanent=permanent,
@@ -475,9 +577,9 @@ class Worker:
                 continue
             timer.next_at = now + timer.task.every_seconds
             try:
-                # The worker's own bookkeeping, like its claims: ahead of requests.
-                with ahead_of_requests():
-                    await asyncio.to_thread(timer.task.run, self.clock.now())
+                # Housekeeping writes as an ordinary writer: a timer that loops in the
+                # worker's line would keep requests from their turn.
+                await asyncio.to_thread(timer.task.run, self.clock.now())
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("worker %s: %s failed", self.name, timer.task.name)

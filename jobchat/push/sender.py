@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -38,6 +39,8 @@ log = logging.getLogger("jobchat.push")
 
 # RFC 8292 allows at most 24 hours; a little less leaves room for clocks that disagree.
 JWT_LIFETIME_SECONDS = 12 * 3600
+# How many audiences' signed headers are kept at most.
+SIGNED_CACHE_SIZE = 1000
 # A Retry-After longer than this is taken as this: the push is stale by then anyway.
 MAX_RETRY_AFTER_SECONDS = 6 * 3600
 GONE = (404, 410)
@@ -96,8 +99,10 @@ class Pusher:
     _vapid: Vapid02 | None = field(init=False, default=None)
     # The signed VAPID header per audience (push service origin) and when it expires: one
     # signature serves every push to that service for half its lifetime, instead of one each.
-    _signed: dict[tuple[Vapid02, str], tuple[int, dict[str, str]]] = field(
-        init=False, default_factory=dict
+    # Bounded (least recently used goes first, expired ones on sight): the audiences come from
+    # the endpoints users subscribe with, and anyone may send any number of them.
+    _signed: OrderedDict[tuple[Vapid02, str], tuple[int, dict[str, str]]] = field(
+        init=False, default_factory=OrderedDict
     )
 
     def __post_init__(self) -> None:
@@ -176,11 +181,22 @@ class Pusher:
     def _vapid_headers(self, vapid: Vapid02, audience: str) -> dict[str, str]:
         # Real time, not the injected clock: the push service checks it against its own.
         now = int(time.time())
-        cached = self._signed.get((vapid, audience))
+        key = (vapid, audience)
+        cached = self._signed.get(key)
         if cached is not None and cached[0] - now > JWT_LIFETIME_SECONDS // 2:
+            self._signed.move_to_end(key)
             return cached[1]
         expires = now + JWT_LIFETIME_SECONDS
         claims = {"aud": audience, "exp": expires, "sub": vapid_subject(self.settings)}
         headers: dict[str, str] = vapid.sign(claims)
-        self._signed[vapid, audience] = (expires, headers)
+        self._signed[key] = (expires, headers)
+        self._signed.move_to_end(key)
+        self._forget_signed(now)
         return headers
+
+    def _forget_signed(self, now: int) -> None:
+        # Only after a new signature (rare, and dearer than this scan of at most the bound).
+        for stale in [k for k, (expires, _) in self._signed.items() if expires <= now]:
+            del self._signed[stale]
+        while len(self._signed) > SIGNED_CACHE_SIZE:
+            self._signed.popitem(last=False)

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.db.turn import ahead_of_requests
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
@@ -40,7 +39,7 @@ class ScheduledSender:
         return None
 
     def post(self, scheduled_id: int, job_id: int) -> None:
-        with ahead_of_requests(), self.db.write() as session:
+        with self.db.write() as session:
             post_due(
                 session,
                 scheduled_id,

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.db.turn import ahead_of_requests
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
@@ -51,9 +50,9 @@ class BulkRunner:
         until = time.monotonic() + JOB_SECONDS
         while True:
             hand_over = time.monotonic() >= until
-            # A job's write, like the worker's own: ahead of requests, not turned away by a
-            # full line of them (WriteBusy would count as a failed attempt and back it off).
-            with ahead_of_requests(), self.db.write() as session:
+            # An ordinary writer: a busy database (WriteBusy) gives the job back to the worker
+            # to run again shortly, without counting a failed attempt.
+            with self.db.write() as session:
                 more = do_send_batch(
                     session,
                     bulk_id,
