@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -40,6 +39,7 @@ from jobchat.scheduling.bulk.schemas import BulkMessageIn
 from jobchat.templates.models import Template
 from jobchat.templates.queries import visible_template, visible_templates
 from jobchat.web.layout import frame
+from jobchat.web.scheduled_view import parse_local
 from jobchat.web.templating import render
 from jobchat.web.thread import CHANNEL_LABELS
 from jobchat.web.viewer import FormViewer, PageViewer, Viewer
@@ -195,17 +195,11 @@ def bulk_page(
 
 
 def _local_time(value: str, timezone: str) -> datetime | None:
-    """A datetime-local field's value, read in the viewer's time zone."""
+    """A datetime-local field's value, read in the viewer's time zone (None: not a time, or
+    one no UTC time exists for); the page says so beside the field."""
     try:
-        naive = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    try:
-        if naive.tzinfo is not None:
-            return naive.astimezone(UTC)
-        return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-    except OverflowError:
-        # 9999-12-31T23:59 west of UTC, or 0001-01-01T00:00 east of it: no UTC time exists.
+        return parse_local(value, timezone)
+    except Invalid:
         return None
 
 
