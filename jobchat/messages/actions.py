@@ -31,7 +31,7 @@ from jobchat.messages.outgoing import Limits as Limits
 from jobchat.messages.outgoing import Outgoing as Outgoing
 from jobchat.messages.outgoing import check_outgoing as check_outgoing
 from jobchat.messages.outgoing import check_text, find_recipient
-from jobchat.messages.queries import latest_visible
+from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.sms.quiet import sms_hold
@@ -65,7 +65,7 @@ def do_send_message(
     that it went out, even if the conversation has been ended since.
     """
     if out.idempotency_key is not None:
-        earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+        earlier = sent_with_key(session, actor.id, out.idempotency_key)
         if earlier is not None:
             return _replay(earlier, conv, out), True
     if admit is not None:
@@ -124,7 +124,7 @@ def do_send_message(
                 session.flush()
         except IntegrityError:
             # A concurrent retry with the same key won the race; answer with its message.
-            earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+            earlier = sent_with_key(session, actor.id, out.idempotency_key)
             if earlier is None:
                 raise
             return _replay(earlier, conv, out), True
@@ -228,7 +228,7 @@ def do_start_with_message(
     may the actor post there now? are they sending too fast?) runs before anything is written.
     """
     if out.idempotency_key is not None:
-        earlier = _by_idempotency_key(session, actor, out.idempotency_key)
+        earlier = sent_with_key(session, actor.id, out.idempotency_key)
         if earlier is not None:
             conv = session.get_one(Conversation, earlier.conversation_id)
             if conv.context_key != context.key:
@@ -289,12 +289,6 @@ def _with_tombstone(extra: Any, message_id: int, tombstone: dict[str, Any]) -> A
         return extra
     conversation = {**seen, "last_message": tombstone}
     return {**extra, "data": {**extra["data"], "conversation": conversation}}
-
-
-def _by_idempotency_key(session: Session, actor: User, key: str) -> Message | None:
-    return session.scalars(
-        select(Message).where(Message.author_id == actor.id, Message.idempotency_key == key)
-    ).one_or_none()
 
 
 def _replay(earlier: Message, conv: Conversation, out: Outgoing) -> Message:

@@ -91,3 +91,10 @@ def latest_visible(session: Session, user_id: int, conv_id: int) -> Message | No
         .order_by(Message.id.desc())
         .limit(1)
     ).first()
+
+
+def sent_with_key(session: Session, author_id: int, key: str) -> Message | None:
+    """The author's message stored with this idempotency key, if any (unique per author)."""
+    return session.scalars(
+        select(Message).where(Message.author_id == author_id, Message.idempotency_key == key)
+    ).one_or_none()

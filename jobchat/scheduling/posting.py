@@ -15,11 +15,12 @@ from jobchat.directory.models import User
 from jobchat.errors import Conflict, Invalid
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Message
+from jobchat.messages.queries import sent_with_key
 from jobchat.messages.requests import send_as
 from jobchat.messages.schemas import SendMessageIn
 from jobchat.ratelimit import RateLimiter
 from jobchat.scheduling.actions import replay_scheduled
-from jobchat.scheduling.queries import by_idempotency_key, message_by_key
+from jobchat.scheduling.queries import by_idempotency_key
 from jobchat.scheduling.requests import check_client_key, request_hash, schedule_as
 from jobchat.scheduling.schemas import ScheduledOut
 from jobchat.templates.requests import fill_for_send, usable_template
@@ -111,7 +112,7 @@ def _replay(
 ) -> Posted | None:
     """What an earlier request with this key stored, if this one asks for the same (409 if
     not); None when the key is new."""
-    message = message_by_key(session, user.id, key)
+    message = sent_with_key(session, user.id, key)
     scheduled = by_idempotency_key(session, user.id, key) if message is None else None
     if message is None and scheduled is None:
         return None

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from jobchat.directory.models import User
 from jobchat.errors import Invalid, NotFound
-from jobchat.messages.models import Message
 from jobchat.scheduling.models import ScheduledMessage, ScheduledStatus
 
 SCHEDULED_NOT_FOUND = "There is no scheduled message with that id."
@@ -108,10 +107,3 @@ def access_scheduled(
     if row is None or row.author_id != user.id:
         raise NotFound(SCHEDULED_NOT_FOUND)
     return row
-
-
-def message_by_key(session: Session, author_id: int, key: str) -> Message | None:
-    """The author's message sent with this idempotency key, if any."""
-    return session.scalars(
-        select(Message).where(Message.author_id == author_id, Message.idempotency_key == key)
-    ).one_or_none()

@@ -24,6 +24,7 @@ from jobchat.jobqueue.actions import enqueue
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.messages.actions import SMS_DELIVERY_JOB, Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
+from jobchat.messages.queries import sent_with_key
 from jobchat.scheduling.bulk.models import (
     BulkMessage,
     BulkRecipient,
@@ -329,11 +330,9 @@ def _send_one(
         if exc.code == "idempotency_key_reused":
             # Posted before with other words (the candidate was renamed in between): it went
             # out, and must not go out twice.
-            return session.scalars(
-                select(Message).where(
-                    Message.author_id == author.id, Message.idempotency_key == key
-                )
-            ).one()
+            earlier = sent_with_key(session, author.id, key)
+            assert earlier is not None  # the conflict was with it
+            return earlier
         return Skip(exc.code, exc.message)
     except AppError as exc:
         fields = exc.fields or {}
