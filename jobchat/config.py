@@ -216,6 +216,29 @@ class Settings(BaseSettings):
         description="Texts of a bulk message handed to the SMS provider per second (Twilio's "
         "rate for a long code is 1; a short code or toll-free number takes more).",
     )
+    # --- attachments and search ---
+    storage_url: str = Field(
+        default="file://./jobchat-files",
+        description="Where attachments are kept: file://folder (relative to the working "
+        "directory, or file:///absolute) or s3://bucket/prefix for any S3-compatible store.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3-compatible store's address (MinIO, Ceph, R2, ...); unset means AWS. "
+        "Credentials come from the standard AWS variables or files.",
+    )
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        description="The largest file one upload may be (413 above it); this, not "
+        "JOBCHAT_MAX_REQUEST_BYTES, bounds an upload.",
+    )
+    max_email_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=0,
+        description="A message's attachments travel inside an email to a candidate up to this "
+        "many bytes in all; beyond it the email carries links to them instead.",
+    )
     # --- the jobs worker ---
     job_max_attempts: int = Field(
         default=12, ge=1, description="Attempts before a job ends in the failed state."

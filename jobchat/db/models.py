@@ -6,6 +6,7 @@ from jobchat.conversations.models import Conversation, Member
 from jobchat.db.base import Base
 from jobchat.directory.models import Application, Job, JobPartner, JobTeam, Organization, User
 from jobchat.events.models import Event
+from jobchat.files.models import Attachment
 from jobchat.jobqueue.models import QueuedJob
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
@@ -19,6 +20,7 @@ __all__ = [
     "Activity",
     "ApiKey",
     "Application",
+    "Attachment",
     "Base",
     "BulkMessage",
     "BulkRecipient",

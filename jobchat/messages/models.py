@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jobchat.db.base import Base, BigId, UTCDateTime
 from jobchat.directory.models import User
+from jobchat.files.models import Attachment
 
 
 class Channel(enum.StrEnum):
@@ -55,6 +56,9 @@ class Message(Base):
 
     author: Mapped[User | None] = relationship(foreign_keys=[author_id])
     deliveries: Mapped[list[Delivery]] = relationship(order_by="Delivery.id")
+    attachments: Mapped[list[Attachment]] = relationship(
+        order_by=Attachment.position, viewonly=True
+    )
 
     @property
     def is_deleted(self) -> bool:

@@ -49,6 +49,8 @@ class Outgoing:
     idempotency_key: str | None = None
     # Arrived from its author by email or SMS (a reply): nothing goes out, no subject needed.
     received: bool = False
+    # Attachment ids the author uploaded into this conversation (jobchat.files), in order.
+    attachments: tuple[int, ...] = ()
 
 
 def check_text(body: str, subject: str | None, channel: Channel, limits: Limits) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobchat.directory.models import User
+from jobchat.files.schemas import AttachmentOut
 from jobchat.inputs import MAX_ID, Line, Text
 from jobchat.messages.models import Channel, DeliveryStatus, Message
 
@@ -59,6 +60,10 @@ class MessageOut(BaseModel):
     deliveries: list[DeliveryOut] | None = Field(
         default=None, description="Email and SMS delivery state, shown to staff."
     )
+    attachments: list[AttachmentOut] = Field(
+        default_factory=list,
+        description="Files sent with it (none once it is deleted for everyone).",
+    )
 
     @classmethod
     def build(
@@ -73,6 +78,7 @@ class MessageOut(BaseModel):
         created_at: datetime,
         deleted_at: datetime | None,
         deliveries: list[DeliveryOut] | None = None,
+        attachments: list[AttachmentOut] | None = None,
     ) -> MessageOut:
         """The one place that decides what a deleted-for-everyone message shows: nothing."""
         deleted = deleted_at is not None
@@ -86,6 +92,7 @@ class MessageOut(BaseModel):
             created_at=created_at,
             deleted=deleted,
             deliveries=deliveries,
+            attachments=[] if deleted else (attachments or []),
         )
 
     @classmethod
@@ -114,6 +121,7 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             deleted_at=message.deleted_at,
             deliveries=deliveries,
+            attachments=[AttachmentOut.of(a) for a in message.attachments],
         )
 
 
@@ -137,6 +145,13 @@ class SendMessageIn(BaseModel):
         default=None,
         description="A template's id: filled in for this conversation where body or subject "
         "is omitted.",
+    )
+    attachments: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(max_length=10)] = (
+        Field(
+            default_factory=list,
+            description="Up to 10 attachment ids the author uploaded into this conversation; the "
+            "body may then be empty.",
+        )
     )
     send_at: datetime | None = Field(
         default=None,

@@ -1,0 +1,1 @@
+"""Attachments: files uploaded into a conversation, checked by content, kept in a storage."""

@@ -1,0 +1,1 @@
+"""Full-text search over the messages a person may read."""
