@@ -130,7 +130,8 @@ def _form_filename(sent: str | None) -> str:
 
 def _refusal(rejected: FileRejected) -> AppError:
     if rejected.code == "too_large":
-        return PayloadTooLarge(rejected.reason, code="file_too_large")
+        # The same code as the body limit's answer to an upload far over the limit.
+        return PayloadTooLarge(rejected.reason)
     if rejected.code == "empty":
         return Invalid({"file": rejected.reason}, rejected.reason, code="empty_file")
     return _REFUSALS.get(rejected.code, UnsupportedType)(rejected.reason)
