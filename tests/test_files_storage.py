@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -48,8 +49,6 @@ def settings(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     bucket = f"jobchat-{uuid.uuid4().hex[:12]}"
-    import boto3
-
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
     yield settings.model_copy(
         update={"storage_url": f"s3://{bucket}/attachments", "s3_endpoint_url": endpoint}
@@ -71,8 +70,6 @@ def keys(storage: Storage, settings: Settings) -> set[str]:
     """Every object the store holds."""
     location = parse_storage_url(settings.storage_url)
     if isinstance(location, S3Location):
-        import boto3
-
         listed = boto3.client("s3", endpoint_url=settings.s3_endpoint_url).list_objects_v2(
             Bucket=location.bucket
         )
