@@ -15,13 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from jobchat.app import create_app
 from jobchat.background import build_worker
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
+from jobchat.db.engine import Database
 from jobchat.files.location import S3Location, parse_storage_url
 from jobchat.files.storage import Missing, Storage, open_storage
 from tests.files_support import PDF, download, image_bytes, phone_photo, s3_endpoint, uploaded
-from tests.support import World, assert_error, body, start
+from tests.support import World, assert_error, body, free_port, start
 
 __all__ = ["s3_endpoint"]  # the fixture, for pytest
 
@@ -171,3 +173,30 @@ def test_the_storage_url_names_the_store(settings: Settings) -> None:
         store.size(key)
     with pytest.raises(Missing):
         store.read(key)
+
+
+def test_a_store_that_cannot_be_used_is_503_and_nothing_is_kept(
+    world: World,
+    chat: int,
+    settings: Settings,
+    db: Database,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    if settings.storage_url.startswith("s3://"):
+        # Nothing listens there.
+        broken = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    else:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("a file where the folder should be")
+        broken = settings.model_copy(update={"storage_url": f"file://{blocker}"})
+    cand = world["cand"]
+    with TestClient(create_app(broken, db=db, clock=clock)) as client:
+        r = client.post(
+            f"/api/v1/conversations/{chat}/attachments",
+            files={"file": ("cv.pdf", PDF, "application/pdf")},
+            headers=cand.headers,
+        )
+        assert_error(r, 503, "storage_unavailable")
+    # Nothing half-written: no row (the next id is the first), and the working store is fine.
+    assert uploaded(cand, chat, "cv.pdf", PDF)["id"] == 1
