@@ -163,9 +163,11 @@ def search(
     limit: int,
     cursor: str | None,
     *,
-    window: int = WINDOW,
+    window: int | None = None,
 ) -> SearchPage:
-    """A page of the caller's messages matching ``q``: best first, then newest."""
+    """A page of the caller's messages matching ``q``: best first, then newest; ``window``
+    defaults to WINDOW (read at each call: a test shrinks it)."""
+    window = WINDOW if window is None else window
     query = parse(q)
     bound, offset = _decode_cursor(cursor) if cursor is not None else (None, 0)
     scope = _scope(session, user, filters)
