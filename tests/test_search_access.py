@@ -87,7 +87,7 @@ def test_the_access_matrix(world: World) -> None:
         got = found(world[role], "matrixcheck")
         for (kind, state), message_id in message.items():
             if (message_id in got) != expected(kind, state, role):
-                wrong.append(f"{kind} × {role} × {state}: found={message_id in got}")
+                wrong.append(f"{kind} / {role} / {state}: found={message_id in got}")
         # The same as reading: what the role's histories show, exactly.
         shown = set().union(*(readable(world[role], c) for c in conversations.values()))
         assert got == shown, role
@@ -116,7 +116,8 @@ def test_a_team_member_who_leaves_finds_nothing_more(world: World) -> None:
     assert found(world["emp_team"], "salary") == {salary}
     assert found(world["emp_other"], "salary") == set()
     # The job's team is now emp_other alone: emp_team leaves the conversation, emp_other joins.
-    world.api.job("job1", "Registered Nurse", "acme", team=["emp_other"], partners=["tbb", "hireco"])
+    partners = ["tbb", "hireco"]
+    world.api.job("job1", "Registered Nurse", "acme", team=["emp_other"], partners=partners)
     assert world["emp_team"].messages(conv).status_code == 404
     assert found(world["emp_team"], "salary") == set()
     assert found(world["emp_other"], "salary") == {salary}
