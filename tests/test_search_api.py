@@ -17,6 +17,15 @@ from jobchat.search import queries
 from tests.support import As, World, body, sent, start
 
 
+@pytest.fixture(autouse=True, params=["scan", "index"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs both ways a search finds its matches: reading the caller's (small)
+    scope whole, and through the full-text index (as for a scope over SCAN_LIMIT)."""
+    if request.param == "index":
+        monkeypatch.setattr(queries, "SCAN_LIMIT", 0)
+    return str(request.param)
+
+
 def search(user: As, q: str, **params: Any) -> dict[str, Any]:
     return body(user.get("/api/v1/search", q=q, **params), 200)
 

@@ -18,9 +18,11 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, column, exists, select, table, text
+from sqlalchemy import ColumnElement, column, exists, func, select, table, text
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 from jobchat import access
 from jobchat.conversations.models import Conversation, Kind, Member
@@ -31,7 +33,7 @@ from jobchat.errors import Invalid
 from jobchat.inputs import MAX_ID
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.search.query import Query, fts5_expression, parse, tsquery_literal
-from jobchat.search.ranking import score, snippet
+from jobchat.search.ranking import matches, score, snippet
 
 # How many matches are ranked together (the newest ones in scope); older ones rank in the next.
 WINDOW = 500
@@ -88,6 +90,43 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
 _SQLITE_INDEX = table("message_search", column("rowid"), column("words"), column("stems"))
 _PG_INDEX = table("message_search", column("message_id"), column("words"), column("stems"))
 
+# Up to this many messages in the caller's scope, the scope is read whole and matched in Python
+# (``jobchat.search.ranking.matches``, the same rules over the same token streams): its cost
+# follows what the caller can see. Beyond, the full-text index finds the matches, and its cost
+# follows how many messages match in the whole database. Someone in 200 conversations of a
+# million messages has a few thousand; a word in one message in ten matches 100,000.
+SCAN_LIMIT = 10_000
+
+
+def _index(session: Session) -> tuple[TableClause, ColumnClause[Any]]:
+    if session.get_bind().dialect.name == "sqlite":
+        return _SQLITE_INDEX, _SQLITE_INDEX.c.rowid
+    return _PG_INDEX, _PG_INDEX.c.message_id
+
+
+def _visible(user: User) -> list[ColumnElement[bool]]:
+    """Messages the caller may read: not deleted for everyone, not deleted by them for them
+    (their membership is joined)."""
+    return [
+        Message.deleted_at.is_(None),
+        ~exists().where(HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user.id),
+    ]
+
+
+def _membership(user: User) -> ColumnElement[bool]:
+    return (Member.conversation_id == Message.conversation_id) & (Member.user_id == user.id)
+
+
+def _scope_size(
+    session: Session, user: User, scope: list[ColumnElement[bool]], before: int | None
+) -> int:
+    """How many messages the caller's scope holds (below ``before``), counted up to
+    SCAN_LIMIT + 1 on the indexes alone (members, then messages by conversation and id)."""
+    stmt = select(Message.id).join(Member, _membership(user)).where(*scope).limit(SCAN_LIMIT + 1)
+    if before is not None:
+        stmt = stmt.where(Message.id < before)
+    return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
 
 def _matches(
     session: Session,
@@ -100,39 +139,42 @@ def _matches(
 ) -> list[tuple[int, datetime, str, str]]:
     """The newest ``limit`` matches in scope (id below ``before``): id, created_at, words,
     stems."""
+    index, key = _index(session)
+    columns = (Message.id, Message.created_at, index.c.words, index.c.stems)
+    if _scope_size(session, user, scope, before) <= SCAN_LIMIT:
+        stmt = (
+            select(*columns)
+            .select_from(Member)
+            .join(Message, _membership(user))
+            .join(index, key == Message.id)
+            .where(Member.user_id == user.id, *_visible(user), *scope)
+        )
+        if before is not None:
+            stmt = stmt.where(Message.id < before)
+        found = [
+            (r[0], r[1], r[2], r[3]) for r in session.execute(stmt) if matches(query, r[2], r[3])
+        ]
+        found.sort(key=lambda r: r[0], reverse=True)
+        return found[:limit]
     if session.get_bind().dialect.name == "sqlite":
-        index = _SQLITE_INDEX
-        key = index.c.rowid
         match = text("message_search MATCH :expression").bindparams(
             expression=fts5_expression(query)
         )
     else:
-        index = _PG_INDEX
-        key = index.c.message_id
         match = text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
             tsquery=tsquery_literal(query)
         )
     stmt = (
-        select(Message.id, Message.created_at, index.c.words, index.c.stems)
+        select(*columns)
         .select_from(index)
         .join(Message, Message.id == key)
-        .join(
-            Member,
-            (Member.conversation_id == Message.conversation_id) & (Member.user_id == user.id),
-        )
-        .where(
-            match,
-            Message.deleted_at.is_(None),
-            ~exists().where(
-                HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user.id
-            ),
-            *scope,
-        )
-        .order_by(Message.id.desc())
+        .join(Member, _membership(user))
+        .where(match, *_visible(user), *scope)
+        .order_by(key.desc())
         .limit(limit)
     )
     if before is not None:
-        stmt = stmt.where(Message.id < before)
+        stmt = stmt.where(key < before)
     return [(r[0], r[1], r[2], r[3]) for r in session.execute(stmt)]
 
 
