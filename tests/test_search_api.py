@@ -20,9 +20,9 @@ from tests.support import As, World, body, sent, start
 @pytest.fixture(autouse=True, params=["scan", "index"])
 def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs both ways a search finds its matches: reading the caller's (small)
-    scope whole, and through the full-text index (as for a scope over SCAN_LIMIT)."""
-    if request.param == "index":
-        monkeypatch.setattr(queries, "SCAN_LIMIT", 0)
+    scope whole, and through the full-text index (``jobchat.search.queries._plan`` picks one
+    by the sizes of the scope and of the matches)."""
+    monkeypatch.setattr(queries, "FORCE_PLAN", request.param)
     return str(request.param)
 
 

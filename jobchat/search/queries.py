@@ -18,9 +18,9 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, column, exists, func, select, table, text
+from sqlalchemy import ColumnElement, TextClause, column, exists, func, select, table, text
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
@@ -90,11 +90,12 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
 _SQLITE_INDEX = table("message_search", column("rowid"), column("words"), column("stems"))
 _PG_INDEX = table("message_search", column("message_id"), column("words"), column("stems"))
 
-# Up to this many messages in the caller's scope, the scope is read whole and matched in Python
-# (``jobchat.search.ranking.matches``, the same rules over the same token streams): its cost
-# follows what the caller can see. Beyond, the full-text index finds the matches, and its cost
-# follows how many messages match in the whole database. Someone in 200 conversations of a
-# million messages has a few thousand; a word in one message in ten matches 100,000.
+# Through the full-text index, a search costs about as much as the messages that match in the
+# whole database: for a word in one message in ten, 100,000 of a million. Someone in 200
+# conversations can read a few thousand. So when the caller's scope holds at most this many
+# messages, and fewer than the query matches in the whole index (counted only that far), the
+# scope is read whole and matched in Python (``jobchat.search.ranking.matches``: the same rules
+# over the same token streams, so the results are the same either way).
 SCAN_LIMIT = 10_000
 
 
@@ -128,6 +129,43 @@ def _scope_size(
     return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
 
+def _match_condition(session: Session, query: Query) -> TextClause:
+    if session.get_bind().dialect.name == "sqlite":
+        return text("message_search MATCH :expression").bindparams(
+            expression=fts5_expression(query)
+        )
+    return text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
+        tsquery=tsquery_literal(query)
+    )
+
+
+def _index_matches_more_than(session: Session, query: Query, count: int) -> bool:
+    """Whether more than ``count`` messages in the whole index match (counted no further)."""
+    index, key = _index(session)
+    first = select(key).select_from(index).where(_match_condition(session, query)).limit(count + 1)
+    found = session.scalar(select(func.count()).select_from(first.subquery())) or 0
+    return int(found) > count
+
+
+# "scan" or "index" to choose for every search (the tests run each way; the benchmark compares).
+FORCE_PLAN: Literal["scan", "index"] | None = None
+
+
+def _plan(
+    session: Session,
+    user: User,
+    query: Query,
+    scope: list[ColumnElement[bool]],
+    before: int | None,
+) -> Literal["scan", "index"]:
+    if FORCE_PLAN is not None:
+        return FORCE_PLAN
+    size = _scope_size(session, user, scope, before)
+    if size <= SCAN_LIMIT and _index_matches_more_than(session, query, size):
+        return "scan"
+    return "index"
+
+
 def _matches(
     session: Session,
     user: User,
@@ -138,12 +176,12 @@ def _matches(
     limit: int,
 ) -> list[tuple[int, datetime, str, str]]:
     """The newest ``limit`` matches in scope (id below ``before``): id, created_at, words,
-    stems."""
+    stems. Found the cheaper way: the caller's scope read whole when it is small and the
+    query's matches in the whole index are more; through the index otherwise."""
     index, key = _index(session)
-    columns = (Message.id, Message.created_at, index.c.words, index.c.stems)
-    if _scope_size(session, user, scope, before) <= SCAN_LIMIT:
+    if _plan(session, user, query, scope, before) == "scan":
         stmt = (
-            select(*columns)
+            select(Message.id, index.c.words, index.c.stems)
             .select_from(Member)
             .join(Message, _membership(user))
             .join(index, key == Message.id)
@@ -151,25 +189,21 @@ def _matches(
         )
         if before is not None:
             stmt = stmt.where(Message.id < before)
-        found = [
-            (r[0], r[1], r[2], r[3]) for r in session.execute(stmt) if matches(query, r[2], r[3])
-        ]
-        found.sort(key=lambda r: r[0], reverse=True)
-        return found[:limit]
-    if session.get_bind().dialect.name == "sqlite":
-        match = text("message_search MATCH :expression").bindparams(
-            expression=fts5_expression(query)
+        # On the connection: thousands of plain rows, without the ORM's handling of each.
+        rows = session.connection().execute(stmt)
+        found = sorted((r for r in rows if matches(query, r[1], r[2])), reverse=True)[:limit]
+        created = dict(
+            session.execute(
+                select(Message.id, Message.created_at).where(Message.id.in_([r[0] for r in found]))
+            ).all()
         )
-    else:
-        match = text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
-            tsquery=tsquery_literal(query)
-        )
+        return [(r[0], created[r[0]], r[1], r[2]) for r in found]
     stmt = (
-        select(*columns)
+        select(Message.id, Message.created_at, index.c.words, index.c.stems)
         .select_from(index)
         .join(Message, Message.id == key)
         .join(Member, _membership(user))
-        .where(match, *_visible(user), *scope)
+        .where(_match_condition(session, query), *_visible(user), *scope)
         .order_by(key.desc())
         .limit(limit)
     )
