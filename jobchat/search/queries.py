@@ -93,9 +93,10 @@ _PG_INDEX = table("message_search", column("message_id"), column("words"), colum
 # Through the full-text index, a search costs about as much as the messages that match in the
 # whole database: for a word in one message in ten, 100,000 of a million. Someone in 200
 # conversations can read a few thousand. So when the caller's scope holds at most this many
-# messages, and fewer than the query matches in the whole index (counted only that far), the
-# scope is read whole and matched in Python (``jobchat.search.ranking.matches``: the same rules
-# over the same token streams, so the results are the same either way).
+# messages (and, on SQLite, fewer than the query matches in the whole index, counted only that
+# far: FTS5 counts them cheaply), the scope is read whole and matched in Python
+# (``jobchat.search.ranking.matches``: the same rules over the same token streams, so the
+# results are the same either way).
 SCAN_LIMIT = 10_000
 
 
@@ -161,9 +162,13 @@ def _plan(
     if FORCE_PLAN is not None:
         return FORCE_PLAN
     size = _scope_size(session, user, scope, before)
-    if size <= SCAN_LIMIT and _index_matches_more_than(session, query, size):
+    if size > SCAN_LIMIT:
+        return "index"
+    if session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL plans "the first N matches" as a sequential scan that tests every row, so
+        # counting them would cost more than the scan it decides about.
         return "scan"
-    return "index"
+    return "scan" if _index_matches_more_than(session, query, size) else "index"
 
 
 def _matches(
