@@ -94,6 +94,23 @@ def test_a_text_with_several_files_has_one_link_into_the_conversation(
     assert "Carla Candidate" in page.text
 
 
+def test_a_text_with_files_keeps_room_for_their_link(
+    world: World, client: TestClient, chat: int, worker: Worker, twilio: TwilioServer
+) -> None:
+    team = world["emp_team"]
+    offer = upload(team, chat, "offer.pdf", pdf("offer"), "application/pdf")
+    refused = team.send(chat, "x" * 1201, channel="sms", attachments=[offer])
+    assert body(refused, 422)["error"]["fields"]["body"] == (
+        "an SMS with files may be at most 1200 characters (the files' link takes the rest)"
+    )
+    body(team.send(chat, "x" * 1200, channel="sms", attachments=[offer]), 201)
+    drain(worker)
+
+    (request,) = twilio.requests
+    assert len(request.form["Body"]) <= 1600  # Twilio's limit
+    assert request.form["Body"].endswith(f"?next=/api/v1/attachments/{offer}")
+
+
 def test_pictures_texted_back_are_not_dropped_silently(
     world: World, client: TestClient, chat: int, worker: Worker, twilio: TwilioServer
 ) -> None:
