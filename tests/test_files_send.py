@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from jobchat.background import build_worker
@@ -184,3 +185,31 @@ def test_uploads_no_message_took_are_swept_after_a_day(
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Attachment)) == 2
     assert_error(cand.send(chat, "late", attachments=[old["id"]]), 422, fields={"attachments"})
+
+
+def test_history_loads_the_files_of_a_page_in_one_query(
+    world: World, chat: int, db: Database
+) -> None:
+    cand = world["cand"]
+
+    def selects_for_history() -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            statement = str(args[2])
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append(statement)
+
+        sqlalchemy_event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            body(world["emp_team"].messages(chat), 200)
+        finally:
+            sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    body(cand.send(chat, "one", attachments=[uploaded(cand, chat, "a.txt", TEXT)["id"]]), 201)
+    one = selects_for_history()
+    for i in range(6):
+        files = [uploaded(cand, chat, f"{i}-{j}.txt", TEXT)["id"] for j in range(2)]
+        body(cand.send(chat, f"more {i}", attachments=files), 201)
+    assert selects_for_history() == one
