@@ -167,3 +167,17 @@ def test_a_retried_email_with_files_goes_once_with_its_files(
     (message,) = [m for m in items if m["id"] == message_id]
     assert message["deliveries"][0]["status"] == "sent"
     assert [a["id"] for a in message["attachments"]] == [cv]
+
+
+def test_an_unread_message_of_only_files_is_previewed_by_their_names(
+    world: World, client: TestClient, sink: SmtpSink, chat: int, clock: FrozenClock
+) -> None:
+    team = world["emp_team"]
+    cv = upload(team, chat, "contract.pdf", pdf(), "application/pdf")
+    body(team.send(chat, "", attachments=[cv]), 201)  # in the app: the candidate is told
+    clock.advance(seconds=121)
+    drain(worker_for(client.app))  # type: ignore[arg-type]
+
+    (notification,) = sink.to(CANDIDATE)
+    assert "[File: contract.pdf]" in notification.text()
+    assert attachments_of(notification.message) == []  # a notification carries no files

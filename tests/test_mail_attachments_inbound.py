@@ -30,12 +30,13 @@ __all__ = ["sink", "worker"]  # fixtures from tests/mail_support.py and test_mai
 
 LIMIT = 64 * 1024  # JOBCHAT_MAX_ATTACHMENT_BYTES here
 CANDIDATE = "cand@example.org"
+SECRET = "inbound-secret"
 
 
 @pytest.fixture
 def settings(settings: Settings, sink: SmtpSink, tmp_path: Path) -> Settings:
     return with_storage(
-        smtp_settings(settings, sink, inbound_smtp_port=free_port()),
+        smtp_settings(settings, sink, inbound_smtp_port=free_port(), inbound_email_secret=SECRET),
         tmp_path,
         max_attachment_bytes=LIMIT,
     )
@@ -190,3 +191,32 @@ def test_more_than_ten_files_keep_ten_and_name_the_rest(
         "[Not attached: cert-11.pdf — a message takes at most 10 files]\n"
         "[Not attached: cert-12.pdf — a message takes at most 10 files]"
     )
+
+
+def test_a_mail_whose_files_cannot_be_stored_is_not_taken_and_can_come_again(
+    world: World,
+    client: TestClient,
+    settings: Settings,
+    chat: int,
+    invitation: Delivered,
+    tmp_path: Path,
+) -> None:
+    reply = reply_to(invitation, "My CV.")
+    attach(reply, "cv.pdf", pdf(), "application/pdf")
+    headers = {"Content-Type": "message/rfc822", "Authorization": f"Bearer {SECRET}"}
+    folder = tmp_path / "files"
+    aside = tmp_path / "files-aside"
+    if folder.exists():
+        folder.rename(aside)
+    folder.write_bytes(b"")  # a file where the folder should be: the storage cannot be used
+
+    down = client.post("/api/v1/inbound/email", content=reply.as_bytes(), headers=headers)
+    assert body(down, 503)["error"]["code"] == "storage_unavailable"
+    assert [m["body"] for m in thread(world, chat)] == ["Please send your CV."]
+
+    folder.unlink()
+    if aside.exists():
+        aside.rename(folder)
+    again = client.post("/api/v1/inbound/email", content=reply.as_bytes(), headers=headers)
+    assert body(again, 200)["outcome"] == "posted"  # not taken for a duplicate
+    assert [a["filename"] for a in last(world, chat)["attachments"]] == ["cv.pdf"]

@@ -15,7 +15,7 @@ from jobchat.auth.signing import signing_key
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.files.storage import Storage, open_storage
+from jobchat.files.storage import Storage, configured_storage
 from jobchat.mail.addresses import MailKeys
 from jobchat.mail.inbound import Received, do_receive_email, parse, worth_storing_files
 from jobchat.mail.inbound_files import StoredFiles, discard, store_files
@@ -54,7 +54,7 @@ class MailService:
             settings.smtp_url, timeout=settings.smtp_timeout_seconds
         )
         if storage is None:
-            storage = open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url)
+            storage = configured_storage(settings)
         mailer = Mailer(
             db=db, clock=clock, settings=settings, keys=keys, transport=transport, storage=storage
         )
