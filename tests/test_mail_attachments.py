@@ -74,7 +74,8 @@ def test_an_email_carries_the_files_as_parts_with_their_names_and_stored_bytes(
     team = world["emp_team"]
     cv = upload(team, chat, "Lebenslauf Müller.pdf", pdf(), "application/pdf")
     photo = upload(team, chat, "photo.jpg", jpeg(), "image/jpeg")
-    send_files(world, chat, [cv, photo])
+    notes = upload(team, chat, "notes.txt", "Grüße aus Berlin\n".encode(), "text/plain")
+    send_files(world, chat, [cv, photo, notes])
 
     drain(worker_for(client.app))  # type: ignore[arg-type]
 
@@ -84,7 +85,10 @@ def test_an_email_carries_the_files_as_parts_with_their_names_and_stored_bytes(
     assert attachments_of(mail) == [
         ("Lebenslauf Müller.pdf", "application/pdf", "attachment", download(team, cv)),
         ("photo.jpg", "image/jpeg", "attachment", download(team, photo)),
+        ("notes.txt", "text/plain", "attachment", "Grüße aus Berlin\n".encode()),
     ]
+    (text_part,) = [p for p in mail.iter_attachments() if p.get_content_type() == "text/plain"]
+    assert text_part.get_content_charset() == "utf-8"
     # The candidate downloads the very same bytes.
     assert download(world["cand"], cv) == attachments_of(mail)[0][3]
     # A name that is not ASCII is written RFC 2231-encoded.

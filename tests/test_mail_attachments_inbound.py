@@ -19,6 +19,7 @@ from tests.support import World, body
 from tests.test_mail_attachments_support import (
     download,
     has_gps,
+    jpeg,
     pdf,
     png_with_gps,
     stored_objects,
@@ -220,3 +221,30 @@ def test_a_mail_whose_files_cannot_be_stored_is_not_taken_and_can_come_again(
     again = client.post("/api/v1/inbound/email", content=reply.as_bytes(), headers=headers)
     assert body(again, 200)["outcome"] == "posted"  # not taken for a duplicate
     assert [a["filename"] for a in last(world, chat)["attachments"]] == ["cv.pdf"]
+
+
+def test_a_photo_a_phone_puts_inline_in_the_html_is_a_file_too(
+    world: World, client: TestClient, settings: Settings, chat: int, invitation: Delivered
+) -> None:
+    """As iOS Mail sends a photo: inline, named, referred to by the HTML body."""
+    reply = reply_to(invitation, "My permit:")
+    reply.add_alternative(
+        '<div>My permit:</div><img src="cid:photo-1@phone.example">', subtype="html"
+    )
+    html = reply.get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    html.add_related(
+        jpeg("green"),
+        maintype="image",
+        subtype="jpeg",
+        cid="<photo-1@phone.example>",
+        filename="IMG_0042.jpeg",
+        disposition="inline",
+    )
+    smtp_send(settings, reply)
+
+    message = last(world, chat)
+    assert message["body"] == "My permit:"
+    assert [(a["filename"], a["content_type"]) for a in message["attachments"]] == [
+        ("IMG_0042.jpeg", "image/jpeg")
+    ]

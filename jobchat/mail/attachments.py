@@ -60,6 +60,8 @@ def add_parts(
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
             filename=fold_controls(f.filename) or "file",
+            # Plain text is taken only as UTF-8 (jobchat.files.intake): say so.
+            params={"charset": "utf-8"} if maintype == "text" else None,
         )
 
 
