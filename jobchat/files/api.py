@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from jobchat import access
 from jobchat.auth.deps import Caller, CurrentUser
@@ -102,6 +103,9 @@ async def upload(conversation_id: PathId, caller: CurrentUser, request: Request)
         form = await request.form(max_files=1, max_fields=10)
     except StarletteHTTPException as error:
         raise Invalid({"file": f"the multipart body is malformed ({error.detail})"}) from None
+    except ClientDisconnect:
+        # The sender went away mid-upload: nothing was stored, and nobody reads an answer.
+        raise Invalid({"file": "the upload was interrupted"}) from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
