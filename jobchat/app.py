@@ -127,7 +127,12 @@ def create_app(
         )
         app.state.hub = hub
         mail = await asyncio.to_thread(
-            MailService.create, state.db, state.clock, settings, transport=mail_transport
+            MailService.create,
+            state.db,
+            state.clock,
+            settings,
+            transport=mail_transport,
+            storage=state.storage,
         )
         app.state.mail = mail
         texter = Texter.create(state.db, settings, state.clock)

@@ -1,4 +1,4 @@
-"""Sign-in links into a conversation, as notification emails and texts carry them.
+"""Sign-in links into a conversation or to a file, as emails and texts carry them.
 
 One helper for both channels. A link is a one-time login credential; only its digest is stored.
 The text job makes the secret first and records it in the transaction that records the text
@@ -19,6 +19,12 @@ from jobchat.directory.models import User
 
 def conversation_link(public_url: str, secret: str, conv_id: int) -> str:
     return f"{login_url(public_url, secret)}?next=/conversations/{conv_id}"
+
+
+def attachment_link(public_url: str, secret: str, attachment_id: int) -> str:
+    """Signs its owner in and downloads the file (GET /api/v1/attachments/{id} with the new
+    session): an email or text names a file with this, never a bare file address."""
+    return f"{login_url(public_url, secret)}?next=/api/v1/attachments/{attachment_id}"
 
 
 def new_sign_in_secret() -> str:

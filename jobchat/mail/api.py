@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 from jobchat.auth.deps import State
 from jobchat.errors import Invalid, NotFound, Unauthorized, UnsupportedMediaType
+from jobchat.files.api import StorageDown
+from jobchat.files.storage import StorageUnavailable
 from jobchat.http_errors import error_responses
 from jobchat.mail.service import MailService
 
@@ -99,9 +101,16 @@ async def receive_email(
     if not raw.strip():
         raise Invalid({"body": "must be an email message"})
     mail: MailService = request.app.state.mail
-    received = await mail.receive_async(
-        raw, envelope_from=sender, envelope_to=[r for r in recipient or [] if r]
-    )
+    try:
+        received = await mail.receive_async(
+            raw, envelope_from=sender, envelope_to=[r for r in recipient or [] if r]
+        )
+    except StorageUnavailable:
+        # Its files could not be stored: nothing was kept, and the provider tries again later.
+        raise StorageDown(
+            "The file storage cannot be reached just now; the email was not taken. Try again "
+            "in a moment."
+        ) from None
     return InboundEmailOut(
         outcome=received.outcome.value,
         inbound_id=received.inbound_id,

@@ -39,6 +39,15 @@ class Addressing:
 
 
 @dataclass(frozen=True)
+class FileLine:
+    """One of a message's files as its email names it: attached, or behind a sign-in link."""
+
+    filename: str
+    size: int
+    link: str | None = None  # None: the file is a part of this email
+
+
+@dataclass(frozen=True)
 class NotifiedMessage:
     author: str
     organization: str | None
@@ -106,6 +115,50 @@ def _preview(body: str) -> str:
     return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1].rstrip() + "…"
 
 
+def human_size(size: int) -> str:
+    """Bytes as people read them: "820 bytes", "14 KB", "2.5 MB"."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 10 * 1000:
+        return f"{size / 1000:.1f} KB"
+    if size < 1000 * 1000:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / 1000 / 1000:.1f} MB"
+
+
+def _files_text(files: Sequence[FileLine], link_hours: int) -> str:
+    if not files:
+        return ""
+    attached = [f for f in files if f.link is None]
+    linked = [f for f in files if f.link is not None]
+    lines: list[str] = []
+    if attached:
+        lines.append("Attached:")
+        lines += [f"- {_one_line(f.filename)} ({human_size(f.size)})" for f in attached]
+    if linked:
+        noun = "file" if len(linked) == 1 else "files"
+        lines.append(f"Too large to attach, the {noun} can be downloaded here:")
+        lines += [f"- {_one_line(f.filename)} ({human_size(f.size)}): {f.link}" for f in linked]
+        lines.append(f"(Each link signs you in; it works for {link_hours} hours.)")
+    return "\n".join(lines)
+
+
+def _files_html(files: Sequence[FileLine], link_hours: int) -> str:
+    if not files:
+        return ""
+    items = []
+    for f in files:
+        name = escape(_one_line(f.filename))
+        size = escape(human_size(f.size))
+        if f.link is None:
+            items.append(f"<li>{name} ({size}), attached</li>")
+        else:
+            items.append(f'<li><a href="{escape(f.link, quote=True)}">{name}</a> ({size})</li>')
+    linked = any(f.link is not None for f in files)
+    hint = _muted(f"The links sign you in; each works for {link_hours} hours.") if linked else ""
+    return f'<p>Files:</p><ul style="padding-left:20px">{"".join(items)}</ul>{hint}'
+
+
 def message_email(
     *,
     addressing: Addressing,
@@ -114,12 +167,22 @@ def message_email(
     threading: Threading,
     date: datetime,
     footer: str,
+    files: Sequence[FileLine] = (),
+    link_hours: int = 0,
 ) -> EmailMessage:
-    """An email-channel message: what the sender wrote, from them, replies into the thread."""
+    """An email-channel message: what the sender wrote, from them, replies into the thread.
+
+    ``files`` are named in both alternatives, attached ones as well as linked ones: a reader
+    whose client hides attachments still learns they are there. The parts themselves are added
+    by jobchat.mail.attachments (the bytes come from the storage, not from here).
+    """
     email = _headers(addressing, subject, threading, date)
-    email.set_content(f"{body}\n\n-- \n{footer}\n")
+    files_text = _files_text(files, link_hours)
+    text = "\n\n".join(part for part in (body, files_text) if part)
+    email.set_content(f"{text}\n\n-- \n{footer}\n")
+    body_html = f"<p>{_paragraphs(body)}</p>" if body else ""
     email.add_alternative(
-        _html(f"<p>{_paragraphs(body)}</p><hr>{_muted(footer)}"),
+        _html(f"{body_html}{_files_html(files, link_hours)}<hr>{_muted(footer)}"),
         subtype="html",
     )
     return email

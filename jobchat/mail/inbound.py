@@ -8,7 +8,9 @@ The same action serves the SMTP listener and the webhook. In order:
    one of the email it answers (In-Reply-To, References).
 4. Only the member the thread belongs to may post into it, from their own address.
 5. Into an ended conversation nothing is posted; the sender is told once that it is closed.
-6. Otherwise the reply, without its quoted history and signature, becomes their message.
+6. Otherwise the reply, without its quoted history and signature, becomes their message, with
+   its files (stored by the caller beforehand, jobchat.mail.inbound_files) as the message's
+   attachments and a note in its text for each file left out.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.models import Conversation, Member
+from jobchat.db.engine import Database
 from jobchat.directory.models import User
+from jobchat.files.intake import add_attachment
 from jobchat.jobqueue.actions import enqueue
 from jobchat.mail.addresses import MailKeys, addresses_in
 from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
+from jobchat.mail.inbound_files import StoredFiles
 from jobchat.mail.models import InboundEmail, InboundOutcome
 from jobchat.mail.outbound import CLOSED_NOTICE_JOB
 from jobchat.mail.queries import (
@@ -80,6 +85,28 @@ def _message_ids(*values: str | None) -> list[str]:
     return found
 
 
+def _identity(message: EmailMessage, raw: bytes) -> tuple[str | None, str]:
+    """The mail's Message-ID, and the key a second delivery of it is recognised by."""
+    own_ids = _message_ids(_header(message, "Message-ID"))
+    message_id_header = own_ids[0] if own_ids else None
+    return message_id_header, message_id_header or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def worth_storing_files(
+    db: Database, message: EmailMessage, raw: bytes, envelope_from: str | None
+) -> bool:
+    """Whether the mail's files may become a message's: not when it was received before, or
+    is a bounce or machine mail (its files would only be stored to be deleted again)."""
+    if not message.is_multipart():
+        return False
+    if bounce_of(message, envelope_from) is not None:
+        return False
+    if automatic_reason(message, envelope_from) is not None:
+        return False
+    with db.read() as session:
+        return inbound_by_dedupe_key(session, _identity(message, raw)[1]) is None
+
+
 def do_receive_email(
     session: Session,
     raw: bytes,
@@ -89,11 +116,10 @@ def do_receive_email(
     now: datetime,
     keys: MailKeys,
     limits: Limits,
+    files: StoredFiles | None = None,
 ) -> Received:
     message = parse(raw)
-    own_ids = _message_ids(_header(message, "Message-ID"))
-    message_id_header = own_ids[0] if own_ids else None
-    dedupe_key = message_id_header or "sha256:" + hashlib.sha256(raw).hexdigest()
+    message_id_header, dedupe_key = _identity(message, raw)
     earlier = inbound_by_dedupe_key(session, dedupe_key)
     if earlier is not None:
         return Received(
@@ -147,23 +173,50 @@ def do_receive_email(
             return done(InboundOutcome.closed, "answered: the conversation is closed")
         return done(InboundOutcome.closed, "not answered: they were told already")
 
-    text = reply_text(message)
-    if not text:
+    files = files or StoredFiles()
+    text = _with_notes(reply_text(message), files.notes, limits.max_chars)
+    if not text and not files.accepted:
         return done(InboundOutcome.empty)
-    if len(text) > limits.max_chars:
-        text = text[: limits.max_chars - 1] + "…"
+    attachment_ids = []
+    for position, stored in enumerate(files.accepted):
+        attachment = add_attachment(
+            session,
+            conversation_id=conv.id,
+            uploader_id=user.id,
+            stored=stored,
+            now=now,
+            position=position,
+        )
+        session.flush()
+        attachment_ids.append(attachment.id)
     subject = (row.subject or "").strip()[:300] or None
     posted, _ = do_send_message(
         session,
         actor=user,
         conv=conv,
         member=member,
-        out=Outgoing(body=text, channel=Channel.email, subject=subject, received=True),
+        out=Outgoing(
+            body=text,
+            channel=Channel.email,
+            subject=subject,
+            received=True,
+            attachments=tuple(attachment_ids),
+        ),
         limits=limits,
         now=now,
     )
     row.message_id = posted.id
     return done(InboundOutcome.posted)
+
+
+def _with_notes(text: str, notes: Sequence[str], max_chars: int) -> str:
+    """The reply's text, then a line for each file left out; the text is what is cut to fit
+    the message limit, never a note (nobody may miss that a file did not arrive)."""
+    tail = "\n".join(notes)
+    room = max_chars - len(tail) - (2 if tail else 0)
+    if len(text) > max(room, 1):
+        text = text[: max(room, 1) - 1] + "…"
+    return "\n\n".join(part for part in (text, tail) if part)[:max_chars]
 
 
 def _thread_of(

@@ -16,19 +16,33 @@ from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
-from jobchat.auth.links import do_sign_in_link
+from jobchat.auth.links import (
+    attachment_link,
+    do_record_sign_in_link,
+    do_sign_in_link,
+    new_sign_in_secret,
+)
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Conversation, Member
 from jobchat.conversations.render import render_conversation
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
+from jobchat.files.storage import Missing, Storage
 from jobchat.inputs import fold_controls
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.localtime import format_date, format_datetime
 from jobchat.mail import compose
 from jobchat.mail.addresses import MailKeys
+from jobchat.mail.attachments import (
+    EmailFile,
+    add_parts,
+    file_lines,
+    files_of,
+    fit_inside,
+    with_file_names,
+)
 from jobchat.mail.models import EmailKind, InboundEmail, SentEmail
 from jobchat.mail.queries import application_of, thread_message_ids, unread_to_notify
 from jobchat.mail.transport import MailTransport
@@ -48,6 +62,8 @@ class _Prepared:
     address: str
     conversation_id: int
     user_id: int
+    # Secrets of the sign-in links to files the email carries, recorded once it went.
+    link_secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,6 +73,7 @@ class Mailer:
     settings: Settings
     keys: MailKeys
     transport: MailTransport
+    storage: Storage
 
     @property
     def from_address(self) -> str:
@@ -132,6 +149,16 @@ class Mailer:
             message_id = prepared.email["Message-ID"]
             if record_delivery_sent(session, delivery_id, job, message_id, now) is not None:
                 self._record(session, prepared, EmailKind.message, now, delivery_id)
+            # The links in the email that went: recorded with it (an attempt that failed
+            # leaves no credentials behind; the next one makes its own).
+            for secret in prepared.link_secrets:
+                do_record_sign_in_link(
+                    session,
+                    user=session.get_one(User, prepared.user_id),
+                    secret=secret,
+                    now=now,
+                    hours=self.settings.notify_link_hours,
+                )
 
         return settle
 
@@ -153,22 +180,58 @@ class Mailer:
                 fold_controls(author.organization.name) if author and author.organization else None
             )
             message_id = self.keys.message_id("m", delivery.id)
-            email = compose.message_email(
-                addressing=self._addressing(sender, recipient, message.conversation_id),
-                subject=message.subject or "A message for you",
-                body=message.body,
-                threading=self._threading(
-                    session, message_id, message.conversation_id, recipient.id
-                ),
-                date=message.created_at,
-                footer=(
-                    f"{sender}{f' ({org})' if org else ''} sent you this message with jobchat. "
-                    "Reply to this email to answer."
-                ),
-            )
-            if delivery.address != recipient.email:
-                email.replace_header("To", fold_controls(delivery.address))
-            return _Prepared(email, delivery.address, message.conversation_id, recipient.id)
+            files = files_of(message.attachments)
+            addressing = self._addressing(sender, recipient, message.conversation_id)
+            address, other_address = delivery.address, delivery.address != recipient.email
+            recipient_id = recipient.id
+            threading = self._threading(session, message_id, message.conversation_id, recipient.id)
+            subject, text, date = message.subject, message.body, message.created_at
+            conv_id = message.conversation_id
+        # The files are read from the storage with no database transaction open.
+        inside = fit_inside(files, self.settings.max_email_attachment_bytes)
+        contents = self._contents(files) if inside else {}
+        if inside:
+            files = [f for f in files if f.storage_key in contents]  # gone meanwhile: left out
+        links, secrets = (None, ()) if inside else self._file_links(files)
+        email = compose.message_email(
+            addressing=addressing,
+            subject=subject or "A message for you",
+            body=text,
+            threading=threading,
+            date=date,
+            footer=(
+                f"{sender}{f' ({org})' if org else ''} sent you this message with jobchat. "
+                "Reply to this email to answer."
+            ),
+            files=file_lines(files, links),
+            link_hours=int(self.settings.notify_link_hours),
+        )
+        if inside:
+            add_parts(email, files, contents.__getitem__)
+        if other_address:
+            email.replace_header("To", fold_controls(address))
+        return _Prepared(email, address, conv_id, recipient_id, secrets)
+
+    def _contents(self, files: list[EmailFile]) -> dict[str, bytes]:
+        """The files' bytes by storage key, read now (when the email is made, not at the
+        send); one whose bytes are gone (removed meanwhile) is not among them."""
+        contents: dict[str, bytes] = {}
+        for f in files:
+            try:
+                contents[f.storage_key] = b"".join(self.storage.read(f.storage_key))
+            except Missing:
+                continue
+        return contents
+
+    def _file_links(self, files: list[EmailFile]) -> tuple[dict[int, str], tuple[str, ...]]:
+        """A sign-in link to each file, by attachment id, and their secrets (recorded in
+        ``settle``, once the email went)."""
+        secrets = {f.id: new_sign_in_secret() for f in files}
+        links = {
+            file_id: attachment_link(self.settings.public_url, secret, file_id)
+            for file_id, secret in secrets.items()
+        }
+        return links, tuple(secrets.values())
 
     # --- "you have unread messages" ---------------------------------------------------------
 
@@ -216,7 +279,7 @@ class Mailer:
                         else None
                     ),
                     sent_at=format_datetime(m.created_at, tz),
-                    preview=m.body,
+                    preview=with_file_names(m.body, [a.filename for a in files_of(m.attachments)]),
                 )
                 for m in messages
             ]

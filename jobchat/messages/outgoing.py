@@ -18,6 +18,7 @@ from jobchat.inputs import control_problem, storable_problem
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Channel
 from jobchat.quiet_hours import QuietHours
+from jobchat.sms.files import sms_body_limit, sms_too_long
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def check_text(
         # The API's schema refuses it already; this covers the pages' forms (a NUL would be a
         # 500 from PostgreSQL).
         problems["body"] = unstorable
-    elif channel is Channel.sms and len(body) > limits.max_sms_chars:
-        problems["body"] = f"an SMS may be at most {limits.max_sms_chars} characters"
+    elif channel is Channel.sms and len(body) > sms_body_limit(limits.max_sms_chars, with_files):
+        problems["body"] = sms_too_long(limits.max_sms_chars, with_files)
     elif len(body) > limits.max_chars:
         problems["body"] = f"may be at most {limits.max_chars} characters"
     if channel is Channel.email and subject is None:

@@ -7,6 +7,7 @@ A text is stored once per MessageSid (Twilio retries webhooks), with what became
 - From a known candidate, it lands in the conversation where they were last texted, else in
   their most recently active application conversation, as their message with channel `sms`.
 - Into an ended conversation it is not posted, and answered once saying so.
+- Pictures sent with it (MMS) are not taken; the message gets a line saying so.
 - From a number nobody has, it is kept for an admin (GET /api/v1/inbound/sms), not an error.
 """
 
@@ -130,10 +131,14 @@ def do_receive_sms(
     if not access.may_post(candidate, conv):  # ended, or about a closed job
         told = _told_closed(session, conv, candidate)
         return done(SmsOutcome.closed, None if told else CLOSED_REPLY)
-    if not body:
+    # Pictures sent by MMS are not fetched from Twilio: the thread says so, never silently.
+    note = media_note(params)
+    if not body and not note:
         return done(SmsOutcome.empty)
-    if len(body) > limits.max_chars:
-        body = body[: limits.max_chars - 1] + "…"
+    room = limits.max_chars - (len(note) + 2 if note else 0)
+    if len(body) > room:
+        body = body[: max(room, 1) - 1] + "…"
+    body = "\n\n".join(part for part in (body, note) if part)[: limits.max_chars]
     posted, _ = do_send_message(
         session,
         actor=candidate,
@@ -145,6 +150,19 @@ def do_receive_sms(
     )
     row.message_id = posted.id
     return done(SmsOutcome.posted)
+
+
+def media_note(params: dict[str, str]) -> str:
+    """The line a text's MMS media (Twilio's NumMedia) leaves in the thread: they are not
+    taken (fetching them from the provider is not built), and the sender is told another way."""
+    try:
+        count = int(params.get("NumMedia") or 0)
+    except ValueError:
+        count = 0
+    if count <= 0:
+        return ""
+    what = "a picture or file" if count == 1 else f"{count} pictures or files"
+    return f"[Not attached: {what} sent by text message — send files by email or in the app]"
 
 
 def _candidate_with(session: Session, number: str) -> User | None:

@@ -18,14 +18,22 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from jobchat.auth.links import (
+    attachment_link,
+    conversation_link,
+    do_record_sign_in_link,
+    new_sign_in_secret,
+)
 from jobchat.clock import Clock, SystemClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
 from jobchat.messages.models import Delivery, DeliveryStatus, Message
+from jobchat.sms.files import files_line, with_files
 from jobchat.sms.inbound import apply_sms_status_reports
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
@@ -50,6 +58,9 @@ def sms_settings(settings: Settings) -> SmsSettings:
 class _Text:
     to: str
     body: str
+    # The secret of the sign-in link to the message's files, recorded once the text went.
+    link_secret: str | None = None
+    user_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,14 @@ class Texter:
             if delivery is not None:
                 # Twilio may have called back about it already, before this was recorded.
                 apply_sms_status_reports(session, delivery, now)
+            if text.link_secret is not None:
+                do_record_sign_in_link(
+                    session,
+                    user=session.get_one(User, text.user_id),
+                    secret=text.link_secret,
+                    now=now,
+                    hours=self.settings.notify_link_hours,
+                )
 
         return settle
 
@@ -121,7 +140,7 @@ class Texter:
             ):
                 # They (or their number) texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
-            text = _Text(to=delivery.address, body=message.body)
+            text = self._text(delivery, message)
             if delivery.status == DeliveryStatus.queued:
                 return text
             until = sms_hold(
@@ -133,6 +152,28 @@ class Texter:
             if until is not None:
                 return _Held(until)
         return text if self._release(delivery_id) else None
+
+    def _text(self, delivery: Delivery, message: Message) -> _Text:
+        """What the text says: the message, and for its files a line with a sign-in link
+        (made here, recorded when the text went: a failed attempt leaves no credential)."""
+        files = [a for a in message.attachments if a.removed_at is None]
+        if not files:
+            return _Text(to=delivery.address, body=message.body)
+        secret = new_sign_in_secret()
+        public_url = self.settings.public_url
+        link = (
+            attachment_link(public_url, secret, files[0].id)
+            if len(files) == 1
+            else conversation_link(public_url, secret, message.conversation_id)
+        )
+        sender = message.author.name if message.author is not None else "jobchat"
+        line = files_line(sender=sender, filenames=[a.filename for a in files], link=link)
+        return _Text(
+            to=delivery.address,
+            body=with_files(message.body, line),
+            link_secret=secret,
+            user_id=delivery.recipient_id,
+        )
 
     def _release(self, delivery_id: int) -> bool:
         """Held → queued, where it is still held (not cancelled meanwhile)."""
