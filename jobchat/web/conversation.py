@@ -37,17 +37,19 @@ MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 @router.get("/conversations/{conversation_id}")
 def conversation_page(
-    conversation_id: PathId, viewer: PageViewer, message: MessageId = None
+    conversation_id: PathId, viewer: PageViewer, message: MessageId = None, at: MessageId = None
 ) -> HTMLResponse:
     """``message``: the one a notification was about (a push's url), highlighted, or said to
-    be deleted."""
+    be deleted. ``at``: a message to open the page at (a search result), however old: the
+    history around it, it highlighted, newer ones loaded on scrolling down."""
     with viewer.read() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
-        thread = load_thread(session, user, conv, member, viewer.caller.state.settings)
+        thread = load_thread(session, user, conv, member, viewer.caller.state.settings, at=at)
+        shown = message if message is not None else thread.at
         return render(
             "conversation.html",
             thread=thread,
-            notified=notified_message(session, user, conv.id, message, thread.messages),
+            notified=notified_message(session, user, conv.id, shown, thread.messages),
             channel_labels=CHANNEL_LABELS,
             **frame(session, user, viewer, "inbox"),
         )
@@ -60,10 +62,12 @@ def message_fragment(
     after: MessageId = None,
     before: MessageId = None,
     day: Annotated[str, Query(max_length=10)] = "",
+    newer: bool = False,
 ) -> HTMLResponse:
     """Bubbles as HTML: those after ``after`` (a new message arrived), or the page before
     ``before`` (scrolling up). ``day`` is the day of the message drawn last, so a separator
-    comes only where the day changes."""
+    comes only where the day changes. ``newer``: a page opened at an old message is asking
+    for the next page down; a "Load newer" button follows when more do."""
     with viewer.read() as (session, user):
         access.access_conversation(session, user, conversation_id)
         older: int | None = None
@@ -83,6 +87,8 @@ def message_fragment(
         html = (module.older_button(older) if older else "") + module.message_items(  # type: ignore[attr-defined]
             entries, user, viewer.csrf, day, None
         )
+        if newer and after is not None and len(messages) == PAGE_SIZE:
+            html += module.newer_button(messages[-1].id)  # type: ignore[attr-defined]
     return HTMLResponse(html)
 
 
