@@ -141,8 +141,9 @@ def search_page(
                     for hit in found.hits
                 ]
                 if found.next_cursor:
-                    more_href = "/search?" + urlencode([("q", q), *keep, ("cursor", found.next_cursor)])
-        shown = len(results)
+                    more_href = "/search?" + urlencode(
+                        [("q", q), *keep, ("cursor", found.next_cursor)]
+                    )
         return render(
             "search.html",
             q=q,
@@ -153,10 +154,16 @@ def search_page(
             results=results,
             searched=bool(q) and not error,
             more_href=more_href,
-            count_text=f"{shown}+ results" if more_href else f"{shown} result{'' if shown == 1 else 's'}",
+            count_text=_count_text(len(results), more=more_href is not None),
             error=error,
             **frame(session, user, viewer, "search"),
         )
+
+
+def _count_text(shown: int, *, more: bool) -> str:
+    if more:
+        return f"More than {shown} results"
+    return "1 result" if shown == 1 else f"{shown} results"
 
 
 def _problem(exc: Invalid) -> str:
