@@ -35,10 +35,12 @@ from jobchat.directory.models import (
 from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
 from jobchat.events.models import EventType
+from jobchat.files.models import Attachment
 from jobchat.messages.models import Message
 
 CONVERSATION_NOT_FOUND = "There is no conversation with that id."
 MESSAGE_NOT_FOUND = "There is no message with that id."
+ATTACHMENT_NOT_FOUND = "There is no attachment with that id."
 
 
 # --- seeing the things conversations are about -------------------------------------------------
@@ -390,6 +392,25 @@ def access_message(
     except NotFound:
         raise NotFound(MESSAGE_NOT_FOUND) from None
     return message, conv, member
+
+
+def access_attachment(session: Session, user: User, attachment_id: int) -> Attachment:
+    """An attachment the user may fetch: a member of its conversation now, once a message took
+    it (before that, its uploader alone). Removed files, and those of a message deleted for
+    everyone, are not found; deleting a message for oneself only hides it from one's view."""
+    attachment = session.get(Attachment, attachment_id)
+    if (
+        attachment is None
+        or attachment.removed_at is not None
+        or not is_member(session, user, attachment.conversation_id)
+    ):
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    if attachment.message_id is None:
+        if attachment.uploader_id != user.id:
+            raise NotFound(ATTACHMENT_NOT_FOUND)
+    elif session.get_one(Message, attachment.message_id).deleted_at is not None:
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    return attachment
 
 
 def _closed(job: Job) -> bool:

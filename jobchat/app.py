@@ -22,6 +22,9 @@ from jobchat.conversations.api import router as conversations_router
 from jobchat.db.engine import Database
 from jobchat.directory.api import integration as directory_router
 from jobchat.directory.api import me as me_router
+from jobchat.files.api import UPLOAD_FRAMING_BYTES, UPLOAD_PATH
+from jobchat.files.api import router as files_router
+from jobchat.files.storage import open_storage
 from jobchat.http_errors import BodyLimit, install_error_handlers
 from jobchat.jobqueue.api import router as jobs_router
 from jobchat.jobqueue.worker import Worker
@@ -105,6 +108,7 @@ def create_app(
         or Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds),
         clock=clock or SystemClock(),
         send_limiter=RateLimiter(settings.send_rate_per_minute, 60.0),
+        storage=open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url),
     )
 
     @asynccontextmanager
@@ -136,7 +140,9 @@ def create_app(
                 spool_task = asyncio.create_task(ingester.run(), name="jobchat-sms-spool")
                 stack.push_async_callback(stop_tasks, [spool_task])
             if settings.run_worker:
-                worker = build_worker(mail, texter=texter, presence=hub.presence)
+                worker = build_worker(
+                    mail, texter=texter, presence=hub.presence, storage=state.storage
+                )
                 app.state.worker = worker
                 task = asyncio.create_task(worker.run(), name="jobchat-worker")
                 stack.push_async_callback(_stop_worker, worker, task)
@@ -169,6 +175,9 @@ def create_app(
         BodyLimit,
         limit=settings.max_request_bytes,
         larger={INBOUND_EMAIL_PATH: settings.max_inbound_email_bytes},
+        # An upload is bounded by its own limit (the route answers 413 past it), plus room for
+        # the multipart framing around the file.
+        larger_matching=[(UPLOAD_PATH, settings.max_attachment_bytes + UPLOAD_FRAMING_BYTES)],
     )
     app.add_middleware(EventStream)  # the event-stream socket, past the HTTP layers
     for router in (
@@ -178,6 +187,7 @@ def create_app(
         me_router,
         conversations_router,
         messages_router,
+        files_router,
         activity_router,
         push_router,
         templates_router,

@@ -9,6 +9,7 @@ from jobchat.auth.cache import TokenCache
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.files.storage import Storage
 from jobchat.ratelimit import RateLimiter
 
 
@@ -18,5 +19,7 @@ class AppState:
     db: Database
     clock: Clock
     send_limiter: RateLimiter
+    # Where attachments are kept (JOBCHAT_STORAGE_URL).
+    storage: Storage
     # Who recently presented which user token (a few seconds at most; see jobchat.auth.cache).
     tokens: TokenCache = field(default_factory=TokenCache)

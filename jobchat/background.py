@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from jobchat.db.engine import Database
+from jobchat.files.jobs import SWEEP_EVERY_SECONDS, FileRemover, unclaimed_sweeper
+from jobchat.files.storage import Storage, open_storage
 from jobchat.jobqueue.actions import RetryPolicy, prune_done
 from jobchat.jobqueue.worker import Periodic, Worker
 from jobchat.mail.queries import any_notification_due
@@ -33,6 +35,7 @@ def build_worker(
     texter: Texter | None = None,
     presence: Presence | None = None,
     name: str | None = None,
+    storage: Storage | None = None,
 ) -> Worker:
     """``presence`` says who has the app open (the server's hub's; see
     jobchat.notifications.presence for a worker on its own): nobody is pushed who does."""
@@ -45,6 +48,9 @@ def build_worker(
     kinds |= Pusher(db, settings, mail.clock).job_kinds()
     kinds |= ScheduledSender(db, settings, mail.clock).job_kinds()
     kinds |= BulkRunner(db, settings, mail.clock).job_kinds()
+    if storage is None:
+        storage = open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url)
+    kinds |= FileRemover(storage).job_kinds()
     poll = settings.worker_poll_seconds
     return Worker(
         db=db,
@@ -58,6 +64,7 @@ def build_worker(
             Periodic("notification texts", poll, _sweeper(db, any_text_due, _text_sweep)),
             Periodic("quiet hours over", poll, _sweeper(db, _held, _release_sweep)),
             Periodic("prune finished jobs", 3600, _pruner(db)),
+            Periodic("unclaimed uploads", SWEEP_EVERY_SECONDS, unclaimed_sweeper(db)),
         ],
         name=name,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from jobchat.config_checks import port_of, readable
+from jobchat.files.location import parse_storage_url
 from jobchat.proxies import trusted_proxies
 from jobchat.quiet_hours import QuietHours
 from jobchat.vapid_key import VapidKeyInvalid, parse_private_key
@@ -312,6 +313,7 @@ class Settings(BaseSettings):
         "sms_provider",
         "vapid_private_key",
         "vapid_subject",
+        "s3_endpoint_url",
         mode="before",
     )
     @classmethod
@@ -350,6 +352,21 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        parse_storage_url(value)  # raises ValueError saying what is expected
+        return value.strip()
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
 
     @field_validator("smtp_url")
     @classmethod

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -49,6 +50,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         409: "A conflict of state.",
         413: "The request body is too large.",
         415: "The request body is not of the media type this endpoint takes.",
+        416: "The requested range is not within the file (`Content-Range: bytes */size`).",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many requests.",
         503: "`busy`: a write waited too long for its turn (heavy load); "
@@ -247,17 +249,31 @@ def database_away(exc: BaseException) -> tuple[str, str, int] | None:
 class BodyLimit:
     """Answers 413 for a body over ``limit`` bytes, declared or streamed, before a route uses it."""
 
-    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        larger: dict[str, int] | None = None,
+        larger_matching: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.limit = limit
         # Paths that take more (an inbound email with its attachments), by exact path.
         self.larger = larger or {}
+        # ... and by pattern (an upload into any conversation).
+        self.larger_matching = tuple(larger_matching)
+
+    def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.larger_matching:
+            if pattern.fullmatch(path):
+                return limit
+        return self.larger.get(path, self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope.get("path", ""), self.limit)
+        limit = self._limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(send, limit)

@@ -25,6 +25,7 @@ from jobchat.directory.models import User
 from jobchat.errors import Conflict
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
+from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
 from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.outgoing import Limits as Limits
@@ -75,10 +76,13 @@ def do_send_message(
     body = out.body.strip()
     subject = (out.subject or "").strip() or None
     if not out.received:
-        check_text(body, subject, out.channel, limits)
+        check_text(body, subject, out.channel, limits, with_files=bool(out.attachments))
         recipient, address = find_recipient(session, actor, conv, out.channel, limits)
     else:
         recipient = address = None
+    files = take_attachments(
+        session, author_id=actor.id, conversation_id=conv.id, ids=out.attachments
+    )
 
     # The delivery is inserted with the message (and rolled back with it), and the collection
     # is known from the start, so rendering the answer needs no further query.
@@ -130,6 +134,7 @@ def do_send_message(
                 raise
             return _replay(earlier, conv, out), True
     index_message(session, message_id=message.id, subject=subject, body=body)
+    claim_attachments(message, files)
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
@@ -299,6 +304,7 @@ def _replay(earlier: Message, conv: Conversation, out: Outgoing) -> Message:
         and earlier.body == out.body.strip()
         and earlier.channel == out.channel
         and earlier.subject == ((out.subject or "").strip() or None)
+        and tuple(a.id for a in earlier.attachments) == out.attachments
     )
     if not same:
         raise Conflict(
@@ -338,6 +344,8 @@ def do_delete_message(
             .values(data=_payload(message))
         )
         _scrub_copies(session, conv.id, message)
+        # Its files are no longer served, and their bytes are deleted by a job.
+        remove_message_attachments(session, message.id, now)
         hidden_by = select(HiddenMessage.user_id).where(HiddenMessage.message_id == message.id)
         uncounted = session.execute(
             update(Member)

@@ -53,12 +53,15 @@ class Outgoing:
     attachments: tuple[int, ...] = ()
 
 
-def check_text(body: str, subject: str | None, channel: Channel, limits: Limits) -> None:
+def check_text(
+    body: str, subject: str | None, channel: Channel, limits: Limits, *, with_files: bool = False
+) -> None:
     """The body and subject (both already stripped) within the limits: 422 naming each bad
-    one."""
+    one. A message that carries files (``with_files``) may have no text."""
     problems: dict[str, str] = {}
     if not body:
-        problems["body"] = "must not be empty"
+        if not with_files:
+            problems["body"] = "must not be empty"
     elif (unstorable := storable_problem(body)) is not None:
         # The API's schema refuses it already; this covers the pages' forms (a NUL would be a
         # 500 from PostgreSQL).
@@ -84,7 +87,13 @@ def check_outgoing(
     """The checks a send of ``out`` by ``actor`` into ``conv`` makes of the message itself
     (body and subject, the channel reaching its candidate), without sending: 422 as a send
     would answer. For a message that is to be sent later."""
-    check_text(out.body.strip(), (out.subject or "").strip() or None, out.channel, limits)
+    check_text(
+        out.body.strip(),
+        (out.subject or "").strip() or None,
+        out.channel,
+        limits,
+        with_files=bool(out.attachments),
+    )
     find_recipient(session, actor, conv, out.channel, limits)
 
 

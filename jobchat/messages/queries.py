@@ -51,6 +51,7 @@ def history(
         .options(
             selectinload(Message.author),
             selectinload(Message.deliveries).selectinload(Delivery.recipient),
+            selectinload(Message.attachments),
         )
         .order_by(Message.id.desc())
         .limit(limit + 1)
@@ -75,6 +76,7 @@ def history_after(
         .options(
             selectinload(Message.author),
             selectinload(Message.deliveries).selectinload(Delivery.recipient),
+            selectinload(Message.attachments),
         )
         .order_by(Message.id)
         .limit(limit)

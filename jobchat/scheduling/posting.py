@@ -80,9 +80,19 @@ def post_as(
         )
         text, subject = filled.body, filled.subject
     if text is None:
-        raise Invalid({"body": "is required (or give a template)"})
-    out = Outgoing(body=text, channel=request.channel, subject=subject, idempotency_key=key)
+        if not request.attachments:
+            raise Invalid({"body": "is required (or give a template)"})
+        text = ""  # files alone make a message
+    out = Outgoing(
+        body=text,
+        channel=request.channel,
+        subject=subject,
+        idempotency_key=key,
+        attachments=tuple(request.attachments),
+    )
     if request.send_at is not None:
+        if out.attachments:
+            raise Invalid({"attachments": "attachments cannot be scheduled yet; send them now"})
         scheduled, replayed = schedule_as(
             session,
             user,
@@ -131,6 +141,7 @@ def _replay(
                     and message.subject == ((request.subject or "").strip() or None)
                 )
             )
+            and [a.id for a in message.attachments] == request.attachments
         )
         if not same:
             raise _reused()
