@@ -57,7 +57,8 @@ def type_icon(content_type: str) -> str:
 
 
 def is_image(attachment: Attachment) -> bool:
-    return attachment.content_type.startswith("image/")
+    """Drawn as a picture: an image with a thumbnail (the thumbnail is what the page shows)."""
+    return attachment.thumbnail_key is not None
 
 
 def human_size(size: int) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat import access
 from jobchat.conversations.actions import do_end_conversation
+
+# The upload API's own words for a refused file (415, 413, 422), so both ways of sending agree.
+from jobchat.files.api import _refusal as refusal
+from jobchat.files.intake import FileRejected, StoredFile, add_attachment, discard, store_file
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
@@ -28,7 +32,7 @@ from jobchat.web.thread import (
     load_thread,
     page_entries,
 )
-from jobchat.web.viewer import FormViewer, PageViewer
+from jobchat.web.viewer import FormViewer, PageViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,31 +115,80 @@ def send_form(
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
     send_later: Annotated[str, Form(max_length=20)] = "",
     send_at: Annotated[str, Form(max_length=40)] = "",
+    file: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
-    """Send from a form post: what the composer does when our script is not running."""
+    """Send from a form post: what the composer does when our script is not running. ``file``:
+    the composer's file input (multipart), stored as the API's upload stores it (checked by
+    content, streamed to storage) and taken by the message in the same transaction."""
     check_client_key(idempotency_key or None)
+    chosen = [f for f in file or [] if f.filename or f.size]  # no file chosen: an empty part
     if send_later not in ("", "now"):  # "Send later" was chosen
         schedule_form(
             viewer, conversation_id, body, channel, subject, idempotency_key, send_later, send_at
         )
         return _back(request, conversation_id)
     state = viewer.caller.state
-    with viewer.write() as (session, user):
-        send_as(
-            session,
-            user,
-            conversation_id,
-            Outgoing(
-                body=body,
-                channel=channel,
-                subject=subject.strip() or None,
-                idempotency_key=idempotency_key or None,
-            ),
-            limiter=state.send_limiter,
-            limits=Limits.of(state.settings),
-            now=viewer.caller.now,
-        )
+    stored = _store_files(viewer, conversation_id, chosen)
+    try:
+        with viewer.write() as (session, user):
+            ids = tuple(
+                add_attachment(
+                    session,
+                    conversation_id=conversation_id,
+                    uploader_id=user.id,
+                    stored=s,
+                    now=viewer.caller.now,
+                ).id
+                for s in stored
+            )
+            send_as(
+                session,
+                user,
+                conversation_id,
+                Outgoing(
+                    body=body,
+                    channel=channel,
+                    subject=subject.strip() or None,
+                    idempotency_key=idempotency_key or None,
+                    attachments=ids,
+                ),
+                limiter=state.send_limiter,
+                limits=Limits.of(state.settings),
+                now=viewer.caller.now,
+            )
+    except BaseException:
+        # Nothing points at the stored files: they go now, not in a day.
+        for s in stored:
+            discard(state.storage, s)
+        raise
     return _back(request, conversation_id)
+
+
+def _store_files(viewer: Viewer, conversation_id: int, files: list[UploadFile]) -> list[StoredFile]:
+    """The form's files in storage (before the write turn: reading and checking is the slow
+    part), or the API's error for the first refused, with nothing of them left stored."""
+    if not files:
+        return []
+    state = viewer.caller.state
+    with viewer.read() as (session, user):
+        conv, _member = access.access_conversation(session, user, conversation_id)
+        access.check_post(user, conv)
+    stored: list[StoredFile] = []
+    try:
+        for upload in files:
+            stored.append(
+                store_file(
+                    state.storage,
+                    upload.file,
+                    filename=upload.filename or "",
+                    max_bytes=state.settings.max_attachment_bytes,
+                )
+            )
+    except FileRejected as rejected:
+        for s in stored:
+            discard(state.storage, s)
+        raise refusal(rejected) from None
+    return stored
 
 
 @router.post("/conversations/{conversation_id}/end")
