@@ -133,7 +133,8 @@ def test_the_form_post_sends_files_without_our_script(
             headers={"Origin": ORIGIN},
             follow_redirects=False,
         )
-        return r.status_code
+        status: int = r.status_code
+        return status
 
     files = [
         ("file", ("offer.pdf", PDF, "application/pdf")),
