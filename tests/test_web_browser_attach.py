@@ -96,13 +96,13 @@ def test_drop_and_paste_upload_then_send_files_the_recipient_sees(
     # Dropped on the history: uploads at once, a chip with its name, size and state.
     drop_files(page, page.locator("#scroller"), [("CV Jane.pdf", "application/pdf", PDF)])
     cv = chip(page, "CV Jane.pdf")
-    expect(cv).to_contain_text("Ready to send")
+    expect(cv).to_contain_text("Ready")
     expect(cv).to_contain_text("bytes")
     # Pasted into the message box: an image, previewed from the file itself.
     field = form.get_by_label("Message", exact=True)
     assert paste_file(page, field, "image.png", "image/png", PHOTO)
     photo = chip(page, "Pasted image")
-    expect(photo).to_contain_text("Ready to send")
+    expect(photo).to_contain_text("Ready")
     expect(photo.locator("img")).to_have_attribute("src", re.compile("^blob:"))
     # A refused file: the server's reason in words, a Retry, and Remove takes it away.
     refused: FilePayload = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"<html>"}
@@ -155,7 +155,7 @@ def test_drop_and_paste_upload_then_send_files_the_recipient_sees(
     assert got.headers["content-disposition"].startswith("attachment")
     # Arrives live too: the candidate sends one more while Marcus looks.
     drop_files(page, composer(page), [("Reference.pdf", "application/pdf", PDF)])
-    expect(chip(page, "Reference.pdf")).to_contain_text("Ready to send")
+    expect(chip(page, "Reference.pdf")).to_contain_text("Ready")
     field.fill("And a reference")
     send.click()
     expect(message(other, "And a reference").locator(".att-card")).to_contain_text("Reference.pdf")

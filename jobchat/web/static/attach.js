@@ -74,7 +74,7 @@
         li.setAttribute("aria-invalid", "true");
       } else {
         li.removeAttribute("aria-invalid");
-        note.textContent = upload.state === "done" ? "Ready to send" : "Uploading…";
+        note.textContent = upload.state === "done" ? "Ready" : "Uploading…";
       }
     }
 
