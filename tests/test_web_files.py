@@ -201,3 +201,16 @@ def test_the_form_post_sends_files_without_our_script(
     # The API's own upload answers the same words for the same file.
     api = upload(world["emp_team"], chat, "cv.pdf", b"<html><script>x</script></html>")
     assert api.status_code == 415
+
+
+def test_files_cannot_go_with_send_later(tess: Browser, world: World, chat: int) -> None:
+    """As the API: a scheduled message takes no files yet, and says so (never drops them)."""
+    r = tess.client.post(
+        f"/conversations/{chat}/messages",
+        data={"csrf": tess.csrf, "body": "Later", "channel": "app", "send_later": "tomorrow"},
+        files=[("file", ("offer.pdf", PDF, "application/pdf"))],
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422 and "cannot be scheduled yet" in r.text
+    assert body(world["emp_team"].get("/api/v1/scheduled-messages"), 200)["items"] == []

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat import access
 from jobchat.conversations.actions import do_end_conversation
+from jobchat.errors import Invalid
 
 # The upload API's own words for a refused file (415, 413, 422), so both ways of sending agree.
 from jobchat.files.api import _refusal as refusal
@@ -123,6 +124,8 @@ def send_form(
     check_client_key(idempotency_key or None)
     chosen = [f for f in file or [] if f.filename or f.size]  # no file chosen: an empty part
     if send_later not in ("", "now"):  # "Send later" was chosen
+        if chosen:  # as the API: a scheduled message carries no files (yet), never silently
+            raise Invalid({"attachments": "cannot be scheduled yet; send them now"})
         schedule_form(
             viewer, conversation_id, body, channel, subject, idempotency_key, send_later, send_at
         )

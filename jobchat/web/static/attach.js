@@ -241,6 +241,23 @@
 
   for (const composer of document.querySelectorAll("form.composer")) setUp(composer);
 
+  // "Send later" cannot carry files yet (the API refuses them): say so before schedule.js
+  // (a capture listener on the document) takes the submit, rather than drop them.
+  window.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("form.composer")) return;
+    const later = form.querySelector("input[name=send_later]:checked");
+    const api = composers.get(form);
+    if (!later || later.value === "now" || !api || !(api.ids().length || api.busy() || api.failed())) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const error = form.querySelector(".form-error");
+    if (error) {
+      error.textContent = "Files can’t be scheduled yet: send them now, or remove them to schedule the text.";
+      error.hidden = false;
+    }
+  }, true);
+
   // --- drag and drop: onto the thread (history or composer) ------------------------------------
 
   const hasFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes("Files");
