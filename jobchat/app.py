@@ -24,7 +24,7 @@ from jobchat.directory.api import integration as directory_router
 from jobchat.directory.api import me as me_router
 from jobchat.files.api import UPLOAD_FRAMING_BYTES, UPLOAD_PATH
 from jobchat.files.api import router as files_router
-from jobchat.files.storage import open_storage
+from jobchat.files.storage import configured_storage
 from jobchat.http_errors import BodyLimit, install_error_handlers
 from jobchat.jobqueue.api import router as jobs_router
 from jobchat.jobqueue.worker import Worker
@@ -108,7 +108,7 @@ def create_app(
         or Database(settings.sqlalchemy_url, write_timeout_seconds=settings.write_timeout_seconds),
         clock=clock or SystemClock(),
         send_limiter=RateLimiter(settings.send_rate_per_minute, 60.0),
-        storage=open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url),
+        storage=configured_storage(settings),
     )
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.db.engine import Database
 from jobchat.files.jobs import SWEEP_EVERY_SECONDS, FileRemover, unclaimed_sweeper
-from jobchat.files.storage import Storage, open_storage
+from jobchat.files.storage import Storage, configured_storage
 from jobchat.jobqueue.actions import RetryPolicy, prune_done
 from jobchat.jobqueue.worker import Periodic, Worker
 from jobchat.mail.queries import any_notification_due
@@ -49,7 +49,7 @@ def build_worker(
     kinds |= ScheduledSender(db, settings, mail.clock).job_kinds()
     kinds |= BulkRunner(db, settings, mail.clock).job_kinds()
     if storage is None:
-        storage = open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url)
+        storage = configured_storage(settings)
     kinds |= FileRemover(storage).job_kinds()
     poll = settings.worker_poll_seconds
     return Worker(

@@ -59,14 +59,21 @@ def image_bytes(fmt: str, size: tuple[int, int] = (64, 48), **save: Any) -> byte
     return out.getvalue()
 
 
-def phone_photo(size: tuple[int, int] = (64, 48)) -> bytes:
-    """A JPEG as a phone writes it: sideways pixels with orientation 6, a GPS position, a
-    camera make."""
+def phone_photo(size: tuple[int, int] = (64, 48), fmt: str = "JPEG") -> bytes:
+    """A photo as a phone writes it: sideways pixels with orientation 6, a GPS position, a
+    camera make, and an XMP packet where the format has one."""
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
     exif = Image.Exif()
     exif[ORIENTATION] = 6
     exif[MAKE] = "PhoneCo"
     exif[GPS_IFD] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
-    return image_bytes("JPEG", size, exif=exif.tobytes())
+    extra: dict[str, Any] = {"exif": exif.tobytes()}
+    if fmt in ("JPEG", "WEBP", "HEIF"):
+        extra["xmp"] = b"<x:xmpmeta><GPSLatitude>52,31.2N</GPSLatitude></x:xmpmeta>"
+    return image_bytes(fmt, size, **extra)
 
 
 def animated_gif(frames: int = 3) -> bytes:

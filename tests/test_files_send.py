@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from jobchat.background import build_worker
@@ -17,8 +18,10 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.events.models import Event, EventType
+from jobchat.files.actions import remove_attachments
+from jobchat.files.models import Attachment
 from tests.files_support import PDF, TEXT, download, image_bytes, uploaded
-from tests.support import World, assert_error, body, start
+from tests.support import World, assert_error, body, start, user_id
 
 
 @pytest.fixture
@@ -179,8 +182,71 @@ def test_uploads_no_message_took_are_swept_after_a_day(
     assert_error(download(cand, old["id"]), 404, "not_found")
     assert download(cand, recent["id"]).status_code == 200
     assert download(cand, taken["id"]).status_code == 200
-    from jobchat.files.models import Attachment
-
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Attachment)) == 2
     assert_error(cand.send(chat, "late", attachments=[old["id"]]), 422, fields={"attachments"})
+
+
+def test_history_loads_the_files_of_a_page_in_one_query(
+    world: World, chat: int, db: Database
+) -> None:
+    cand = world["cand"]
+
+    def attachment_reads_for_history() -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            # (The event stream's poller reads in the background: only reads of the files
+            # are counted.)
+            statement = str(args[2])
+            if "FROM attachments" in statement:
+                seen.append(statement)
+
+        sqlalchemy_event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            body(world["emp_team"].messages(chat), 200)
+        finally:
+            sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    body(cand.send(chat, "one", attachments=[uploaded(cand, chat, "a.txt", TEXT)["id"]]), 201)
+    one = attachment_reads_for_history()
+    for i in range(6):
+        files = [uploaded(cand, chat, f"{i}-{j}.txt", TEXT)["id"] for j in range(2)]
+        body(cand.send(chat, f"more {i}", attachments=files), 201)
+    assert attachment_reads_for_history() == one == 1
+
+
+def test_removing_a_persons_uploads_takes_their_files_away(
+    world: World,
+    chat: int,
+    client: TestClient,
+    db: Database,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """What an erasure (issue 19) calls: every file the candidate uploaded, sent or not."""
+    cand, team = world["cand"], world["emp_team"]
+    sent_cv = uploaded(cand, chat, "cv.pdf", PDF)
+    body(cand.send(chat, "CV", attachments=[sent_cv["id"]]), 201)
+    unsent = uploaded(cand, chat, "draft.png", image_bytes("PNG"))
+    offer = uploaded(team, chat, "offer.pdf", PDF)
+    body(team.send(chat, "Offer", attachments=[offer["id"]]), 201)
+    with db.write() as session:
+        removed = remove_attachments(
+            session,
+            select(Attachment.id).where(Attachment.uploader_id == user_id(db, "cand")),
+            clock.now(),
+        )
+    assert removed == 2
+    assert_error(download(team, sent_cv["id"]), 404, "not_found")
+    assert_error(download(cand, unsent["id"]), 404, "not_found")
+    history = body(team.messages(chat), 200)["items"]
+    assert [m["attachments"] for m in history] == [[], [shown(offer)]]
+    drain(client)
+    assert len(stored(settings)) == 1  # the employer's offer
+    with db.write() as session:
+        assert remove_attachments(session, [sent_cv["id"], unsent["id"]], clock.now()) == 0
+    clock.advance(hours=25)
+    drain(client)  # the sweep takes the unsent row too; its objects went already
+    assert len(stored(settings)) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from typing import Any
 
@@ -25,9 +27,11 @@ from jobchat.files.serving import (
     parse_range,
     served_type,
 )
-from jobchat.files.storage import Missing
+from jobchat.files.storage import Missing, StorageUnavailable
 from jobchat.http_errors import error_responses
 from jobchat.inputs import PathId
+
+log = logging.getLogger("jobchat")
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"], responses=error_responses(401, 404))
 
@@ -41,6 +45,15 @@ UPLOAD_FRAMING_BYTES = 64 * 1024
 class UnsupportedType(AppError):
     status = 415
     code = "unsupported_type"
+
+
+class StorageDown(AppError):
+    status = 503
+    code = "storage_unavailable"
+
+
+def _storage_down() -> StorageDown:
+    return StorageDown("The file storage cannot be reached just now; try again in a moment.")
 
 
 _REFUSALS: dict[str, type[AppError]] = {"unsupported_type": UnsupportedType}
@@ -103,6 +116,9 @@ async def upload(conversation_id: PathId, caller: CurrentUser, request: Request)
             )
         except FileRejected as rejected:
             raise _refusal(rejected) from None
+        except StorageUnavailable as error:
+            log.warning("upload not stored: %s", error)
+            raise _storage_down() from None
     finally:
         # Its spooled copy (in memory up to 1 MB, then a nameless temporary file) goes now.
         await form.close()
@@ -110,7 +126,8 @@ async def upload(conversation_id: PathId, caller: CurrentUser, request: Request)
         attachment = await run_in_threadpool(_record, caller, conversation_id, stored)
     except BaseException:
         # Nothing points at the stored objects: they go now, not never.
-        await run_in_threadpool(discard, state.storage, stored)
+        with contextlib.suppress(StorageUnavailable):
+            await run_in_threadpool(discard, state.storage, stored)
         raise
     return JSONResponse(
         AttachmentOut.of(attachment, with_url=False).model_dump(mode="json", exclude_none=True),
@@ -130,7 +147,8 @@ def _form_filename(sent: str | None) -> str:
 
 def _refusal(rejected: FileRejected) -> AppError:
     if rejected.code == "too_large":
-        return PayloadTooLarge(rejected.reason, code="file_too_large")
+        # The same code as the body limit's answer to an upload far over the limit.
+        return PayloadTooLarge(rejected.reason)
     if rejected.code == "empty":
         return Invalid({"file": rejected.reason}, rejected.reason, code="empty_file")
     return _REFUSALS.get(rejected.code, UnsupportedType)(rejected.reason)
@@ -221,6 +239,9 @@ async def _serve(
         size = await run_in_threadpool(storage.size, key)
     except Missing:
         raise NotFound("The file is no longer stored.") from None
+    except StorageUnavailable as error:
+        log.warning("download not served: %s", error)
+        raise _storage_down() from None
     tag = etag(key)
     headers = {
         **SAFETY_HEADERS,
@@ -255,4 +276,7 @@ async def _serve(
         chunks = await run_in_threadpool(storage.read, key, start, stop)
     except Missing:
         raise NotFound("The file is no longer stored.") from None
+    except StorageUnavailable as error:
+        log.warning("download not served: %s", error)
+        raise _storage_down() from None
     return StreamingResponse(chunks, status_code=status, media_type=media_type, headers=headers)

@@ -9,6 +9,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -17,12 +18,44 @@ from jobchat.files.location import LocalLocation, S3Location, parse_storage_url
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from jobchat.config import Settings
+
 CHUNK = 64 * 1024
 _KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
 
 
 class Missing(Exception):
     """The storage holds nothing under this key (deleted, or never written)."""
+
+
+class StorageUnavailable(Exception):
+    """The storage could not be used just now (S3 unreachable, a full or read-only disk):
+    worth trying again later, not the caller's fault."""
+
+
+@contextmanager
+def _local_failures() -> Iterator[None]:
+    try:
+        yield
+    except (FileNotFoundError, Missing):
+        raise
+    except OSError as error:
+        raise StorageUnavailable(f"the attachment folder cannot be used: {error}") from error
+
+
+@contextmanager
+def _s3_failures(key: str) -> Iterator[None]:
+    from boto3.exceptions import Boto3Error  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    try:
+        yield
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise Missing(key) from None
+        raise StorageUnavailable(f"the S3 store refused: {error}") from error
+    except (BotoCoreError, Boto3Error) as error:
+        raise StorageUnavailable(f"the S3 store cannot be reached: {error}") from error
 
 
 class Storage(Protocol):
@@ -63,8 +96,9 @@ class LocalStorage:
 
     def put(self, key: str, source: IO[bytes]) -> None:
         path = self._path(key)
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".upload-")  # mode 0600
+        with _local_failures():
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".upload-")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := source.read(CHUNK):
@@ -72,25 +106,31 @@ class LocalStorage:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, path)
+        except OSError as error:
+            Path(temp).unlink(missing_ok=True)
+            raise StorageUnavailable(f"the attachment folder cannot be written: {error}") from error
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         try:
-            handle = self._path(key).open("rb")
+            with _local_failures():
+                handle = self._path(key).open("rb")
         except FileNotFoundError:
             raise Missing(key) from None
         return _file_chunks(handle, start, stop)
 
     def size(self, key: str) -> int:
         try:
-            return self._path(key).stat().st_size
+            with _local_failures():
+                return self._path(key).stat().st_size
         except FileNotFoundError:
             raise Missing(key) from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        with _local_failures():
+            self._path(key).unlink(missing_ok=True)
 
 
 def _file_chunks(handle: IO[bytes], start: int, stop: int | None) -> Iterator[bytes]:
@@ -119,16 +159,15 @@ class S3Storage:
         return self.prefix + _checked(key)
 
     def put(self, key: str, source: IO[bytes]) -> None:
-        self.client.upload_fileobj(source, self.bucket, self._name(key))
+        with _s3_failures(key):
+            self.client.upload_fileobj(source, self.bucket, self._name(key))
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         if stop is not None and stop <= start:
             return iter(())
         wanted = f"bytes={start}-{'' if stop is None else stop - 1}"
-        try:
+        with _s3_failures(key):
             answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key), Range=wanted)
-        except self.client.exceptions.NoSuchKey:
-            raise Missing(key) from None
         body = answer["Body"]
 
         def chunks() -> Iterator[bytes]:
@@ -140,19 +179,20 @@ class S3Storage:
         return chunks()
 
     def size(self, key: str) -> int:
-        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
-
-        try:
+        with _s3_failures(key):
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise Missing(key) from None
-            raise
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
         # S3 answers a delete of a missing key with success: idempotent as it is.
-        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        with _s3_failures(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+
+
+def configured_storage(settings: Settings) -> Storage:
+    """The storage this deployment's settings name (JOBCHAT_STORAGE_URL and
+    JOBCHAT_S3_ENDPOINT_URL)."""
+    return open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url)
 
 
 def open_storage(url: str, *, endpoint_url: str | None = None) -> Storage:
@@ -163,6 +203,10 @@ def open_storage(url: str, *, endpoint_url: str | None = None) -> Storage:
     assert isinstance(location, S3Location)
     # Only deployments that use S3 pay for importing it.
     import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
 
-    client = boto3.client("s3", endpoint_url=endpoint_url)
+    # Bounded waits: a store that does not answer fails the request (503) or the job (retried
+    # later) instead of holding a thread for ever.
+    config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3})
+    client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
     return S3Storage(client, location.bucket, location.prefix)

@@ -121,7 +121,8 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             deleted_at=message.deleted_at,
             deliveries=deliveries,
-            attachments=[AttachmentOut.of(a) for a in message.attachments],
+            # A removed file (its candidate erased) is no longer offered.
+            attachments=[AttachmentOut.of(a) for a in message.attachments if a.removed_at is None],
         )
 
 
