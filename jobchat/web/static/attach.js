@@ -335,7 +335,7 @@
     }
     const name = link.dataset.filename || "";
     const img = lightbox.querySelector("img");
-    img.src = link.getAttribute("href");
+    img.src = link.dataset.full || link.getAttribute("href");
     img.alt = name;
     lightbox.setAttribute("aria-label", name || "Image");
     lightbox.querySelector(".lightbox-name").textContent = name;
