@@ -11,6 +11,7 @@ scroll sideways, and the browser reported no errors.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Literal
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from PIL import Image, ImageDraw
+from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from tests.browser_support import (
     BROWSER_TESTS,
@@ -35,6 +37,7 @@ from tests.browser_support import (
     message,
     shot,
 )
+from tests.files_support import PDF
 
 pytestmark = BROWSER_TESTS
 
@@ -174,3 +177,86 @@ def test_readme_screenshot(
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         light = sum(int(v) for v in re.findall(r"\d+", background)[:3]) > 3 * 128
         assert light == (theme == "light"), f"{theme} theme; the body is {background}"
+
+
+# --- attachments and search (issue 18) --------------------------------------------------------
+
+
+def permit_photo() -> bytes:
+    """A phone photo of a document, drawn: a card with a photo box and lines of text."""
+    image = Image.new("RGB", (1200, 900), (92, 110, 128))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((120, 110, 1080, 790), radius=36, fill=(236, 240, 232))
+    draw.rectangle((120, 110, 1080, 220), fill=(36, 87, 197))
+    draw.rounded_rectangle((180, 280, 440, 600), radius=12, fill=(196, 206, 220))
+    draw.ellipse((250, 320, 370, 440), fill=(150, 160, 176))
+    draw.rounded_rectangle((220, 450, 400, 600), radius=60, fill=(150, 160, 176))
+    for n, width in enumerate((520, 440, 480, 360, 300)):
+        top = 300 + n * 70
+        draw.rounded_rectangle((500, top, 500 + width, top + 28), radius=14, fill=(120, 130, 146))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def upload_as(web: WebServer, token: str, conv: int, name: str, data: bytes, kind: str) -> int:
+    response = web.http.post(
+        f"/api/v1/conversations/{conv}/attachments",
+        files={"file": (name, data, kind)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.text
+    found: int = response.json()["id"]
+    return found
+
+
+def themed_shots(page: Page, name: str) -> None:
+    assert_fits(page)
+    for theme in THEMES:
+        page.emulate_media(color_scheme=theme)
+        page.evaluate(SETTLED_JS)
+        shot(page, f"{name}-{theme}", docs=True, full_page=False)
+
+
+@pytest.fixture(scope="module")
+def amara(web: WebServer) -> int:
+    """A chat in which the candidate sent a photo of her permit and her CV (one for both
+    sizes, so the search finds each message once)."""
+    applicant = web.new_applicant("Amara Okafor")
+    conv = web.application_chat(applicant)
+    them = web.sender(applicant.ext_id)
+    ask = "Thanks for applying, Amara! Could you send your CV and a photo of your work permit?"
+    web.send(web.sender(MARCUS), conv, ask)
+    cv = upload_as(web, them.token, conv, "Amara Okafor CV.pdf", PDF, "application/pdf")
+    photo = upload_as(web, them.token, conv, "work-permit.jpg", permit_photo(), "image/jpeg")
+    web.send(them, conv, "Here they are. The permit is valid until 2028.", attachments=[photo, cv])
+    return conv
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_attachment_and_search_screenshots(
+    amara: int, browsers: Browsers, sign_in: SignIn, size: str
+) -> None:
+    """The thread with a photo and a CV, the composer with two files, the search results."""
+    conv = amara
+    page = browsers.open(SIZES[size])
+    sign_in(page, MARCUS, next=f"/conversations/{conv}")
+    expect(message(page, "The permit is valid").locator(".att-image img")).to_be_visible()
+    page.locator("#messages li.message .att-image img").last.evaluate("(img) => img.decode()")
+    themed_shots(page, f"thread-attachments-{size}")
+
+    # Two files in the composer: a photo and a PDF, both uploaded.
+    form = composer(page)
+    files: list[FilePayload] = [
+        {"name": "Offer letter.pdf", "mimeType": "application/pdf", "buffer": PDF},
+        {"name": "office-map.jpg", "mimeType": "image/jpeg", "buffer": permit_photo()},
+    ]
+    form.locator("input[type=file]").set_input_files(files=files)
+    chips = page.get_by_role("list", name="Files to send").get_by_role("listitem")
+    expect(chips.filter(has_text="Ready")).to_have_count(2)
+    form.get_by_label("Message", exact=True).fill("Great, thank you! Here is your offer letter.")
+    themed_shots(page, f"composer-attachments-{size}")
+
+    page.goto("/search?q=permit")
+    expect(page.get_by_role("list", name="Results").get_by_role("listitem").first).to_be_visible()
+    themed_shots(page, f"search-{size}")

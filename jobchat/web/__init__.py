@@ -13,6 +13,7 @@ from jobchat.web.pages import router as pages
 from jobchat.web.portal import router as portal
 from jobchat.web.pwa import router as pwa
 from jobchat.web.scheduled import router as scheduled
+from jobchat.web.search_page import router as search
 from jobchat.web.settings import router as settings
 from jobchat.web.start import router as start
 from jobchat.web.templates_page import router as templates_page
@@ -31,4 +32,5 @@ routers: tuple[APIRouter, ...] = (
     templates_page,
     pwa,
     scheduled,
+    search,
 )

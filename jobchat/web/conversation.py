@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat import access
 from jobchat.conversations.actions import do_end_conversation
+from jobchat.errors import Invalid
+
+# The upload API's own words for a refused file (415, 413, 422), so both ways of sending agree.
+from jobchat.files.api import _refusal as refusal
+from jobchat.files.intake import FileRejected, StoredFile, add_attachment, discard, store_file
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
@@ -28,7 +33,7 @@ from jobchat.web.thread import (
     load_thread,
     page_entries,
 )
-from jobchat.web.viewer import FormViewer, PageViewer
+from jobchat.web.viewer import FormViewer, PageViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,17 +42,19 @@ MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 @router.get("/conversations/{conversation_id}")
 def conversation_page(
-    conversation_id: PathId, viewer: PageViewer, message: MessageId = None
+    conversation_id: PathId, viewer: PageViewer, message: MessageId = None, at: MessageId = None
 ) -> HTMLResponse:
     """``message``: the one a notification was about (a push's url), highlighted, or said to
-    be deleted."""
+    be deleted. ``at``: a message to open the page at (a search result), however old: the
+    history around it, it highlighted, newer ones loaded on scrolling down."""
     with viewer.read() as (session, user):
         conv, member = access.access_conversation(session, user, conversation_id)
-        thread = load_thread(session, user, conv, member, viewer.caller.state.settings)
+        thread = load_thread(session, user, conv, member, viewer.caller.state.settings, at=at)
+        shown = message if message is not None else thread.at
         return render(
             "conversation.html",
             thread=thread,
-            notified=notified_message(session, user, conv.id, message, thread.messages),
+            notified=notified_message(session, user, conv.id, shown, thread.messages),
             channel_labels=CHANNEL_LABELS,
             **frame(session, user, viewer, "inbox"),
         )
@@ -60,10 +67,12 @@ def message_fragment(
     after: MessageId = None,
     before: MessageId = None,
     day: Annotated[str, Query(max_length=10)] = "",
+    newer: bool = False,
 ) -> HTMLResponse:
     """Bubbles as HTML: those after ``after`` (a new message arrived), or the page before
     ``before`` (scrolling up). ``day`` is the day of the message drawn last, so a separator
-    comes only where the day changes."""
+    comes only where the day changes. ``newer``: a page opened at an old message is asking
+    for the next page down; a "Load newer" button follows when more do."""
     with viewer.read() as (session, user):
         access.access_conversation(session, user, conversation_id)
         older: int | None = None
@@ -83,6 +92,8 @@ def message_fragment(
         html = (module.older_button(older) if older else "") + module.message_items(  # type: ignore[attr-defined]
             entries, user, viewer.csrf, day, None
         )
+        if newer and after is not None and len(messages) == PAGE_SIZE:
+            html += module.newer_button(messages[-1].id)  # type: ignore[attr-defined]
     return HTMLResponse(html)
 
 
@@ -105,31 +116,82 @@ def send_form(
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
     send_later: Annotated[str, Form(max_length=20)] = "",
     send_at: Annotated[str, Form(max_length=40)] = "",
+    file: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
-    """Send from a form post: what the composer does when our script is not running."""
+    """Send from a form post: what the composer does when our script is not running. ``file``:
+    the composer's file input (multipart), stored as the API's upload stores it (checked by
+    content, streamed to storage) and taken by the message in the same transaction."""
     check_client_key(idempotency_key or None)
+    chosen = [f for f in file or [] if f.filename or f.size]  # no file chosen: an empty part
     if send_later not in ("", "now"):  # "Send later" was chosen
+        if chosen:  # as the API: a scheduled message carries no files (yet), never silently
+            raise Invalid({"attachments": "cannot be scheduled yet; send them now"})
         schedule_form(
             viewer, conversation_id, body, channel, subject, idempotency_key, send_later, send_at
         )
         return _back(request, conversation_id)
     state = viewer.caller.state
-    with viewer.write() as (session, user):
-        send_as(
-            session,
-            user,
-            conversation_id,
-            Outgoing(
-                body=body,
-                channel=channel,
-                subject=subject.strip() or None,
-                idempotency_key=idempotency_key or None,
-            ),
-            limiter=state.send_limiter,
-            limits=Limits.of(state.settings),
-            now=viewer.caller.now,
-        )
+    stored = _store_files(viewer, conversation_id, chosen)
+    try:
+        with viewer.write() as (session, user):
+            ids = tuple(
+                add_attachment(
+                    session,
+                    conversation_id=conversation_id,
+                    uploader_id=user.id,
+                    stored=s,
+                    now=viewer.caller.now,
+                ).id
+                for s in stored
+            )
+            send_as(
+                session,
+                user,
+                conversation_id,
+                Outgoing(
+                    body=body,
+                    channel=channel,
+                    subject=subject.strip() or None,
+                    idempotency_key=idempotency_key or None,
+                    attachments=ids,
+                ),
+                limiter=state.send_limiter,
+                limits=Limits.of(state.settings),
+                now=viewer.caller.now,
+            )
+    except BaseException:
+        # Nothing points at the stored files: they go now, not in a day.
+        for s in stored:
+            discard(state.storage, s)
+        raise
     return _back(request, conversation_id)
+
+
+def _store_files(viewer: Viewer, conversation_id: int, files: list[UploadFile]) -> list[StoredFile]:
+    """The form's files in storage (before the write turn: reading and checking is the slow
+    part), or the API's error for the first refused, with nothing of them left stored."""
+    if not files:
+        return []
+    state = viewer.caller.state
+    with viewer.read() as (session, user):
+        conv, _member = access.access_conversation(session, user, conversation_id)
+        access.check_post(user, conv)
+    stored: list[StoredFile] = []
+    try:
+        for upload in files:
+            stored.append(
+                store_file(
+                    state.storage,
+                    upload.file,
+                    filename=upload.filename or "",
+                    max_bytes=state.settings.max_attachment_bytes,
+                )
+            )
+    except FileRejected as rejected:
+        for s in stored:
+            discard(state.storage, s)
+        raise refusal(rejected) from None
+    return stored
 
 
 @router.post("/conversations/{conversation_id}/end")

@@ -18,6 +18,7 @@ _TITLES = {
     405: "Not found",
     409: "That did not work",
     413: "Too long",
+    415: "That type of file cannot be sent",
     422: "Please check what you entered",
     429: "Slow down",
     503: "Try again in a moment",

@@ -12,7 +12,8 @@ CSP = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        # blob: the composer's previews of images being attached (object URLs).
+        "img-src 'self' data: blob:",
         "font-src 'self'",
         # 'self' covers ws:/wss: to our own host (CSP level 3).
         "connect-src 'self'",

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from jobchat.localtime import format_date, format_datetime, zone
+from jobchat.web import attachments_view
 from jobchat.web.labels import conversation_label, conversation_title, initials, tone
 from jobchat.web.sms_hold import held_line
 
@@ -67,6 +68,8 @@ def _environment() -> Environment:
     env.globals["held_line"] = held_line
     # A form's own idempotency key: posting it twice (a double click, a resubmit) sends once.
     env.globals["new_key"] = lambda: secrets.token_urlsafe(16)
+    # How a message's files are drawn (jobchat.web.attachments_view).
+    env.globals["att"] = attachments_view
     env.filters["datetime"] = format_datetime
     env.filters["date"] = format_date
     env.filters["clock"] = clock_time

@@ -21,7 +21,7 @@ from jobchat.directory.models import User
 from jobchat.messages.actions import Limits
 from jobchat.messages.channels import ChannelOption, channel_options
 from jobchat.messages.models import Channel, Message
-from jobchat.messages.queries import history
+from jobchat.messages.queries import history, history_after
 from jobchat.web.scheduled_view import ScheduledView, scheduled_in_thread
 
 PAGE_SIZE = 50
@@ -101,6 +101,10 @@ class Thread:
     job_closed: bool
     # The viewer's own messages waiting to be posted here (jobchat.web.scheduled_view).
     scheduled: tuple[ScheduledView, ...] = ()
+    # Opened at a message (a search result, ``?at=``): the page is history around it, and
+    # this is the newest drawn when newer ones follow (the script loads them on scrolling).
+    at: int | None = None
+    newer_cursor: int | None = None
 
     @property
     def first_unread_id(self) -> int | None:
@@ -115,16 +119,35 @@ class Thread:
 
 
 def load_thread(
-    session: Session, me: User, conv: Conversation, member: Member, settings: Settings
+    session: Session,
+    me: User,
+    conv: Conversation,
+    member: Member,
+    settings: Settings,
+    *,
+    at: int | None = None,
 ) -> Thread:
-    page, older = history(session, me, conv.id, before=None, limit=PAGE_SIZE)
+    """``at``: a message of this conversation to open the page at (half a page of history
+    before it and half after), however old it is; one the viewer cannot see (deleted for them,
+    not in this conversation) opens the page at the newest, as without it."""
+    window = _around(session, me, conv.id, at) if at is not None else None
+    newer: int | None = None
+    if window is not None:
+        page, older, newer = window
+    else:
+        at = None
+        page, older = history(session, me, conv.id, before=None, limit=PAGE_SIZE)
+    # The activity lines up to the newest message drawn (those after it come with the newer).
+    below = newer + 1 if newer is not None else None
     return Thread(
         me=me,
         conversation=render_conversation(session, me, conv, member),
         people=[Person(u, org) for u, org in member_people(session, conv.id)],
         messages=page,
-        entries=page_entries(session, conv.id, page, more=older is not None, before=None),
+        entries=page_entries(session, conv.id, page, more=older is not None, before=below),
         older_cursor=older,
+        at=at,
+        newer_cursor=newer,
         last_read_id=member.last_read_message_id,
         may_post=access.may_post(me, conv),
         may_end=access.may_end(me, conv),
@@ -143,3 +166,19 @@ def composer_channels(
     kind = Kind(conv.kind)
     candidate = conv.candidate if kind in ONE_CANDIDATE_KINDS else None
     return channel_options(session, me, kind, candidate, Limits.of(settings))
+
+
+def _around(
+    session: Session, me: User, conv_id: int, at: int
+) -> tuple[list[Message], int | None, int | None] | None:
+    """The messages around ``at`` the viewer sees (oldest first), the older cursor, and the id
+    of the newest drawn when more follow; None when ``at`` is not among what they see."""
+    half = PAGE_SIZE // 2
+    before, older = history(session, me, conv_id, before=at + 1, limit=half)
+    if not before or before[-1].id != at:
+        return None
+    after = history_after(session, me, conv_id, after=at, limit=half + 1)
+    more = len(after) > half
+    after = after[:half]
+    page = before + after
+    return page, older, (page[-1].id if more else None)

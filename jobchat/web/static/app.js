@@ -291,7 +291,9 @@
         if (li.classList.contains("activity")) return li.querySelector("p").firstChild.textContent.trim();
         const author = li.querySelector(".author");
         const text = li.querySelector(".body");
-        return `${author ? author.textContent : ""}: ${text ? text.textContent : ""}`;
+        const files = li.querySelectorAll(".att").length;
+        const sent = files ? ` (${files === 1 ? "1 file" : `${files} files`})` : "";
+        return `${author ? author.textContent : ""}: ${text ? text.textContent : ""}${sent}`;
       }).join(". ");
     }
 
@@ -300,7 +302,8 @@
       if (!li) return;
       li.classList.add("deleted");
       const bubble = li.querySelector(".bubble");
-      for (const old of bubble.querySelectorAll(".subject, .body, .delivery")) old.remove();
+      for (const old of bubble.querySelectorAll(".subject, .body, .delivery, .attachments")) old.remove();
+      li.classList.remove("has-files", "files-only");
       const text = document.createElement("p");
       text.className = "body deleted-text";
       text.textContent = "This message was deleted";
@@ -685,9 +688,16 @@
       if (subjectError) subjectError.hidden = true;
       if (subject) subject.removeAttribute("aria-invalid");
       const text = textarea.value;
-      if (!text.trim()) { textarea.focus(); return; }
+      // Files being attached (attach.js): the message waits for their uploads, and may be
+      // files only.
+      const attached = composer.jobchatAttachments;
+      if (attached && attached.busy()) { alertProblem({ message: "Wait for the files to finish uploading." }); return; }
+      if (attached && attached.failed()) { alertProblem({ message: "Remove or retry the files that did not upload." }); return; }
+      const files = attached ? attached.ids() : [];
+      if (!text.trim() && !files.length) { textarea.focus(); return; }
       const button = composer.querySelector("button[type=submit]");
       const payload = { body: text, channel: channel(), idempotency_key: pendingKey ||= crypto.randomUUID() };
+      if (files.length) payload.attachments = files;
       if (subject && payload.channel === "email") payload.subject = subject.value.trim() || null;
       button.disabled = true;
       let result;
@@ -711,6 +721,7 @@
         return;
       }
       pendingKey = null;
+      if (attached) attached.clear();
       textarea.value = "";
       fitTextarea();
       if (subject) subject.value = "";

@@ -56,7 +56,9 @@
   }
 
   function focusSearch() {
-    const search = document.querySelector("main input[type='search']");
+    // The page's own search field, else the header's message search where it is shown.
+    const search = [document.querySelector("main input[type='search']"), document.getElementById("topsearch-q")]
+      .find((field) => field && field.offsetParent !== null);
     if (!search) return false;
     search.focus();
     search.select();
