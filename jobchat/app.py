@@ -46,6 +46,7 @@ from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
 from jobchat.scheduling.api import router as scheduling_router
 from jobchat.scheduling.bulk.api import router as bulk_router
+from jobchat.search.api import router as search_router
 from jobchat.sms.api import integration as sms_integration
 from jobchat.sms.api import users as sms_users
 from jobchat.sms.api import webhooks as sms_webhooks
@@ -182,6 +183,7 @@ def create_app(
         templates_router,
         scheduling_router,
         bulk_router,
+        search_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

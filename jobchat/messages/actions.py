@@ -34,6 +34,7 @@ from jobchat.messages.outgoing import check_text, find_recipient
 from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
 from jobchat.notifications.queue import enqueue_ladder
+from jobchat.search.index import index_message, unindex_messages
 from jobchat.sms.quiet import sms_hold
 
 # Limits, Outgoing and check_outgoing (jobchat.messages.outgoing) are imported "as" themselves
@@ -128,6 +129,7 @@ def do_send_message(
             if earlier is None:
                 raise
             return _replay(earlier, conv, out), True
+    index_message(session, message_id=message.id, subject=subject, body=body)
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
@@ -322,6 +324,7 @@ def do_delete_message(
             return
         message.deleted_at = now
         message.deleted_by_id = actor.id
+        unindex_messages(session, [message.id])
         # An email or SMS that has not gone out yet (or is held for the night) never will.
         for delivery in message.deliveries:
             if delivery.status in Delivery.UNSENT:
