@@ -10,7 +10,7 @@ import importlib
 import random
 import re
 from bisect import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -198,6 +198,7 @@ class Query:
     q: str
     words: tuple[frozenset[int], ...]  # each word: the vocabulary indexes that match it
     phrase: bool = False
+    skip: frozenset[int] = frozenset()  # words a phrase match steps over (the search's stop words)
 
 
 # The Snowball English stemmer, as the search uses (untyped package, hence Any).
@@ -208,8 +209,11 @@ def stem(word: str) -> str:
     return str(_stemmer.stemWord(word))
 
 
-def make_query(vocab: Vocabulary, label: str, q: str) -> Query:
-    """Word matches by English stem (any form of the word), ``x*`` by prefix of the word."""
+def make_query(
+    vocab: Vocabulary, label: str, q: str, is_stop_word: Callable[[str], bool] = lambda w: False
+) -> Query:
+    """Word matches by English stem (any form of the word), ``x*`` by prefix of the word, and a
+    quoted phrase by its words next to each other once stop words are left out."""
     phrase = q.startswith('"')
     terms = re.findall(r"[\w']+\*?", q.lower())
     stems = [stem(w) for w in vocab.words]
@@ -221,13 +225,16 @@ def make_query(vocab: Vocabulary, label: str, q: str) -> Query:
         else:
             target = stem(term)
             words.append(frozenset(i for i, s in enumerate(stems) if s == target))
-    return Query(label, q, tuple(words), phrase)
+    skip = frozenset(i for i, w in enumerate(vocab.words) if is_stop_word(w))
+    return Query(label, q, tuple(words), phrase, skip)
 
 
 def matches(query: Query, tokens: Sequence[int]) -> bool:
     if not query.phrase:
         present = set(tokens)
         return all(not present.isdisjoint(w) for w in query.words)
+    if query.skip:
+        tokens = [t for t in tokens if t not in query.skip]
     n = len(query.words)
     first = query.words[0]
     for i in range(len(tokens) - n + 1):
