@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, column, exists, literal_column, select, table, text
+from sqlalchemy import ColumnElement, column, exists, select, table, text
 from sqlalchemy.orm import Session, selectinload
 
 from jobchat import access
@@ -100,26 +100,12 @@ def _matches(
 ) -> list[tuple[int, datetime, str, str]]:
     """The newest ``limit`` matches in scope (id below ``before``): id, created_at, words,
     stems."""
-    narrow: list[ColumnElement[bool]] = []
     if session.get_bind().dialect.name == "sqlite":
         index = _SQLITE_INDEX
         key = index.c.rowid
         match = text("message_search MATCH :expression").bindparams(
             expression=fts5_expression(query)
         )
-        # EXPERIMENT (searchbench): keep FTS5's matches to the caller's messages while the
-        # virtual table is scanned (a probe of an in-memory set of their message ids) instead
-        # of joining every match of a common word to messages and members first. The unary "+"
-        # keeps the IN from being offered to FTS5 as a rowid lookup, which would make SQLite
-        # probe the index once per message of the caller (slow for rare words). Measured on
-        # 1M messages, staff in 200 conversations, SQL CPU: "interview" (7.5% of messages)
-        # 150 -> 16 ms, nurs* 153 -> 19 ms, "start date" 29 -> 6 ms, a rare word 3.8 -> 1.8 ms.
-        mine = (
-            select(Message.id)
-            .join(Member, Member.conversation_id == Message.conversation_id)
-            .where(Member.user_id == user.id)
-        )
-        narrow.append(literal_column("+message_search.rowid").in_(mine))
     else:
         index = _PG_INDEX
         key = index.c.message_id
@@ -136,7 +122,6 @@ def _matches(
         )
         .where(
             match,
-            *narrow,
             Message.deleted_at.is_(None),
             ~exists().where(
                 HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user.id
