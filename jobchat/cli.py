@@ -1,4 +1,5 @@
-"""The ``jobchat`` command: serve, demo, worker, api-key create, db upgrade, db backup."""
+"""The ``jobchat`` command: serve, demo, worker, api-key create, db upgrade, db backup, search
+reindex."""
 
 from __future__ import annotations
 
@@ -247,6 +248,19 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search_reindex(_args: argparse.Namespace) -> int:
+    from jobchat.search.actions import do_reindex
+
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    with db.write() as session:
+        count = do_reindex(session)
+    db.dispose()
+    print(f"search index rebuilt: {count} message(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobchat", description="Recruiting conversations beside your ATS."
@@ -306,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_backup.add_argument("path", help="the file to write (a new one)")
     db_backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
     db_backup.set_defaults(func=cmd_db_backup)
+
+    search = commands.add_parser("search", help="the full-text search index")
+    search_commands = search.add_subparsers(dest="search_command", required=True)
+    reindex = search_commands.add_parser(
+        "reindex", help="rebuild the search index from the messages (one transaction)"
+    )
+    reindex.set_defaults(func=cmd_search_reindex)
     return parser
 
 
