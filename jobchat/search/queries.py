@@ -20,17 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import (
-    ColumnElement,
-    TextClause,
-    column,
-    exists,
-    func,
-    literal_column,
-    select,
-    table,
-    text,
-)
+from sqlalchemy import ColumnElement, TextClause, column, exists, func, select, table, text
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
@@ -176,20 +166,6 @@ def _plan(
     return "index"
 
 
-def _narrow(session: Session, user: User) -> list[ColumnElement[bool]]:
-    """EXPERIMENT (searchbench): on SQLite, keep FTS5's matches to the caller's message ids
-    while the virtual table is scanned (a probe of an in-memory set), instead of joining every
-    match of a common word to messages and members first. The unary "+" keeps SQLite from
-    offering the IN to FTS5 as rowid lookups (one index probe per message of the caller, slow
-    for rare words). Staff in 200 conversations, 1M messages, forced index plan, p50 CPU:
-    interview 150 -> 26 ms, nurs* 176 -> 28 ms, "start date" 37 -> 13 ms; faster than the scan
-    plan for all five measured queries (50 / 41 / 45 / 57 / 56 ms)."""
-    if session.get_bind().dialect.name != "sqlite":
-        return []
-    mine = select(Message.id).join(Member, _membership(user)).where(Member.user_id == user.id)
-    return [literal_column("+message_search.rowid").in_(mine)]
-
-
 def _matches(
     session: Session,
     user: User,
@@ -227,7 +203,7 @@ def _matches(
         .select_from(index)
         .join(Message, Message.id == key)
         .join(Member, _membership(user))
-        .where(_match_condition(session, query), *_visible(user), *scope, *_narrow(session, user))
+        .where(_match_condition(session, query), *_visible(user), *scope)
         .order_by(key.desc())
         .limit(limit)
     )
