@@ -404,7 +404,10 @@ def finish_index(engine: Any, sqlite: bool) -> None:
 class Targets:
     user_id: int
     heavy_id: int
-    send_conv: int  # one of the measured user's conversations
+    # The sends go to a conversation outside both measured users' scopes (by a member of it),
+    # so that reruns with --no-seed search the same messages.
+    send_conv: int
+    sender_id: int
 
 
 def find_targets(db: Database) -> Targets:
@@ -414,11 +417,15 @@ def find_targets(db: Database) -> Targets:
                 select(User.ext_id, User.id).where(User.ext_id.in_([USER_EXT_ID, HEAVY_EXT_ID]))
             ).all()
         )
-        send_conv = session.scalar(
-            select(func.min(Member.conversation_id)).where(Member.user_id == ids[USER_EXT_ID])
+        # The last job is another employer's: its conversations have neither measured user.
+        send_conv = N_CONVERSATIONS
+        sender = session.scalar(
+            select(func.min(Member.user_id))
+            .join(User, User.id == Member.user_id)
+            .where(Member.conversation_id == send_conv, User.kind == UserKind.staff)
         )
-        assert send_conv is not None
-        return Targets(ids[USER_EXT_ID], ids[HEAVY_EXT_ID], send_conv)
+        assert sender is not None and sender not in ids.values()
+        return Targets(ids[USER_EXT_ID], ids[HEAVY_EXT_ID], send_conv, sender)
 
 
 def run_search(db: Database, uid: int, q: str, cursor: str | None = None) -> SearchPageOut:
@@ -516,7 +523,7 @@ def send_throughput(
     def send() -> None:
         i = next(counter)
         with db.write() as session:
-            user = session.get_one(User, t.user_id)
+            user = session.get_one(User, t.sender_id)
             conv, member = access.access_conversation(session, user, t.send_conv)
             access.check_post(user, conv)
             do_send_message(
