@@ -144,8 +144,10 @@ class Settings(BaseSettings):
     inbound_email_secret: str | None = Field(
         default=None, description="Authenticates POST /api/v1/inbound/email; unset: it is off."
     )
+    # 25 MiB, as the big mail providers send: a reply carrying a file of the full attachment
+    # limit (10 MiB) is a third larger once base64-encoded.
     max_inbound_email_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1024, description="The largest inbound email accepted."
+        default=25 * 1024 * 1024, ge=1024, description="The largest inbound email accepted."
     )
     notify_delay_seconds: float = Field(
         default=120,
