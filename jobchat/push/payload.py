@@ -131,7 +131,7 @@ def prepare_push(
         "conversation": conv_id,
         "message": row.message_id,
         "title": cut(title, MAX_TITLE_CHARS),
-        "body": preview(row.author_name or "jobchat", row.body),
+        "body": preview(row.author_name or "jobchat", row.body or "Sent a file"),
         "url": conversation_url(conv_id, row.message_id),
     }
     return Push(
