@@ -176,10 +176,11 @@
       const info = document.createElement("span");
       info.className = "chip-info";
       const size = document.createElement("span");
-      size.textContent = humanSize(file.size);
+      size.className = "chip-size";
+      size.textContent = `${humanSize(file.size)} · `;
       const note = document.createElement("span");
       note.className = "chip-note";
-      info.append(size, " · ", note);
+      info.append(size, note);
       const bar = document.createElement("progress");
       bar.max = 100;
       bar.value = 0;
