@@ -121,6 +121,9 @@ def test_the_composer_has_an_attach_input_for_every_channel(
         ):
             assert wanted in accept
         assert "Attach files" in html
+        # The limit, for the script to refuse a bigger file before it uploads a byte, in bytes
+        # and in the words the chip uses ("Over the 10 MB limit").
+        assert f'data-max-bytes="{10 * 1024 * 1024}" data-max-text="10 MB"' in html
     # Staff see the email and SMS channels in the same form as the input.
     html = tess.page(f"/conversations/{chat}")
     form = html[html.index('id="composer"') : html.index("</form>", html.index('id="composer"'))]

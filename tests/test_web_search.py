@@ -93,7 +93,8 @@ def test_no_words_no_results_and_bad_input(tess: Browser, world: World, chat: in
         page = tess.client.get("/search", params={"q": q})
         assert page.status_code == 200, q
         assert f'<p class="notice" role="alert">{problem}</p>' in page.text
-        assert 'id="search-q" name="q"' in page.text and 'maxlength="200"' in page.text
+        for field in ("search-q", "topsearch-q"):
+            assert re.search(rf'<input type="search" id="{field}"[^>]*maxlength="200"', page.text)
         assert results(page.text) == []
 
 
