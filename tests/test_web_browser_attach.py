@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import FilePayload, Locator, Page, expect
@@ -100,8 +102,15 @@ def test_drop_and_paste_upload_then_send_files_the_recipient_sees(
     expect(cv).to_contain_text("bytes")
     # Pasted into the message box: an image, previewed from the file itself.
     field = form.get_by_label("Message", exact=True)
+    before = datetime.now(ZoneInfo("America/Chicago"))  # the test browsers' zone
     assert paste_file(page, field, "image.png", "image/png", PHOTO)
+    after = datetime.now(ZoneInfo("America/Chicago"))
     photo = chip(page, "Pasted image")
+    # Named with the time on the person's clock (not UTC).
+    hours = "|".join(re.escape(f"{t:%Y-%m-%d %H}") for t in (before, after))
+    expect(photo.locator(".chip-name")).to_have_text(
+        re.compile(rf"^Pasted image ({hours})\.\d\d\.\d\d\.png$")
+    )
     expect(photo).to_contain_text("Ready")
     expect(photo.locator("img")).to_have_attribute("src", re.compile("^blob:"))
     # A refused file (a page named .pdf): a short reason on the chip, the full one as the
