@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import FilePayload, Locator, Page, expect
@@ -100,24 +102,62 @@ def test_drop_and_paste_upload_then_send_files_the_recipient_sees(
     expect(cv).to_contain_text("bytes")
     # Pasted into the message box: an image, previewed from the file itself.
     field = form.get_by_label("Message", exact=True)
+    before = datetime.now(ZoneInfo("America/Chicago"))  # the test browsers' zone
     assert paste_file(page, field, "image.png", "image/png", PHOTO)
+    after = datetime.now(ZoneInfo("America/Chicago"))
     photo = chip(page, "Pasted image")
+    # Named with the time on the person's clock (not UTC).
+    hours = "|".join(re.escape(f"{t:%Y-%m-%d %H}") for t in (before, after))
+    expect(photo.locator(".chip-name")).to_have_text(
+        re.compile(rf"^Pasted image ({hours})\.\d\d\.\d\d\.png$")
+    )
     expect(photo).to_contain_text("Ready")
     expect(photo.locator("img")).to_have_attribute("src", re.compile("^blob:"))
-    # A refused file: the server's reason in words, a Retry, and Remove takes it away.
+    # A refused file (a page named .pdf): a short reason on the chip, the full one as the
+    # buttons' description, no Retry (the same file would be refused again): only Remove.
     refused: FilePayload = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"<html>"}
     form.locator("input[type=file]").set_input_files(files=[refused])
     bad = chip(page, "notes.pdf")
-    expect(bad).to_contain_text(re.compile("type of file can.t be sent"))
-    expect(bad.get_by_role("button", name="Retry notes.pdf")).to_be_visible()
+    expect(bad.locator(".chip-note")).to_have_text("Not a real PDF")
+    remove_bad = bad.get_by_role("button", name="Remove notes.pdf")
+    expect(remove_bad).to_have_accessible_description(
+        "This isn\u2019t a real PDF: its contents are another kind of file."
+    )
+    expect(bad.get_by_role("button", name="Retry notes.pdf")).to_be_hidden()
+    expect(form.locator("[data-attach-status]")).to_have_text(
+        "1 file could not be attached; 2 files ready."
+    )
+    # Over the limit: refused at once, in the limit's own words, without a request.
+    uploads: list[str] = []
+    page.on(
+        "request",
+        lambda r: uploads.append(r.url) if r.method == "POST" and "/attachments" in r.url else None,
+    )
+    big: FilePayload = {
+        "name": "scan of a very long document name that will not fit on the chip.pdf",
+        "mimeType": "application/pdf",
+        "buffer": PDF + b" " * (10 * 1024 * 1024),
+    }
+    form.locator("input[type=file]").set_input_files(files=[big])
+    huge = chip(page, "scan of a very long")
+    expect(huge.locator(".chip-note")).to_have_text("Over the 10 MB limit")
+    expect(huge.locator(".name-ext")).to_have_text(".pdf")
+    expect(huge.get_by_role("button", name=re.compile("^Retry"))).to_be_hidden()
+    assert uploads == []
     # Sending waits until nothing is wrong with the files.
     send.click()
     expect(form.locator(".form-error")).to_contain_text("did not upload")
     found = axe(page)
     assert not found, axe_report(found)
     assert_fits(page)
-    bad.get_by_role("button", name="Remove notes.pdf").click()
+    # Removing one failed file leaves the complaint (another is still there); the last
+    # clears it.
+    remove_bad.click()
     expect(bad).to_have_count(0)
+    expect(form.locator(".form-error")).to_contain_text("did not upload")
+    huge.get_by_role("button", name=re.compile("^Remove")).click()
+    expect(huge).to_have_count(0)
+    expect(form.locator(".form-error")).to_be_hidden()
 
     # Files alone: the text is not required.
     send.click()

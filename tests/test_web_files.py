@@ -53,7 +53,12 @@ def test_the_thread_shows_thumbnails_and_document_cards(
         card = re.search(r'<a class="att-card".*?</a>', first, re.S)
         assert card is not None
         words = " ".join(unescape(re.sub(r"<[^>]+>", " ", card.group(0))).split())
-        assert "Carla CV <2025>.pdf" in words and "PDF ·" in words and "bytes" in words
+        assert "PDF ·" in words and "bytes" in words
+        # The name in two parts, so that a long one is cut in the middle and ".pdf" stays.
+        assert (
+            '<span class="name-stem">Carla CV &lt;2025&gt;</span><span class="name-ext">.pdf</span>'
+            in card.group(0)
+        )
         # The image: its thumbnail, sized in proportion within 240 px, the full image linked.
         assert (
             f'<img src="/api/v1/attachments/{photo["id"]}/thumbnail" alt="permit.png" '
@@ -116,6 +121,9 @@ def test_the_composer_has_an_attach_input_for_every_channel(
         ):
             assert wanted in accept
         assert "Attach files" in html
+        # The limit, for the script to refuse a bigger file before it uploads a byte, in bytes
+        # and in the words the chip uses ("Over the 10 MB limit").
+        assert f'data-max-bytes="{10 * 1024 * 1024}" data-max-text="10 MB"' in html
     # Staff see the email and SMS channels in the same form as the input.
     html = tess.page(f"/conversations/{chat}")
     form = html[html.index('id="composer"') : html.index("</form>", html.index('id="composer"'))]

@@ -74,13 +74,44 @@ def test_no_words_no_results_and_bad_input(tess: Browser, world: World, chat: in
     assert results(empty) == []
     none = tess.page("/search", q="zebra")
     assert "No messages match “zebra”" in none and results(none) == []
-    # Only stop words: nothing, not an error.
-    assert results(tess.page("/search", q="the")) == []
+    # Only stop words: nothing, not an error, and the page says why.
+    common = tess.page("/search", q="the")
+    assert results(common) == []
+    assert "“the” is too common a word to search for; add another word." in unescape(common)
+    assert "No messages match" not in common
     # A cursor this server never gave: said on the page, never a 500.
     bad = tess.page("/search", q="nothing", cursor="garbage")
     assert 'class="notice" role="alert"' in bad
-    # Too long for a query: the one error shape.
-    assert tess.client.get("/search", params={"q": "x" * 401}).status_code == 422
+    # Too long for a query (the header field's limit is 200, a link may hold more), or not
+    # text a database can store: a notice next to the kept search box, not an error page.
+    for q, problem in (
+        ("x" * 201, "Search may be at most 200 characters."),
+        ("x" * 500, "Search may be at most 200 characters."),
+        ("a\x00b", "Search must not contain NUL characters."),
+        ("***", "Search must contain a word (letters or digits)."),
+    ):
+        page = tess.client.get("/search", params={"q": q})
+        assert page.status_code == 200, q
+        assert f'<p class="notice" role="alert">{problem}</p>' in page.text
+        for field in ("search-q", "topsearch-q"):
+            assert re.search(rf'<input type="search" id="{field}"[^>]*maxlength="200"', page.text)
+        assert results(page.text) == []
+
+
+def test_a_partial_word_that_finds_nothing_offers_its_prefix_form(
+    tess: Browser, world: World, chat: int
+) -> None:
+    sent(world["cand"].send(chat, "I can start on Tuesday"))
+    page = tess.page("/search", q="tues")
+    assert results(page) == []
+    assert 'Search for <a href="/search?q=tues%2A">tues*</a> instead?' in page
+    assert len(results(tess.page("/search", q="tues*"))) == 1
+    # Not offered when the prefix form was asked for, for a phrase, or when something matched.
+    for q in ("zebr*", '"start on tues"', "tuesday"):
+        assert "instead?" not in tess.page("/search", q=q), q
+    # Scoped to a conversation, the link keeps the scope.
+    scoped = tess.page("/search", q="tues", conversation=str(chat))
+    assert f'href="/search?q=tues%2A&amp;conversation={chat}"' in scoped
 
 
 def test_nothing_from_a_conversation_the_reader_is_not_in(

@@ -73,6 +73,16 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def name_parts(filename: str) -> tuple[str, str]:
+    """(stem, extension) of a file's name, so that a long name is cut in the middle: the
+    stem ends in an ellipsis and the extension stays seen (".pdf" matters). No extension (or
+    a name that is only one, ".profile") gives ("name", "")."""
+    dot = filename.rfind(".")
+    if dot <= 0 or len(filename) - dot > 6:
+        return filename, ""
+    return filename[:dot], filename[dot:]
+
+
 def thumb_size(attachment: Attachment) -> tuple[int, int]:
     """The thumbnail's drawn size: the image's proportions, within THUMB_BOX (a 4:3 box when
     the image's size is not known)."""

@@ -20,8 +20,9 @@ from fastapi.responses import HTMLResponse
 
 from jobchat.conversations.schemas import Names
 from jobchat.errors import Invalid, NotFound
-from jobchat.inputs import MAX_ID, QueryText
+from jobchat.inputs import MAX_ID, QueryText, storable_problem
 from jobchat.search.queries import Filters, Hit, search
+from jobchat.search.query import parse
 from jobchat.web.labels import label_of
 from jobchat.web.layout import frame
 from jobchat.web.templating import render, short_time
@@ -94,12 +95,16 @@ def _result(hit: Hit, kind_word: str, when: str) -> Result:
 
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 OptionalRef = Annotated[str | None, Query(max_length=200)]
+# The query is taken as typed, however long or odd, so that its problem shows as a notice
+# next to the kept search box (jobchat.search.query.parse says what is wrong), never as
+# the generic error page.
+RawText = Annotated[str | None, Query()]
 
 
 @router.get("/search")
 def search_page(
     viewer: PageViewer,
-    q: QueryText = None,
+    q: RawText = None,
     conversation: OptionalId = None,
     job: OptionalRef = None,
     candidate: OptionalRef = None,
@@ -115,8 +120,13 @@ def search_page(
     results: list[Result] = []
     more_href: str | None = None
     error = ""
+    notice = ""
+    suggestion: tuple[str, str] | None = None
     with viewer.read() as (session, user):
-        if q:
+        bad = storable_problem(q)
+        if bad:
+            error = f"Search {bad}."
+        elif q:
             try:
                 found = search(
                     session,
@@ -144,6 +154,8 @@ def search_page(
                     more_href = "/search?" + urlencode(
                         [("q", q), *keep, ("cursor", found.next_cursor)]
                     )
+                if not results and not cursor:
+                    notice, suggestion = _nothing_found(q, keep)
         return render(
             "search.html",
             q=q,
@@ -156,8 +168,31 @@ def search_page(
             more_href=more_href,
             count_text=_count_text(len(results), more=more_href is not None),
             error=error,
+            notice=notice,
+            suggestion=suggestion,
             **frame(session, user, viewer, "search"),
         )
+
+
+def _nothing_found(q: str, keep: list[tuple[str, str]]) -> tuple[str, tuple[str, str] | None]:
+    """Why a search found nothing, when the query says: only words too common to be indexed
+    ("the") make a query that can match nothing; and a plain query might have meant the start
+    of a word ("tues" for "Tuesday"): the prefix form, offered as a link."""
+    if parse(q).empty:
+        if len(q.split()) == 1:
+            return f"“{q}” is too common a word to search for; add another word.", None
+        return f"“{q}”: these words are too common to search for; add another word.", None
+    if "*" in q or '"' in q:
+        return "", None
+    words = q.split()
+    if not words or len(words[-1]) < 2:
+        return "", None
+    prefixed = " ".join([*words[:-1], words[-1] + "*"])
+    try:
+        parse(prefixed)
+    except Invalid:
+        return "", None
+    return "", (prefixed, "/search?" + urlencode([("q", prefixed), *keep]))
 
 
 def _count_text(shown: int, *, more: bool) -> str:

@@ -105,6 +105,8 @@ class Thread:
     # this is the newest drawn when newer ones follow (the script loads them on scrolling).
     at: int | None = None
     newer_cursor: int | None = None
+    # The upload limit, for the composer to refuse a bigger file before sending it.
+    max_attachment_bytes: int = 0
 
     @property
     def first_unread_id(self) -> int | None:
@@ -154,6 +156,7 @@ def load_thread(
         channels=composer_channels(session, me, conv, settings),
         job_closed=access.about_closed_job(conv),
         scheduled=tuple(scheduled_in_thread(session, me, conv.id)),
+        max_attachment_bytes=settings.max_attachment_bytes,
     )
 
 

@@ -1,7 +1,7 @@
 // Files in a thread's composer: the paperclip (a file input), drag and drop onto the thread,
 // and paste. Each file uploads at once (XHR, for its progress) to
 // POST /api/v1/conversations/{id}/attachments and shows as a chip: a preview for an image,
-// the name, the size, a progress bar, the server's error in words (with Retry), and a remove
+// the name, the size, a progress bar, the error in words (Retry when trying again can help), a remove
 // button. app.js's send reads composer.jobchatAttachments (ids(), busy(), clear()) and sends
 // the ids with the message. Also: the thread's lightbox for images (a click on a thumbnail).
 // Names and errors are set with textContent, never as markup.
@@ -23,19 +23,54 @@
     return `${size} bytes`;
   }
 
-  // The server's error as a person reads it (its own message when it sends one we do not know).
-  function uploadError(status, data) {
+  // The allowed types by extension, named as a person knows them: a file whose name says one
+  // of these but whose contents the server refuses is "not a real PDF", not a wrong type.
+  const KNOWN = {
+    pdf: "PDF", doc: "Word document", docx: "Word document", odt: "OpenDocument text", rtf: "RTF file",
+    txt: "text file", png: "PNG image", jpg: "JPEG image", jpeg: "JPEG image", gif: "GIF image",
+    webp: "WebP image", heic: "HEIC photo", heif: "HEIC photo",
+  };
+  const extension = (name) => ((name.match(/\.([a-z0-9]{1,5})$/i) || [null, ""])[1]).toLowerCase();
+
+  // Why an upload failed: a short line for the chip, the full reason (the chip's description),
+  // and whether trying again can help (a lost connection, a server error, too many requests:
+  // yes; a refusal of the file itself: no, only Remove).
+  function uploadError(status, data, file, limitText) {
     const error = data && data.error;
-    if (status === 415) return "This type of file can’t be sent. Try a PDF, Word, OpenDocument, RTF, text or image file.";
-    if (status === 413) {
-      const limit = error && /(\d{4,})\s*bytes/.exec(error.message || "");
-      return limit ? `Too big to send: the limit is ${humanSize(Number(limit[1]))}.` : "Too big to send.";
+    const message = (error && error.message) || "";
+    if (status === 415) {
+      const kind = KNOWN[extension(file.name)];
+      if (kind) return { short: `Not a real ${kind}`, full: `This isn’t a real ${kind}: its contents are another kind of file.`, retry: false };
+      return { short: "Not an accepted type", full: "This type of file can’t be sent. Try a PDF, Word, OpenDocument, RTF, text or image file.", retry: false };
     }
-    if (status === 422 && error && /empty/i.test(error.message || "")) return "The file is empty.";
-    if (status === 0) return "Upload failed: you seem to be offline.";
-    if (error && error.message) return error.message;
-    return `Upload failed (${status}).`;
+    if (status === 413) return tooBig(limitText);
+    if (status === 422 && ((error && error.code === "empty_file") || /empty/i.test(message))) return emptyFile();
+    if (status === 0) return { short: "Upload failed", full: "Upload failed: you seem to be offline. Try again.", retry: true };
+    if (status === 429) return { short: "Upload failed", full: "Too many uploads at once: wait a moment, then try again.", retry: true };
+    if (status >= 500) return { short: "Upload failed", full: `${message || "The server could not take the file"} (${status}). Try again.`, retry: true };
+    return { short: "Not accepted", full: message || `The server refused the file (${status}).`, retry: false };
   }
+  function tooBig(limitText) {
+    return limitText
+      ? { short: `Over the ${limitText} limit`, full: `Too big to send: the limit is ${limitText} a file.`, retry: false }
+      : { short: "Too big", full: "Too big to send.", retry: false };
+  }
+  const emptyFile = () => ({ short: "Empty file", full: "The file is empty: there is nothing to send.", retry: false });
+
+  // A name cut in the middle when it is long: the stem shrinks with an ellipsis, the
+  // extension stays (CSS cannot cut in the middle by itself).
+  function nameParts(name) {
+    const dot = name.lastIndexOf(".");
+    const cut = dot > 0 && name.length - dot <= 6 ? dot : name.length;
+    const stem = document.createElement("span");
+    stem.className = "name-stem";
+    stem.textContent = name.slice(0, cut);
+    const ext = document.createElement("span");
+    ext.className = "name-ext";
+    ext.textContent = name.slice(cut);
+    return [stem, ext];
+  }
+  let chipCount = 0;
 
   const composers = new WeakMap();
 
@@ -48,11 +83,39 @@
     const status = composer.querySelector("[data-attach-status]");
     const textarea = composer.querySelector("textarea[name=body]");
     if (!tray || !chips || !input) return null;
+    const maxBytes = Number(tray.dataset.maxBytes) || 0;
+    const limitText = tray.dataset.maxText || "";
+    const formError = composer.querySelector(".form-error");
     // With this script the files go through the API, not with the form.
     input.removeAttribute("name");
     const uploads = []; // {file, li, xhr, id, state: "uploading" | "done" | "failed", preview}
 
     function say(text) { if (status) status.textContent = text; }
+
+    // The composer's own complaint about the files (app.js, on Send) goes once nothing it
+    // complains of is left.
+    const COMPLAINTS = {
+      "Remove or retry the files that did not upload.": () => uploads.some((u) => u.state === "failed"),
+      "Wait for the files to finish uploading.": () => uploads.some((u) => u.state === "uploading"),
+    };
+    function settle() {
+      if (!formError || formError.hidden) return;
+      const still = COMPLAINTS[formError.textContent];
+      if (still && !still()) { formError.textContent = ""; formError.hidden = true; }
+    }
+
+    // One polite summary when the uploads have finished ("3 files ready", "2 files could not
+    // be attached"), not each file's result in turn (a screen reader would keep only the last).
+    function summarize() {
+      if (uploads.some((u) => u.state === "uploading")) return;
+      const count = (n, what) => (n === 1 ? `1 file ${what[0]}` : `${n} files ${what[1]}`);
+      const done = uploads.filter((u) => u.state === "done").length;
+      const failed = uploads.filter((u) => u.state === "failed").length;
+      const parts = [];
+      if (failed) parts.push(count(failed, ["could not be attached", "could not be attached"]));
+      if (done) parts.push(count(done, ["ready", "ready"]));
+      say(parts.length ? `${parts.join("; ")}.` : "");
+    }
 
     function refresh() {
       tray.hidden = uploads.length === 0;
@@ -67,13 +130,18 @@
       const bar = li.querySelector("progress");
       const note = li.querySelector(".chip-note");
       const retry = li.querySelector(".chip-retry");
+      const reason = li.querySelector(".chip-reason");
       bar.hidden = upload.state !== "uploading";
-      retry.hidden = upload.state !== "failed";
+      retry.hidden = !(upload.state === "failed" && upload.error.retry);
       if (upload.state === "failed") {
-        note.textContent = upload.error;
+        note.textContent = upload.error.short;
+        reason.textContent = upload.error.full;
+        li.title = `${upload.file.name}: ${upload.error.full}`;
         li.setAttribute("aria-invalid", "true");
       } else {
         li.removeAttribute("aria-invalid");
+        li.removeAttribute("title");
+        reason.textContent = "";
         note.textContent = upload.state === "done" ? "Ready" : "Uploading…";
       }
     }
@@ -81,6 +149,8 @@
     function chip(upload) {
       const li = document.createElement("li");
       li.className = "attach-chip";
+      chipCount += 1;
+      const reasonId = `chip-reason-${chipCount}`;
       const file = upload.file;
       const thumb = document.createElement("span");
       thumb.className = "chip-thumb";
@@ -102,31 +172,42 @@
       text.className = "chip-text";
       const name = document.createElement("span");
       name.className = "chip-name";
-      name.textContent = file.name;
-      name.title = file.name;
+      name.append(...nameParts(file.name));
       const info = document.createElement("span");
       info.className = "chip-info";
       const size = document.createElement("span");
-      size.textContent = humanSize(file.size);
+      size.className = "chip-size";
+      size.textContent = `${humanSize(file.size)} · `;
       const note = document.createElement("span");
       note.className = "chip-note";
-      info.append(size, " · ", note);
+      info.append(size, note);
       const bar = document.createElement("progress");
       bar.max = 100;
       bar.value = 0;
       bar.setAttribute("aria-label", `Uploading ${file.name}`);
-      text.append(name, info, bar);
+      // The full reason of a failure: the buttons' description for a screen reader, and shown
+      // under the chip while it has focus or was tapped (the chip itself shows the short one).
+      const reason = document.createElement("span");
+      reason.className = "chip-reason";
+      reason.id = reasonId;
+      text.append(name, info, reason, bar);
+      li.addEventListener("click", (event) => {
+        if (!(event.target instanceof Element) || event.target.closest("button")) return;
+        if (li.dataset.state === "failed") li.classList.toggle("open");
+      });
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "chip-retry link-button";
       retry.textContent = "Retry";
       retry.setAttribute("aria-label", `Retry ${file.name}`);
+      retry.setAttribute("aria-describedby", reasonId);
       retry.addEventListener("click", () => start(upload));
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "chip-remove";
       remove.setAttribute("aria-label", `Remove ${file.name}`);
       remove.title = "Remove";
+      remove.setAttribute("aria-describedby", reasonId);
       remove.textContent = "×";
       remove.addEventListener("click", () => {
         drop(upload);
@@ -139,6 +220,7 @@
 
     function start(upload) {
       upload.state = "uploading";
+      upload.li.classList.remove("open");
       drawState(upload);
       const bar = upload.li.querySelector("progress");
       bar.value = 0;
@@ -160,13 +242,13 @@
           upload.id = data.id;
           upload.state = "done";
           bar.value = 100;
-          say(`${upload.file.name} is ready to send.`);
         } else {
           upload.state = "failed";
-          upload.error = uploadError(status, data);
-          say(`${upload.file.name}: ${upload.error}`);
+          upload.error = uploadError(status, data, upload.file, limitText);
         }
         drawState(upload);
+        summarize();
+        settle();
         composer.dispatchEvent(new CustomEvent("jobchat:attachments"));
       };
       xhr.addEventListener("load", () => finished(xhr.status, xhr.response));
@@ -182,6 +264,7 @@
       if (upload.preview) URL.revokeObjectURL(upload.preview);
       upload.li.remove();
       refresh();
+      settle();
       composer.dispatchEvent(new CustomEvent("jobchat:attachments"));
     }
 
@@ -189,20 +272,28 @@
       const list = [...files].filter((f) => f instanceof File);
       if (!list.length) return;
       for (const file of list) {
-        const upload = { file, li: null, xhr: null, id: null, state: "uploading", error: "", preview: null };
+        const upload = { file, li: null, xhr: null, id: null, state: "uploading", error: null, preview: null };
         uploads.push(upload);
         chips.append(chip(upload));
-        if (uploads.length > MAX_FILES) {
+        // Refused here, at once and without sending a byte, when the answer is known.
+        let refusal = null;
+        if (uploads.length > MAX_FILES) refusal = { short: "Too many files", full: `One message takes up to ${MAX_FILES} files.`, retry: false };
+        else if (maxBytes && file.size > maxBytes) refusal = tooBig(limitText);
+        else if (file.size === 0) refusal = emptyFile();
+        if (refusal) {
           upload.state = "failed";
-          upload.error = `One message takes up to ${MAX_FILES} files.`;
+          upload.error = refusal;
           drawState(upload);
-          upload.li.querySelector(".chip-retry").hidden = true;
         } else {
           start(upload);
         }
       }
       refresh();
-      say(list.length === 1 ? `Uploading ${list[0].name}.` : `Uploading ${list.length} files.`);
+      if (uploads.some((u) => u.state === "uploading")) {
+        say(list.length === 1 ? `Uploading ${list[0].name}.` : `Uploading ${list.length} files.`);
+      } else {
+        summarize();
+      }
     }
 
     input.addEventListener("change", () => {
@@ -223,8 +314,14 @@
       if (!files.length) return;
       event.preventDefault();
       add(files.map((f) => (f.name && f.name !== "image.png") ? f
-        : new File([f], `Pasted image ${new Date().toISOString().slice(0, 19).replace("T", " ").replace(/:/g, ".")}.png`, { type: f.type })));
+        : new File([f], `Pasted image ${localStamp(new Date())}.png`, { type: f.type })));
     });
+
+    // "2026-12-05 14.03.09": the time on the person's own clock (a file name cannot hold ":").
+    function localStamp(d) {
+      const two = (n) => String(n).padStart(2, "0");
+      return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}.${two(d.getMinutes())}.${two(d.getSeconds())}`;
+    }
 
     const api = {
       add,
