@@ -51,6 +51,8 @@ class UnsupportedType(AppError):
 class StorageDown(AppError):
     status = 503
     code = "storage_unavailable"
+    # A disk or S3 store back in a moment is the common case; the client need not guess.
+    retry_after = 5
 
 
 def _storage_down() -> StorageDown:
