@@ -36,7 +36,7 @@ from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Conflict, Forbidden, Invalid, NotFound
 from jobchat.events.models import EventType
 from jobchat.files.models import Attachment
-from jobchat.messages.models import Message
+from jobchat.messages.models import HiddenMessage, Message
 
 CONVERSATION_NOT_FOUND = "There is no conversation with that id."
 MESSAGE_NOT_FOUND = "There is no message with that id."
@@ -397,7 +397,7 @@ def access_message(
 def access_attachment(session: Session, user: User, attachment_id: int) -> Attachment:
     """An attachment the user may fetch: a member of its conversation now, once a message took
     it (before that, its uploader alone). Removed files, and those of a message deleted for
-    everyone, are not found; deleting a message for oneself only hides it from one's view."""
+    everyone, are not found; nor, for the one who hid it, those of a message deleted "for me"."""
     attachment = session.get(Attachment, attachment_id)
     if (
         attachment is None
@@ -408,7 +408,11 @@ def access_attachment(session: Session, user: User, attachment_id: int) -> Attac
     if attachment.message_id is None:
         if attachment.uploader_id != user.id:
             raise NotFound(ATTACHMENT_NOT_FOUND)
-    elif session.get_one(Message, attachment.message_id).deleted_at is not None:
+    elif (
+        session.get_one(Message, attachment.message_id).deleted_at is not None
+        # Deleted "for me": gone from this user's history and search, so from here too.
+        or session.get(HiddenMessage, (attachment.message_id, user.id)) is not None
+    ):
         raise NotFound(ATTACHMENT_NOT_FOUND)
     return attachment
 

@@ -59,6 +59,7 @@ from jobchat.stopping import stop_tasks
 from jobchat.templates.api import router as templates_router
 from jobchat.web import routers as web_routers
 from jobchat.web.assets import static_files
+from jobchat.web.conversation import MAX_FORM_FILES, SEND_FORM_PATH
 from jobchat.web.errors import page_error
 from jobchat.web.security import SecurityHeaders
 from jobchat.web.templating import STATIC_DIR
@@ -182,7 +183,14 @@ def create_app(
         larger={INBOUND_EMAIL_PATH: settings.max_inbound_email_bytes},
         # An upload is bounded by its own limit (the route answers 413 past it), plus room for
         # the multipart framing around the file.
-        larger_matching=[(UPLOAD_PATH, settings.max_attachment_bytes + UPLOAD_FRAMING_BYTES)],
+        # The no-JS composer's form takes a message's files in one body.
+        larger_matching=[
+            (UPLOAD_PATH, settings.max_attachment_bytes + UPLOAD_FRAMING_BYTES),
+            (
+                SEND_FORM_PATH,
+                MAX_FORM_FILES * (settings.max_attachment_bytes + UPLOAD_FRAMING_BYTES),
+            ),
+        ],
     )
     app.add_middleware(EventStream)  # the event-stream socket, past the HTTP layers
     for router in (

@@ -10,6 +10,9 @@ from __future__ import annotations
 class AppError(Exception):
     status = 400
     code = "bad_request"
+    # Seconds a client should wait before trying again (sent as Retry-After), for an error
+    # that passes by itself (a store that is down).
+    retry_after: int | None = None
 
     def __init__(
         self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None

@@ -148,7 +148,10 @@ def install_error_handlers(app: FastAPI, pages: PageErrors | None = None) -> Non
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
         page = as_page(request, exc.status, exc, exc.message)
-        return page or _error(exc.status, exc.code, exc.message, exc.fields)
+        answer = page or _error(exc.status, exc.code, exc.message, exc.fields)
+        if exc.retry_after is not None:
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

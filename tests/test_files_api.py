@@ -200,7 +200,7 @@ def test_the_missing_file_field_is_422(world: World, chat: int) -> None:
     assert_error(r, 422, "invalid")
     assert "file" in r.json()["error"]["fields"]
     r = who.post(f"/api/v1/conversations/{chat}/attachments", {"file": "x"})
-    assert_error(r, 422, "invalid")
+    assert_error(r, 415, "unsupported_media_type")
 
 
 def test_the_general_body_limit_does_not_apply_to_uploads(world: World, chat: int) -> None:

@@ -152,12 +152,15 @@ def test_delete_for_everyone_removes_the_files(
     assert download(world["emp_team"], kept["id"]).content == PDF
 
 
-def test_delete_for_me_only_hides_the_message(world: World, chat: int) -> None:
+def test_delete_for_me_hides_the_files_from_that_member_only(world: World, chat: int) -> None:
     cv = uploaded(world["cand"], chat, "cv.pdf", PDF)
     message = body(world["cand"].send(chat, "CV", attachments=[cv["id"]]), 201)
     r = world["emp_team"].delete(f"/api/v1/messages/{message['id']}", **{"for": "me"})
     assert r.status_code == 204
-    assert download(world["emp_team"], cv["id"]).status_code == 200
+    # Gone from their history, so its files are not found for them either; the others keep it.
+    assert_error(download(world["emp_team"], cv["id"]), 404, "not_found")
+    assert download(world["emp_admin"], cv["id"]).status_code == 200
+    assert download(world["cand"], cv["id"]).status_code == 200
 
 
 def test_uploads_no_message_took_are_swept_after_a_day(

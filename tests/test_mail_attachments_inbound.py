@@ -248,3 +248,17 @@ def test_a_photo_a_phone_puts_inline_in_the_html_is_a_file_too(
     assert [(a["filename"], a["content_type"]) for a in message["attachments"]] == [
         ("IMG_0042.jpeg", "image/jpeg")
     ]
+
+
+def test_a_single_part_reply_that_is_only_a_file_lands_as_a_message(
+    world: World, client: TestClient, settings: Settings, chat: int, invitation: Delivered
+) -> None:
+    # Not multipart at all: the mail's one body is the PDF (some scanners and scripts send so).
+    reply = reply_to(invitation, "")
+    reply.set_content(pdf(), maintype="application", subtype="pdf", filename="scan.pdf")
+    assert not reply.is_multipart()
+    smtp_send(settings, reply)
+
+    message = last(world, chat)
+    assert message["author"]["id"] == "cand"
+    assert [a["filename"] for a in message["attachments"]] == ["scan.pdf"]

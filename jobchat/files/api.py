@@ -16,7 +16,14 @@ from starlette.requests import ClientDisconnect
 
 from jobchat import access
 from jobchat.auth.deps import Caller, CurrentUser
-from jobchat.errors import AppError, Invalid, NotFound, PayloadTooLarge, RateLimited
+from jobchat.errors import (
+    AppError,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+)
 from jobchat.files.intake import FileRejected, StoredFile, add_attachment, discard, store_file
 from jobchat.files.models import Attachment
 from jobchat.files.schemas import AttachmentOut
@@ -25,6 +32,7 @@ from jobchat.files.serving import (
     Unsatisfiable,
     content_disposition,
     etag,
+    none_match,
     parse_range,
     served_type,
 )
@@ -51,6 +59,8 @@ class UnsupportedType(AppError):
 class StorageDown(AppError):
     status = 503
     code = "storage_unavailable"
+    # A disk or S3 store back in a moment is the common case; the client need not guess.
+    retry_after = 5
 
 
 def _storage_down() -> StorageDown:
@@ -99,6 +109,13 @@ async def upload(conversation_id: PathId, caller: CurrentUser, request: Request)
     state = caller.state
     # Who may post here is known before a byte of the body is read.
     await run_in_threadpool(_check_may_upload, caller, conversation_id)
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "multipart/form-data":
+        # Refused before the body is read: an urlencoded form would be parsed in memory whole.
+        raise UnsupportedMediaType(
+            "Send the file as multipart/form-data (field file).",
+            fields={"content-type": "must be multipart/form-data"},
+        )
     try:
         form = await request.form(max_files=1, max_fields=10)
     except StarletteHTTPException as error:
@@ -185,6 +202,8 @@ def _record(caller: Caller, conversation_id: int, stored: StoredFile) -> Attachm
         return attachment
 
 
+# HEAD answers as GET, without the body: what a client checks (size, type) before a download.
+@router.head("/attachments/{attachment_id}", include_in_schema=False)
 @router.get(
     "/attachments/{attachment_id}",
     response_class=StreamingResponse,
@@ -208,6 +227,7 @@ async def download(attachment_id: PathId, caller: CurrentUser, request: Request)
     )
 
 
+@router.head("/attachments/{attachment_id}/thumbnail", include_in_schema=False)
 @router.get(
     "/attachments/{attachment_id}/thumbnail",
     response_class=StreamingResponse,
@@ -253,7 +273,7 @@ async def _serve(
         "Accept-Ranges": "bytes",
         "ETag": tag,
     }
-    if tag in request.headers.get("if-none-match", ""):
+    if none_match(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     wanted = request.headers.get("range")
     if request.headers.get("if-range", tag) != tag:
@@ -276,6 +296,8 @@ async def _serve(
         start, stop, status = part.start, part.stop, 206
         headers["Content-Range"] = part.content_range(size)
     headers["Content-Length"] = str(stop - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, media_type=media_type, headers=headers)
     try:
         chunks = await run_in_threadpool(storage.read, key, start, stop)
     except Missing:

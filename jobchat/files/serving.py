@@ -69,6 +69,18 @@ def etag(key: str) -> str:
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
+def none_match(header: str | None, tag: str) -> bool:
+    """Whether an If-None-Match header names ``tag``: ``*``, or one of a comma list of tags,
+    compared weakly (``W/"x"`` matches ``"x"``, RFC 9110 13.1.2), each exactly."""
+    if not header:
+        return False
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
 def served_type(attachment: Attachment) -> str:
     if attachment.content_type == "text/plain":
         return "text/plain; charset=utf-8"

@@ -36,7 +36,7 @@ from jobchat.files.intake import add_attachment
 from jobchat.jobqueue.actions import enqueue
 from jobchat.mail.addresses import MailKeys, addresses_in
 from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
-from jobchat.mail.inbound_files import StoredFiles
+from jobchat.mail.inbound_files import StoredFiles, files_in
 from jobchat.mail.models import InboundEmail, InboundOutcome
 from jobchat.mail.outbound import CLOSED_NOTICE_JOB
 from jobchat.mail.queries import (
@@ -97,7 +97,8 @@ def worth_storing_files(
 ) -> bool:
     """Whether the mail's files may become a message's: not when it was received before, or
     is a bounce or machine mail (its files would only be stored to be deleted again)."""
-    if not message.is_multipart():
+    if not message.is_multipart() and not files_in(message):
+        # A mail of text alone; one whose single body is a file (a scan sent as is) has one.
         return False
     if bounce_of(message, envelope_from) is not None:
         return False

@@ -21,7 +21,7 @@ from email.message import EmailMessage, Message
 
 from jobchat.files import intake
 from jobchat.files.intake import FileRejected, StoredFile, store_file
-from jobchat.files.storage import Storage
+from jobchat.files.storage import Storage, StorageUnavailable
 from jobchat.inputs import fold_controls
 
 log = logging.getLogger("jobchat.mail")
@@ -161,6 +161,14 @@ def store_files(storage: Storage, message: EmailMessage, *, max_bytes: int) -> S
             except FileRejected as rejected:
                 log.info("inbound file %r not taken: %s", incoming.filename, rejected.code)
                 result.notes.append(note(incoming.filename, _reason(rejected, max_bytes)))
+                continue
+            except StorageUnavailable:
+                raise
+            except Exception:
+                # A file our checks trip over is this file's problem, not the mail's: answering
+                # 451/500 would have the mail server retry the same mail forever.
+                log.exception("inbound file %r could not be read", incoming.filename)
+                result.notes.append(note(incoming.filename, "this file could not be read"))
                 continue
             result.accepted.append(stored)
     except BaseException:

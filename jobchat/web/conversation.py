@@ -3,6 +3,9 @@ the forms that act on a conversation (send, end, delete) for browsers without ou
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -14,11 +17,13 @@ from jobchat.errors import Invalid
 
 # The upload API's own words for a refused file (415, 413, 422), so both ways of sending agree.
 from jobchat.files.api import _refusal as refusal
+from jobchat.files.api import _storage_down as storage_down
 from jobchat.files.intake import FileRejected, StoredFile, add_attachment, discard, store_file
+from jobchat.files.storage import StorageUnavailable
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits, Outgoing
 from jobchat.messages.models import Channel
-from jobchat.messages.queries import history, history_after
+from jobchat.messages.queries import history, history_after, sent_with_key
 from jobchat.messages.requests import delete_as, send_as
 from jobchat.scheduling.requests import check_client_key
 from jobchat.web.layout import frame
@@ -36,6 +41,13 @@ from jobchat.web.thread import (
 from jobchat.web.viewer import FormViewer, PageViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("jobchat.files")
+
+# The composer's form post carries its files in its body: the app's body limit lets this path
+# take as many files as a message may have, each of the attachment limit (plus framing).
+SEND_FORM_PATH = re.compile(r"/conversations/[^/]+/messages")
+# Files one message takes (as SendMessageIn.attachments).
+MAX_FORM_FILES = 10
 
 MessageId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
@@ -131,6 +143,12 @@ def send_form(
         )
         return _back(request, conversation_id)
     state = viewer.caller.state
+    if len(chosen) > MAX_FORM_FILES:
+        raise Invalid({"file": f"a message takes at most {MAX_FORM_FILES} files"})
+    if chosen and idempotency_key and _already_sent(viewer, idempotency_key):
+        # A resubmitted form (a reload, a double click): it was sent, and its files with it.
+        # Storing them again would only leave copies nothing takes.
+        return _back(request, conversation_id)
     stored = _store_files(viewer, conversation_id, chosen)
     try:
         with viewer.write() as (session, user):
@@ -162,9 +180,15 @@ def send_form(
     except BaseException:
         # Nothing points at the stored files: they go now, not in a day.
         for s in stored:
-            discard(state.storage, s)
+            with contextlib.suppress(StorageUnavailable):
+                discard(state.storage, s)
         raise
     return _back(request, conversation_id)
+
+
+def _already_sent(viewer: Viewer, key: str) -> bool:
+    with viewer.read() as (session, user):
+        return sent_with_key(session, user.id, key) is not None
 
 
 def _store_files(viewer: Viewer, conversation_id: int, files: list[UploadFile]) -> list[StoredFile]:
@@ -188,10 +212,20 @@ def _store_files(viewer: Viewer, conversation_id: int, files: list[UploadFile]) 
                 )
             )
     except FileRejected as rejected:
-        for s in stored:
-            discard(state.storage, s)
+        _discard_all(viewer, stored)
         raise refusal(rejected) from None
+    except StorageUnavailable as error:
+        # As the upload API answers; what was stored before the failure goes too.
+        log.warning("form files not stored: %s", error)
+        _discard_all(viewer, stored)
+        raise storage_down() from None
     return stored
+
+
+def _discard_all(viewer: Viewer, stored: list[StoredFile]) -> None:
+    for s in stored:
+        with contextlib.suppress(StorageUnavailable):
+            discard(viewer.caller.state.storage, s)
 
 
 @router.post("/conversations/{conversation_id}/end")
