@@ -107,45 +107,6 @@ def _mine(user: User) -> Select[int]:
     )
 
 
-def _sqlite_matches(user: User, query: Query) -> Select[int, datetime, str, str]:
-    """FTS5 walks the query's matches in the whole index, newest first, and keeps those among
-    the caller's message ids, built once into an in-memory set. The unary "+" stops SQLite
-    offering the IN to FTS5 as rowid lookups: one index probe per message in scope, far slower
-    than the walk for every query measured (bench/bench_search.py)."""
-    index = _SQLITE_INDEX
-    return (
-        select(Message.id, Message.created_at, index.c.words, index.c.stems)
-        .select_from(index)
-        .join(Message, Message.id == index.c.rowid)
-        .where(
-            text("message_search MATCH :expression").bindparams(expression=fts5_expression(query)),
-            literal_column("+message_search.rowid").in_(_mine(user)),
-        )
-        .order_by(index.c.rowid.desc())
-    )
-
-
-def _pg_matches(user: User, query: Query) -> Select[int, datetime, str, str]:
-    """The caller's member rows, their messages and those messages' index rows, with the
-    tsquery as a filter: the planner picks a nested loop over the scope, testing each
-    document, for a common word, and a GIN bitmap scan for a rare one. (Counting the matches in
-    the whole index first, to choose, cost more than either.)"""
-    index = _PG_INDEX
-    return (
-        select(Message.id, Message.created_at, index.c.words, index.c.stems)
-        .select_from(Member)
-        .join(Message, Message.conversation_id == Member.conversation_id)
-        .join(index, index.c.message_id == Message.id)
-        .where(
-            Member.user_id == user.id,
-            text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
-                tsquery=tsquery_literal(query)
-            ),
-        )
-        .order_by(Message.id.desc())
-    )
-
-
 def _matches(
     session: Session,
     user: User,
@@ -156,12 +117,40 @@ def _matches(
     limit: int,
 ) -> list[tuple[int, datetime, str, str]]:
     """The newest ``limit`` matches in scope (id below ``before``): id, created_at, words,
-    stems. The database keeps to the caller's messages and matches; only matches come back."""
+    stems. One statement: the database keeps to the caller's messages and to the query's
+    matches, and only matches come back (to be ranked in Python).
+
+    SQLite: FTS5 walks the query's matches in the whole index, newest first (rowid order), and
+    keeps those whose rowid is among the caller's message ids, built once into an in-memory
+    set. The unary "+" stops SQLite offering the IN to FTS5 as rowid lookups: one index probe
+    per message in scope, slower than the walk for every query measured (bench/bench_search.py).
+
+    PostgreSQL: the planner chooses; for staff in 200 conversations it loops over the scope's
+    message ids (members, then ix_messages_history) and tests each one's document (primary key
+    lookup, then @@). Counting the matches in the whole index first, to choose between plans,
+    cost more than either plan."""
     if session.get_bind().dialect.name == "sqlite":
-        stmt = _sqlite_matches(user, query)
+        index, key = _SQLITE_INDEX, _SQLITE_INDEX.c.rowid
+        in_scope = literal_column("+message_search.rowid").in_(_mine(user))
+        match = text("message_search MATCH :expression").bindparams(
+            expression=fts5_expression(query)
+        )
+        newest_first = key.desc()
     else:
-        stmt = _pg_matches(user, query)
-    stmt = stmt.where(*_visible(user), *scope).limit(limit)
+        index, key = _PG_INDEX, _PG_INDEX.c.message_id
+        in_scope = key.in_(_mine(user))
+        match = text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
+            tsquery=tsquery_literal(query)
+        )
+        newest_first = Message.id.desc()
+    stmt = (
+        select(Message.id, Message.created_at, index.c.words, index.c.stems)
+        .select_from(index)
+        .join(Message, Message.id == key)
+        .where(match, in_scope, *_visible(user), *scope)
+        .order_by(newest_first)
+        .limit(limit)
+    )
     if before is not None:
         stmt = stmt.where(Message.id < before)
     return [(r[0], r[1], r[2], r[3]) for r in session.execute(stmt)]
