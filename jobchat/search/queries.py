@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from jobchat import access
 from jobchat.conversations.models import Conversation, Kind, Member
-from jobchat.conversations.render import conversation_title
+from jobchat.conversations.render import conversation_titles
 from jobchat.directory.models import User, UserKind
 from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Invalid
@@ -231,7 +231,7 @@ def _hits(session: Session, user: User, query: Query, ids: list[int]) -> list[Hi
         select(Conversation.id, Conversation.kind).where(Conversation.id.in_(in_page))
     ):
         kinds[cid] = kind
-    titles = {cid: conversation_title(session, user.id, cid, kind) for cid, kind in kinds.items()}
+    titles = conversation_titles(session, user.id, kinds)
     hits = []
     for mid in ids:
         message = messages[mid]
