@@ -65,7 +65,6 @@ from jobchat.messages.actions import do_send_message
 from jobchat.messages.models import Channel
 from jobchat.messages.outgoing import Limits, Outgoing
 from jobchat.messages.schemas import MessageOut
-from jobchat.search import queries as search_queries
 from jobchat.search.index import index_many, set_indexing
 from jobchat.search.queries import Filters, search
 from jobchat.search.schemas import SearchConversationOut, SearchHitOut, SearchPageOut
@@ -643,23 +642,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heavy", action="store_true", help="skip the 2,000-conversation user")
     parser.add_argument("--no-send", action="store_true", help="skip the send throughput")
     parser.add_argument(
-        "--force-plan",
-        choices=("scan", "index"),
-        help="make search() read the scope whole (scan) or use the index for every query",
-    )
-    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also cProfile N searches"
     )
     args = parser.parse_args(argv)
 
-    search_queries.FORCE_PLAN = args.force_plan
     url = sqlalchemy_url(args.database)
     dialect = make_url(url).get_backend_name()
     results_dir = Path(__file__).resolve().parent / "results"
     results_dir.mkdir(exist_ok=True)
     seed_path = results_dir / f"search-{dialect}-seed.json"
-    plan = f", plan forced: {args.force_plan}" if args.force_plan else ""
-    print(f"jobchat search benchmark on {dialect} ({make_url(url).render_as_string()}){plan}")
+    print(f"jobchat search benchmark on {dialect} ({make_url(url).render_as_string()})")
 
     if not args.no_seed:
         print("seeding…", flush=True)
@@ -794,9 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": profile,
         "table_markdown": md,
     }
-    out["force_plan"] = args.force_plan
-    suffix = f"-{args.force_plan}" if args.force_plan else ""
-    path = results_dir / f"search-{dialect}{suffix}.json"
+    path = results_dir / f"search-{dialect}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"\nwritten: {path}")
     return 0

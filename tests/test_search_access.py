@@ -12,21 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from jobchat.search import queries
 from tests.support import As, World, body, sent
 from tests.test_authorization_matrix import KINDS, refs_for
-
-
-@pytest.fixture(autouse=True, params=["scan", "index"])
-def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs both ways a search finds its matches: reading the caller's (small)
-    scope whole, and through the full-text index (``jobchat.search.queries._plan`` picks one
-    by the sizes of the scope and of the matches)."""
-    monkeypatch.setattr(queries, "FORCE_PLAN", request.param)
-    return str(request.param)
-
 
 ROLES = [
     "emp_admin",

@@ -17,15 +17,6 @@ from jobchat.search import queries
 from tests.support import As, World, body, sent, start
 
 
-@pytest.fixture(autouse=True, params=["scan", "index"])
-def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs both ways a search finds its matches: reading the caller's (small)
-    scope whole, and through the full-text index (``jobchat.search.queries._plan`` picks one
-    by the sizes of the scope and of the matches)."""
-    monkeypatch.setattr(queries, "FORCE_PLAN", request.param)
-    return str(request.param)
-
-
 def search(user: As, q: str, **params: Any) -> dict[str, Any]:
     return body(user.get("/api/v1/search", q=q, **params), 200)
 

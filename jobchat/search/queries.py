@@ -18,22 +18,20 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, TextClause, column, exists, func, select, table, text
+from sqlalchemy import ColumnElement, Select, column, exists, literal_column, select, table, text
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 from jobchat import access
 from jobchat.conversations.models import Conversation, Kind, Member
-from jobchat.conversations.render import conversation_title
+from jobchat.conversations.render import conversation_titles
 from jobchat.directory.models import User, UserKind
 from jobchat.directory.queries import job_by_ext, user_by_ext
 from jobchat.errors import Invalid
 from jobchat.inputs import MAX_ID
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.search.query import Query, fts5_expression, parse, tsquery_literal
-from jobchat.search.ranking import matches, score, snippet
+from jobchat.search.ranking import score, snippet
 
 # How many matches are ranked together (the newest ones in scope); older ones rank in the next.
 WINDOW = 500
@@ -90,85 +88,23 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
 _SQLITE_INDEX = table("message_search", column("rowid"), column("words"), column("stems"))
 _PG_INDEX = table("message_search", column("message_id"), column("words"), column("stems"))
 
-# Through the full-text index, a search costs about as much as the messages that match in the
-# whole database: for a word in one message in ten, 100,000 of a million. Someone in 200
-# conversations can read a few thousand. So when the caller's scope holds at most this many
-# messages (and, on SQLite, fewer than the query matches in the whole index, counted only that
-# far: FTS5 counts them cheaply), the scope is read whole and matched in Python
-# (``jobchat.search.ranking.matches``: the same rules over the same token streams, so the
-# results are the same either way).
-SCAN_LIMIT = 10_000
-
-
-def _index(session: Session) -> tuple[TableClause, ColumnClause[Any]]:
-    if session.get_bind().dialect.name == "sqlite":
-        return _SQLITE_INDEX, _SQLITE_INDEX.c.rowid
-    return _PG_INDEX, _PG_INDEX.c.message_id
-
 
 def _visible(user: User) -> list[ColumnElement[bool]]:
-    """Messages the caller may read: not deleted for everyone, not deleted by them for them
-    (their membership is joined)."""
+    """Messages the caller may read: not deleted for everyone, not deleted by them for them."""
     return [
         Message.deleted_at.is_(None),
         ~exists().where(HiddenMessage.message_id == Message.id, HiddenMessage.user_id == user.id),
     ]
 
 
-def _membership(user: User) -> ColumnElement[bool]:
-    return (Member.conversation_id == Message.conversation_id) & (Member.user_id == user.id)
-
-
-def _scope_size(
-    session: Session, user: User, scope: list[ColumnElement[bool]], before: int | None
-) -> int:
-    """How many messages the caller's scope holds (below ``before``), counted up to
-    SCAN_LIMIT + 1 on the indexes alone (members, then messages by conversation and id)."""
-    stmt = select(Message.id).join(Member, _membership(user)).where(*scope).limit(SCAN_LIMIT + 1)
-    if before is not None:
-        stmt = stmt.where(Message.id < before)
-    return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-
-
-def _match_condition(session: Session, query: Query) -> TextClause:
-    if session.get_bind().dialect.name == "sqlite":
-        return text("message_search MATCH :expression").bindparams(
-            expression=fts5_expression(query)
-        )
-    return text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
-        tsquery=tsquery_literal(query)
+def _mine(user: User) -> Select[int]:
+    """The ids of the messages in the caller's conversations (members, then messages by
+    conversation and id: both on indexes alone)."""
+    return (
+        select(Message.id)
+        .join(Member, Member.conversation_id == Message.conversation_id)
+        .where(Member.user_id == user.id)
     )
-
-
-def _index_matches_more_than(session: Session, query: Query, count: int) -> bool:
-    """Whether more than ``count`` messages in the whole index match (counted no further)."""
-    index, key = _index(session)
-    first = select(key).select_from(index).where(_match_condition(session, query)).limit(count + 1)
-    found = session.scalar(select(func.count()).select_from(first.subquery())) or 0
-    return int(found) > count
-
-
-# "scan" or "index" to choose for every search (the tests run each way; the benchmark compares).
-FORCE_PLAN: Literal["scan", "index"] | None = None
-
-
-def _plan(
-    session: Session,
-    user: User,
-    query: Query,
-    scope: list[ColumnElement[bool]],
-    before: int | None,
-) -> Literal["scan", "index"]:
-    if FORCE_PLAN is not None:
-        return FORCE_PLAN
-    size = _scope_size(session, user, scope, before)
-    if size > SCAN_LIMIT:
-        return "index"
-    if session.get_bind().dialect.name != "sqlite":
-        # PostgreSQL plans "the first N matches" as a sequential scan that tests every row, so
-        # counting them would cost more than the scan it decides about.
-        return "scan"
-    return "scan" if _index_matches_more_than(session, query, size) else "index"
 
 
 def _matches(
@@ -181,39 +117,42 @@ def _matches(
     limit: int,
 ) -> list[tuple[int, datetime, str, str]]:
     """The newest ``limit`` matches in scope (id below ``before``): id, created_at, words,
-    stems. Found the cheaper way: the caller's scope read whole when it is small and the
-    query's matches in the whole index are more; through the index otherwise."""
-    index, key = _index(session)
-    if _plan(session, user, query, scope, before) == "scan":
-        stmt = (
-            select(Message.id, index.c.words, index.c.stems)
-            .select_from(Member)
-            .join(Message, _membership(user))
-            .join(index, key == Message.id)
-            .where(Member.user_id == user.id, *_visible(user), *scope)
+    stems. One statement: the database keeps to the caller's messages and to the query's
+    matches, and only matches come back (to be ranked in Python).
+
+    SQLite: FTS5 walks the query's matches in the whole index, newest first (rowid order), and
+    keeps those whose rowid is among the caller's message ids, built once into an in-memory
+    set. The unary "+" stops SQLite offering the IN to FTS5 as rowid lookups: one index probe
+    per message in scope, slower than the walk for every query measured (bench/bench_search.py).
+
+    PostgreSQL: the planner chooses; for staff in 200 conversations it loops over the scope's
+    message ids (members, then ix_messages_history) and tests each one's document (primary key
+    lookup, then @@). Counting the matches in the whole index first, to choose between plans,
+    cost more than either plan."""
+    if session.get_bind().dialect.name == "sqlite":
+        index, key = _SQLITE_INDEX, _SQLITE_INDEX.c.rowid
+        in_scope = literal_column("+message_search.rowid").in_(_mine(user))
+        match = text("message_search MATCH :expression").bindparams(
+            expression=fts5_expression(query)
         )
-        if before is not None:
-            stmt = stmt.where(Message.id < before)
-        # On the connection: thousands of plain rows, without the ORM's handling of each.
-        rows = session.connection().execute(stmt)
-        found = sorted((r for r in rows if matches(query, r[1], r[2])), reverse=True)[:limit]
-        created = dict(
-            session.execute(
-                select(Message.id, Message.created_at).where(Message.id.in_([r[0] for r in found]))
-            ).all()
+        newest_first = key.desc()
+    else:
+        index, key = _PG_INDEX, _PG_INDEX.c.message_id
+        in_scope = key.in_(_mine(user))
+        match = text("message_search.document @@ CAST(:tsquery AS tsquery)").bindparams(
+            tsquery=tsquery_literal(query)
         )
-        return [(r[0], created[r[0]], r[1], r[2]) for r in found]
+        newest_first = Message.id.desc()
     stmt = (
         select(Message.id, Message.created_at, index.c.words, index.c.stems)
         .select_from(index)
         .join(Message, Message.id == key)
-        .join(Member, _membership(user))
-        .where(_match_condition(session, query), *_visible(user), *scope)
-        .order_by(key.desc())
+        .where(match, in_scope, *_visible(user), *scope)
+        .order_by(newest_first)
         .limit(limit)
     )
     if before is not None:
-        stmt = stmt.where(key < before)
+        stmt = stmt.where(Message.id < before)
     return [(r[0], r[1], r[2], r[3]) for r in session.execute(stmt)]
 
 
@@ -292,7 +231,7 @@ def _hits(session: Session, user: User, query: Query, ids: list[int]) -> list[Hi
         select(Conversation.id, Conversation.kind).where(Conversation.id.in_(in_page))
     ):
         kinds[cid] = kind
-    titles = {cid: conversation_title(session, user.id, cid, kind) for cid, kind in kinds.items()}
+    titles = conversation_titles(session, user.id, kinds)
     hits = []
     for mid in ids:
         message = messages[mid]

@@ -37,25 +37,6 @@ def _frequency(term: Term, words: list[str], stems: list[str]) -> float:
     return _PHRASE_WEIGHT * len(_phrase_starts(stems, term.stems))
 
 
-def matches(query: Query, words: str, stems: str) -> bool:
-    """Whether a message (its index streams) holds every term: what the FTS5 expression and the
-    tsquery of ``jobchat.search.query`` ask, over the same tokens."""
-    word_list = stems_list = None
-    for term in query.terms:
-        if term.kind == "prefix":
-            word_list = word_list if word_list is not None else words.split()
-            if not any(w.startswith(term.surface[0]) for w in word_list):
-                return False
-            continue
-        stems_list = stems_list if stems_list is not None else stems.split()
-        if term.kind == "word":
-            if term.stems[0] not in stems_list:
-                return False
-        elif not _phrase_starts(stems_list, term.stems):
-            return False
-    return True
-
-
 def score(query: Query, words: str, stems: str) -> float:
     """How well a message (its index streams) matches; 0 when a term is missing from it."""
     word_list, stem_list = words.split(), stems.split()
