@@ -64,10 +64,9 @@ from jobchat.directory.models import OrgKind, Role, Stage, User, UserKind
 from jobchat.messages.actions import do_send_message
 from jobchat.messages.models import Channel
 from jobchat.messages.outgoing import Limits, Outgoing
-from jobchat.messages.schemas import MessageOut
 from jobchat.search.index import index_many, set_indexing
 from jobchat.search.queries import Filters, search
-from jobchat.search.schemas import SearchConversationOut, SearchHitOut, SearchPageOut
+from jobchat.search.schemas import SearchPageOut
 from jobchat.search.text import is_stop_word
 from jobchat.serving import settle_collector
 
@@ -432,22 +431,7 @@ def run_search(db: Database, uid: int, q: str, cursor: str | None = None) -> Sea
     with db.read() as session:
         user = session.get_one(User, uid)
         page = search(session, user, q, Filters(), PAGE, cursor)
-        return SearchPageOut(
-            items=[
-                SearchHitOut(
-                    message=MessageOut.of(hit.message, show_deliveries=user.is_staff),
-                    conversation=SearchConversationOut(
-                        id=hit.conversation_id,
-                        title=hit.conversation_title,
-                        kind=hit.conversation_kind,
-                    ),
-                    snippet=hit.snippet,
-                    highlights=hit.highlights,
-                )
-                for hit in page.hits
-            ],
-            next_cursor=page.next_cursor,
-        )
+        return SearchPageOut.of(page, user)
 
 
 def count_all(db: Database, uid: int, q: str) -> int:

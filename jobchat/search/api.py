@@ -9,10 +9,9 @@ from fastapi import APIRouter, Query
 from jobchat.auth.deps import CurrentUser
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, QueryRef, QueryText
-from jobchat.messages.schemas import MessageOut
 from jobchat.search.queries import Filters, search
 from jobchat.search.query import MAX_QUERY_CHARS
-from jobchat.search.schemas import SearchConversationOut, SearchHitOut, SearchPageOut
+from jobchat.search.schemas import SearchPageOut
 
 router = APIRouter(prefix="/api/v1", tags=["search"], responses=error_responses(401, 404, 422))
 
@@ -45,19 +44,4 @@ def search_messages(
     filters = Filters(conversation=conversation, job=job, candidate=candidate)
     with caller.read() as (session, user):
         page = search(session, user, q, filters, limit, cursor)
-        return SearchPageOut(
-            items=[
-                SearchHitOut(
-                    message=MessageOut.of(hit.message, show_deliveries=user.is_staff),
-                    conversation=SearchConversationOut(
-                        id=hit.conversation_id,
-                        title=hit.conversation_title,
-                        kind=hit.conversation_kind,
-                    ),
-                    snippet=hit.snippet,
-                    highlights=hit.highlights,
-                )
-                for hit in page.hits
-            ],
-            next_cursor=page.next_cursor,
-        )
+        return SearchPageOut.of(page, user)

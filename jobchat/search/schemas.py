@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from jobchat.conversations.models import Kind
+from jobchat.directory.models import User
 from jobchat.messages.schemas import MessageOut
+from jobchat.search.queries import SearchPage
 
 
 class SearchConversationOut(BaseModel):
@@ -33,3 +35,23 @@ class SearchPageOut(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null after the last."
     )
+
+    @classmethod
+    def of(cls, page: SearchPage, viewer: User) -> SearchPageOut:
+        """The page as ``viewer`` sees it (staff see the messages' deliveries, as in history)."""
+        return cls(
+            items=[
+                SearchHitOut(
+                    message=MessageOut.of(hit.message, show_deliveries=viewer.is_staff),
+                    conversation=SearchConversationOut(
+                        id=hit.conversation_id,
+                        title=hit.conversation_title,
+                        kind=hit.conversation_kind,
+                    ),
+                    snippet=hit.snippet,
+                    highlights=hit.highlights,
+                )
+                for hit in page.hits
+            ],
+            next_cursor=page.next_cursor,
+        )
