@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobchat.inputs import fold_controls
+from jobchat.sms.segments import shorten
 
 # The characters a text's file line (and the blank line before it) may take at most: a
 # sender and three names of up to 32 characters each, and a link of up to ~200.
@@ -21,14 +21,6 @@ FILES_ROOM = 400
 
 _LISTED = 3
 _LONGEST_NAME = 32
-_ELLIPSIS = "..."  # GSM-7, unlike "…", which would make the whole text UCS-2
-
-
-def _cut(value: str, limit: int) -> str:
-    value = " ".join(fold_controls(value).split())
-    if len(value) <= limit:
-        return value
-    return value[: max(limit - len(_ELLIPSIS), 1)].rstrip() + _ELLIPSIS
 
 
 def sms_body_limit(max_sms_chars: int, with_files: bool) -> int:
@@ -49,8 +41,8 @@ def sms_too_long(max_sms_chars: int, with_files: bool) -> str:
 def files_line(*, sender: str, filenames: Sequence[str], link: str) -> str:
     """ "Tess sent you a file: CV.pdf <link>", or "… 3 files: a.pdf, b.jpg, c.pdf. See them:
     <link>" (the link opening the conversation)."""
-    who = _cut(sender, _LONGEST_NAME)
-    names = [_cut(name, _LONGEST_NAME) for name in filenames[:_LISTED]]
+    who = shorten(sender, _LONGEST_NAME)
+    names = [shorten(name, _LONGEST_NAME) for name in filenames[:_LISTED]]
     if len(filenames) == 1:
         return f"{who} sent you a file: {names[0]} {link}"
     more = len(filenames) - _LISTED

@@ -6,30 +6,21 @@ signs the candidate straight into it. The sender's name and the job are shortene
 
 from __future__ import annotations
 
-from jobchat.inputs import fold_controls
 from jobchat.jobqueue.worker import PermanentFailure
 from jobchat.sms.provider import SentSms, SmsProvider, SmsRejected
-from jobchat.sms.segments import count_segments
+from jobchat.sms.segments import count_segments, shorten
 
 MAX_SEGMENTS = 2
 # Where a name must be cut, it is cut to this many characters at most, then shorter still.
 _LONGEST_PART = 60
-_ELLIPSIS = "..."  # GSM-7, unlike "…", which would make the whole text UCS-2
-
-
-def _cut(value: str, limit: int) -> str:
-    value = " ".join(fold_controls(value).split())
-    if len(value) <= limit:
-        return value
-    return value[: max(limit - len(_ELLIPSIS), 1)].rstrip() + _ELLIPSIS
 
 
 def notice_text(*, sender: str, job: str | None, link: str) -> str:
     """The text, shortened until it fits in two segments (the link is never cut)."""
     limit = _LONGEST_PART
     while True:
-        about = f" about {_cut(job, limit)}" if job else ""
-        body = f"{_cut(sender, limit)} sent you a message{about}. Read and reply: {link}"
+        about = f" about {shorten(job, limit)}" if job else ""
+        body = f"{shorten(sender, limit)} sent you a message{about}. Read and reply: {link}"
         if count_segments(body).segments <= MAX_SEGMENTS or limit <= 8:
             return body
         limit -= 4

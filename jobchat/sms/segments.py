@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from jobchat.inputs import fold_controls
+
 # GSM 03.38 basic character set, one septet each, a row of the table (16 code points) per line;
 # 0x1B, the escape into the extension table, is left out of its row.
 GSM_BASIC = frozenset(
@@ -62,3 +64,15 @@ def _packed(units: list[int], per_segment: int) -> int:
             segments, used = segments + 1, 0
         used += size
     return segments
+
+
+_ELLIPSIS = "..."  # GSM-7, unlike "…", which would make the whole text UCS-2
+
+
+def shorten(value: str, limit: int) -> str:
+    """A name or phrase on one line (control characters folded, runs of space as one), cut to
+    ``limit`` characters with "..." where it was cut, for a text of ours."""
+    value = " ".join(fold_controls(value).split())
+    if len(value) <= limit:
+        return value
+    return value[: max(limit - len(_ELLIPSIS), 1)].rstrip() + _ELLIPSIS
