@@ -112,6 +112,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # SMS goes to the log; tests that send for real point Twilio at a loopback server.
         sms_provider="console",
         spool_dir=str(tmp_path / "sms-spool"),
+        # Each test's files in a folder of its own (tests of S3 point it elsewhere).
+        storage_url=f"file://{tmp_path}/files",
         _env_file=None,
     )
 

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jobchat.config import Settings
 from tests.files_support import PDF, download, image_bytes, upload, uploaded
 from tests.support import World, assert_error, start
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
 
 
 @pytest.fixture

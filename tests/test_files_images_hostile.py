@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from jobchat.config import Settings
 from tests.files_support import download, upload
 from tests.support import World, assert_error, body, start
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
 
 
 @pytest.fixture

@@ -3,19 +3,9 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from jobchat.config import Settings
 from tests.files_support import PDF, uploaded
 from tests.support import World, sent, start
 from tests.web_support import Browser
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
 
 
 def test_the_inbox_names_a_message_of_files_alone(tess: Browser, world: World) -> None:

@@ -25,11 +25,6 @@ from tests.support import World, assert_error, body, start, user_id
 
 
 @pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
-
-
-@pytest.fixture
 def chat(world: World) -> int:
     return start(world["emp_team"], "application", application="app1")
 

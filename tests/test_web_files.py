@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from pathlib import Path
 
 import pytest
 
-from jobchat.config import Settings
 from tests.files_support import PDF, download, image_bytes, upload, uploaded
 from tests.support import World, body, sent, start
 from tests.web_support import ORIGIN, Browser, message_ids
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
 
 
 @pytest.fixture

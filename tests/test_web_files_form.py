@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from jobchat.config import Settings
 from tests.files_support import PDF
 from tests.support import World, body, start
 from tests.web_support import ORIGIN, Browser
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"storage_url": f"file://{tmp_path}/files"})
 
 
 @pytest.fixture
