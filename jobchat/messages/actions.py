@@ -133,7 +133,13 @@ def do_send_message(
             if earlier is None:
                 raise
             return _replay(earlier, conv, out), True
-    index_message(session, message_id=message.id, subject=subject, body=body)
+    index_message(
+        session,
+        message_id=message.id,
+        subject=subject,
+        body=body,
+        filenames=[f.filename for f in files],
+    )
     claim_attachments(message, files)
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]

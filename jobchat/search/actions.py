@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from jobchat.files.models import Attachment
 from jobchat.messages.models import Message
 from jobchat.search.index import index_many
 
@@ -31,6 +32,14 @@ def do_reindex(session: Session) -> int:
         ).all()
         if not rows:
             return count
-        index_many(connection, [(r.id, r.subject, r.body) for r in rows])
+        names: dict[int, list[str]] = {}
+        for taken_by, filename in connection.execute(
+            select(Attachment.message_id, Attachment.filename)
+            .where(Attachment.message_id.in_([r.id for r in rows]), Attachment.removed_at.is_(None))
+            .order_by(Attachment.message_id, Attachment.position)
+        ):
+            if taken_by is not None:  # always: the IN above matched it to a message
+                names.setdefault(taken_by, []).append(filename)
+        index_many(connection, [(r.id, r.subject, r.body) for r in rows], names)
         count += len(rows)
         after = rows[-1].id

@@ -14,7 +14,7 @@ Both keep ``words`` and ``stems`` as text: ranking reads them, the same on both 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -54,21 +54,30 @@ _DELETE = {
 }
 
 
-def _row(dialect: str, message_id: int, subject: str | None, body: str) -> dict[str, Any]:
-    words, stems = index_terms(subject, body)
+def _row(
+    dialect: str, message_id: int, subject: str | None, body: str, filenames: Sequence[str] = ()
+) -> dict[str, Any]:
+    words, stems = index_terms(subject, body, filenames)
     row: dict[str, Any] = {"id": message_id, "words": words, "stems": stems}
     if dialect == "postgresql":
         row["document"] = tsvector_literal(words, stems)
     return row
 
 
-def index_message(session: Session, *, message_id: int, subject: str | None, body: str) -> None:
-    """Index one new message (a send: called in its transaction)."""
+def index_message(
+    session: Session,
+    *,
+    message_id: int,
+    subject: str | None,
+    body: str,
+    filenames: Sequence[str] = (),
+) -> None:
+    """Index one new message (a send: called in its transaction), its files' names with it."""
     if not _enabled:
         return
     connection = session.connection()
     dialect = connection.dialect.name
-    connection.execute(_INSERT[dialect], _row(dialect, message_id, subject, body))
+    connection.execute(_INSERT[dialect], _row(dialect, message_id, subject, body, filenames))
 
 
 def unindex_messages(session: Session, ids: Sequence[int]) -> None:
@@ -82,10 +91,19 @@ def unindex_messages(session: Session, ids: Sequence[int]) -> None:
         )
 
 
-def index_many(connection: Connection, rows: Iterable[tuple[int, str | None, str]]) -> None:
-    """Index many messages at once, (id, subject, body) each, in one executemany: the migration's
-    backfill, ``jobchat search reindex`` and the benchmark's loading."""
+def index_many(
+    connection: Connection,
+    rows: Iterable[tuple[int, str | None, str]],
+    filenames: Mapping[int, Sequence[str]] | None = None,
+) -> None:
+    """Index many messages at once, (id, subject, body) each, with their files' names by message
+    id, in one executemany: the migration's backfill, ``jobchat search reindex`` and the
+    benchmark's loading."""
     dialect = connection.dialect.name
-    batch = [_row(dialect, message_id, subject, body) for message_id, subject, body in rows]
+    names = filenames or {}
+    batch = [
+        _row(dialect, message_id, subject, body, names.get(message_id, ()))
+        for message_id, subject, body in rows
+    ]
     if batch:
         connection.execute(_INSERT[dialect], batch)

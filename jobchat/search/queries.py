@@ -235,7 +235,8 @@ def _hits(session: Session, user: User, query: Query, ids: list[int]) -> list[Hi
     hits = []
     for mid in ids:
         message = messages[mid]
-        text_, ranges = snippet(query, message.subject, message.body)
+        names = [a.filename for a in message.attachments if a.removed_at is None]
+        text_, ranges = snippet(query, message.subject, message.body, names)
         cid = message.conversation_id
         hits.append(
             Hit(

@@ -8,6 +8,7 @@ form counts more than another form of the word, and a phrase hit more than a wor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jobchat.inputs import is_control
@@ -101,15 +102,23 @@ def _plain(text: str) -> str:
     return "".join(" " if is_control(c) else c for c in text)
 
 
-def snippet(query: Query, subject: str | None, body: str) -> tuple[str, list[tuple[int, int]]]:
+def snippet(
+    query: Query, subject: str | None, body: str, filenames: Sequence[str] = ()
+) -> tuple[str, list[tuple[int, int]]]:
     """Plain text of about SNIPPET_CHARS around the best cluster of matches (from the body, or
-    the subject if only it matched), and the matched tokens' ranges in it (str indices)."""
+    the subject if only it matched, or the files' names, comma-separated, if only they did),
+    and the matched tokens' ranges in it (str indices)."""
     hits = _hits(query, body)
     text = body
     if not hits and subject:
         subject_hits = _hits(query, subject)
         if subject_hits or not body:
             hits, text = subject_hits, subject
+    if not hits and filenames:
+        names = ", ".join(filenames)
+        name_hits = _hits(query, names)
+        if name_hits or not text:
+            hits, text = name_hits, names
     if len(text) <= SNIPPET_CHARS:
         return _plain(text), [(h.start, h.end) for h in hits]
     if hits:

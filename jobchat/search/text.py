@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -125,16 +126,19 @@ def kept(text: str) -> list[Token]:
     return [t for t in tokenize(text) if t.word not in STOP_WORDS]
 
 
-def index_tokens(subject: str | None, body: str) -> list[str]:
-    """The folded words a message is indexed under, in order: the subject's, then the body's."""
+def index_tokens(subject: str | None, body: str, filenames: Sequence[str] = ()) -> list[str]:
+    """The folded words a message is indexed under, in order: the subject's, the body's, then
+    its files' names' ("Carla_CV.pdf" is carla, cv, pdf: a recruiter looks for "the CV")."""
     words = [t.word for t in kept(subject)] if subject else []
     words.extend(t.word for t in kept(body))
+    for name in filenames:
+        words.extend(t.word for t in kept(name))
     return words[:MAX_POSITIONS]
 
 
-def index_terms(subject: str | None, body: str) -> tuple[str, str]:
+def index_terms(subject: str | None, body: str, filenames: Sequence[str] = ()) -> tuple[str, str]:
     """The index's two aligned token streams for a message, space-joined: (words, stems)."""
-    words = index_tokens(subject, body)
+    words = index_tokens(subject, body, filenames)
     return " ".join(words), " ".join(stem(w) for w in words)
 
 
