@@ -242,6 +242,23 @@ class Settings(BaseSettings):
         description="A message's attachments travel inside an email to a candidate up to this "
         "many bytes in all; beyond it the email carries links to them instead.",
     )
+    # --- integration and privacy ---
+    webhooks_allow_insecure: bool = Field(
+        default=False,
+        description="Let webhooks use http:// and loopback addresses (tests only): otherwise a "
+        "webhook URL must be https:// on a public address.",
+    )
+    embed_origins: str = Field(
+        default="",
+        description="Comma-separated origins (https://ats.example.com) whose pages may show "
+        "jobchat in a frame, signed in by an embed sign-in link; empty: none.",
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Messages older than this many days are erased daily by the worker "
+        "(as an erasure does); unset: kept.",
+    )
     # --- the jobs worker ---
     job_max_attempts: int = Field(
         default=12, ge=1, description="Attempts before a job ends in the failed state."

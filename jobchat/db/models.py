@@ -10,6 +10,7 @@ from jobchat.files.models import Attachment
 from jobchat.jobqueue.models import QueuedJob
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
+from jobchat.privacy.models import AuditEntry
 from jobchat.push.models import PushSubscription
 from jobchat.scheduling.bulk.models import BulkMessage, BulkRecipient
 from jobchat.scheduling.models import ScheduledMessage
@@ -21,6 +22,7 @@ __all__ = [
     "ApiKey",
     "Application",
     "Attachment",
+    "AuditEntry",
     "Base",
     "BulkMessage",
     "BulkRecipient",

@@ -17,6 +17,9 @@ HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 
 current: ContextVar[str | None] = ContextVar("jobchat_request_id", default=None)
+# The client's address as uvicorn gives it (after JOBCHAT_TRUSTED_PROXIES' X-Forwarded-For):
+# the audit log's "from where", read by the actions without passing the request down.
+client_ip: ContextVar[str | None] = ContextVar("jobchat_client_ip", default=None)
 
 # Ids we make: a random prefix per process, then a counter. Unique across processes and
 # restarts like a UUID, without a trip to the OS's random source on every request (uuid4 cost
@@ -64,6 +67,8 @@ class RequestIds:
         rid = request_id_of(scope.get("headers", []))
         raw = rid.encode("ascii")
         token = current.set(rid)
+        client = scope.get("client")
+        ip_token = client_ip.set(client[0] if client else None)
 
         async def with_id(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
@@ -74,3 +79,4 @@ class RequestIds:
             await self.app(scope, receive, with_id)
         finally:
             current.reset(token)
+            client_ip.reset(ip_token)

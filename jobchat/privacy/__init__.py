@@ -1,0 +1,1 @@
+"""Privacy: the audit log, a candidate's export and erasure, and retention by age."""
