@@ -57,7 +57,7 @@ from bench_email import (
     gather_limited,
     start_server,
 )
-from bench_inbox import reset_database, sqlalchemy_url
+from seeding import reset_database, sqlalchemy_url
 from sqlalchemy.engine import make_url
 
 GOAL_SECONDS = 10.0  # 1,000 in-app messages posted within this (issue 17)

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from bench_inbox import reset_database, sqlalchemy_url
+from seeding import reset_database, sqlalchemy_url
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 

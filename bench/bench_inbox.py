@@ -35,8 +35,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, func, insert, select, text
-from sqlalchemy.engine import Connection, make_url
+from seeding import Steps, analyze, bulk_insert, seeding_engine, sqlalchemy_url, sync_sequences
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.engine import make_url
 
 from jobchat import access
 from jobchat.app import create_app
@@ -47,8 +48,7 @@ from jobchat.conversations.models import Conversation, Kind, Member, Status
 from jobchat.conversations.queries import InboxQuery, inbox, unread_totals
 from jobchat.conversations.render import render_conversations
 from jobchat.conversations.schemas import ConversationPage
-from jobchat.db.engine import Database, make_engine
-from jobchat.db.migrate import upgrade
+from jobchat.db.engine import Database
 from jobchat.db.models import Base
 from jobchat.directory.models import OrgKind, Role, Stage, User, UserKind
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
@@ -605,55 +605,6 @@ def delivery_rows(plan: Plan, msgs: Messages) -> Iterator[dict[str, Any]]:
 # --- creating and seeding the database ---------------------------------------------------------
 
 
-def sqlalchemy_url(url: str) -> str:
-    return Settings(database_url=url, _env_file=None).sqlalchemy_url
-
-
-def reset_database(url: str) -> None:
-    """Drop and recreate: the SQLite file, or the PostgreSQL database's public schema."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        assert parsed.database, "an SQLite file path is needed"
-        path = Path(parsed.database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    name = parsed.database
-    if not name or name in ("test", "postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to drop the schema of database {name!r}: use e.g. 'bench'")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not found:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    engine = create_engine(parsed)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-
-
-def bulk_insert(
-    conn: Connection, table: Table, rows: Iterable[dict[str, Any]], batch: int = 10_000
-) -> int:
-    """Core executemany in batches."""
-    count = 0
-    buf: list[dict[str, Any]] = []
-    stmt = insert(table)
-    for row in rows:
-        buf.append(row)
-        if len(buf) >= batch:
-            conn.execute(stmt, buf)
-            count += len(buf)
-            buf = []
-    if buf:
-        conn.execute(stmt, buf)
-        count += len(buf)
-    return count
-
-
 @dataclass
 class SeedReport:
     seconds: float
@@ -662,20 +613,9 @@ class SeedReport:
 
 
 def seed(url: str, rng_seed: int) -> SeedReport:
-    steps: dict[str, float] = {}
-    t_all = t = time.perf_counter()
-
-    def step(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        steps[name] = round(now - t, 2)
-        t = now
-        print(f"  seed: {name:<22} {steps[name]:7.2f} s", flush=True)
-
-    reset_database(url)
-    engine = make_engine(url)
-    upgrade(engine)
-    step("reset + migrations")
+    steps = Steps(width=22)
+    engine = seeding_engine(url)
+    steps.done("reset + migrations")
 
     rng = random.Random(rng_seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -690,21 +630,10 @@ def seed(url: str, rng_seed: int) -> SeedReport:
             totals[row["user_id"]] = (convs + 1, unread + row["unread_count"])
     for user in plan.users:
         user["unread_conversations"], user["unread_messages"] = totals.get(user["id"], (0, 0))
-    step("generate")
+    steps.done("generate")
 
     tables = Base.metadata.tables
     rows: dict[str, int] = {}
-    sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        # Seed only: no fsync, a big page cache. The benchmark itself runs on the app's normal
-        # connection settings (WAL, synchronous=NORMAL). Runs after make_engine's own listener.
-        engine.dispose()
-
-        @event.listens_for(engine, "connect")
-        def _seed_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.execute("PRAGMA synchronous=OFF")
-            dbapi_connection.execute("PRAGMA cache_size=-400000")
-
     with engine.connect() as conn:
         with conn.begin():
             for name, data in (
@@ -718,10 +647,10 @@ def seed(url: str, rng_seed: int) -> SeedReport:
                 ("members", member_rows),
             ):
                 rows[name] = bulk_insert(conn, tables[name], data)
-        step("insert directory+convs")
+        steps.done("insert directory+convs")
         with conn.begin():
             rows["messages"] = bulk_insert(conn, tables["messages"], message_rows(plan, msgs, rng))
-        step("insert messages")
+        steps.done("insert messages")
         with conn.begin():
             rows["deliveries"] = bulk_insert(conn, tables["deliveries"], delivery_rows(plan, msgs))
             rows["hidden_messages"] = bulk_insert(
@@ -729,8 +658,9 @@ def seed(url: str, rng_seed: int) -> SeedReport:
                 tables["hidden_messages"],
                 ({"message_id": m, "user_id": u, "hidden_at": now} for m, u in msgs.hidden),
             )
-            if not sqlite:
-                for name in (
+            sync_sequences(
+                conn,
+                (
                     "organizations",
                     "users",
                     "jobs",
@@ -738,23 +668,13 @@ def seed(url: str, rng_seed: int) -> SeedReport:
                     "conversations",
                     "messages",
                     "deliveries",
-                ):
-                    conn.exec_driver_sql(
-                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                        f"(SELECT max(id) FROM {name}))"
-                    )
-        step("insert rest")
-    if sqlite:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
+                ),
+            )
+        steps.done("insert rest")
+    analyze(engine)
     engine.dispose()
-    step("analyze")
-    return SeedReport(round(time.perf_counter() - t_all, 2), steps, rows)
+    steps.done("analyze")
+    return SeedReport(steps.total(), steps.seconds, rows)
 
 
 INVARIANTS = {

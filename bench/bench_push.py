@@ -76,7 +76,7 @@ from bench_email import (
     start_server,
 )
 from bench_email import seed as seed_people
-from bench_inbox import reset_database, sqlalchemy_url
+from seeding import reset_database, sqlalchemy_url
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 

@@ -35,20 +35,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_inbox import (
-    Result,
-    bulk_insert,
-    capture_sql,
-    explain,
-    measure,
-    reset_database,
-    sqlalchemy_url,
-    stopwatch,
-    table,
-    timed,
-)
+from bench_inbox import Result, capture_sql, explain, measure, stopwatch, table, timed
 from search_data import TextModel, bodies, build_vocabulary, make_query
-from sqlalchemy import bindparam, event, func, select, text
+from seeding import Steps, analyze, bulk_insert, seeding_engine, sqlalchemy_url, sync_sequences
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import make_url
 
 from jobchat import access
@@ -57,8 +47,7 @@ from jobchat.auth.actions import do_create_credential
 from jobchat.auth.models import CredentialKind
 from jobchat.config import Settings
 from jobchat.conversations.models import Kind, Member, Status
-from jobchat.db.engine import Database, make_engine
-from jobchat.db.migrate import upgrade
+from jobchat.db.engine import Database
 from jobchat.db.models import Base
 from jobchat.directory.models import OrgKind, Role, Stage, User, UserKind
 from jobchat.messages.actions import do_send_message
@@ -222,20 +211,9 @@ class SeedReport:
 
 
 def seed(url: str, rng_seed: int, batch: int) -> SeedReport:
-    steps: dict[str, float] = {}
-    t_all = t = time.perf_counter()
-
-    def step(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        steps[name] = round(now - t, 2)
-        t = now
-        print(f"  seed: {name:<26} {steps[name]:7.2f} s", flush=True)
-
-    reset_database(url)
-    engine = make_engine(url)
-    upgrade(engine)
-    step("reset + migrations")
+    steps = Steps()
+    engine = seeding_engine(url)
+    steps.done("reset + migrations")
 
     rng = random.Random(rng_seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -251,19 +229,10 @@ def seed(url: str, rng_seed: int, batch: int) -> SeedReport:
     n_messages = len(order)
     span = (now - start - timedelta(days=31)).total_seconds()
     first_at = start + timedelta(days=31)
-    step("plan")
+    steps.done("plan")
 
     tables = Base.metadata.tables
     rows: dict[str, int] = {}
-    sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        engine.dispose()
-
-        @event.listens_for(engine, "connect")
-        def _seed_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.execute("PRAGMA synchronous=OFF")
-            dbapi_connection.execute("PRAGMA cache_size=-400000")
-
     scopes = {
         "user": {c for c, m in world.members.items() if world.user_id in m},
         "heavy": {c for c, m in world.members.items() if world.heavy_id in m},
@@ -284,7 +253,7 @@ def seed(url: str, rng_seed: int, batch: int) -> SeedReport:
                 ("conversations", world.convs),
             ):
                 rows[name] = bulk_insert(conn, tables[name], data)
-        step("insert directory + convs")
+        steps.done("insert directory + convs")
         text_gen = bodies(model, n_messages, queries)
         msg_table = tables["messages"]
         rows["messages"] = 0
@@ -339,7 +308,7 @@ def seed(url: str, rng_seed: int, batch: int) -> SeedReport:
                     f"    {rows['messages']:>9,} messages, index {index_seconds:6.1f} s so far",
                     flush=True,
                 )
-        step("insert + index messages")
+        steps.done("insert + index messages")
         with conn.begin():
             rows["hidden_messages"] = bulk_insert(conn, tables["hidden_messages"], hidden)
             member_rows = [
@@ -362,37 +331,20 @@ def seed(url: str, rng_seed: int, batch: int) -> SeedReport:
                 .values(last_message_id=bindparam("mid"), last_activity_at=bindparam("at")),
                 [{"cid": c, "mid": m, "at": a} for c, (m, a) in last.items()],
             )
-            if not sqlite:
-                for name in ("organizations", "users", "jobs", "applications", "conversations"):
-                    conn.exec_driver_sql(
-                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                        f"(SELECT max(id) FROM {name}))"
-                    )
-                conn.exec_driver_sql(
-                    "SELECT setval(pg_get_serial_sequence('messages', 'id'), "
-                    "(SELECT max(id) FROM messages))"
-                )
-        step("members + read state")
-    finish_index(engine, sqlite)
-    step("optimize + analyze")
-    engine.dispose()
-    return SeedReport(
-        round(time.perf_counter() - t_all, 2), steps, rows, round(index_seconds, 2), counts
-    )
-
-
-def finish_index(engine: Any, sqlite: bool) -> None:
-    if sqlite:
+            sync_sequences(
+                conn,
+                ("organizations", "users", "jobs", "applications", "conversations", "messages"),
+            )
+        steps.done("members + read state")
+    if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             # Merge FTS5's many segments (one or more per batch) into one b-tree.
             conn.exec_driver_sql("INSERT INTO message_search(message_search) VALUES ('optimize')")
             conn.commit()
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
+    analyze(engine)
+    steps.done("optimize + analyze")
+    engine.dispose()
+    return SeedReport(steps.total(), steps.seconds, rows, round(index_seconds, 2), counts)
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_inbox import reset_database, sqlalchemy_url
+from seeding import reset_database, sqlalchemy_url
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 

@@ -200,7 +200,7 @@ def prepare_postgres(url: str) -> str:
     bench_inbox's reset does it (and refuses test, postgres and the templates); it is imported
     here, not at the top, so the socket processes do not load jobchat and SQLAlchemy.
     """
-    from bench_inbox import reset_database, sqlalchemy_url
+    from seeding import reset_database, sqlalchemy_url
     from sqlalchemy.engine import make_url
 
     resolved = sqlalchemy_url(url)
