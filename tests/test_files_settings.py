@@ -3,24 +3,13 @@ saying what is expected."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from jobchat.config import Settings, settings_problem
+from jobchat.config import Settings
 from jobchat.files.location import LocalLocation, S3Location, parse_storage_url
-
-
-def problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
-    for name in list(os.environ):
-        if name.startswith("JOBCHAT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as caught:
-        Settings(_env_file=None)
-    return settings_problem(caught.value)
+from tests.test_settings import problem
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from jobchat.db.engine import Database
 from tests.support import Api, free_port
 
 
-def _problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
+def problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
     """The one line a process would print for ``variable=value``."""
     for name in list(os.environ):
         if name.startswith(("JOBCHAT_", "TWILIO_")):
@@ -82,7 +82,7 @@ def _problem(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
 def test_a_bad_setting_is_named_with_what_is_wrong(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
 ) -> None:
-    line = _problem(monkeypatch, variable, value)
+    line = problem(monkeypatch, variable, value)
     assert variable in line, line
     assert says in line, line
     assert "\n" not in line
@@ -106,7 +106,7 @@ def test_a_zero_lifetime_that_reaches_the_code_is_over_at_once(
 
 
 def test_a_secret_setting_is_never_repeated_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    line = _problem(monkeypatch, "JOBCHAT_SMTP_URL", "mail://user:hunter2@mail.example.com")
+    line = problem(monkeypatch, "JOBCHAT_SMTP_URL", "mail://user:hunter2@mail.example.com")
     assert "JOBCHAT_SMTP_URL" in line
     assert "hunter2" not in line
 
