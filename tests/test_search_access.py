@@ -12,21 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import As, World, body, sent
+from tests.support import ROLES, As, World, body, sent
 from tests.test_authorization_matrix import KINDS, refs_for
 
-ROLES = [
-    "emp_admin",
-    "emp_team",
-    "emp_other",
-    "other_emp",
-    "sp_in",
-    "sp_out",
-    "agency_user",
-    "agency_other",
-    "cand",
-    "cand2",
-]
 STATES = ("visible", "for_everyone", "hidden_by_opener", "hidden_by_second")
 
 
