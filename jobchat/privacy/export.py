@@ -39,8 +39,8 @@ from jobchat.privacy.queries import (
     sent_emails,
 )
 from jobchat.privacy.schemas import (
-    ConsentChangeOut,
     ExportAttachmentOut,
+    ExportConsentChangeOut,
     ExportConversationHead,
     ExportDeliveryOut,
     ExportMessageOut,
@@ -100,7 +100,7 @@ def export_document(db: Database, candidate_id: int, now: datetime) -> Iterator[
                 lambda after: consent_changes(session, candidate_id, after=after, limit=BATCH),
                 lambda change: change.id,
             ),
-            lambda change: ConsentChangeOut(
+            lambda change: ExportConsentChangeOut(
                 at=change.created_at,
                 consented=change.consented,
                 source=change.source,

@@ -93,7 +93,7 @@ class AuditPage(BaseModel):
 # CandidateExport documents the whole in the OpenAPI schema.
 
 
-class ConsentChangeOut(BaseModel):
+class ExportConsentChangeOut(BaseModel):
     at: datetime
     consented: bool = Field(description="Whether texts may be sent to them from then on.")
     source: str = Field(
@@ -192,7 +192,9 @@ class CandidateExport(BaseModel):
     candidate: UserOut = Field(description="The profile, as your upserts left it.")
     deactivated_at: datetime | None
     exported_at: datetime
-    consent_history: list[ConsentChangeOut] = Field(description="Every change of SMS consent.")
+    consent_history: list[ExportConsentChangeOut] = Field(
+        description="Every change of SMS consent."
+    )
     conversations: list[ExportConversationOut] = Field(
         description="The conversations whose context is the candidate (every kind), then "
         "those they wrote in otherwise; each in order of creation."
