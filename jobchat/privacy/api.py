@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -76,4 +77,8 @@ def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> J
     with state.db.write() as session:
         now = state.clock.now()
         candidate_id = do_record_export(session, ext_id, actor=key.party, now=now)
-    return JSONStream(export_document(state.db, candidate_id, now))
+    document = export_document(state.db, candidate_id, now)
+    # Its first piece is read here, before the answer starts: a database that cannot be read
+    # is still a 503 then, not a 200 with nothing in it.
+    first = next(document)
+    return JSONStream(itertools.chain([first], document))
