@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
+from jobchat.privacy.schemas import CandidateExport
 from tests.mail_support import SmtpSink, drain, sink, smtp_settings
 from tests.support import As, World, assert_error, body, start
 from tests.test_mail_attachments_support import pdf, upload
@@ -53,6 +54,8 @@ def export(integration: As, ext_id: str) -> dict[str, Any]:
     response = integration.get(f"/api/v1/candidates/{ext_id}/export")
     assert response.headers["content-type"] == "application/json", response.headers
     found: dict[str, Any] = body(response, 200)
+    # The document the stream makes is the one OpenAPI describes.
+    CandidateExport.model_validate(found)
     return found
 
 
