@@ -220,6 +220,10 @@ def test_the_export_has_all_of_the_candidate_and_nothing_of_anyone_else(
         ("STOP", "opted_out", PHONE),
     ]
 
+    # The audit entry counts what the export lists.
+    audited = body(integration.get("/api/v1/audit", action="candidate.exported"), 200)["items"]
+    assert audited[0]["details"] == {"conversations": 6, "messages": len(messages)}
+
     # Nothing of the other candidate, nor of the group chat's other messages.
     everything = json.dumps(data)
     for other in ("cand2", "Dan", "Leeds"):
