@@ -40,6 +40,9 @@ from jobchat.mail.lookups import DnsUnavailable, Resolver
 from jobchat.netaddr import relay_networks
 
 log = logging.getLogger("jobchat.mail")
+# dkimpy logs each signature that does not verify, at ERROR: under a name of our own, for an
+# operator to quieten or read.
+_dkim_log = logging.getLogger("jobchat.mail.dkim")
 
 MAX_SIGNATURES = 5  # DKIM signatures checked per mail: each costs a lookup and a hash
 
@@ -155,26 +158,27 @@ class Authenticity:
         )
         return Verdict(evaluation.result, evaluation.reason, checked_here=True)
 
-    def _dkim_txt(self, name: bytes | str, timeout: float = 5) -> bytes | None:
-        """dkimpy's ``dnsfunc``: the key record at ``name``, through our resolver."""
-        text = name.decode() if isinstance(name, bytes) else name
-        try:
-            records = self.resolver.txt(text.rstrip("."))
-        except DnsUnavailable as exc:
-            raise dkim.DnsTimeoutError(str(exc)) from None
-        return records[0] if records else None
-
     def _dkim_passes(self, raw: bytes, message: EmailMessage, unknown: list[str]) -> list[str]:
-        """The d= domains of the DKIM signatures that verify."""
+        """The d= domains of the DKIM signatures that verify; a key the DNS gave no answer
+        for is added to ``unknown``."""
+
+        def key_record(name: bytes | str, timeout: float = 5) -> bytes | None:
+            # dkimpy's ``dnsfunc``. It takes a timeout for a failed signature (and logs it), so
+            # the lookup itself notes that the answer is unknown, not "no".
+            text = (name.decode() if isinstance(name, bytes) else name).rstrip(".")
+            try:
+                records = self.resolver.txt(text)
+            except DnsUnavailable as exc:
+                unknown.append(f"DKIM key {text}")
+                raise dkim.DnsTimeoutError(str(exc)) from None
+            return records[0] if records else None
+
         passed: list[str] = []
         count = min(len(_all(message, "DKIM-Signature")), MAX_SIGNATURES)
         for index in range(count):
-            verifier = dkim.DKIM(raw, timeout=self.timeout)
+            verifier = dkim.DKIM(raw, logger=_dkim_log, timeout=self.timeout)
             try:
-                ok = verifier.verify(idx=index, dnsfunc=self._dkim_txt)
-            except dkim.DnsTimeoutError:
-                unknown.append(f"DKIM key of d={_text(verifier.domain)}")
-                continue
+                ok = verifier.verify(idx=index, dnsfunc=key_record)
             except dkim.DKIMException:
                 continue  # a broken signature or key: not a pass
             if ok and verifier.domain:
