@@ -91,6 +91,28 @@ def test_a_forged_from_of_a_p_reject_domain_is_recorded_and_not_posted(
     assert row.message_id is None
 
 
+def test_a_forgery_does_not_stand_in_for_the_genuine_mail_of_its_message_id(
+    world: World,
+    client: TestClient,
+    settings: Settings,
+    chat: int,
+    invitation: Delivered,
+    dns_server: DnsServer,
+) -> None:
+    zone = dns_server.zone
+    zone.dmarc("example.org", "v=DMARC1; p=reject")
+    key = DkimKey.make("example.org").publish(zone)
+    genuine = reply_to(invitation, "The real answer: yes.", sender="cand@example.org")
+    forged = reply_to(invitation, "Withdraw me.", sender="cand@example.org")
+    forged.replace_header("Message-ID", genuine["Message-ID"])
+
+    for raw in (forged.as_bytes(), forged.as_bytes(), key.sign(genuine.as_bytes())):
+        assert smtp_deliver(settings, raw, to=to(invitation)).code == 250
+
+    assert [r.outcome for r in inbound_rows(client)] == ["dmarc_fail", "posted"]
+    assert thread(world, chat)[-1]["body"] == "The real answer: yes."
+
+
 @pytest.mark.parametrize(
     ("spf_domain", "spf_record", "dmarc_record", "mail_from", "outcome"),
     [

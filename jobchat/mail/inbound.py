@@ -127,6 +127,10 @@ def do_receive_email(
     transaction)."""
     message = parse(raw)
     message_id_header, dedupe_key = _identity(message, raw)
+    if verdict.refused:
+        # A forgery is known by its bytes, not by the Message-ID it claims: it must not stand
+        # in for the genuine mail of that Message-ID arriving later.
+        dedupe_key = "sha256:" + hashlib.sha256(raw).hexdigest()
     earlier = inbound_by_dedupe_key(session, dedupe_key)
     if earlier is not None:
         return Received(
