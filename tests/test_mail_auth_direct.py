@@ -297,3 +297,20 @@ def test_a_bad_authenticity_setting_stops_start_up(name: str, value: str, proble
     with pytest.raises(ValidationError, match=problem):
         Settings(_env_file=None, **{name: value})  # type: ignore[arg-type]
     assert Settings(_env_file=None, dns_server="[::1]:5353").dns_server == "[::1]:5353"
+
+
+def test_junk_signatures_and_impossible_domains_are_judged_not_crashed_on(
+    client: TestClient, settings: Settings, invitation: Delivered, dns_server: DnsServer
+) -> None:
+    dns_server.zone.dmarc("example.org", "v=DMARC1; p=reject")
+    junk = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.org; b=@@@; bh=!!\r\n" + reply(
+        invitation, "Junk signature"
+    )
+    impossible = reply(invitation, "Odd domain", sender=f"cand@{'a' * 70}.org")
+
+    assert smtp_deliver(settings, junk, to=to(invitation)).code == 250
+    assert smtp_deliver(settings, impossible, to=to(invitation)).code == 250
+
+    # The junk signature is no pass: DMARC fails. No such domain can publish a policy: none,
+    # and it is the member's own address that the reply lacks.
+    assert [r.outcome for r in inbound_rows(client)] == ["dmarc_fail", "wrong_sender"]

@@ -179,7 +179,8 @@ class Authenticity:
             verifier = dkim.DKIM(raw, logger=_dkim_log, timeout=self.timeout)
             try:
                 ok = verifier.verify(idx=index, dnsfunc=key_record)
-            except dkim.DKIMException:
+            except Exception as exc:  # dkimpy raises more than DKIMException on junk
+                _dkim_log.info("DKIM signature %s not verified: %r", index, exc)
                 continue  # a broken signature or key: not a pass
             if ok and verifier.domain:
                 passed.append(_text(verifier.domain).lower())
@@ -195,8 +196,12 @@ class Authenticity:
         domain = sender.rpartition("@")[2] if sender else helo
         if not domain:
             return None
-        with _spf_through(self.resolver):
-            result, _ = spf.check2(i=arrival.peer, s=sender, h=helo, timeout=self.timeout)
+        try:
+            with _spf_through(self.resolver):
+                result, _ = spf.check2(i=arrival.peer, s=sender, h=helo, timeout=self.timeout)
+        except Exception:  # malformed input pyspf did not expect: no pass
+            log.info("SPF not checked for %s from %s", domain, arrival.peer, exc_info=True)
+            return None
         if result == "temperror":
             unknown.append(f"SPF of {domain}")
         return domain.lower().rstrip(".") if result == "pass" else None

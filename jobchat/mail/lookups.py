@@ -31,18 +31,26 @@ class DnsUnavailable(Exception):
 class Resolver:
     server: tuple[str, int] | None  # None: the system's resolvers
     timeout: float
-    _resolver: dns.resolver.Resolver = field(init=False, repr=False)
+    _resolver: dns.resolver.Resolver | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.server is None:
-            self._resolver = dns.resolver.Resolver()
-        else:
-            self._resolver = dns.resolver.Resolver(configure=False)
-            self._resolver.nameservers = [self.server[0]]
-            self._resolver.port = self.server[1]
-        self._resolver.lifetime = self.timeout
-        self._resolver.timeout = self.timeout
-        self._resolver.cache = None  # records change (a key rotated); mail is not that many
+    def _configured(self) -> dns.resolver.Resolver:
+        """dnspython's resolver, made on first use: the system's configuration is read then
+        (a machine without one fails its lookups, not its start)."""
+        if self._resolver is None:
+            if self.server is None:
+                try:
+                    resolver = dns.resolver.Resolver()
+                except dns.resolver.NoResolverConfiguration:
+                    raise DnsUnavailable("no DNS server configured on this machine") from None
+            else:
+                resolver = dns.resolver.Resolver(configure=False)
+                resolver.nameservers = [self.server[0]]
+                resolver.port = self.server[1]
+            resolver.lifetime = self.timeout
+            resolver.timeout = self.timeout
+            resolver.cache = None  # records change (a key rotated); mail is not that many
+            self._resolver = resolver
+        return self._resolver
 
     @classmethod
     def of(cls, settings: Settings) -> Resolver:
@@ -51,15 +59,17 @@ class Resolver:
 
     def _answers(self, name: str, rdtype: str) -> Iterator[Any]:
         try:
-            answer = self._resolver.resolve(
-                dns.name.from_text(name), rdtype, raise_on_no_answer=False, search=False
+            qname = dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError):
+            return  # (a domain from a mail header) no such name can exist
+        try:
+            answer = self._configured().resolve(
+                qname, rdtype, raise_on_no_answer=False, search=False
             )
-        except dns.resolver.NXDOMAIN:
+        except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN):
             return
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        except dns.exception.DNSException as exc:  # a timeout, SERVFAIL, no server answering
             raise DnsUnavailable(f"DNS {rdtype} {name}: {exc.__class__.__name__}") from None
-        except (dns.name.LabelTooLong, dns.name.NameTooLong, dns.name.EmptyLabel):
-            return  # no such name can exist
         yield from answer.rrset or ()
 
     def txt(self, name: str) -> list[bytes]:
