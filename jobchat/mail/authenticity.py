@@ -73,6 +73,7 @@ class Verdict:
         return self.result is Result.temperror and self.checked_here
 
 
+_RELAYED = {"pass": Result.passed, "fail": Result.fail, "temperror": Result.temperror}
 NOT_CHECKED = Verdict(Result.none, "not checked (JOBCHAT_MAIL_AUTHENTICITY=off)")
 
 
@@ -134,9 +135,8 @@ class Authenticity:
             for found in header.results:
                 if str(found.method).lower() == "dmarc":
                     said = str(found.result).lower()
-                    result = {"pass": Result.passed, "fail": Result.fail}.get(said, Result.none)
-                    if said == "temperror":
-                        result = Result.temperror
+                    # permerror (a broken record), bestguesspass and the like: no result.
+                    result = _RELAYED.get(said, Result.none)
                     return Verdict(result, f"{self.authserv_id} says dmarc={said}")
             return Verdict(Result.none, f"{self.authserv_id} gave no DMARC result")
         return Verdict(Result.none, f"no Authentication-Results from {self.authserv_id}")
