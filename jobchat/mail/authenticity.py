@@ -86,18 +86,13 @@ class Authenticity:
         self.timeout = settings.dns_timeout_seconds
 
     def over_smtp(self, peer: str | None, helo: str | None, envelope_from: str | None) -> Arrival:
+        address = _address(peer)
         return Arrival(
-            via_relay=self._is_relay(peer), peer=peer, helo=helo, envelope_from=envelope_from
+            via_relay=address is not None and any(address in n for n in self.relays),
+            peer=str(address) if address is not None else None,
+            helo=helo,
+            envelope_from=envelope_from,
         )
-
-    def _is_relay(self, peer: str | None) -> bool:
-        try:
-            address = ipaddress.ip_address(peer or "")
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.relays)
 
     def check(self, raw: bytes, message: EmailMessage, arrival: Arrival) -> Verdict:
         """The mail's DMARC verdict. Blocking (DNS): call it from a worker thread."""
@@ -205,6 +200,17 @@ class Authenticity:
         if result == "temperror":
             unknown.append(f"SPF of {domain}")
         return domain.lower().rstrip(".") if result == "pass" else None
+
+
+def _address(peer: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address; an IPv4 client of a dual-stack listener (::ffff:1.2.3.4) as IPv4."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _all(message: EmailMessage, name: str) -> list[str]:
