@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 from jobchat.config_checks import port_of, readable
 from jobchat.files.location import parse_storage_url
+from jobchat.netaddr import dns_server_address, relay_networks
 from jobchat.proxies import trusted_proxies
 from jobchat.quiet_hours import QuietHours
 from jobchat.vapid_key import VapidKeyInvalid, parse_private_key
@@ -159,6 +160,32 @@ class Settings(BaseSettings):
     )
     smtp_timeout_seconds: float = Field(
         default=30, gt=0, description="How long one SMTP conversation may take."
+    )
+    # --- inbound email authenticity (jobchat.mail.authenticity) ---
+    mail_authenticity: str = Field(
+        default="enforce",
+        description="enforce: a reply whose DMARC result is fail is not posted and a bounce "
+        "counts only at its email's own bounce address; off: no DMARC checks (bounces still "
+        "need their address).",
+    )
+    mail_trusted_relays: str = Field(
+        default="127.0.0.0/8,::1",
+        description="Comma-separated addresses or networks of mail servers relaying to our SMTP "
+        "listener: their Authentication-Results (JOBCHAT_MAIL_AUTHSERV_ID) are read instead of "
+        "checking DKIM and SPF here. Empty: every peer is checked.",
+    )
+    mail_authserv_id: str | None = Field(
+        default=None,
+        description="The authserv-id of the Authentication-Results header our trusted relay (or "
+        "the inbound webhook's provider) adds; unset: mail from them is not checked.",
+    )
+    dns_server: str | None = Field(
+        default=None,
+        description="host or host:port of the DNS server for the DKIM, SPF and DMARC lookups; "
+        "unset: the system's resolvers.",
+    )
+    dns_timeout_seconds: float = Field(
+        default=3, gt=0, le=30, description="How long one DNS lookup may take."
     )
     # --- notifications: push, quiet hours, texts ---
     vapid_private_key: str | None = Field(
@@ -333,6 +360,8 @@ class Settings(BaseSettings):
         "vapid_private_key",
         "vapid_subject",
         "s3_endpoint_url",
+        "mail_authserv_id",
+        "dns_server",
         mode="before",
     )
     @classmethod
@@ -437,6 +466,26 @@ class Settings(BaseSettings):
     @classmethod
     def _trusted_proxies(cls, value: str) -> str:
         return ",".join(trusted_proxies(value))
+
+    @field_validator("mail_authenticity")
+    @classmethod
+    def _mail_authenticity(cls, value: str) -> str:
+        choice = value.strip().lower()
+        if choice not in ("enforce", "off"):
+            raise ValueError("must be enforce or off")
+        return choice
+
+    @field_validator("mail_trusted_relays")
+    @classmethod
+    def _mail_trusted_relays(cls, value: str) -> str:
+        return ",".join(str(n) for n in relay_networks(value))
+
+    @field_validator("dns_server")
+    @classmethod
+    def _dns_server(cls, value: str | None) -> str | None:
+        if value is not None:
+            dns_server_address(value)  # raises ValueError naming what is wrong
+        return value
 
     @field_validator("sms_provider")
     @classmethod

@@ -67,7 +67,8 @@ def test_an_email_message_reaches_the_candidate_as_a_proper_email(
 
     (mail,) = sink.received
     assert mail.rcpt_tos == ["cand@example.org"]
-    assert mail.mail_from == "bounces@reply.example.com"
+    # VERP: the envelope sender is this email's own bounce address.
+    assert re.fullmatch(r"b-m-\d+-[a-z2-7]+@reply\.example\.com", mail.mail_from), mail.mail_from
     message = mail.message
     assert parseaddr(message["From"]) == ("Tess Team", "hiring@example.com")
     assert parseaddr(message["To"]) == ("Carla Candidate", "cand@example.org")

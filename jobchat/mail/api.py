@@ -16,6 +16,7 @@ from jobchat.errors import Invalid, NotFound, Unauthorized, UnsupportedMediaType
 from jobchat.files.api import StorageDown
 from jobchat.files.storage import StorageUnavailable
 from jobchat.http_errors import error_responses
+from jobchat.mail.authenticity import Arrival
 from jobchat.mail.service import MailService
 
 INBOUND_EMAIL_PATH = "/api/v1/inbound/email"
@@ -33,7 +34,12 @@ class InboundEmailOut(BaseModel):
         "unknown_thread",
         "automatic",
         "bounce",
-    ] = Field(description="What became of the mail; only `posted` put a message in a thread.")
+        "dmarc_fail",
+    ] = Field(
+        description="What became of the mail; only `posted` put a message in a thread. "
+        "`dmarc_fail`: the relay's Authentication-Results (JOBCHAT_MAIL_AUTHSERV_ID) say DMARC "
+        "failed: a forgery, kept but never posted."
+    )
     inbound_id: int = Field(description="The stored raw mail.")
     message: int | None = Field(description="The message it became, when posted.")
     duplicate: bool = Field(description="This mail had been received before; nothing changed.")
@@ -103,7 +109,12 @@ async def receive_email(
     mail: MailService = request.app.state.mail
     try:
         received = await mail.receive_async(
-            raw, envelope_from=sender, envelope_to=[r for r in recipient or [] if r]
+            raw,
+            envelope_from=sender,
+            envelope_to=[r for r in recipient or [] if r],
+            # The provider received it from the internet: its Authentication-Results say
+            # whether it is authentic (JOBCHAT_MAIL_AUTHSERV_ID).
+            arrival=Arrival(via_relay=True, envelope_from=sender),
         )
     except StorageUnavailable:
         # Its files could not be stored: nothing was kept, and the provider tries again later.

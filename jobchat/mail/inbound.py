@@ -2,8 +2,10 @@
 
 The same action serves the SMTP listener and the webhook. In order:
 1. A mail already received (same Message-ID, or same bytes) is not taken twice.
-2. Bounces mark the delivery they report failed. Auto-replies, list mail and other machine
-   mail stop here: never posted, never answered (no mail loops).
+2. Bounces mark the delivery they report failed, when they are authentic: sent to the bounce
+   address of that one email (VERP, jobchat.mail.addresses), and not failing DMARC. Auto-replies,
+   list mail and other machine mail stop here: never posted, never answered (no mail loops).
+   A mail whose DMARC result is fail (jobchat.mail.authenticity) stops here too: a forgery.
 3. The thread is the one of the reply address the mail was sent to; where that is lost, the
    one of the email it answers (In-Reply-To, References).
 4. Only the member the thread belongs to may post into it, from their own address.
@@ -35,6 +37,7 @@ from jobchat.directory.models import User
 from jobchat.files.intake import add_attachment
 from jobchat.jobqueue.actions import enqueue
 from jobchat.mail.addresses import MailKeys, addresses_in
+from jobchat.mail.authenticity import NOT_CHECKED, Verdict
 from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
 from jobchat.mail.inbound_files import StoredFiles, files_in
 from jobchat.mail.models import InboundEmail, InboundOutcome
@@ -118,9 +121,16 @@ def do_receive_email(
     keys: MailKeys,
     limits: Limits,
     files: StoredFiles | None = None,
+    verdict: Verdict = NOT_CHECKED,
 ) -> Received:
+    """``verdict``: the mail's DMARC verdict, found beforehand (DNS lookups take no
+    transaction)."""
     message = parse(raw)
     message_id_header, dedupe_key = _identity(message, raw)
+    if verdict.refused:
+        # A forgery is known by its bytes, not by the Message-ID it claims: it must not stand
+        # in for the genuine mail of that Message-ID arriving later.
+        dedupe_key = "sha256:" + hashlib.sha256(raw).hexdigest()
     earlier = inbound_by_dedupe_key(session, dedupe_key)
     if earlier is not None:
         return Received(
@@ -150,10 +160,13 @@ def do_receive_email(
 
     bounce = bounce_of(message, envelope_from)
     if bounce is not None:
-        return done(InboundOutcome.bounce, _record_bounce(session, bounce, now))
+        bounced = _bounced_message_id(message, envelope_to, keys)
+        return done(InboundOutcome.bounce, _record_bounce(session, bounce, bounced, verdict, now))
     machine = automatic_reason(message, envelope_from)
     if machine is not None:
         return done(InboundOutcome.automatic, machine)
+    if verdict.refused:
+        return done(InboundOutcome.dmarc_fail, verdict.reason[:1000])
 
     target = _thread_of(session, message, envelope_to, keys)
     if target is None:
@@ -254,9 +267,36 @@ def _thread_of(
     return conv, user
 
 
-def _record_bounce(session: Session, bounce: Bounce, now: datetime) -> str:
+def _bounced_message_id(
+    message: EmailMessage, envelope_to: Sequence[str], keys: MailKeys
+) -> str | None:
+    """The Message-ID of our email whose bounce address this bounce was sent to. The envelope
+    recipients when known; a webhook that was not told them leaves the headers the receiving
+    server wrote (the address is signed and per email: only that email's recipient side knows
+    it)."""
+    candidates = list(envelope_to) or addresses_in(
+        *(_header(message, name) for name in ("Delivered-To", "X-Original-To", "To"))
+    )
+    for address in candidates:
+        found = keys.bounced_message_id(address)
+        if found is not None:
+            return found
+    return None
+
+
+def _record_bounce(
+    session: Session, bounce: Bounce, bounced: str | None, verdict: Verdict, now: datetime
+) -> str:
+    """Marks the delivery of the bounced email failed, only when the bounce is authentic: one
+    that fails DMARC, or did not come to the email's own bounce address, marks nothing (a
+    forged report naming our Message-ID must not fail a delivery)."""
+    kind = "permanent" if bounce.permanent else "temporary"
+    if verdict.refused:
+        return f"{kind}: {bounce.reason}; ignored: DMARC fail ({verdict.reason})"[:1000]
+    if bounced is None:
+        return f"{kind}: {bounce.reason}; ignored: not sent to an email's bounce address"[:1000]
     failed = 0
-    for sent in sent_emails_by_message_id(session, bounce.original_message_ids):
+    for sent in sent_emails_by_message_id(session, [bounced]):
         if sent.delivery_id is None or not bounce.permanent:
             continue
         delivery = session.get(Delivery, sent.delivery_id)
@@ -265,5 +305,4 @@ def _record_bounce(session: Session, bounce: Bounce, now: datetime) -> str:
             delivery.last_error = f"bounced: {bounce.reason}"[:1000]
             delivery.updated_at = now
             failed += 1
-    kind = "permanent" if bounce.permanent else "temporary"
     return f"{kind}: {bounce.reason}; deliveries marked failed: {failed}"

@@ -42,7 +42,8 @@ class InboundOutcome(enum.StrEnum):
     not_member = "not_member"  # the person is no longer in the conversation
     unknown_thread = "unknown_thread"  # no valid reply address, no known Message-ID
     automatic = "automatic"  # an auto-reply, a list mail: never posted, never answered
-    bounce = "bounce"  # a delivery failure report: marks the delivery failed
+    bounce = "bounce"  # a delivery failure report: marks the delivery failed (if authentic)
+    dmarc_fail = "dmarc_fail"  # its From: domain's DMARC says it is not theirs: a forgery
 
 
 class InboundEmail(Base):

@@ -91,9 +91,10 @@ class Mailer:
         }
 
     async def _send(self, prepared: _Prepared) -> None:
-        await self.transport.send(
-            prepared.email, sender=self.keys.bounce_address, recipients=[prepared.address]
-        )
+        # VERP: each email's own signed bounce address, so that a bounce proves which email it
+        # is about (a forged one, naming our Message-ID, cannot mark a delivery failed).
+        sender = self.keys.bounce_address(prepared.email["Message-ID"])
+        await self.transport.send(prepared.email, sender=sender, recipients=[prepared.address])
 
     def _addressing(
         self, sender_name: str, recipient: User, conversation_id: int

@@ -17,6 +17,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.files.storage import Storage, configured_storage
 from jobchat.mail.addresses import MailKeys
+from jobchat.mail.authenticity import Arrival, Authenticity
 from jobchat.mail.inbound import Received, do_receive_email, parse, worth_storing_files
 from jobchat.mail.inbound_files import StoredFiles, discard, store_files
 from jobchat.mail.outbound import Mailer
@@ -24,6 +25,11 @@ from jobchat.mail.transport import MailTransport, transport_for
 from jobchat.messages.actions import Limits
 
 log = logging.getLogger("jobchat.mail")
+
+
+class TryLater(Exception):
+    """The mail cannot be judged yet (its DMARC lookups got no answer): the SMTP listener
+    answers 451 and the sending server delivers it again later."""
 
 
 @dataclass
@@ -34,6 +40,7 @@ class MailService:
     keys: MailKeys
     mailer: Mailer
     storage: Storage
+    authenticity: Authenticity
 
     @classmethod
     def create(
@@ -58,18 +65,37 @@ class MailService:
         mailer = Mailer(
             db=db, clock=clock, settings=settings, keys=keys, transport=transport, storage=storage
         )
-        return cls(db=db, clock=clock, settings=settings, keys=keys, mailer=mailer, storage=storage)
+        return cls(
+            db=db,
+            clock=clock,
+            settings=settings,
+            keys=keys,
+            mailer=mailer,
+            storage=storage,
+            authenticity=Authenticity(settings),
+        )
 
     def receive(
-        self, raw: bytes, *, envelope_from: str | None, envelope_to: Sequence[str]
+        self,
+        raw: bytes,
+        *,
+        envelope_from: str | None,
+        envelope_to: Sequence[str],
+        arrival: Arrival,
     ) -> Received:
         """Take in one email (from any thread): decided and recorded in one transaction.
+
+        Its DMARC verdict is found first, with no transaction open (DNS lookups take a while);
+        raises TryLater when it cannot be found yet.
 
         Its files are stored first (a storage cannot roll back with the database), and deleted
         again unless the mail became a message: a duplicate, machine mail, a reply that is
         not let in, or a transaction that failed leaves no file behind."""
         limits = Limits.of(self.settings)
         message = parse(raw)
+        verdict = self.authenticity.check(raw, message, arrival)
+        if verdict.try_later:
+            raise TryLater(verdict.reason)
         files = StoredFiles()
         if worth_storing_files(self.db, message, raw, envelope_from):
             files = store_files(self.storage, message, max_bytes=self.settings.max_attachment_bytes)
@@ -87,6 +113,7 @@ class MailService:
                             keys=self.keys,
                             limits=limits,
                             files=files,
+                            verdict=verdict,
                         )
                     return received
                 except IntegrityError:
@@ -100,8 +127,13 @@ class MailService:
                 discard(self.storage, files)
 
     async def receive_async(
-        self, raw: bytes, *, envelope_from: str | None, envelope_to: Sequence[str]
+        self,
+        raw: bytes,
+        *,
+        envelope_from: str | None,
+        envelope_to: Sequence[str],
+        arrival: Arrival,
     ) -> Received:
         return await asyncio.to_thread(
-            self.receive, raw, envelope_from=envelope_from, envelope_to=envelope_to
+            self.receive, raw, envelope_from=envelope_from, envelope_to=envelope_to, arrival=arrival
         )

@@ -1,8 +1,10 @@
 """The inbound SMTP listener (aiosmtpd), run by ``jobchat serve`` on the server's event loop
 when JOBCHAT_INBOUND_SMTP_PORT is set. Point the reply domain's MX (or a relay) at it.
 
-Mail is accepted ("250") only once it is stored: if the database is away the sender is told
-to try again later ("451"), as every mail server retries, so nothing is lost.
+Mail is accepted ("250") only once it is stored: if the database is away, or the DNS does not
+answer the sender's DMARC lookups, the sender is told to try again later ("451"), as every mail
+server retries, so nothing is lost. The peer's address and HELO name go with the mail: for SPF,
+and to tell a trusted relay (JOBCHAT_MAIL_TRUSTED_RELAYS) from the internet.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from jobchat.mail.service import MailService
+from jobchat.mail.service import MailService, TryLater
 
 log = logging.getLogger("jobchat.mail")
 
@@ -42,10 +44,16 @@ class InboundHandler:
         if not isinstance(raw, bytes):
             raw = str(raw or "").encode("utf-8", "surrogateescape")
         mail_from = envelope.mail_from if envelope.mail_from not in (None, "<>") else ""
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
+        helo = session.host_name if isinstance(session.host_name, str) else None
+        arrival = self.service.authenticity.over_smtp(str(peer) if peer else None, helo, mail_from)
         try:
             received = await self.service.receive_async(
-                raw, envelope_from=mail_from, envelope_to=list(envelope.rcpt_tos)
+                raw, envelope_from=mail_from, envelope_to=list(envelope.rcpt_tos), arrival=arrival
             )
+        except TryLater as exc:
+            log.warning("inbound email from %s deferred: %s", envelope.mail_from, exc)
+            return "451 4.7.5 Cannot check the sender's DMARC just now; please try again later"
         except Exception:
             log.exception("inbound email from %s could not be stored", envelope.mail_from)
             return "451 4.3.0 Temporary failure; please try again later"
