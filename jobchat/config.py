@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     mail_authserv_id: str | None = Field(
         default=None,
         description="The authserv-id of the Authentication-Results header our trusted relay (or "
-        "the inbound webhook's provider) adds; unset: mail from them is not checked.",
+        "the inbound webhook's provider) adds; unset: the topmost such header is taken as theirs.",
     )
     dns_server: str | None = Field(
         default=None,

@@ -83,25 +83,37 @@ def test_the_topmost_authentication_results_of_our_relay_decide(
     assert dns_server.zone.asked == []  # the relay's word is taken: nothing looked up here
 
 
-def test_without_an_authserv_id_relayed_mail_is_not_checked(
+@pytest.mark.parametrize(
+    ("stack", "outcome"),
+    [
+        pytest.param([("mx.relay.example", "fail")], "dmarc_fail", id="topmost-fail"),
+        pytest.param([("mx.relay.example", "pass"), ("x", "fail")], "posted", id="lower-ignored"),
+        pytest.param([], "posted", id="no-header"),
+    ],
+)
+def test_without_an_authserv_id_the_topmost_header_is_the_relays(
     world: World,
     settings: Settings,
     db: Database,
     chat: int,
     invitation: Delivered,
+    stack: list[tuple[str, str]],
+    outcome: str,
 ) -> None:
-    """A plain setup (no JOBCHAT_MAIL_AUTHSERV_ID): the webhook works as before."""
+    """A plain setup (no JOBCHAT_MAIL_AUTHSERV_ID): the relay's header is the one it put on
+    top, whatever its authserv-id. Only a "fail" there changes anything, so a sender's own
+    header on top (a relay that adds none) can only refuse the sender's mail."""
     from jobchat.app import create_app
 
     plain = settings.model_copy(update={"mail_authserv_id": None, "inbound_smtp_port": free_port()})
     with TestClient(create_app(plain, db=db)) as other:
         response = other.post(
             "/api/v1/inbound/email",
-            content=relayed(invitation, "Unchecked", (OURS, "fail")),
+            content=relayed(invitation, "Relayed", *stack),
             headers=WEBHOOK_HEADERS,
         )
-        assert response.json()["outcome"] == "posted"
-    assert thread(world, chat)[-1]["body"] == "Unchecked"
+        assert response.json()["outcome"] == outcome
+    assert (thread(world, chat)[-1]["body"] == "Relayed") == (outcome == "posted")
 
 
 def test_the_webhook_documents_the_dmarc_fail_outcome(client: TestClient) -> None:

@@ -6,7 +6,9 @@ its arrival allows (issue 19; RFC 7489, RFC 8601):
   its verdict in an ``Authentication-Results`` header. We read the TOPMOST one whose authserv-id
   is ``JOBCHAT_MAIL_AUTHSERV_ID``; every other one (another authserv-id, or lower down) may
   have been written by the sender, and is ignored (RFC 8601 §5, §7.1). Without an authserv-id
-  configured there is nothing to read: the result is ``none``.
+  configured, the topmost header of all is read: a relay prepends its own, and a header the
+  sender forged there can only say ``fail`` about their own mail (only ``fail`` changes what
+  happens: a forged ``pass`` gets no more than no result would).
 - Straight from the internet to our SMTP listener: we are the receiving server, and check it
   here — DKIM signatures (dkimpy), SPF of the peer's address for the envelope sender (pyspf),
   then DMARC alignment with the From: domain (jobchat.mail.dmarc).
@@ -112,8 +114,6 @@ class Authenticity:
     # --- what the trusted relay found -----------------------------------------------------
 
     def _relay_says(self, message: EmailMessage) -> Verdict:
-        if self.authserv_id is None:
-            return Verdict(Result.none, "relayed; not checked (no JOBCHAT_MAIL_AUTHSERV_ID)")
         for value in _all(message, "Authentication-Results"):
             try:
                 header = authres.AuthenticationResultsHeader.parse(
@@ -121,10 +121,13 @@ class Authenticity:
                 )
             except Exception:  # authres raises several kinds
                 # Unreadable. If it is our relay's, stop here: one further down is not theirs.
-                if value.split(";")[0].lower().split()[:1] == [self.authserv_id]:
+                if self.authserv_id is None or value.split(";")[0].lower().split()[:1] == [
+                    self.authserv_id
+                ]:
                     return Verdict(Result.none, f"unreadable Authentication-Results ({value[:80]})")
                 continue  # someone else's header we cannot read: not ours anyway
-            if str(header.authserv_id).lower() != self.authserv_id:
+            server = str(header.authserv_id).lower()
+            if self.authserv_id is not None and server != self.authserv_id:
                 continue  # another server's, or written by the sender: not ours to believe
             # The topmost of our relay's headers: the one it added on receipt.
             for found in header.results:
@@ -132,9 +135,11 @@ class Authenticity:
                     said = str(found.result).lower()
                     # permerror (a broken record), bestguesspass and the like: no result.
                     result = _RELAYED.get(said, Result.none)
-                    return Verdict(result, f"{self.authserv_id} says dmarc={said}")
-            return Verdict(Result.none, f"{self.authserv_id} gave no DMARC result")
-        return Verdict(Result.none, f"no Authentication-Results from {self.authserv_id}")
+                    return Verdict(result, f"{server} says dmarc={said}")
+            return Verdict(Result.none, f"{server} gave no DMARC result")
+        return Verdict(
+            Result.none, f"no Authentication-Results from {self.authserv_id or 'the relay'}"
+        )
 
     # --- checked here ----------------------------------------------------------------------
 
