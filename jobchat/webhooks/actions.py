@@ -30,9 +30,9 @@ from jobchat.webhooks.models import (
     WebhookDelivery,
 )
 from jobchat.webhooks.queries import lane_head, subscribed
+from jobchat.webhooks.signing import SECRET_PREFIX
 
 DELIVER_JOB = "webhook.deliver"
-SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 SECRET_BYTES = 32
 # After a rotation the old secret still signs for this long (receivers update meanwhile).
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -251,3 +251,19 @@ def unknown_events(events: Iterable[str]) -> None:
             {"events": f"unknown event type(s): {', '.join(unknown)}"},
             code="unknown_event_type",
         )
+
+
+# The delivery log, and the events that were settled, are kept this long.
+KEEP_LOG = timedelta(days=14)
+
+
+def prune_log(session: Session, *, now: datetime) -> int:
+    """Forget attempts, and settled deliveries, older than KEEP_LOG (the worker's hourly
+    pruning): the log stays bounded, and event bodies do not outlive their use."""
+    before = now - KEEP_LOG
+    old = select(WebhookDelivery.id).where(
+        WebhookDelivery.created_at < before, WebhookDelivery.status != DeliveryState.pending
+    )
+    gone = _delete(session, WebhookAttempt, WebhookAttempt.attempted_at < before)
+    gone += _delete(session, WebhookAttempt, WebhookAttempt.delivery_id.in_(old))
+    return gone + _delete(session, WebhookDelivery, WebhookDelivery.id.in_(old))
