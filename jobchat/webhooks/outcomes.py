@@ -21,6 +21,7 @@ from jobchat.webhooks.queries import Lane
 GIVE_UP_AFTER = timedelta(days=1)
 DISABLE_AFTER = timedelta(days=3)
 MAX_ERROR_CHARS = 500
+SUCCESS_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,12 @@ def record_attempt(
     if error is None:
         delivery.status = DeliveryState.delivered
         delivery.delivered_at = now
-        webhook.last_success_at = now
-        webhook.failing_since = None
+        # Written at most once a minute: every delivery to it would otherwise take the
+        # webhook's row lock, one after the other.
+        if webhook.last_success_at is None or now - webhook.last_success_at >= SUCCESS_EVERY:
+            webhook.last_success_at = now
+        if webhook.failing_since is not None:
+            webhook.failing_since = None
         advance_lane(session, webhook.id, _lane(delivery), now)
         return
     if webhook.failing_since is None:
