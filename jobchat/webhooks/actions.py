@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User
-from jobchat.errors import Invalid, NotFound
+from jobchat.errors import Conflict, Invalid, NotFound
 from jobchat.events.actions import json_time
 from jobchat.jobqueue.actions import enqueue
 from jobchat.webhooks.models import (
@@ -38,6 +38,8 @@ DELIVER_JOB = "webhook.deliver"
 SECRET_BYTES = 32
 # After a rotation the old secret still signs for this long (receivers update meanwhile).
 ROTATION_OVERLAP = timedelta(hours=24)
+# Endpoints an installation may register (an ATS needs one or two).
+MAX_WEBHOOKS = 50
 
 Data = dict[str, Any]
 
@@ -190,6 +192,12 @@ def _delete(session: Session, model: Any, where: Any) -> int:
 def do_create_webhook(
     session: Session, *, url: str, events: list[EventType], description: str | None, now: datetime
 ) -> Webhook:
+    """A new webhook with a new secret. At most MAX_WEBHOOKS: every send reads them all."""
+    if (session.scalar(select(func.count()).select_from(Webhook)) or 0) >= MAX_WEBHOOKS:
+        raise Conflict(
+            f"There are {MAX_WEBHOOKS} webhooks already; delete one first.",
+            code="too_many_webhooks",
+        )
     webhook = Webhook(
         url=url,
         events=sorted({str(e) for e in events}),

@@ -44,6 +44,10 @@ class Prepared:
     secrets: tuple[str, ...]
 
 
+# The webhook was disabled since the delivery's job was queued: the delivery is cancelled.
+DISABLED = Prepared("", "", b"", ())
+
+
 @dataclass
 class WebhookSender:
     db: Database
@@ -69,13 +73,12 @@ class WebhookSender:
         prepared = await asyncio.to_thread(self._prepare, delivery_id, job.id)
         if prepared is None:
             return None
-        if prepared == "disabled":
+        if prepared is DISABLED:
 
             def cancelled(session: Session, now: datetime) -> None:
                 cancel(session, delivery_id, job.id)
 
             return cancelled
-        assert isinstance(prepared, Prepared)
         attempt = await self._post(prepared, delivery_id, job.id)
 
         def settle(session: Session, now: datetime) -> None:
@@ -83,7 +86,7 @@ class WebhookSender:
 
         return settle
 
-    def _prepare(self, delivery_id: int, job_id: int) -> Prepared | str | None:
+    def _prepare(self, delivery_id: int, job_id: int) -> Prepared | None:
         with self.db.read() as session:
             delivery = session.get(WebhookDelivery, delivery_id)
             if (
@@ -94,7 +97,7 @@ class WebhookSender:
                 return None
             webhook = session.get_one(Webhook, delivery.webhook_id)
             if webhook.disabled_at is not None:
-                return "disabled"
+                return DISABLED
             now = self.clock.now()
             secrets = [webhook.secret]
             if webhook.previous_secret and webhook.previous_until and now < webhook.previous_until:
