@@ -337,8 +337,8 @@ def test_a_second_job_for_one_delivery_sends_nothing(
     hook(world, receiver, "ats")
     body(world["cand"].send(conv, "once"), 201)
     with db.work() as session:
-        delivery_id = session.scalars(select(WebhookDelivery.id)).one()
-        enqueue(session, DELIVER_JOB, {"delivery_id": delivery_id}, now=clock.now())
+        msg_id = session.scalars(select(WebhookDelivery.msg_id)).one()
+        enqueue(session, DELIVER_JOB, {"msg_id": msg_id}, now=clock.now())
     drain(worker)
     clock.advance(days=1)
     drain(worker)

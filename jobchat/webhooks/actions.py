@@ -83,10 +83,11 @@ def emit(
             created_at=now,
         )
         waits = lane is not None and lane_head(session, webhook_id, lane) is not None
-        session.add(delivery)
-        session.flush()
         if not waits:
+            # Before the delivery is added: it is inserted with its job's id, not updated.
             queue_attempt(session, delivery, now=now)
+        session.add(delivery)
+    session.flush()
     return len(hooks)
 
 
@@ -109,8 +110,10 @@ def queue_attempt(
     session: Session, delivery: WebhookDelivery, *, now: datetime, at: datetime | None = None
 ) -> None:
     """A job for the delivery's next attempt; the delivery names it, and only that job may
-    send it (an older one, or one queued twice, finds another id and does nothing)."""
-    job = enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id}, now=now, run_at=at)
+    send it (an older one, or one queued twice, finds another id and does nothing). The job
+    finds the delivery by its ``msg_id`` (a random id, nothing personal), so the delivery
+    needs no id of its own yet."""
+    job = enqueue(session, DELIVER_JOB, {"msg_id": delivery.msg_id}, now=now, run_at=at)
     session.flush()
     delivery.job_id = job.id
     delivery.next_attempt_at = at or now
@@ -135,7 +138,8 @@ def forget(
 ) -> int:
     """Delete every webhook delivery (with its log rows) about these messages, conversations
     or candidates, for an erasure; returns how many rows went. Their jobs hold only the
-    delivery's id and find nothing. A lane whose head went moves on to its next delivery."""
+    delivery's random msg_id and find nothing. A lane whose head went moves on to its next
+    delivery."""
     messages, convs, candidates = list(message_ids), list(conversation_ids), list(candidate_ids)
     about = [
         column.in_(ids)
