@@ -72,7 +72,7 @@ def emit(
     for webhook_id in hooks:
         delivery = WebhookDelivery(
             webhook_id=webhook_id,
-            msg_id="msg_" + secrets.token_urlsafe(18),
+            msg_id="msg_" + secrets.token_hex(16),
             type=str(type),
             payload=payload,
             conversation_id=conversation_id,
