@@ -43,7 +43,7 @@ from jobchat.files.models import Attachment
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.privacy.audit import Party, record
-from jobchat.privacy.models import AuditAction
+from jobchat.privacy.models import AuditAction, AuditEntry, PartyType
 from jobchat.privacy.purge import (
     chunks,
     conversations_of,
@@ -105,7 +105,7 @@ def do_erase_candidate(
     )
     others = conversations_of(session, elsewhere)
     forget_webhooks(session, in_threads | elsewhere, threads, cid, counts)
-    _leave_threads(session, threads, now)
+    _leave_threads(session, threads, now, counts)
     erase_messages(session, in_threads | elsewhere, now=now, counts=counts)
     settle_conversations(session, others | threads, elsewhere)
     _erase_thread_rest(session, threads, now, counts)
@@ -124,7 +124,23 @@ def do_erase_candidate(
     return answer
 
 
-def _leave_threads(session: Session, threads: set[int], now: datetime) -> None:
+def was_erased(session: Session, ext_id: str) -> bool:
+    """Whether a candidate with this external id was erased (the audit log says so)."""
+    found = session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.action == AuditAction.candidate_erased,
+            AuditEntry.subject_type == PartyType.candidate,
+            AuditEntry.subject_ref == ext_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _leave_threads(
+    session: Session, threads: set[int], now: datetime, counts: Counter[str]
+) -> None:
     """Every member leaves the candidate's threads: staff get ``member.removed`` (their open
     pages reload and their inbox drops it, as when anyone leaves), with their badge less what
     was unread there. The candidate's own member rows go silently: the person goes too."""
@@ -133,15 +149,13 @@ def _leave_threads(session: Session, threads: set[int], now: datetime) -> None:
     # Events of these threads carry their messages, names and previews: all go, first, so the
     # member.removed events written below are the only ones left.
     for part in chunks(threads):
-        session.execute(
-            delete(Event).where(Event.conversation_id.in_(part)).execution_options(
-                synchronize_session=False
-            )
+        counts["events"] += count_delete(
+            session, delete(Event).where(Event.conversation_id.in_(part))
         )
     members = session.scalars(
-        select(Member).where(Member.conversation_id.in_(sorted(threads))).order_by(
-            Member.conversation_id, Member.user_id
-        )
+        select(Member)
+        .where(Member.conversation_id.in_(sorted(threads)))
+        .order_by(Member.conversation_id, Member.user_id)
     ).all()
     deltas: dict[int, tuple[int, int]] = {}
     for member in members:
@@ -329,4 +343,4 @@ def forget_webhooks(
     counts: Counter[str],
 ) -> None:
     """Webhook events and deliveries that name any of these (``jobchat.webhooks``)."""
-    return None
+    del session, message_ids, conversation_ids, candidate_id, counts  # until hooks merges

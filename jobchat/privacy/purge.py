@@ -30,7 +30,7 @@ from jobchat.files.models import Attachment
 from jobchat.jobqueue.models import QueuedJob
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
-from jobchat.scheduling.bulk.models import BulkRecipient, RecipientStatus
+from jobchat.scheduling.bulk.models import BulkRecipient
 from jobchat.scheduling.models import ScheduledMessage
 from jobchat.search.index import unindex_messages
 from jobchat.sms.models import InboundSms, SmsStatusReport
