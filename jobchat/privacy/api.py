@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from jobchat.app_state import AppState
@@ -18,9 +19,10 @@ from jobchat.inputs import Moment, PathRef, QueryText
 from jobchat.privacy.audit import Party
 from jobchat.privacy.erasure import COUNTED, do_erase_candidate, was_erased
 from jobchat.privacy.erasure_schemas import ErasedCounts, ErasureOut
+from jobchat.privacy.export import do_record_export, export_document
 from jobchat.privacy.models import AuditAction
 from jobchat.privacy.queries import audit_page
-from jobchat.privacy.schemas import AuditEntryOut, AuditPage
+from jobchat.privacy.schemas import AuditEntryOut, AuditPage, CandidateExport
 from jobchat.privacy.scrub import checkpoint
 
 router = APIRouter(
@@ -55,6 +57,36 @@ def list_audit(
             session, action=action, since=since, limit=limit, cursor=cursor
         )
         return AuditPage(items=[AuditEntryOut.of(row) for row in rows], next_cursor=next_cursor)
+
+
+class JSONStream(StreamingResponse):
+    """A JSON document written out as it is made."""
+
+    media_type = "application/json"
+
+
+@router.get(
+    "/candidates/{ext_id}/export",
+    response_class=JSONStream,
+    responses={
+        200: {"model": CandidateExport, "description": "The candidate's data."},
+        **error_responses(404, 422),
+    },
+)
+def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> JSONStream:
+    """Everything jobchat holds about a candidate, for their right of access: the profile, the
+    history of their texting consent, every conversation whose context is them (staff-only
+    ones, such as agency threads, included and marked `staff_only`) with all its messages
+    (deleted ones too, marked, since their words are still stored), their own messages in
+    other conversations, and the emails and texts sent to them and received from them. The
+    export is itself in the audit log (`candidate.exported`). Unknown candidate: 404.
+
+    The document is streamed as it is read: a response cut short (the connection or the
+    database lost midway) is not valid JSON, and must be asked for again."""
+    with state.db.write() as session:
+        now = state.clock.now()
+        candidate_id = do_record_export(session, ext_id, actor=key.party, now=now)
+    return JSONStream(export_document(state.db, candidate_id, now))
 
 
 # --- erasure -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Reading the audit log, newest first, a page at a time."""
+"""Reading for the privacy API: the audit log, newest first, a page at a time; and what a
+candidate's export lists, each in batches keyed by id so that no list is loaded whole."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import binascii
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import literal, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
+from jobchat.conversations.models import Conversation
 from jobchat.db.base import UTCDateTime
 from jobchat.errors import Invalid
 from jobchat.inputs import MAX_ID
+from jobchat.mail.models import InboundEmail, SentEmail
+from jobchat.messages.models import Delivery, Message
 from jobchat.privacy.models import AuditAction, AuditEntry
+from jobchat.sms.models import InboundSms, SmsConsentChange
 
 
 def _encode_cursor(entry: AuditEntry) -> str:
@@ -62,3 +67,139 @@ def audit_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, _encode_cursor(rows[-1]) if more and rows else None
+
+
+# --- a candidate's export -----------------------------------------------------------------------
+
+
+def _wrote_in(candidate_id: int) -> Select[int]:
+    """The conversations the candidate wrote in (the index of the unique (author_id,
+    idempotency_key) serves it)."""
+    return select(Message.conversation_id).where(Message.author_id == candidate_id)
+
+
+def export_counts(session: Session, candidate_id: int) -> tuple[int, int]:
+    """(conversations, messages) an export of the candidate lists: for its audit entry."""
+    about = Conversation.candidate_id == candidate_id
+    conversations = session.scalar(
+        select(func.count())
+        .select_from(Conversation)
+        .where(or_(about, Conversation.id.in_(_wrote_in(candidate_id))))
+    )
+    messages = session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            or_(
+                Message.conversation_id.in_(select(Conversation.id).where(about)),
+                Message.author_id == candidate_id,
+            )
+        )
+    )
+    return conversations or 0, messages or 0
+
+
+def export_conversations(session: Session, candidate_id: int) -> list[tuple[Conversation, bool]]:
+    """(conversation, whether its context is the candidate): those about them, then the others
+    they wrote in, each in order of creation. A candidate is in few: loaded at once."""
+    loads = (
+        joinedload(Conversation.job),
+        joinedload(Conversation.application),
+        joinedload(Conversation.partner),
+    )
+    order = (Conversation.created_at, Conversation.id)
+    about = session.scalars(
+        select(Conversation)
+        .where(Conversation.candidate_id == candidate_id)
+        .order_by(*order)
+        .options(*loads)
+    )
+    others = session.scalars(
+        select(Conversation)
+        .where(
+            Conversation.id.in_(_wrote_in(candidate_id)),
+            or_(Conversation.candidate_id.is_(None), Conversation.candidate_id != candidate_id),
+        )
+        .order_by(*order)
+        .options(*loads)
+    )
+    return [(conv, True) for conv in about] + [(conv, False) for conv in others]
+
+
+def export_messages(
+    session: Session, conversation_id: int, *, author_id: int | None, after: int, limit: int
+) -> list[Message]:
+    """Up to ``limit`` messages of the conversation after id ``after`` (only ``author_id``'s,
+    unless None), with their deliveries, attachments and author."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.id > after)
+        .order_by(Message.id)
+        .limit(limit)
+        .options(
+            joinedload(Message.author),
+            selectinload(Message.deliveries).joinedload(Delivery.recipient),
+            selectinload(Message.attachments),
+        )
+    )
+    if author_id is not None:
+        stmt = stmt.where(Message.author_id == author_id)
+    return list(session.scalars(stmt))
+
+
+def consent_changes(
+    session: Session, candidate_id: int, *, after: int, limit: int
+) -> list[SmsConsentChange]:
+    return list(
+        session.scalars(
+            select(SmsConsentChange)
+            .where(SmsConsentChange.candidate_id == candidate_id, SmsConsentChange.id > after)
+            .order_by(SmsConsentChange.id)
+            .limit(limit)
+            .options(joinedload(SmsConsentChange.actor))
+        )
+    )
+
+
+def sent_emails(
+    session: Session, candidate_id: int, *, after: int, limit: int
+) -> list[tuple[SentEmail, int | None]]:
+    """Emails sent to the candidate, each with the message it carried (if any)."""
+    rows = session.execute(
+        select(SentEmail, Delivery.message_id)
+        .outerjoin(Delivery, Delivery.id == SentEmail.delivery_id)
+        .where(SentEmail.user_id == candidate_id, SentEmail.id > after)
+        .order_by(SentEmail.id)
+        .limit(limit)
+    )
+    return [(email, message_id) for email, message_id in rows]
+
+
+def received_emails(
+    session: Session, candidate_id: int, *, after: int, limit: int
+) -> list[InboundEmail]:
+    # Not the raw mail (the message it became is exported with its conversation): the columns
+    # the export shows, so that a batch never holds raw mails in memory.
+    return list(
+        session.scalars(
+            select(InboundEmail)
+            .where(InboundEmail.user_id == candidate_id, InboundEmail.id > after)
+            .order_by(InboundEmail.id)
+            .limit(limit)
+            .options(defer(InboundEmail.raw))
+        )
+    )
+
+
+def received_texts(
+    session: Session, candidate_id: int, *, after: int, limit: int
+) -> list[InboundSms]:
+    return list(
+        session.scalars(
+            select(InboundSms)
+            .where(InboundSms.candidate_id == candidate_id, InboundSms.id > after)
+            .order_by(InboundSms.id)
+            .limit(limit)
+            .options(defer(InboundSms.params))
+        )
+    )
