@@ -39,6 +39,7 @@ from jobchat.privacy.audit import Party, record
 from jobchat.privacy.models import AuditAction, PartyType
 from jobchat.search.index import index_message, unindex_messages
 from jobchat.sms.quiet import sms_hold
+from jobchat.webhooks import events as webhook_events
 
 # Limits, Outgoing and check_outgoing (jobchat.messages.outgoing) are imported "as" themselves
 # above: their callers import them from here, where they lived first.
@@ -173,6 +174,7 @@ def do_send_message(
             conversation_id=conv.id,
             data={"status": Status.open, "reopened_by": actor.ext_id, "activity": line},
         )
+        webhook_events.conversation_reopened(session, conv, actor, now)
     # Activity never moves back, even if the clock does: the inbox is ordered by it.
     active_at = max(conv.last_activity_at, now)
     conv.last_message_id = message.id
@@ -217,6 +219,7 @@ def do_send_message(
             for user_id, count in sorted(counts.items())
         },
     )
+    webhook_events.message_created(session, message, conv, now)
     if had_unread:
         emit_read(session, conv, member, now, totals[actor.id])
     return message, False
@@ -385,6 +388,7 @@ def do_delete_message(
             data={"id": message.id, "for": "everyone", "message": _payload(message)},
             extras=unread_extras(session, conv.id),
         )
+        webhook_events.message_deleted(session, message, conv, actor, now)
         return
 
     if session.get(HiddenMessage, (message.id, actor.id)) is not None:
