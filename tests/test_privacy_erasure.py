@@ -36,6 +36,8 @@ from jobchat.db.models import (
 )
 from jobchat.messages.models import Delivery
 from jobchat.sms.consent import do_opt_out_number
+from jobchat.webhooks.models import EventType as WebhookEvent
+from jobchat.webhooks.models import WebhookAttempt, WebhookDelivery
 from tests.files_support import image_bytes, uploaded
 from tests.mail_support import drain, worker_for
 from tests.support import API_KEY, Api, As, body, sent, start, user_id
@@ -52,6 +54,7 @@ NAMES_NOBODY = {
     "job_partners": "ids",
     "job_team": "staff",
     "audit_log": "ids and counts only (written by the erasure itself)",
+    "webhooks": "the integration's endpoints",
 }
 
 
@@ -95,6 +98,8 @@ def _cast(api: Api) -> dict[str, As]:
     api.staff("sp", "Sam Partner", "tbb")
     api.staff("agent", "Aggie Agent", "hireco")
     api.job("job1", "Registered Nurse", "acme", team=["emp"], partners=["tbb", "hireco"])
+    hook = {"url": "https://ats.example.com/hooks", "events": [t.value for t in WebhookEvent]}
+    body(api.integration.post("/api/v1/webhooks", hook), 201)
     return {"emp": api.as_staff("emp"), "sp": api.as_staff("sp"), "agent": api.as_staff("agent")}
 
 
@@ -192,6 +197,20 @@ def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Pe
             )
         )
         s.add(SmsStatusReport(provider_sid=f"SM{p.ext}", status="delivered", received_at=now))
+        # An attempt at the webhook event of their first message (the ATS answered 500).
+        hook_event = s.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.message_id == mine["id"])
+        ).one()
+        s.add(
+            WebhookAttempt(
+                webhook_id=hook_event.webhook_id,
+                delivery_id=hook_event.id,
+                attempted_at=now,
+                status_code=500,
+                error="answered 500",
+                duration_ms=12,
+            )
+        )
         credential = s.scalars(select(Credential).where(Credential.user_id == cid)).first()
         s.add(
             PushSubscription(
@@ -334,7 +353,7 @@ def test_nothing_of_an_erased_candidate_stays_anywhere_and_others_keep_theirs(
     assert counts["push_subscriptions"] == 1
     assert counts["credentials"] >= 2
     assert counts["applications"] == 1
-    assert counts["jobs"] > 0 and counts["events"] > 0
+    assert counts["jobs"] > 0 and counts["events"] > 0 and counts["webhook_events"] > 0
     drain(worker)
 
     found = leaks(ZOE, db, settings, database_url)

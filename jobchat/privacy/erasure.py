@@ -60,6 +60,7 @@ from jobchat.push.models import PushSubscription
 from jobchat.scheduling.bulk.models import BulkRecipient, RecipientStatus
 from jobchat.scheduling.models import ScheduledMessage
 from jobchat.sms.models import InboundSms, SmsConsentChange
+from jobchat.webhooks.actions import forget
 
 # The counts an erasure answers with, all present (zero when nothing of the kind was found).
 COUNTED = (
@@ -104,7 +105,8 @@ def do_erase_candidate(
         ).all()
     )
     others = conversations_of(session, elsewhere)
-    forget_webhooks(session, in_threads | elsewhere, threads, cid, counts)
+    # Webhook events about the threads or the person (their messages' go with the messages).
+    counts["webhook_events"] += forget(session, conversation_ids=threads, candidate_ids=[cid])
     _leave_threads(session, threads, now, counts)
     erase_messages(session, in_threads | elsewhere, now=now, counts=counts)
     settle_conversations(session, others | threads, elsewhere)
@@ -333,14 +335,3 @@ def _erase_person(session: Session, candidate: User, now: datetime, counts: Coun
     session.flush()
     session.expunge(candidate)
     session.execute(delete(User).where(User.id == cid).execution_options(synchronize_session=False))
-
-
-def forget_webhooks(
-    session: Session,
-    message_ids: set[int],
-    conversation_ids: set[int],
-    candidate_id: int,
-    counts: Counter[str],
-) -> None:
-    """Webhook events and deliveries that name any of these (``jobchat.webhooks``)."""
-    del session, message_ids, conversation_ids, candidate_id, counts  # until hooks merges

@@ -4,9 +4,9 @@ Deleting a message for everyone (``jobchat.messages.actions``) keeps its row as 
 erasing deletes the row and every copy of what it said or who it went to: deliveries and the
 email and SMS records made for them, the events that carry it (and the previews other events
 hold of it), activity lines, hidden-message rows, its files (rows now, stored objects by a job
-queued here), its search entry, scheduled sends and queued jobs that name it. The conversations
-that stay keep correct read state: members' unread counts and badge totals lose what was erased,
-and ``last_message_id`` points at what is left.
+queued here), its search entry, scheduled sends, queued jobs and webhook events that name it.
+The conversations that stay keep correct read state: members' unread counts and badge totals
+lose what was erased, and ``last_message_id`` points at what is left.
 
 Everything happens in the caller's transaction: nothing is half erased.
 """
@@ -34,6 +34,7 @@ from jobchat.scheduling.bulk.models import BulkRecipient
 from jobchat.scheduling.models import ScheduledMessage
 from jobchat.search.index import unindex_messages
 from jobchat.sms.models import InboundSms, SmsStatusReport
+from jobchat.webhooks.actions import forget
 
 # Ids go into IN lists in chunks of this many (SQLite takes at most 32,766 parameters).
 CHUNK = 500
@@ -77,6 +78,7 @@ def erase_messages(
     if not message_ids:
         return
     ids = sorted(set(message_ids))
+    counts["webhook_events"] += forget(session, message_ids=ids)
     _uncount_unread(session, ids)
     delivery_ids: list[int] = []
     provider_ids: list[str] = []

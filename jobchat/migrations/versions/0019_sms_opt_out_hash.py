@@ -1,7 +1,7 @@
 """sms opt-outs: the number kept as its keyed hash (HMAC-SHA256), never in the clear
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-05 07:20:00.000000
 
 The key is the dedicated one of jobchat.sms.optouts, kept in ``server_secrets``; made here if
@@ -24,7 +24,7 @@ from alembic import op
 import jobchat.db.base
 
 revision: str = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
