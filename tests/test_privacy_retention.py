@@ -15,6 +15,7 @@ from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.db.models import Attachment, Message
+from jobchat.events.models import Event
 from jobchat.privacy.retention import expire
 from tests.files_support import uploaded
 from tests.mail_support import drain, worker_for
@@ -134,3 +135,23 @@ def test_without_the_setting_nothing_expires(
     drain(worker_for(client.app))  # type: ignore[arg-type]
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 1
+
+
+def test_event_ids_keep_growing_when_the_newest_events_expire(
+    cast: dict[str, As], db: Database, clock: FrozenClock
+) -> None:
+    """Clients resume the stream after the last id they read: a new event must come after it
+    even when retention erased the newest ones (SQLite would reuse ids otherwise)."""
+    emp = cast["emp"]
+    chat = start(emp, "application", application="app1")
+    sent(emp.send(chat, "the last word for a while"))
+    with db.read() as s:
+        newest = s.scalar(select(func.max(Event.id)))
+    clock.advance(days=DAYS + 1)
+    assert expire(db, days=DAYS, now=clock.now())["messages"] == 1
+    sent(emp.send(chat, "back again"))
+    with db.read() as s:
+        created = s.scalars(
+            select(Event.id).where(Event.type == "message.created").order_by(Event.id)
+        ).all()
+    assert newest is not None and created and min(created) > newest

@@ -39,6 +39,7 @@ from jobchat.conversations.unread import change, shift_totals, unread_extra
 from jobchat.directory.models import Application, User
 from jobchat.events.actions import emit
 from jobchat.events.models import Event, EventType
+from jobchat.events.queries import latest_event_id
 from jobchat.files.models import Attachment
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
@@ -53,6 +54,7 @@ from jobchat.privacy.purge import (
     erase_deliveries,
     erase_messages,
     erase_scheduled,
+    keep_event_numbering,
     settle_conversations,
 )
 from jobchat.privacy.scrub import forget_search_terms
@@ -89,6 +91,7 @@ def do_erase_candidate(
     """Erase ``candidate`` (see the module's docstring); returns the counts of what went."""
     cid = candidate.id
     counts: Counter[str] = Counter()
+    newest_event = latest_event_id(session)
     threads = set(
         session.scalars(select(Conversation.id).where(Conversation.candidate_id == cid)).all()
     )
@@ -113,6 +116,7 @@ def do_erase_candidate(
     _erase_thread_rest(session, threads, now, counts)
     _erase_person(session, candidate, now, counts)
     counts["conversations"] = len(threads)
+    keep_event_numbering(session, newest_event, now)
     forget_search_terms(session)
     answer = {name: int(counts.get(name, 0)) for name in COUNTED}
     record(

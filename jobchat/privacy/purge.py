@@ -18,13 +18,14 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.activity.models import Activity
 from jobchat.conversations.models import Conversation, Member
 from jobchat.conversations.unread import Totals, change, shift_totals
 from jobchat.events.models import Event, EventType
+from jobchat.events.queries import latest_event_id
 from jobchat.files.actions import remove_attachments
 from jobchat.files.models import Attachment
 from jobchat.jobqueue.models import QueuedJob
@@ -122,6 +123,24 @@ def erase_messages(
     counts["search_entries"] += len(ids)
     for part in chunks(ids):
         counts["messages"] += count_delete(session, delete(Message).where(Message.id.in_(part)))
+
+
+def keep_event_numbering(session: Session, newest: int, now: datetime) -> None:
+    """After events were deleted: if the newest (``newest``, read before) was among them, put a
+    placeholder that reaches nobody in its place. SQLite numbers a new row max(id) + 1, and
+    would otherwise hand out ids again below what clients and hubs have already read (see
+    ``jobchat.events.actions.do_prune_events``, which keeps the newest for the same reason)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return  # PostgreSQL's sequence never goes back
+    if newest and latest_event_id(session) < newest:
+        session.execute(
+            insert(Event).values(
+                id=newest,
+                type=EventType.access_revoked,  # with no user: no hub or client acts on it
+                data={},
+                created_at=now,
+            )
+        )
 
 
 def erase_attachments(session: Session, which: Any, now: datetime) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from jobchat.db.engine import Database
+from jobchat.events.queries import latest_event_id
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Message
 from jobchat.privacy.audit import SYSTEM, record
@@ -31,6 +32,7 @@ from jobchat.privacy.purge import (
     conversations_of,
     count_delete,
     erase_messages,
+    keep_event_numbering,
     settle_conversations,
 )
 from jobchat.privacy.scrub import checkpoint, forget_search_terms
@@ -48,6 +50,7 @@ def do_expire_messages(
     """Erase up to ``batch`` of the oldest messages written before ``before`` (and up to
     ``batch`` of each kind of older email and SMS record); the counts of what went, audited."""
     counts: Counter[str] = Counter()
+    newest_event = latest_event_id(session)
     ids = list(
         session.scalars(
             select(Message.id)
@@ -59,6 +62,7 @@ def do_expire_messages(
     touched = conversations_of(session, ids)
     erase_messages(session, ids, now=now, counts=counts)
     settle_conversations(session, touched, ids)
+    keep_event_numbering(session, newest_event, now)
     for model, at in (
         (InboundEmail, InboundEmail.received_at),
         (InboundSms, InboundSms.received_at),
