@@ -174,7 +174,7 @@ def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Pe
         s.add(
             InboundEmail(
                 dedupe_key=f"in-{p.ext}",
-                envelope_from=p.email,
+                envelope_from=p.email.upper(),
                 recipients="reply@reply.example.com",
                 from_address=p.email,
                 subject=f"Re: {w5}",

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.activity.models import Activity
@@ -258,8 +258,10 @@ def _erase_person(session: Session, candidate: User, now: datetime, counts: Coun
     counts["emails"] += count_delete(session, delete(SentEmail).where(SentEmail.user_id == cid))
     emails = [InboundEmail.user_id == cid]
     if candidate.email:
-        emails.append(InboundEmail.from_address == candidate.email)
-        emails.append(InboundEmail.envelope_from == candidate.email)
+        # Rejected mail from them (no thread, no user) is found by the address, in any case.
+        address = candidate.email.lower()
+        emails.append(func.lower(InboundEmail.from_address) == address)
+        emails.append(func.lower(InboundEmail.envelope_from) == address)
     counts["emails"] += count_delete(session, delete(InboundEmail).where(or_(*emails)))
     texts = [InboundSms.candidate_id == cid]
     if candidate.phone:
