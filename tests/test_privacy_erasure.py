@@ -434,3 +434,11 @@ def test_a_later_upsert_makes_a_new_person_and_the_stop_still_holds(
     assert again["sms_consent"] is False
     me = api.as_candidate(ZOE.ext)
     assert body(me.inbox(), 200)["items"] == []
+    # The same application id again is a new application with a new thread; the emptied
+    # threads are no one's and nothing's (a change of the job does not reach them).
+    api.application(f"app-{ZOE.ext}", "job1", ZOE.ext, "interview")
+    thread = start(seeded["emp"], "application", application=f"app-{ZOE.ext}")
+    assert [c["id"] for c in body(me.inbox(), 200)["items"]] == [thread]
+    assert body(me.messages(thread), 200)["items"] == []
+    api.job("job1", "Registered Nurse", "acme", team=[], partners=["tbb"])
+    assert len(body(seeded["emp"].inbox(limit=100), 200)["items"]) == 4

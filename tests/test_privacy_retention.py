@@ -155,3 +155,22 @@ def test_event_ids_keep_growing_when_the_newest_events_expire(
             select(Event.id).where(Event.type == "message.created").order_by(Event.id)
         ).all()
     assert newest is not None and created and min(created) > newest
+
+
+def test_read_marks_follow_when_every_message_expired(
+    cast: dict[str, As], db: Database, clock: FrozenClock
+) -> None:
+    """The newest messages gone, SQLite hands their ids out again: a reply after them must
+    still be unread for whoever had read up to an erased one."""
+    emp, cand = cast["emp"], cast["cand"]
+    chat = start(emp, "application", application="app1")
+    sent(emp.send(chat, "an old question"))
+    clock.advance(days=DAYS + 1)
+    assert expire(db, days=DAYS, now=clock.now())["messages"] == 1
+    sent(cand.send(chat, "a new answer"))
+    inbox = {c["id"]: c for c in body(emp.inbox(), 200)["items"]}
+    assert inbox[chat]["unread_count"] == 1
+    assert body(emp.get("/api/v1/unread"), 200) == {"conversations": 1, "messages": 1}
+    # Reading it counts: the mark was not left above the new message's id.
+    body(emp.post(f"/api/v1/conversations/{chat}/read"), 200)
+    assert body(emp.get("/api/v1/unread"), 200) == {"conversations": 0, "messages": 0}

@@ -4,10 +4,11 @@ What goes (rows deleted, not blanked):
 
 - every conversation whose context is the candidate (application, case, candidate_partner,
   agency and agency_private threads: ``conversations.candidate_id``) loses all its messages,
-  files, events, activity lines and members; the row itself stays, as ids only (its
-  ``context_key`` names ids, no words), because the ``member.removed`` events that tell other
-  members' open pages to drop it must point at it. Nobody is a member of it any more, so nobody
-  sees it; a later application of the same ids gets new rows and a new thread;
+  files, events, activity lines and members; the row itself stays, as its id and kind only
+  (no job, person or application; its key ``erased:<id>``), because the ``member.removed``
+  events that tell other members' open pages to drop it must point at it. Nobody is a member
+  of it any more, so nobody sees it; a later application of the same ids gets new rows and a
+  new thread;
 - every message they wrote anywhere else (``jobchat.privacy.purge``: with its copies);
 - their applications, email and SMS records (sent, received, status reports, the consent
   ledger), deliveries to them, scheduled sends in their threads, queued jobs that name them,
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import String, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.activity.models import Activity
@@ -114,7 +115,7 @@ def do_erase_candidate(
     erase_messages(session, in_threads | elsewhere, now=now, counts=counts)
     settle_conversations(session, others | threads, elsewhere)
     _erase_thread_rest(session, threads, now, counts)
-    _erase_person(session, candidate, now, counts)
+    _erase_person(session, candidate, threads, now, counts)
     counts["conversations"] = len(threads)
     keep_event_numbering(session, newest_event, now)
     forget_search_terms(session)
@@ -243,7 +244,9 @@ def _erase_thread_rest(
     counts["jobs"] += delete_jobs(session, "conversation_id", threads)
 
 
-def _erase_person(session: Session, candidate: User, now: datetime, counts: Counter[str]) -> None:
+def _erase_person(
+    session: Session, candidate: User, threads: set[int], now: datetime, counts: Counter[str]
+) -> None:
     """The person: what names them directly, then their user row."""
     cid = candidate.id
     delivery_rows = session.execute(
@@ -308,7 +311,20 @@ def _erase_person(session: Session, candidate: User, now: datetime, counts: Coun
             )
             .execution_options(synchronize_session=False)
         )
-    # The threads stay as ids (see the module's docstring), pointing at no person.
+    # The threads stay as ids (see the module's docstring), pointing at no person nor job,
+    # under a key of their own: SQLite may give a new person or application the ids these had,
+    # and the context key made of those ids must find a new thread then, not this one.
+    for part in chunks(threads):
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id.in_(part))
+            .values(
+                context_key="erased:" + cast(Conversation.id, String),
+                job_id=None,
+                partner_id=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
     for column in (
         Conversation.candidate_id,
         Conversation.created_by_id,

@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.activity.models import Activity
@@ -228,7 +228,12 @@ def settle_conversations(
 ) -> None:
     """After messages of these conversations were erased: ``last_message_id`` names the newest
     message left (None when none is), and the previews events hold of an erased message
-    (a newcomer's conversation, what a delete-for-me left showing) become None."""
+    (a newcomer's conversation, what a delete-for-me left showing) become None.
+
+    Members' read marks (and the activity lines' places) come down to the newest message left:
+    SQLite numbers a new row max(id) + 1, so when the newest messages of the whole database
+    went, a new message gets an id below a mark that named an erased one, and would count as
+    read. Brought down, each still covers exactly the messages it covered."""
     gone = set(erased)
     for part in chunks(conversation_ids):
         newest = (
@@ -242,6 +247,37 @@ def settle_conversations(
             .values(last_message_id=newest)
             .execution_options(synchronize_session=False)
         )
+        left = func.coalesce(
+            select(func.max(Message.id))
+            .where(Message.conversation_id == Member.conversation_id)
+            .scalar_subquery(),
+            0,
+        )
+        session.execute(
+            update(Member)
+            .where(Member.conversation_id.in_(part))
+            .values(
+                last_read_message_id=case(
+                    (Member.last_read_message_id > left, left), else_=Member.last_read_message_id
+                ),
+                notified_through_id=case(
+                    (Member.notified_through_id > left, left), else_=Member.notified_through_id
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        left_here = func.coalesce(
+            select(func.max(Message.id))
+            .where(Message.conversation_id == Activity.conversation_id)
+            .scalar_subquery(),
+            0,
+        )
+        session.execute(
+            update(Activity)
+            .where(Activity.conversation_id.in_(part), Activity.after_message_id > left_here)
+            .values(after_message_id=left_here)
+            .execution_options(synchronize_session=False)
+        )
         for event in session.scalars(
             select(Event).where(Event.conversation_id.in_(part), Event.type.in_(_PREVIEW_EVENTS))
         ):
@@ -251,6 +287,14 @@ def settle_conversations(
                 event.data = data
             if extras_changed:
                 event.extras = extras
+    # A push held back for quiet hours names its message: an erased one is not pushed.
+    for part in chunks(gone):
+        session.execute(
+            update(Member)
+            .where(Member.push_held_id.in_(part))
+            .values(push_held_id=None)
+            .execution_options(synchronize_session=False)
+        )
     session.flush()
 
 
