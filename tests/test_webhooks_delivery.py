@@ -232,7 +232,8 @@ def test_failing_for_three_days_disables_it_and_its_pending_events_stop(
     assert shown["disabled_reason"] and "503" in shown["disabled_reason"]
     assert shown["failing_since"] is not None
     failing_for = clock.now() - started
-    assert timedelta(days=3) <= failing_for < timedelta(days=3, hours=3)
+    # At the first attempt after three days (attempts are up to 4 hours apart, here).
+    assert timedelta(days=3) <= failing_for <= timedelta(days=3, hours=6)
     # The first event was given up after a day, not retried for ever.
     first = [r for r in receiver.to("ats") if r.data["message"]["body"] == "day 0"]
     assert 5 < len(first) < 30
