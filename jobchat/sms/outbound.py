@@ -12,8 +12,8 @@ ordinary queued text, sent once by the next attempt) and goes out as any other.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -34,7 +34,9 @@ from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
 from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.files import files_line, with_files
+from jobchat.sms.identity import SenderSettings, intro_line, sender_of
 from jobchat.sms.inbound import apply_sms_status_reports
+from jobchat.sms.intro import do_claim_intro, do_record_intro_sent, with_intro
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
 from jobchat.sms.quiet import sms_hold
@@ -61,6 +63,10 @@ class _Text:
     # The secret of the sign-in link to the message's files, recorded once the text went.
     link_secret: str | None = None
     user_id: int = 0
+    # The intro line this text starts with if it is the first since an opt-in (jobchat.sms.intro)
+    intro: str | None = None
+    # The claim on the intro, when it carries it.
+    intro_claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,8 @@ class Texter:
             if delivery is not None:
                 # Twilio may have called back about it already, before this was recorded.
                 apply_sms_status_reports(session, delivery, now)
+            if text.intro_claim is not None:
+                do_record_intro_sent(session, text.user_id, text.intro_claim, now=now)
             if text.link_secret is not None:
                 do_record_sign_in_link(
                     session,
@@ -141,24 +149,33 @@ class Texter:
                 # They (or their number) texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
             text = self._text(delivery, message)
-            if delivery.status == DeliveryStatus.queued:
-                return text
-            until = sms_hold(
-                recipient,
-                self.clock.now(),
-                self.settings.sms_quiet_window,
-                default_region=self.settings.default_phone_region,
-            )
-            if until is not None:
-                return _Held(until)
-        return text if self._release(delivery_id) else None
+            held = delivery.status == DeliveryStatus.held
+            if held:
+                until = sms_hold(
+                    recipient,
+                    self.clock.now(),
+                    self.settings.sms_quiet_window,
+                    default_region=self.settings.default_phone_region,
+                )
+                if until is not None:
+                    return _Held(until)
+        if held and not self._release(delivery_id):
+            return None
+        return self._introduced(delivery_id, text)
 
     def _text(self, delivery: Delivery, message: Message) -> _Text:
         """What the text says: the message, and for its files a line with a sign-in link
         (made here, recorded when the text went: a failed attempt leaves no credential)."""
         files = [a for a in message.attachments if a.removed_at is None]
+        sender = sender_of(message.author, SenderSettings.of(self.settings))
+        intro = intro_line(sender)
         if not files:
-            return _Text(to=delivery.address, body=message.body)
+            return _Text(
+                to=delivery.address,
+                body=message.body,
+                user_id=delivery.recipient_id,
+                intro=intro,
+            )
         secret = new_sign_in_secret()
         public_url = self.settings.public_url
         link = (
@@ -166,14 +183,30 @@ class Texter:
             if len(files) == 1
             else conversation_link(public_url, secret, message.conversation_id)
         )
-        sender = message.author.name if message.author is not None else "jobchat"
-        line = files_line(sender=sender, filenames=[a.filename for a in files], link=link)
+        author = message.author.name if message.author is not None else "jobchat"
+        line = files_line(sender=author, filenames=[a.filename for a in files], link=link)
         return _Text(
             to=delivery.address,
             body=with_files(message.body, line),
             link_secret=secret,
             user_id=delivery.recipient_id,
+            intro=intro,
         )
+
+    def _introduced(self, delivery_id: int, text: _Text) -> _Text:
+        """The text, with the intro first if it is the first to go since the opt-in. The claim
+        lasts as long as an attempt may: the provider's timeout, twice, and a margin."""
+        if text.intro is None or with_intro(text.body, text.intro) is None:
+            return text
+        claimant = f"delivery:{delivery_id}"
+        hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
+        with self.db.work() as session:
+            now = self.clock.now()
+            if not do_claim_intro(session, text.user_id, claimant, now=now, hold=hold):
+                return text
+        body = with_intro(text.body, text.intro)
+        assert body is not None
+        return replace(text, body=body, intro_claim=claimant)
 
     def _release(self, delivery_id: int) -> bool:
         """Held → queued, where it is still held (not cancelled meanwhile)."""
