@@ -278,9 +278,10 @@ def settle_conversations(
             .values(last_message_id=newest)
             .execution_options(synchronize_session=False)
         )
+        # The newest message left, as just written on the conversation (a lookup by key).
         left = func.coalesce(
-            select(func.max(Message.id))
-            .where(Message.conversation_id == Member.conversation_id)
+            select(Conversation.last_message_id)
+            .where(Conversation.id == Member.conversation_id)
             .scalar_subquery(),
             0,
         )
@@ -298,8 +299,8 @@ def settle_conversations(
             .execution_options(synchronize_session=False)
         )
         left_here = func.coalesce(
-            select(func.max(Message.id))
-            .where(Message.conversation_id == Activity.conversation_id)
+            select(Conversation.last_message_id)
+            .where(Conversation.id == Activity.conversation_id)
             .scalar_subquery(),
             0,
         )
