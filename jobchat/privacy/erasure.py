@@ -348,12 +348,7 @@ def _erase_person(
         counts["applications"] += count_delete(
             session, delete(Application).where(Application.id.in_(part))
         )
-    session.execute(
-        update(Message)
-        .where(Message.deleted_by_id == cid)
-        .values(deleted_by_id=None)
-        .execution_options(synchronize_session=False)
-    )
+    # (messages.deleted_by_id: only authors delete for everyone, and theirs are gone.)
     session.flush()
     session.expunge(candidate)
     session.execute(delete(User).where(User.id == cid).execution_options(synchronize_session=False))
