@@ -80,8 +80,9 @@ def _wrote_in(candidate_id: int) -> Select[int]:
 
 def export_counts(session: Session, candidate_id: int) -> tuple[int, int]:
     """(conversations, messages) an export of the candidate lists: for its audit entry. It is
-    counted in the export's write transaction, so each count is a range scan of an index (the
-    conversations' candidate_id, messages' history and author), never a scan of the table."""
+    counted in the export's write transaction, so each count is served by an index (the
+    conversations' candidate_id, the messages' history and author) rather than by a scan of
+    the messages' table, which an OR of the two conditions would cost."""
     about = select(Conversation.id).where(Conversation.candidate_id == candidate_id)
     elsewhere = (
         select(Message.conversation_id)
