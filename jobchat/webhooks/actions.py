@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User
-from jobchat.errors import Invalid, NotFound
+from jobchat.errors import Conflict, Invalid, NotFound
 from jobchat.events.actions import json_time
 from jobchat.jobqueue.actions import enqueue
 from jobchat.webhooks.models import (
@@ -38,6 +38,8 @@ DELIVER_JOB = "webhook.deliver"
 SECRET_BYTES = 32
 # After a rotation the old secret still signs for this long (receivers update meanwhile).
 ROTATION_OVERLAP = timedelta(hours=24)
+# Endpoints an installation may register (an ATS needs one or two).
+MAX_WEBHOOKS = 50
 
 Data = dict[str, Any]
 
@@ -70,7 +72,7 @@ def emit(
     for webhook_id in hooks:
         delivery = WebhookDelivery(
             webhook_id=webhook_id,
-            msg_id="msg_" + secrets.token_urlsafe(18),
+            msg_id="msg_" + secrets.token_hex(16),
             type=str(type),
             payload=payload,
             conversation_id=conversation_id,
@@ -81,10 +83,11 @@ def emit(
             created_at=now,
         )
         waits = lane is not None and lane_head(session, webhook_id, lane) is not None
-        session.add(delivery)
-        session.flush()
         if not waits:
+            # Before the delivery is added: it is inserted with its job's id, not updated.
             queue_attempt(session, delivery, now=now)
+        session.add(delivery)
+    session.flush()
     return len(hooks)
 
 
@@ -107,8 +110,10 @@ def queue_attempt(
     session: Session, delivery: WebhookDelivery, *, now: datetime, at: datetime | None = None
 ) -> None:
     """A job for the delivery's next attempt; the delivery names it, and only that job may
-    send it (an older one, or one queued twice, finds another id and does nothing)."""
-    job = enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id}, now=now, run_at=at)
+    send it (an older one, or one queued twice, finds another id and does nothing). The job
+    finds the delivery by its ``msg_id`` (a random id, nothing personal), so the delivery
+    needs no id of its own yet."""
+    job = enqueue(session, DELIVER_JOB, {"msg_id": delivery.msg_id}, now=now, run_at=at)
     session.flush()
     delivery.job_id = job.id
     delivery.next_attempt_at = at or now
@@ -133,7 +138,8 @@ def forget(
 ) -> int:
     """Delete every webhook delivery (with its log rows) about these messages, conversations
     or candidates, for an erasure; returns how many rows went. Their jobs hold only the
-    delivery's id and find nothing. A lane whose head went moves on to its next delivery."""
+    delivery's random msg_id and find nothing. A lane whose head went moves on to its next
+    delivery."""
     messages, convs, candidates = list(message_ids), list(conversation_ids), list(candidate_ids)
     about = [
         column.in_(ids)
@@ -190,6 +196,12 @@ def _delete(session: Session, model: Any, where: Any) -> int:
 def do_create_webhook(
     session: Session, *, url: str, events: list[EventType], description: str | None, now: datetime
 ) -> Webhook:
+    """A new webhook with a new secret. At most MAX_WEBHOOKS: every send reads them all."""
+    if (session.scalar(select(func.count()).select_from(Webhook)) or 0) >= MAX_WEBHOOKS:
+        raise Conflict(
+            f"There are {MAX_WEBHOOKS} webhooks already; delete one first.",
+            code="too_many_webhooks",
+        )
     webhook = Webhook(
         url=url,
         events=sorted({str(e) for e in events}),

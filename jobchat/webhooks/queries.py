@@ -65,6 +65,10 @@ def lane_head(session: Session, webhook_id: int, lane: Lane) -> WebhookDelivery 
     ).first()
 
 
+def delivery_by_msg_id(session: Session, msg_id: str) -> WebhookDelivery | None:
+    return session.scalars(select(WebhookDelivery).where(WebhookDelivery.msg_id == msg_id)).first()
+
+
 def all_webhooks(session: Session) -> Sequence[Webhook]:
     return session.scalars(select(Webhook).order_by(Webhook.id)).all()
 
