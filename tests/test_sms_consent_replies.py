@@ -364,9 +364,27 @@ def test_a_stop_still_wins_over_a_later_sms_consent_true_and_over_a_new_candidat
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "sms_opted_out"
 
 
+def introduced(db: Database) -> dict[str, bool]:
+    """Whether each candidate's latest consent had its intro (plain SQL: any schema)."""
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT u.ext_id, c.intro_sent_at FROM sms_consent_changes c"
+                " JOIN users u ON u.id = c.candidate_id"
+                " WHERE c.id = (SELECT MAX(id) FROM sms_consent_changes"
+                " WHERE candidate_id = c.candidate_id)"
+            )
+        ).all()
+    return {ext_id: sent_at is not None for ext_id, sent_at in rows}
+
+
 def test_the_migration_converts_plain_numbers_to_their_keyed_hash_and_back(
-    world: World, db: Database
+    world: World, db: Database, chat: int, worker: Worker
 ) -> None:
+    """And it marks the consents that some text already followed as introduced."""
+    world.api.candidate("cand9", "Nia Newcomer", phone="+14155550166", sms_consent=True)
+    text_out(world, chat, "Can you come on Tuesday?")
+    drain(worker)
     config = alembic_config(db.engine.url.render_as_string(hide_password=False))
     gone = "+14155550999"  # on nobody's record (an erased candidate's): lost on the way back
     try:
@@ -388,6 +406,7 @@ def test_the_migration_converts_plain_numbers_to_their_keyed_hash_and_back(
             expected = {opt_out_key(session, n) for n in (NUMBER, gone)}
         assert {h for h, _ in opt_out_rows(db)} == expected
         assert consent(world)["number_opted_out_at"] is not None
+        assert (introduced(db)["cand"], introduced(db)["cand9"]) == (True, False)
 
         with db.engine.begin() as connection:
             config.attributes["connection"] = connection
