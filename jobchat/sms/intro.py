@@ -3,16 +3,18 @@ candidate after their consent became true starts with a line saying who we are a
 (jobchat.sms.identity.intro_line); later ones do not, until consent is withdrawn and given again.
 
 "First" is the one that actually goes first, so it is decided as a text is handed to the
-provider, not when it is queued (a text held for the night may go after one sent later). The
-intro is claimed, on the consent's ledger row, by the text about to carry it, for as long as its
-attempt may take: a second text going meanwhile goes without it, and the claimant's retry carries
-it again (the same claim), so it is neither lost nor doubled. A claimant whose attempt failed lets
-its claim run out, and the next text to go takes it; ``intro_sent_at`` is set once the provider
-took the text that carried it.
+provider, not when it is queued (a text held for the night, or retried, may go after one queued
+later). The intro is claimed, on the consent's ledger row, by the text about to carry it, for as
+long as its attempt may take. Another text to go meanwhile waits (a second, then looks again):
+it must not overtake the one that says who we are. The claimant's attempt either goes (then
+``intro_sent_at`` is set, and the others go without it) or fails (then it gives the claim back
+at once, and whichever text goes next carries the intro, its own retry included). A claimant that
+crashed lets its claim run out. So the intro is neither lost nor doubled.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -40,11 +42,22 @@ def _current(session: Session, candidate_id: int) -> SmsConsentChange | None:
     ).first()
 
 
+# How long a text waits, each time, for the one carrying the intro.
+WAIT = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Another text holds the intro and has not gone yet: look again at ``until``."""
+
+    until: datetime
+
+
 def do_claim_intro(
     session: Session, candidate_id: int, claimant: str, *, now: datetime, hold: timedelta
-) -> bool:
-    """Whether the text ``claimant`` is about to send carries the intro: the candidate's consent
-    is an opt-in whose intro has not gone, and no other text holds it now. One conditional
+) -> bool | Wait:
+    """Whether the text ``claimant`` is about to send carries the intro (the candidate's consent
+    is an opt-in whose intro has not gone), or must wait for the text that does. One conditional
     UPDATE, so that two workers cannot both take it."""
     change = _current(session, candidate_id)
     if change is None or not change.consented or change.intro_sent_at is not None:
@@ -64,7 +77,27 @@ def do_claim_intro(
         .returning(SmsConsentChange.id)
         .execution_options(synchronize_session=False)
     ).first()
-    return taken is not None
+    if taken is not None:
+        return True
+    session.refresh(change)
+    if change.intro_sent_at is not None:
+        return False  # it went meanwhile
+    held = change.intro_claimed_until
+    return Wait(min(held, now + WAIT) if held is not None else now + WAIT)
+
+
+def do_release_intro(session: Session, candidate_id: int, claimant: str) -> None:
+    """The claimant's attempt failed: the intro is free for whichever text goes next."""
+    session.execute(
+        update(SmsConsentChange)
+        .where(
+            SmsConsentChange.candidate_id == candidate_id,
+            SmsConsentChange.intro_claim == claimant,
+            SmsConsentChange.intro_sent_at.is_(None),
+        )
+        .values(intro_claim=None, intro_claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def do_record_intro_sent(

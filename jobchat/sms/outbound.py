@@ -36,7 +36,13 @@ from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.files import files_line, with_files
 from jobchat.sms.identity import SenderSettings, intro_line, sender_of
 from jobchat.sms.inbound import apply_sms_status_reports
-from jobchat.sms.intro import do_claim_intro, do_record_intro_sent, with_intro
+from jobchat.sms.intro import (
+    Wait,
+    do_claim_intro,
+    do_record_intro_sent,
+    do_release_intro,
+    with_intro,
+)
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
 from jobchat.sms.quiet import sms_hold
@@ -107,14 +113,20 @@ class Texter:
             return None
         if isinstance(text, _Held):
             return _hold_on(delivery_id, text.until)
+        if isinstance(text, Wait):
+            return _again(delivery_id, text.until)
         try:
             sent = await self.provider.send(
                 to=text.to, body=text.body, status_callback=self.status_callback
             )
         except SmsRejected as exc:
+            await asyncio.to_thread(self._release_intro, text)
             raise PermanentFailure(
                 f"{self.provider.name} refused it: {exc.message}", code=exc.code
             ) from exc
+        except Exception:
+            await asyncio.to_thread(self._release_intro, text)
+            raise
 
         def settle(session: Session, now: datetime) -> None:
             delivery = record_delivery_sent(session, delivery_id, job, sent.provider_id, now)
@@ -134,7 +146,13 @@ class Texter:
 
         return settle
 
-    def _prepare(self, delivery_id: int) -> _Text | _Held | None:
+    def _release_intro(self, text: _Text) -> None:
+        """An attempt that carried the intro failed: the next text to go carries it."""
+        if text.intro_claim is not None:
+            with self.db.work() as session:
+                do_release_intro(session, text.user_id, text.intro_claim)
+
+    def _prepare(self, delivery_id: int) -> _Text | _Held | Wait | None:
         with self.db.read() as session:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.status not in Delivery.UNSENT:
@@ -193,17 +211,21 @@ class Texter:
             intro=intro,
         )
 
-    def _introduced(self, delivery_id: int, text: _Text) -> _Text:
-        """The text, with the intro first if it is the first to go since the opt-in. The claim
-        lasts as long as an attempt may: the provider's timeout, twice, and a margin."""
+    def _introduced(self, delivery_id: int, text: _Text) -> _Text | Wait:
+        """The text, with the intro first if it is the first to go since the opt-in; or a wait
+        for the text that is. The claim lasts as long as an attempt may: the provider's timeout,
+        twice, and a margin."""
         if text.intro is None or with_intro(text.body, text.intro) is None:
             return text
         claimant = f"delivery:{delivery_id}"
         hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
         with self.db.work() as session:
             now = self.clock.now()
-            if not do_claim_intro(session, text.user_id, claimant, now=now, hold=hold):
-                return text
+            claimed = do_claim_intro(session, text.user_id, claimant, now=now, hold=hold)
+        if isinstance(claimed, Wait):
+            return claimed
+        if not claimed:
+            return text
         body = with_intro(text.body, text.intro)
         assert body is not None
         return replace(text, body=body, intro_claim=claimant)
@@ -219,6 +241,19 @@ class Texter:
                 .execution_options(synchronize_session=False)
             )
             return released.first() is not None
+
+
+def _again(delivery_id: int, at: datetime) -> Settle:
+    """Not before the text that carries the intro: this job ends, and one at ``at`` takes its
+    place (the delivery stays queued)."""
+
+    def settle(session: Session, now: datetime) -> None:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status not in Delivery.UNSENT:
+            return  # cancelled meanwhile
+        enqueue(session, SMS_DELIVERY_JOB, {"delivery_id": delivery_id}, now=now, run_at=at)
+
+    return settle
 
 
 def _hold_on(delivery_id: int, until: datetime) -> Settle:
