@@ -90,6 +90,10 @@ def text_out(world: World, chat: int, words: str, who: str = "emp_team") -> None
     body(world[who].send(chat, words, channel="sms"), 201)
 
 
+def at(clock: FrozenClock, moment: datetime) -> None:
+    clock.advance(seconds=(moment - clock.now()).total_seconds())
+
+
 def introduced_once(bodies: list[str], words: set[str]) -> bool:
     """The texts went, the first (only) with the intro."""
     return (
@@ -211,12 +215,12 @@ def test_the_first_text_after_an_opt_in_carries_the_intro_and_later_ones_do_not(
     text_out(world, chat, "Can you come on Tuesday?")
     text_out(world, chat, "At 10 please.")
     drain(worker)
-    # Whichever goes first says who we are; the other waits for it, so as not to overtake it.
-    (first,) = sent(twilio)
+    # Whichever goes first says who we are; the other waits for it (a second at a time) if it
+    # would go meanwhile, so as not to overtake it.
+    assert sent(twilio)[0].startswith(f"{INTRO}\n")
     clock.advance(seconds=1)
     drain(worker)
     assert introduced_once(sent(twilio), {"Can you come on Tuesday?", "At 10 please."})
-    assert sent(twilio)[0] == first
 
     # Withdrawn and given again: the next text says it again, once.
     text_in(client, "STOP")
@@ -249,6 +253,24 @@ def test_a_retried_first_text_keeps_its_intro_once(
         drain(worker)
     # Whichever went first carried it: the retried one gave it up when its attempt failed.
     assert introduced_once(sent(twilio), {"Can you come on Tuesday?", "At 10 please."})
+
+
+def test_a_text_held_for_the_night_carries_the_intro_when_it_goes(
+    world: World, chat: int, worker: Worker, twilio: TwilioServer, clock: FrozenClock
+) -> None:
+    """Decided when it goes, not when it was queued: both held till morning, one says it."""
+    at(clock, datetime(2026, 1, 6, 6, 30, tzinfo=UTC))  # 22:30 in Los Angeles (the number's)
+    text_out(world, chat, "See you tomorrow?")
+    drain(worker)
+    clock.advance(minutes=5)
+    text_out(world, chat, "Bring your passport.")
+    drain(worker)
+    assert sent(twilio) == []
+    at(clock, datetime(2026, 1, 6, 16, 0, tzinfo=UTC))  # 08:00 there
+    drain(worker)
+    clock.advance(seconds=1)
+    drain(worker)
+    assert introduced_once(sent(twilio), {"See you tomorrow?", "Bring your passport."})
 
 
 def test_the_intro_is_on_the_notification_text_when_that_goes_first(
