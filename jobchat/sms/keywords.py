@@ -9,9 +9,10 @@ emoji), split into clauses at its punctuation, and stripped of politeness words 
 - It IS a keyword or phrase when every clause left is one (or one said again, "STOP STOP"):
   "Stop!", "unsubscribe please", "Arrêter", "no more messages 🙏". This is how STOP, START and
   HELP work in any language, and the only way START and HELP work.
-- It CONTAINS an opt-out when one of its clauses holds a strong opt-out phrase, one that cannot
-  mean anything else ("stop texting me", "remove me from your list", "ne m'écrivez plus"), as
-  whole words, and that phrase is
+- It CONTAINS an opt-out when one of its clauses (or two, where a comma cuts the phrase: "Hören
+  Sie auf, mir zu schreiben") holds a strong opt-out phrase, one that cannot mean anything else
+  ("stop texting me", "remove me from your list", "ne m'écrivez plus"), as whole words, and that
+  phrase is
   - not preceded, within three words of its clause, by a word of its language that turns it
     into something else: a negation ("don't stop texting me"), a condition or a question ("if
     you stop texting me", "why did you stop texting me"), someone else ("tell him to ...");
@@ -27,6 +28,7 @@ what was meant; taking it as one would silence a candidate who only wanted anoth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from jobchat.sms.phrases import Keyword, Language, Phrases, Words, clauses, phrases
 
@@ -58,9 +60,14 @@ def match_reply(body: str, data: Phrases | None = None) -> ReplyMatch | None:
     whole = _whole(parts, data)
     if whole is not None:
         return whole
-    for clause in parts:
+    # A clause, or two running into each other where a comma cuts a phrase in two ("Hören Sie
+    # auf, mir zu schreiben"): a phrase found there must cross the comma.
+    spans = [(clause, 0) for clause in parts] + [
+        (first + second, len(first)) for first, second in pairwise(parts)
+    ]
+    for clause, cut in spans:
         for language in data.languages:
-            phrase = _strong_in(clause, language)
+            phrase = _strong_in(clause, language, cut)
             if phrase is not None:
                 return ReplyMatch("stop", phrase)
     return None
@@ -91,11 +98,15 @@ def _known(clause: Words, data: Phrases) -> ReplyMatch | None:
     return None
 
 
-def _strong_in(clause: Words, language: Language) -> str | None:
+def _strong_in(clause: Words, language: Language, cut: int = 0) -> str | None:
+    """A strong opt-out phrase of ``language`` in ``clause``, neither blocked nor qualified
+    there; with ``cut``, only one that starts before it and ends after it."""
     for phrase, label in language.strong.items():
         size = len(phrase)
         for start in range(len(clause) - size + 1):
             if clause[start : start + size] != phrase:
+                continue
+            if cut and not start < cut < start + size:
                 continue
             before = clause[max(0, start - _BLOCKER_REACH) : start]
             after = clause[start + size :]

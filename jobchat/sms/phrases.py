@@ -113,7 +113,7 @@ def parse(data: dict[str, object]) -> Phrases:
                 code=code,
                 name=str(table.get("name", code)),
                 strong={
-                    words(p): p
+                    words(p): " ".join(p.split())
                     for pattern in _strings(table, "opt_out_strong")
                     for p in expand(pattern)
                 },
