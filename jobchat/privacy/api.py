@@ -5,16 +5,26 @@ from __future__ import annotations
 import itertools
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from jobchat.app_state import AppState
+from jobchat.auth.api import announce_revoked
 from jobchat.auth.deps import Integration, IntegrationCaller, State
+from jobchat.directory.models import UserKind
+from jobchat.directory.queries import user_by_ext
+from jobchat.errors import NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import Moment, PathRef, QueryText
+from jobchat.privacy.audit import Party
+from jobchat.privacy.erasure import COUNTED, do_erase_candidate, was_erased
+from jobchat.privacy.erasure_schemas import ErasedCounts, ErasureOut
 from jobchat.privacy.export import do_record_export, export_document
 from jobchat.privacy.models import AuditAction
 from jobchat.privacy.queries import audit_page
 from jobchat.privacy.schemas import AuditEntryOut, AuditPage, CandidateExport
+from jobchat.privacy.scrub import checkpoint
 
 router = APIRouter(
     prefix="/api/v1",
@@ -74,3 +84,51 @@ def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> S
     # is still a 503 then, not a 200 with nothing in it.
     first = next(document)
     return StreamingResponse(itertools.chain([first], document), media_type="application/json")
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+
+def _erase(state: AppState, ext_id: str, actor: Party) -> tuple[dict[str, int], int | None]:
+    with state.db.write() as session:
+        candidate = user_by_ext(session, UserKind.candidate, ext_id)
+        if candidate is None:
+            if was_erased(session, ext_id):
+                return dict.fromkeys(COUNTED, 0), None
+            raise NotFound("There is no candidate with that id.")
+        user_id = candidate.id
+        counts = do_erase_candidate(session, candidate, actor=actor, now=state.clock.now())
+    return counts, user_id
+
+
+@router.post(
+    "/candidates/{ext_id}/erase",
+    response_model=ErasureOut,
+    responses={
+        200: {"description": "Erased; the counts of what went."},
+        **error_responses(404),
+    },
+)
+async def erase_candidate(
+    ext_id: PathRef, request: Request, caller: IntegrationCaller
+) -> ErasureOut:
+    """Erase a candidate: their name, email and phone number (the person itself: a later
+    upsert of the same id makes a new candidate), every message of the conversations about
+    them (application, case, candidate_partner, agency; each left empty, with nobody in it)
+    and every message they wrote elsewhere, their files, email and SMS records, deliveries,
+    scheduled sends, queued work, real-time events, search entries, push subscriptions and
+    sign-in credentials. All at once or not at all. What stays: an audit entry
+    `candidate.erased` (who, when, the counts), and the opt-out of their phone number if it
+    texted STOP (as a keyed hash: a later `sms_consent: true` for that number does not override
+    it). Other members' open pages drop the conversations. Erasing an id erased before answers
+    200 with zero counts; an id never known, 404."""
+    state: AppState = request.app.state.jobchat
+    counts, user_id = await run_in_threadpool(_erase, state, ext_id, caller.party)
+    if user_id is not None:
+        await run_in_threadpool(checkpoint, state.db)
+        await announce_revoked(request.app, state, user_id, None)
+    return ErasureOut(
+        candidate=ext_id,
+        already_erased=user_id is None,
+        erased=ErasedCounts(**counts),
+    )

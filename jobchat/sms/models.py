@@ -33,6 +33,12 @@ class SmsConsentChange(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An opt-in's first text says who we are and how to stop (jobchat.sms.intro): the text
+    # about to carry it ("delivery:7", "job:12") holds it until ``intro_claimed_until``, and
+    # ``intro_sent_at`` says it went. Withdrawn and given again, a new row: a new intro.
+    intro_claim: Mapped[str | None] = mapped_column(String(40))
+    intro_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    intro_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
 
@@ -41,12 +47,16 @@ class SmsOptOut(Base):
     """A phone number whose owner texted STOP (or an opt-out like it). Consent belongs to the
     number, not to a candidate record: every candidate with this number is covered, and an
     integration's later ``sms_consent: true`` does not override it. The row goes when the
-    number texts START."""
+    number texts START.
+
+    The number itself is not kept, only its keyed hash (jobchat.sms.optouts): the row outlives
+    an erased candidate, so that their STOP is still honoured, without keeping their number."""
 
     __tablename__ = "sms_opt_outs"
 
-    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # E.164
+    number_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What opted it out ("STOP", or the phrase matched): never the text's own words.
     detail: Mapped[str | None] = mapped_column(Text)
 
 
@@ -79,7 +89,8 @@ class InboundSms(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     candidate_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0021).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
 
     candidate: Mapped[User | None] = relationship(foreign_keys=[candidate_id])
 
