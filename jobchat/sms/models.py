@@ -89,7 +89,7 @@ class InboundSms(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     candidate_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0021).
+    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0020).
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
 
     candidate: Mapped[User | None] = relationship(foreign_keys=[candidate_id])

@@ -5,7 +5,7 @@ no index, so each check read the whole table (every text received, every schedul
 send), once per erased message. ``conversation_activity.message_id`` has no foreign key, but an
 erasure deletes the lines that name an erased message.
 
-Revision ID: 0021
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-05 07:30:00.000000
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0021"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
