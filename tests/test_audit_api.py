@@ -52,6 +52,11 @@ def test_newest_first_by_time_then_by_id(api: Api, clock: FrozenClock) -> None:
 
 def test_filters_by_action_and_since(world: World, clock: FrozenClock) -> None:
     api, emp = world.api, world["emp_team"]
+
+    def actions(**params: Any) -> list[str]:
+        return [e["action"] for e in page(api.integration, **params)["items"]]
+
+    setup = actions()  # the world's own (candidates upserted with SMS consent)
     conv_id = body(emp.start("application", application="app1"), 201)["id"]
     body(emp.post(f"/api/v1/conversations/{conv_id}/end"), 200)
     clock.advance(hours=1)
@@ -59,10 +64,12 @@ def test_filters_by_action_and_since(world: World, clock: FrozenClock) -> None:
     clock.advance(hours=1)
     body(emp.send(conv_id, "Back again"), 201)
 
-    def actions(**params: Any) -> list[str]:
-        return [e["action"] for e in page(api.integration, **params)["items"]]
-
-    assert actions() == ["conversation.reopened", "candidate.deactivated", "conversation.ended"]
+    assert actions() == [
+        "conversation.reopened",
+        "candidate.deactivated",
+        "conversation.ended",
+        *setup,
+    ]
     assert actions(action="conversation.ended") == ["conversation.ended"]
     assert actions(action="candidate.erased") == []
     # since: at or after, in any offset.
