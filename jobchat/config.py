@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobchat.config_checks import port_of, readable
+from jobchat.config_checks import origins_of, port_of, readable
 from jobchat.files.location import parse_storage_url
 from jobchat.proxies import trusted_proxies
 from jobchat.quiet_hours import QuietHours
@@ -416,6 +416,16 @@ class Settings(BaseSettings):
         if not value or any(c.isspace() for c in value) or not value.isprintable():
             raise ValueError("must be a non-empty word (no spaces or control characters)")
         return value
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _embed_origins(cls, value: str) -> str:
+        return ",".join(origins_of(value))  # normalised: "https://a.example,https://b.example"
+
+    @property
+    def frame_origins(self) -> tuple[str, ...]:
+        """The origins whose pages may frame an embed session (JOBCHAT_EMBED_ORIGINS)."""
+        return tuple(self.embed_origins.split(",")) if self.embed_origins else ()
 
     @field_validator("log_level")
     @classmethod
