@@ -262,8 +262,9 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def launch(template: Path, workdir: Path) -> WebServer:
-    """Start ``jobchat serve`` on a copy of ``template`` (it boots in the background)."""
+def launch(template: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> WebServer:
+    """Start ``jobchat serve`` on a copy of ``template`` (it boots in the background), with
+    ``extra_env`` added to its settings."""
     database = workdir / "jobchat.db"
     shutil.copyfile(template, database)
     port = free_port()
@@ -280,7 +281,7 @@ def launch(template: Path, workdir: Path) -> WebServer:
         # Push subscriptions at a loopback endpoint: the stand-in for a browser's push service,
         # which headless Chromium cannot reach (tests/test_web_browser_pwa.py).
         "JOBCHAT_PUSH_ALLOW_INSECURE": "true",
-    }
+    } | (extra_env or {})
     process, log = spawn_serve(port, env, workdir)
     return WebServer(port=port, api_key=api_key, process=process, log=log)
 
