@@ -63,6 +63,7 @@ from jobchat.web.conversation import MAX_FORM_FILES, SEND_FORM_PATH
 from jobchat.web.errors import page_error
 from jobchat.web.security import SecurityHeaders
 from jobchat.web.templating import STATIC_DIR
+from jobchat.webhooks.api import router as webhooks_router
 
 DESCRIPTION = """
 Recruiting conversations beside your applicant tracking system.
@@ -207,6 +208,7 @@ def create_app(
         scheduling_router,
         bulk_router,
         search_router,
+        webhooks_router,
         inbound_email_router,
         jobs_router,
         sms_webhooks,

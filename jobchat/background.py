@@ -24,6 +24,8 @@ from jobchat.realtime.presence import Presence
 from jobchat.scheduling.bulk.runner import BulkRunner
 from jobchat.scheduling.sender import ScheduledSender
 from jobchat.sms.outbound import Texter
+from jobchat.webhooks.actions import prune_log
+from jobchat.webhooks.sender import WebhookSender
 
 # Finished jobs are kept a while for whoever wonders whether an email went out.
 KEEP_DONE_JOBS = timedelta(days=7)
@@ -48,6 +50,7 @@ def build_worker(
     kinds |= Pusher(db, settings, mail.clock).job_kinds()
     kinds |= ScheduledSender(db, settings, mail.clock).job_kinds()
     kinds |= BulkRunner(db, settings, mail.clock).job_kinds()
+    kinds |= WebhookSender(db, settings, mail.clock).job_kinds()
     if storage is None:
         storage = configured_storage(settings)
     kinds |= FileRemover(storage).job_kinds()
@@ -104,6 +107,6 @@ def _sweeper(
 def _pruner(db: Database) -> Callable[[datetime], int]:
     def prune(now: datetime) -> int:
         with db.work() as session:
-            return prune_done(session, before=now - KEEP_DONE_JOBS)
+            return prune_done(session, before=now - KEEP_DONE_JOBS) + prune_log(session, now=now)
 
     return prune

@@ -248,6 +248,13 @@ class Settings(BaseSettings):
         description="Let webhooks use http:// and loopback addresses (tests only): otherwise a "
         "webhook URL must be https:// on a public address.",
     )
+    webhooks_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long a webhook's endpoint has to answer before the attempt counts "
+        "as failed (and is retried).",
+    )
     embed_origins: str = Field(
         default="",
         description="Comma-separated origins (https://ats.example.com) whose pages may show "

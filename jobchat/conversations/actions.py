@@ -24,6 +24,7 @@ from jobchat.events.actions import emit, json_time, unread_extras
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
 from jobchat.messages.queries import count_unread
+from jobchat.webhooks import events as webhook_events
 
 
 def do_start_conversation(
@@ -71,6 +72,8 @@ def do_start_conversation(
     member = session.get(Member, (conv.id, actor.id))
     if member is None:
         raise Forbidden("You may not start this kind of conversation.", code="cannot_start")
+    if created:
+        webhook_events.conversation_created(session, conv, actor, now)
     return conv, member, created
 
 
@@ -177,6 +180,7 @@ def do_end_conversation(
             "activity": line,
         },
     )
+    webhook_events.conversation_ended(session, conv, actor, now)
 
 
 def emit_read(

@@ -16,6 +16,7 @@ from jobchat.scheduling.bulk.models import BulkMessage, BulkRecipient
 from jobchat.scheduling.models import ScheduledMessage
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsStatusReport
 from jobchat.templates.models import Template
+from jobchat.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "Activity",
@@ -48,4 +49,7 @@ __all__ = [
     "SmsStatusReport",
     "Template",
     "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -48,6 +48,7 @@ from jobchat.mail.queries import (
 from jobchat.mail.replies import reply_text
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus
+from jobchat.webhooks import events as webhook_events
 
 log = logging.getLogger("jobchat.mail")
 
@@ -264,6 +265,7 @@ def _record_bounce(session: Session, bounce: Bounce, now: datetime) -> str:
             delivery.status = DeliveryStatus.failed
             delivery.last_error = f"bounced: {bounce.reason}"[:1000]
             delivery.updated_at = now
+            webhook_events.delivery_changed(session, delivery, now)
             failed += 1
     kind = "permanent" if bounce.permanent else "temporary"
     return f"{kind}: {bounce.reason}; deliveries marked failed: {failed}"

@@ -37,6 +37,7 @@ from jobchat.messages.schemas import MessageOut
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.search.index import index_message, unindex_messages
 from jobchat.sms.quiet import sms_hold
+from jobchat.webhooks import events as webhook_events
 
 # Limits, Outgoing and check_outgoing (jobchat.messages.outgoing) are imported "as" themselves
 # above: their callers import them from here, where they lived first.
@@ -171,6 +172,7 @@ def do_send_message(
             conversation_id=conv.id,
             data={"status": Status.open, "reopened_by": actor.ext_id, "activity": line},
         )
+        webhook_events.conversation_reopened(session, conv, actor, now)
     # Activity never moves back, even if the clock does: the inbox is ordered by it.
     active_at = max(conv.last_activity_at, now)
     conv.last_message_id = message.id
@@ -215,6 +217,7 @@ def do_send_message(
             for user_id, count in sorted(counts.items())
         },
     )
+    webhook_events.message_created(session, message, conv, now)
     if had_unread:
         emit_read(session, conv, member, now, totals[actor.id])
     return message, False
@@ -375,6 +378,7 @@ def do_delete_message(
             data={"id": message.id, "for": "everyone", "message": _payload(message)},
             extras=unread_extras(session, conv.id),
         )
+        webhook_events.message_deleted(session, message, conv, actor, now)
         return
 
     if session.get(HiddenMessage, (message.id, actor.id)) is not None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.worker import Failure
 from jobchat.messages.models import Delivery, DeliveryStatus
+from jobchat.webhooks import events as webhook_events
 
 MAX_ERROR_CHARS = 1000
 
@@ -31,6 +32,7 @@ def record_delivery_failure(
     if failure.final:
         delivery.status = DeliveryStatus.failed
         delivery.held_until = None
+        webhook_events.delivery_changed(session, delivery, now)
 
 
 def record_delivery_sent(
@@ -45,4 +47,5 @@ def record_delivery_sent(
     delivery.last_error = None
     delivery.provider_id = provider_id
     delivery.updated_at = now
+    webhook_events.delivery_changed(session, delivery, now)
     return delivery

@@ -20,6 +20,7 @@ from jobchat.directory.models import User, UserKind
 from jobchat.errors import Conflict
 from jobchat.sms.models import ConsentSource, SmsConsentChange, SmsOptOut
 from jobchat.sms.queries import number_opt_out
+from jobchat.webhooks import events as webhook_events
 
 NUMBER_OPTED_OUT = "sms_number_opted_out"
 
@@ -58,6 +59,7 @@ def do_set_sms_consent(
             created_at=now,
         )
     )
+    webhook_events.sms_consent_changed(session, candidate, source, detail, actor, now)
     return True
 
 

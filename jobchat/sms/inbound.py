@@ -28,6 +28,7 @@ from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
 from jobchat.sms.consent import do_opt_in_number, do_opt_out_number
 from jobchat.sms.keywords import keyword_of
 from jobchat.sms.models import InboundSms, SmsOutcome, SmsStatusReport
+from jobchat.webhooks import events as webhook_events
 
 HELP_REPLY = (
     "jobchat: texts about your job applications. Reply to talk to your recruiter. "
@@ -246,7 +247,7 @@ def do_record_sms_status(
         select(Delivery).where(Delivery.provider_id == sid, Delivery.channel == Channel.sms)
     ).first()
     if delivery is not None:
-        _apply(delivery, report, now)
+        _apply(session, delivery, report, now)
     return delivery
 
 
@@ -259,10 +260,10 @@ def apply_sms_status_reports(session: Session, delivery: Delivery, now: datetime
         .where(SmsStatusReport.provider_sid == delivery.provider_id, ~SmsStatusReport.applied)
         .order_by(SmsStatusReport.id)
     ):
-        _apply(delivery, report, now)
+        _apply(session, delivery, report, now)
 
 
-def _apply(delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
+def _apply(session: Session, delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
     """The delivery moves forward, never back, and never from one final status to another
     (callbacks can arrive out of order, and reports kept from before the send was recorded are
     applied after the worker's own "sent")."""
@@ -276,3 +277,4 @@ def _apply(delivery: Delivery, report: SmsStatusReport, now: datetime) -> None:
     if report.error_code:
         delivery.error_code = report.error_code[:20]
         delivery.last_error = f"the carrier reported error {report.error_code}"
+    webhook_events.delivery_changed(session, delivery, now)

@@ -1,0 +1,269 @@
+"""Writing webhooks and their deliveries: the only code that does.
+
+``emit`` is what the rest of the house calls, inside the transaction of the change it reports:
+one delivery row per webhook that takes the event, and a job for it when it is first in its
+lane. A lane is (webhook, conversation): only its oldest pending delivery has a job, and the
+job that settles it starts the next one (``advance_lane``), so one conversation's events reach
+an endpoint in the order they happened. Events about no conversation have no lane.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Conversation
+from jobchat.errors import Invalid, NotFound
+from jobchat.events.actions import json_time
+from jobchat.jobqueue.actions import enqueue
+from jobchat.webhooks.models import (
+    DeliveryState,
+    EventType,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from jobchat.webhooks.queries import lane_head, subscribed
+from jobchat.webhooks.signing import SECRET_PREFIX
+
+DELIVER_JOB = "webhook.deliver"
+SECRET_BYTES = 32
+# After a rotation the old secret still signs for this long (receivers update meanwhile).
+ROTATION_OVERLAP = timedelta(hours=24)
+
+Data = dict[str, Any]
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def emit(
+    session: Session,
+    type: EventType,
+    data: Data | Callable[[], Data],
+    *,
+    now: datetime,
+    conversation_id: int | None = None,
+    message_id: int | None = None,
+    candidate_id: int | None = None,
+) -> int:
+    """Queue ``type`` for every enabled webhook that takes it; how many did. ``data`` may be a
+    function, called only then: most sends have no webhook to tell, and pay one small query."""
+    hooks = subscribed(session, type)
+    if not hooks:
+        return 0
+    if callable(data):
+        data = data()
+    payload = {"type": str(type), "timestamp": json_time(now), "data": data}
+    if conversation_id is not None:
+        _lock_lane(session, conversation_id)
+    for webhook_id in hooks:
+        delivery = WebhookDelivery(
+            webhook_id=webhook_id,
+            msg_id="msg_" + secrets.token_urlsafe(18),
+            type=str(type),
+            payload=payload,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            candidate_id=candidate_id,
+            status=DeliveryState.pending,
+            attempts=0,
+            created_at=now,
+        )
+        waits = conversation_id is not None and (
+            lane_head(session, webhook_id, conversation_id) is not None
+        )
+        session.add(delivery)
+        session.flush()
+        if not waits:
+            queue_attempt(session, delivery, now=now)
+    return len(hooks)
+
+
+def _lock_lane(session: Session, conversation_id: int) -> None:
+    """Lanes are changed under the conversation's row lock, on PostgreSQL: an event written
+    while the job of the one before it settles would otherwise find that one still pending
+    (and wait for it), while the job finds no next one (not yet committed): stranded. The send
+    that emits has usually locked the row already. SQLite writers take turns anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+        )
+
+
+def queue_attempt(
+    session: Session, delivery: WebhookDelivery, *, now: datetime, at: datetime | None = None
+) -> None:
+    """A job for the delivery's next attempt; the delivery names it, and only that job may
+    send it (an older one, or one queued twice, finds another id and does nothing)."""
+    job = enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id}, now=now, run_at=at)
+    session.flush()
+    delivery.job_id = job.id
+    delivery.next_attempt_at = at or now
+
+
+def advance_lane(
+    session: Session, webhook_id: int, conversation_id: int | None, now: datetime
+) -> None:
+    """The lane's head was settled (delivered, given up or deleted): the next one's turn."""
+    if conversation_id is None:
+        return
+    _lock_lane(session, conversation_id)
+    head = lane_head(session, webhook_id, conversation_id)
+    if head is not None and head.job_id is None:
+        queue_attempt(session, head, now=now)
+
+
+def forget(
+    session: Session,
+    *,
+    message_ids: Iterable[int] = (),
+    conversation_ids: Iterable[int] = (),
+    candidate_ids: Iterable[int] = (),
+) -> int:
+    """Delete every webhook delivery (with its log rows) about these messages, conversations
+    or candidates, for an erasure; returns how many rows went. Their jobs hold only the
+    delivery's id and find nothing. A lane whose head went moves on to its next delivery."""
+    messages, convs, candidates = list(message_ids), list(conversation_ids), list(candidate_ids)
+    about = [
+        column.in_(ids)
+        for column, ids in (
+            (WebhookDelivery.message_id, messages),
+            (WebhookDelivery.conversation_id, convs),
+            (WebhookDelivery.candidate_id, candidates),
+        )
+        if ids
+    ]
+    if not about:
+        return 0
+    found = session.execute(
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.webhook_id,
+            WebhookDelivery.conversation_id,
+            WebhookDelivery.job_id,
+        ).where(or_(*about))
+    ).all()
+    if not found:
+        return 0
+    ids = [row.id for row in found]
+    gone = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        gone += _delete(session, WebhookAttempt, WebhookAttempt.delivery_id.in_(chunk))
+        gone += _delete(session, WebhookDelivery, WebhookDelivery.id.in_(chunk))
+    # A lane whose head (the one with a job) went would wait for ever for it.
+    heads = {
+        (row.webhook_id, row.conversation_id)
+        for row in found
+        if row.job_id is not None and row.conversation_id is not None
+    }
+    for webhook_id, conversation_id in sorted(heads):
+        head = lane_head(session, webhook_id, conversation_id)
+        if head is not None and head.job_id is None:
+            queue_attempt(session, head, now=head.created_at)
+    return gone
+
+
+def _delete(session: Session, model: Any, where: Any) -> int:
+    result = session.execute(
+        delete(model).where(where).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- managing webhooks (the integration's API) ----------------------------------------------
+
+
+def do_create_webhook(
+    session: Session, *, url: str, events: list[EventType], description: str | None, now: datetime
+) -> Webhook:
+    webhook = Webhook(
+        url=url,
+        events=sorted({str(e) for e in events}),
+        description=description,
+        secret=new_secret(),
+        created_at=now,
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook
+
+
+def do_delete_webhook(session: Session, webhook: Webhook) -> None:
+    """It and everything queued or logged for it; its jobs find nothing to do."""
+    _delete(session, WebhookAttempt, WebhookAttempt.webhook_id == webhook.id)
+    _delete(session, WebhookDelivery, WebhookDelivery.webhook_id == webhook.id)
+    session.delete(webhook)
+
+
+def do_rotate_secret(session: Session, webhook: Webhook, *, now: datetime) -> Webhook:
+    """A new secret; the current one still signs (beside it) for ROTATION_OVERLAP. Rotating
+    again within that time drops the oldest: only two are ever sent."""
+    webhook.previous_secret = webhook.secret
+    webhook.previous_until = now + ROTATION_OVERLAP
+    webhook.secret = new_secret()
+    return webhook
+
+
+def do_enable_webhook(session: Session, webhook: Webhook) -> Webhook:
+    """Take events again (those that happen from now on: what was cancelled stays so)."""
+    webhook.disabled_at = None
+    webhook.disabled_reason = None
+    webhook.failing_since = None
+    return webhook
+
+
+def disable(session: Session, webhook: Webhook, *, reason: str, now: datetime) -> None:
+    """No more deliveries: its pending ones are cancelled (their jobs find them so)."""
+    webhook.disabled_at = now
+    webhook.disabled_reason = reason
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.webhook_id == webhook.id,
+            WebhookDelivery.status == DeliveryState.pending,
+        )
+        .values(status=DeliveryState.cancelled, job_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def webhook_for(session: Session, webhook_id: int) -> Webhook:
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise NotFound("There is no webhook with that id.")
+    return webhook
+
+
+def unknown_events(events: Iterable[str]) -> None:
+    known = {str(e) for e in EventType}
+    unknown = sorted({e for e in events if e not in known})
+    if unknown:
+        raise Invalid(
+            {"events": f"unknown event type(s): {', '.join(unknown)}"},
+            code="unknown_event_type",
+        )
+
+
+# The delivery log, and the events that were settled, are kept this long.
+KEEP_LOG = timedelta(days=14)
+
+
+def prune_log(session: Session, *, now: datetime) -> int:
+    """Forget attempts, and settled deliveries, older than KEEP_LOG (the worker's hourly
+    pruning): the log stays bounded, and event bodies do not outlive their use."""
+    before = now - KEEP_LOG
+    old = select(WebhookDelivery.id).where(
+        WebhookDelivery.created_at < before, WebhookDelivery.status != DeliveryState.pending
+    )
+    gone = _delete(session, WebhookAttempt, WebhookAttempt.attempted_at < before)
+    gone += _delete(session, WebhookAttempt, WebhookAttempt.delivery_id.in_(old))
+    return gone + _delete(session, WebhookDelivery, WebhookDelivery.id.in_(old))

@@ -1,0 +1,118 @@
+"""The hooks the existing actions call, one line each, to report what they did.
+
+Each names the ids the event is about (kept as columns, for ordering and for erasure) and
+hands ``emit`` a builder of its ``data``, run only when some webhook takes the event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from jobchat.conversations.models import Conversation
+from jobchat.directory.models import User, UserKind
+from jobchat.messages.models import Delivery, Message
+from jobchat.webhooks import payloads
+from jobchat.webhooks.actions import emit
+from jobchat.webhooks.models import EventType
+from jobchat.webhooks.queries import subscribed
+
+
+def _candidate_of(conv: Conversation, *people: User | None) -> int | None:
+    """The candidate an event is about: the conversation's, else a candidate taking part."""
+    if conv.candidate_id is not None:
+        return conv.candidate_id
+    return next((p.id for p in people if p is not None and p.kind == UserKind.candidate), None)
+
+
+def message_created(session: Session, message: Message, conv: Conversation, now: datetime) -> None:
+    emit(
+        session,
+        EventType.message_created,
+        lambda: payloads.message_created(message, conv),
+        now=now,
+        conversation_id=conv.id,
+        message_id=message.id,
+        candidate_id=_candidate_of(conv, message.author),
+    )
+
+
+def message_deleted(
+    session: Session, message: Message, conv: Conversation, by: User, now: datetime
+) -> None:
+    emit(
+        session,
+        EventType.message_deleted,
+        lambda: payloads.message_deleted(message, conv, by),
+        now=now,
+        conversation_id=conv.id,
+        message_id=message.id,
+        candidate_id=_candidate_of(conv, message.author),
+    )
+
+
+def conversation_created(
+    session: Session, conv: Conversation, by: User | None, now: datetime
+) -> None:
+    _conversation(session, EventType.conversation_created, conv, "created_by", by, now)
+
+
+def conversation_ended(session: Session, conv: Conversation, by: User, now: datetime) -> None:
+    _conversation(session, EventType.conversation_ended, conv, "ended_by", by, now)
+
+
+def conversation_reopened(session: Session, conv: Conversation, by: User, now: datetime) -> None:
+    _conversation(session, EventType.conversation_reopened, conv, "reopened_by", by, now)
+
+
+def _conversation(
+    session: Session,
+    type: EventType,
+    conv: Conversation,
+    role: str,
+    by: User | None,
+    now: datetime,
+) -> None:
+    emit(
+        session,
+        type,
+        lambda: payloads.conversation_changed(conv, role, by),
+        now=now,
+        conversation_id=conv.id,
+        candidate_id=_candidate_of(conv),
+    )
+
+
+def delivery_changed(session: Session, delivery: Delivery, now: datetime) -> None:
+    """An email or text was sent, delivered, not delivered, failed or bounced."""
+    if not subscribed(session, EventType.message_delivery):
+        return  # the common case: no need to load the message and its conversation
+    message = session.get_one(Message, delivery.message_id)
+    conv = session.get_one(Conversation, message.conversation_id)
+    emit(
+        session,
+        EventType.message_delivery,
+        lambda: payloads.message_delivery(delivery, message, conv),
+        now=now,
+        conversation_id=conv.id,
+        message_id=message.id,
+        candidate_id=delivery.recipient_id,
+    )
+
+
+def sms_consent_changed(
+    session: Session,
+    candidate: User,
+    source: str,
+    detail: str | None,
+    by: User | None,
+    now: datetime,
+) -> None:
+    emit(
+        session,
+        EventType.candidate_sms_consent,
+        lambda: payloads.sms_consent(candidate, source, detail, by),
+        now=now,
+        candidate_id=candidate.id,
+    )

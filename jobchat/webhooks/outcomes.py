@@ -1,0 +1,93 @@
+"""What an attempt to deliver leaves behind, written in the transaction that marks its job
+done: the log row, the delivery's state, the webhook's health, and the lane's next job.
+
+Every attempt is a job of its own that always succeeds as a job: the retries are ours, timed by
+the jobs queue's backoff settings but kept up for a day (GIVE_UP_AFTER) rather than for its
+attempt count, and the webhook is disabled once it has failed for three days (DISABLE_AFTER).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from jobchat.jobqueue.actions import RetryPolicy
+from jobchat.webhooks.actions import advance_lane, disable, queue_attempt
+from jobchat.webhooks.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
+
+GIVE_UP_AFTER = timedelta(days=1)
+DISABLE_AFTER = timedelta(days=3)
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: int
+    job_id: int
+    status_code: int | None  # None: no answer (refused, unreachable, timed out)
+    error: str | None  # None: a 2xx
+    duration_ms: int
+
+
+def record_attempt(
+    session: Session, attempt: Attempt, *, now: datetime, policy: RetryPolicy
+) -> None:
+    delivery = session.get(WebhookDelivery, attempt.delivery_id, with_for_update=True)
+    if (
+        delivery is None  # forgotten (an erasure) or its webhook deleted meanwhile
+        or delivery.job_id != attempt.job_id
+        or delivery.status != DeliveryState.pending
+    ):
+        return
+    webhook = session.get_one(Webhook, delivery.webhook_id)
+    error = None if attempt.error is None else attempt.error[:MAX_ERROR_CHARS]
+    session.add(
+        WebhookAttempt(
+            webhook_id=webhook.id,
+            delivery_id=delivery.id,
+            attempted_at=now,
+            status_code=attempt.status_code,
+            error=error,
+            duration_ms=attempt.duration_ms,
+        )
+    )
+    delivery.attempts += 1
+    delivery.job_id = None
+    delivery.next_attempt_at = None
+    if error is None:
+        delivery.status = DeliveryState.delivered
+        delivery.delivered_at = now
+        webhook.last_success_at = now
+        webhook.failing_since = None
+        advance_lane(session, webhook.id, delivery.conversation_id, now)
+        return
+    if webhook.failing_since is None:
+        webhook.failing_since = now
+    if now - webhook.failing_since >= DISABLE_AFTER:
+        disable(
+            session,
+            webhook,
+            reason=f"failing since {webhook.failing_since.isoformat()}: {error}",
+            now=now,
+        )
+        return
+    if now - delivery.created_at >= GIVE_UP_AFTER:
+        # Given up: the conversation's next events are not held back for ever by this one.
+        delivery.status = DeliveryState.failed
+        advance_lane(session, webhook.id, delivery.conversation_id, now)
+        return
+    queue_attempt(session, delivery, now=now, at=now + policy.delay(delivery.attempts))
+
+
+def cancel(session: Session, delivery_id: int, job_id: int) -> None:
+    """The job found its webhook disabled: the delivery will not go out."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if (
+        delivery is not None
+        and delivery.job_id == job_id
+        and delivery.status == DeliveryState.pending
+    ):
+        delivery.status = DeliveryState.cancelled
+        delivery.job_id = None

@@ -1,0 +1,126 @@
+"""The delivery job: one attempt to POST one event to one webhook, signed, through the egress
+guard, its outcome settled with the job (jobchat.webhooks.outcomes).
+
+The payload holds the delivery's id only; the body is read from the delivery row when the job
+runs. A 2xx is recorded in the transaction that marks the job done, which the worker keeps
+retrying while the database is away: an event is sent again only if the worker dies between
+the receiver's answer and that commit (receivers drop the repeat by its webhook-id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiohttp
+from sqlalchemy.orm import Session
+
+from jobchat.clock import Clock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from jobchat.egress import Egress, EgressRefused
+from jobchat.jobqueue.actions import Claimed, RetryPolicy
+from jobchat.jobqueue.worker import JobKind, Settle
+from jobchat.webhooks import signing
+from jobchat.webhooks.actions import DELIVER_JOB
+from jobchat.webhooks.models import DeliveryState, Webhook, WebhookDelivery
+from jobchat.webhooks.outcomes import Attempt, cancel, record_attempt
+
+log = logging.getLogger("jobchat.webhooks")
+
+# What we read of the receiver's answer: only its status matters.
+MAX_ANSWER_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Prepared:
+    url: str
+    msg_id: str
+    body: bytes
+    secrets: tuple[str, ...]
+
+
+@dataclass
+class WebhookSender:
+    db: Database
+    settings: Settings
+    clock: Clock
+    egress: Egress = field(init=False)
+    policy: RetryPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.egress = Egress(
+            allow_insecure=self.settings.webhooks_allow_insecure,
+            timeout_seconds=self.settings.webhooks_timeout_seconds,
+            max_body=MAX_ANSWER_BYTES,
+            user_agent="jobchat-webhooks",
+        )
+        self.policy = RetryPolicy.of(self.settings)
+
+    def job_kinds(self) -> dict[str, JobKind]:
+        return {DELIVER_JOB: JobKind(run=self.deliver, close=self.egress.close)}
+
+    async def deliver(self, job: Claimed) -> Settle | None:
+        delivery_id = int(job.payload["delivery_id"])
+        prepared = await asyncio.to_thread(self._prepare, delivery_id, job.id)
+        if prepared is None:
+            return None
+        if prepared == "disabled":
+
+            def cancelled(session: Session, now: datetime) -> None:
+                cancel(session, delivery_id, job.id)
+
+            return cancelled
+        assert isinstance(prepared, Prepared)
+        attempt = await self._post(prepared, delivery_id, job.id)
+
+        def settle(session: Session, now: datetime) -> None:
+            record_attempt(session, attempt, now=now, policy=self.policy)
+
+        return settle
+
+    def _prepare(self, delivery_id: int, job_id: int) -> Prepared | str | None:
+        with self.db.read() as session:
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if (
+                delivery is None
+                or delivery.status != DeliveryState.pending
+                or delivery.job_id != job_id  # an older job of it, or one queued twice
+            ):
+                return None
+            webhook = session.get_one(Webhook, delivery.webhook_id)
+            if webhook.disabled_at is not None:
+                return "disabled"
+            now = self.clock.now()
+            secrets = [webhook.secret]
+            if webhook.previous_secret and webhook.previous_until and now < webhook.previous_until:
+                secrets.append(webhook.previous_secret)
+            body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":"))
+            return Prepared(webhook.url, delivery.msg_id, body.encode(), tuple(secrets))
+
+    async def _post(self, prepared: Prepared, delivery_id: int, job_id: int) -> Attempt:
+        # Real time, not the injected clock: receivers check it against their own.
+        timestamp = int(time.time())
+        headers = signing.headers(prepared.secrets, prepared.msg_id, timestamp, prepared.body)
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            answer = await self.egress.post(prepared.url, data=prepared.body, headers=headers)
+            status = answer.status
+            if not 200 <= status < 300:
+                error = f"the endpoint answered {status}"
+        except EgressRefused as exc:
+            error = f"refused: {exc}"
+        except TimeoutError:
+            error = f"no answer within {self.egress.timeout_seconds:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"could not reach the endpoint: {type(exc).__name__}: {exc}"
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if error is not None:
+            log.info("webhook delivery %s failed: %s", delivery_id, error)
+        return Attempt(delivery_id, job_id, status, error, duration_ms)
