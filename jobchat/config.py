@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobchat.config_checks import origins_of, port_of, readable
+from jobchat.config_checks import origins_of, port_of, readable, secure_context
 from jobchat.files.location import parse_storage_url
 from jobchat.proxies import trusted_proxies
 from jobchat.quiet_hours import QuietHours
@@ -538,6 +538,12 @@ class Settings(BaseSettings):
                     "JOBCHAT_SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or "
                     "TWILIO_MESSAGING_SERVICE_SID"
                 )
+        if self.embed_origins and not secure_context(self.public_url):
+            # The embed session's cookie is SameSite=None, which browsers take only if Secure.
+            raise ValueError(
+                "JOBCHAT_EMBED_ORIGINS needs JOBCHAT_PUBLIC_URL on https:// (browsers keep the "
+                "cookie of a session in a frame only from a secure site)"
+            )
         return self
 
     @property

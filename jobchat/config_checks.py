@@ -62,3 +62,12 @@ def origins_of(value: str) -> tuple[str, ...]:
         host = f"[{host}]" if ":" in host else host
         origins.append(f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else ""))
     return tuple(dict.fromkeys(origins))
+
+
+def secure_context(url: str) -> bool:
+    """Will browsers treat pages of ``url`` as a secure context (and so keep its Secure
+    cookies)? https://, and http:// on loopback, which browsers trust as well."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+    return parts.scheme == "https" or (parts.scheme == "http" and loopback)

@@ -293,6 +293,18 @@ def test_a_bad_origin_is_named(value: str) -> None:
     assert line.startswith("bad setting: JOBCHAT_EMBED_ORIGINS ") and "\n" not in line, line
 
 
+def test_embedding_needs_a_secure_public_url() -> None:
+    """The embed cookie is Secure: on a plain-http public address no browser would keep it."""
+    origin = "https://ats.example.com"
+    for public_url in ("https://chat.example.com", "http://127.0.0.1:8000", "http://localhost"):
+        Settings(_env_file=None, public_url=public_url, embed_origins=origin)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, public_url="http://chat.example.com", embed_origins=origin)
+    line = settings_problem(caught.value)
+    assert "JOBCHAT_EMBED_ORIGINS needs JOBCHAT_PUBLIC_URL on https://" in line, line
+    Settings(_env_file=None, public_url="http://chat.example.com")  # no embedding: no rule
+
+
 def test_a_bad_origin_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBCHAT_", "TWILIO_"))}
     env |= {
