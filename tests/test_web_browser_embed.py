@@ -200,6 +200,9 @@ def test_an_allowed_ats_shows_the_inbox_and_a_message_is_sent_from_the_frame(
     frame.locator("#composer").get_by_label("Message", exact=True).fill(text)
     frame.locator("#composer").get_by_role("button", name="Send", exact=True).click()
     expect(frame.locator("#messages li.message").filter(has_text=text)).to_be_visible()
+    # No offer of notifications in a frame: browsers refuse another site's frame the permission.
+    expect(frame.locator("#push-prompt")).to_have_attribute("data-decision", "unsupported")
+    expect(frame.locator("#push-prompt")).to_be_hidden()
     frame.locator("#messages li.message").filter(has_text=text).scroll_into_view_if_needed()
     sent = web.call("GET", f"/api/v1/conversations/{conv}/messages", token=web.token(MARCUS))
     assert any(m["body"] == text for m in sent["items"]), sent

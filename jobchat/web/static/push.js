@@ -35,11 +35,14 @@
     }
   });
 
-  const supported = "PushManager" in window && "Notification" in window;
+  // In another site's frame (jobchat embedded in an ATS's page) browsers do not let a page ask
+  // for notifications: offering to turn them on there would offer what cannot be given.
+  const framed = window.self !== window.top;
+  const supported = !framed && "PushManager" in window && "Notification" in window;
   const appleMobile = /iPhone|iPad|iPod/.test(navigator.userAgent)
     || (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
   const installed = window.matchMedia("(display-mode: standalone)").matches || navigator.standalone === true;
-  const needsHomeScreen = appleMobile && !installed && !supported;
+  const needsHomeScreen = !framed && appleMobile && !installed && !supported;
 
   async function api(method, path, payload) {
     const response = await fetch(path, {
