@@ -41,6 +41,7 @@ from jobchat.ops.metrics import router as metrics_router
 from jobchat.ops.openapi import document_errors
 from jobchat.ops.requests import RequestIds
 from jobchat.ops.startup import warn_without_integration_key
+from jobchat.privacy.api import router as privacy_router
 from jobchat.push.api import router as push_router
 from jobchat.ratelimit import RateLimiter
 from jobchat.realtime.api import EventStream
@@ -211,6 +212,7 @@ def create_app(
         webhooks_router,
         inbound_email_router,
         jobs_router,
+        privacy_router,
         sms_webhooks,
         sms_users,
         sms_integration,

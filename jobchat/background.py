@@ -19,6 +19,8 @@ from jobchat.notifications.ladder import Ladder
 from jobchat.notifications.presence import NobodyOnline
 from jobchat.notifications.release import any_held, do_release_held
 from jobchat.notifications.texts import Texts, any_text_due, do_queue_due_texts
+from jobchat.privacy.retention import EVERY_SECONDS as RETENTION_EVERY_SECONDS
+from jobchat.privacy.retention import retention_runner
 from jobchat.push.sender import Pusher
 from jobchat.realtime.presence import Presence
 from jobchat.scheduling.bulk.runner import BulkRunner
@@ -68,9 +70,17 @@ def build_worker(
             Periodic("quiet hours over", poll, _sweeper(db, _held, _release_sweep)),
             Periodic("prune finished jobs", 3600, _pruner(db)),
             Periodic("unclaimed uploads", SWEEP_EVERY_SECONDS, unclaimed_sweeper(db)),
+            *_retention(db, settings.retention_days),
         ],
         name=name,
     )
+
+
+def _retention(db: Database, days: int | None) -> list[Periodic]:
+    """JOBCHAT_RETENTION_DAYS: old messages erased daily (jobchat.privacy.retention)."""
+    if days is None:
+        return []
+    return [Periodic("retention", RETENTION_EVERY_SECONDS, retention_runner(db, days))]
 
 
 def _email_sweep(session: Session, now: datetime) -> int:

@@ -158,12 +158,14 @@ def _when(at: datetime | None) -> str:
 def cmd_api_key_revoke(args: argparse.Namespace) -> int:
     from jobchat.auth.actions import do_revoke_api_key
     from jobchat.clock import SystemClock
+    from jobchat.privacy.audit import SYSTEM
 
     settings = get_settings()
     db = Database(settings.sqlalchemy_url)
     upgrade(db.engine)
     with db.write() as session:
-        key = do_revoke_api_key(session, key_id=args.id, now=SystemClock().now())
+        now = SystemClock().now()
+        key = do_revoke_api_key(session, key_id=args.id, now=now, actor=SYSTEM)
         found = key is not None
         revoked_at = key.revoked_at if key is not None else None
     if not found:

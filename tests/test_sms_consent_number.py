@@ -15,6 +15,7 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.worker import Worker
 from jobchat.sms.models import SmsOptOut
+from jobchat.sms.optouts import opt_out_key
 from tests.mail_support import drain
 from tests.support import World, assert_error, body, sent, start
 from tests.twilio_support import (
@@ -199,7 +200,8 @@ def test_a_number_opted_out_before_consent_followed_it_still_stops_texts(
     sharing it still shows consent. The send path and the worker check the number itself."""
     queued = sent(text_out(world, chats["cand2"]))
     with db.write() as session:
-        session.add(SmsOptOut(number=SHARED, created_at=clock.now(), detail="carried over"))
+        key = opt_out_key(session, SHARED)
+        session.add(SmsOptOut(number_hash=key, created_at=clock.now(), detail="carried over"))
     drain(worker)
     assert twilio.requests == []
     items = body(world["emp_admin"].messages(chats["cand2"]), 200)["items"]

@@ -26,6 +26,7 @@ from jobchat.conversations.models import Conversation
 from jobchat.db.engine import Database
 from jobchat.directory.models import User, UserKind
 from jobchat.sms.models import SmsOptOut
+from jobchat.sms.optouts import opt_out_key
 from jobchat.web.thread import composer_channels
 from tests.support import Api, World, assert_error, sent, start
 from tests.web_support import Browser
@@ -94,7 +95,8 @@ def test_the_thread_composer_says_why_sms_is_unavailable(
     )
     # Opted out by STOP (it wins over her consent).
     with db.write() as s:
-        s.add(SmsOptOut(number="+14155550123", created_at=datetime.now(UTC), detail="STOP"))
+        key = opt_out_key(s, "+14155550123")
+        s.add(SmsOptOut(number_hash=key, created_at=datetime.now(UTC), detail="STOP"))
     html = tess.page(f"/conversations/{carla}")
     assert composer_channels_of(html) == {
         "app": None,

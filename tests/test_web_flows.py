@@ -25,6 +25,7 @@ from jobchat.directory.models import User, UserKind
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Message
 from jobchat.sms.models import SmsOptOut
+from jobchat.sms.optouts import opt_out_key
 from tests.support import Api, World, assert_error, body, sent, start
 from tests.web_support import Browser
 
@@ -261,7 +262,8 @@ def test_the_sms_choice_says_why_it_is_unavailable(
     )
     assert sms("app2") == "Not available: Dan Candidate has not agreed to receive texts."
     with db.write() as s:
-        s.add(SmsOptOut(number="+14155550123", created_at=datetime.now(UTC), detail="STOP"))
+        key = opt_out_key(s, "+14155550123")
+        s.add(SmsOptOut(number_hash=key, created_at=datetime.now(UTC), detail="STOP"))
     assert sms("app1") == "Not available: Carla Candidate opted out of texts (replied STOP)."
     # The same reason in the thread's composer helper and in the domain function.
     with db.read() as s:

@@ -10,6 +10,14 @@ from sqlalchemy.orm import Session
 from jobchat.activity.models import Activity, ActivityKind
 from jobchat.activity.schemas import ActivityOut
 from jobchat.directory.models import User
+from jobchat.privacy.audit import Party, record
+from jobchat.privacy.models import AuditAction, PartyType
+
+# Both are in the audit log: the line in the thread says so to its members, the entry to admins.
+_AUDITED = {
+    ActivityKind.ended: AuditAction.conversation_ended,
+    ActivityKind.reopened: AuditAction.conversation_reopened,
+}
 
 
 def record_activity(
@@ -34,4 +42,12 @@ def record_activity(
     )
     session.add(row)
     session.flush()
+    record(
+        session,
+        _AUDITED[kind],
+        now=now,
+        actor=Party.person(actor),
+        subject=Party(PartyType.conversation, conversation_id),
+        details={"message": message_id} if message_id is not None else {},
+    )
     return ActivityOut.of(row).model_dump(mode="json")

@@ -15,6 +15,8 @@ from jobchat.directory.models import User
 from jobchat.errors import NotFound
 from jobchat.events.actions import emit
 from jobchat.events.models import EventType
+from jobchat.privacy.audit import Party, record
+from jobchat.privacy.models import AuditAction, PartyType
 
 # Prefixes make a leaked secret recognisable (and greppable by secret scanners).
 _PREFIX = {
@@ -141,7 +143,9 @@ def do_end_session(session: Session, *, secret: str) -> None:
         session.delete(cred)
 
 
-def do_revoke_token(session: Session, *, credential_id: int, now: datetime) -> Credential | None:
+def do_revoke_token(
+    session: Session, *, credential_id: int, now: datetime, actor: Party
+) -> Credential | None:
     """Revoke one user API token, and return it; None when there is no token with that id.
 
     Revoking one already revoked changes nothing (its first revocation time stays). The
@@ -154,6 +158,15 @@ def do_revoke_token(session: Session, *, credential_id: int, now: datetime) -> C
         return None
     if cred.revoked_at is None:
         cred.revoked_at = now
+        owner = Party.person(cred.user)
+        record(
+            session,
+            AuditAction.token_revoked,
+            now=now,
+            actor=actor,
+            subject=Party(PartyType.token, cred.id),
+            details={"owner": {"type": owner.type, "id": owner.ref}},
+        )
         emit(
             session,
             EventType.access_revoked,
@@ -176,11 +189,15 @@ def do_end_access(session: Session, *, user: User, now: datetime) -> None:
     emit(session, EventType.access_revoked, now=now, user_id=user.id, data={"all": True})
 
 
-def do_revoke_api_key(session: Session, *, key_id: int, now: datetime) -> ApiKey | None:
+def do_revoke_api_key(
+    session: Session, *, key_id: int, now: datetime, actor: Party
+) -> ApiKey | None:
     """Revoke an integration key (made with ``jobchat api-key create``); None: no such key.
 
     Keys are looked up on every request (never cached), so the next call with it gets 401."""
     key = session.get(ApiKey, key_id)
     if key is not None and key.revoked_at is None:
         key.revoked_at = now
+        subject = Party(PartyType.api_key, key.id, key.name)
+        record(session, AuditAction.api_key_revoked, now=now, actor=actor, subject=subject)
     return key

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from jobchat.access import check_active
 from jobchat.app_state import AppState
 from jobchat.auth.actions import do_create_login_link, do_issue_credential, do_revoke_token
-from jobchat.auth.deps import Integration, Now, State
+from jobchat.auth.deps import Integration, IntegrationCaller, IntegrationKey, Now, State
 from jobchat.auth.embed import is_local_path
 from jobchat.auth.models import Credential, CredentialKind
 from jobchat.auth.queries import tokens_of
@@ -201,9 +201,10 @@ def candidate_tokens(ext_id: ExtId, state: State) -> TokenList:
     return _tokens(state, UserKind.candidate, ext_id)
 
 
-def _revoke(state: AppState, token_id: int) -> int:
+def _revoke(state: AppState, token_id: int, key: IntegrationKey) -> int:
     with state.db.write() as session:
-        cred = do_revoke_token(session, credential_id=token_id, now=state.clock.now())
+        now = state.clock.now()
+        cred = do_revoke_token(session, credential_id=token_id, now=now, actor=key.party)
         if cred is None:
             raise NotFound("There is no token with that id.")
         return cred.user_id
@@ -228,12 +229,14 @@ async def announce_revoked(
     response_class=Response,
     responses=error_responses(422),
 )
-async def revoke_token(token_id: PathId, request: Request, state: State) -> Response:
+async def revoke_token(
+    token_id: PathId, request: Request, state: State, key: IntegrationCaller
+) -> Response:
     """Revoke a user token: from the answer on it gets 401 on every server process, and the
     sockets opened with it are closed (code 4401). Revoking one already revoked answers 204
     again and keeps its first ``revoked_at``; an unknown id (or one that is not a user token)
     is 404."""
-    user_id = await run_in_threadpool(_revoke, state, token_id)
+    user_id = await run_in_threadpool(_revoke, state, token_id, key)
     # Every process is told before we answer, so the token fails at once wherever it is used.
     await announce_revoked(request.app, state, user_id, token_id)
     return Response(status_code=204)

@@ -17,9 +17,17 @@ from starlette.concurrency import run_in_threadpool
 from jobchat.app_state import AppState
 from jobchat.auth.csrf import CSRF_HEADER, csrf_ok
 from jobchat.auth.models import CredentialKind
-from jobchat.auth.queries import credential_for, is_api_key, token_owner, user_for
+from jobchat.auth.queries import (
+    credential_for,
+    integration_key,
+    is_api_key,
+    token_owner,
+    user_for,
+)
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Unauthorized
+from jobchat.privacy.audit import Party
+from jobchat.privacy.models import PartyType
 
 SESSION_COOKIE = "jobchat_session"
 _bearer = HTTPBearer(auto_error=False, description="An integration key or a user token.")
@@ -142,12 +150,26 @@ def check_cookie_write(request: Request, state: AppState, cookie: str) -> None:
         )
 
 
-def require_integration(state: State, bearer: Bearer, now: Now) -> None:
+@dataclass(frozen=True)
+class IntegrationKey:
+    """The integration key a request came with: what the audit log names as its actor. ``id``
+    is None for the key configured with JOBCHAT_API_KEY (which has no row)."""
+
+    id: int | None
+    name: str
+
+    @property
+    def party(self) -> Party:
+        return Party(PartyType.integration, self.id, self.name)
+
+
+def require_integration(state: State, bearer: Bearer, now: Now) -> IntegrationKey:
     if bearer is None:
         raise Unauthorized("Send Authorization: Bearer <integration key>.")
     with state.db.read() as session:
-        if is_api_key(session, bearer.credentials, state.settings.api_key):
-            return
+        key = integration_key(session, bearer.credentials, state.settings.api_key)
+        if key is not None:
+            return IntegrationKey(*key)
         if user_for(session, bearer.credentials, (CredentialKind.token,), now) is not None:
             raise Forbidden(
                 "This endpoint is for the integration key, not a user token.",
@@ -194,3 +216,6 @@ def user_for_socket(
 
 CurrentUser = Annotated[Caller, Depends(require_user)]
 Integration = Depends(require_integration)
+# The same check as a route's parameter, for a route that names the key (FastAPI runs it once
+# per request, shared with the router's ``Integration``).
+IntegrationCaller = Annotated[IntegrationKey, Depends(require_integration)]

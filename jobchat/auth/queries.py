@@ -12,14 +12,25 @@ from jobchat.auth.actions import digest
 from jobchat.auth.models import ApiKey, Credential, CredentialKind
 from jobchat.directory.models import User
 
+# How the audit log names the key configured with JOBCHAT_API_KEY, which has no row.
+CONFIGURED_KEY_NAME = "JOBCHAT_API_KEY"
 
-def is_api_key(session: Session, secret: str, configured: str | None) -> bool:
+
+def integration_key(
+    session: Session, secret: str, configured: str | None
+) -> tuple[int | None, str] | None:
+    """(id, name) of the live integration key with this secret: a key made with ``jobchat
+    api-key create``, or (None, "JOBCHAT_API_KEY") for the configured one; None: not a key."""
     if configured and hmac.compare_digest(digest(secret), digest(configured)):
-        return True
+        return None, CONFIGURED_KEY_NAME
     key = session.scalars(
         select(ApiKey).where(ApiKey.secret_hash == digest(secret), ApiKey.revoked_at.is_(None))
     ).one_or_none()
-    return key is not None
+    return (key.id, key.name) if key is not None else None
+
+
+def is_api_key(session: Session, secret: str, configured: str | None) -> bool:
+    return integration_key(session, secret, configured) is not None
 
 
 def api_keys(session: Session) -> list[ApiKey]:

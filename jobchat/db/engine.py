@@ -70,6 +70,9 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted and rewritten rows are zeroed on disk, not left in free space: what an erasure
+        # or retention deletes is gone from the file too (jobchat.privacy.scrub).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
         record.info[_BUSY_MS] = busy_ms

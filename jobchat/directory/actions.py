@@ -51,6 +51,8 @@ from jobchat.directory.schemas import (
 from jobchat.directory.validation import email_problem, phone_or_problem, timezone_problem
 from jobchat.errors import Conflict, Invalid
 from jobchat.messages.actions import do_cancel_deliveries_to
+from jobchat.privacy.audit import Party, record
+from jobchat.privacy.models import AuditAction
 from jobchat.quiet_hours import QuietHours, quiet_hours_of
 from jobchat.sms.consent import do_follow_number, do_set_sms_consent
 from jobchat.sms.models import ConsentSource
@@ -254,7 +256,7 @@ def _reactivate(user: User) -> bool:
     return True
 
 
-def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None:
+def do_deactivate_person(session: Session, user: User, *, now: datetime, actor: Party) -> None:
     """The ATS removed this person: they can no longer sign in (every token, session and
     sign-in link ends, and every process closes their sockets) and they leave every
     conversation (member.removed for each). What they wrote stays, under their name.
@@ -263,6 +265,9 @@ def do_deactivate_person(session: Session, user: User, *, now: datetime) -> None
         return
     user.deactivated_at = now
     session.flush()
+    staff = user.kind != UserKind.candidate
+    action = AuditAction.user_deactivated if staff else AuditAction.candidate_deactivated
+    record(session, action, now=now, actor=actor, subject=Party.person(user))
     do_end_access(session, user=user, now=now)
     do_cancel_deliveries_to(session, user.id, now=now)
     sync_conversations(session, conversations_with_member(session, user.id), now=now)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from jobchat.app_state import AppState
 from jobchat.auth.api import announce_revoked
-from jobchat.auth.deps import CurrentUser, Integration, State
+from jobchat.auth.deps import CurrentUser, Integration, IntegrationCaller, IntegrationKey, State
 from jobchat.directory.actions import (
     do_deactivate_person,
     do_update_preferences,
@@ -131,18 +131,20 @@ def put_application(
     )
 
 
-def _deactivate(state: AppState, kind: UserKind, ext_id: str) -> int:
+def _deactivate(state: AppState, kind: UserKind, ext_id: str, key: IntegrationKey) -> int:
     with state.db.write() as session:
         user = user_by_ext(session, kind, ext_id)
         if user is None:
             raise NotFound(f"There is no {kind.value} with that id.")
-        do_deactivate_person(session, user, now=state.clock.now())
+        do_deactivate_person(session, user, now=state.clock.now(), actor=key.party)
         return user.id
 
 
-async def _deactivate_and_tell(request: Request, kind: UserKind, ext_id: str) -> Response:
+async def _deactivate_and_tell(
+    request: Request, kind: UserKind, ext_id: str, key: IntegrationKey
+) -> Response:
     state: AppState = request.app.state.jobchat
-    user_id = await run_in_threadpool(_deactivate, state, kind, ext_id)
+    user_id = await run_in_threadpool(_deactivate, state, kind, ext_id, key)
     # Every process forgets their tokens and closes their sockets before we answer.
     await announce_revoked(request.app, state, user_id, None)
     return Response(status_code=204)
@@ -157,20 +159,20 @@ _DEACTIVATE: dict[int | str, dict[str, Any]] = {
 @integration.delete(
     "/users/{ext_id}", status_code=204, response_class=Response, responses=_DEACTIVATE
 )
-async def delete_user(ext_id: ExtId, request: Request) -> Response:
+async def delete_user(ext_id: ExtId, request: Request, key: IntegrationCaller) -> Response:
     """Deactivate a staff user: they can no longer sign in or call the API (their tokens,
     sessions, sign-in links and open sockets end at once) and they leave every conversation;
     what they wrote stays, under their name. A later PUT reactivates them."""
-    return await _deactivate_and_tell(request, UserKind.staff, ext_id)
+    return await _deactivate_and_tell(request, UserKind.staff, ext_id, key)
 
 
 @integration.delete(
     "/candidates/{ext_id}", status_code=204, response_class=Response, responses=_DEACTIVATE
 )
-async def delete_candidate(ext_id: ExtId, request: Request) -> Response:
+async def delete_candidate(ext_id: ExtId, request: Request, key: IntegrationCaller) -> Response:
     """Deactivate a candidate, as for staff users: no more sign-in, emails or texts, and no
     membership; their messages stay. A later PUT reactivates them."""
-    return await _deactivate_and_tell(request, UserKind.candidate, ext_id)
+    return await _deactivate_and_tell(request, UserKind.candidate, ext_id, key)
 
 
 @me.get("/me", response_model=UserOut)

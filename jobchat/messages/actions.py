@@ -35,6 +35,8 @@ from jobchat.messages.outgoing import check_text, find_recipient
 from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
 from jobchat.notifications.queue import enqueue_ladder
+from jobchat.privacy.audit import Party, record
+from jobchat.privacy.models import AuditAction, PartyType
 from jobchat.search.index import index_message, unindex_messages
 from jobchat.sms.quiet import sms_hold
 from jobchat.webhooks import events as webhook_events
@@ -339,6 +341,14 @@ def do_delete_message(
             return
         message.deleted_at = now
         message.deleted_by_id = actor.id
+        record(
+            session,
+            AuditAction.message_deleted,
+            now=now,
+            actor=Party.person(actor),
+            subject=Party(PartyType.message, message.id),
+            details={"conversation": conv.id, "channel": message.channel},
+        )
         unindex_messages(session, [message.id])
         # An email or SMS that has not gone out yet (or is held for the night) never will.
         for delivery in message.deliveries:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from jobchat.directory.models import User, UserKind
 from jobchat.errors import Conflict
 from jobchat.sms.models import ConsentSource, SmsConsentChange, SmsOptOut
+from jobchat.sms.optouts import opt_out_key
 from jobchat.sms.queries import number_opt_out
 from jobchat.webhooks import events as webhook_events
 
@@ -40,11 +41,10 @@ def do_set_sms_consent(
 
     Consent given by anyone but the number itself (START) is not taken while the number is
     opted out: the candidate stays (or becomes) opted out, the ledger saying why."""
-    if consented and source != ConsentSource.keyword:
-        opt_out = number_opt_out(session, candidate.phone)
-        if opt_out is not None:
-            consented = False
-            detail = _held(opt_out, source)
+    held = consented and source != ConsentSource.keyword
+    if held and number_opt_out(session, candidate.phone) is not None:
+        consented = False
+        detail = _held(candidate.phone, source)
     if candidate.sms_consent == consented and candidate.id is not None:
         return False
     candidate.sms_consent = consented
@@ -75,9 +75,9 @@ def do_record_staff_consent(
     """A consent a staff member heard from the candidate (on a call, in person). An opt-in for
     a number that opted out by text is refused rather than quietly not taken: only the number
     texting START lifts its STOP."""
-    if consented and (opt_out := number_opt_out(session, candidate.phone)) is not None:
+    if consented and number_opt_out(session, candidate.phone) is not None:
         raise Conflict(
-            f"{opt_out.number} opted out by text (STOP); texts resume only when it sends START.",
+            f"{candidate.phone} opted out by text (STOP); texts resume only when it sends START.",
             code=NUMBER_OPTED_OUT,
         )
     return do_set_sms_consent(
@@ -104,15 +104,17 @@ def do_follow_number(session: Session, candidate: User, *, now: datetime) -> boo
         False,
         source=ConsentSource.keyword,
         now=now,
-        detail=f"{opt_out.number} had opted out by text ({opt_out.detail or 'STOP'})",
+        detail=f"{candidate.phone} had opted out by text ({opt_out.detail or 'STOP'})",
     )
 
 
 def do_opt_out_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
     """A STOP from ``number``: recorded for the number, and every candidate with it opted out
-    (each with a ledger row). Returns those candidates."""
-    if session.get(SmsOptOut, number) is None:
-        session.add(SmsOptOut(number=number, created_at=now, detail=detail))
+    (each with a ledger row). Returns those candidates. The number is kept as its keyed hash
+    only (jobchat.sms.optouts)."""
+    key = opt_out_key(session, number, now=now)
+    if session.get(SmsOptOut, key) is None:
+        session.add(SmsOptOut(number_hash=key, created_at=now, detail=detail))
     found = candidates_with(session, number)
     for candidate in found:
         do_set_sms_consent(
@@ -123,7 +125,7 @@ def do_opt_out_number(session: Session, number: str, *, now: datetime, detail: s
 
 def do_opt_in_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
     """A START from ``number``: its opt-out lifted, and every candidate with it opted in."""
-    opt_out = session.get(SmsOptOut, number)
+    opt_out = number_opt_out(session, number)
     if opt_out is not None:
         session.delete(opt_out)
     found = candidates_with(session, number)
@@ -144,6 +146,6 @@ def candidates_with(session: Session, number: str) -> list[User]:
     )
 
 
-def _held(opt_out: SmsOptOut, source: ConsentSource) -> str:
+def _held(number: str | None, source: ConsentSource) -> str:
     who = "the ATS" if source == ConsentSource.ats else "staff"
-    return f"{who} sent consent, not taken: {opt_out.number} opted out by text (STOP) until START"
+    return f"{who} sent consent, not taken: {number} opted out by text (STOP) until START"

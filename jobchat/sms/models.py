@@ -41,12 +41,16 @@ class SmsOptOut(Base):
     """A phone number whose owner texted STOP (or an opt-out like it). Consent belongs to the
     number, not to a candidate record: every candidate with this number is covered, and an
     integration's later ``sms_consent: true`` does not override it. The row goes when the
-    number texts START."""
+    number texts START.
+
+    The number itself is not kept, only its keyed hash (jobchat.sms.optouts): the row outlives
+    an erased candidate, so that their STOP is still honoured, without keeping their number."""
 
     __tablename__ = "sms_opt_outs"
 
-    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # E.164
+    number_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What opted it out ("STOP", or the phrase matched): never the text's own words.
     detail: Mapped[str | None] = mapped_column(Text)
 
 

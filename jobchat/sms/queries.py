@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from jobchat.sms.models import InboundSms, SmsConsentChange, SmsOptOut
+from jobchat.sms.optouts import known_opt_out_key
 
 
 def consent_history(session: Session, candidate_id: int) -> list[SmsConsentChange]:
@@ -37,4 +38,7 @@ def inbound_page(
 
 def number_opt_out(session: Session, number: str | None) -> SmsOptOut | None:
     """The opt-out of this number (E.164), if it texted STOP and not START since."""
-    return session.get(SmsOptOut, number) if number else None
+    if not number:
+        return None
+    key = known_opt_out_key(session, number)
+    return session.get(SmsOptOut, key) if key is not None else None

@@ -1,0 +1,444 @@
+"""Erasing a candidate: every table seeded, erased, then the whole database (every text, JSON and
+binary column; on SQLite the raw files too) and the storage folder searched for their words.
+
+Two candidates get the same seeding; one is erased, the other must keep everything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import LargeBinary, String, Text, func, select, text
+from sqlalchemy.types import JSON
+
+from jobchat.clock import FrozenClock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
+from jobchat.db.models import (
+    Base,
+    BulkMessage,
+    BulkRecipient,
+    Credential,
+    InboundEmail,
+    InboundSms,
+    Message,
+    PushSubscription,
+    SentEmail,
+    SmsStatusReport,
+    Template,
+    User,
+)
+from jobchat.messages.models import Delivery
+from jobchat.sms.consent import do_opt_out_number
+from jobchat.webhooks.models import EventType as WebhookEvent
+from jobchat.webhooks.models import WebhookAttempt, WebhookDelivery
+from tests.files_support import image_bytes, uploaded
+from tests.mail_support import drain, worker_for
+from tests.support import API_KEY, Api, As, body, sent, start, user_id
+
+# Tables that name nobody, or only by id (ids are no personal data here: the audit log names
+# people by id on purpose), so the seeding need not put a row of a candidate in them. Every
+# other table must get one: a table added later without erasure support fails this test.
+NAMES_NOBODY = {
+    "api_keys": "integration keys",
+    "server_secrets": "the server's own keys",
+    "event_horizon": "one number",
+    "organizations": "employers and partners",
+    "jobs": "jobs",
+    "job_partners": "ids",
+    "job_team": "staff",
+    "audit_log": "ids and counts only (written by the erasure itself)",
+    "webhooks": "the integration's endpoints",
+}
+
+
+@dataclass
+class Person:
+    """One seeded candidate: what identifies them and what they wrote."""
+
+    ext: str
+    name: str
+    email: str
+    phone: str
+    words: list[str]
+    storage_keys: list[str] = field(default_factory=list)
+
+    @property
+    def needles(self) -> list[str]:
+        return [*self.name.lower().split(), self.email, self.phone, self.phone[2:], *self.words]
+
+
+ZOE = Person(
+    "cand-zq",
+    "Zoltana Quibblesworth",
+    "zoltana.q@example.org",
+    "+14155550177",
+    ["xylophonic", "quarkbucket", "flimflammery", "cvzoltfile", "subjzanzi", "schedwomble"],
+)
+OLA = Person(
+    "cand-ob",
+    "Olamide Brightwater",
+    "olamide.b@example.org",
+    "+14155550188",
+    ["heliotropic", "mangosteenly", "borborygmus", "cvolafile", "subjoberon", "schedkumquat"],
+)
+
+
+def _cast(api: Api) -> dict[str, As]:
+    api.org("acme", "Acme Health", "employer")
+    api.org("tbb", "Talent Beyond Boundaries", "source_partner")
+    api.org("hireco", "HireCo Recruiting", "agency")
+    api.staff("emp", "Tess Team", "acme", role="admin")
+    api.staff("sp", "Sam Partner", "tbb")
+    api.staff("agent", "Aggie Agent", "hireco")
+    api.job("job1", "Registered Nurse", "acme", team=["emp"], partners=["tbb", "hireco"])
+    hook = {"url": "https://ats.example.com/hooks", "events": [t.value for t in WebhookEvent]}
+    body(api.integration.post("/api/v1/webhooks", hook), 201)
+    return {"emp": api.as_staff("emp"), "sp": api.as_staff("sp"), "agent": api.as_staff("agent")}
+
+
+def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Person) -> None:
+    """``p`` in every table a candidate can reach: through the API where a client can put
+    them there, directly (as the mail, SMS and push code does) for what arrives from outside."""
+    w1, w2, w3, w4, w5, w6 = p.words
+    api.candidate(
+        p.ext, p.name, email=p.email, phone=p.phone, sms_consent=True, source_partner="tbb"
+    )
+    app = f"app-{p.ext}"
+    api.application(app, "job1", p.ext, "interview", agency_user="agent")
+    me = api.as_candidate(p.ext)
+    body(api.integration.post(f"/api/v1/candidates/{p.ext}/login-links", {}), 201)
+    emp, sp, agent = staff["emp"], staff["sp"], staff["agent"]
+    thread = start(emp, "application", application=app)
+    case = start(emp, "case", application=app)
+    partner = start(sp, "candidate_partner", candidate=p.ext)
+    agency = start(agent, "agency", application=app)
+
+    mine = sent(me.send(thread, f"Hello, I am {p.name}: {w1}"))
+    cv = uploaded(me, thread, f"{w4}.txt", f"curriculum {w4} {p.name}".encode())
+    photo = uploaded(me, thread, "photo.png", image_bytes("PNG"))
+    sent(me.send(thread, f"my {w4} and photo", attachments=[cv["id"], photo["id"]]))
+    emailed = sent(emp.send(thread, f"Dear {p.name}, {w2}", channel="email", subject=f"{w5}"))
+    texted = sent(emp.send(thread, f"{w3} by text", channel="sms"))
+    sent(sp.send(partner, f"About {w2} for {p.name}"))
+    sent(agent.send(agency, f"Agency notes {w3}"))
+    sent(emp.send(case, f"Case notes {w1}"))
+    # hidden_messages, conversation_activity (an end), scheduled_messages
+    assert emp.delete(f"/api/v1/messages/{mine['id']}", **{"for": "me"}).status_code == 204
+    assert emp.post(f"/api/v1/conversations/{case}/end").status_code in (200, 204)
+    when = (clock.now() + timedelta(days=1)).isoformat()
+    body(emp.send(thread, w6, send_at=when), 202)
+    body(
+        emp.post(
+            "/api/v1/bulk-messages",
+            {"applications": [app], "body": "Bulk news for all", "channel": "app", "send_at": when},
+        ),
+        202,
+    )
+
+    cid = user_id(db, p.ext)
+    now = clock.now()
+    with db.write() as s:
+        p.storage_keys = [
+            key
+            for row in s.execute(
+                text("SELECT storage_key, thumbnail_key FROM attachments WHERE uploader_id = :u"),
+                {"u": cid},
+            )
+            for key in row
+            if key
+        ]
+        email_delivery = s.scalars(
+            select(Delivery).where(Delivery.message_id == emailed["id"])
+        ).one()
+        sms_delivery = s.scalars(select(Delivery).where(Delivery.message_id == texted["id"])).one()
+        sms_delivery.provider_id = f"SM{p.ext}"
+        s.add(
+            SentEmail(
+                message_id_header=f"<{p.ext}@jobchat>",
+                kind="message",
+                conversation_id=thread,
+                user_id=cid,
+                address=p.email,
+                delivery_id=email_delivery.id,
+                sent_at=now,
+            )
+        )
+        raw = f"From: {p.name} <{p.email}>\r\nSubject: Re: {w5}\r\n\r\n{w1} reply\r\n"
+        s.add(
+            InboundEmail(
+                dedupe_key=f"in-{p.ext}",
+                envelope_from=p.email.upper(),
+                recipients="reply@reply.example.com",
+                from_address=p.email,
+                subject=f"Re: {w5}",
+                raw=raw.encode(),
+                received_at=now,
+                outcome="rejected",
+                detail=f"unknown sender {p.email}",
+            )
+        )
+        s.add(
+            InboundSms(
+                provider_sid=f"SMin{p.ext}",
+                from_number=p.phone,
+                to_number="+15005550006",
+                body=f"{w3} reply",
+                params={"From": p.phone, "Body": f"{w3} reply"},
+                received_at=now,
+                outcome="posted",
+                candidate_id=cid,
+            )
+        )
+        s.add(SmsStatusReport(provider_sid=f"SM{p.ext}", status="delivered", received_at=now))
+        # An attempt at the webhook event of their first message (the ATS answered 500).
+        hook_event = s.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.message_id == mine["id"])
+        ).one()
+        s.add(
+            WebhookAttempt(
+                webhook_id=hook_event.webhook_id,
+                delivery_id=hook_event.id,
+                attempted_at=now,
+                status_code=500,
+                error="answered 500",
+                duration_ms=12,
+            )
+        )
+        credential = s.scalars(select(Credential).where(Credential.user_id == cid)).first()
+        s.add(
+            PushSubscription(
+                user_id=cid,
+                endpoint=f"https://push.example.net/{p.ext}",
+                p256dh="k" * 20,
+                auth="a" * 10,
+                created_at=now,
+                credential_id=credential.id if credential else None,
+            )
+        )
+        s.flush()
+    with db.write() as s:
+        do_opt_out_number(s, p.phone, now=now, detail="STOP")
+
+
+def _staff_template(db: Database, clock: FrozenClock) -> None:
+    # Candidates cannot write templates; one of staff's, so the table is not empty.
+    with db.write() as s:
+        staff = s.scalars(select(User).where(User.ext_id == "emp")).one()
+        s.add(
+            Template(
+                organization_id=staff.organization_id,
+                author_id=staff.id,
+                name="Welcome",
+                body="Welcome aboard",
+                shared=True,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).decode("latin-1").lower()
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False).lower()
+    return str(value).lower()
+
+
+def database_text(db: Database) -> dict[str, str]:
+    """Every text, JSON and binary column of every table (and the search index), lowercased."""
+    found: dict[str, str] = {}
+    with db.read() as s:
+        for table in Base.metadata.sorted_tables:
+            columns = [
+                c for c in table.columns if isinstance(c.type, String | Text | JSON | LargeBinary)
+            ]
+            if not columns:
+                continue
+            rows = s.execute(select(*columns)).all()
+            found[table.name] = "\n".join(_cell_text(v) for row in rows for v in row)
+        rows = s.execute(text("SELECT words, stems FROM message_search")).all()
+        found["message_search"] = "\n".join(_cell_text(v) for row in rows for v in row)
+    return found
+
+
+def files_text(database_url: str) -> bytes:
+    """SQLite: the database file and its write-ahead log, as bytes (lowercased)."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    data = b""
+    for name in (path, path.with_name(path.name + "-wal")):
+        if name.exists():
+            data += name.read_bytes().lower()
+    return data
+
+
+def storage_files(settings: Settings) -> dict[str, bytes]:
+    root = Path(settings.storage_url.removeprefix("file://"))
+    return {
+        str(f.relative_to(root)): f.read_bytes().lower() for f in root.rglob("*") if f.is_file()
+    }
+
+
+def leaks(person: Person, db: Database, settings: Settings, database_url: str) -> list[str]:
+    """Where any of ``person``'s words is still found."""
+    where: list[str] = []
+    texts = database_text(db)
+    raw = files_text(database_url) if db.is_sqlite else b""
+    stored = storage_files(settings)
+    for needle in person.needles:
+        where += [f"{table}: {needle}" for table, t in texts.items() if needle in t]
+        if needle.encode() in raw:
+            where.append(f"database file: {needle}")
+        where += [
+            f"storage {name}: {needle}" for name, data in stored.items() if needle.encode() in data
+        ]
+    return where
+
+
+@pytest.fixture
+def seeded(api: Api, db: Database, clock: FrozenClock) -> dict[str, As]:
+    staff = _cast(api)
+    seed(api, staff, db, clock, ZOE)
+    seed(api, staff, db, clock, OLA)
+    _staff_template(db, clock)
+    return staff
+
+
+def erase(api: Api, ext: str) -> dict[str, Any]:
+    return body(api.integration.post(f"/api/v1/candidates/{ext}/erase"), 200)
+
+
+def test_every_table_that_can_name_a_person_is_seeded(seeded: dict[str, As], db: Database) -> None:
+    with db.read() as s:
+        empty = [
+            t.name
+            for t in Base.metadata.sorted_tables
+            if t.name not in NAMES_NOBODY and not s.scalar(select(func.count()).select_from(t))
+        ]
+    assert empty == [], "seed these tables (and erase what they hold of a candidate)"
+
+
+def test_nothing_of_an_erased_candidate_stays_anywhere_and_others_keep_theirs(
+    seeded: dict[str, As],
+    api: Api,
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    # Before: both are everywhere (so the search below can find what it looks for).
+    assert leaks(ZOE, db, settings, database_url)
+    before_ola = leaks(OLA, db, settings, database_url)
+    worker = worker_for(client.app)  # type: ignore[arg-type]
+    out = erase(api, ZOE.ext)
+    assert out["candidate"] == ZOE.ext and out["already_erased"] is False
+    counts = out["erased"]
+    assert counts["messages"] == 7
+    assert counts["conversations"] == 4
+    assert counts["attachments"] == 2
+    assert counts["deliveries"] >= 2
+    assert counts["emails"] == 2  # one sent, one received
+    assert counts["texts"] == 2  # one received, one status report
+    assert counts["scheduled_messages"] == 1
+    assert counts["search_entries"] == 7
+    assert counts["push_subscriptions"] == 1
+    assert counts["credentials"] >= 2
+    assert counts["applications"] == 1
+    assert counts["jobs"] > 0 and counts["events"] > 0 and counts["webhook_events"] > 0
+    drain(worker)
+
+    found = leaks(ZOE, db, settings, database_url)
+    assert found == [], "\n".join(found)
+    assert not set(ZOE.storage_keys) & set(storage_files(settings))
+    # The other candidate keeps every row and file they had.
+    assert leaks(OLA, db, settings, database_url) == before_ola
+    assert set(OLA.storage_keys) <= set(storage_files(settings))
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 7
+        assert s.scalars(select(User).where(User.ext_id == ZOE.ext)).first() is None
+        bulk_lines = s.scalars(select(BulkRecipient).order_by(BulkRecipient.bulk_id)).all()
+        assert [line.status for line in bulk_lines] == ["skipped", "pending"]
+        assert s.scalar(select(func.count()).select_from(BulkMessage)) == 2
+
+
+def test_staff_lose_the_threads_and_their_unread_counts(
+    seeded: dict[str, As], api: Api, db: Database
+) -> None:
+    emp = seeded["emp"]
+    before = body(emp.get("/api/v1/unread"), 200)
+    inbox = body(emp.inbox(limit=100), 200)["items"]
+    assert len(inbox) == 6  # application, case, agency (as admin) for each candidate
+    erase(api, ZOE.ext)
+    after = body(emp.inbox(limit=100), 200)["items"]
+    assert len(after) == 3
+    assert all(ZOE.name not in json.dumps(c) for c in after)
+    badge = body(emp.get("/api/v1/unread"), 200)
+    assert badge["messages"] < before["messages"]
+    # The badge matches what is left: the sum over the inbox.
+    assert badge["messages"] == sum(c["unread_count"] for c in after)
+    # Their pages are told: a member.removed per thread, and nothing else of it.
+    with db.read() as s:
+        rows = s.execute(
+            text(
+                "SELECT e.type FROM events e JOIN conversations c ON c.id = e.conversation_id "
+                "WHERE c.candidate_id IS NULL AND c.application_id IS NULL"
+            )
+        ).all()
+    assert rows and {r[0] for r in rows} == {"member.removed"}
+
+
+def test_erasing_twice_answers_zero_counts_and_an_unknown_id_404(
+    seeded: dict[str, As], api: Api
+) -> None:
+    erase(api, ZOE.ext)
+    again = erase(api, ZOE.ext)
+    assert again["already_erased"] is True
+    assert set(again["erased"].values()) == {0}
+    r = api.integration.post("/api/v1/candidates/nobody-ever/erase")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_erasure_needs_the_integration_key_and_is_audited(
+    seeded: dict[str, As], api: Api, client: TestClient
+) -> None:
+    r = client.post(f"/api/v1/candidates/{ZOE.ext}/erase")
+    assert r.status_code == 401
+    r = seeded["emp"].post(f"/api/v1/candidates/{ZOE.ext}/erase")
+    assert r.status_code == 403
+    out = erase(api, ZOE.ext)
+    entries = body(api.integration.get("/api/v1/audit", action="candidate.erased"), 200)["items"]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["subject"]["id"] == ZOE.ext
+    assert entry["actor"]["type"] == "integration"
+    assert entry["details"] == out["erased"]
+    assert API_KEY not in json.dumps(entry)
+
+
+def test_a_later_upsert_makes_a_new_person_and_the_stop_still_holds(
+    seeded: dict[str, As], api: Api
+) -> None:
+    erase(api, ZOE.ext)
+    again = api.candidate(ZOE.ext, "Zoe New", phone=ZOE.phone, sms_consent=True)
+    assert again["name"] == "Zoe New"
+    # Their number texted STOP before the erasure: the ATS's consent does not override it.
+    assert again["sms_consent"] is False
+    me = api.as_candidate(ZOE.ext)
+    assert body(me.inbox(), 200)["items"] == []
+    # The same application id again is a new application with a new thread; the emptied
+    # threads are no one's and nothing's (a change of the job does not reach them).
+    api.application(f"app-{ZOE.ext}", "job1", ZOE.ext, "interview")
+    thread = start(seeded["emp"], "application", application=f"app-{ZOE.ext}")
+    assert [c["id"] for c in body(me.inbox(), 200)["items"]] == [thread]
+    assert body(me.messages(thread), 200)["items"] == []
+    api.job("job1", "Registered Nurse", "acme", team=[], partners=["tbb"])
+    assert len(body(seeded["emp"].inbox(limit=100), 200)["items"]) == 4
