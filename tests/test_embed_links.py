@@ -188,6 +188,20 @@ def test_an_embed_link_that_no_longer_works_says_so_inside_the_frame(
     assert "set-cookie" not in again.headers
 
 
+def test_an_ended_embed_session_says_so_inside_the_frame(
+    world: World, api: Api, client: TestClient
+) -> None:
+    """Deactivated (or expired), the frame shows our "sign in" page rather than the browser's
+    refusal: the ATS's page explains itself."""
+    viewer = embed_session(client, api)
+    assert viewer.get("/inbox").status_code == 200
+    assert api.integration.delete("/api/v1/users/emp_team").status_code == 204
+    page = viewer.get("/inbox")
+    assert page.status_code == 401
+    assert f"frame-ancestors 'self' {ATS}" in page.headers["content-security-policy"]
+    assert "x-frame-options" not in page.headers
+
+
 def test_embedded_pages_have_no_header_of_their_own(
     world: World, api: Api, client: TestClient
 ) -> None:
