@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiohttp import web
 from bench_inbox import reset_database, sqlalchemy_url
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -156,6 +157,24 @@ async def _call(
         raise SystemExit(f"{method} {path}: {response.status_code} {response.text}")
     data: dict[str, Any] = response.json()
     return data
+
+
+async def _webhook_receiver() -> tuple[web.AppRunner, str]:
+    """An endpoint on loopback that takes every webhook with 204 (nothing checked: the tests
+    do that)."""
+
+    async def take(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks/{n}", take)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/hooks"
 
 
 async def seed(client: httpx.AsyncClient, n_staff: int, n_conversations: int) -> World:
@@ -367,6 +386,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         database_url=args.database,
         api_key=API_KEY,
         send_rate_per_minute=10**9,
+        webhooks_allow_insecure=bool(args.webhooks),
         _env_file=None,
     )
     calls = CallCounter() if args.count_calls else None
@@ -389,6 +409,13 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             f"in {out['seed_seconds']} s",
             flush=True,
         )
+        receiver = await _webhook_receiver() if args.webhooks else None
+        for i in range(args.webhooks):
+            # Subscribed to every send, delivered by the in-process worker to a receiver on
+            # loopback (in this process too) that answers 204.
+            assert receiver is not None
+            hook = {"url": f"{receiver[1]}/{i}", "events": ["message.created"]}
+            await _call(client, "POST", "/api/v1/webhooks", hook, API_KEY)
         seq = 0
         warm = await send_round(client, world, seq, args.warmup, counter, database)
         seq += args.warmup
@@ -441,6 +468,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             calls.on = False
         if args.py_spy and spy_out.exists():
             out["profile"] = {"file": str(spy_out), **profile_summary(spy_out)}
+        if receiver is not None:
+            await receiver[0].cleanup()
     event.remove(db.engine, "before_cursor_execute", counter)
     db.dispose()
     summaries = [r.summary() for r in rounds]
@@ -505,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         "--count-calls",
         action="store_true",
         help="count Python function calls per send (slows the run: its times do not compare)",
+    )
+    parser.add_argument(
+        "--webhooks", type=int, default=0, help="webhooks subscribed to message.created"
     )
     parser.add_argument("--out", help="results file name (default: send-<dialect>.json)")
     args = parser.parse_args(argv)

@@ -324,6 +324,18 @@ class Settings(BaseSettings):
     sms_timeout_seconds: float = Field(
         default=30, gt=0, description="How long the SMS provider may take to answer."
     )
+    sms_sender_name: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Who our texts say they are from (the first text's intro line, the answers "
+        "to HELP, STOP and START) when no organisation is known; unset: jobchat.",
+    )
+    sms_help_contact: str | None = Field(
+        default=None,
+        max_length=100,
+        description="A contact (email, phone or web address) the answer to HELP gives when it "
+        "cannot name who last texted the number; unset: none.",
+    )
     default_phone_region: str = Field(
         default="US", description="Region for phone numbers written without a country code."
     )

@@ -24,6 +24,7 @@ from tests.twilio_support import (
     TWILIO_CLIENT_WARNINGS,
     TwilioServer,
     inbound_sms_form,
+    past_intro,
     twilio,
     twilio_app_settings,
     webhook,
@@ -47,7 +48,7 @@ def chat(world: World) -> int:
 
 
 def texts(twilio: TwilioServer, to: str = CAND_PHONE) -> list[str]:
-    return [str(m["body"]) for m in twilio.messages if m["to"] == to]
+    return [past_intro(str(m["body"])) for m in twilio.messages if m["to"] == to]
 
 
 def test_one_text_with_the_sender_the_job_and_a_link_after_the_delay(

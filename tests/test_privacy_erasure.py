@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import LargeBinary, String, Text, func, select, text
 from sqlalchemy.types import JSON
+from starlette.websockets import WebSocketDisconnect
 
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
@@ -35,6 +36,7 @@ from jobchat.db.models import (
     User,
 )
 from jobchat.messages.models import Delivery
+from jobchat.realtime import codes
 from jobchat.sms.consent import do_opt_out_number
 from jobchat.webhooks.models import EventType as WebhookEvent
 from jobchat.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -442,3 +444,51 @@ def test_a_later_upsert_makes_a_new_person_and_the_stop_still_holds(
     assert body(me.messages(thread), 200)["items"] == []
     api.job("job1", "Registered Nurse", "acme", team=[], partners=["tbb"])
     assert len(body(seeded["emp"].inbox(limit=100), 200)["items"]) == 4
+
+
+def _read_until_closed(ws: Any) -> None:
+    while True:
+        ws.receive_json()
+
+
+def _ready(ws: Any) -> None:
+    while ws.receive_json()["type"] != "ready":
+        pass
+
+
+def test_open_pages_drop_the_threads_and_the_candidate_is_signed_out(
+    api: Api, client: TestClient
+) -> None:
+    staff = _cast(api)
+    api.candidate("quick", "Quentin Quick", source_partner="tbb")
+    api.application("app-quick", "job1", "quick", "interview", agency_user="agent")
+    emp = staff["emp"]
+    threads = {
+        start(emp, "application", application="app-quick"),
+        start(emp, "case", application="app-quick"),
+        start(emp, "agency", application="app-quick"),
+    }
+    me = api.as_candidate("quick")
+    sent(me.send(min(threads), "Hello from Quentin"))
+    token = emp.headers["Authorization"].removeprefix("Bearer ")
+    mine = me.headers["Authorization"].removeprefix("Bearer ")
+    with (
+        client.websocket_connect(f"/api/v1/events?token={token}") as ws,
+        client.websocket_connect(f"/api/v1/events?token={mine}") as theirs,
+    ):
+        _ready(ws)
+        _ready(theirs)
+        erase(api, "quick")
+        removed: set[int] = set()
+        while removed != threads:
+            frame = ws.receive_json()
+            if frame["type"] == "presence":  # the candidate came and went
+                continue
+            # Nothing else of the threads: no message, no name of theirs.
+            assert frame["type"] == "member.removed", frame
+            assert frame["data"]["member"]["id"] == "emp"
+            removed.add(frame["conversation"])
+        with pytest.raises(WebSocketDisconnect) as closed:
+            _read_until_closed(theirs)
+        assert closed.value.code == codes.ACCESS_ENDED
+    assert me.get("/api/v1/me").status_code == 401

@@ -21,6 +21,7 @@ from tests.twilio_support import (
     TwilioServer,
     candidate_daytime_clock,
     inbound_sms_form,
+    past_intro,
     twilio,
     twilio_settings,
     webhook,
@@ -55,7 +56,7 @@ def test_a_text_with_a_file_carries_a_link_that_signs_in_and_downloads_it(
     drain(worker)
 
     (request,) = twilio.requests
-    text = request.form["Body"]
+    text = past_intro(request.form["Body"])
     match = re.fullmatch(
         rf"Your offer is attached\.\n\nTess Team sent you a file: Offer letter\.pdf "
         rf"({LINK}\?next=/api/v1/attachments/{offer})",
@@ -81,7 +82,7 @@ def test_a_text_with_several_files_has_one_link_into_the_conversation(
     drain(worker)
 
     (request,) = twilio.requests
-    text = request.form["Body"]
+    text = past_intro(request.form["Body"])
     match = re.fullmatch(
         rf"Tess Team sent you 2 files: contract\.pdf, map\.jpg\. See them: "
         rf"({LINK}\?next=/conversations/{chat})",

@@ -49,6 +49,7 @@ from tests.twilio_support import (
     RecordedRequest,
     TwilioServer,
     inbound_sms_form,
+    past_intro,
     sign,
     status_callback_form,
 )
@@ -62,10 +63,16 @@ STATUS_PATH = "/api/v1/inbound/sms/twilio/status"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+# Nobody has texted the number yet in these tests: the deployment's name (JOBCHAT_SMS_SENDER_NAME,
+# unset: jobchat) and no contact (JOBCHAT_SMS_HELP_CONTACT). Named senders and contacts:
+# tests/test_sms_consent_replies.py.
 HELP_TEXT = (
-    "jobchat: texts about your job applications. Reply to talk to your recruiter. "
-    "Reply STOP to stop texts, START to get them again."
+    "jobchat: texts about your job applications. Reply STOP to opt out, START to opt back in."
 )
+OPT_OUT_TEXT = (
+    "jobchat: you are opted out and will get no more texts from us. Reply START to get them again."
+)
+OPT_IN_TEXT = "jobchat: you will get our texts again. Reply STOP to opt out, HELP for help."
 CLOSED_TEXT = (
     "This conversation has been closed, so your message was not delivered. "
     "Please use the contact details you were given if you need the team."
@@ -372,7 +379,11 @@ def test_an_sms_message_goes_to_twilio_once_and_shows_sent(cast: Cast) -> None:
     assert request.form == {
         "To": cast.phone,
         "From": FROM_NUMBER,
-        "Body": "Can you do Tuesday at 10? Reply here.",
+        # The first text since Carla's opt-in (the ATS's) says who we are and how to stop.
+        "Body": (
+            "Tess Team at Acme Health texts you about your job application. "
+            "Reply STOP to opt out.\nCan you do Tuesday at 10? Reply here."
+        ),
         "StatusCallback": cast.server.base + STATUS_PATH,
     }
     (message,) = cast.twilio_messages()
@@ -421,7 +432,7 @@ def test_a_signed_inbound_text_lands_once_and_unsigned_ones_are_refused(cast: Ca
 
 
 def test_stop_refuses_later_texts_and_start_allows_them_again(cast: Cast) -> None:
-    assert_twiml(cast.text_in("STOP")[1], EMPTY_TWIML)
+    assert_twiml(cast.text_in("STOP")[1], twiml(OPT_OUT_TEXT))
 
     refused = cast.send_sms_response("Are you still interested?")
     assert_error(refused, 422, "sms_opted_out", {"channel"})
@@ -440,7 +451,7 @@ def test_stop_refuses_later_texts_and_start_allows_them_again(cast: Cast) -> Non
         {"consented": True, "source": "ats", "detail": None, "by": None},
     ]
 
-    assert_twiml(cast.text_in("Start")[1], EMPTY_TWIML)
+    assert_twiml(cast.text_in("Start")[1], twiml(OPT_IN_TEXT))
 
     consent = cast.consent()
     assert consent["consent"] is True and consent["number_opted_out_at"] is None
@@ -456,7 +467,7 @@ def test_stop_refuses_later_texts_and_start_allows_them_again(cast: Cast) -> Non
     sent = cast.send_sms("Great, welcome back.")
     assert cast.delivered_as(sent["id"], "sent") == cast.expected_delivery("sent")
     cast.server.settled()
-    assert [r.form["Body"] for r in cast.requests()] == ["Great, welcome back."]
+    assert [past_intro(r.form["Body"]) for r in cast.requests()] == ["Great, welcome back."]
 
 
 def test_a_text_the_provider_fails_twice_goes_out_once_on_the_third_attempt(cast: Cast) -> None:
@@ -470,7 +481,7 @@ def test_a_text_the_provider_fails_twice_goes_out_once_on_the_third_attempt(cast
     requests = cast.requests()
     assert len(requests) == 3
     assert all(r.form == requests[0].form for r in requests)
-    assert requests[0].form["Body"] == "Your interview is confirmed."
+    assert past_intro(requests[0].form["Body"]) == "Your interview is confirmed."
     assert len(cast.twilio_messages()) == 1  # the one successful request
 
 
@@ -496,7 +507,7 @@ def test_status_callbacks_move_the_delivery(cast: Cast) -> None:
     second = cast.send_sms("Second: bring your passport.")
     cast.delivered_as(first["id"], "sent")
     cast.delivered_as(second["id"], "sent")
-    resources = {m["body"]: m for m in cast.twilio_messages()}
+    resources = {past_intro(m["body"]): m for m in cast.twilio_messages()}
 
     delivered = status_callback_form(resources["First: see you Tuesday."], "delivered")
     answer = cast.server.webhook(STATUS_PATH, delivered)

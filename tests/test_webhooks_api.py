@@ -134,3 +134,13 @@ def test_only_the_integration_key(client: TestClient, world: World, key: As) -> 
         r = client.request(method, path, headers=user.headers)
         assert_error(r, 403, "integration_key_required")
     assert len(body(key.get(HOOKS), 200)["items"]) == 1
+
+
+def test_at_most_fifty_webhooks(key: As) -> None:
+    for _ in range(50):
+        create(key)
+    assert_error(
+        key.post(HOOKS, {"url": "https://ats.example.com/h", "events": EVENTS}),
+        409,
+        "too_many_webhooks",
+    )

@@ -41,6 +41,18 @@ _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 
+# The first text after a candidate's opt-in starts with a line saying who we are and how to stop
+# (jobchat.sms.intro, tested in tests/test_sms_consent_replies.py); tests of other things read
+# what follows it.
+INTRO_LINE = re.compile(r"[^\n]* texts you about your job application\. Reply STOP to opt out\.\n")
+
+
+def past_intro(text: str) -> str:
+    """A text as its sender wrote it: without the intro line, if it starts with one."""
+    found = INTRO_LINE.match(text)
+    return text[found.end() :] if found else text
+
+
 def sign(url: str, params: dict[str, str], auth_token: str = AUTH_TOKEN) -> str:
     """The X-Twilio-Signature Twilio puts on a webhook request to ``url`` with these form
     fields, computed by the official validator."""

@@ -16,7 +16,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,8 @@ class Receiver:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
+    # Called (on the receiver's thread) with each verified request before it is answered.
+    on_request: Callable[[Received], None] | None = None
 
     # --- the test's side ----------------------------------------------------------------
 
@@ -148,8 +150,11 @@ class Receiver:
             await asyncio.sleep(HANG_SECONDS)
             scripted = 200  # too late: the sender has given up by now
         status = int(scripted)
+        received = Received(name, headers, json.loads(raw), status)
         with self.lock:
-            self.requests.append(Received(name, headers, json.loads(raw), status))
+            self.requests.append(received)
+        if self.on_request is not None:
+            self.on_request(received)
         return web.Response(status=status, text="ok" if status < 300 else "not now")
 
     @staticmethod

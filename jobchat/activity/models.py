@@ -34,7 +34,8 @@ class Activity(Base):
     kind: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     after_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Indexed: erasing a message deletes the lines naming it (jobchat.privacy, migration 0021).
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     actor: Mapped[User | None] = relationship()

@@ -31,6 +31,8 @@ from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.notifications.ladder import hold, quiet_until, text_due_by
+from jobchat.sms.identity import SenderSettings, intro_line, sender_of
+from jobchat.sms.intro import Wait, do_claim_intro, do_record_intro_sent, do_release_intro
 from jobchat.sms.notice import notice_text, send_notice
 from jobchat.sms.provider import SmsProvider
 from jobchat.sms.quiet import sms_hold
@@ -79,6 +81,7 @@ class _Notice:
     to: str
     sender: str
     job: str | None
+    intro: str  # its first line, if it is the first text since the opt-in
 
 
 @dataclass
@@ -118,10 +121,31 @@ class Texts:
         # (and is retried) leaves none behind, so each text job makes one.
         secret = new_sign_in_secret()
         link = conversation_link(self.settings.public_url, secret, conv_id)
-        body = notice_text(sender=decision.sender, job=decision.job, link=link)
-        await send_notice(self.provider, to=decision.to, body=body)
+        # The job's retries are the same claimant: the intro is claimed again, not lost.
+        claimant = f"job:{job.id}"
+        introduced = await asyncio.to_thread(self._claim_intro, user_id, claimant)
+        if isinstance(introduced, Wait):
+            # Not before the text that says who we are (jobchat.sms.intro).
+            at = introduced.until
+
+            def wait(session: Session, now: datetime) -> None:
+                member = session.get(Member, (conv_id, user_id))
+                if member is not None:
+                    text_due_by(session, member, at)
+
+            return wait
+        intro = decision.intro if introduced else None
+        body = notice_text(sender=decision.sender, job=decision.job, link=link, intro=intro)
+        try:
+            await send_notice(self.provider, to=decision.to, body=body)
+        except Exception:
+            if introduced:
+                await asyncio.to_thread(self._release_intro, user_id, claimant)
+            raise
 
         def settle(session: Session, now: datetime) -> None:
+            if introduced:
+                do_record_intro_sent(session, user_id, claimant, now=now)
             do_record_sign_in_link(
                 session,
                 user=session.get_one(User, user_id),
@@ -134,6 +158,16 @@ class Texts:
                 member.sms_notified_at = now
 
         return settle
+
+    def _claim_intro(self, user_id: int, claimant: str) -> bool | Wait:
+        """Whether this text is the first since the candidate's opt-in (jobchat.sms.intro)."""
+        hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
+        with self.db.work() as session:
+            return do_claim_intro(session, user_id, claimant, now=self.clock.now(), hold=hold)
+
+    def _release_intro(self, user_id: int, claimant: str) -> None:
+        with self.db.work() as session:
+            do_release_intro(session, user_id, claimant)
 
     def _decide(self, conv_id: int, user_id: int) -> _Later | _Notice | None:
         now = self.clock.now()
@@ -166,7 +200,8 @@ class Texts:
             newest = news[-1]
             sender = newest.author.name if newest.author is not None else "jobchat"
             conv = member.conversation
-            return _Notice(phone, sender, conv.job.title if conv.job is not None else None)
+            intro = intro_line(sender_of(newest.author, SenderSettings.of(self.settings)))
+            return _Notice(phone, sender, conv.job.title if conv.job is not None else None, intro)
 
 
 def _unannounced(session: Session, member: Member) -> list[Message]:

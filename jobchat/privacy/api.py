@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -59,21 +60,13 @@ def list_audit(
         return AuditPage(items=[AuditEntryOut.of(row) for row in rows], next_cursor=next_cursor)
 
 
-class JSONStream(StreamingResponse):
-    """A JSON document written out as it is made."""
-
-    media_type = "application/json"
-
-
 @router.get(
     "/candidates/{ext_id}/export",
-    response_class=JSONStream,
-    responses={
-        200: {"model": CandidateExport, "description": "The candidate's data."},
-        **error_responses(404, 422),
-    },
+    # The model documents the answer; the route streams it (FastAPI passes a Response through).
+    response_model=CandidateExport,
+    responses={200: {"description": "The candidate's data."}, **error_responses(404, 422)},
 )
-def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> JSONStream:
+def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> StreamingResponse:
     """Everything jobchat holds about a candidate, for their right of access: the profile, the
     history of their texting consent, every conversation whose context is them (staff-only
     ones, such as agency threads, included and marked `staff_only`) with all its messages
@@ -86,7 +79,11 @@ def export_candidate(ext_id: PathRef, state: State, key: IntegrationCaller) -> J
     with state.db.write() as session:
         now = state.clock.now()
         candidate_id = do_record_export(session, ext_id, actor=key.party, now=now)
-    return JSONStream(export_document(state.db, candidate_id, now))
+    document = export_document(state.db, candidate_id, now)
+    # Its first piece is read here, before the answer starts: a database that cannot be read
+    # is still a 503 then, not a 200 with nothing in it.
+    first = next(document)
+    return StreamingResponse(itertools.chain([first], document), media_type="application/json")
 
 
 # --- erasure -------------------------------------------------------------------------------

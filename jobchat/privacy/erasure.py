@@ -111,7 +111,7 @@ def do_erase_candidate(
     others = conversations_of(session, elsewhere)
     # Webhook events about the threads or the person (their messages' go with the messages).
     counts["webhook_events"] += forget(session, conversation_ids=threads, candidate_ids=[cid])
-    _leave_threads(session, threads, now, counts)
+    _leave_threads(session, threads, newest_event, now, counts)
     erase_messages(session, in_threads | elsewhere, now=now, counts=counts)
     settle_conversations(session, others | threads, elsewhere)
     _erase_thread_rest(session, threads, now, counts)
@@ -146,7 +146,7 @@ def was_erased(session: Session, ext_id: str) -> bool:
 
 
 def _leave_threads(
-    session: Session, threads: set[int], now: datetime, counts: Counter[str]
+    session: Session, threads: set[int], newest_event: int, now: datetime, counts: Counter[str]
 ) -> None:
     """Every member leaves the candidate's threads: staff get ``member.removed`` (their open
     pages reload and their inbox drops it, as when anyone leaves), with their badge less what
@@ -159,6 +159,9 @@ def _leave_threads(
         counts["events"] += count_delete(
             session, delete(Event).where(Event.conversation_id.in_(part))
         )
+    # Before the events below are numbered: on SQLite they would otherwise take the ids of the
+    # ones just deleted, below what every stream has read, and reach nobody.
+    keep_event_numbering(session, newest_event, now)
     members = session.scalars(
         select(Member)
         .where(Member.conversation_id.in_(sorted(threads)))
@@ -348,12 +351,7 @@ def _erase_person(
         counts["applications"] += count_delete(
             session, delete(Application).where(Application.id.in_(part))
         )
-    session.execute(
-        update(Message)
-        .where(Message.deleted_by_id == cid)
-        .values(deleted_by_id=None)
-        .execution_options(synchronize_session=False)
-    )
+    # (messages.deleted_by_id: only authors delete for everyone, and theirs are gone.)
     session.flush()
     session.expunge(candidate)
     session.execute(delete(User).where(User.id == cid).execution_options(synchronize_session=False))

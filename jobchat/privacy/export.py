@@ -19,7 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Status
+from jobchat.conversations.models import Conversation, Kind, Status
 from jobchat.db.engine import Database
 from jobchat.directory.models import User, UserKind
 from jobchat.directory.queries import user_by_ext
@@ -54,6 +54,12 @@ T = TypeVar("T")
 
 # Rows read (and rendered) at a time.
 BATCH = 200
+
+# The kinds no candidate is ever a member of (jobchat.conversations.membership): of those about
+# a candidate, the agency's threads with the employer.
+STAFF_ONLY_KINDS = frozenset(
+    {Kind.job_partner, Kind.job_partners, Kind.agency, Kind.agency_private}
+)
 
 
 def do_record_export(session: Session, ext_id: str, *, actor: Party, now: datetime) -> int:
@@ -208,9 +214,7 @@ def _head(conv: Conversation, about: bool) -> ExportConversationHead:
         id=conv.id,
         kind=Kind(conv.kind),
         about_candidate=about,
-        # The kinds with one candidate are those the candidate is a member of; the others
-        # about a candidate (agency, agency_private) are between staff.
-        staff_only=Kind(conv.kind) not in ONE_CANDIDATE_KINDS,
+        staff_only=Kind(conv.kind) in STAFF_ONLY_KINDS,
         job=conv.job.ext_id if conv.job is not None else None,
         application=conv.application.ext_id if conv.application is not None else None,
         partner=conv.partner.ext_id if conv.partner is not None else None,

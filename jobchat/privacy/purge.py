@@ -18,7 +18,21 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    any_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from jobchat.activity.models import Activity
@@ -55,6 +69,14 @@ def chunks(ids: Collection[int]) -> Iterable[list[int]]:
         yield ordered[start : start + CHUNK]
 
 
+def among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
+    """``column IN ids``: on PostgreSQL as ``= ANY(array)``, one parameter, which plans in a
+    tenth of the time of 500 (an erasure makes hundreds of these statements)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(ids, ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
+
+
 def count_delete(session: Session, statement: Any) -> int:
     result = session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
@@ -66,7 +88,8 @@ def delete_jobs(session: Session, key: str, ids: Collection[int]) -> int:
     total = 0
     for part in chunks(ids):
         total += count_delete(
-            session, delete(QueuedJob).where(QueuedJob.payload[key].as_integer().in_(part))
+            session,
+            delete(QueuedJob).where(among(session, QueuedJob.payload[key].as_integer(), part)),
         )
     return total
 
@@ -85,7 +108,9 @@ def erase_messages(
     provider_ids: list[str] = []
     for part in chunks(ids):
         for delivery_id, provider_id in session.execute(
-            select(Delivery.id, Delivery.provider_id).where(Delivery.message_id.in_(part))
+            select(Delivery.id, Delivery.provider_id).where(
+                among(session, Delivery.message_id, part)
+            )
         ):
             delivery_ids.append(delivery_id)
             if provider_id:
@@ -95,34 +120,38 @@ def erase_messages(
     scheduled: list[int] = []
     for part in chunks(ids):
         scheduled += session.scalars(
-            select(ScheduledMessage.id).where(ScheduledMessage.message_id.in_(part))
+            select(ScheduledMessage.id).where(among(session, ScheduledMessage.message_id, part))
         ).all()
     erase_scheduled(session, scheduled, counts)
     for part in chunks(ids):
         counts["emails"] += count_delete(
-            session, delete(InboundEmail).where(InboundEmail.message_id.in_(part))
+            session, delete(InboundEmail).where(among(session, InboundEmail.message_id, part))
         )
         counts["texts"] += count_delete(
-            session, delete(InboundSms).where(InboundSms.message_id.in_(part))
+            session, delete(InboundSms).where(among(session, InboundSms.message_id, part))
         )
         session.execute(
             update(BulkRecipient)
-            .where(BulkRecipient.message_id.in_(part))
+            .where(among(session, BulkRecipient.message_id, part))
             .values(message_id=None, conversation_id=None, reason=None)
             .execution_options(synchronize_session=False)
         )
-        counts["events"] += count_delete(session, delete(Event).where(Event.message_id.in_(part)))
-        counts["activity"] += count_delete(
-            session, delete(Activity).where(Activity.message_id.in_(part))
+        counts["events"] += count_delete(
+            session, delete(Event).where(among(session, Event.message_id, part))
         )
-        session.execute(delete(HiddenMessage).where(HiddenMessage.message_id.in_(part)))
+        counts["activity"] += count_delete(
+            session, delete(Activity).where(among(session, Activity.message_id, part))
+        )
+        session.execute(delete(HiddenMessage).where(among(session, HiddenMessage.message_id, part)))
         counts["attachments"] += erase_attachments(
-            session, select(Attachment.id).where(Attachment.message_id.in_(part)), now
+            session, select(Attachment.id).where(among(session, Attachment.message_id, part)), now
         )
     unindex_messages(session, ids)
     counts["search_entries"] += len(ids)
     for part in chunks(ids):
-        counts["messages"] += count_delete(session, delete(Message).where(Message.id.in_(part)))
+        counts["messages"] += count_delete(
+            session, delete(Message).where(among(session, Message.id, part))
+        )
 
 
 def keep_event_numbering(session: Session, newest: int, now: datetime) -> None:
@@ -153,7 +182,7 @@ def erase_attachments(session: Session, which: Any, now: datetime) -> int:
         remove_attachments(session, part, now)
         session.execute(
             delete(Attachment)
-            .where(Attachment.id.in_(part))
+            .where(among(session, Attachment.id, part))
             .execution_options(synchronize_session=False)
         )
     return len(ids)
@@ -167,9 +196,11 @@ def erase_deliveries(
     counts["jobs"] += delete_jobs(session, "delivery_id", delivery_ids)
     for part in chunks(delivery_ids):
         counts["emails"] += count_delete(
-            session, delete(SentEmail).where(SentEmail.delivery_id.in_(part))
+            session, delete(SentEmail).where(among(session, SentEmail.delivery_id, part))
         )
-        counts["deliveries"] += count_delete(session, delete(Delivery).where(Delivery.id.in_(part)))
+        counts["deliveries"] += count_delete(
+            session, delete(Delivery).where(among(session, Delivery.id, part))
+        )
     for start in range(0, len(provider_ids), CHUNK):
         part_sids = list(provider_ids[start : start + CHUNK])
         counts["texts"] += count_delete(
@@ -184,7 +215,7 @@ def erase_scheduled(session: Session, scheduled_ids: Sequence[int], counts: Coun
     counts["jobs"] += delete_jobs(session, "scheduled_id", scheduled_ids)
     for part in chunks(scheduled_ids):
         counts["scheduled_messages"] += count_delete(
-            session, delete(ScheduledMessage).where(ScheduledMessage.id.in_(part))
+            session, delete(ScheduledMessage).where(among(session, ScheduledMessage.id, part))
         )
 
 
@@ -197,7 +228,7 @@ def _uncount_unread(session: Session, ids: Sequence[int]) -> None:
             select(Member.conversation_id, Member.user_id, func.count())
             .join(Message, Message.conversation_id == Member.conversation_id)
             .where(
-                Message.id.in_(part),
+                among(session, Message.id, part),
                 Message.deleted_at.is_(None),
                 Message.id > Member.last_read_message_id,
                 or_(Message.author_id.is_(None), Message.author_id != Member.user_id),
@@ -243,19 +274,20 @@ def settle_conversations(
         )
         session.execute(
             update(Conversation)
-            .where(Conversation.id.in_(part))
+            .where(among(session, Conversation.id, part))
             .values(last_message_id=newest)
             .execution_options(synchronize_session=False)
         )
+        # The newest message left, as just written on the conversation (a lookup by key).
         left = func.coalesce(
-            select(func.max(Message.id))
-            .where(Message.conversation_id == Member.conversation_id)
+            select(Conversation.last_message_id)
+            .where(Conversation.id == Member.conversation_id)
             .scalar_subquery(),
             0,
         )
         session.execute(
             update(Member)
-            .where(Member.conversation_id.in_(part))
+            .where(among(session, Member.conversation_id, part))
             .values(
                 last_read_message_id=case(
                     (Member.last_read_message_id > left, left), else_=Member.last_read_message_id
@@ -267,19 +299,24 @@ def settle_conversations(
             .execution_options(synchronize_session=False)
         )
         left_here = func.coalesce(
-            select(func.max(Message.id))
-            .where(Message.conversation_id == Activity.conversation_id)
+            select(Conversation.last_message_id)
+            .where(Conversation.id == Activity.conversation_id)
             .scalar_subquery(),
             0,
         )
         session.execute(
             update(Activity)
-            .where(Activity.conversation_id.in_(part), Activity.after_message_id > left_here)
+            .where(
+                among(session, Activity.conversation_id, part),
+                Activity.after_message_id > left_here,
+            )
             .values(after_message_id=left_here)
             .execution_options(synchronize_session=False)
         )
         for event in session.scalars(
-            select(Event).where(Event.conversation_id.in_(part), Event.type.in_(_PREVIEW_EVENTS))
+            select(Event).where(
+                among(session, Event.conversation_id, part), Event.type.in_(_PREVIEW_EVENTS)
+            )
         ):
             data, data_changed = scrub(event.data, gone)
             extras, extras_changed = scrub(event.extras, gone)
@@ -291,7 +328,7 @@ def settle_conversations(
     for part in chunks(gone):
         session.execute(
             update(Member)
-            .where(Member.push_held_id.in_(part))
+            .where(among(session, Member.push_held_id, part))
             .values(push_held_id=None)
             .execution_options(synchronize_session=False)
         )
@@ -323,7 +360,7 @@ def conversations_of(session: Session, message_ids: Collection[int]) -> set[int]
     for part in chunks(message_ids):
         found.update(
             session.scalars(
-                select(Message.conversation_id).where(Message.id.in_(part)).distinct()
+                select(Message.conversation_id).where(among(session, Message.id, part)).distinct()
             ).all()
         )
     return found

@@ -53,10 +53,9 @@ def do_expire_messages(
     newest_event = latest_event_id(session)
     ids = list(
         session.scalars(
-            select(Message.id)
-            .where(Message.created_at < before)
-            .order_by(Message.created_at, Message.id)
-            .limit(batch)
+            # In id order, which is time order (writers take turns): the walk along the key
+            # finds the oldest at once; no index on created_at for every send to keep up.
+            select(Message.id).where(Message.created_at < before).order_by(Message.id).limit(batch)
         )
     )
     touched = conversations_of(session, ids)

@@ -40,7 +40,8 @@ class ScheduledMessage(Base):
     status: Mapped[str] = mapped_column(String(20), default=ScheduledStatus.scheduled)
     # Why a failed one was not posted, in words for its author.
     reason: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0021).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # A digest of the request as first made: a retry with the key is compared with it, not
     # with the row, which the author may have edited since (None: stored before it existed).

@@ -103,7 +103,8 @@ MAX_SID_CHARS = 64
 @webhooks.post("/twilio", responses=error_responses(403, 404, 413, 422), response_class=Response)
 async def twilio_inbound(request: Request, state: State) -> Response:
     """A text to our number, as Twilio posts it (form-encoded, signed). Answers TwiML: empty,
-    or a short reply (HELP; a text into a closed conversation). Once signed and well formed it
+    or a short reply (HELP; an opt-out or an opt-in, confirmed once; a text into a closed
+    conversation). Once signed and well formed it
     is never lost and never answered with an error: when the database is busy it is answered
     at once with empty TwiML, and lands in its thread as soon as the database takes it."""
     params = await _signed_form(request, state)

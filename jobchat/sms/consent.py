@@ -7,6 +7,10 @@ in and removes it. Meanwhile a person's own STOP wins over anyone else's say: an
 ``sms_consent: true`` is not taken (the candidate stays opted out, and the upsert says so), a
 staff member's is refused (409), and a candidate given that number is opted out. Twilio itself
 refuses to text a number that sent STOP until it sends START, so nothing else could work anyway.
+
+Every change is in the audit log (``sms.opted_out``, ``sms.opted_in``): by the number (its keyed
+hash as the reference, never the number), by staff, or by the integration; about each candidate
+covered.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from jobchat.directory.models import User, UserKind
 from jobchat.errors import Conflict
+from jobchat.privacy.audit import SYSTEM, Party, record
+from jobchat.privacy.models import AuditAction, PartyType
 from jobchat.sms.models import ConsentSource, SmsConsentChange, SmsOptOut
 from jobchat.sms.optouts import opt_out_key
 from jobchat.sms.queries import number_opt_out
@@ -35,9 +41,11 @@ def do_set_sms_consent(
     now: datetime,
     detail: str | None = None,
     actor: User | None = None,
+    by: Party | None = None,
 ) -> bool:
     """Set the consent and record the change with its source; returns whether it changed.
     Saying again what is already so (a second STOP) changes nothing and records nothing.
+    ``by``: who the audit log names, if not ``actor`` or the source's usual party.
 
     Consent given by anyone but the number itself (START) is not taken while the number is
     opted out: the candidate stays (or becomes) opted out, the ledger saying why."""
@@ -60,6 +68,7 @@ def do_set_sms_consent(
         )
     )
     webhook_events.sms_consent_changed(session, candidate, source, detail, actor, now)
+    _audit(session, consented, now=now, by=by or _party(source, actor), candidate=candidate)
     return True
 
 
@@ -108,32 +117,83 @@ def do_follow_number(session: Session, candidate: User, *, now: datetime) -> boo
     )
 
 
-def do_opt_out_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
-    """A STOP from ``number``: recorded for the number, and every candidate with it opted out
-    (each with a ledger row). Returns those candidates. The number is kept as its keyed hash
-    only (jobchat.sms.optouts)."""
+def do_opt_out_number(
+    session: Session, number: str, *, now: datetime, detail: str, reason: str = "STOP"
+) -> list[User]:
+    """A STOP (or an opt-out in other words) from ``number``: recorded for the number, and
+    every candidate with it opted out (each with a ledger row, ``detail`` the reply). Returns
+    those candidates. The number is kept as its keyed hash only (jobchat.sms.optouts), with
+    ``reason``, what the reply matched ("STOP", "stop texting me"): never the reply itself."""
     key = opt_out_key(session, number, now=now)
-    if session.get(SmsOptOut, key) is None:
-        session.add(SmsOptOut(number_hash=key, created_at=now, detail=detail))
-    found = candidates_with(session, number)
-    for candidate in found:
-        do_set_sms_consent(
-            session, candidate, False, source=ConsentSource.keyword, now=now, detail=detail
-        )
-    return found
+    new = session.get(SmsOptOut, key) is None
+    if new:
+        session.add(SmsOptOut(number_hash=key, created_at=now, detail=reason))
+    return _follow(session, number, False, key=key, new=new, now=now, detail=detail)
 
 
 def do_opt_in_number(session: Session, number: str, *, now: datetime, detail: str) -> list[User]:
     """A START from ``number``: its opt-out lifted, and every candidate with it opted in."""
-    opt_out = number_opt_out(session, number)
+    key = opt_out_key(session, number, now=now)
+    opt_out = session.get(SmsOptOut, key)
     if opt_out is not None:
         session.delete(opt_out)
+    return _follow(session, number, True, key=key, new=opt_out is not None, now=now, detail=detail)
+
+
+def _follow(
+    session: Session,
+    number: str,
+    consented: bool,
+    *,
+    key: str,
+    new: bool,
+    now: datetime,
+    detail: str,
+) -> list[User]:
+    """Every candidate with the number takes its say. The audit log has an entry for each one
+    whose consent changed, and, when the number's own opt-out was made or lifted, for each one
+    covered whose consent stood (or one about no one, when no candidate has the number yet)."""
+    by = Party(PartyType.number, ref=key)
     found = candidates_with(session, number)
-    for candidate in found:
-        do_set_sms_consent(
-            session, candidate, True, source=ConsentSource.keyword, now=now, detail=detail
+    changed = [
+        candidate
+        for candidate in found
+        if do_set_sms_consent(
+            session,
+            candidate,
+            consented,
+            source=ConsentSource.keyword,
+            now=now,
+            detail=detail,
+            by=by,
         )
+    ]
+    if new:
+        stood: list[User | None] = [c for c in found if c not in changed]
+        for candidate in stood if found else [None]:
+            _audit(session, consented, now=now, by=by, candidate=candidate)
     return found
+
+
+def _party(source: ConsentSource, actor: User | None) -> Party:
+    if actor is not None:
+        return Party.person(actor)
+    if source == ConsentSource.ats:
+        return Party(PartyType.integration)
+    return Party(PartyType.number) if source == ConsentSource.keyword else SYSTEM
+
+
+def _audit(
+    session: Session, consented: bool, *, now: datetime, by: Party, candidate: User | None
+) -> None:
+    record(
+        session,
+        AuditAction.sms_opted_in if consented else AuditAction.sms_opted_out,
+        now=now,
+        actor=by,
+        subject=Party.person(candidate) if candidate is not None else None,
+        details={"by": by.type.value},
+    )
 
 
 def candidates_with(session: Session, number: str) -> list[User]:

@@ -1,9 +1,12 @@
 """Receiving texts and delivery statuses: the actions behind Twilio's two webhooks.
 
 A text is stored once per MessageSid (Twilio retries webhooks), with what became of it:
-- STOP and its synonyms opt the number out (every candidate with it, and any given it later),
-  START and its synonyms opt it back in (each candidate's change recorded in the consent
-  ledger; see jobchat.sms.consent); HELP and INFO are answered with a short help text.
+- STOP and its synonyms, or an opt-out in the person's own words (jobchat.sms.keywords), opt the
+  number out (every candidate with it, and any given it later), answered once with a
+  confirmation; START and its synonyms opt it back in (each candidate's change recorded in the
+  consent ledger; see jobchat.sms.consent), confirmed once too. A START with nothing to opt into
+  is an ordinary reply ("Yes please" to a question). HELP and INFO are answered with who texts
+  the number and whom to contact (jobchat.sms.identity).
 - From a known candidate, it lands in the conversation where they were last texted, else in
   their most recently active application conversation, as their message with channel `sms`.
 - Into an ended conversation it is not posted, and answered once saying so.
@@ -25,15 +28,23 @@ from jobchat.directory.models import User, UserKind
 from jobchat.directory.phones import normalise_phone
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
-from jobchat.sms.consent import do_opt_in_number, do_opt_out_number
-from jobchat.sms.keywords import keyword_of
+from jobchat.sms.consent import candidates_with, do_opt_in_number, do_opt_out_number
+from jobchat.sms.identity import (
+    DEFAULT_NAME,
+    Sender,
+    SenderSettings,
+    help_reply,
+    last_texter,
+    opt_in_reply,
+    opt_out_reply,
+    sender_of,
+)
+from jobchat.sms.keywords import match_reply
 from jobchat.sms.models import InboundSms, SmsOutcome, SmsStatusReport
+from jobchat.sms.queries import number_opt_out
 from jobchat.webhooks import events as webhook_events
 
-HELP_REPLY = (
-    "jobchat: texts about your job applications. Reply to talk to your recruiter. "
-    "Reply STOP to stop texts, START to get them again."
-)
+_NOBODY = SenderSettings(name=DEFAULT_NAME, help_contact=None)
 CLOSED_REPLY = (
     "This conversation has been closed, so your message was not delivered. "
     "Please use the contact details you were given if you need the team."
@@ -74,7 +85,12 @@ class SmsReceived:
 
 
 def do_receive_sms(
-    session: Session, params: dict[str, str], *, now: datetime, limits: Limits
+    session: Session,
+    params: dict[str, str],
+    *,
+    now: datetime,
+    limits: Limits,
+    sender: SenderSettings = _NOBODY,
 ) -> SmsReceived:
     sid = params["MessageSid"]
     earlier = session.scalars(select(InboundSms).where(InboundSms.provider_sid == sid)).first()
@@ -106,20 +122,25 @@ def do_receive_sms(
 
     candidate = _candidate_with(session, number)
     row.candidate_id = candidate.id if candidate else None
-    keyword = keyword_of(body)
+    matched = match_reply(body)
+    keyword = matched.keyword if matched else None
     if keyword == "help":
-        return done(SmsOutcome.help, HELP_REPLY)
-    if keyword in ("stop", "start") and number:
+        return done(SmsOutcome.help, help_reply(_who_texted(session, number, sender), sender))
+    nobody = None if candidate else "no candidate has this number (yet)"
+    if matched is not None and keyword == "stop" and number:
         # Consent belongs to the number: every candidate with it, and any given it later.
-        if keyword == "stop":
-            covered = do_opt_out_number(session, number, now=now, detail=body)
-        else:
-            covered = do_opt_in_number(session, number, now=now, detail=body)
-        # Twilio answers STOP and START itself (and must: it blocks our texts after a STOP).
-        return done(
-            SmsOutcome.opted_out if keyword == "stop" else SmsOutcome.opted_in,
-            detail=None if covered else "no candidate has this number (yet)",
-        )
+        # Answered once: a number already opted out is not texted again. For the carrier
+        # keywords Twilio answers itself and then blocks texts to the number, our reply
+        # included (error 21610), so answering them too is harmless; an opt-out in other words
+        # is Twilio's ordinary message, and this confirmation the only one the person gets.
+        already = number_opt_out(session, number) is not None
+        do_opt_out_number(session, number, now=now, detail=body, reason=matched.phrase)
+        reply = None if already else opt_out_reply(_who_texted(session, number, sender))
+        return done(SmsOutcome.opted_out, reply, detail=nobody)
+    if keyword == "start" and number and _may_opt_in(session, number):
+        do_opt_in_number(session, number, now=now, detail=body)
+        reply = opt_in_reply(_who_texted(session, number, sender))
+        return done(SmsOutcome.opted_in, reply, detail=nobody)
     if candidate is None:
         return done(SmsOutcome.unknown_sender)
 
@@ -151,6 +172,18 @@ def do_receive_sms(
     )
     row.message_id = posted.id
     return done(SmsOutcome.posted)
+
+
+def _may_opt_in(session: Session, number: str) -> bool:
+    """Whether a START has anything to opt into: the number opted out, or a candidate with it
+    not consenting. Otherwise it is an ordinary reply (and is not confirmed again)."""
+    if number_opt_out(session, number) is not None:
+        return True
+    return any(not c.sms_consent for c in candidates_with(session, number))
+
+
+def _who_texted(session: Session, number: str, fallback: SenderSettings) -> Sender:
+    return sender_of(last_texter(session, number), fallback)
 
 
 def media_note(params: dict[str, str]) -> str:

@@ -33,6 +33,12 @@ class SmsConsentChange(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An opt-in's first text says who we are and how to stop (jobchat.sms.intro): the text
+    # about to carry it ("delivery:7", "job:12") holds it until ``intro_claimed_until``, and
+    # ``intro_sent_at`` says it went. Withdrawn and given again, a new row: a new intro.
+    intro_claim: Mapped[str | None] = mapped_column(String(40))
+    intro_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    intro_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
 
@@ -83,7 +89,8 @@ class InboundSms(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     candidate_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0021).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
 
     candidate: Mapped[User | None] = relationship(foreign_keys=[candidate_id])
 

@@ -15,12 +15,14 @@ MAX_SEGMENTS = 2
 _LONGEST_PART = 60
 
 
-def notice_text(*, sender: str, job: str | None, link: str) -> str:
-    """The text, shortened until it fits in two segments (the link is never cut)."""
+def notice_text(*, sender: str, job: str | None, link: str, intro: str | None = None) -> str:
+    """The text, shortened until it fits in two segments (the link is never cut). The first
+    text after an opt-in starts with its intro line (jobchat.sms.intro), within the two."""
     limit = _LONGEST_PART
+    first = f"{intro}\n" if intro else ""
     while True:
         about = f" about {shorten(job, limit)}" if job else ""
-        body = f"{shorten(sender, limit)} sent you a message{about}. Read and reply: {link}"
+        body = f"{first}{shorten(sender, limit)} sent you a message{about}. Read and reply: {link}"
         if count_segments(body).segments <= MAX_SEGMENTS or limit <= 8:
             return body
         limit -= 4

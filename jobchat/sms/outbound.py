@@ -12,8 +12,8 @@ ordinary queued text, sent once by the next attempt) and goes out as any other.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -34,7 +34,15 @@ from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
 from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.files import files_line, with_files
+from jobchat.sms.identity import SenderSettings, intro_line, sender_of
 from jobchat.sms.inbound import apply_sms_status_reports
+from jobchat.sms.intro import (
+    Wait,
+    do_claim_intro,
+    do_record_intro_sent,
+    do_release_intro,
+    with_intro,
+)
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
 from jobchat.sms.quiet import sms_hold
@@ -61,6 +69,10 @@ class _Text:
     # The secret of the sign-in link to the message's files, recorded once the text went.
     link_secret: str | None = None
     user_id: int = 0
+    # The intro line this text starts with if it is the first since an opt-in (jobchat.sms.intro)
+    intro: str | None = None
+    # The claim on the intro, when it carries it.
+    intro_claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,20 +113,28 @@ class Texter:
             return None
         if isinstance(text, _Held):
             return _hold_on(delivery_id, text.until)
+        if isinstance(text, Wait):
+            return _again(delivery_id, text.until)
         try:
             sent = await self.provider.send(
                 to=text.to, body=text.body, status_callback=self.status_callback
             )
         except SmsRejected as exc:
+            await asyncio.to_thread(self._release_intro, text)
             raise PermanentFailure(
                 f"{self.provider.name} refused it: {exc.message}", code=exc.code
             ) from exc
+        except Exception:
+            await asyncio.to_thread(self._release_intro, text)
+            raise
 
         def settle(session: Session, now: datetime) -> None:
             delivery = record_delivery_sent(session, delivery_id, job, sent.provider_id, now)
             if delivery is not None:
                 # Twilio may have called back about it already, before this was recorded.
                 apply_sms_status_reports(session, delivery, now)
+            if text.intro_claim is not None:
+                do_record_intro_sent(session, text.user_id, text.intro_claim, now=now)
             if text.link_secret is not None:
                 do_record_sign_in_link(
                     session,
@@ -126,7 +146,13 @@ class Texter:
 
         return settle
 
-    def _prepare(self, delivery_id: int) -> _Text | _Held | None:
+    def _release_intro(self, text: _Text) -> None:
+        """An attempt that carried the intro failed: the next text to go carries it."""
+        if text.intro_claim is not None:
+            with self.db.work() as session:
+                do_release_intro(session, text.user_id, text.intro_claim)
+
+    def _prepare(self, delivery_id: int) -> _Text | _Held | Wait | None:
         with self.db.read() as session:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.status not in Delivery.UNSENT:
@@ -141,24 +167,33 @@ class Texter:
                 # They (or their number) texted STOP after this was queued: it must not go.
                 raise PermanentFailure("the candidate opted out of SMS before it went out")
             text = self._text(delivery, message)
-            if delivery.status == DeliveryStatus.queued:
-                return text
-            until = sms_hold(
-                recipient,
-                self.clock.now(),
-                self.settings.sms_quiet_window,
-                default_region=self.settings.default_phone_region,
-            )
-            if until is not None:
-                return _Held(until)
-        return text if self._release(delivery_id) else None
+            held = delivery.status == DeliveryStatus.held
+            if held:
+                until = sms_hold(
+                    recipient,
+                    self.clock.now(),
+                    self.settings.sms_quiet_window,
+                    default_region=self.settings.default_phone_region,
+                )
+                if until is not None:
+                    return _Held(until)
+        if held and not self._release(delivery_id):
+            return None
+        return self._introduced(delivery_id, text)
 
     def _text(self, delivery: Delivery, message: Message) -> _Text:
         """What the text says: the message, and for its files a line with a sign-in link
         (made here, recorded when the text went: a failed attempt leaves no credential)."""
         files = [a for a in message.attachments if a.removed_at is None]
+        sender = sender_of(message.author, SenderSettings.of(self.settings))
+        intro = intro_line(sender)
         if not files:
-            return _Text(to=delivery.address, body=message.body)
+            return _Text(
+                to=delivery.address,
+                body=message.body,
+                user_id=delivery.recipient_id,
+                intro=intro,
+            )
         secret = new_sign_in_secret()
         public_url = self.settings.public_url
         link = (
@@ -166,14 +201,34 @@ class Texter:
             if len(files) == 1
             else conversation_link(public_url, secret, message.conversation_id)
         )
-        sender = message.author.name if message.author is not None else "jobchat"
-        line = files_line(sender=sender, filenames=[a.filename for a in files], link=link)
+        author = message.author.name if message.author is not None else "jobchat"
+        line = files_line(sender=author, filenames=[a.filename for a in files], link=link)
         return _Text(
             to=delivery.address,
             body=with_files(message.body, line),
             link_secret=secret,
             user_id=delivery.recipient_id,
+            intro=intro,
         )
+
+    def _introduced(self, delivery_id: int, text: _Text) -> _Text | Wait:
+        """The text, with the intro first if it is the first to go since the opt-in; or a wait
+        for the text that is. The claim lasts as long as an attempt may: the provider's timeout,
+        twice, and a margin."""
+        if text.intro is None or with_intro(text.body, text.intro) is None:
+            return text
+        claimant = f"delivery:{delivery_id}"
+        hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
+        with self.db.work() as session:
+            now = self.clock.now()
+            claimed = do_claim_intro(session, text.user_id, claimant, now=now, hold=hold)
+        if isinstance(claimed, Wait):
+            return claimed
+        if not claimed:
+            return text
+        body = with_intro(text.body, text.intro)
+        assert body is not None
+        return replace(text, body=body, intro_claim=claimant)
 
     def _release(self, delivery_id: int) -> bool:
         """Held → queued, where it is still held (not cancelled meanwhile)."""
@@ -186,6 +241,19 @@ class Texter:
                 .execution_options(synchronize_session=False)
             )
             return released.first() is not None
+
+
+def _again(delivery_id: int, at: datetime) -> Settle:
+    """Not before the text that carries the intro: this job ends, and one at ``at`` takes its
+    place (the delivery stays queued)."""
+
+    def settle(session: Session, now: datetime) -> None:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status not in Delivery.UNSENT:
+            return  # cancelled meanwhile
+        enqueue(session, SMS_DELIVERY_JOB, {"delivery_id": delivery_id}, now=now, run_at=at)
+
+    return settle
 
 
 def _hold_on(delivery_id: int, until: datetime) -> Settle:

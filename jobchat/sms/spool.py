@@ -31,6 +31,7 @@ from jobchat.db.engine import Database
 from jobchat.db.failures import is_outage
 from jobchat.errors import AppError
 from jobchat.messages.actions import Limits
+from jobchat.sms.identity import DEFAULT_NAME, SenderSettings
 from jobchat.sms.inbound import do_receive_sms, do_record_sms_status
 
 log = logging.getLogger("jobchat.sms")
@@ -123,11 +124,19 @@ class SpoolIngester:
     """Moves spooled webhooks into the database: at once for the webhook that wrote one (its
     TwiML reply needs the outcome), and in the background for what could not go in then."""
 
-    def __init__(self, spool: Spool, db: Database, clock: Clock, limits: Limits) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        db: Database,
+        clock: Clock,
+        limits: Limits,
+        sender: SenderSettings | None = None,
+    ) -> None:
         self.spool = spool
         self.db = db
         self.clock = clock
         self.limits = limits
+        self.sender = sender if sender is not None else SenderSettings(DEFAULT_NAME, None)
         self._wake = asyncio.Event()
         # Files a webhook is taking itself right now: the background leaves them to it.
         self._in_hand: set[Path] = set()
@@ -159,7 +168,9 @@ class SpoolIngester:
         with self.db.write() as session:
             now = self.clock.now()
             if kind == "inbound":
-                return do_receive_sms(session, params, now=now, limits=self.limits).reply
+                return do_receive_sms(
+                    session, params, now=now, limits=self.limits, sender=self.sender
+                ).reply
             do_record_sms_status(session, params, now=now)
             return None
 
@@ -224,4 +235,10 @@ class SpoolIngester:
 
 
 def spool_ingester(db: Database, clock: Clock, settings: Settings) -> SpoolIngester:
-    return SpoolIngester(Spool(Path(settings.spool_dir)), db, clock, Limits.of(settings))
+    return SpoolIngester(
+        Spool(Path(settings.spool_dir)),
+        db,
+        clock,
+        Limits.of(settings),
+        SenderSettings.of(settings),
+    )

@@ -2,9 +2,10 @@
 
 ``emit`` is what the rest of the house calls, inside the transaction of the change it reports:
 one delivery row per webhook that takes the event, and a job for it when it is first in its
-lane. A lane is (webhook, conversation): only its oldest pending delivery has a job, and the
-job that settles it starts the next one (``advance_lane``), so one conversation's events reach
-an endpoint in the order they happened. Events about no conversation have no lane.
+lane. A lane is (webhook, conversation), or (webhook, candidate) for events about no
+conversation (SMS consent): only its oldest pending delivery has a job, and the job that
+settles it starts the next one (``advance_lane``), so one conversation's events reach an
+endpoint in the order they happened.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Conversation
-from jobchat.errors import Invalid, NotFound
+from jobchat.directory.models import User
+from jobchat.errors import Conflict, Invalid, NotFound
 from jobchat.events.actions import json_time
 from jobchat.jobqueue.actions import enqueue
 from jobchat.webhooks.models import (
@@ -29,13 +31,15 @@ from jobchat.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
-from jobchat.webhooks.queries import lane_head, subscribed
+from jobchat.webhooks.queries import Lane, lane_head, subscribed
 from jobchat.webhooks.signing import SECRET_PREFIX
 
 DELIVER_JOB = "webhook.deliver"
 SECRET_BYTES = 32
 # After a rotation the old secret still signs for this long (receivers update meanwhile).
 ROTATION_OVERLAP = timedelta(hours=24)
+# Endpoints an installation may register (an ATS needs one or two).
+MAX_WEBHOOKS = 50
 
 Data = dict[str, Any]
 
@@ -62,12 +66,13 @@ def emit(
     if callable(data):
         data = data()
     payload = {"type": str(type), "timestamp": json_time(now), "data": data}
-    if conversation_id is not None:
-        _lock_lane(session, conversation_id)
+    lane = Lane.of(conversation_id, candidate_id)
+    if lane is not None:
+        _lock_lane(session, lane)
     for webhook_id in hooks:
         delivery = WebhookDelivery(
             webhook_id=webhook_id,
-            msg_id="msg_" + secrets.token_urlsafe(18),
+            msg_id="msg_" + secrets.token_hex(16),
             type=str(type),
             payload=payload,
             conversation_id=conversation_id,
@@ -77,46 +82,49 @@ def emit(
             attempts=0,
             created_at=now,
         )
-        waits = conversation_id is not None and (
-            lane_head(session, webhook_id, conversation_id) is not None
-        )
-        session.add(delivery)
-        session.flush()
+        waits = lane is not None and lane_head(session, webhook_id, lane) is not None
         if not waits:
+            # Before the delivery is added: it is inserted with its job's id, not updated.
             queue_attempt(session, delivery, now=now)
+        session.add(delivery)
+    session.flush()
     return len(hooks)
 
 
-def _lock_lane(session: Session, conversation_id: int) -> None:
-    """Lanes are changed under the conversation's row lock, on PostgreSQL: an event written
-    while the job of the one before it settles would otherwise find that one still pending
-    (and wait for it), while the job finds no next one (not yet committed): stranded. The send
-    that emits has usually locked the row already. SQLite writers take turns anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
-        )
+def _lock_lane(session: Session, lane: Lane) -> None:
+    """Lanes change under the row lock of their conversation (or candidate), on PostgreSQL: an
+    event written while the job of the one before it settles would otherwise find that one
+    still pending (and wait for it) while the job finds no next one (not yet committed), and
+    stay stranded. The change that emits has usually locked that row already. SQLite's writers
+    take turns anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if lane.conversation_id is not None:
+        row = select(Conversation.id).where(Conversation.id == lane.conversation_id)
+    else:
+        row = select(User.id).where(User.id == lane.candidate_id)
+    session.execute(row.with_for_update())
 
 
 def queue_attempt(
     session: Session, delivery: WebhookDelivery, *, now: datetime, at: datetime | None = None
 ) -> None:
     """A job for the delivery's next attempt; the delivery names it, and only that job may
-    send it (an older one, or one queued twice, finds another id and does nothing)."""
-    job = enqueue(session, DELIVER_JOB, {"delivery_id": delivery.id}, now=now, run_at=at)
+    send it (an older one, or one queued twice, finds another id and does nothing). The job
+    finds the delivery by its ``msg_id`` (a random id, nothing personal), so the delivery
+    needs no id of its own yet."""
+    job = enqueue(session, DELIVER_JOB, {"msg_id": delivery.msg_id}, now=now, run_at=at)
     session.flush()
     delivery.job_id = job.id
     delivery.next_attempt_at = at or now
 
 
-def advance_lane(
-    session: Session, webhook_id: int, conversation_id: int | None, now: datetime
-) -> None:
+def advance_lane(session: Session, webhook_id: int, lane: Lane | None, now: datetime) -> None:
     """The lane's head was settled (delivered, given up or deleted): the next one's turn."""
-    if conversation_id is None:
+    if lane is None:
         return
-    _lock_lane(session, conversation_id)
-    head = lane_head(session, webhook_id, conversation_id)
+    _lock_lane(session, lane)
+    head = lane_head(session, webhook_id, lane)
     if head is not None and head.job_id is None:
         queue_attempt(session, head, now=now)
 
@@ -130,7 +138,8 @@ def forget(
 ) -> int:
     """Delete every webhook delivery (with its log rows) about these messages, conversations
     or candidates, for an erasure; returns how many rows went. Their jobs hold only the
-    delivery's id and find nothing. A lane whose head went moves on to its next delivery."""
+    delivery's random msg_id and find nothing. A lane whose head went moves on to its next
+    delivery."""
     messages, convs, candidates = list(message_ids), list(conversation_ids), list(candidate_ids)
     about = [
         column.in_(ids)
@@ -148,6 +157,7 @@ def forget(
             WebhookDelivery.id,
             WebhookDelivery.webhook_id,
             WebhookDelivery.conversation_id,
+            WebhookDelivery.candidate_id,
             WebhookDelivery.job_id,
         ).where(or_(*about))
     ).all()
@@ -161,12 +171,13 @@ def forget(
         gone += _delete(session, WebhookDelivery, WebhookDelivery.id.in_(chunk))
     # A lane whose head (the one with a job) went would wait for ever for it.
     heads = {
-        (row.webhook_id, row.conversation_id)
+        (row.webhook_id, lane)
         for row in found
-        if row.job_id is not None and row.conversation_id is not None
+        if row.job_id is not None
+        and (lane := Lane.of(row.conversation_id, row.candidate_id)) is not None
     }
-    for webhook_id, conversation_id in sorted(heads):
-        head = lane_head(session, webhook_id, conversation_id)
+    for webhook_id, lane in heads:
+        head = lane_head(session, webhook_id, lane)
         if head is not None and head.job_id is None:
             queue_attempt(session, head, now=head.created_at)
     return gone
@@ -185,6 +196,12 @@ def _delete(session: Session, model: Any, where: Any) -> int:
 def do_create_webhook(
     session: Session, *, url: str, events: list[EventType], description: str | None, now: datetime
 ) -> Webhook:
+    """A new webhook with a new secret. At most MAX_WEBHOOKS: every send reads them all."""
+    if (session.scalar(select(func.count()).select_from(Webhook)) or 0) >= MAX_WEBHOOKS:
+        raise Conflict(
+            f"There are {MAX_WEBHOOKS} webhooks already; delete one first.",
+            code="too_many_webhooks",
+        )
     webhook = Webhook(
         url=url,
         events=sorted({str(e) for e in events}),

@@ -38,7 +38,9 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, response_model=WebhookWithSecret, responses=error_responses(422))
+@router.post(
+    "", status_code=201, response_model=WebhookWithSecret, responses=error_responses(409, 422)
+)
 def post_webhook(body: WebhookIn, state: State) -> WebhookWithSecret:
     """Register an endpoint for these event types. The answer carries the signing secret,
     shown this once. Each event is POSTed as `{"type", "timestamp", "data"}` with the Standard

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from jobchat.jobqueue.actions import RetryPolicy
 from jobchat.webhooks.actions import advance_lane, disable, queue_attempt
 from jobchat.webhooks.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
+from jobchat.webhooks.queries import Lane
 
 GIVE_UP_AFTER = timedelta(days=1)
 DISABLE_AFTER = timedelta(days=3)
 MAX_ERROR_CHARS = 500
+SUCCESS_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,13 @@ def record_attempt(
     if error is None:
         delivery.status = DeliveryState.delivered
         delivery.delivered_at = now
-        webhook.last_success_at = now
-        webhook.failing_since = None
-        advance_lane(session, webhook.id, delivery.conversation_id, now)
+        # Written at most once a minute: every delivery to it would otherwise take the
+        # webhook's row lock, one after the other.
+        if webhook.last_success_at is None or now - webhook.last_success_at >= SUCCESS_EVERY:
+            webhook.last_success_at = now
+        if webhook.failing_since is not None:
+            webhook.failing_since = None
+        advance_lane(session, webhook.id, _lane(delivery), now)
         return
     if webhook.failing_since is None:
         webhook.failing_since = now
@@ -76,7 +82,7 @@ def record_attempt(
     if now - delivery.created_at >= GIVE_UP_AFTER:
         # Given up: the conversation's next events are not held back for ever by this one.
         delivery.status = DeliveryState.failed
-        advance_lane(session, webhook.id, delivery.conversation_id, now)
+        advance_lane(session, webhook.id, _lane(delivery), now)
         return
     queue_attempt(session, delivery, now=now, at=now + policy.delay(delivery.attempts))
 
@@ -91,3 +97,7 @@ def cancel(session: Session, delivery_id: int, job_id: int) -> None:
     ):
         delivery.status = DeliveryState.cancelled
         delivery.job_id = None
+
+
+def _lane(delivery: WebhookDelivery) -> Lane | None:
+    return Lane.of(delivery.conversation_id, delivery.candidate_id)

@@ -17,11 +17,12 @@ from jobchat.messages.models import Delivery, Message
 Data = dict[str, Any]
 
 
-def person(user: User | None) -> Data | None:
-    """None: the system (a message with no author)."""
+def person(user: User | None) -> Data:
+    """As the API names people (``id`` is the external id there too); a message with no
+    author is the system's."""
     if user is None:
-        return None
-    return {"id": user.id, "external_id": user.ext_id, "name": user.name, "kind": user.kind}
+        return {"id": None, "external_id": None, "name": "jobchat", "kind": "system"}
+    return {"id": user.ext_id, "external_id": user.ext_id, "name": user.name, "kind": user.kind}
 
 
 def conversation(conv: Conversation) -> Data:
@@ -100,5 +101,5 @@ def sms_consent(candidate: User, source: str, detail: str | None, by: User | Non
         "sms_consent": candidate.sms_consent,
         "source": source,
         "detail": detail,
-        "changed_by": person(by),
+        "changed_by": person(by) if by is not None else None,
     }

@@ -1,10 +1,11 @@
 """The delivery job: one attempt to POST one event to one webhook, signed, through the egress
 guard, its outcome settled with the job (jobchat.webhooks.outcomes).
 
-The payload holds the delivery's id only; the body is read from the delivery row when the job
-runs. A 2xx is recorded in the transaction that marks the job done, which the worker keeps
-retrying while the database is away: an event is sent again only if the worker dies between
-the receiver's answer and that commit (receivers drop the repeat by its webhook-id).
+The payload holds the delivery's msg_id only (a random id); the body is read from the
+delivery row when the job runs. A 2xx is recorded in the transaction that marks the job done,
+which the worker keeps retrying while the database is away: an event is sent again only if the
+worker dies between the receiver's answer and that commit (receivers drop the repeat by its
+webhook-id).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from jobchat.jobqueue.actions import Claimed, RetryPolicy
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.webhooks import signing
 from jobchat.webhooks.actions import DELIVER_JOB
-from jobchat.webhooks.models import DeliveryState, Webhook, WebhookDelivery
+from jobchat.webhooks.models import DeliveryState, Webhook
 from jobchat.webhooks.outcomes import Attempt, cancel, record_attempt
+from jobchat.webhooks.queries import delivery_by_msg_id
 
 log = logging.getLogger("jobchat.webhooks")
 
@@ -38,10 +40,13 @@ MAX_ANSWER_BYTES = 4096
 
 @dataclass(frozen=True)
 class Prepared:
+    delivery_id: int
     url: str
     msg_id: str
     body: bytes
     secrets: tuple[str, ...]
+    # The webhook was disabled since the job was queued: the delivery is cancelled instead.
+    disabled: bool = False
 
 
 @dataclass
@@ -65,17 +70,16 @@ class WebhookSender:
         return {DELIVER_JOB: JobKind(run=self.deliver, close=self.egress.close)}
 
     async def deliver(self, job: Claimed) -> Settle | None:
-        delivery_id = int(job.payload["delivery_id"])
-        prepared = await asyncio.to_thread(self._prepare, delivery_id, job.id)
+        prepared = await asyncio.to_thread(self._prepare, str(job.payload["msg_id"]), job.id)
         if prepared is None:
             return None
-        if prepared == "disabled":
+        delivery_id = prepared.delivery_id
+        if prepared.disabled:
 
             def cancelled(session: Session, now: datetime) -> None:
                 cancel(session, delivery_id, job.id)
 
             return cancelled
-        assert isinstance(prepared, Prepared)
         attempt = await self._post(prepared, delivery_id, job.id)
 
         def settle(session: Session, now: datetime) -> None:
@@ -83,9 +87,9 @@ class WebhookSender:
 
         return settle
 
-    def _prepare(self, delivery_id: int, job_id: int) -> Prepared | str | None:
+    def _prepare(self, msg_id: str, job_id: int) -> Prepared | None:
         with self.db.read() as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
+            delivery = delivery_by_msg_id(session, msg_id)
             if (
                 delivery is None
                 or delivery.status != DeliveryState.pending
@@ -94,13 +98,15 @@ class WebhookSender:
                 return None
             webhook = session.get_one(Webhook, delivery.webhook_id)
             if webhook.disabled_at is not None:
-                return "disabled"
+                return Prepared(delivery.id, "", "", b"", (), disabled=True)
             now = self.clock.now()
             secrets = [webhook.secret]
             if webhook.previous_secret and webhook.previous_until and now < webhook.previous_until:
                 secrets.append(webhook.previous_secret)
             body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":"))
-            return Prepared(webhook.url, delivery.msg_id, body.encode(), tuple(secrets))
+            return Prepared(
+                delivery.id, webhook.url, delivery.msg_id, body.encode(), tuple(secrets)
+            )
 
     async def _post(self, prepared: Prepared, delivery_id: int, job_id: int) -> Attempt:
         # Real time, not the injected clock: receivers check it against their own.

@@ -1,4 +1,5 @@
-"""sms opt-outs: the number kept as its keyed hash (HMAC-SHA256), never in the clear
+"""sms consent: opt-outs keep the number's keyed hash (HMAC-SHA256), never the number; an opt-in's
+first text carries an intro (who we are, how to stop), tracked on its ledger row
 
 Revision ID: 0019
 Revises: 0018
@@ -75,6 +76,7 @@ def _table(column: sa.Column[str]) -> list[sa.Column[Any] | sa.PrimaryKeyConstra
 
 
 def upgrade() -> None:
+    _add_intro()
     bind = op.get_bind()
     key = _key(bind)
     rows = bind.execute(sa.select(_opt_outs("number"))).all()
@@ -96,9 +98,46 @@ def upgrade() -> None:
         )
 
 
+def _add_intro() -> None:
+    with op.batch_alter_table("sms_consent_changes", schema=None, recreate="never") as batch_op:
+        batch_op.add_column(sa.Column("intro_claim", sa.String(length=40), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "intro_claimed_until", jobchat.db.base.UTCDateTime(timezone=True), nullable=True
+            )
+        )
+        batch_op.add_column(
+            sa.Column("intro_sent_at", jobchat.db.base.UTCDateTime(timezone=True), nullable=True)
+        )
+    # A consent that some text (a message, or a notification text) has followed already was
+    # introduced as well as it will be: only consents not yet followed by one get the intro.
+    op.execute(
+        """
+        UPDATE sms_consent_changes SET intro_sent_at = created_at
+        WHERE consented AND (
+            EXISTS (
+                SELECT 1 FROM deliveries d
+                WHERE d.recipient_id = sms_consent_changes.candidate_id AND d.channel = 'sms'
+                  AND d.status IN ('sending', 'sent', 'delivered', 'undelivered')
+                  AND d.created_at >= sms_consent_changes.created_at
+            )
+            OR EXISTS (
+                SELECT 1 FROM members m
+                WHERE m.user_id = sms_consent_changes.candidate_id
+                  AND m.sms_notified_at >= sms_consent_changes.created_at
+            )
+        )
+        """
+    )
+
+
 def downgrade() -> None:
     """Only the numbers some candidate still has can be written out again: an opt-out whose
     number is on nobody's record any more (an erased candidate's) is lost."""
+    with op.batch_alter_table("sms_consent_changes", schema=None, recreate="never") as batch_op:
+        batch_op.drop_column("intro_sent_at")
+        batch_op.drop_column("intro_claimed_until")
+        batch_op.drop_column("intro_claim")
     bind = op.get_bind()
     key = _key(bind)
     rows = {r.number_hash: r for r in bind.execute(sa.select(_opt_outs("number_hash")))}

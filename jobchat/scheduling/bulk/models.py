@@ -79,5 +79,6 @@ class BulkRecipient(Base):
     code: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(300))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Indexed: erasing a message checks this foreign key (jobchat.privacy, migration 0021).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
