@@ -178,7 +178,7 @@ def create_app(
     app.state.jobchat = state
     app.state.metrics = Metrics(state.db)
     install_error_handlers(app, pages=page_error)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, embed_origins=settings.frame_origins)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_request_bytes,

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobchat.config_checks import port_of, readable
+from jobchat.config_checks import origins_of, port_of, readable, secure_context
 from jobchat.files.location import parse_storage_url
 from jobchat.netaddr import dns_server_address, relay_networks
 from jobchat.proxies import trusted_proxies
@@ -465,6 +465,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a non-empty word (no spaces or control characters)")
         return value
 
+    @field_validator("embed_origins")
+    @classmethod
+    def _embed_origins(cls, value: str) -> str:
+        return ",".join(origins_of(value))  # normalised: "https://a.example,https://b.example"
+
+    @property
+    def frame_origins(self) -> tuple[str, ...]:
+        """The origins whose pages may frame an embed session (JOBCHAT_EMBED_ORIGINS)."""
+        return tuple(self.embed_origins.split(",")) if self.embed_origins else ()
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -589,6 +599,12 @@ class Settings(BaseSettings):
                     "JOBCHAT_SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or "
                     "TWILIO_MESSAGING_SERVICE_SID"
                 )
+        if self.embed_origins and not secure_context(self.public_url):
+            # The embed session's cookie is SameSite=None, which browsers take only if Secure.
+            raise ValueError(
+                "JOBCHAT_EMBED_ORIGINS needs JOBCHAT_PUBLIC_URL on https:// (browsers keep the "
+                "cookie of a session in a frame only from a secure site)"
+            )
         return self
 
     @property

@@ -30,3 +30,44 @@ def readable(message: str) -> str:
         if message.startswith(theirs):
             return ours + message[len(theirs) :]
     return message
+
+
+def origins_of(value: str) -> tuple[str, ...]:
+    """JOBCHAT_EMBED_ORIGINS as a tuple of origins (``scheme://host[:port]``, lower-cased, as a
+    browser states them); raises ValueError naming the first that is not one."""
+    origins: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            parts = urlsplit(item)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{item!r} is not an origin (its port is not a number)") from None
+        if (
+            parts.scheme.lower() not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or any(ch.isspace() or ch in "'\";" for ch in item)
+        ):
+            raise ValueError(
+                f"{item!r} is not an origin: scheme://host[:port], such as "
+                "https://ats.example.com, with no path"
+            )
+        host = parts.hostname.lower()
+        host = f"[{host}]" if ":" in host else host
+        origins.append(f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else ""))
+    return tuple(dict.fromkeys(origins))
+
+
+def secure_context(url: str) -> bool:
+    """Will browsers treat pages of ``url`` as a secure context (and so keep its Secure
+    cookies)? https://, and http:// on loopback, which browsers trust as well."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+    return parts.scheme == "https" or (parts.scheme == "http" and loopback)

@@ -262,25 +262,30 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def launch(template: Path, workdir: Path) -> WebServer:
-    """Start ``jobchat serve`` on a copy of ``template`` (it boots in the background)."""
+def launch(template: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> WebServer:
+    """Start ``jobchat serve`` on a copy of ``template`` (it boots in the background), with
+    ``extra_env`` added to its settings."""
     database = workdir / "jobchat.db"
     shutil.copyfile(template, database)
     port = free_port()
     api_key = f"browser-{secrets.token_urlsafe(16)}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")} | {
-        "PYTHONUNBUFFERED": "1",
-        "JOBCHAT_DATABASE_URL": f"sqlite:///{database}",
-        "JOBCHAT_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "JOBCHAT_API_KEY": api_key,
-        "JOBCHAT_SMS_PROVIDER": "console",
-        # Email and SMS go to the log (no SMTP server is set up) through the in-process worker.
-        "JOBCHAT_RUN_WORKER": "true",
-        "JOBCHAT_SEND_RATE_PER_MINUTE": "100000",
-        # Push subscriptions at a loopback endpoint: the stand-in for a browser's push service,
-        # which headless Chromium cannot reach (tests/test_web_browser_pwa.py).
-        "JOBCHAT_PUSH_ALLOW_INSECURE": "true",
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
+        | {
+            "PYTHONUNBUFFERED": "1",
+            "JOBCHAT_DATABASE_URL": f"sqlite:///{database}",
+            "JOBCHAT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "JOBCHAT_API_KEY": api_key,
+            "JOBCHAT_SMS_PROVIDER": "console",
+            # Email and SMS go to the log (no SMTP server is set up) through the in-process worker.
+            "JOBCHAT_RUN_WORKER": "true",
+            "JOBCHAT_SEND_RATE_PER_MINUTE": "100000",
+            # Push subscriptions at a loopback endpoint: the stand-in for a browser's push service,
+            # which headless Chromium cannot reach (tests/test_web_browser_pwa.py).
+            "JOBCHAT_PUSH_ALLOW_INSECURE": "true",
+        }
+        | (extra_env or {})
+    )
     process, log = spawn_serve(port, env, workdir)
     return WebServer(port=port, api_key=api_key, process=process, log=log)
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from jobchat.auth.embed import EMBED_LINK_PREFIX, EMBED_SESSION_PREFIX, is_embed_link
 from jobchat.auth.models import ApiKey, Credential, CredentialKind
 from jobchat.directory.models import User
 from jobchat.errors import NotFound
@@ -23,6 +24,9 @@ _PREFIX = {
     CredentialKind.token: "jct_",
     CredentialKind.login_link: "jcl_",
     CredentialKind.session: "jcs_",
+    # Sign-in for a frame in the ATS (jobchat.auth.embed): still a login link and a session.
+    "embed_login_link": EMBED_LINK_PREFIX,
+    "embed_session": EMBED_SESSION_PREFIX,
 }
 
 
@@ -79,10 +83,28 @@ def do_issue_credential(
     return cred, secret
 
 
+def do_create_login_link(
+    session: Session, *, user: User, now: datetime, lifetime: timedelta, embed: bool = False
+) -> str:
+    """A one-time sign-in link's secret; ``embed``: the session it opens may be framed by the
+    ATS (JOBCHAT_EMBED_ORIGINS)."""
+    secret = new_secret("embed_login_link" if embed else CredentialKind.login_link)
+    do_issue_credential(
+        session,
+        user=user,
+        kind=CredentialKind.login_link,
+        now=now,
+        lifetime=lifetime,
+        secret=secret,
+    )
+    return secret
+
+
 def do_redeem_login_link(
     session: Session, *, secret: str, now: datetime, session_lifetime: timedelta
 ) -> tuple[User, str]:
-    """Spend a one-time sign-in link: returns the user and a new browser session secret."""
+    """Spend a one-time sign-in link: returns the user and a new browser session secret (an
+    embed session's, for an embed link)."""
     link = session.scalars(
         select(Credential)
         .where(
@@ -100,8 +122,13 @@ def do_redeem_login_link(
     ):
         raise NotFound("This sign-in link is not valid: it was used already or has expired.")
     link.used_at = now
-    cookie = do_create_credential(
-        session, user=link.user, kind=CredentialKind.session, now=now, lifetime=session_lifetime
+    _cred, cookie = do_issue_credential(
+        session,
+        user=link.user,
+        kind=CredentialKind.session,
+        now=now,
+        lifetime=session_lifetime,
+        secret=new_secret("embed_session" if is_embed_link(secret) else CredentialKind.session),
     )
     return link.user, cookie
 

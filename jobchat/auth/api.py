@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from jobchat.access import check_active
 from jobchat.app_state import AppState
-from jobchat.auth.actions import do_create_credential, do_issue_credential, do_revoke_token
+from jobchat.auth.actions import do_create_login_link, do_issue_credential, do_revoke_token
 from jobchat.auth.deps import Integration, IntegrationCaller, IntegrationKey, Now, State
+from jobchat.auth.embed import is_local_path
 from jobchat.auth.models import Credential, CredentialKind
 from jobchat.auth.queries import tokens_of
 from jobchat.directory.models import User, UserKind
 from jobchat.directory.queries import user_by_ext
-from jobchat.errors import NotFound
+from jobchat.errors import Invalid, NotFound
 from jobchat.http_errors import error_responses
 from jobchat.inputs import Line, PathId, PathRef
 
@@ -81,8 +83,37 @@ class TokenList(BaseModel):
     items: list[TokenInfo]
 
 
+class LoginLinkIn(BaseModel):
+    """Both optional; no body at all is a link to the person's start page, for a whole window."""
+
+    model_config = ConfigDict(extra="forbid")
+    next: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Where the browser lands once signed in: a path of this site, such as "
+        "/conversations/42 or /inbox (no scheme or host; 422 otherwise). Default: the start "
+        "page (the inbox for staff, the portal for candidates).",
+        examples=["/inbox"],
+    )
+    embed: bool = Field(
+        default=False,
+        strict=True,  # true or false, not "yes" or 1
+        description="For a frame in your pages (put the url in an iframe's src): the session "
+        "it opens may be framed by the origins in JOBCHAT_EMBED_ORIGINS (422 while that is "
+        "empty), its pages show no header of their own, and its cookie is SameSite=None; "
+        "Secure; Partitioned so browsers that block third-party cookies keep it.",
+    )
+
+    @field_validator("next")
+    @classmethod
+    def _local(cls, value: str | None) -> str | None:
+        if value is not None and not is_local_path(value):
+            raise ValueError("must be a path of this site, such as /inbox (no scheme or host)")
+        return value
+
+
 class LoginLinkOut(BaseModel):
-    url: str
+    url: str = Field(description="The one-time sign-in link (JOBCHAT_LOGIN_LINK_MINUTES).")
 
 
 def _person(session: Session, kind: UserKind, ext_id: str) -> User:
@@ -115,15 +146,24 @@ def _tokens(state: AppState, kind: UserKind, ext_id: str) -> TokenList:
         return TokenList(items=[TokenInfo.of(cred) for cred in tokens_of(session, user.id)])
 
 
-def _login_link(state: AppState, now: datetime, kind: UserKind, ext_id: str) -> LoginLinkOut:
+def _login_link(
+    state: AppState, now: datetime, kind: UserKind, ext_id: str, body: LoginLinkIn | None
+) -> LoginLinkOut:
+    body = body or LoginLinkIn()
+    if body.embed and not state.settings.frame_origins:
+        raise Invalid(
+            {"embed": "embedding is off: JOBCHAT_EMBED_ORIGINS names no origin that may frame"},
+            code="embedding_off",
+        )
     lifetime = timedelta(minutes=state.settings.login_link_minutes)
     with state.db.write() as session:
         user = _person(session, kind, ext_id)
         check_active(user)
-        secret = do_create_credential(
-            session, user=user, kind=CredentialKind.login_link, now=now, lifetime=lifetime
+        secret = do_create_login_link(
+            session, user=user, now=now, lifetime=lifetime, embed=body.embed
         )
-    return LoginLinkOut(url=login_url(state.settings.public_url, secret))
+    url = login_url(state.settings.public_url, secret)
+    return LoginLinkOut(url=f"{url}?{urlencode({'next': body.next})}" if body.next else url)
 
 
 def login_url(public_url: str, secret: str) -> str:
@@ -206,19 +246,25 @@ async def revoke_token(
     "/users/{ext_id}/login-links",
     status_code=201,
     response_model=LoginLinkOut,
-    responses=error_responses(409),
+    responses=_ISSUE,
 )
-def user_login_link(ext_id: ExtId, state: State, now: Now) -> LoginLinkOut:
-    """A one-time, short-lived sign-in link for this staff user."""
-    return _login_link(state, now, UserKind.staff, ext_id)
+def user_login_link(
+    ext_id: ExtId, state: State, now: Now, body: LoginLinkIn | None = None
+) -> LoginLinkOut:
+    """A one-time, short-lived sign-in link for this staff user; with ``embed``, for a frame
+    in your pages (409 ``user_deactivated`` for one who is deactivated)."""
+    return _login_link(state, now, UserKind.staff, ext_id, body)
 
 
 @router.post(
     "/candidates/{ext_id}/login-links",
     status_code=201,
     response_model=LoginLinkOut,
-    responses=error_responses(409),
+    responses=_ISSUE,
 )
-def candidate_login_link(ext_id: ExtId, state: State, now: Now) -> LoginLinkOut:
-    """A one-time, short-lived sign-in link for this candidate."""
-    return _login_link(state, now, UserKind.candidate, ext_id)
+def candidate_login_link(
+    ext_id: ExtId, state: State, now: Now, body: LoginLinkIn | None = None
+) -> LoginLinkOut:
+    """A one-time, short-lived sign-in link for this candidate; with ``embed``, for a frame
+    in your pages (409 ``user_deactivated`` for one who is deactivated)."""
+    return _login_link(state, now, UserKind.candidate, ext_id, body)

@@ -45,4 +45,5 @@ def frame(session: Session, user: User, viewer: Viewer, active: str) -> dict[str
         "head": latest_event_id(session),
         "nav": STAFF_NAV if user.is_staff else CANDIDATE_NAV,
         "active": active,
+        "embedded": viewer.embedded,
     }

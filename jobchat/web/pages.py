@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobchat.auth.actions import do_end_session, do_redeem_login_link
 from jobchat.auth.deps import SESSION_COOKIE, Now, State
+from jobchat.auth.embed import is_embed_session, local_path
 from jobchat.auth.models import CredentialKind
 from jobchat.auth.queries import login_link_owner, user_for
 from jobchat.errors import NotFound
@@ -26,14 +27,6 @@ def plain_page(
     return render("plain.html", status, title=title, message=message, hint=hint, back=back)
 
 
-def local_path(target: str | None) -> str:
-    """Where to go after signing in: a path on this site only, never elsewhere (no open
-    redirect through our sign-in links)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 def same_site_referrer(request: Request) -> str | None:
     """The path (and query) of the page of ours a request came from, if it says."""
     referrer = urlsplit(request.headers.get("referer", ""))
@@ -41,6 +34,18 @@ def same_site_referrer(request: Request) -> str | None:
         return None
     path = referrer.path + (f"?{referrer.query}" if referrer.query else "")
     return local_path(path) if path.startswith("/") else None
+
+
+def set_embed_cookie(response: Response, value: str, *, max_age: int) -> None:
+    """The embed session's cookie: HttpOnly; SameSite=None; Secure; Partitioned. Python's
+    http.cookies learns the Partitioned attribute only in 3.14 (Starlette refuses it before),
+    so it is added to the header Starlette wrote."""
+    response.set_cookie(
+        SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="none", secure=True
+    )
+    name, header = response.raw_headers[-1]
+    assert name == b"set-cookie"  # set_cookie has just appended it
+    response.raw_headers[-1] = (name, header + b"; Partitioned")
 
 
 @router.get("/login/{secret}")
@@ -66,6 +71,14 @@ def redeem_login_link(
             status=404,
         )
     response = RedirectResponse(target, status_code=303)
+    if is_embed_session(cookie):
+        # Inside the ATS's frame every request of ours is a third-party one: only SameSite=None
+        # reaches us there (which browsers take only with Secure; they count http://localhost
+        # and 127.0.0.1 as secure), and Partitioned (CHIPS) keeps it in browsers that block
+        # third-party cookies, in a jar of the ATS's site alone. Cross-site writes are refused
+        # by the Origin check and the CSRF token (jobchat.auth.deps.check_cookie_write).
+        set_embed_cookie(response, cookie, max_age=int(lifetime.total_seconds()))
+        return response
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
@@ -111,5 +124,9 @@ def logout(request: Request, state: State, viewer: FormViewer) -> Response:
         with state.db.write() as session:
             do_end_session(session, secret=cookie)
     response = plain_page("Signed out", "You are signed out of jobchat.")
-    response.delete_cookie(SESSION_COOKIE)
+    if is_embed_session(cookie):
+        # A partitioned cookie is only replaced by one with the same attributes.
+        set_embed_cookie(response, "", max_age=0)
+    else:
+        response.delete_cookie(SESSION_COOKIE)
     return response

@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from jobchat import access
+from jobchat.auth.embed import local_path
 from jobchat.config import Settings
 from jobchat.conversations.actions import do_start_conversation
 from jobchat.conversations.context import Context, ContextRefs
@@ -37,7 +38,6 @@ from jobchat.messages.models import Channel
 from jobchat.messages.requests import start_as
 from jobchat.web.labels import label_of
 from jobchat.web.layout import frame
-from jobchat.web.pages import local_path
 from jobchat.web.templating import render
 from jobchat.web.thread import CHANNEL_LABELS
 from jobchat.web.viewer import FormViewer, PageViewer, Viewer

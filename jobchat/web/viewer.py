@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from jobchat.auth.csrf import csrf_ok, csrf_token
 from jobchat.auth.deps import SESSION_COOKIE, Caller, State, same_origin
+from jobchat.auth.embed import is_embed_session
 from jobchat.auth.models import CredentialKind
 from jobchat.auth.queries import user_for
 from jobchat.directory.models import User
@@ -34,6 +35,8 @@ class SignInRequired(AppError):
 class Viewer:
     caller: Caller
     csrf: str
+    # Signed in by an embed link, inside the ATS's frame: the pages show no header of their own.
+    embedded: bool = False
 
     @contextmanager
     def read(self) -> Iterator[tuple[Session, User]]:
@@ -52,7 +55,7 @@ def _signed_in(request: Request, state: State) -> Viewer:
         with state.db.read() as session:
             user = user_for(session, cookie, (CredentialKind.session,), state.clock.now())
             if user is not None:
-                return Viewer(Caller(state, user.id), csrf_token(cookie))
+                return Viewer(Caller(state, user.id), csrf_token(cookie), is_embed_session(cookie))
     raise SignInRequired(request.url.path)
 
 

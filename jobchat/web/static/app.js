@@ -11,6 +11,14 @@
   const me = body.dataset.me;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const coarse = window.matchMedia("(pointer: coarse)").matches;
+  // The browser may refuse storage: in a third-party frame (jobchat embedded in an ATS's page)
+  // when it blocks third-party cookies, reading localStorage throws. Then what it keeps
+  // lasts as long as the page.
+  const store = {
+    get(key) { try { return window.localStorage.getItem(key); } catch { return null; } },
+    set(key, value) { try { window.localStorage.setItem(key, value); } catch { /* refused */ } },
+    remove(key) { try { window.localStorage.removeItem(key); } catch { /* refused */ } },
+  };
 
   // --- talking to the server ------------------------------------------------------------
 
@@ -604,15 +612,15 @@
     if (!composer) return;
 
     // The draft outlives the page: kept per user and conversation until it is sent.
-    const saved = JSON.parse(localStorage.getItem(draftKey) || "null");
+    const saved = JSON.parse(store.get(draftKey) || "null");
     if (saved) {
       textarea.value = saved.body || "";
       if (subject) subject.value = saved.subject || "";
     }
     function saveDraft() {
       const draft = { body: textarea.value, subject: subject ? subject.value : "" };
-      if (draft.body || draft.subject) localStorage.setItem(draftKey, JSON.stringify(draft));
-      else localStorage.removeItem(draftKey);
+      if (draft.body || draft.subject) store.set(draftKey, JSON.stringify(draft));
+      else store.remove(draftKey);
     }
 
     const channel = () => {
@@ -725,7 +733,7 @@
       textarea.value = "";
       fitTextarea();
       if (subject) subject.value = "";
-      localStorage.removeItem(draftKey);
+      store.remove(draftKey);
       if (smsInfo) smsInfo.textContent = "";
       typingSentAt = 0;
       send({ type: "typing", conversation, typing: false });

@@ -16,6 +16,14 @@
   const me = body.dataset.me;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const LATER = `jobchat:push-later:${me}`;
+  // The browser may refuse storage: in a third-party frame (jobchat embedded in an ATS's page)
+  // when it blocks third-party cookies, reading localStorage throws. Then what it keeps
+  // lasts as long as the page.
+  const store = {
+    get(key) { try { return window.localStorage.getItem(key); } catch { return null; } },
+    set(key, value) { try { window.localStorage.setItem(key, value); } catch { /* refused */ } },
+    remove(key) { try { window.localStorage.removeItem(key); } catch { /* refused */ } },
+  };
 
   const registered = navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => null);
 
@@ -27,11 +35,14 @@
     }
   });
 
-  const supported = "PushManager" in window && "Notification" in window;
+  // In another site's frame (jobchat embedded in an ATS's page) browsers do not let a page ask
+  // for notifications: offering to turn them on there would offer what cannot be given.
+  const framed = window.self !== window.top;
+  const supported = !framed && "PushManager" in window && "Notification" in window;
   const appleMobile = /iPhone|iPad|iPod/.test(navigator.userAgent)
     || (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
   const installed = window.matchMedia("(display-mode: standalone)").matches || navigator.standalone === true;
-  const needsHomeScreen = appleMobile && !installed && !supported;
+  const needsHomeScreen = !framed && appleMobile && !installed && !supported;
 
   async function api(method, path, payload) {
     const response = await fetch(path, {
@@ -87,7 +98,7 @@
       subscription = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
     }
     await api("POST", "/api/v1/push/subscriptions", subscription.toJSON());
-    localStorage.removeItem(LATER);
+    store.remove(LATER);
     return "on";
   }
 
@@ -155,7 +166,7 @@
     };
     document.addEventListener("jobchat:sent", () => {
       if (!prompt.hidden) return decide("already-shown");
-      if (localStorage.getItem(LATER)) return decide("later");
+      if (store.get(LATER)) return decide("later");
       if (needsHomeScreen) {
         prompt.classList.add("home-screen");
       } else if (!supported || Notification.permission !== "default") {
@@ -166,7 +177,7 @@
     });
 
     laterButton.addEventListener("click", () => {
-      localStorage.setItem(LATER, new Date().toISOString());
+      store.set(LATER, new Date().toISOString());
       close();
     });
 

@@ -289,7 +289,11 @@
       textarea.value = "";
       textarea.style.height = "";
       if (subject) subject.value = "";
-      localStorage.removeItem(`jobchat:draft:${body.dataset.me}:${conversation}`);
+      try {
+        localStorage.removeItem(`jobchat:draft:${body.dataset.me}:${conversation}`);
+      } catch {
+        // storage refused (a third-party frame): there was no draft kept to remove
+      }
       reset();
       await redraw();
       if (announcer) announcer.textContent = `Scheduled for ${label(at)}.`;
