@@ -8,7 +8,8 @@ network (server-side request forgery). The rules:
 - the host is judged as aiohttp will connect to it (yarl's normalised host): a host that is
   not plain ASCII, or that yarl would read differently from how it is written, is refused
   (yarl reads 127.0.0.1 in full-width digits, or with ideographic full stops, as 127.0.0.1);
-- an IP literal must be a global address, judged when the URL is given and again when sent;
+- an IP literal must be a global address outside IANA's special-purpose blocks, judged when
+  the URL is given and again when sent;
 - a host name is resolved at every request by ``GuardedResolver``, which hands aiohttp only
   the global addresses it found, so the connection goes to an address that was checked (a
   name that resolves to a public address once and to 127.0.0.1 next, DNS rebinding, gets
