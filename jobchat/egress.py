@@ -8,7 +8,8 @@ network (server-side request forgery). The rules:
 - the host is judged as aiohttp will connect to it (yarl's normalised host): a host that is
   not plain ASCII, or that yarl would read differently from how it is written, is refused
   (yarl reads 127.0.0.1 in full-width digits, or with ideographic full stops, as 127.0.0.1);
-- an IP literal must be a global address, judged when the URL is given and again when sent;
+- an IP literal must be a global address outside IANA's special-purpose blocks, judged when
+  the URL is given and again when sent;
 - a host name is resolved at every request by ``GuardedResolver``, which hands aiohttp only
   the global addresses it found, so the connection goes to an address that was checked (a
   name that resolves to a public address once and to 127.0.0.1 next, DNS rebinding, gets
@@ -69,6 +70,8 @@ def address_allowed(address: IpAddress, *, allow_loopback: bool = False) -> bool
             return False  # fec0::/10: deprecated, but still private where it is used
     if allow_loopback and address.is_loopback:
         return True
+    if any(address in network for network in _SPECIAL_PURPOSE):
+        return False
     # Python 3.11's is_global misses some of these (reserved space among them).
     return (
         address.is_global
@@ -76,6 +79,47 @@ def address_allowed(address: IpAddress, *, allow_loopback: bool = False) -> bool
         and not address.is_reserved
         and not address.is_unspecified
     )
+
+
+# IANA's special-purpose registries (IPv4 and IPv6), whole blocks, beside is_global: Python
+# 3.11 calls some of them global (all of 192.0.0.0/24 but two addresses, among them Oracle
+# Cloud's metadata address 192.0.0.192; the AS112 and AMT blocks; 3fff::/20). None of them
+# is where an ATS receives webhooks or a browser vendor push messages. IPv4-mapped, NAT64
+# and 6to4 addresses are judged by the IPv4 address they carry, above.
+_SPECIAL_PURPOSE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments (192.0.0.192: Oracle Cloud metadata)
+        "192.0.2.0/24",
+        "192.31.196.0/24",  # AS112-v4
+        "192.52.193.0/24",  # AMT
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "192.168.0.0/16",
+        "192.175.48.0/24",  # AS112 direct delegation
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+        "255.255.255.255/32",
+        "::/128",
+        "::1/128",
+        "100::/64",  # discard-only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/23",  # IETF protocol assignments (Teredo, benchmarking, AMT, ORCHID...)
+        "2001:db8::/32",
+        "2620:4f:8000::/48",  # AS112 direct delegation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # SRv6 SIDs
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

@@ -33,7 +33,7 @@ from tests.browser_support import (
     web,
 )
 from tests.push_service import push_service_fixture  # noqa: F401 (a fixture, for every module)
-from tests.support import API_KEY, Api, World, build_world
+from tests.support import API_KEY, TEST_CLIENT_ADDRESS, Api, World, build_world
 from tests.web_support import carla, tess
 
 __all__ = [  # re-exported for pytest: the browser and page tests' fixtures, the report hook
@@ -121,7 +121,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def client(settings: Settings, db: Database, clock: FrozenClock) -> Iterator[TestClient]:
     app = create_app(settings, db=db, clock=clock)
-    with TestClient(app) as test_client:
+    # An address as a client's peer (Starlette's default, "testclient", is none: the audit
+    # log keeps only addresses).
+    with TestClient(app, client=(TEST_CLIENT_ADDRESS, 50000)) as test_client:
         yield test_client
 
 

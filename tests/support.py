@@ -25,6 +25,8 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 
 API_KEY = "test-integration-key"
+# The test client's peer address (conftest's ``client``): the audit log records it.
+TEST_CLIENT_ADDRESS = "192.0.2.1"
 
 
 class As:

@@ -19,13 +19,13 @@ from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from tests.support import API_KEY, As, World, assert_error, body, start
+from tests.support import API_KEY, TEST_CLIENT_ADDRESS, As, World, assert_error, body, start
 from tests.test_cli import cli_database_url, jobchat
 from tests.test_deploy_proxy import CLIENT, served
 
 __all__ = ["cli_database_url"]  # the fixture: a fresh database for the command line's test
 
-TEST_CLIENT = "testclient"  # Starlette's TestClient's peer address
+TEST_CLIENT = TEST_CLIENT_ADDRESS  # the test client's peer
 # What the world's people are called and can be reached at, and what they write here: none of
 # it may appear in an entry.
 PERSONAL = ["Carla", "Candidate", "Tess", "Team", "example.org", "example.com", "4155550123"]

@@ -49,6 +49,25 @@ from tests.mail_support import free_port
         ("fec0::1", False, False),
         ("64:ff9b:1::a00:1", False, False),
         ("64:ff9b:1::808:808", False, False),
+        # IANA special-purpose blocks that Python 3.11 calls global.
+        ("192.0.0.192", False, False),  # Oracle Cloud's instance metadata
+        ("192.0.0.8", False, False),
+        ("192.0.0.9", False, False),
+        ("::ffff:192.0.0.192", False, False),
+        ("64:ff9b::c000:c0", False, False),
+        ("192.31.196.1", False, False),
+        ("192.52.193.1", False, False),
+        ("192.175.48.1", False, False),
+        ("198.18.0.1", False, False),
+        ("198.19.255.254", False, False),
+        ("100.127.255.254", False, False),
+        ("2001:4:112::1", False, False),
+        ("2620:4f:8000::1", False, False),
+        ("3fff::1", False, False),
+        # Their neighbours are ordinary addresses.
+        ("192.0.1.1", True, True),
+        ("198.20.0.1", True, True),
+        ("100.128.0.1", True, True),
     ],
 )
 def test_only_global_addresses_are_allowed(address: str, strict: bool, insecure: bool) -> None:
@@ -86,6 +105,8 @@ OTHER_SPELLINGS = [
         ("https://[fec0::1]/x", "must be on a public address"),
         ("https://[64:ff9b:1::a00:1]/x", "must be on a public address"),
         ("https://[0:0::1]/x", "must be on a public address"),
+        ("https://192.0.0.192/x", "must be on a public address"),
+        ("https://198.18.0.1/x", "must be on a public address"),
         ("https://xn--bcher-kva.example/x", None),
         *[(url, ASCII_ONLY) for url in OTHER_SPELLINGS],
         ("https://b\u00fccher.example/x", ASCII_ONLY),

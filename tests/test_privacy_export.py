@@ -21,7 +21,7 @@ from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
 from jobchat.privacy.schemas import CandidateExport
 from tests.mail_support import SmtpSink, drain, sink, smtp_settings
-from tests.support import As, World, assert_error, body, start
+from tests.support import TEST_CLIENT_ADDRESS, As, World, assert_error, body, start
 from tests.test_mail_attachments_support import pdf, upload
 from tests.test_mail_inbound import reply_to
 from tests.twilio_support import (
@@ -248,7 +248,7 @@ def test_an_export_is_audited_and_only_for_the_integration(world: World) -> None
     assert entry["actor"] == {"type": "integration", "id": None, "name": "JOBCHAT_API_KEY"}
     assert entry["subject"] == {"type": "candidate", "id": "cand", "name": None}
     assert entry["details"] == {"conversations": 1, "messages": 2}
-    assert entry["ip"] == "testclient"
+    assert entry["ip"] == TEST_CLIENT_ADDRESS
 
     # Unknown: 404, and nothing audited. A staff user, even an admin: refused.
     assert_error(integration.get("/api/v1/candidates/nobody/export"), 404)

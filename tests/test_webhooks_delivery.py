@@ -151,7 +151,7 @@ def test_down_for_a_while_then_everything_once_in_order(
     # Only each conversation's first event was tried: the others wait their turn.
     tried = log(world, made["id"])
     assert {t["status_code"] for t in tried} == {None}
-    assert all("could not reach" in t["error"] for t in tried)
+    assert {t["error"] for t in tried} == {"connection failed"}
     assert len({t["event_id"] for t in tried}) == 2
     for _ in range(3):
         clock.advance(minutes=30)
@@ -202,7 +202,7 @@ def test_non_2xx_and_timeouts_are_retried_with_backoff_under_the_same_id(
     assert len({r.msg_id for r in arrived}) == 1
     attempts = log(world, made["id"])  # newest first
     assert [a["status_code"] for a in attempts] == [200, None, 404, 500]
-    assert attempts[1]["error"].startswith("no answer within")
+    assert attempts[1]["error"] == "timed out"
     assert attempts[2]["error"] == "the endpoint answered 404"
     assert [a["delivery_status"] for a in attempts] == ["delivered"] * 4
     assert {a["event_type"] for a in attempts} == {"message.created"}

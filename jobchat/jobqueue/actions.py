@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,24 +80,36 @@ def enqueue(
 
 
 def claim_due(
-    session: Session, *, now: datetime, worker: str, policy: RetryPolicy, limit: int
+    session: Session,
+    *,
+    now: datetime,
+    worker: str,
+    policy: RetryPolicy,
+    limit: int,
+    caps: Mapping[str, int] | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs, oldest due first, leasing them to ``worker``.
+    """Take up to ``limit`` due jobs, oldest due first, leasing them to ``worker``; of a kind
+    in ``caps``, at most that many (the rest stay queued for a later claim, and the jobs of
+    other kinds behind them are taken now).
 
     A running job whose lease ran out belongs to a worker that died (or hung): it is due
     again. On PostgreSQL, SKIP LOCKED lets several workers take different jobs at once; on
     SQLite the write transaction (BEGIN IMMEDIATE) already lets only one taker in.
     """
-    query = (
-        select(QueuedJob)
-        .where(UNFINISHED, QueuedJob.run_at <= now)
-        .order_by(QueuedJob.run_at, QueuedJob.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    due = select(QueuedJob).where(UNFINISHED, QueuedJob.run_at <= now)
+    caps = caps or {}
+    # One query for the uncapped kinds, one per capped kind with room: the oldest of them all.
+    takes = [(due.where(QueuedJob.kind.not_in(list(caps))) if caps else due, limit)]
+    takes += [(due.where(QueuedJob.kind == kind), room) for kind, room in caps.items() if room > 0]
+    found: list[QueuedJob] = []
+    for query, room in takes:
+        query = query.order_by(QueuedJob.run_at, QueuedJob.id).limit(min(room, limit))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found += session.scalars(query)
+    found.sort(key=lambda job: (job.run_at, job.id))
     claimed = []
-    for job in session.scalars(query):
+    for job in found[:limit]:
         job.status = JobStatus.running
         job.locked_by = worker
         job.attempts += 1

@@ -99,6 +99,10 @@ class JobKind:
     # Releases what the kind holds on the worker's event loop (an HTTP client session), when
     # the worker stops and at the end of each drain.
     close: Callable[[], Awaitable[None]] | None = None
+    # At most this share of the worker's slots (at least one) runs jobs of this kind at once:
+    # a kind that may wait long on someone else's server (a webhook endpoint that hangs until
+    # the timeout) leaves the other slots to email, SMS and push. None: no limit.
+    max_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class Worker:
         self.stats = WorkerStats()
         self._timers = [_Timer(task) for task in periodic]
         self._tasks: set[asyncio.Task[None]] = set()
+        # How many jobs of each capped kind are running (see JobKind.max_share).
+        self._running: dict[str, int] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -199,7 +205,7 @@ class Worker:
             self._wake.clear()
             await self._housekeeping()
             free = self.concurrency - len(self._tasks)
-            claimed = await self._claim(free) if free > 0 else []
+            claimed = await self._claim(free, self._caps()) if free > 0 else []
             for job in claimed:
                 self._spawn(job)
             if claimed and len(claimed) == free:
@@ -236,7 +242,7 @@ class Worker:
         await self._housekeeping(force=True)
         try:
             while True:
-                claimed = await self._claim(self.concurrency)
+                claimed = await self._claim(self.concurrency, self._caps())
                 if not claimed and self._busy:
                     busy = self._still_busy(busy + 1, busy_retries, ran)
                     await asyncio.sleep(BUSY_RETRY_SECONDS)
@@ -281,18 +287,32 @@ class Worker:
             except Exception:
                 log.exception("worker %s could not close a job kind's resources", self.name)
 
+    def _caps(self) -> dict[str, int]:
+        """How many more jobs of each capped kind may be taken now."""
+        return {
+            name: max(1, int(self.concurrency * kind.max_share)) - self._running.get(name, 0)
+            for name, kind in self.kinds.items()
+            if kind.max_share is not None
+        }
+
     def _spawn(self, job: Claimed) -> None:
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
         self._tasks.add(task)
+        kind = self.kinds.get(job.kind)
+        capped = kind is not None and kind.max_share is not None
+        if capped:
+            self._running[job.kind] = self._running.get(job.kind, 0) + 1
 
         def _done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
+            if capped:
+                self._running[job.kind] -= 1
             if self._wake is not None:
                 self._wake.set()  # a slot is free
 
         task.add_done_callback(_done)
 
-    async def _claim(self, limit: int) -> list[Claimed]:
+    async def _claim(self, limit: int, caps: Mapping[str, int]) -> list[Claimed]:
         def claim() -> list[Claimed]:
             now = self.clock.now()
             with self.db.read() as session:
@@ -300,7 +320,7 @@ class Worker:
                     return []
             with ahead_of_requests(), self.db.work() as session:
                 return claim_due(
-                    session, now=now, worker=self.name, policy=self.policy, limit=limit
+                    session, now=now, worker=self.name, policy=self.policy, limit=limit, caps=caps
                 )
 
         self._busy = False

@@ -281,7 +281,8 @@ def _preview(message: Message) -> dict[str, Any]:
 def _scrub_copies(session: Session, conv_id: int, message: Message) -> None:
     """Blank the other copies of a message deleted for everyone that the event log holds: as
     the last message of a conversation a newcomer was given, or of one after a delete-for-me.
-    Only events written since the message can hold one."""
+    Only events written since the message can hold one. Webhook deliveries of it, too."""
+    webhook_events.message_scrubbed(session, message)
     since = select(func.min(Event.id)).where(Event.message_id == message.id).scalar_subquery()
     candidates = session.scalars(
         select(Event).where(

@@ -8,6 +8,7 @@ down through every action; work the worker or the command line does has none.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,9 +55,25 @@ def record(
         subject_type=subject.type if subject else None,
         subject_id=subject.id if subject else None,
         subject_ref=subject.ref if subject else None,
-        ip=client_ip.get(),
+        ip=_address(client_ip.get()),
         at=now,
         details=dict(details or {}),
     )
     session.add(entry)
     return entry
+
+
+def _address(ip: str | None) -> str | None:
+    """The client's address, only if it is one. Behind a proxy that appends to
+    X-Forwarded-For (with trusted proxies ``*``) the client writes it: junk or a long value
+    is not evidence of anything, and must never make the audited change fail (the column
+    holds 64 characters)."""
+    if ip is None:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        address = ipaddress.IPv6Address(int(address))  # a zone (%eth0) may be any length
+    return str(address)

@@ -129,6 +129,31 @@ def advance_lane(session: Session, webhook_id: int, lane: Lane | None, now: date
         queue_attempt(session, head, now=now)
 
 
+def scrub_message(session: Session, message_id: int) -> int:
+    """A message deleted for everyone: every ``message.created`` delivery of it, pending or
+    settled, keeps only its tombstone (no subject, body or file names; ``deleted`` true), as
+    the event log does. A pending one still goes out, so the ATS learns of the message and
+    then of its deletion in order, without the words. Returns how many were rewritten."""
+    found = session.scalars(
+        select(WebhookDelivery).where(
+            WebhookDelivery.message_id == message_id,
+            WebhookDelivery.type == EventType.message_created,
+        )
+    ).all()
+    for delivery in found:
+        data = delivery.payload.get("data") or {}
+        message = {
+            **(data.get("message") or {}),
+            "subject": None,
+            "body": "",
+            "attachments": [],
+            "deleted": True,
+        }
+        # A new dict: the JSON column is saved only when it is assigned.
+        delivery.payload = {**delivery.payload, "data": {**data, "message": message}}
+    return len(found)
+
+
 def forget(
     session: Session,
     *,

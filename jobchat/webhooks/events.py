@@ -14,7 +14,7 @@ from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User, UserKind
 from jobchat.messages.models import Delivery, Message
 from jobchat.webhooks import payloads
-from jobchat.webhooks.actions import emit
+from jobchat.webhooks.actions import emit, scrub_message
 from jobchat.webhooks.models import EventType
 from jobchat.webhooks.queries import subscribed
 
@@ -24,6 +24,11 @@ def _candidate_of(conv: Conversation, *people: User | None) -> int | None:
     if conv.candidate_id is not None:
         return conv.candidate_id
     return next((p.id for p in people if p is not None and p.kind == UserKind.candidate), None)
+
+
+def message_scrubbed(session: Session, message: Message) -> None:
+    """Deleted for everyone: its words leave the queued and logged deliveries too."""
+    scrub_message(session, message.id)
 
 
 def message_created(session: Session, message: Message, conv: Conversation, now: datetime) -> None:

@@ -56,6 +56,8 @@ def message_created(message: Message, conv: Conversation) -> Data:
                 }
                 for a in message.attachments
             ],
+            # True only in a delivery rewritten after a delete for everyone (scrub_message).
+            "deleted": False,
         },
     }
 

@@ -36,6 +36,12 @@ log = logging.getLogger("jobchat.webhooks")
 
 # What we read of the receiver's answer: only its status matters.
 MAX_ANSWER_BYTES = 4096
+# The share of the worker's slots that webhook attempts may take at once.
+WORKER_SHARE = 0.5
+# What the delivery log says of an attempt that got no answer.
+ADDRESS_NOT_ALLOWED = "address not allowed"
+CONNECTION_FAILED = "connection failed"
+TIMED_OUT = "timed out"
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,11 @@ class WebhookSender:
         self.policy = RetryPolicy.of(self.settings)
 
     def job_kinds(self) -> dict[str, JobKind]:
-        return {DELIVER_JOB: JobKind(run=self.deliver, close=self.egress.close)}
+        # Half the worker's slots at most: an endpoint that hangs until the timeout must not
+        # hold up email, SMS and push.
+        return {
+            DELIVER_JOB: JobKind(run=self.deliver, close=self.egress.close, max_share=WORKER_SHARE)
+        }
 
     async def deliver(self, job: Claimed) -> Settle | None:
         prepared = await asyncio.to_thread(self._prepare, str(job.payload["msg_id"]), job.id)
@@ -115,18 +125,23 @@ class WebhookSender:
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
+        # The log (shown to the integration) says only which of a few things went wrong: what
+        # the resolver answered, an internal address, or refused versus TLS failure would make
+        # it a scanner of names and ports. The details go to our own log.
+        detail: str | None = None
         try:
             answer = await self.egress.post(prepared.url, data=prepared.body, headers=headers)
             status = answer.status
             if not 200 <= status < 300:
                 error = f"the endpoint answered {status}"
         except EgressRefused as exc:
-            error = f"refused: {exc}"
+            error, detail = ADDRESS_NOT_ALLOWED, str(exc)
         except TimeoutError:
-            error = f"no answer within {self.egress.timeout_seconds:g} s"
+            error = TIMED_OUT
+            detail = f"no answer within {self.egress.timeout_seconds:g} s"
         except aiohttp.ClientError as exc:
-            error = f"could not reach the endpoint: {type(exc).__name__}: {exc}"
+            error, detail = CONNECTION_FAILED, f"{type(exc).__name__}: {exc}"
         duration_ms = int((time.monotonic() - started) * 1000)
         if error is not None:
-            log.info("webhook delivery %s failed: %s", delivery_id, error)
+            log.info("webhook delivery %s failed: %s", delivery_id, detail or error)
         return Attempt(delivery_id, job_id, status, error, duration_ms)
