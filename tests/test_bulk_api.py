@@ -259,6 +259,7 @@ def test_only_the_author_sees_a_bulk_message(world: World) -> None:
     assert_error(world["emp_team"].get(f"{BULK}/{queued['id'] + 1}"), 404)
 
 
+@pytest.mark.slow  # a thousand sends through the worker: ~25 s on the 2-core machine
 def test_a_thousand_recipients(world: World, worker: Worker, db: Database) -> None:
     apps = applicants(db, 1000)
     tess = world["emp_team"]

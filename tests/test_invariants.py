@@ -101,6 +101,7 @@ def check_badges(world: World) -> None:
         assert badge == {"conversations": len(counts), "messages": sum(counts)}, role
 
 
+@pytest.mark.slow  # ~8 s each on the 2-core machine
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_walk_keeps_invariants(
     world: World, db: Database, clock: FrozenClock, seed: int

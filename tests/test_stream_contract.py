@@ -1282,6 +1282,7 @@ class Walk:
             )
 
 
+@pytest.mark.slow  # 10 to 25 s each on the 2-core machine
 @pytest.mark.parametrize(
     ("seed", "observers"),
     [
