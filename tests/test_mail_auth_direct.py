@@ -83,7 +83,8 @@ def test_a_forged_from_of_a_p_reject_domain_is_recorded_and_not_posted(
 
     answer = smtp_deliver(settings, raw, to=to(invitation), mail_from="m@evil.example")
 
-    assert answer.code == 250  # taken (and kept), so the forger learns nothing
+    # Kept, and refused as the domain's policy asks: the sending server bounces it.
+    assert (answer.code, answer.text[:5]) == (550, "5.7.1")
     assert thread(world, chat) == before
     (row,) = inbound_rows(client)
     assert row.outcome == "dmarc_fail"
@@ -106,8 +107,12 @@ def test_a_forgery_does_not_stand_in_for_the_genuine_mail_of_its_message_id(
     forged = reply_to(invitation, "Withdraw me.", sender="cand@example.org")
     forged.replace_header("Message-ID", genuine["Message-ID"])
 
-    for raw in (forged.as_bytes(), forged.as_bytes(), key.sign(genuine.as_bytes())):
-        assert smtp_deliver(settings, raw, to=to(invitation)).code == 250
+    answers = [
+        smtp_deliver(settings, raw, to=to(invitation)).code
+        for raw in (forged.as_bytes(), forged.as_bytes(), key.sign(genuine.as_bytes()))
+    ]
+
+    assert answers == [550, 550, 250]
 
     assert [r.outcome for r in inbound_rows(client)] == ["dmarc_fail", "posted"]
     assert thread(world, chat)[-1]["body"] == "The real answer: yes."
@@ -153,7 +158,7 @@ def test_spf_passes_dmarc_only_when_aligned_with_the_from_domain(
         settings, reply(invitation, "No signature here."), to=to(invitation), mail_from=mail_from
     )
 
-    assert answer.code == 250
+    assert answer.code == (250 if outcome == "posted" else 550)
     (row,) = inbound_rows(client)
     assert row.outcome == outcome, row.detail
     posted = thread(world, chat)[-1]["body"] == "No signature here."
@@ -256,7 +261,7 @@ def test_authentication_results_from_an_untrusted_peer_are_ignored_and_from_the_
     with TestClient(app) as other:
         direct = says_pass + reply(invitation, "From anyone")
         relayed = says_pass + reply(invitation, "From the relay")
-        assert smtp_deliver(with_relay, direct, to=to(invitation)).code == 250
+        assert smtp_deliver(with_relay, direct, to=to(invitation)).code == 550
         asked = list(dns_server.zone.asked)
         assert smtp_deliver(with_relay, relayed, to=to(invitation), source="127.0.0.2").code == 250
         assert [r.outcome for r in inbound_rows(other)] == ["dmarc_fail", "posted"]
@@ -308,7 +313,7 @@ def test_junk_signatures_and_impossible_domains_are_judged_not_crashed_on(
     )
     impossible = reply(invitation, "Odd domain", sender=f"cand@{'a' * 70}.org")
 
-    assert smtp_deliver(settings, junk, to=to(invitation)).code == 250
+    assert smtp_deliver(settings, junk, to=to(invitation)).code == 550
     assert smtp_deliver(settings, impossible, to=to(invitation)).code == 250
 
     # The junk signature is no pass: DMARC fails. No such domain can publish a policy: none,

@@ -79,7 +79,7 @@ def test_the_topmost_authentication_results_of_our_relay_decide(
         assert after[-1]["body"] == "Via the relay" and found["message"] == after[-1]["id"]
     else:
         assert after == before and found["message"] is None
-        assert row.detail == f"{OURS} says dmarc=fail"
+        assert row.detail == f"{OURS} says dmarc=fail (p=reject)"
     assert dns_server.zone.asked == []  # the relay's word is taken: nothing looked up here
 
 

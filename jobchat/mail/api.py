@@ -38,7 +38,9 @@ class InboundEmailOut(BaseModel):
     ] = Field(
         description="What became of the mail; only `posted` put a message in a thread. "
         "`dmarc_fail`: the relay's Authentication-Results (JOBCHAT_MAIL_AUTHSERV_ID) say DMARC "
-        "failed: a forgery, kept but never posted."
+        "failed, and name no policy or `p=quarantine`/`p=reject`: a forgery, kept but never "
+        "posted (a fail under `p=none` is let through). `wrong_sender` includes a mail without "
+        "exactly one From: address."
     )
     inbound_id: int = Field(description="The stored raw mail.")
     message: int | None = Field(description="The message it became, when posted.")

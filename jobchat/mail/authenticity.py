@@ -13,17 +13,28 @@ its arrival allows (issue 19; RFC 7489, RFC 8601):
   here — DKIM signatures (dkimpy), SPF of the peer's address for the envelope sender (pyspf),
   then DMARC alignment with the From: domain (jobchat.mail.dmarc).
 
-Decisions: ``fail`` refuses the mail (recorded, never posted). ``none`` (the domain publishes
-no DMARC policy) lets it through: most domains have none, and the reply address and the
-member's own address still have to match. ``temperror`` (no DNS answer in time) checked here
-makes the SMTP listener answer 451, so the sending server tries again later; reported by a
-relay it lets the mail through (the relay has already taken it and would not send it again).
+The From: header is read once (``author_of``), for this check and for the member check that
+follows (jobchat.mail.inbound): a mail without exactly one From: address has no author to
+check, and is never posted.
+
+Decisions: ``fail`` refuses the mail (recorded, never posted) when the domain's policy asks
+receivers to act on failures (``p=quarantine``, ``p=reject``); under ``p=none`` (or a
+``pct=0`` that lowers quarantine to none) it is let through, noted, since the domain asks
+receivers not to act on failures. A relay's ``fail`` names the policy in its comment
+(``dmarc=fail (p=none dis=none)``); without one it refuses. Checked here, a mail without
+exactly one From: address fails (RFC 7489 §6.6.1: no author domain to check). ``none`` (the
+domain publishes no DMARC policy) lets it through: most domains have none, and the reply
+address and the member's own address still have to match. ``temperror`` (no DNS answer in
+time) checked here makes the SMTP listener answer 451, so the sending server tries again
+later; reported by a relay it lets the mail through (the relay has already taken it and would
+not send it again).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -60,14 +71,51 @@ class Arrival:
 
 
 @dataclass(frozen=True)
+class Author:
+    """Who the From: header says wrote the mail: its one address, or why there is none."""
+
+    address: str | None  # lower-cased; None unless exactly one From: with exactly one address
+    problem: str | None = None
+
+    @property
+    def domain(self) -> str | None:
+        domain = (self.address or "").rpartition("@")[2].strip().rstrip(".")
+        return domain or None
+
+
+def author_of(message: EmailMessage) -> Author:
+    """The From: address, read for the DMARC check and the member check alike. RFC 5322 allows
+    one From: header; several, or several addresses in it, would let the two checks read
+    different addresses (the DMARC domain of one, the member's address of another)."""
+    values = _all(message, "From")
+    if len(values) != 1:
+        return Author(None, f"{len(values)} From: headers" if values else "no From: header")
+    addresses = [a for _, a in getaddresses(values) if a]
+    if len(addresses) != 1:
+        return Author(None, f"{len(addresses)} addresses in From:")
+    address = addresses[0].strip().lower()
+    if "@" not in address or not address.rpartition("@")[2].strip(" ."):
+        return Author(None, "a From: address without a domain")
+    return Author(address)
+
+
+@dataclass(frozen=True)
 class Verdict:
     result: Result
     reason: str
     checked_here: bool = False  # we asked the DNS ourselves (not a relay's say-so)
+    # What the From: domain asks done with a failing mail ("none", "quarantine", "reject"):
+    # None when not known, which for a fail means refusing it.
+    policy: str | None = None
 
     @property
     def refused(self) -> bool:
-        return self.result is Result.fail
+        return self.result is Result.fail and self.policy != "none"
+
+    @property
+    def failed_under_none(self) -> bool:
+        """A fail the domain's policy asks receivers not to act on: let through, noted."""
+        return self.result is Result.fail and self.policy == "none"
 
     @property
     def try_later(self) -> bool:
@@ -96,18 +144,21 @@ class Authenticity:
             envelope_from=envelope_from,
         )
 
-    def check(self, raw: bytes, message: EmailMessage, arrival: Arrival) -> Verdict:
-        """The mail's DMARC verdict. Blocking (DNS): call it from a worker thread."""
+    def check(self, raw: bytes, message: EmailMessage, arrival: Arrival, author: Author) -> Verdict:
+        """The mail's DMARC verdict; ``author``: its From:, as ``author_of`` read it. Blocking
+        (DNS): call it from a worker thread."""
         if not self.enforce:
             return NOT_CHECKED
-        from_domain = _from_domain(message)
-        if from_domain is None:
-            # No single From: address: nothing to align with (and no member sends that way).
-            return Verdict(Result.none, "no single From: domain")
         if arrival.via_relay:
+            # The relay's word first: nothing about the From: header may skip its fail.
             return self._relay_says(message)
+        if author.domain is None:
+            # RFC 7489 §6.6.1: without one author domain there is nothing to check; such mail
+            # is rejected (a sender trying two From: headers is after exactly that).
+            reason = f"{author.problem}: no single author domain to check"
+            return Verdict(Result.fail, reason, checked_here=True)
         try:
-            return self._check_here(raw, message, arrival, from_domain)
+            return self._check_here(raw, message, arrival, author.domain)
         except DnsUnavailable as exc:
             return Verdict(Result.temperror, str(exc), checked_here=True)
 
@@ -135,7 +186,9 @@ class Authenticity:
                     said = str(found.result).lower()
                     # permerror (a broken record), bestguesspass and the like: no result.
                     result = _RELAYED.get(said, Result.none)
-                    return Verdict(result, f"{server} says dmarc={said}")
+                    policy = _policy_in_comment(value)
+                    named = f" (p={policy})" if policy else ""
+                    return Verdict(result, f"{server} says dmarc={said}{named}", policy=policy)
             return Verdict(Result.none, f"{server} gave no DMARC result")
         return Verdict(
             Result.none, f"no Authentication-Results from {self.authserv_id or 'the relay'}"
@@ -156,7 +209,9 @@ class Authenticity:
         evaluation = evaluate(
             policy, from_domain, dkim_domains=dkim_domains, spf_domain=spf_domain, unknown=unknown
         )
-        return Verdict(evaluation.result, evaluation.reason, checked_here=True)
+        return Verdict(
+            evaluation.result, evaluation.reason, checked_here=True, policy=policy.disposition
+        )
 
     def _dkim_passes(self, raw: bytes, message: EmailMessage, unknown: list[str]) -> list[str]:
         """The d= domains of the DKIM signatures that verify; a key the DNS gave no answer
@@ -229,12 +284,60 @@ def _text(value: Any) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
 
 
-def _from_domain(message: EmailMessage) -> str | None:
-    addresses = [a for _, a in getaddresses(_all(message, "From")) if "@" in a]
-    if len(addresses) != 1:
+_POLICY_TAG = re.compile(r"(?<![a-z])(s?p)\s*=\s*([a-z]+)", re.IGNORECASE)
+
+
+def _policy_in_comment(value: str) -> str | None:
+    """The DMARC policy a relay names in the comment of its dmarc result, as OpenDMARC, Gmail,
+    Yahoo and Fastmail write it: ``dmarc=fail (p=none dis=none)``, ``(p=NONE sp=NONE
+    dis=NONE)``, ``(p=none,d=none)``. authres drops comments, so the header is split here:
+    at the ``;`` outside comments and quoted strings, then the comments of the dmarc result.
+    ``none`` only when every p= and sp= named is none (sp= may be the one that applies);
+    otherwise the strictest named, or None when none is named (a fail then refuses)."""
+    for text, comments in _resinfos(value)[1:]:
+        if text.split("=", 1)[0].split("/", 1)[0].strip().lower() != "dmarc":
+            continue
+        named = {m.group(2).lower() for c in comments for m in _POLICY_TAG.finditer(c)}
+        for policy in ("reject", "quarantine", "none"):
+            if policy in named:
+                return policy
         return None
-    domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
-    return domain or None
+    return None
+
+
+def _resinfos(value: str) -> list[tuple[str, list[str]]]:
+    """The parts of an Authentication-Results value between top-level ``;``: each part's text
+    without its comments, and its top-level comments (RFC 5322 comments nest, and take
+    quoted pairs; a quoted string holds no comment)."""
+    parts: list[tuple[str, list[str]]] = []
+    text, comments, comment = "", [], ""
+    depth, quoted, escaped = 0, False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                comments.append(comment)
+                comment = ""
+                continue
+        elif char == '"':
+            quoted = not quoted
+        elif char == "(" and not quoted:
+            depth = 1
+            continue
+        elif char == ";" and not quoted:
+            parts.append((text, comments))
+            text, comments = "", []
+            continue
+        if depth:
+            comment += char
+        else:
+            text += char
+    parts.append((text, comments + ([comment] if depth else [])))
+    return parts
 
 
 # pyspf asks the DNS through its module-level ``DNSLookup``; it is pointed (once, here) at the

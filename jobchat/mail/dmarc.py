@@ -6,7 +6,8 @@ The domain's policy record is ``_dmarc.<From domain>``, else ``_dmarc.<organisat
 signature that verified, or the domain SPF passed for, is aligned with the From: domain —
 relaxed (the same organisational domain) or strict (the same name), as the record's ``adkim``
 and ``aspf`` say — ``fail`` when neither is, ``none`` when the domain publishes no policy.
-The result does not depend on the policy (``p=``): it is named in the reason.
+The result does not depend on the policy (``p=``): it is named in the reason, and what a
+``fail`` means is the policy's ``disposition`` (``none`` asks receivers not to act on it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ class Policy:
     p: str
     adkim: str  # "r" or "s"
     aspf: str
+    pct: int = 100  # the share of failing mail the domain asks to have the policy applied to
+
+    @property
+    def disposition(self) -> str:
+        """What the domain asks done with a mail that fails. ``pct=0`` selects no mail, and a
+        mail not selected gets the next lower policy (RFC 7489 §6.6.4): reject -> quarantine,
+        quarantine -> none. Any other ``pct`` is applied to every mail: a reply is not sampled
+        at random, and the domain has asked for enforcement."""
+        if self.pct == 0:
+            return {"reject": "quarantine", "quarantine": "none"}.get(self.p, self.p)
+        return self.p
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,14 @@ def policy_of(resolver: Resolver, from_domain: str) -> Policy | None:
         p=p,
         adkim="s" if tags.get("adkim", "r").lower() == "s" else "r",
         aspf="s" if tags.get("aspf", "r").lower() == "s" else "r",
+        pct=_pct(tags.get("pct", "")),
     )
+
+
+def _pct(value: str) -> int:
+    """``pct=``: an integer 0-100; anything else is ignored, giving the default 100 (§6.3)."""
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() and int(value) <= 100 else 100
 
 
 def evaluate(
@@ -118,7 +137,7 @@ def evaluate(
     it did not pass), ``unknown`` what could not be checked for want of a DNS answer."""
     if policy is None:
         return Evaluation(Result.none, f"no DMARC record for {from_domain}")
-    about = f"{from_domain} (p={policy.p})"
+    about = f"{from_domain} (p={policy.p}{'' if policy.pct == 100 else f' pct={policy.pct}'})"
     for domain in dkim_domains:
         if aligned(domain, from_domain, policy.adkim):
             return Evaluation(Result.passed, f"{about}: DKIM d={domain} aligned")

@@ -5,10 +5,12 @@ The same action serves the SMTP listener and the webhook. In order:
 2. Bounces mark the delivery they report failed, when they are authentic: sent to the bounce
    address of that one email (VERP, jobchat.mail.addresses), and not failing DMARC. Auto-replies,
    list mail and other machine mail stop here: never posted, never answered (no mail loops).
-   A mail whose DMARC result is fail (jobchat.mail.authenticity) stops here too: a forgery.
+   A mail whose DMARC result is fail (jobchat.mail.authenticity) stops here too: a forgery
+   (unless its domain's policy is p=none: then it goes on, noted in its record).
 3. The thread is the one of the reply address the mail was sent to; where that is lost, the
    one of the email it answers (In-Reply-To, References).
-4. Only the member the thread belongs to may post into it, from their own address.
+4. Only the member the thread belongs to may post into it, from their own address: the one
+   address of its one From: header, as the DMARC check read it.
 5. Into an ended conversation nothing is posted; the sender is told once that it is closed.
 6. Otherwise the reply, without its quoted history and signature, becomes their message, with
    its files (stored by the caller beforehand, jobchat.mail.inbound_files) as the message's
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ from jobchat.directory.models import User
 from jobchat.files.intake import add_attachment
 from jobchat.jobqueue.actions import enqueue
 from jobchat.mail.addresses import MailKeys, addresses_in
-from jobchat.mail.authenticity import NOT_CHECKED, Verdict
+from jobchat.mail.authenticity import NOT_CHECKED, Author, Verdict
 from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
 from jobchat.mail.inbound_files import StoredFiles, files_in
 from jobchat.mail.models import InboundEmail, InboundOutcome
@@ -121,10 +122,12 @@ def do_receive_email(
     now: datetime,
     keys: MailKeys,
     limits: Limits,
+    author: Author,
     files: StoredFiles | None = None,
     verdict: Verdict = NOT_CHECKED,
 ) -> Received:
-    """``verdict``: the mail's DMARC verdict, found beforehand (DNS lookups take no
+    """``author``: its From:, read once (``author_of``) for the DMARC check and here alike.
+    ``verdict``: the mail's DMARC verdict, found beforehand (DNS lookups take no
     transaction)."""
     message = parse(raw)
     message_id_header, dedupe_key = _identity(message, raw)
@@ -138,7 +141,7 @@ def do_receive_email(
             InboundOutcome(earlier.outcome), earlier.id, earlier.message_id, True, earlier.detail
         )
 
-    from_address = parseaddr(_header(message, "From") or "")[1].lower() or None
+    from_address = author.address
     row = InboundEmail(
         dedupe_key=dedupe_key,
         message_id_header=message_id_header,
@@ -174,6 +177,8 @@ def do_receive_email(
         return done(InboundOutcome.unknown_thread)
     conv, user = target
     row.conversation_id, row.user_id = conv.id, user.id
+    if from_address is None:
+        return done(InboundOutcome.wrong_sender, f"{author.problem}: not one sender to check")
     if not access.is_own_email_address(user, from_address):
         return done(InboundOutcome.wrong_sender, f"from {from_address}, not the member's address")
     member = session.get(Member, (conv.id, user.id))
@@ -221,6 +226,8 @@ def do_receive_email(
         now=now,
     )
     row.message_id = posted.id
+    if verdict.failed_under_none:
+        return done(InboundOutcome.posted, f"DMARC fail let through: {verdict.reason}"[:1000])
     return done(InboundOutcome.posted)
 
 

@@ -17,7 +17,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.files.storage import Storage, configured_storage
 from jobchat.mail.addresses import MailKeys
-from jobchat.mail.authenticity import Arrival, Authenticity
+from jobchat.mail.authenticity import Arrival, Authenticity, author_of
 from jobchat.mail.inbound import Received, do_receive_email, parse, worth_storing_files
 from jobchat.mail.inbound_files import StoredFiles, discard, store_files
 from jobchat.mail.outbound import Mailer
@@ -93,7 +93,8 @@ class MailService:
         not let in, or a transaction that failed leaves no file behind."""
         limits = Limits.of(self.settings)
         message = parse(raw)
-        verdict = self.authenticity.check(raw, message, arrival)
+        author = author_of(message)  # the one reading of From:, for both checks
+        verdict = self.authenticity.check(raw, message, arrival, author)
         if verdict.try_later:
             raise TryLater(verdict.reason)
         files = StoredFiles()
@@ -112,6 +113,7 @@ class MailService:
                             now=self.clock.now(),
                             keys=self.keys,
                             limits=limits,
+                            author=author,
                             files=files,
                             verdict=verdict,
                         )

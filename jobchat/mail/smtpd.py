@@ -3,8 +3,11 @@ when JOBCHAT_INBOUND_SMTP_PORT is set. Point the reply domain's MX (or a relay) 
 
 Mail is accepted ("250") only once it is stored: if the database is away, or the DNS does not
 answer the sender's DMARC lookups, the sender is told to try again later ("451"), as every mail
-server retries, so nothing is lost. The peer's address and HELO name go with the mail: for SPF,
-and to tell a trusted relay (JOBCHAT_MAIL_TRUSTED_RELAYS) from the internet.
+server retries, so nothing is lost. A mail refused by its domain's DMARC policy is stored too
+(outcome dmarc_fail), and answered "550 5.7.1": the sending server then bounces it, so someone
+whose genuine reply did not pass learns it did not land (a forger learns nothing they could
+not read in the domain's published policy). The peer's address and HELO name go with the
+mail: for SPF, and to tell a trusted relay (JOBCHAT_MAIL_TRUSTED_RELAYS) from the internet.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from jobchat.mail.models import InboundOutcome
 from jobchat.mail.service import MailService, TryLater
 
 log = logging.getLogger("jobchat.mail")
@@ -57,6 +61,10 @@ class InboundHandler:
         except Exception:
             log.exception("inbound email from %s could not be stored", envelope.mail_from)
             return "451 4.3.0 Temporary failure; please try again later"
+        if received.outcome is InboundOutcome.dmarc_fail:
+            # "Delivery not authorized, message refused" (RFC 3463 X.7.1), as the large
+            # receivers answer a DMARC policy rejection; the sending server bounces it.
+            return "550 5.7.1 Rejected by the DMARC policy of the sender's domain"
         return f"250 2.0.0 Accepted ({received.outcome})"
 
 
