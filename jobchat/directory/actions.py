@@ -187,8 +187,10 @@ def do_upsert_candidate(
     region: str,
     now: datetime,
     quiet: QuietHours | None = DEFAULT_CANDIDATE_QUIET,
+    by: Party | None = None,
 ) -> tuple[User, bool]:
-    """``quiet``: a new candidate's quiet hours (JOBCHAT_CANDIDATE_QUIET_HOURS)."""
+    """``quiet``: a new candidate's quiet hours (JOBCHAT_CANDIDATE_QUIET_HOURS); ``by``: the
+    integration key the audit log names for a consent change."""
     # A candidate's phone number that is not valid is kept and flagged, not refused: the ATS
     # holds what the candidate typed, and everything else about them must still arrive.
     problems, phone = _contact_problems(data.email, None, data.timezone, region)
@@ -230,7 +232,9 @@ def do_upsert_candidate(
         user.phone = phone
         user.phone_problem = phone_problem if phone else None
     if "sms_consent" in sent:
-        do_set_sms_consent(session, user, bool(data.sms_consent), source=ConsentSource.ats, now=now)
+        do_set_sms_consent(
+            session, user, bool(data.sms_consent), source=ConsentSource.ats, now=now, by=by
+        )
     if "phone" in sent:
         do_follow_number(session, user, now=now)  # a number that texted STOP keeps its say
     if "timezone" in sent and data.timezone is not None:

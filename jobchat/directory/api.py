@@ -98,14 +98,18 @@ def put_user(ext_id: ExtId, body: StaffIn, state: State, response: Response) -> 
 
 
 @integration.put("/candidates/{ext_id}", response_model=UserOut, responses=_UPSERT)
-def put_candidate(ext_id: ExtId, body: CandidateIn, state: State, response: Response) -> UserOut:
+def put_candidate(
+    ext_id: ExtId, body: CandidateIn, state: State, response: Response, key: IntegrationCaller
+) -> UserOut:
     """`sms_consent: true` is not taken for a number that texted STOP: the answer shows the
     consent as it really is, and `sms_number_opted_out` says why."""
     region = state.settings.default_phone_region
     quiet = state.settings.candidate_quiet_window
 
     def upsert(s: Session, now: datetime) -> tuple[UserOut, bool]:
-        user, created = do_upsert_candidate(s, ext_id, body, region=region, now=now, quiet=quiet)
+        user, created = do_upsert_candidate(
+            s, ext_id, body, region=region, now=now, quiet=quiet, by=key.party
+        )
         opted_out = number_opt_out(s, user.phone) is not None
         return UserOut.of(user, sms_number_opted_out=opted_out), created
 
