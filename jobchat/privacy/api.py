@@ -1,4 +1,4 @@
-"""The privacy endpoints (integration key): the audit log, and a candidate's export."""
+"""The privacy endpoints (integration key): the audit log, a candidate's export and erasure."""
 
 from __future__ import annotations
 
