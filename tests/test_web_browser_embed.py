@@ -207,6 +207,8 @@ def test_an_allowed_ats_shows_the_inbox_and_a_message_is_sent_from_the_frame(
     sent = web.call("GET", f"/api/v1/conversations/{conv}/messages", token=web.token(MARCUS))
     assert any(m["body"] == text for m in sent["items"]), sent
     shot(page, "embed-conversation-desktop", docs=True, full_page=False)
+    page.emulate_media(color_scheme="dark")  # the frame follows the reader's theme
+    shot(page, "embed-conversation-desktop-dark", full_page=False)
 
 
 def test_on_a_phone_the_frame_has_the_conversation(
@@ -222,6 +224,8 @@ def test_on_a_phone_the_frame_has_the_conversation(
     expect(frame.locator("#composer")).to_be_visible()
     expect(frame.locator(".topbar")).to_have_count(0)
     shot(page, "embed-conversation-phone", docs=True, full_page=False)
+    page.emulate_media(color_scheme="dark")
+    shot(page, "embed-conversation-phone-dark", full_page=False)
 
 
 @pytest.mark.parametrize("case", ["origin not allowed", "link not for a frame"])
