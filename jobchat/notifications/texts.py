@@ -32,7 +32,7 @@ from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from jobchat.notifications.ladder import hold, quiet_until, text_due_by
 from jobchat.sms.identity import SenderSettings, intro_line, sender_of
-from jobchat.sms.intro import Wait, do_claim_intro, do_record_intro_sent, do_release_intro
+from jobchat.sms.intro import IntroClaims, Wait, do_record_intro_sent
 from jobchat.sms.notice import notice_text, send_notice
 from jobchat.sms.provider import SmsProvider
 from jobchat.sms.quiet import sms_hold
@@ -123,7 +123,8 @@ class Texts:
         link = conversation_link(self.settings.public_url, secret, conv_id)
         # The job's retries are the same claimant: the intro is claimed again, not lost.
         claimant = f"job:{job.id}"
-        introduced = await asyncio.to_thread(self._claim_intro, user_id, claimant)
+        intros = IntroClaims.of(self.db, self.clock, self.settings)
+        introduced = await asyncio.to_thread(intros.claim, user_id, claimant)
         if isinstance(introduced, Wait):
             # Not before the text that says who we are (jobchat.sms.intro).
             at = introduced.until
@@ -140,7 +141,7 @@ class Texts:
             await send_notice(self.provider, to=decision.to, body=body)
         except Exception:
             if introduced:
-                await asyncio.to_thread(self._release_intro, user_id, claimant)
+                await asyncio.to_thread(intros.release, user_id, claimant)
             raise
 
         def settle(session: Session, now: datetime) -> None:
@@ -158,16 +159,6 @@ class Texts:
                 member.sms_notified_at = now
 
         return settle
-
-    def _claim_intro(self, user_id: int, claimant: str) -> bool | Wait:
-        """Whether this text is the first since the candidate's opt-in (jobchat.sms.intro)."""
-        hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
-        with self.db.work() as session:
-            return do_claim_intro(session, user_id, claimant, now=self.clock.now(), hold=hold)
-
-    def _release_intro(self, user_id: int, claimant: str) -> None:
-        with self.db.work() as session:
-            do_release_intro(session, user_id, claimant)
 
     def _decide(self, conv_id: int, user_id: int) -> _Later | _Notice | None:
         now = self.clock.now()

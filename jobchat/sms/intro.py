@@ -20,6 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from jobchat.clock import Clock
+from jobchat.config import Settings
+from jobchat.db.engine import Database
 from jobchat.sms.models import SmsConsentChange
 
 # The provider's longest body (Twilio's): a text this close to it goes without the intro, which
@@ -114,3 +117,28 @@ def do_record_intro_sent(
         .values(intro_sent_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+@dataclass(frozen=True)
+class IntroClaims:
+    """Claiming the intro for a text about to go, and giving it back when its attempt failed,
+    each in a transaction of its own: what both senders of texts (messages, notification
+    texts) do around the provider's call. A claim lasts as long as an attempt may: the
+    provider's timeout, twice, and a margin."""
+
+    db: Database
+    clock: Clock
+    hold: timedelta
+
+    @classmethod
+    def of(cls, db: Database, clock: Clock, settings: Settings) -> IntroClaims:
+        return cls(db, clock, timedelta(seconds=2 * settings.sms_timeout_seconds + 30))
+
+    def claim(self, candidate_id: int, claimant: str) -> bool | Wait:
+        with self.db.work() as session:
+            now = self.clock.now()
+            return do_claim_intro(session, candidate_id, claimant, now=now, hold=self.hold)
+
+    def release(self, candidate_id: int, claimant: str) -> None:
+        with self.db.work() as session:
+            do_release_intro(session, candidate_id, claimant)

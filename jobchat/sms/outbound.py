@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -36,13 +36,7 @@ from jobchat.messages.models import Delivery, DeliveryStatus, Message
 from jobchat.sms.files import files_line, with_files
 from jobchat.sms.identity import SenderSettings, intro_line, sender_of
 from jobchat.sms.inbound import apply_sms_status_reports
-from jobchat.sms.intro import (
-    Wait,
-    do_claim_intro,
-    do_record_intro_sent,
-    do_release_intro,
-    with_intro,
-)
+from jobchat.sms.intro import IntroClaims, Wait, do_record_intro_sent, with_intro
 from jobchat.sms.provider import SmsProvider, SmsRejected, SmsSettings, provider_for
 from jobchat.sms.queries import number_opt_out
 from jobchat.sms.quiet import sms_hold
@@ -149,8 +143,9 @@ class Texter:
     def _release_intro(self, text: _Text) -> None:
         """An attempt that carried the intro failed: the next text to go carries it."""
         if text.intro_claim is not None:
-            with self.db.work() as session:
-                do_release_intro(session, text.user_id, text.intro_claim)
+            IntroClaims.of(self.db, self.clock, self.settings).release(
+                text.user_id, text.intro_claim
+            )
 
     def _prepare(self, delivery_id: int) -> _Text | _Held | Wait | None:
         with self.db.read() as session:
@@ -213,15 +208,11 @@ class Texter:
 
     def _introduced(self, delivery_id: int, text: _Text) -> _Text | Wait:
         """The text, with the intro first if it is the first to go since the opt-in; or a wait
-        for the text that is. The claim lasts as long as an attempt may: the provider's timeout,
-        twice, and a margin."""
+        for the text that is."""
         if text.intro is None or with_intro(text.body, text.intro) is None:
             return text
         claimant = f"delivery:{delivery_id}"
-        hold = timedelta(seconds=2 * self.settings.sms_timeout_seconds + 30)
-        with self.db.work() as session:
-            now = self.clock.now()
-            claimed = do_claim_intro(session, text.user_id, claimant, now=now, hold=hold)
+        claimed = IntroClaims.of(self.db, self.clock, self.settings).claim(text.user_id, claimant)
         if isinstance(claimed, Wait):
             return claimed
         if not claimed:
