@@ -57,10 +57,12 @@ def emit(
     conversation_id: int | None = None,
     message_id: int | None = None,
     candidate_id: int | None = None,
+    hooks: list[int] | None = None,
 ) -> int:
     """Queue ``type`` for every enabled webhook that takes it; how many did. ``data`` may be a
-    function, called only then: most sends have no webhook to tell, and pay one small query."""
-    hooks = subscribed(session, type)
+    function, called only then: most sends have no webhook to tell, and pay one small query.
+    ``hooks``: those webhooks, when the caller has looked them up already."""
+    hooks = subscribed(session, type) if hooks is None else hooks
     if not hooks:
         return 0
     if callable(data):

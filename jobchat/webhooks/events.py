@@ -91,7 +91,8 @@ def _conversation(
 
 def delivery_changed(session: Session, delivery: Delivery, now: datetime) -> None:
     """An email or text was sent, delivered, not delivered, failed or bounced."""
-    if not subscribed(session, EventType.message_delivery):
+    hooks = subscribed(session, EventType.message_delivery)
+    if not hooks:
         return  # the common case: no need to load the message and its conversation
     message = session.get_one(Message, delivery.message_id)
     conv = session.get_one(Conversation, message.conversation_id)
@@ -103,6 +104,7 @@ def delivery_changed(session: Session, delivery: Delivery, now: datetime) -> Non
         conversation_id=conv.id,
         message_id=message.id,
         candidate_id=delivery.recipient_id,
+        hooks=hooks,
     )
 
 
