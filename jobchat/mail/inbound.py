@@ -94,7 +94,13 @@ def _identity(message: EmailMessage, raw: bytes) -> tuple[str | None, str]:
     """The mail's Message-ID, and the key a second delivery of it is recognised by."""
     own_ids = _message_ids(_header(message, "Message-ID"))
     message_id_header = own_ids[0] if own_ids else None
-    return message_id_header, message_id_header or "sha256:" + hashlib.sha256(raw).hexdigest()
+    return message_id_header, message_id_header or _content_key(raw)
+
+
+def _content_key(raw: bytes) -> str:
+    """A mail known by its bytes: for one without a Message-ID, or a forgery (whose claimed
+    Message-ID must not stand for the genuine mail's)."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def worth_storing_files(
@@ -134,7 +140,7 @@ def do_receive_email(
     if verdict.refused:
         # A forgery is known by its bytes, not by the Message-ID it claims: it must not stand
         # in for the genuine mail of that Message-ID arriving later.
-        dedupe_key = "sha256:" + hashlib.sha256(raw).hexdigest()
+        dedupe_key = _content_key(raw)
     earlier = inbound_by_dedupe_key(session, dedupe_key)
     if earlier is not None:
         return Received(
