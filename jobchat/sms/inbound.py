@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.models import Conversation, Kind, Member
-from jobchat.directory.models import User, UserKind
+from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.messages.actions import Limits, Outgoing, do_send_message
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
@@ -201,9 +201,7 @@ def media_note(params: dict[str, str]) -> str:
 
 def _candidate_with(session: Session, number: str) -> User | None:
     """The candidate with this number; if several share it, the one who was texted last."""
-    found = list(
-        session.scalars(select(User).where(User.kind == UserKind.candidate, User.phone == number))
-    )
+    found = candidates_with(session, number)
     if len(found) <= 1:
         return found[0] if found else None
     texted = session.scalar(
