@@ -173,7 +173,10 @@ def test_drop_and_paste_upload_then_send_files_the_recipient_sees(
     theirs = other.locator("#messages li.message.theirs").last
     image = theirs.locator(".att-image img")
     expect(image).to_be_visible()
-    assert image.evaluate("(img) => img.complete && img.naturalWidth > 0")
+    # Sized before it loads, so visible can come first: wait for the pixels themselves.
+    other.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
     assert image.get_attribute("width") == "240" and image.get_attribute("height") == "180"
     expect(theirs.locator(".att-card")).to_contain_text("PDF")
     # The lightbox shows the image itself; Escape closes it.
