@@ -80,8 +80,9 @@ class Caller:
             yield session, session.get_one(User, self.user_id)
 
     @contextmanager
-    def write(self) -> Iterator[tuple[Session, User]]:
-        with self.state.db.write() as session:
+    def write(self, *, concurrent_in: int | None = None) -> Iterator[tuple[Session, User]]:
+        """A write transaction; ``concurrent_in``: see ``Database.write``."""
+        with self.state.db.write(concurrent_in=concurrent_in) as session:
             yield session, session.get_one(User, self.user_id)
 
 

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Executable,
     Integer,
@@ -54,7 +55,8 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
     if not groups:
         statement: Executable = _READ
     else:
-        statement = _shift_statement(len(groups))
+        locking = session.get_bind().dialect.name != "sqlite"
+        statement = _shift_statement(len(groups), locking)
         for i, ((convs, msgs), user_ids) in enumerate(groups.items()):
             params |= {f"g{i}": user_ids, f"c{i}": convs, f"m{i}": msgs}
     # Straight to the connection: only these columns change, which the ORM never writes.
@@ -69,11 +71,16 @@ _READ = select(*_COLUMNS).where(_USERS.c.id.in_(bindparam("ids", expanding=True)
 
 
 @cache
-def _shift_statement(n_groups: int) -> Executable:
+def _shift_statement(n_groups: int, locking: bool) -> Executable:
     """UPDATE users SET unread_conversations = unread_conversations + CASE WHEN id IN (:g0)
     THEN :c0 WHEN id IN (:g1) THEN :c1 … ELSE 0 END (the same for messages with :m0, :m1 …)
     WHERE id IN (:ids) RETURNING the totals: built once per number of distinct deltas (a send
-    has up to three: readers who had nothing unread, the others, and the writer)."""
+    has up to three: readers who had nothing unread, the others, and the writer).
+
+    ``locking`` (PostgreSQL): the rows are locked first, in id order. Sends into different
+    conversations run side by side there and share staff, whose rows each one updates; an
+    UPDATE locks rows in whatever order its plan meets them, and two sends locking users 1 and 2
+    in opposite orders would deadlock. SQLite has one writer at a time and needs none of it."""
 
     def shifted(column: ColumnElement[int], prefix: str) -> ColumnElement[int]:
         whens = [
@@ -85,9 +92,19 @@ def _shift_statement(n_groups: int) -> Executable:
         ]
         return column + case(*whens, else_=0)
 
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    which: ColumnElement[bool] = _USERS.c.id.in_(ids)
+    if locking:
+        locked = _USERS.alias("locked")
+        which = _USERS.c.id.in_(
+            select(locked.c.id)
+            .where(locked.c.id.in_(ids))
+            .order_by(locked.c.id)
+            .with_for_update(key_share=True)
+        )
     return (
         update(_USERS)
-        .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+        .where(which)
         .values(
             unread_conversations=shifted(_USERS.c.unread_conversations, "c"),
             unread_messages=shifted(_USERS.c.unread_messages, "m"),

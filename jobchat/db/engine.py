@@ -8,6 +8,7 @@ immediate one waits its turn (``busy_timeout``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobchat.db.failures import describe, is_outage
 from jobchat.db.turn import WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
@@ -24,6 +26,9 @@ IMMEDIATE = "jobchat_begin_immediate"
 _DEADLINE = "jobchat_write_deadline"
 _BUSY_MS = "jobchat_busy_timeout_ms"
 WRITE_LOCK_KEY = 0x6A6F6263  # "jobc": the advisory lock key writers take on PostgreSQL
+# With a conversation's id, the two-key advisory lock a concurrent writer takes on PostgreSQL
+# (see Database.write); two-key locks never collide with the one-key WRITE_LOCK_KEY.
+CONVERSATION_LOCK_CLASS = 0x6A636376  # "jccv"
 # How many of this process's writers may wait for the turn at once (see jobchat.db.turn); the
 # app gives reads as many threads again (jobchat.app), so waiting writers never starve them.
 MAX_WRITE_WAITERS = 32
@@ -31,11 +36,22 @@ MAX_WRITE_WAITERS = 32
 CONNECT_TIMEOUT_SECONDS = 5
 _EVENTS_WRITTEN = "jobchat_events_written"
 _JOBS_WRITTEN = "jobchat_jobs_written"
+_SEQUENCE = "jobchat_sequence_events"
+
+log = logging.getLogger(__name__)
 
 
 def mark_events_written(session: Session) -> None:
     """Note that this transaction adds events, so that its commit wakes the real-time stream."""
     session.info[_EVENTS_WRITTEN] = True
+
+
+def mark_events_queued(session: Session, sequence: Callable[[Engine], None]) -> None:
+    """Note that this transaction queued events that ``sequence`` numbers once it has committed
+    (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed the
+    step rather than importing it)."""
+    session.info[_EVENTS_WRITTEN] = True
+    session.info[_SEQUENCE] = sequence
 
 
 def mark_jobs_written(session: Session) -> None:
@@ -122,20 +138,32 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, concurrent_in: int | None = None) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         Writers take turns. PostgreSQL hands out sequence numbers at insert time, not at commit,
-        so two concurrent writers could commit event 8 before event 7, and a client resuming
-        "after 8" would never see 7. A transaction-scoped advisory lock taken first thing keeps
-        event ids in commit order (and, being the only lock taken first, cannot deadlock).
-        SQLite's BEGIN IMMEDIATE does the same there.
+        so two concurrent writers could commit message 8 before message 7, and a reader paging
+        "after 7" would never see 7. A transaction-scoped advisory lock taken first thing keeps
+        them in commit order (and, being the only lock taken first, cannot deadlock). SQLite's
+        BEGIN IMMEDIATE does the same there. Events are numbered after the commit on PostgreSQL
+        (``jobchat.events.sequencer``, run here once the transaction has committed, so that its
+        events are in ``events`` when this returns), in commit order whatever the writers did.
 
-        Within one process, writers first queue on a lock of their own: the next one starts the
-        moment the turn is free, and waits without holding a pooled connection. Left to the
-        database, SQLite's busy handler polls in sleeps of up to 100 ms (the lock sat free while
-        its waiters slept, and latency went from milliseconds to seconds under load), and every
-        waiter held a connection that reads then lacked. Other processes still take turns
+        ``concurrent_in``: the transaction writes into that one conversation only what a send
+        writes (a message and what hangs on it, that conversation's rows, its members' unread
+        totals), so on PostgreSQL it runs alongside other such writers: it takes the lock above
+        shared, and that conversation's own lock exclusively, both in the first statement,
+        before anything is read. Sends into one conversation therefore still take turns (its
+        message ids commit in order, and each reads the conversation and its members as the
+        previous send left them: status, unread counts), sends into different ones do not, and
+        every other writer still has the database to itself (the check-then-insert paths were
+        written for that). On SQLite it makes no difference.
+
+        Within one process, turn-taking writers first queue on a lock of their own: the next one
+        starts the moment the turn is free, and waits without holding a pooled connection. Left
+        to the database, SQLite's busy handler polls in sleeps of up to 100 ms (the lock sat free
+        while its waiters slept, and latency went from milliseconds to seconds under load), and
+        every waiter held a connection that reads then lacked. Other processes still take turns
         through the database.
 
         The whole wait is bounded (``write_timeout_seconds``): for the turn here, then for the
@@ -143,30 +171,44 @@ class Database:
         left). Past it the write raises ``WriteBusy`` or the database's own lock error, both
         answered 503 ``busy``, before anything was written.
         """
+        if concurrent_in is not None and not self.is_sqlite:
+            with self._transaction(time.monotonic() + self.write_turn.timeout, concurrent_in) as s:
+                yield s
+            return
         deadline = self.write_turn.acquire()
         try:
-            with self._sessions() as session:
-                with session.begin():
-                    connection = session.connection(
-                        execution_options={IMMEDIATE: True, _DEADLINE: deadline}
-                    )
-                    if connection.dialect.name == "postgresql":
-                        # One statement: the timeout (for this transaction only) is set before
-                        # the lock is asked for, as the select list is evaluated in order.
-                        connection.execute(
-                            text(
-                                "SELECT set_config('lock_timeout', :timeout, true), "
-                                "pg_advisory_xact_lock(:key)"
-                            ),
-                            {
-                                "timeout": f"{_ms(deadline - time.monotonic())}ms",
-                                "key": WRITE_LOCK_KEY,
-                            },
-                        )
-                    yield session
-                self._after_commit(session)
+            with self._transaction(deadline, None) as session:
+                yield session
         finally:
             self.write_turn.release()
+
+    @contextmanager
+    def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
+        with self._sessions() as session:
+            with session.begin():
+                connection = session.connection(
+                    execution_options={IMMEDIATE: True, _DEADLINE: deadline}
+                )
+                if connection.dialect.name == "postgresql":
+                    # One statement: the timeout (for this transaction only) is set before the
+                    # locks are asked for, as the select list is evaluated in order.
+                    timeout = f"{_ms(deadline - time.monotonic())}ms"
+                    if conversation_id is None:
+                        connection.execute(_EXCLUSIVE, {"timeout": timeout, "key": WRITE_LOCK_KEY})
+                    else:
+                        connection.execute(
+                            _SHARED_IN_CONVERSATION,
+                            {
+                                "timeout": timeout,
+                                "key": WRITE_LOCK_KEY,
+                                "class": CONVERSATION_LOCK_CLASS,
+                                # The two-key form takes int4s: ids past 2**31 share locks
+                                # (harmless: those sends only take turns).
+                                "conversation": conversation_id % 2_147_483_647,
+                            },
+                        )
+                yield session
+            self._after_commit(session)
 
     @contextmanager
     def work(self) -> Iterator[Session]:
@@ -201,6 +243,16 @@ class Database:
         event.listen(self._sessions, name, listener)
 
     def _after_commit(self, session: Session) -> None:
+        sequence = session.info.pop(_SEQUENCE, None)
+        if sequence is not None:
+            try:
+                sequence(self.engine)
+            except Exception as exc:
+                # Committed already: the change stands, and the next writer's sequencing (or
+                # the stream's poll) numbers these events. Not this request's failure.
+                if not is_outage(exc):
+                    raise
+                log.warning("numbering events failed (%s); the stream will", describe(exc))
         if session.info.pop(_EVENTS_WRITTEN, False):
             for listener in self.on_events_committed:
                 listener()
@@ -222,6 +274,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_EXCLUSIVE = text("SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock(:key)")
+_SHARED_IN_CONVERSATION = text(
+    "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
+    "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
+)
 
 
 def _no_events(session: Session) -> None:

@@ -14,8 +14,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from jobchat.db.turn import WriteBusy
 
-# PostgreSQL's lock_not_available: a lock_timeout ran out.
-_LOCK_NOT_AVAILABLE = "55P03"
+# PostgreSQL's lock_not_available (a lock_timeout ran out), and deadlock_detected and
+# serialization_failure: the transaction was rolled back for another's sake, nothing written.
+# Writers take their locks in an order that avoids the last two; should one happen anyway, it
+# is busy (503, retry), not a fault.
+_BUSY_STATES = {"55P03", "40P01", "40001"}
 # admin_shutdown, crash_shutdown, cannot_connect_now (starting up or shutting down).
 _SERVER_GOING = {"57P01", "57P02", "57P03"}
 
@@ -35,7 +38,7 @@ def is_busy(exc: BaseException) -> bool:
         if code is not None:
             return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
         return "locked" in str(orig)
-    return getattr(orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+    return getattr(orig, "sqlstate", None) in _BUSY_STATES
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Member
 from jobchat.conversations.unread import unread_extra
-from jobchat.db.engine import mark_events_written
+from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.directory.models import User
-from jobchat.events.models import Event, EventHorizon, EventType
+from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
 from jobchat.events.queries import latest_event_id
+from jobchat.events.sequencer import sequence
 
 _TIME = TypeAdapter(datetime)
 
@@ -39,8 +40,10 @@ def emit(
     """Insert an event row in the caller's transaction, at once.
 
     Event ids must become visible in increasing order, or a client resuming "after 8" would miss
-    a 7 committed later; ``Database.write`` serialises writers so that they do, and wakes the
-    real-time stream once the transaction has committed.
+    a 7 committed later. SQLite has one writer at a time, and the row goes into ``events``. On
+    PostgreSQL writers into different conversations commit side by side, so it goes into the
+    queue, and ``Database.write`` numbers it once the transaction has committed
+    (``jobchat.events.sequencer``); either way the real-time stream is woken after the commit.
 
     The row goes in with one prepared statement rather than through the ORM's unit of work (a
     send writes one or two, and the unit of work cost more than the insert); what it refers to
@@ -48,8 +51,10 @@ def emit(
     """
     if session.new:
         session.flush()
-    session.connection().execute(
-        _INSERT_EVENT,
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    connection.execute(
+        _INSERT_EVENT if sqlite else _QUEUE_EVENT,
         {
             "type": type_,
             "conversation_id": conversation_id,
@@ -60,10 +65,14 @@ def emit(
             "created_at": now,
         },
     )
-    mark_events_written(session)
+    if sqlite:
+        mark_events_written(session)
+    else:
+        mark_events_queued(session, sequence)
 
 
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
+_QUEUE_EVENT = insert(cast(Table, QueuedEvent.__table__))
 
 
 def unread_extras(

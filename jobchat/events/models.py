@@ -50,6 +50,31 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class QueuedEvent(Base):
+    """An event written on PostgreSQL, waiting for its number (``jobchat.events.sequencer``).
+
+    Senders into different conversations write side by side there, so they commit in any order;
+    an ``events.id`` handed out at insert would become visible out of order. Each writer queues
+    its events here instead (``seq`` only orders the queue), and right after its commit one
+    sequencer at a time moves every queued row into ``events``, numbering them then. The columns
+    and foreign keys are those of ``events``; SQLite, one writer at a time, never uses it.
+    """
+
+    __tablename__ = "event_queue"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    # No index but on message_id: rows stay milliseconds, so the queue is all but empty, and
+    # every index is one more write per event. Deleting messages (retention) checks this foreign
+    # key once per message, and a dead row left by the churn costs until vacuum: that one keeps.
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class EventHorizon(Base):
     """One row: the highest event id retention has deleted. A client that asks to resume from
     below it has missed events that are gone, and must reload instead."""

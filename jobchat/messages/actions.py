@@ -25,6 +25,7 @@ from jobchat.directory.models import User
 from jobchat.errors import Conflict
 from jobchat.events.actions import emit, unread_extras
 from jobchat.events.models import Event, EventType
+from jobchat.events.sequencer import sequence_within
 from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
 from jobchat.jobqueue.actions import enqueue
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
@@ -357,7 +358,8 @@ def do_delete_message(
                 delivery.status = DeliveryStatus.cancelled
                 delivery.updated_at = now
         # The content stays on the message row for audit; the event log, which clients replay,
-        # keeps only the tombstone.
+        # keeps only the tombstone: numbered or still queued (PostgreSQL), so number them first.
+        sequence_within(session)
         session.execute(
             update(Event)
             .where(Event.message_id == message.id, Event.type == EventType.message_created)

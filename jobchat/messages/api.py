@@ -59,7 +59,10 @@ def send_message(
     message was edited since; keys starting ``scheduled-message:`` or ``jobchat-bulk:`` are
     the service's own (422)."""
     state = caller.state
-    with caller.write() as (session, user):
+    # A send now writes into this one conversation, alongside sends into others (PostgreSQL); a
+    # scheduled one counts the user's pending sends first, so it has the database to itself.
+    concurrent_in = conversation_id if body.send_at is None else None
+    with caller.write(concurrent_in=concurrent_in) as (session, user):
         posted = post_as(
             session,
             user,

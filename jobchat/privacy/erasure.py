@@ -41,6 +41,7 @@ from jobchat.directory.models import Application, User
 from jobchat.events.actions import emit
 from jobchat.events.models import Event, EventType
 from jobchat.events.queries import latest_event_id
+from jobchat.events.sequencer import sequence_within
 from jobchat.files.models import Attachment
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Delivery, HiddenMessage, Message
@@ -92,6 +93,8 @@ def do_erase_candidate(
     """Erase ``candidate`` (see the module's docstring); returns the counts of what went."""
     cid = candidate.id
     counts: Counter[str] = Counter()
+    # Events still waiting for their number are erased like the others (PostgreSQL).
+    sequence_within(session)
     newest_event = latest_event_id(session)
     threads = set(
         session.scalars(select(Conversation.id).where(Conversation.candidate_id == cid)).all()

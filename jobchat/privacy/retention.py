@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.db.engine import Database
 from jobchat.events.queries import latest_event_id
+from jobchat.events.sequencer import sequence_within
 from jobchat.mail.models import InboundEmail, SentEmail
 from jobchat.messages.models import Message
 from jobchat.privacy.audit import SYSTEM, record
@@ -50,6 +51,8 @@ def do_expire_messages(
     """Erase up to ``batch`` of the oldest messages written before ``before`` (and up to
     ``batch`` of each kind of older email and SMS record); the counts of what went, audited."""
     counts: Counter[str] = Counter()
+    # Events still waiting for their number are erased like the others (PostgreSQL).
+    sequence_within(session)
     newest_event = latest_event_id(session)
     ids = list(
         session.scalars(

@@ -33,6 +33,7 @@ from jobchat.db.failures import describe, is_outage, retry_wait
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
 from jobchat.events.queries import events_after, latest_event_id
+from jobchat.events.sequencer import sequence_stranded
 from jobchat.realtime import codes
 from jobchat.realtime.bus import Bus
 from jobchat.realtime.frames import StreamEvent, Viewer, ephemeral, error_frame
@@ -216,7 +217,12 @@ class Hub:
 
     def _read_after(self, position: int) -> Any:
         with self.db.read() as session:
-            return events_after(session, position, limit=BATCH)
+            rows = events_after(session, position, limit=BATCH)
+        if not rows and not self.db.is_sqlite and sequence_stranded(self.db.engine):
+            # A writer died between its commit and numbering its events (PostgreSQL): numbered
+            # now; this hub and the others read them as after any commit.
+            self._committed()
+        return rows
 
     def _dispatch(self, event: StreamEvent) -> None:
         self.position = event.id

@@ -1,0 +1,74 @@
+"""Numbering PostgreSQL's events in commit order, after their writers have committed.
+
+Clients and hubs read the stream as "events with id > the last I saw", so ids must become
+visible in increasing order: an event 7 that commits after 8 is never seen by a reader already
+past 8. While every writer took one lock in turn, the events sequence did that by itself. Senders
+into different conversations now write side by side (``Database.write(concurrent_in=...)``) and
+commit in any order, so on PostgreSQL ``emit`` queues its rows in ``event_queue`` instead, and
+once the writer has committed, ``sequence`` moves every queued row into ``events``, numbering
+them there. Sequencers take a lock of their own, one at a time, and commit before letting go of
+it: each numbers after the one before and is visible before the next starts, so ids appear in
+order. Under load one sequencer moves everyone's rows and the others find the queue empty. Rows
+of one conversation keep their order (``seq``), as its writers took turns.
+
+A process that dies between its commit and its sequencing leaves rows queued: the next writer
+anywhere moves them, and the stream's hub looks for them when it finds nothing new.
+
+SQLite has one writer at a time: ``emit`` writes to ``events`` directly there, and none of this
+runs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, exists, select, text
+from sqlalchemy.orm import Session
+
+from jobchat.events.models import QueuedEvent
+
+# Only sequencers take it: writers never wait for numbering, only for each other.
+SEQUENCER_LOCK_KEY = 0x6A637371  # "jcsq"
+
+# The ids are drawn after the sort (PostgreSQL evaluates a volatile select list after ORDER BY),
+# so they follow ``seq``. Each row moves once: a row another sequencer deleted first is skipped.
+_MOVE = """
+WITH moved AS (
+    DELETE FROM event_queue
+    RETURNING seq, type, conversation_id, user_id, message_id, data, extras, created_at
+)
+INSERT INTO events (id, type, conversation_id, user_id, message_id, data, extras, created_at)
+SELECT nextval('events_id_seq'), type, conversation_id, user_id, message_id, data, extras,
+       created_at
+FROM moved ORDER BY seq
+"""
+_LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
+# One round trip, one (implicit) transaction: a query string of several statements runs as one,
+# each statement with a snapshot of its own, so the move sees what committed while it waited.
+_SEQUENCE = f"{_LOCK}; {_MOVE}"
+
+
+def sequence(engine: Engine) -> None:
+    """Move every queued event into ``events``, in order (after a commit that queued some)."""
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(_SEQUENCE)
+
+
+def sequence_within(session: Session) -> None:
+    """Number what is queued in the caller's own transaction, so that what it does next to
+    ``events`` (blank a message's copies, erase a person's events) finds every event, numbered
+    or not. For writers that have the database to themselves (``Database.write()`` without
+    ``concurrent_in``): no writer can queue more until they commit. Holds the sequencers' lock
+    until then, so nobody numbers in between."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(text(_LOCK))
+    session.execute(text(_MOVE))
+
+
+def sequence_stranded(engine: Engine) -> bool:
+    """Number events a writer queued and never numbered (it died in between); whether any were
+    found. One cheap read when there are none."""
+    with engine.connect() as connection:
+        if not connection.scalar(select(exists().select_from(QueuedEvent))):
+            return False
+    sequence(engine)
+    return True
