@@ -1,0 +1,258 @@
+"""Do sends scale with concurrency? msg/s, latency and CPU per message at c=1, 8 and 32.
+
+Run from the project root:
+
+    .venv/bin/python bench/bench_pg_scale.py
+    .venv/bin/python bench/bench_pg_scale.py --processes 2
+    .venv/bin/python bench/bench_pg_scale.py --database sqlite
+
+It starts real ``jobchat serve`` processes (``--processes``, default 1, on different ports and
+one database) on PostgreSQL (``--database``, default the database ``jc_pgscale_bench``, whose
+public schema is dropped and recreated first, as bench_send does) or on SQLite (``sqlite``: a
+file in a temporary directory), seeds through the integration API the world bench_stream seeds
+(``--staff`` staff in every conversation, one candidate in each of ``--conversations``
+application conversations), then, for each concurrency in ``--levels`` (default 1,8,32), runs a
+load generator in a separate process: that many clients (aiohttp), each POSTing messages one
+after another for ``--seconds`` (after ``--warmup`` seconds not counted), spread over the
+conversations in turn and over the server processes in turn, three in four from staff and one
+in four from the conversation's candidate, each with an idempotency key. Per level it reports
+messages a second, p50/p99 latency, the server processes' CPU per message and PostgreSQL's
+backends' CPU per message (from /proc, all backends of the database: the servers' and the
+sequencer's), the statuses other than 201 (or 200) and the machine's load average. The runs are printed
+and written to ``bench/results/pg-scale-<db>[-pN].json``.
+
+The machine is shared: throughput is wall-clock and noisy, so run it several times and compare
+medians; CPU per message is the steadier signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench_stream import (
+    Servers,
+    pct,
+    prepare_postgres,
+    processes_matching,
+    seed,
+    start_server,
+)
+
+DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/jc_pgscale_bench"
+
+
+# --- the load generator (a process of its own) ---------------------------------------------------
+
+
+def run_load(plan: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_load(plan))
+
+
+async def _load(plan: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    clients: int = plan["clients"]
+    bases: list[str] = plan["bases"]
+    staff: list[str] = plan["staff_tokens"]
+    candidates: list[str] = plan["candidate_tokens"]
+    conversations: list[int] = plan["conversations"]
+    warmup_until = time.monotonic() + plan["warmup"]
+    stop_at = warmup_until + plan["seconds"]
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    run_id = uuid.uuid4().hex[:8]
+    counted = 0
+    cpu0 = os.times()
+
+    async def client(k: int, session: aiohttp.ClientSession) -> None:
+        nonlocal counted
+        seq = k
+        while True:
+            started = time.monotonic()
+            if started >= stop_at:
+                return
+            index = seq % len(conversations)
+            token = candidates[index] if seq % 4 == 3 else staff[seq % len(staff)]
+            base = bases[seq % len(bases)]
+            body = {"body": f"pgscale {run_id} {seq}", "idempotency_key": f"{run_id}-{seq}"}
+            async with session.post(
+                f"{base}/api/v1/conversations/{conversations[index]}/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                await response.read()
+                status = response.status
+            done = time.monotonic()
+            if started >= warmup_until and done <= stop_at:
+                counted += 1
+                latencies.append((done - started) * 1000)
+                if status not in (200, 201):
+                    statuses[str(status)] = statuses.get(str(status), 0) + 1
+            seq += clients
+
+    connector = aiohttp.TCPConnector(limit=clients * 2)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(client(k, session) for k in range(clients)))
+    cpu1 = os.times()
+    latencies.sort()
+    return {
+        "sends": counted,
+        "msg_per_s": counted / plan["seconds"],
+        "p50_ms": round(pct(latencies, 50), 2) if latencies else None,
+        "p99_ms": round(pct(latencies, 99), 2) if latencies else None,
+        "statuses": statuses,
+        "load_generator_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 3),
+    }
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+
+def backends(database: str | None) -> dict[int, float]:
+    if database is None:
+        return {}
+    return processes_matching(lambda cmd: cmd.startswith("postgres: ") and f" {database} " in cmd)
+
+
+def level(
+    args: argparse.Namespace,
+    servers: Servers,
+    world: Any,
+    clients: int,
+    pg_database: str | None,
+    workdir: Path,
+) -> dict[str, Any]:
+    plan = {
+        "clients": clients,
+        "bases": servers.bases,
+        "staff_tokens": world.staff_tokens,
+        "candidate_tokens": world.candidate_tokens,
+        "conversations": world.conversations,
+        "warmup": args.warmup,
+        "seconds": args.seconds,
+    }
+    plan_file = workdir / f"plan-{clients}.json"
+    plan_file.write_text(json.dumps(plan))
+    load = subprocess.Popen(
+        [sys.executable, __file__, "--load-plan", str(plan_file)],
+        stdout=subprocess.PIPE,
+    )
+    # CPU is read over the measured window only (not the warmup).
+    time.sleep(args.warmup)
+    server0, pg0, at0 = servers.cpu(), backends(pg_database), time.monotonic()
+    time.sleep(args.seconds)
+    server1, pg1, at1 = servers.cpu(), backends(pg_database), time.monotonic()
+    out, _ = load.communicate(timeout=args.seconds + 120)
+    result: dict[str, Any] = json.loads(out)
+    sends = max(1, result["sends"])
+    pg_cpu = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items())
+    result |= {
+        "clients": clients,
+        "server_cpu_ms_per_msg": round((server1 - server0) * 1000 / sends, 3),
+        "pg_cpu_ms_per_msg": round(pg_cpu * 1000 / sends, 3) if pg_database else None,
+        "window_s": round(at1 - at0, 2),
+        "loadavg": list(os.getloadavg()),
+    }
+    return result
+
+
+async def _seed(servers: Servers, api_key: str, args: argparse.Namespace) -> Any:
+    return await seed(servers.base, api_key, args.staff, args.conversations)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    api_key = secrets.token_urlsafe(32)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
+    sqlite = args.database == "sqlite"
+    database = f"sqlite:///{workdir / 'scale.db'}" if sqlite else args.database
+    env |= {
+        "JOBCHAT_DATABASE_URL": database,
+        "JOBCHAT_API_KEY": api_key,
+        # A few staff send thousands a minute: the per-user limit would answer 429.
+        "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
+    }
+    pg_database = None if sqlite else prepare_postgres(database)
+    if args.redis:
+        env |= {"JOBCHAT_REDIS_URL": args.redis, "JOBCHAT_REDIS_PREFIX": f"jcscale-{uuid.uuid4()}"}
+    servers = Servers([])
+    try:
+        for i in range(args.processes):
+            servers.members.append(start_server(workdir, env, 4096, f"server-{i + 1}"))
+        world = asyncio.run(_seed(servers, api_key, args))
+        levels = []
+        for clients in [int(c) for c in args.levels.split(",")]:
+            result = level(args, servers, world, clients, pg_database, workdir)
+            print(json.dumps(result), flush=True)
+            levels.append(result)
+        problems = [p for server in servers.members for p in server.log_problems()]
+    finally:
+        for server in servers.members:
+            server.stop()
+    return {
+        "database": "sqlite" if sqlite else "postgresql",
+        "processes": args.processes,
+        "staff": args.staff,
+        "conversations": args.conversations,
+        "seconds": args.seconds,
+        "levels": levels,
+        "server_log_problems": problems[:20],
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help="postgresql://… or sqlite")
+    parser.add_argument("--processes", type=int, default=1, help="server processes")
+    parser.add_argument("--levels", default="1,8,32", help="concurrent clients, in turn")
+    parser.add_argument("--seconds", type=float, default=15, help="measured seconds per level")
+    parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first")
+    parser.add_argument("--staff", type=int, default=10, help="staff users in every conversation")
+    parser.add_argument("--conversations", type=int, default=64)
+    parser.add_argument("--redis", help="redis://… : the processes wake each other through it")
+    parser.add_argument("--out", help="results file (default: bench/results/pg-scale-….json)")
+    parser.add_argument("--load-plan", help=argparse.SUPPRESS)  # the load generator's own run
+    args = parser.parse_args(argv)
+    if args.load_plan:
+        print(json.dumps(run_load(json.loads(Path(args.load_plan).read_text()))))
+        return 0
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="jc-pgscale-") as tmp:
+        results = run(args, Path(tmp))
+    results["loadavg_after"] = list(os.getloadavg())
+    name = "sqlite" if results["database"] == "sqlite" else "pg"
+    suffix = f"-p{args.processes}" if args.processes > 1 else ""
+    out = Path(args.out or f"bench/results/pg-scale-{name}{suffix}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print("\n| c | msg/s | p50 ms | p99 ms | server CPU ms/msg | PG CPU ms/msg | other statuses | load |")
+    print("|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in results["levels"]:
+        print(
+            f"| {r['clients']} | {r['msg_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['server_cpu_ms_per_msg']} | {r['pg_cpu_ms_per_msg']} | {r['statuses'] or '-'} | "
+            f"{r['loadavg'][0]:.1f} |"
+        )
+    if results["server_log_problems"]:
+        print("server log problems:", *results["server_log_problems"], sep="\n  ")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
