@@ -18,8 +18,8 @@ conversations in turn and over the server processes in turn, three in four from 
 in four from the conversation's candidate, each with an idempotency key. Per level it reports
 messages a second, p50/p99 latency, the server processes' CPU per message and PostgreSQL's
 backends' CPU per message (from /proc, all backends of the database: the servers' and the
-sequencer's), the statuses other than 201 (or 200) and the machine's load average. The runs are printed
-and written to ``bench/results/pg-scale-<db>[-pN].json``.
+sequencer's), the statuses other than 201 (or 200) and the machine's load average. The runs are
+printed and written to ``bench/results/pg-scale-<db>[-pN].json``.
 
 The machine is shared: throughput is wall-clock and noisy, so run it several times and compare
 medians; CPU per message is the steadier signal.
@@ -196,7 +196,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result = level(args, servers, world, clients, pg_database, workdir)
             print(json.dumps(result), flush=True)
             levels.append(result)
-        problems = [p for server in servers.members for p in server.log_problems()]
+        problems = [
+            line
+            for server in servers.members
+            for line in server.log.read_text(errors="replace").splitlines()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line
+        ]
     finally:
         for server in servers.members:
             server.stop()
@@ -240,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"bench/results/pg-scale-{name}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print("\n| c | msg/s | p50 ms | p99 ms | server CPU ms/msg | PG CPU ms/msg | other statuses | load |")
+    print(
+        "\n| c | msg/s | p50 ms | p99 ms | server CPU ms/msg | PG CPU ms/msg | other statuses "
+        "| load |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results["levels"]:
         print(

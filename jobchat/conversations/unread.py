@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Executable,
     Integer,
@@ -55,12 +54,21 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
     if not groups:
         statement: Executable = _READ
     else:
-        locking = session.get_bind().dialect.name != "sqlite"
-        statement = _shift_statement(len(groups), locking)
+        statement = _shift_statement(len(groups))
         for i, ((convs, msgs), user_ids) in enumerate(groups.items()):
             params |= {f"g{i}": user_ids, f"c{i}": convs, f"m{i}": msgs}
     # Straight to the connection: only these columns change, which the ORM never writes.
-    rows = session.connection().execute(statement, params)
+    connection = session.connection()
+    if groups and connection.dialect.name != "sqlite":
+        # Sends into different conversations run side by side on PostgreSQL and share staff,
+        # whose rows each one updates. An UPDATE locks rows in whatever order its plan meets
+        # them, so two sends could lock users 1 and 2 in opposite orders and deadlock: the rows
+        # are locked first, in id order, by a statement of their own. (A locking subquery in
+        # the UPDATE does not do: its outer scan still meets versions older than the ones the
+        # subquery locked, from the statement's snapshot, and waits in their queues: it
+        # deadlocked under load.) SQLite has one writer at a time and needs none of it.
+        connection.execute(_LOCK_IN_ORDER, {"ids": ids})
+    rows = connection.execute(statement, params)
     totals = {user_id: (int(convs), int(msgs)) for user_id, convs, msgs in rows}
     _refresh_loaded(session, totals)
     return totals
@@ -68,19 +76,20 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
 
 _COLUMNS = (_USERS.c.id, _USERS.c.unread_conversations, _USERS.c.unread_messages)
 _READ = select(*_COLUMNS).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+_LOCK_IN_ORDER = (
+    select(_USERS.c.id)
+    .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_USERS.c.id)
+    .with_for_update(key_share=True)
+)
 
 
 @cache
-def _shift_statement(n_groups: int, locking: bool) -> Executable:
+def _shift_statement(n_groups: int) -> Executable:
     """UPDATE users SET unread_conversations = unread_conversations + CASE WHEN id IN (:g0)
     THEN :c0 WHEN id IN (:g1) THEN :c1 … ELSE 0 END (the same for messages with :m0, :m1 …)
     WHERE id IN (:ids) RETURNING the totals: built once per number of distinct deltas (a send
-    has up to three: readers who had nothing unread, the others, and the writer).
-
-    ``locking`` (PostgreSQL): the rows are locked first, in id order. Sends into different
-    conversations run side by side there and share staff, whose rows each one updates; an
-    UPDATE locks rows in whatever order its plan meets them, and two sends locking users 1 and 2
-    in opposite orders would deadlock. SQLite has one writer at a time and needs none of it."""
+    has up to three: readers who had nothing unread, the others, and the writer)."""
 
     def shifted(column: ColumnElement[int], prefix: str) -> ColumnElement[int]:
         whens = [
@@ -92,19 +101,9 @@ def _shift_statement(n_groups: int, locking: bool) -> Executable:
         ]
         return column + case(*whens, else_=0)
 
-    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
-    which: ColumnElement[bool] = _USERS.c.id.in_(ids)
-    if locking:
-        locked = _USERS.alias("locked")
-        which = _USERS.c.id.in_(
-            select(locked.c.id)
-            .where(locked.c.id.in_(ids))
-            .order_by(locked.c.id)
-            .with_for_update(key_share=True)
-        )
     return (
         update(_USERS)
-        .where(which)
+        .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
         .values(
             unread_conversations=shifted(_USERS.c.unread_conversations, "c"),
             unread_messages=shifted(_USERS.c.unread_messages, "m"),
