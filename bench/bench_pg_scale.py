@@ -18,8 +18,10 @@ conversations in turn and over the server processes in turn, three in four from 
 in four from the conversation's candidate, each with an idempotency key. Per level it reports
 messages a second, p50/p99 latency, the server processes' CPU per message and PostgreSQL's
 backends' CPU per message (from /proc, all backends of the database: the servers' and the
-sequencer's), the statuses other than 201 (or 200) and the machine's load average. The runs are
-printed and written to ``bench/results/pg-scale-<db>[-pN].json``.
+sequencer's), the statuses other than 201 (or 200), the machine's load average, and what the
+database's active backends were doing (sampled from pg_stat_activity every 20 ms: running, or
+waiting for the write lock, a row, a commit's flush…). The runs are printed and written to
+``bench/results/pg-scale-<db>[-pN].json``.
 
 The machine is shared: throughput is wall-clock and noisy, so run it several times and compare
 medians; CPU per message is the steadier signal.
@@ -35,8 +37,10 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from bench_stream import (
     seed,
     start_server,
 )
+from seeding import sqlalchemy_url
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/jc_pgscale_bench"
 
@@ -126,6 +131,43 @@ def backends(database: str | None) -> dict[int, float]:
     return processes_matching(lambda cmd: cmd.startswith("postgres: ") and f" {database} " in cmd)
 
 
+class WaitSampler(threading.Thread):
+    """What the database's active backends are doing, sampled every 20 ms: running, or waiting
+    and for what (``Lock:advisory`` is the write lock, ``Lock:transactionid`` a row another
+    transaction holds, ``IO:WALSync`` a commit's flush…). Where the sends queue, whatever the
+    machine's load; CPU-bound runs on a shared machine hide it in msg/s."""
+
+    def __init__(self, url: str, database: str) -> None:
+        super().__init__(daemon=True)
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(sqlalchemy_url(url))
+        self.database = database
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from sqlalchemy import text
+
+        query = text(
+            "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') FROM "
+            "pg_stat_activity WHERE datname = :db AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while not self.done.wait(0.02):
+                self.counts.update(conn.scalars(query, {"db": self.database}))
+                self.samples += 1
+                conn.rollback()
+        self.engine.dispose()
+
+    def summary(self) -> dict[str, float]:
+        """Backends in each state, on average over the samples."""
+        return {
+            state: round(n / max(1, self.samples), 2) for state, n in self.counts.most_common(8)
+        }
+
+
 def level(
     args: argparse.Namespace,
     servers: Servers,
@@ -151,9 +193,16 @@ def level(
     )
     # CPU is read over the measured window only (not the warmup).
     time.sleep(args.warmup)
+    sampler = None
+    if pg_database is not None:
+        sampler = WaitSampler(args.database, pg_database)
+        sampler.start()
     server0, pg0, at0 = servers.cpu(), backends(pg_database), time.monotonic()
     time.sleep(args.seconds)
     server1, pg1, at1 = servers.cpu(), backends(pg_database), time.monotonic()
+    if sampler is not None:
+        sampler.done.set()
+        sampler.join()
     out, _ = load.communicate(timeout=args.seconds + 120)
     result: dict[str, Any] = json.loads(out)
     sends = max(1, result["sends"])
@@ -163,6 +212,9 @@ def level(
         "server_cpu_ms_per_msg": round((server1 - server0) * 1000 / sends, 3),
         "pg_cpu_ms_per_msg": round(pg_cpu * 1000 / sends, 3) if pg_database else None,
         "window_s": round(at1 - at0, 2),
+        # The sampler's own backend is left out of the CPU above only approximately (it is one
+        # of the database's backends): a cheap query every 20 ms.
+        "pg_backends": sampler.summary() if sampler is not None else None,
         "loadavg": list(os.getloadavg()),
     }
     return result
@@ -256,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['server_cpu_ms_per_msg']} | {r['pg_cpu_ms_per_msg']} | {r['statuses'] or '-'} | "
             f"{r['loadavg'][0]:.1f} |"
         )
+    for r in results["levels"]:
+        print(f"c={r['clients']}: active backends {r['pg_backends']}")
     if results["server_log_problems"]:
         print("server log problems:", *results["server_log_problems"], sep="\n  ")
     print(f"written to {out}")
