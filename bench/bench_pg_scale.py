@@ -11,7 +11,9 @@ one database) on PostgreSQL (``--database``, default the database ``jc_pgscale_b
 public schema is dropped and recreated first, as bench_send does) or on SQLite (``sqlite``: a
 file in a temporary directory), seeds through the integration API the world bench_stream seeds
 (``--staff`` staff in every conversation, one candidate in each of ``--conversations``
-application conversations), then, for each concurrency in ``--levels`` (default 1,8,32), runs a
+application conversations; or, with ``--teams N``, N jobs each with a team of ``--staff`` of its
+own and the conversations spread over them, so that sends into different teams' conversations
+share no user's unread totals), then, for each concurrency in ``--levels`` (default 1,8,32), runs a
 load generator in a separate process: that many clients (aiohttp), each POSTing messages one
 after another for ``--seconds`` (after ``--warmup`` seconds not counted), spread over the
 conversations in turn and over the server processes in turn, three in four from staff and one
@@ -41,6 +43,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +91,12 @@ async def _load(plan: dict[str, Any]) -> dict[str, Any]:
             if started >= stop_at:
                 return
             index = seq % len(conversations)
-            token = candidates[index] if seq % 4 == 3 else staff[seq % len(staff)]
+            if seq % 4 == 3:
+                token = candidates[index]
+            elif plan["teams"]:
+                token = staff[index]  # a member of that conversation's own team
+            else:
+                token = staff[seq % len(staff)]
             base = bases[seq % len(bases)]
             body = {"body": f"pgscale {run_id} {seq}", "idempotency_key": f"{run_id}-{seq}"}
             async with session.post(
@@ -184,6 +192,7 @@ def level(
         "conversations": world.conversations,
         "warmup": args.warmup,
         "seconds": args.seconds,
+        "teams": args.teams,
     }
     plan_file = workdir / f"plan-{clients}.json"
     plan_file.write_text(json.dumps(plan))
@@ -220,7 +229,64 @@ def level(
     return result
 
 
+@dataclass
+class TeamsWorld:
+    staff_tokens: list[str]  # one per conversation, in order: a staff member in it
+    candidate_tokens: list[str]
+    conversations: list[int]
+
+
+async def seed_teams(base: str, api_key: str, teams: int, staff: int, conversations: int) -> Any:
+    """``teams`` jobs, each with a hiring team of its own (``staff`` members, no admin), and the
+    conversations spread over the jobs in turn: sends into different teams' conversations
+    share no user rows (no unread totals in common), unlike the default world."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+
+        async def call(method: str, path: str, body: Any, token: str = api_key) -> Any:
+            r = await client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            if r.status_code not in (200, 201):
+                raise SystemExit(f"{method} {path}: {r.status_code} {r.text}")
+            return r.json()
+
+        await call("PUT", "/api/v1/organizations/bench-employer", {"name": "B", "kind": "employer"})
+        team_tokens: list[list[str]] = []
+        for t in range(teams):
+            names = [f"bench-staff-{t}-{i}" for i in range(staff)]
+            for ext in names:
+                user = {"name": ext, "email": f"{ext}@bench.example"}
+                user |= {"organization": "bench-employer", "role": "member"}
+                await call("PUT", f"/api/v1/users/{ext}", user)
+            job = {"title": f"Team {t}", "employer": "bench-employer", "team": names}
+            await call("PUT", f"/api/v1/jobs/bench-job-{t}", job)
+            team_tokens.append(
+                [(await call("POST", f"/api/v1/users/{e}/tokens", None))["token"] for e in names]
+            )
+        world = TeamsWorld([], [], [])
+        for i in range(conversations):
+            t = i % teams
+            ext = f"bench-candidate-{i}"
+            await call(
+                "PUT", f"/api/v1/candidates/{ext}", {"name": ext, "email": f"{ext}@b.example"}
+            )
+            app = {"job": f"bench-job-{t}", "candidate": ext, "stage": "interview"}
+            await call("PUT", f"/api/v1/applications/bench-app-{i}", app)
+            world.candidate_tokens.append(
+                (await call("POST", f"/api/v1/candidates/{ext}/tokens", None))["token"]
+            )
+            start = {"kind": "application", "application": f"bench-app-{i}"}
+            conv = await call("POST", "/api/v1/conversations", start, team_tokens[t][0])
+            world.conversations.append(int(conv["id"]))
+            world.staff_tokens.append(team_tokens[t][(i // teams) % staff])
+        return world
+
+
 async def _seed(servers: Servers, api_key: str, args: argparse.Namespace) -> Any:
+    if args.teams:
+        return await seed_teams(servers.base, api_key, args.teams, args.staff, args.conversations)
     return await seed(servers.base, api_key, args.staff, args.conversations)
 
 
@@ -262,6 +328,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "processes": args.processes,
         "staff": args.staff,
         "conversations": args.conversations,
+        "teams": args.teams,
         "seconds": args.seconds,
         "levels": levels,
         "server_log_problems": problems[:20],
@@ -281,6 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first")
     parser.add_argument("--staff", type=int, default=10, help="staff users in every conversation")
     parser.add_argument("--conversations", type=int, default=64)
+    parser.add_argument(
+        "--teams",
+        type=int,
+        default=0,
+        help="N jobs with a team of --staff each, conversations spread over them (no shared "
+        "staff); default 0: --staff staff in every conversation",
+    )
     parser.add_argument("--redis", help="redis://… : the processes wake each other through it")
     parser.add_argument("--out", help="results file (default: bench/results/pg-scale-….json)")
     parser.add_argument("--load-plan", help=argparse.SUPPRESS)  # the load generator's own run
