@@ -20,6 +20,8 @@ runs.
 
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import Engine, exists, select, text
 from sqlalchemy.orm import Session
 
@@ -49,7 +51,20 @@ _SEQUENCE = f"{_LOCK}; {_MOVE}"
 def sequence(engine: Engine) -> None:
     """Move every queued event into ``events``, in order (after a commit that queued some)."""
     with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(_SEQUENCE)
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit.exec_driver_sql(_SEQUENCE)
+        if next(_runs) % VACUUM_EVERY == 0:
+            autocommit.exec_driver_sql(_VACUUM)
+
+
+# Every row of the queue is deleted milliseconds after it is written, and the move reads the
+# whole table: its dead rows piled up until autovacuum came (once a minute at best; it had not
+# come after 2,400 sends), each move reading them all again (1.2 ms of the database's CPU per
+# send at 2,400; 0.06 ms vacuumed). So each process vacuums it every VACUUM_EVERY moves: a few
+# hundred dead rows, well under a millisecond. SKIP_LOCKED: if another is vacuuming it, fine.
+VACUUM_EVERY = 256
+_VACUUM = "VACUUM (SKIP_LOCKED) event_queue"
+_runs = itertools.count(1)
 
 
 def sequence_within(session: Session) -> None:
