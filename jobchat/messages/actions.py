@@ -341,6 +341,10 @@ def do_delete_message(
     if for_everyone:
         if message.is_deleted:
             return
+        # Its events may still wait for their number (PostgreSQL): numbered first, so that the
+        # tombstone below reaches them. First thing, before this transaction locks any row a
+        # sequencer (which it waits for) may need.
+        sequence_within(session)
         message.deleted_at = now
         message.deleted_by_id = actor.id
         record(
@@ -358,8 +362,7 @@ def do_delete_message(
                 delivery.status = DeliveryStatus.cancelled
                 delivery.updated_at = now
         # The content stays on the message row for audit; the event log, which clients replay,
-        # keeps only the tombstone: numbered or still queued (PostgreSQL), so number them first.
-        sequence_within(session)
+        # keeps only the tombstone.
         session.execute(
             update(Event)
             .where(Event.message_id == message.id, Event.type == EventType.message_created)
