@@ -334,16 +334,68 @@ def py_spy(binary: str | None, out: Path) -> Iterator[None]:
         spy.wait(timeout=60)
 
 
-PARTS = {
-    "the route (send_message: access, action, commit)": "send_message (jobchat/messages/api.py",
-    "auth (require_user: the token lookup)": "require_user (jobchat/auth/deps.py",
-    "the hub (reading and routing events)": "(jobchat/realtime/hub.py",
-}
+# Where a sample's time goes: the innermost frame that matches a marker of BUDGET names its part
+# (so a statement counts for the code that issued it, and the ORM's flush and commit for
+# themselves); a sample in none of them goes to the innermost library of LAYERS.
+BUDGET: tuple[tuple[str, str], ...] = (
+    ("SessionTransaction.commit (sqlalchemy", "db: COMMIT (and the flush it runs)"),
+    ("Session.flush (sqlalchemy", "db: ORM flush (unit of work)"),
+    ("(jobchat/realtime/hub.py", "hub: reading and routing events"),
+    ("jobchat/jobqueue/", "worker: claiming and settling jobs (the ladder job of each send)"),
+    ("jobchat/notifications/ladder", "worker: the ladder job's own work"),
+    ("(jobchat/webhooks/", "send: webhooks (anyone subscribed?)"),
+    ("emit_read (jobchat", "send: the writer's read-marker event"),
+    ("(jobchat/events/", "send: event INSERT"),
+    ("shift_totals (jobchat", "send: users' badge totals UPDATE … RETURNING"),
+    ("expire_loaded_members (jobchat", "send: members UPDATE … RETURNING"),
+    ("index_message (jobchat", "send: search index INSERT"),
+    ("(jobchat/notifications/queue", "send: ladder job INSERT"),
+    ("_payload (jobchat/messages", "send: event payload (MessageOut)"),
+    ("sent_with_key (jobchat", "send: idempotency lookup"),
+    ("do_send_message (jobchat", "send: message INSERT, conversation and members UPDATEs"),
+    ("(jobchat/access.py", "access: conversation and member"),
+    ("MessageOut.of (jobchat", "route: the answer's MessageOut"),
+    ("Caller.write (jobchat", "db: BEGIN, the user's row, the write turn"),
+    ("(jobchat/scheduling/posting.py", "route: post_as / send_as"),
+    ("(jobchat/messages/requests.py", "route: post_as / send_as"),
+    ("send_message (jobchat/messages/api.py", "route: send_message"),
+    ("serialize_response (fastapi", "http: response validation and JSON"),
+    ("request_body_to_args (fastapi", "http: body validation"),
+    ("(jobchat/auth/", "http: auth (require_user, token cache)"),
+)
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("solve_dependencies (fastapi", "http: FastAPI dependencies"),
+    ("run_in_threadpool (starlette", "http: thread-pool hop"),
+    ("(jobchat/ops/metrics.py", "http: metrics middleware"),
+    ("(jobchat/ops/requests.py", "http: request-id middleware"),
+    ("(jobchat/http_errors.py", "http: body-limit middleware"),
+    ("(jobchat/web/security.py", "http: security-headers middleware"),
+    ("(jobchat/realtime/api.py", "http: event-stream middleware (pass-through)"),
+    ("fastapi/", "http: FastAPI and Starlette (routing, the rest)"),
+    ("starlette/", "http: FastAPI and Starlette (routing, the rest)"),
+    ("uvicorn/", "http: uvicorn"),
+    ("httpx/", "client: the in-process httpx client"),
+    ("sqlalchemy/", "db: SQLAlchemy, other"),
+    ("anyio/", "event loop and threads (asyncio, anyio)"),
+    ("asyncio/", "event loop and threads (asyncio, anyio)"),
+    ("threading.py", "event loop and threads (asyncio, anyio)"),
+    ("concurrent/futures", "event loop and threads (asyncio, anyio)"),
+)
+
+
+def _part_of(frames: list[str]) -> str:
+    for markers in (BUDGET, LAYERS):
+        for frame in reversed(frames):
+            for marker, part in markers:
+                if marker in frame:
+                    return part
+    return "other"
 
 
 def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
-    """Where the samples went: the parts of the work, and the functions of jobchat and
-    SQLAlchemy most often on the stack (inclusive), in % of all samples."""
+    """Where the samples went: the parts of the work (``BUDGET``: each sample to the innermost
+    part it is in), and the functions of jobchat and SQLAlchemy most often on the stack
+    (inclusive), in % of all samples."""
     functions: Counter[str] = Counter()
     parts: Counter[str] = Counter()
     samples = 0
@@ -354,11 +406,7 @@ def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
         frames = stack.split(";")
         n = int(count)
         samples += n
-        part = next(
-            (name for name, marker in PARTS.items() if any(marker in f for f in frames)),
-            "everything else (HTTP stack, in-process client, event loop)",
-        )
-        parts[part] += n
+        parts[_part_of(frames)] += n
         # "function (path/to/file.py:line)" -> "function (file.py)", each counted once a sample.
         names = {
             f"{f.split(' (')[0]} ({f.rsplit('/', 1)[-1].rsplit(':', 1)[0]})"
@@ -584,8 +632,10 @@ def main(argv: list[str] | None = None) -> int:
     if "profile" in results:
         profile = results["profile"]
         print(f"\nprofile ({profile['file']}: {profile['samples']} samples, py-spy --gil)")
+        per_send = send["cpu_ms_per_send_median_round"]
+        print(f"the budget: CPU per send ({per_send:.2f} ms) shared out by the samples")
         for name, share in profile["parts_percent"].items():
-            print(f"  {share:5.1f}%  {name}")
+            print(f"  {share:5.1f}%  {per_send * share / 100:5.2f} ms  {name}")
         print("functions most often on the stack:")
         for share, name in profile["top_inclusive_percent"]:
             print(f"  {share:5.1f}%  {name}")
