@@ -14,6 +14,16 @@ code to the next), the wall time, and the SQL statements the request and the hub
 PostgreSQL also the CPU of the database's backends. CPU time and statement counts are the A/B
 signal on a shared machine; wall time is noisy. The figures are printed and written to
 ``bench/results/send-<dialect>.json``. See bench/README.md.
+
+With ``--concurrency N`` it measures throughput instead: a real ``jobchat serve`` (its worker
+in-process, as deployed) in a process of its own, the same world seeded over HTTP, and this
+process as the load: N senders at once over keep-alive connections (aiohttp), ``--sends`` in
+all after ``--warmup``. Reported: messages a second, the server process's CPU per message
+(from /proc, all its threads; on PostgreSQL plus its backends'), latency p50/p99 and any
+answer that was not 201 (503 ``busy`` past the write queue counts as failed). Results go to
+``bench/results/send-<dialect>-c<N>.json``:
+
+    .venv/bin/python bench/bench_send.py --concurrency 32
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import web
 from seeding import reset_database, sqlalchemy_url
@@ -549,6 +560,120 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     return out
 
 
+# --- throughput against a real server ------------------------------------------------------
+
+
+async def _load(
+    base: str, world: World, first: int, n: int, concurrency: int
+) -> tuple[float, list[float], Counter[int]]:
+    """``n`` sends from ``concurrency`` senders at once: (wall seconds, latencies in ms,
+    answers by status)."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    next_seq = first
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector) as http:
+
+        async def sender() -> None:
+            nonlocal next_seq
+            while next_seq < first + n:
+                seq = next_seq
+                next_seq += 1
+                conv, token = author_of(seq, world)
+                started = time.perf_counter()
+                async with http.post(
+                    f"/api/v1/conversations/{conv}/messages",
+                    json={"body": f"jcbench seq={seq} Hello from the send benchmark."},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    await response.read()
+                    statuses[response.status] += 1
+                latencies.append(1000 * (time.perf_counter() - started))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return time.perf_counter() - t0, latencies, statuses
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def run_concurrent(args: argparse.Namespace, url: str, workdir: Path) -> dict[str, Any]:
+    from bench_stream import cpu_seconds, start_server
+
+    database = make_url(url).database if make_url(url).get_backend_name() != "sqlite" else None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
+    env |= {
+        "JOBCHAT_DATABASE_URL": args.database,
+        "JOBCHAT_API_KEY": API_KEY,
+        "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
+        "JOBCHAT_LOG_LEVEL": "WARNING",
+    }
+    server = start_server(workdir, env, nofile=4096, name="send-server")
+    out: dict[str, Any] = {}
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
+            world = await seed(client, args.staff, args.conversations)
+        print(f"seeded {len(world.conversations)} conversations through {server.base}", flush=True)
+        await _load(server.base, world, 0, args.warmup, args.concurrency)
+        rounds = []
+        seq = args.warmup
+        per_round = max(1, args.sends // args.rounds)
+        for r in range(args.rounds):
+            cpu0, backends0 = cpu_seconds(server.pid), backend_cpu(database)
+            wall, latencies, statuses = await _load(
+                server.base, world, seq, per_round, args.concurrency
+            )
+            seq += per_round
+            cpu = cpu_seconds(server.pid) - cpu0
+            backends = backend_delta(backends0, backend_cpu(database))
+            ok = statuses.get(201, 0)
+            result = {
+                "sends": per_round,
+                "ok": ok,
+                "statuses": {str(k): v for k, v in sorted(statuses.items())},
+                "messages_per_second": round(ok / wall, 1),
+                "server_cpu_ms_per_message": round(1000 * cpu / max(ok, 1), 3),
+                "server_cpu_cores": round(cpu / wall, 2),
+                "db_backend_cpu_ms_per_message": round(1000 * backends / max(ok, 1), 3),
+                "latency_ms_p50": round(_percentile(latencies, 0.5), 1),
+                "latency_ms_p99": round(_percentile(latencies, 0.99), 1),
+            }
+            rounds.append(result)
+            print(
+                f"  round {r + 1}/{args.rounds}: {result['messages_per_second']} msg/s, "
+                f"server CPU {result['server_cpu_ms_per_message']:.2f} ms/msg "
+                f"({result['server_cpu_cores']} cores)"
+                + (
+                    f" + backends {result['db_backend_cpu_ms_per_message']:.2f} ms"
+                    if database
+                    else ""
+                )
+                + f", p50 {result['latency_ms_p50']} ms, p99 {result['latency_ms_p99']} ms, "
+                f"answers {result['statuses']}",
+                flush=True,
+            )
+        out["rounds"] = rounds
+        out["median"] = {
+            key: round(statistics.median(r[key] for r in rounds), 3)
+            for key in (
+                "messages_per_second",
+                "server_cpu_ms_per_message",
+                "db_backend_cpu_ms_per_message",
+                "latency_ms_p50",
+                "latency_ms_p99",
+            )
+        }
+        problems = server.log_problems()
+        if problems:
+            out["server_log_problems"] = problems[:20]
+    finally:
+        server.stop()
+    return out
+
+
 def code_version() -> dict[str, Any]:
     def git(*argv: str) -> str:
         try:
@@ -559,6 +684,42 @@ def code_version() -> dict[str, Any]:
             return ""
 
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "-s"))}
+
+
+def _main_concurrent(
+    args: argparse.Namespace, url: str, dialect: str, workdir: Path, load_before: Any
+) -> int:
+    results = asyncio.run(run_concurrent(args, url, workdir))
+    median = results["median"]
+    print(
+        f"\n## {dialect}, c={args.concurrency}: {median['messages_per_second']} messages/s, "
+        f"server CPU {median['server_cpu_ms_per_message']:.2f} ms/message"
+        + (
+            f" + PostgreSQL backends {median['db_backend_cpu_ms_per_message']:.2f} ms"
+            if dialect == "postgresql"
+            else ""
+        )
+        + f", p50 {median['latency_ms_p50']} ms, p99 {median['latency_ms_p99']} ms (median round)"
+    )
+    for problem in results.get("server_log_problems", []):
+        print(f"  server log: {problem}")
+    out = {
+        "database": dialect,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": code_version(),
+        "args": {k: v for k, v in vars(args).items() if k != "results_dir"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        **results,
+    }
+    path = args.results_dir / (args.out or f"send-{dialect}-c{args.concurrency}.json")
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,6 +747,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--webhooks", type=int, default=0, help="webhooks subscribed to message.created"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="throughput instead: N senders at once against a real jobchat serve",
+    )
     parser.add_argument("--out", help="results file name (default: send-<dialect>.json)")
     args = parser.parse_args(argv)
 
@@ -600,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         reset_database(url)
         dialect = make_url(url).get_backend_name()
         print(f"jobchat send benchmark on {dialect}", flush=True)
+        if args.concurrency:
+            return _main_concurrent(args, url, dialect, Path(tmp), load_before)
         results = asyncio.run(run(args, url))
     send = results["send"]
     print(f"\n## {dialect}: {send['sends']} sends, {args.staff + 1} members a conversation\n")
