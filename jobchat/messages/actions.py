@@ -15,10 +15,10 @@ from jobchat.activity.models import ActivityKind
 from jobchat.conversations.actions import do_start_conversation, emit_read
 from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Member, Status
-from jobchat.conversations.unread import change, shift_totals, unread_extra
+from jobchat.conversations.unread import change, shift_totals, unread_extra, unread_extras
 from jobchat.directory.models import User
 from jobchat.errors import Conflict
-from jobchat.events.actions import emit, unread_extras
+from jobchat.events.actions import emit
 from jobchat.events.models import Event, EventType
 from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
 from jobchat.jobqueue.actions import enqueue
