@@ -105,10 +105,15 @@ class CallCounter:
     def __init__(self) -> None:
         self.on = False
         self.calls = 0
+        # Those made on the thread pool that runs the sync routes (the send's own work, from
+        # the access check to the commit), apart: the worker's and the hub's vary with timing.
+        self.route_calls = 0
 
     def __call__(self, _frame: Any, event: str, _arg: Any) -> None:
         if self.on and event == "call":
             self.calls += 1
+            if threading.current_thread().name.startswith("AnyIO worker"):
+                self.route_calls += 1
 
     def install(self) -> None:
         sys.setprofile(self)
@@ -260,6 +265,7 @@ class Round:
     cpu_ms: list[float]
     wall_ms: list[float]
     python_calls: int = 0
+    route_calls: int = 0
 
     def summary(self) -> dict[str, Any]:
         n = self.sends
@@ -273,6 +279,7 @@ class Round:
             "hub_statements_per_send": round(self.hub_statements / n, 2),
             "db_backend_cpu_ms_per_send": round(1000 * self.backend_cpu_s / n, 3),
             "python_calls_per_send": round(self.python_calls / n),
+            "route_thread_calls_per_send": round(self.route_calls / n),
         }
 
 
@@ -291,6 +298,7 @@ async def send_round(
     statements0, hub0 = counter.requests, counter.hub
     backends0 = backend_cpu(database)
     calls0 = calls.calls if calls else 0
+    route0 = calls.route_calls if calls else 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for seq in range(first, first + n):
         conv, token = author_of(seq, world)
@@ -322,6 +330,7 @@ async def send_round(
         cpu_ms=cpu_ms,
         wall_ms=wall_ms,
         python_calls=(calls.calls - calls0) if calls else 0,
+        route_calls=(calls.route_calls - route0) if calls else 0,
     )
 
 
@@ -510,7 +519,12 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     f"wall {s['wall_ms_per_send']:.2f} ms/send, "
                     f"{s['statements_per_send']:.2f} statements/send "
                     f"(+{s['hub_statements_per_send']:.2f} by the hub)"
-                    + (f", {s['python_calls_per_send']} Python calls/send" if calls else "")
+                    + (
+                        f", {s['python_calls_per_send']} Python calls/send "
+                        f"({s['route_thread_calls_per_send']} on the route's thread)"
+                        if calls
+                        else ""
+                    )
                     + (
                         f", database backends {s['db_backend_cpu_ms_per_send']:.2f} ms/send"
                         if database
@@ -552,6 +566,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 ),
                 "python_calls_per_send": statistics.median(
                     s["python_calls_per_send"] for s in summaries
+                ),
+                "route_thread_calls_per_send": statistics.median(
+                    s["route_thread_calls_per_send"] for s in summaries
                 ),
             },
             "badge_get_unread": badge.summary(),
@@ -788,7 +805,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{send['db_backend_cpu_ms_per_send_median_round']:.2f} ms"
         )
     if args.count_calls:
-        print(f"Python function calls per send: {send['python_calls_per_send']}")
+        print(
+            f"Python function calls per send: {send['python_calls_per_send']} "
+            f"({send['route_thread_calls_per_send']} on the route's thread pool)"
+        )
     badge = results["badge_get_unread"]
     print(
         f"GET /api/v1/unread: CPU {badge['cpu_ms_per_send']:.2f} ms, "
