@@ -144,8 +144,8 @@ def do_send_message(
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
-    # notification ladder decides in the worker. Here, one INSERT.
-    enqueue_ladder(session, message.id, now)
+    # notification ladder decides in the worker. Here, a SELECT and at most one INSERT.
+    enqueue_ladder(session, message.id, now, conversation_id=conv.id, author_id=actor.id)
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).
