@@ -14,6 +14,16 @@ code to the next), the wall time, and the SQL statements the request and the hub
 PostgreSQL also the CPU of the database's backends. CPU time and statement counts are the A/B
 signal on a shared machine; wall time is noisy. The figures are printed and written to
 ``bench/results/send-<dialect>.json``. See bench/README.md.
+
+With ``--concurrency N`` it measures throughput instead: a real ``jobchat serve`` (its worker
+in-process, as deployed) in a process of its own, the same world seeded over HTTP, and this
+process as the load: N senders at once over keep-alive connections (aiohttp), ``--sends`` in
+all after ``--warmup``. Reported: messages a second, the server process's CPU per message
+(from /proc, all its threads; on PostgreSQL plus its backends'), latency p50/p99 and any
+answer that was not 201 (503 ``busy`` past the write queue counts as failed). Results go to
+``bench/results/send-<dialect>-c<N>.json``:
+
+    .venv/bin/python bench/bench_send.py --concurrency 32
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import web
 from seeding import reset_database, sqlalchemy_url
@@ -94,10 +105,15 @@ class CallCounter:
     def __init__(self) -> None:
         self.on = False
         self.calls = 0
+        # Those made on the thread pool that runs the sync routes (the send's own work, from
+        # the access check to the commit), apart: the worker's and the hub's vary with timing.
+        self.route_calls = 0
 
     def __call__(self, _frame: Any, event: str, _arg: Any) -> None:
         if self.on and event == "call":
             self.calls += 1
+            if threading.current_thread().name.startswith("AnyIO worker"):
+                self.route_calls += 1
 
     def install(self) -> None:
         sys.setprofile(self)
@@ -249,6 +265,7 @@ class Round:
     cpu_ms: list[float]
     wall_ms: list[float]
     python_calls: int = 0
+    route_calls: int = 0
 
     def summary(self) -> dict[str, Any]:
         n = self.sends
@@ -262,6 +279,7 @@ class Round:
             "hub_statements_per_send": round(self.hub_statements / n, 2),
             "db_backend_cpu_ms_per_send": round(1000 * self.backend_cpu_s / n, 3),
             "python_calls_per_send": round(self.python_calls / n),
+            "route_thread_calls_per_send": round(self.route_calls / n),
         }
 
 
@@ -280,6 +298,7 @@ async def send_round(
     statements0, hub0 = counter.requests, counter.hub
     backends0 = backend_cpu(database)
     calls0 = calls.calls if calls else 0
+    route0 = calls.route_calls if calls else 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for seq in range(first, first + n):
         conv, token = author_of(seq, world)
@@ -311,6 +330,7 @@ async def send_round(
         cpu_ms=cpu_ms,
         wall_ms=wall_ms,
         python_calls=(calls.calls - calls0) if calls else 0,
+        route_calls=(calls.route_calls - route0) if calls else 0,
     )
 
 
@@ -334,16 +354,68 @@ def py_spy(binary: str | None, out: Path) -> Iterator[None]:
         spy.wait(timeout=60)
 
 
-PARTS = {
-    "the route (send_message: access, action, commit)": "send_message (jobchat/messages/api.py",
-    "auth (require_user: the token lookup)": "require_user (jobchat/auth/deps.py",
-    "the hub (reading and routing events)": "(jobchat/realtime/hub.py",
-}
+# Where a sample's time goes: the innermost frame that matches a marker of BUDGET names its part
+# (so a statement counts for the code that issued it, and the ORM's flush and commit for
+# themselves); a sample in none of them goes to the innermost library of LAYERS.
+BUDGET: tuple[tuple[str, str], ...] = (
+    ("SessionTransaction.commit (sqlalchemy", "db: COMMIT (and the flush it runs)"),
+    ("Session.flush (sqlalchemy", "db: ORM flush (unit of work)"),
+    ("(jobchat/realtime/hub.py", "hub: reading and routing events"),
+    ("jobchat/jobqueue/", "worker: claiming and settling jobs (the ladder job of each send)"),
+    ("jobchat/notifications/ladder", "worker: the ladder job's own work"),
+    ("(jobchat/webhooks/", "send: webhooks (anyone subscribed?)"),
+    ("emit_read (jobchat", "send: the writer's read-marker event"),
+    ("(jobchat/events/", "send: event INSERT"),
+    ("shift_totals (jobchat", "send: users' badge totals UPDATE … RETURNING"),
+    ("expire_loaded_members (jobchat", "send: members UPDATE … RETURNING"),
+    ("index_message (jobchat", "send: search index INSERT"),
+    ("(jobchat/notifications/queue", "send: ladder job INSERT"),
+    ("_payload (jobchat/messages", "send: event payload (MessageOut)"),
+    ("sent_with_key (jobchat", "send: idempotency lookup"),
+    ("do_send_message (jobchat", "send: message INSERT, conversation and members UPDATEs"),
+    ("(jobchat/access.py", "access: conversation and member"),
+    ("MessageOut.of (jobchat", "route: the answer's MessageOut"),
+    ("Caller.write (jobchat", "db: BEGIN, the user's row, the write turn"),
+    ("(jobchat/scheduling/posting.py", "route: post_as / send_as"),
+    ("(jobchat/messages/requests.py", "route: post_as / send_as"),
+    ("send_message (jobchat/messages/api.py", "route: send_message"),
+    ("serialize_response (fastapi", "http: response validation and JSON"),
+    ("request_body_to_args (fastapi", "http: body validation"),
+    ("(jobchat/auth/", "http: auth (require_user, token cache)"),
+)
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("solve_dependencies (fastapi", "http: FastAPI dependencies"),
+    ("run_in_threadpool (starlette", "http: thread-pool hop"),
+    ("(jobchat/ops/metrics.py", "http: metrics middleware"),
+    ("(jobchat/ops/requests.py", "http: request-id middleware"),
+    ("(jobchat/http_errors.py", "http: body-limit middleware"),
+    ("(jobchat/web/security.py", "http: security-headers middleware"),
+    ("(jobchat/realtime/api.py", "http: event-stream middleware (pass-through)"),
+    ("fastapi/", "http: FastAPI and Starlette (routing, the rest)"),
+    ("starlette/", "http: FastAPI and Starlette (routing, the rest)"),
+    ("uvicorn/", "http: uvicorn"),
+    ("httpx/", "client: the in-process httpx client"),
+    ("sqlalchemy/", "db: SQLAlchemy, other"),
+    ("anyio/", "event loop and threads (asyncio, anyio)"),
+    ("asyncio/", "event loop and threads (asyncio, anyio)"),
+    ("threading.py", "event loop and threads (asyncio, anyio)"),
+    ("concurrent/futures", "event loop and threads (asyncio, anyio)"),
+)
+
+
+def _part_of(frames: list[str]) -> str:
+    for markers in (BUDGET, LAYERS):
+        for frame in reversed(frames):
+            for marker, part in markers:
+                if marker in frame:
+                    return part
+    return "other"
 
 
 def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
-    """Where the samples went: the parts of the work, and the functions of jobchat and
-    SQLAlchemy most often on the stack (inclusive), in % of all samples."""
+    """Where the samples went: the parts of the work (``BUDGET``: each sample to the innermost
+    part it is in), and the functions of jobchat and SQLAlchemy most often on the stack
+    (inclusive), in % of all samples."""
     functions: Counter[str] = Counter()
     parts: Counter[str] = Counter()
     samples = 0
@@ -354,11 +426,7 @@ def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
         frames = stack.split(";")
         n = int(count)
         samples += n
-        part = next(
-            (name for name, marker in PARTS.items() if any(marker in f for f in frames)),
-            "everything else (HTTP stack, in-process client, event loop)",
-        )
-        parts[part] += n
+        parts[_part_of(frames)] += n
         # "function (path/to/file.py:line)" -> "function (file.py)", each counted once a sample.
         names = {
             f"{f.split(' (')[0]} ({f.rsplit('/', 1)[-1].rsplit(':', 1)[0]})"
@@ -451,7 +519,12 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     f"wall {s['wall_ms_per_send']:.2f} ms/send, "
                     f"{s['statements_per_send']:.2f} statements/send "
                     f"(+{s['hub_statements_per_send']:.2f} by the hub)"
-                    + (f", {s['python_calls_per_send']} Python calls/send" if calls else "")
+                    + (
+                        f", {s['python_calls_per_send']} Python calls/send "
+                        f"({s['route_thread_calls_per_send']} on the route's thread)"
+                        if calls
+                        else ""
+                    )
                     + (
                         f", database backends {s['db_backend_cpu_ms_per_send']:.2f} ms/send"
                         if database
@@ -494,10 +567,127 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 "python_calls_per_send": statistics.median(
                     s["python_calls_per_send"] for s in summaries
                 ),
+                "route_thread_calls_per_send": statistics.median(
+                    s["route_thread_calls_per_send"] for s in summaries
+                ),
             },
             "badge_get_unread": badge.summary(),
         }
     )
+    return out
+
+
+# --- throughput against a real server ------------------------------------------------------
+
+
+async def _load(
+    base: str, world: World, first: int, n: int, concurrency: int
+) -> tuple[float, list[float], Counter[int]]:
+    """``n`` sends from ``concurrency`` senders at once: (wall seconds, latencies in ms,
+    answers by status)."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    next_seq = first
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector) as http:
+
+        async def sender() -> None:
+            nonlocal next_seq
+            while next_seq < first + n:
+                seq = next_seq
+                next_seq += 1
+                conv, token = author_of(seq, world)
+                started = time.perf_counter()
+                async with http.post(
+                    f"/api/v1/conversations/{conv}/messages",
+                    json={"body": f"jcbench seq={seq} Hello from the send benchmark."},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    await response.read()
+                    statuses[response.status] += 1
+                latencies.append(1000 * (time.perf_counter() - started))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return time.perf_counter() - t0, latencies, statuses
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def run_concurrent(args: argparse.Namespace, url: str, workdir: Path) -> dict[str, Any]:
+    from bench_stream import cpu_seconds, start_server
+
+    database = make_url(url).database if make_url(url).get_backend_name() != "sqlite" else None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
+    env |= {
+        "JOBCHAT_DATABASE_URL": args.database,
+        "JOBCHAT_API_KEY": API_KEY,
+        "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
+        "JOBCHAT_LOG_LEVEL": "WARNING",
+    }
+    server = start_server(workdir, env, nofile=4096, name="send-server")
+    out: dict[str, Any] = {}
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
+            world = await seed(client, args.staff, args.conversations)
+        print(f"seeded {len(world.conversations)} conversations through {server.base}", flush=True)
+        await _load(server.base, world, 0, args.warmup, args.concurrency)
+        rounds = []
+        seq = args.warmup
+        per_round = max(1, args.sends // args.rounds)
+        for r in range(args.rounds):
+            cpu0, backends0 = cpu_seconds(server.pid), backend_cpu(database)
+            wall, latencies, statuses = await _load(
+                server.base, world, seq, per_round, args.concurrency
+            )
+            seq += per_round
+            cpu = cpu_seconds(server.pid) - cpu0
+            backends = backend_delta(backends0, backend_cpu(database))
+            ok = statuses.get(201, 0)
+            result = {
+                "sends": per_round,
+                "ok": ok,
+                "statuses": {str(k): v for k, v in sorted(statuses.items())},
+                "messages_per_second": round(ok / wall, 1),
+                "server_cpu_ms_per_message": round(1000 * cpu / max(ok, 1), 3),
+                "server_cpu_cores": round(cpu / wall, 2),
+                "db_backend_cpu_ms_per_message": round(1000 * backends / max(ok, 1), 3),
+                "latency_ms_p50": round(_percentile(latencies, 0.5), 1),
+                "latency_ms_p99": round(_percentile(latencies, 0.99), 1),
+            }
+            rounds.append(result)
+            print(
+                f"  round {r + 1}/{args.rounds}: {result['messages_per_second']} msg/s, "
+                f"server CPU {result['server_cpu_ms_per_message']:.2f} ms/msg "
+                f"({result['server_cpu_cores']} cores)"
+                + (
+                    f" + backends {result['db_backend_cpu_ms_per_message']:.2f} ms"
+                    if database
+                    else ""
+                )
+                + f", p50 {result['latency_ms_p50']} ms, p99 {result['latency_ms_p99']} ms, "
+                f"answers {result['statuses']}",
+                flush=True,
+            )
+        out["rounds"] = rounds
+        out["median"] = {
+            key: round(statistics.median(r[key] for r in rounds), 3)
+            for key in (
+                "messages_per_second",
+                "server_cpu_ms_per_message",
+                "db_backend_cpu_ms_per_message",
+                "latency_ms_p50",
+                "latency_ms_p99",
+            )
+        }
+        problems = server.log_problems()
+        if problems:
+            out["server_log_problems"] = problems[:20]
+    finally:
+        server.stop()
     return out
 
 
@@ -511,6 +701,42 @@ def code_version() -> dict[str, Any]:
             return ""
 
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "-s"))}
+
+
+def _main_concurrent(
+    args: argparse.Namespace, url: str, dialect: str, workdir: Path, load_before: Any
+) -> int:
+    results = asyncio.run(run_concurrent(args, url, workdir))
+    median = results["median"]
+    print(
+        f"\n## {dialect}, c={args.concurrency}: {median['messages_per_second']} messages/s, "
+        f"server CPU {median['server_cpu_ms_per_message']:.2f} ms/message"
+        + (
+            f" + PostgreSQL backends {median['db_backend_cpu_ms_per_message']:.2f} ms"
+            if dialect == "postgresql"
+            else ""
+        )
+        + f", p50 {median['latency_ms_p50']} ms, p99 {median['latency_ms_p99']} ms (median round)"
+    )
+    for problem in results.get("server_log_problems", []):
+        print(f"  server log: {problem}")
+    out = {
+        "database": dialect,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": code_version(),
+        "args": {k: v for k, v in vars(args).items() if k != "results_dir"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        **results,
+    }
+    path = args.results_dir / (args.out or f"send-{dialect}-c{args.concurrency}.json")
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,6 +764,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--webhooks", type=int, default=0, help="webhooks subscribed to message.created"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="throughput instead: N senders at once against a real jobchat serve",
+    )
     parser.add_argument("--out", help="results file name (default: send-<dialect>.json)")
     args = parser.parse_args(argv)
 
@@ -552,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         reset_database(url)
         dialect = make_url(url).get_backend_name()
         print(f"jobchat send benchmark on {dialect}", flush=True)
+        if args.concurrency:
+            return _main_concurrent(args, url, dialect, Path(tmp), load_before)
         results = asyncio.run(run(args, url))
     send = results["send"]
     print(f"\n## {dialect}: {send['sends']} sends, {args.staff + 1} members a conversation\n")
@@ -571,7 +805,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{send['db_backend_cpu_ms_per_send_median_round']:.2f} ms"
         )
     if args.count_calls:
-        print(f"Python function calls per send: {send['python_calls_per_send']}")
+        print(
+            f"Python function calls per send: {send['python_calls_per_send']} "
+            f"({send['route_thread_calls_per_send']} on the route's thread pool)"
+        )
     badge = results["badge_get_unread"]
     print(
         f"GET /api/v1/unread: CPU {badge['cpu_ms_per_send']:.2f} ms, "
@@ -584,8 +821,10 @@ def main(argv: list[str] | None = None) -> int:
     if "profile" in results:
         profile = results["profile"]
         print(f"\nprofile ({profile['file']}: {profile['samples']} samples, py-spy --gil)")
+        per_send = send["cpu_ms_per_send_median_round"]
+        print(f"the budget: CPU per send ({per_send:.2f} ms) shared out by the samples")
         for name, share in profile["parts_percent"].items():
-            print(f"  {share:5.1f}%  {name}")
+            print(f"  {share:5.1f}%  {per_send * share / 100:5.2f} ms  {name}")
         print("functions most often on the stack:")
         for share, name in profile["top_inclusive_percent"]:
             print(f"  {share:5.1f}%  {name}")

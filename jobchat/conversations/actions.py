@@ -17,10 +17,10 @@ from jobchat.conversations.membership import expected_member_ids
 from jobchat.conversations.models import Conversation, Member, Status
 from jobchat.conversations.render import render_conversation
 from jobchat.conversations.schemas import MemberOut
-from jobchat.conversations.unread import Totals, change, shift_totals, unread_extra
+from jobchat.conversations.unread import Totals, change, shift_totals, unread_extra, unread_extras
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
-from jobchat.events.actions import emit, json_time, unread_extras
+from jobchat.events.actions import emit, json_time
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
 from jobchat.messages.queries import count_unread

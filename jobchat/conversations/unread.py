@@ -9,7 +9,7 @@ updates, through ``shift_totals``, so neither the badge nor the events that carr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from typing import Any, cast
 
@@ -18,8 +18,10 @@ from sqlalchemy import (
     Executable,
     Integer,
     Table,
+    and_,
     bindparam,
     case,
+    func,
     select,
     update,
 )
@@ -141,4 +143,51 @@ def unread_extra(conversation: int, totals: Totals) -> dict[str, Any]:
             "conversations": totals[0],
             "messages": totals[1],
         }
+    }
+
+
+def unread_extras(
+    session: Session,
+    conversation_id: int,
+    user_ids: Collection[int] | None = None,
+    *,
+    excluding: int | None = None,
+) -> dict[int, dict[str, Any]]:
+    """For each user (by default: each member of the conversation but ``excluding``),
+    ``{"unread": ...}``: their unread count in this conversation and their badge totals, as
+    they stand in this transaction. Events carry it, so a client's badge follows every change,
+    and a resumed stream shows the counts of the moment, not of now."""
+    if user_ids is not None and not user_ids:
+        return {}
+    session.flush()
+    if user_ids is None:
+        stmt = (
+            select(
+                Member.user_id,
+                Member.unread_count,
+                User.unread_conversations,
+                User.unread_messages,
+            )
+            .join(User, User.id == Member.user_id)
+            .where(Member.conversation_id == conversation_id)
+        )
+    else:
+        # A member just removed has no row here, but still gets their (new) totals.
+        stmt = (
+            select(
+                User.id,
+                func.coalesce(Member.unread_count, 0),
+                User.unread_conversations,
+                User.unread_messages,
+            )
+            .outerjoin(
+                Member, and_(Member.conversation_id == conversation_id, Member.user_id == User.id)
+            )
+            .where(User.id.in_(user_ids))
+        )
+    if excluding is not None:
+        stmt = stmt.where(User.id != excluding)
+    return {
+        uid: unread_extra(int(count), (int(convs), int(msgs)))
+        for uid, count, convs, msgs in session.execute(stmt.order_by(User.id))
     }

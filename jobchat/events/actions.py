@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import Table, and_, delete, func, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
-from jobchat.conversations.models import Member
-from jobchat.conversations.unread import unread_extra
 from jobchat.db.engine import mark_events_queued, mark_events_written
-from jobchat.directory.models import User
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
 from jobchat.events.queries import latest_event_id
 from jobchat.events.sequencer import sequence
@@ -73,53 +69,6 @@ def emit(
 
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 _QUEUE_EVENT = insert(cast(Table, QueuedEvent.__table__))
-
-
-def unread_extras(
-    session: Session,
-    conversation_id: int,
-    user_ids: Collection[int] | None = None,
-    *,
-    excluding: int | None = None,
-) -> dict[int, dict[str, Any]]:
-    """For each user (by default: each member of the conversation but ``excluding``),
-    ``{"unread": ...}``: their unread count in this conversation and their badge totals, as
-    they stand in this transaction. Events carry it, so a client's badge follows every change,
-    and a resumed stream shows the counts of the moment, not of now."""
-    if user_ids is not None and not user_ids:
-        return {}
-    session.flush()
-    if user_ids is None:
-        stmt = (
-            select(
-                Member.user_id,
-                Member.unread_count,
-                User.unread_conversations,
-                User.unread_messages,
-            )
-            .join(User, User.id == Member.user_id)
-            .where(Member.conversation_id == conversation_id)
-        )
-    else:
-        # A member just removed has no row here, but still gets their (new) totals.
-        stmt = (
-            select(
-                User.id,
-                func.coalesce(Member.unread_count, 0),
-                User.unread_conversations,
-                User.unread_messages,
-            )
-            .outerjoin(
-                Member, and_(Member.conversation_id == conversation_id, Member.user_id == User.id)
-            )
-            .where(User.id.in_(user_ids))
-        )
-    if excluding is not None:
-        stmt = stmt.where(User.id != excluding)
-    return {
-        uid: unread_extra(int(count), (int(convs), int(msgs)))
-        for uid, count, convs, msgs in session.execute(stmt.order_by(User.id))
-    }
 
 
 def do_prune_events(session: Session, *, before: datetime, batch: int = 5_000) -> int:

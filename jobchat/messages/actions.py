@@ -15,19 +15,15 @@ from jobchat.activity.models import ActivityKind
 from jobchat.conversations.actions import do_start_conversation, emit_read
 from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Member, Status
-from jobchat.conversations.unread import (
-    change,
-    expire_loaded_members,
-    shift_totals,
-    unread_extra,
-)
+from jobchat.conversations.unread import change, shift_totals, unread_extra, unread_extras
 from jobchat.directory.models import User
 from jobchat.errors import Conflict
-from jobchat.events.actions import emit, unread_extras
+from jobchat.events.actions import emit
 from jobchat.events.models import Event, EventType
 from jobchat.events.sequencer import sequence_within
 from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
 from jobchat.jobqueue.actions import enqueue
+from jobchat.messages.bump import bump_members, move_conversation
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.outgoing import Limits as Limits
 from jobchat.messages.outgoing import Outgoing as Outgoing
@@ -149,8 +145,8 @@ def do_send_message(
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
-    # notification ladder decides in the worker. Here, one INSERT.
-    enqueue_ladder(session, message.id, now)
+    # notification ladder decides in the worker. Here, a SELECT and at most one INSERT.
+    enqueue_ladder(session, message.id, now, conversation_id=conv.id, author_id=actor.id)
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).
@@ -178,36 +174,22 @@ def do_send_message(
         webhook_events.conversation_reopened(session, conv, actor, now)
     # Activity never moves back, even if the clock does: the inbox is ordered by it.
     active_at = max(conv.last_activity_at, now)
-    conv.last_message_id = message.id
-    conv.last_activity_at = active_at
-    # On the connection: a plain UPDATE … RETURNING, without the ORM's bookkeeping of an update
-    # statement, which cost more than the statement itself (members loaded in this session are
-    # expired below instead).
-    bumped = session.connection().execute(
-        update(Member)
-        .where(Member.conversation_id == conv.id, Member.user_id != actor.id)
-        .returning(Member.user_id, Member.unread_count)
-        .values(
-            unread_count=Member.unread_count + 1,
-            last_activity_at=active_at,
-            # The first unread message starts the clock of the email notification.
-            notify_due_at=func.coalesce(Member.notify_due_at, now + limits.notify_delay),
-        )
-    )
-    # The recipients' new counts (RETURNING): each has one more unread message, and one more
-    # conversation with something unread if it is their first. The event carries them.
-    # (Not dict(result): a Result has .keys(), so dict() would take it for a mapping.)
-    counts: dict[int, int] = {user_id: count for user_id, count in bumped}  # noqa: C416
-    expire_loaded_members(session, conv.id, counts)
-    deltas = {user_id: (int(count == 1), 1) for user_id, count in counts.items()}
+    move_conversation(session, conv, message.id, active_at)
     # Writing into a conversation means having read it.
     had_unread = member.unread_count
+    # The recipients' new counts (RETURNING): each has one more unread message, and one more
+    # conversation with something unread if it is their first. The event carries them.
+    counts = bump_members(
+        session,
+        member,
+        message.id,
+        active_at=active_at,
+        notify_due_at=now + limits.notify_delay,
+    )
+    deltas = {user_id: (int(count == 1), 1) for user_id, count in counts.items()}
     if had_unread:
         deltas[actor.id] = change(had_unread, 0)
     totals = shift_totals(session, deltas)
-    member.last_read_message_id = message.id
-    member.unread_count = 0
-    member.last_activity_at = active_at
     emit(
         session,
         EventType.message_created,

@@ -50,9 +50,7 @@ def list_messages(
         **error_responses(409, 413, 422, 429),
     },
 )
-def send_message(
-    conversation_id: PathId, body: SendMessageIn, caller: CurrentUser, response: Response
-) -> MessageOut | JSONResponse:
+def send_message(conversation_id: PathId, body: SendMessageIn, caller: CurrentUser) -> Response:
     """Send in the app, by email or by SMS, now or at ``send_at`` (202), written or from a
     template. A retry with the same idempotency key is stored once and answered with what
     was stored (header ``Idempotent-Replayed: true``), even if the template or the scheduled
@@ -74,15 +72,18 @@ def send_message(
             now=caller.now,
         )
         if posted.scheduled is not None:
-            answer = JSONResponse(jsonable_encoder(posted.scheduled), status_code=202)
+            answer: Response = JSONResponse(jsonable_encoder(posted.scheduled), status_code=202)
             if posted.replayed:
                 answer.headers["Idempotent-Replayed"] = "true"
             return answer
         assert posted.message is not None
         result = MessageOut.of(posted.message, show_deliveries=True)
+    # Rendered here (pydantic's JSON, as FastAPI would) and answered as it is: FastAPI would
+    # validate the MessageOut again against response_model, on a trip through the thread pool.
+    answer = Response(result.model_dump_json(), status_code=201, media_type="application/json")
     if posted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return result
+        answer.headers["Idempotent-Replayed"] = "true"
+    return answer
 
 
 @router.delete(

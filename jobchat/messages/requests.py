@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.context import ContextRefs
-from jobchat.conversations.models import Conversation, Kind
+from jobchat.conversations.models import Conversation, Kind, Member
 from jobchat.directory.models import User
 from jobchat.errors import RateLimited
 from jobchat.messages.actions import (
@@ -32,9 +32,16 @@ def send_as(
     limiter: RateLimiter,
     limits: Limits,
     now: datetime,
+    accessed: tuple[Conversation, Member] | None = None,
 ) -> tuple[Message, bool]:
-    """Send into a conversation the user is in: (the message, whether it was a replay)."""
-    conv, member = access.access_conversation(session, user, conversation_id)
+    """Send into a conversation the user is in: (the message, whether it was a replay).
+
+    ``accessed``: what ``access.access_conversation`` answered for this user and conversation
+    earlier in the same transaction (the API's post_as asks it first), so that the send does
+    not load them again."""
+    if accessed is None:
+        accessed = access.access_conversation(session, user, conversation_id)
+    conv, member = accessed
 
     def admit() -> None:
         # Checked by the action after an idempotent replay is ruled out: a retried send that

@@ -1,19 +1,77 @@
-"""Queueing the ladder: one job per new message, written in the send's own transaction.
+"""Queueing the ladder: one job per new message that someone could be told of by push or text,
+written in the send's own transaction.
 
-The send stays cheap (one INSERT); who is told of the message, how and when, the ladder job
-(jobchat.notifications.ladder) works out in the worker.
+The send stays cheap (one SELECT, and one INSERT when it finds someone); who is told of the
+message, how and when, the ladder job (jobchat.notifications.ladder) works out in the worker.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
+from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
-from jobchat.jobqueue.actions import enqueue
+from jobchat.conversations.models import Member
+from jobchat.db.engine import mark_jobs_written
+from jobchat.directory.models import User, UserKind
+from jobchat.jobqueue.models import JobStatus, QueuedJob
+from jobchat.push.queries import subscribed_before
 
 NOTIFY_JOB = "notify.message"
 
+# The same row jobchat.jobqueue.actions.enqueue writes, with a statement prepared once instead
+# of the unit of work (every send writes one; nothing reads the job back in the send).
+_INSERT_JOB = insert(cast(Table, QueuedJob.__table__))
 
-def enqueue_ladder(session: Session, message_id: int, now: datetime) -> None:
-    enqueue(session, NOTIFY_JOB, {"message_id": message_id}, now=now)
+# Whether the ladder could do anything for a message: a member other than its author who is
+# active and has push on with a device subscribed before it, or a candidate who takes texts.
+# It is what the ladder's own queries require before anything else (it then also checks who
+# has read or hidden it, who has the app open, quiet hours, whether a number can be texted):
+# when nobody qualifies the job would only be claimed, find nothing to do and be settled, which
+# cost a send more server CPU than everything else in it together (bench/bench_send.py).
+_ANYONE_TO_TELL = select(
+    exists().where(
+        Member.conversation_id == bindparam("conversation_id"),
+        Member.user_id != bindparam("author_id"),
+        User.id == Member.user_id,
+        User.deactivated_at.is_(None),
+        or_(
+            and_(
+                User.push_notifications.is_(True),
+                subscribed_before(User.id, bindparam("before", type_=Member.joined_at.type)),
+            ),
+            and_(User.kind == UserKind.candidate, User.sms_notifications.is_(True)),
+        ),
+    )
+)
+
+
+def enqueue_ladder(
+    session: Session,
+    message_id: int,
+    now: datetime,
+    *,
+    conversation_id: int,
+    author_id: int | None,
+) -> None:
+    """Queue the ladder job of a message sent at ``now``, unless nobody could be pushed or
+    texted about it (email's clock is started by the send itself)."""
+    connection = session.connection()
+    params = {"conversation_id": conversation_id, "author_id": author_id or 0, "before": now}
+    if not connection.execute(_ANYONE_TO_TELL, params).scalar():
+        return
+    connection.execute(
+        _INSERT_JOB,
+        {
+            "kind": NOTIFY_JOB,
+            "payload": {"message_id": message_id},
+            "status": JobStatus.queued,
+            "attempts": 0,
+            "run_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    mark_jobs_written(session)

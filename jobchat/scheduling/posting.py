@@ -67,7 +67,7 @@ def post_as(
         replay = _replay(session, user, conversation_id, request, key, fingerprint)
         if replay is not None:
             return replay
-    conv, _member = access.access_conversation(session, user, conversation_id)
+    conv, member = access.access_conversation(session, user, conversation_id)
     text, subject = request.body, request.subject
     if request.template is not None:
         filled = fill_for_send(
@@ -107,7 +107,14 @@ def post_as(
         )
         return Posted(None, scheduled, replayed)
     message, replayed = send_as(
-        session, user, conversation_id, out, limiter=limiter, limits=limits, now=now
+        session,
+        user,
+        conversation_id,
+        out,
+        limiter=limiter,
+        limits=limits,
+        now=now,
+        accessed=(conv, member),
     )
     return Posted(message, None, replayed)
 
