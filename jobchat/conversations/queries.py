@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import Select, Subquery
 
 from jobchat.conversations.models import (
     ONE_CANDIDATE_KINDS,
@@ -90,8 +90,33 @@ def inbox(
     session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Conversation, Member]], str | None]:
     """The user's conversations, latest activity first: a range scan of ``ix_members_inbox``."""
+    stmt = inbox_statement(session, user, query, limit=limit, cursor=cursor).add_columns(
+        Conversation, Member
+    )
+    rows = [(c, m) for c, m in session.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1][1]
+        next_cursor = inbox_cursor(last.last_activity_at, last.conversation_id)
+    return rows, next_cursor
+
+
+def inbox_cursor(last_activity_at: datetime, conversation_id: int) -> str:
+    """The cursor of the page after the row with this sort key."""
+    return _encode_cursor(last_activity_at.isoformat(), str(conversation_id))
+
+
+def inbox_statement(
+    session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
+) -> Select[Any]:
+    """The inbox's rows (one more than ``limit``, to tell whether a page follows), filtered,
+    sorted and bounded by the cursor, from ``members JOIN conversations`` and with no columns
+    yet: the caller adds what it reads (ORM entities, or a page's plain columns)."""
     stmt = (
-        select(Conversation, Member)
+        select()
+        .select_from(Member)
         .join(Conversation, Conversation.id == Member.conversation_id)
         .where(Member.user_id == user.id)
         .order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
@@ -124,14 +149,7 @@ def inbox(
             tuple_(Member.last_activity_at, Member.conversation_id)
             < tuple_(literal(at, UTCDateTime()), literal(conv_id))
         )
-    rows = [(c, m) for c, m in session.execute(stmt)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more and rows:
-        last = rows[-1][1]
-        next_cursor = _encode_cursor(last.last_activity_at.isoformat(), str(last.conversation_id))
-    return rows, next_cursor
+    return stmt
 
 
 def _matches(q: str) -> ColumnElement[bool]:
