@@ -211,7 +211,7 @@ def inbox_statement(shape: InboxShape) -> Select[Any]:
 
 
 @functools.cache
-def _inbox_entities(shape: InboxShape) -> Select[tuple[Conversation, Member]]:
+def _inbox_entities(shape: InboxShape) -> Select[Conversation, Member]:
     return inbox_statement(shape).add_columns(Conversation, Member)
 
 
