@@ -93,10 +93,14 @@ def history_page(
     """What ``history()`` pages, rendered: oldest first, and the cursor for the page before
     (None at the beginning). Deliveries are shown to staff only."""
     params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer.id, "limit": limit + 1}
+    # Plain columns: executed on the connection, the rows skip the ORM's result machinery
+    # (after a flush, as the session's autoflush would do; free when nothing is pending).
+    session.flush()
+    conn = session.connection()
     if before is None:
-        found = session.execute(_NEWEST_FIRST, params).all()
+        found = conn.execute(_NEWEST_FIRST, params).all()
     else:
-        found = session.execute(_NEWEST_BEFORE, params | {"before": before}).all()
+        found = conn.execute(_NEWEST_BEFORE, params | {"before": before}).all()
     more = len(found) > limit
     rows: list[Row[*tuple[Any, ...]]] = list(found[:limit])
     rows.reverse()
@@ -104,7 +108,7 @@ def history_page(
         return [], None
     ids = [r.id for r in rows]
     files: defaultdict[int, list[AttachmentOut]] = defaultdict(list)
-    for message_id, file_id, filename, content_type, size in session.execute(
+    for message_id, file_id, filename, content_type, size in conn.execute(
         _ATTACHMENTS, {"ids": ids}
     ):
         assert message_id is not None  # taken by one of these messages
@@ -122,7 +126,7 @@ def history_page(
         deliveries = defaultdict(list)
         sent = [r.id for r in rows if r.channel != Channel.app]
         if sent:
-            for d in session.execute(_DELIVERIES, {"ids": sent}):
+            for d in conn.execute(_DELIVERIES, {"ids": sent}):
                 deliveries[d.message_id].append(
                     DeliveryOut(
                         recipient=d.ext_id,
