@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     pg_database = make_url(url).database if dialect == "postgresql" else None
     if dialect == "sqlite":
         # The server runs in a temporary directory: give it an absolute path.
-        path = Path(str(make_url(url).database)).resolve()
-        args.database = f"sqlite:///{path}"
+        sqlite_file = Path(str(make_url(url).database)).resolve()
+        args.database = f"sqlite:///{sqlite_file}"
         url = sqlalchemy_url(args.database)
     print(f"jobchat reads benchmark (HTTP) on {dialect} ({make_url(url).render_as_string()})")
     seed_report = None
@@ -430,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": profiles,
         "table_markdown": md,
     }
-    path = results_dir / f"reads-{dialect}.json"
-    path.write_text(json.dumps(out, indent=2))
-    print(f"written: {path}")
+    written = results_dir / f"reads-{dialect}.json"
+    written.write_text(json.dumps(out, indent=2))
+    print(f"written: {written}")
     return 0
 
 
