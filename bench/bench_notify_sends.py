@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,11 @@ from sqlalchemy.engine import make_url
 
 async def send_steadily(
     base: str, world: World, rate: float, seconds: float, first: int
-) -> tuple[list[float], int]:
+) -> tuple[list[float], Counter[str]]:
     """POST ``rate`` app messages a second for ``seconds`` (open loop); the latencies in ms of
-    those answered 201, and how many were not."""
+    those answered 201, and the answers (or errors) of those that were not."""
     latencies: list[float] = []
-    failed = 0
+    failed: Counter[str] = Counter()
     n = int(rate * seconds)
     headers = {"Authorization": f"Bearer {world.staff_token}"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -79,17 +80,20 @@ async def send_steadily(
     ) as client:
 
         async def one(seq: int) -> None:
-            nonlocal failed
             conv = world.conversations[seq % len(world.conversations)]
             body = {"body": f"Message {seq}: could you confirm Tuesday at 10:00?"}
             t0 = time.perf_counter()
-            response = await client.post(
-                f"/api/v1/conversations/{conv}/messages", json=body, headers=headers
-            )
+            try:
+                response = await client.post(
+                    f"/api/v1/conversations/{conv}/messages", json=body, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                failed[type(exc).__name__] += 1
+                return
             if response.status_code == 201:
                 latencies.append((time.perf_counter() - t0) * 1000)
             else:
-                failed += 1
+                failed[str(response.status_code)] += 1
 
         start = time.perf_counter()
         tasks = []
@@ -124,7 +128,7 @@ def step(
     out: dict[str, Any] = {
         "step": label,
         "sends": len(latencies),
-        "sends_failed": failed,
+        "sends_failed": dict(failed),
         "send_latency": latency(latencies),
         "wall_s": round(wall, 2),
         "notifications_received": sent,
@@ -141,7 +145,7 @@ def step(
         out["db_backends_cpu_cores"] = round(backend_delta(db0, database) / wall, 3)
     s = out["send_latency"]
     print(
-        f"  {label:<22} sends {len(latencies)} (+{failed} failed)  POST p50 {s['p50_ms']:.1f}"
+        f"  {label:<22} sends {len(latencies)} (failed: {dict(failed)})  POST p50 {s['p50_ms']:.1f}"
         f"  p99 {s['p99_ms']:.1f}  max {s['max_ms']:.1f} ms  | notifications "
         f"{out['notifications_per_minute']}/min  server {out['server_cpu_cores']} cores"
         + (f"  worker {out['worker_cpu_cores']} cores" if worker_pid else ""),
