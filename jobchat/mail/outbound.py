@@ -25,7 +25,7 @@ from jobchat.auth.links import (
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Conversation, Member
-from jobchat.conversations.render import render_conversation
+from jobchat.conversations.render import conversation_title
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.files.storage import Missing, Storage
@@ -275,7 +275,9 @@ class Mailer:
             if not messages:
                 return None  # read in time, or deleted
             conv = member.conversation
-            title = render_conversation(session, user, conv, member).title
+            # The title alone, in one statement: rendering the whole conversation (members,
+            # last message) for it cost three more.
+            title = conversation_title(session, user.id, conv.id, conv.kind)
             about = self._about(session, conv, user)
             tz = user.timezone
             listed = [
@@ -362,7 +364,7 @@ class Mailer:
                 return None
             member = session.get(Member, (conv.id, user.id))
             title = (
-                render_conversation(session, user, conv, member).title
+                conversation_title(session, user.id, conv.id, conv.kind)
                 if member
                 else "this conversation"
             )
