@@ -23,6 +23,10 @@ conversation *n* mod N, each one making its candidate's notification due at once
     first works off (a)'s backlog and then keeps up with the new ones: at 20 sends a second that
     is up to 1,200 notifications a minute.
 
+``--in-server``: the worker runs inside ``jobchat serve`` instead (JOBCHAT_RUN_WORKER=true), so
+its write transactions queue with the sends on the server's own write turn rather than in
+SQLite's busy handler; only step (b) is run then (there is no server without its worker).
+
 For each step: the POST latency (client side, to the 201) p50/p99/max, the notifications the
 SMTP server received during the step per minute, and the CPU of the server, the worker and (on
 PostgreSQL) the database's backends. Results go to ``bench/results/notify-sends-<dialect>.json``.
@@ -154,6 +158,22 @@ def step(
     return out
 
 
+def _drained(sink: Sink) -> dict[str, Any]:
+    """Whether the worker kept up: how long the notifications still due take once the sends
+    stop (until a second passes with none)."""
+    t0 = time.perf_counter()
+    settled = sink.count
+    while time.perf_counter() - t0 < 60:
+        time.sleep(1)
+        if sink.count == settled:
+            break
+        settled = sink.count
+    return {
+        "drained_after_s": round(time.perf_counter() - t0, 1),
+        "notifications_total": sink.count,
+    }
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     url = sqlalchemy_url(args.database)
     reset_database(url)
@@ -170,7 +190,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "JOBCHAT_EMAIL_FROM": EMAIL_FROM,
         "JOBCHAT_REPLY_DOMAIN": REPLY_DOMAIN,
         "JOBCHAT_NOTIFY_DELAY_SECONDS": "0",
-        "JOBCHAT_RUN_WORKER": "false",
+        "JOBCHAT_RUN_WORKER": "true" if args.in_server else "false",
         "JOBCHAT_WORKER_CONCURRENCY": str(args.concurrency),
         "JOBCHAT_WORKER_POLL_SECONDS": "0.2",
     }
@@ -181,6 +201,19 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         world, requests = asyncio.run(over_http(server.base, api_key, seed, args.candidates))
         print(f"seeded {len(world.conversations)} conversations ({requests} requests)", flush=True)
         n = int(args.rate * args.seconds)
+        if args.in_server:
+            out["with_worker"] = step(
+                "worker in the server",
+                server.process.pid,
+                None,
+                sink,
+                database,
+                server.base,
+                world,
+                args,
+                0,
+            )
+            return out | _drained(sink)
         out["without_worker"] = step(
             "no worker", server.process.pid, None, sink, database, server.base, world, args, 0
         )
@@ -206,16 +239,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             args,
             n,
         )
-        # Whether it kept up: the notifications still to go once the sends stop.
-        t0 = time.perf_counter()
-        settled = sink.count
-        while time.perf_counter() - t0 < 60:
-            time.sleep(1)
-            if sink.count == settled:
-                break
-            settled = sink.count
-        out["drained_after_s"] = round(time.perf_counter() - t0, 1)
-        out["notifications_total"] = sink.count
+        out |= _drained(sink)
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -232,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="sends a second")
     parser.add_argument("--seconds", type=float, default=30.0, help="of each step")
     parser.add_argument("--concurrency", type=int, default=8, help="the worker's concurrency")
+    parser.add_argument("--in-server", action="store_true", help="the worker inside serve")
     args = parser.parse_args(argv)
     results_dir = Path(__file__).resolve().parent / "results"
     results_dir.mkdir(exist_ok=True)
@@ -254,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         **results,
     }
-    path = results_dir / f"notify-sends-{dialect}.json"
+    suffix = "-in-server" if args.in_server else ""
+    path = results_dir / f"notify-sends-{dialect}{suffix}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"written: {path}  (load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f})")
     return 0
