@@ -1,9 +1,10 @@
 """Rendering conversations as the API shows them, a page at a time.
 
-A page of 50 is rendered in two statements whatever its size: one row per conversation with
-everything its title, references and last message need (outer joins on primary keys), and the
-members as plain columns. Loading ORM objects for the same page cost about four times as much
-(see bench/), and the inbox is the hottest read there is.
+A page of 50 is rendered in three statements whatever its size: one row per conversation with
+everything its title, references and last message need (outer joins on primary keys), who is in
+which conversation, and each of those people once, all as plain columns. The inbox route's page
+(``render_inbox``) picks its rows in the first of them. Loading ORM objects for the same page cost
+about four times as much (see bench/), and the inbox is the hottest read there is.
 """
 
 from __future__ import annotations
