@@ -14,10 +14,9 @@ from jobchat.conversations.models import Kind
 from jobchat.conversations.queries import (
     InboxQuery,
     candidate_manager,
-    inbox,
     unread_totals,
 )
-from jobchat.conversations.render import render_conversation, render_conversations
+from jobchat.conversations.render import render_conversation, render_inbox
 from jobchat.conversations.schemas import (
     CandidatePage,
     ConversationOut,
@@ -28,6 +27,7 @@ from jobchat.conversations.schemas import (
 )
 from jobchat.http_errors import error_responses
 from jobchat.inputs import PathId, QueryRef, QueryText
+from jobchat.json_body import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=error_responses(401))
 
@@ -44,16 +44,16 @@ def list_conversations(
     application: QueryRef = None,
     limit: Limit = 50,
     cursor: QueryText = None,
-) -> ConversationPage:
+) -> Response:
     """The inbox: the caller's conversations, most recent activity first."""
     query = InboxQuery(
         filter=filter, kind=kind, job=job, candidate=candidate, application=application
     )
     with caller.read() as (session, user):
-        rows, next_cursor = inbox(session, user, query, limit=limit, cursor=cursor)
-        return ConversationPage(
-            items=render_conversations(session, user, rows), next_cursor=next_cursor
-        )
+        items, next_cursor = render_inbox(session, user, query, limit=limit, cursor=cursor)
+        page = ConversationPage(items=items, next_cursor=next_cursor)
+    # Serialised here, once: the hottest read skips FastAPI's second validation of the page.
+    return json_response(page)
 
 
 @router.post(

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, tuple_, union
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import Select, Subquery
 
 from jobchat.conversations.models import (
     ONE_CANDIDATE_KINDS,
@@ -86,58 +100,124 @@ def _decode_time(raw: str) -> datetime:
 # --- the inbox -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InboxShape:
+    """Which of the inbox's conditions a request uses: the statement depends on this alone (the
+    values are bound parameters), so it is built once per shape, not once per request."""
+
+    filter: InboxFilter
+    kind: bool
+    job: bool
+    candidate: bool
+    application: bool
+    q: bool
+    cursor: bool
+
+
 def inbox(
     session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Conversation, Member]], str | None]:
     """The user's conversations, latest activity first: a range scan of ``ix_members_inbox``."""
-    stmt = (
-        select(Conversation, Member)
-        .join(Conversation, Conversation.id == Member.conversation_id)
-        .where(Member.user_id == user.id)
-        .order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
-        .limit(limit + 1)
-    )
-    if query.filter == "unread":
-        stmt = stmt.where(Member.unread_count > 0)
-    elif query.filter == "messaged":
-        stmt = stmt.where(Conversation.last_message_id.is_not(None))
-    elif query.filter == "ended":
-        stmt = stmt.where(Conversation.status == Status.ended)
-    if query.kind is not None:
-        stmt = stmt.where(Conversation.kind == query.kind)
-    if query.job is not None:
-        job = job_by_ext(session, query.job)
-        stmt = stmt.where(Conversation.job_id == (job.id if job else -1))
-    if query.candidate is not None:
-        cand = user_by_ext(session, UserKind.candidate, query.candidate)
-        stmt = stmt.where(Conversation.candidate_id == (cand.id if cand else -1))
-    if query.application is not None:
-        app = application_by_ext(session, query.application)
-        stmt = stmt.where(Conversation.application_id == (app.id if app else -1))
-    if query.q:
-        stmt = stmt.where(_matches(query.q))
-    if cursor is not None:
-        at_raw, conv_id = _decode_cursor(cursor)
-        at = _decode_time(at_raw)
-        # A row-value comparison, so both databases use it as a bound of the index scan.
-        stmt = stmt.where(
-            tuple_(Member.last_activity_at, Member.conversation_id)
-            < tuple_(literal(at, UTCDateTime()), literal(conv_id))
-        )
-    rows = [(c, m) for c, m in session.execute(stmt)]
+    shape, params = inbox_params(session, user, query, limit=limit, cursor=cursor)
+    rows = [(c, m) for c, m in session.execute(_inbox_entities(shape), params)]
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if more and rows:
         last = rows[-1][1]
-        next_cursor = _encode_cursor(last.last_activity_at.isoformat(), str(last.conversation_id))
+        next_cursor = inbox_cursor(last.last_activity_at, last.conversation_id)
     return rows, next_cursor
 
 
-def _matches(q: str) -> ColumnElement[bool]:
+def inbox_cursor(last_activity_at: datetime, conversation_id: int) -> str:
+    """The cursor of the page after the row with this sort key."""
+    return _encode_cursor(last_activity_at.isoformat(), str(conversation_id))
+
+
+def inbox_params(
+    session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
+) -> tuple[InboxShape, dict[str, Any]]:
+    """The shape of ``inbox_statement`` a request needs, and its parameters' values (one row
+    more than ``limit``, to tell whether a page follows)."""
+    params: dict[str, Any] = {"inbox_user": user.id, "inbox_limit": limit + 1}
+    if query.kind is not None:
+        params["inbox_kind"] = str(query.kind)
+    if query.job is not None:
+        job = job_by_ext(session, query.job)
+        params["inbox_job"] = job.id if job else -1
+    if query.candidate is not None:
+        cand = user_by_ext(session, UserKind.candidate, query.candidate)
+        params["inbox_candidate"] = cand.id if cand else -1
+    if query.application is not None:
+        app = application_by_ext(session, query.application)
+        params["inbox_application"] = app.id if app else -1
+    if query.q:
+        params["inbox_pattern"] = like_pattern(query.q)
+    if cursor is not None:
+        at_raw, conv_id = _decode_cursor(cursor)
+        params["inbox_at"] = _decode_time(at_raw)
+        params["inbox_conv"] = conv_id
+    shape = InboxShape(
+        filter=query.filter,
+        kind=query.kind is not None,
+        job=query.job is not None,
+        candidate=query.candidate is not None,
+        application=query.application is not None,
+        q=bool(query.q),
+        cursor=cursor is not None,
+    )
+    return shape, params
+
+
+@functools.cache
+def inbox_statement(shape: InboxShape) -> Select[Any]:
+    """The inbox's rows, filtered, sorted and bounded by the cursor, from ``members JOIN
+    conversations`` and with no columns yet: the caller adds what it reads (ORM entities, or a
+    page's plain columns). Its parameters come from ``inbox_params``."""
+    stmt = (
+        select()
+        .select_from(Member)
+        .join(Conversation, Conversation.id == Member.conversation_id)
+        .where(Member.user_id == bindparam("inbox_user"))
+        .order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
+        .limit(bindparam("inbox_limit", type_=Integer()))
+    )
+    if shape.filter == "unread":
+        stmt = stmt.where(Member.unread_count > 0)
+    elif shape.filter == "messaged":
+        stmt = stmt.where(Conversation.last_message_id.is_not(None))
+    elif shape.filter == "ended":
+        stmt = stmt.where(Conversation.status == Status.ended)
+    if shape.kind:
+        stmt = stmt.where(Conversation.kind == bindparam("inbox_kind"))
+    if shape.job:
+        stmt = stmt.where(Conversation.job_id == bindparam("inbox_job"))
+    if shape.candidate:
+        stmt = stmt.where(Conversation.candidate_id == bindparam("inbox_candidate"))
+    if shape.application:
+        stmt = stmt.where(Conversation.application_id == bindparam("inbox_application"))
+    if shape.q:
+        stmt = stmt.where(_matches(bindparam("inbox_pattern", type_=String())))
+    if shape.cursor:
+        # A row-value comparison, so both databases use it as a bound of the index scan.
+        stmt = stmt.where(
+            tuple_(Member.last_activity_at, Member.conversation_id)
+            < tuple_(
+                bindparam("inbox_at", type_=UTCDateTime()),
+                bindparam("inbox_conv", type_=Integer()),
+            )
+        )
+    return stmt
+
+
+@functools.cache
+def _inbox_entities(shape: InboxShape) -> Select[Conversation, Member]:
+    return inbox_statement(shape).add_columns(Conversation, Member)
+
+
+def _matches(pattern: ColumnElement[str]) -> ColumnElement[bool]:
     """Search by name or job: the job's title, the partner organisation's name, or the name of
-    anyone in the conversation."""
-    pattern = like_pattern(q)
+    anyone in the conversation (``pattern`` is a ``like_pattern``)."""
     member_named = (
         select(Member.conversation_id)
         .join(User, User.id == Member.user_id)

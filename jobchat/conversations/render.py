@@ -1,20 +1,30 @@
 """Rendering conversations as the API shows them, a page at a time.
 
-A page of 50 is rendered in two statements whatever its size: one row per conversation with
-everything its title, references and last message need (outer joins on primary keys), and the
-members as plain columns. Loading ORM objects for the same page cost about four times as much
-(see bench/), and the inbox is the hottest read there is.
+A page of 50 is rendered in three statements whatever its size: one row per conversation with
+everything its title, references and last message need (outer joins on primary keys), who is in
+which conversation, and each of those people once, all as plain columns. The inbox route's page
+(``render_inbox``) picks its rows in the first of them. Loading ORM objects for the same page cost
+about four times as much (see bench/), and the inbox is the hottest read there is.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import Select
 
 from jobchat.conversations.models import Conversation, Kind, Member, Status
+from jobchat.conversations.queries import (
+    InboxQuery,
+    InboxShape,
+    inbox_cursor,
+    inbox_params,
+    inbox_statement,
+)
 from jobchat.conversations.schemas import ConversationOut, MemberOut, Names
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
@@ -28,59 +38,96 @@ _employer_user = aliased(User, name="employer_user")
 _agency_user = aliased(User, name="agency_user")
 _author = aliased(User, name="author")
 
-_CONTEXT = (
-    select(
-        Conversation.id,
-        Job.ext_id.label("job_ext"),
-        Job.title.label("job_title"),
-        _employer.name.label("employer_name"),
-        _candidate.id.label("cand_id"),
-        _candidate.ext_id.label("cand_ext"),
-        _candidate.name.label("cand_name"),
-        Application.ext_id.label("app_ext"),
-        _partner.ext_id.label("partner_ext"),
-        _partner.name.label("partner_name"),
-        _employer_user.ext_id.label("employer_user_ext"),
-        _employer_user.name.label("employer_user_name"),
-        _agency_user.ext_id.label("agency_user_ext"),
-        _agency_user.name.label("agency_user_name"),
-        Message.id.label("msg_id"),
-        Message.body.label("msg_body"),
-        Message.subject.label("msg_subject"),
-        Message.channel.label("msg_channel"),
-        Message.created_at.label("msg_created_at"),
-        Message.deleted_at.label("msg_deleted_at"),
-        _author.ext_id.label("author_ext"),
-        _author.name.label("author_name"),
-        _author.kind.label("author_kind"),
-        HiddenMessage.message_id.label("msg_hidden"),
-    )
-    .select_from(Conversation)
-    .outerjoin(Job, Job.id == Conversation.job_id)
-    .outerjoin(_employer, _employer.id == Job.employer_id)
-    .outerjoin(_candidate, _candidate.id == Conversation.candidate_id)
-    .outerjoin(Application, Application.id == Conversation.application_id)
-    .outerjoin(_partner, _partner.id == Conversation.partner_id)
-    .outerjoin(_employer_user, _employer_user.id == Conversation.employer_user_id)
-    .outerjoin(_agency_user, _agency_user.id == Conversation.agency_user_id)
-    .outerjoin(Message, Message.id == Conversation.last_message_id)
-    .outerjoin(_author, _author.id == Message.author_id)
-    .outerjoin(
-        HiddenMessage,
-        (HiddenMessage.message_id == Message.id)
-        & (HiddenMessage.user_id == bindparam("viewer_id")),
-    )
-    .where(Conversation.id.in_(bindparam("conv_ids", expanding=True)))
+# What a conversation's title, references and last message need, by outer joins on primary keys.
+_CONTEXT_COLUMNS = (
+    Conversation.id,
+    Conversation.kind,
+    Conversation.status,
+    Conversation.created_at,
+    Conversation.last_activity_at,
+    Conversation.ended_at,
+    Job.ext_id.label("job_ext"),
+    Job.title.label("job_title"),
+    _employer.name.label("employer_name"),
+    _candidate.id.label("cand_id"),
+    _candidate.ext_id.label("cand_ext"),
+    _candidate.name.label("cand_name"),
+    Application.ext_id.label("app_ext"),
+    _partner.ext_id.label("partner_ext"),
+    _partner.name.label("partner_name"),
+    _employer_user.ext_id.label("employer_user_ext"),
+    _employer_user.name.label("employer_user_name"),
+    _agency_user.ext_id.label("agency_user_ext"),
+    _agency_user.name.label("agency_user_name"),
+    Message.id.label("msg_id"),
+    Message.body.label("msg_body"),
+    Message.subject.label("msg_subject"),
+    Message.channel.label("msg_channel"),
+    Message.created_at.label("msg_created_at"),
+    Message.deleted_at.label("msg_deleted_at"),
+    _author.ext_id.label("author_ext"),
+    _author.name.label("author_name"),
+    _author.kind.label("author_kind"),
+    HiddenMessage.message_id.label("msg_hidden"),
 )
 
-_MEMBERS = (
-    select(Member.conversation_id, User.ext_id, User.name, User.kind, Organization.ext_id)
-    .join(User, User.id == Member.user_id)
-    .outerjoin(Organization, Organization.id == User.organization_id)
-    .where(Member.conversation_id.in_(bindparam("conv_ids", expanding=True)))
-    # Candidates first, then staff, each by name.
-    .order_by(Member.conversation_id, User.kind, User.name, User.id)
+
+def _with_context(stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` (whose FROM has ``conversations``) with the context's columns and outer joins."""
+    return (
+        stmt.add_columns(*_CONTEXT_COLUMNS)
+        .outerjoin(Job, Job.id == Conversation.job_id)
+        .outerjoin(_employer, _employer.id == Job.employer_id)
+        .outerjoin(_candidate, _candidate.id == Conversation.candidate_id)
+        .outerjoin(Application, Application.id == Conversation.application_id)
+        .outerjoin(_partner, _partner.id == Conversation.partner_id)
+        .outerjoin(_employer_user, _employer_user.id == Conversation.employer_user_id)
+        .outerjoin(_agency_user, _agency_user.id == Conversation.agency_user_id)
+        .outerjoin(Message, Message.id == Conversation.last_message_id)
+        .outerjoin(_author, _author.id == Message.author_id)
+        .outerjoin(
+            HiddenMessage,
+            (HiddenMessage.message_id == Message.id)
+            & (HiddenMessage.user_id == bindparam("viewer_id")),
+        )
+    )
+
+
+_CONTEXT = _with_context(select().select_from(Conversation)).where(
+    Conversation.id.in_(bindparam("conv_ids", expanding=True))
 )
+
+# The inbox page's own columns: the viewer's read state and sort key.
+_INBOX_COLUMNS = (
+    Member.conversation_id.label("conv_id"),
+    Member.unread_count,
+    Member.last_read_message_id,
+    Member.last_activity_at,
+)
+
+# A page's members in two statements: who is in which conversation (an index-only scan of the
+# members' primary key), then each person once (the same staff are in most of a page's
+# conversations), in the order they are listed: candidates first, then staff, each by name (the
+# database's collation), id last. Joined in one statement, PostgreSQL hashed the whole users
+# table for every page.
+_MEMBERSHIPS = select(Member.conversation_id, Member.user_id).where(
+    Member.conversation_id.in_(bindparam("conv_ids", expanding=True))
+)
+_PEOPLE = (
+    select(User.id, User.ext_id, User.name, User.kind, Organization.ext_id)
+    .outerjoin(Organization, Organization.id == User.organization_id)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.kind, User.name, User.id)
+)
+
+
+def _core(session: Session) -> Connection:
+    """The session's connection: these statements select plain columns, and executed on the
+    connection their rows skip the ORM's result machinery (a quarter of a page's CPU). What the
+    session holds unflushed is flushed first, as ``session.execute`` would (a conversation just
+    started is rendered in the same transaction); with nothing to flush that costs nothing."""
+    session.flush()
+    return session.connection()
 
 
 def title(kind: Kind, names: Names, viewer_id: int) -> str:
@@ -138,45 +185,129 @@ def render_conversations(
     """Render the viewer's page of (conversation, their member row) pairs, in order."""
     if not rows:
         return []
-    params = {"conv_ids": [conv.id for conv, _ in rows], "viewer_id": viewer.id}
-    context = {r.id: r for r in session.execute(_CONTEXT, params)}
-    members: dict[int, list[MemberOut]] = {conv.id: [] for conv, _ in rows}
-    for conv_id, ext_id, name, kind, org_ext in session.execute(_MEMBERS, params):
-        members[conv_id].append(
-            MemberOut(
+    ids = [conv.id for conv, _ in rows]
+    context = {
+        r.id: r for r in _core(session).execute(_CONTEXT, {"conv_ids": ids, "viewer_id": viewer.id})
+    }
+    members = _members(session, ids)
+    return [
+        _render(
+            session,
+            viewer,
+            context[conv.id],
+            members[conv.id],
+            unread_count=member.unread_count,
+            last_read_message_id=member.last_read_message_id,
+        )
+        for conv, member in rows
+    ]
+
+
+def render_inbox(
+    session: Session, viewer: User, query: InboxQuery, *, limit: int, cursor: str | None
+) -> tuple[list[ConversationOut], str | None]:
+    """The inbox page as the API shows it, and the next page's cursor. The same rows as
+    ``inbox()`` then ``render_conversations()``, in two statements instead of three: the page
+    and its context in one (the range scan of ``ix_members_inbox`` with outer joins on primary
+    keys, stopping at the limit), its members in the other; plain columns, no ORM objects."""
+    shape, params = inbox_params(session, viewer, query, limit=limit, cursor=cursor)
+    stmt = _inbox_page(shape)
+    rows = _core(session).execute(stmt, params | {"viewer_id": viewer.id}).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not rows:
+        return [], None
+    members = _members(session, [r.id for r in rows])
+    page = [
+        _render(
+            session,
+            viewer,
+            r,
+            members[r.id],
+            unread_count=r.member_unread_count,
+            last_read_message_id=r.member_last_read_message_id,
+        )
+        for r in rows
+    ]
+    last = rows[-1]
+    return page, (inbox_cursor(last.member_last_activity_at, last.id) if more else None)
+
+
+@functools.cache
+def _inbox_page(shape: InboxShape) -> Select[Any]:
+    # The page is picked first, in a subquery with its LIMIT, and only its rows are joined to
+    # their context: joined in one level, an index that does not give the order (the unread
+    # filter's) would have every one of the user's unread conversations joined, then sorted.
+    picked = inbox_statement(shape).add_columns(*_INBOX_COLUMNS).subquery("page")
+    return _with_context(
+        select(
+            picked.c.unread_count.label("member_unread_count"),
+            picked.c.last_read_message_id.label("member_last_read_message_id"),
+            picked.c.last_activity_at.label("member_last_activity_at"),
+        )
+        .select_from(picked)
+        .join(Conversation, Conversation.id == picked.c.conv_id)
+    ).order_by(picked.c.last_activity_at.desc(), picked.c.conv_id.desc())
+
+
+def _members(session: Session, conv_ids: list[int]) -> dict[int, list[MemberOut]]:
+    conn = _core(session)
+    memberships = conn.execute(_MEMBERSHIPS, {"conv_ids": conv_ids}).all()
+    # Each person once, in listing order; one MemberOut each, shared by their conversations.
+    people: dict[int, tuple[int, MemberOut]] = {}
+    if memberships:
+        user_ids = list({user_id for _, user_id in memberships})
+        for rank, (user_id, ext_id, name, kind, org_ext) in enumerate(
+            conn.execute(_PEOPLE, {"user_ids": user_ids})
+        ):
+            person = MemberOut(
                 id=ext_id,
                 name=name,
                 kind="staff" if kind == UserKind.staff else "candidate",
                 organization=org_ext,
             )
-        )
-    out = []
-    for conv, member in rows:
-        r = context[conv.id]
-        kind = Kind(conv.kind)
-        names = _names(r)
-        out.append(
-            ConversationOut(
-                id=conv.id,
-                kind=kind,
-                title=title(kind, names, viewer.id),
-                status=Status(conv.status),
-                job=r.job_ext,
-                candidate=r.cand_ext,
-                application=r.app_ext,
-                partner=r.partner_ext,
-                employer_user=r.employer_user_ext,
-                agency_user=r.agency_user_ext,
-                members=members[conv.id],
-                unread_count=member.unread_count,
-                last_read_message_id=member.last_read_message_id,
-                last_message=_last_message(session, viewer, conv.id, r),
-                created_at=conv.created_at,
-                updated_at=conv.last_activity_at,
-                ended_at=conv.ended_at,
-            )
-        )
-        out[-1]._names = names
+            people[user_id] = (rank, person)
+    listed: dict[int, list[tuple[int, MemberOut]]] = {conv_id: [] for conv_id in conv_ids}
+    for conv_id, user_id in memberships:
+        listed[conv_id].append(people[user_id])
+    return {conv_id: [p for _, p in sorted(ms, key=_rank)] for conv_id, ms in listed.items()}
+
+
+def _rank(ranked: tuple[int, MemberOut]) -> int:
+    return ranked[0]
+
+
+def _render(
+    session: Session,
+    viewer: User,
+    r: Row[Any],
+    members: list[MemberOut],
+    *,
+    unread_count: int,
+    last_read_message_id: int,
+) -> ConversationOut:
+    kind = Kind(r.kind)
+    names = _names(r)
+    out = ConversationOut(
+        id=r.id,
+        kind=kind,
+        title=title(kind, names, viewer.id),
+        status=Status(r.status),
+        job=r.job_ext,
+        candidate=r.cand_ext,
+        application=r.app_ext,
+        partner=r.partner_ext,
+        employer_user=r.employer_user_ext,
+        agency_user=r.agency_user_ext,
+        members=members,
+        unread_count=unread_count,
+        last_read_message_id=last_read_message_id,
+        last_message=_last_message(session, viewer, r.id, r),
+        created_at=r.created_at,
+        updated_at=r.last_activity_at,
+        ended_at=r.ended_at,
+    )
+    out._names = names
     return out
 
 
@@ -189,7 +320,7 @@ def render_conversation(
 def conversation_title(session: Session, viewer_id: int, conv_id: int, kind: str) -> str:
     """The title of conversation ``conv_id`` (of ``kind``) as the viewer sees it, in one
     statement: a push shows only this, and the rest of the rendering costs as much again."""
-    r = session.execute(_CONTEXT, {"conv_ids": [conv_id], "viewer_id": viewer_id}).one()
+    r = _core(session).execute(_CONTEXT, {"conv_ids": [conv_id], "viewer_id": viewer_id}).one()
     return title(Kind(kind), _names(r), viewer_id)
 
 
@@ -198,7 +329,7 @@ def conversation_titles(session: Session, viewer_id: int, kinds: dict[int, str])
     a page of search results spans up to 20 conversations."""
     if not kinds:
         return {}
-    rows = session.execute(_CONTEXT, {"conv_ids": list(kinds), "viewer_id": viewer_id})
+    rows = _core(session).execute(_CONTEXT, {"conv_ids": list(kinds), "viewer_id": viewer_id})
     return {r.id: title(Kind(kinds[r.id]), _names(r), viewer_id) for r in rows}
 
 

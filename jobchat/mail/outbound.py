@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session
 
 from jobchat.auth.links import (
     attachment_link,
+    conversation_link,
     do_record_sign_in_link,
-    do_sign_in_link,
     new_sign_in_secret,
 )
 from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Conversation, Member
-from jobchat.conversations.render import render_conversation
+from jobchat.conversations.render import conversation_title
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.files.storage import Missing, Storage
@@ -152,16 +152,19 @@ class Mailer:
                 self._record(session, prepared, EmailKind.message, now, delivery_id)
             # The links in the email that went: recorded with it (an attempt that failed
             # leaves no credentials behind; the next one makes its own).
-            for secret in prepared.link_secrets:
-                do_record_sign_in_link(
-                    session,
-                    user=session.get_one(User, prepared.user_id),
-                    secret=secret,
-                    now=now,
-                    hours=self.settings.notify_link_hours,
-                )
+            self._record_links(session, prepared, now)
 
         return settle
+
+    def _record_links(self, session: Session, prepared: _Prepared, now: datetime) -> None:
+        for secret in prepared.link_secrets:
+            do_record_sign_in_link(
+                session,
+                user=session.get_one(User, prepared.user_id),
+                secret=secret,
+                now=now,
+                hours=self.settings.notify_link_hours,
+            )
 
     def _prepare_delivery(self, delivery_id: int) -> _Prepared | None:
         with self.db.read() as session:
@@ -251,6 +254,10 @@ class Mailer:
             if member is not None and member.notified_through_id < newest_id:
                 member.notified_through_id = newest_id
             self._record(session, prepared, EmailKind.notification, now)
+            # The sign-in link the email carries, recorded with it (as a delivery's file links
+            # are): one write transaction per notification instead of two, and an attempt that
+            # failed leaves no credential behind.
+            self._record_links(session, prepared, now)
 
         return settle
 
@@ -268,7 +275,9 @@ class Mailer:
             if not messages:
                 return None  # read in time, or deleted
             conv = member.conversation
-            title = render_conversation(session, user, conv, member).title
+            # The title alone, in one statement: rendering the whole conversation (members,
+            # last message) for it cost three more.
+            title = conversation_title(session, user.id, conv.id, conv.kind)
             about = self._about(session, conv, user)
             tz = user.timezone
             listed = [
@@ -285,10 +294,11 @@ class Mailer:
                 for m in messages
             ]
             newest_id = messages[-1].id
-        link = self._sign_in_link(user, conv_id)
-        with self.db.read() as session:
             message_id = self.keys.message_id("n", job_id)
             threading = self._threading(session, message_id, conv_id, user_id)
+        # The link's credential is recorded in ``settle``, with the email that carries it.
+        secret = new_sign_in_secret()
+        link = conversation_link(self.settings.public_url, secret, conv_id)
         email = compose.notification_email(
             addressing=self._addressing(self.from_name, user, conv_id),
             notification=compose.Notification(
@@ -304,7 +314,7 @@ class Mailer:
             threading=threading,
             date=self.clock.now(),
         )
-        return _Prepared(email, user.email, conv_id, user_id), newest_id
+        return _Prepared(email, user.email, conv_id, user_id, (secret,)), newest_id
 
     def _about(self, session: Session, conv: Conversation, user: User) -> list[str]:
         """The context a notification gives: for a candidate, the job and when they applied;
@@ -328,18 +338,6 @@ class Mailer:
         if conv.partner is not None:
             lines.append(f"Partner: {conv.partner.name}")
         return lines
-
-    def _sign_in_link(self, user: User, conv_id: int) -> str:
-        now = self.clock.now()
-        with self.db.work() as session:
-            return do_sign_in_link(
-                session,
-                user=session.get_one(User, user.id),
-                conv_id=conv_id,
-                public_url=self.settings.public_url,
-                now=now,
-                hours=self.settings.notify_link_hours,
-            )
 
     # --- "this conversation is closed" ------------------------------------------------------
 
@@ -366,7 +364,7 @@ class Mailer:
                 return None
             member = session.get(Member, (conv.id, user.id))
             title = (
-                render_conversation(session, user, conv, member).title
+                conversation_title(session, user.id, conv.id, conv.kind)
                 if member
                 else "this conversation"
             )

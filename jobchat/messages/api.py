@@ -12,8 +12,9 @@ from jobchat import access
 from jobchat.auth.deps import CurrentUser
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
+from jobchat.json_body import json_response
 from jobchat.messages.actions import Limits
-from jobchat.messages.queries import history
+from jobchat.messages.history import history_page
 from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
 from jobchat.scheduling.posting import post_as
@@ -30,15 +31,16 @@ def list_messages(
         int | None, Query(ge=1, le=MAX_ID, description="A message id (next_cursor).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> MessagePage:
+) -> Response:
     """History, newest page first; oldest first within a page; ``before`` pages back."""
     with caller.read() as (session, user):
         access.access_conversation(session, user, conversation_id)
-        page, next_cursor = history(session, user, conversation_id, before=before, limit=limit)
-        return MessagePage(
-            items=[MessageOut.of(m, show_deliveries=user.is_staff) for m in page],
-            next_cursor=next_cursor,
+        items, next_cursor = history_page(
+            session, user, conversation_id, before=before, limit=limit
         )
+        answer = MessagePage(items=items, next_cursor=next_cursor)
+    # Serialised here, once: FastAPI would validate the page again on a second thread hop.
+    return json_response(answer)
 
 
 @router.post(

@@ -1,0 +1,171 @@
+"""The history page as the API shows it, rendered from plain rows.
+
+``history()`` (jobchat.messages.queries) loads ORM messages with their author, deliveries,
+recipients and attachments in five statements, and the pages use it. The API's history route is
+the hottest read after the inbox, and needs only columns: here the page and its authors come in
+one statement (an outer join on the primary key), attachments in a second, and deliveries, which
+only staff see and only email and SMS messages have, in a third when the page holds one. What a
+message shows is still decided by ``MessageOut.build`` alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, exists, select
+from sqlalchemy.orm import Session, aliased
+
+from jobchat.directory.models import User, UserKind
+from jobchat.files.models import Attachment
+from jobchat.files.schemas import AttachmentOut
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
+from jobchat.messages.schemas import AuthorOut, DeliveryOut, MessageOut
+
+_author = aliased(User, name="author")
+_recipient = aliased(User, name="recipient")
+
+_NEWEST_FIRST = (
+    select(
+        Message.id,
+        Message.conversation_id,
+        Message.body,
+        Message.subject,
+        Message.channel,
+        Message.created_at,
+        Message.deleted_at,
+        _author.ext_id.label("author_ext"),
+        _author.name.label("author_name"),
+        _author.kind.label("author_kind"),
+    )
+    .outerjoin(_author, _author.id == Message.author_id)
+    .where(
+        Message.conversation_id == bindparam("conv_id"),
+        # Deleted "for me" by the viewer: left out (a tombstone for everyone stays).
+        ~exists().where(
+            and_(
+                HiddenMessage.message_id == Message.id,
+                HiddenMessage.user_id == bindparam("viewer_id"),
+            )
+        ),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_NEWEST_BEFORE = _NEWEST_FIRST.where(Message.id < bindparam("before"))
+
+_ATTACHMENTS = (
+    select(
+        Attachment.message_id,
+        Attachment.id,
+        Attachment.filename,
+        Attachment.content_type,
+        Attachment.size,
+    )
+    # A removed file (its candidate erased) is no longer offered.
+    .where(
+        Attachment.message_id.in_(bindparam("ids", expanding=True)),
+        Attachment.removed_at.is_(None),
+    )
+    .order_by(Attachment.message_id, Attachment.position, Attachment.id)
+)
+
+_DELIVERIES = (
+    select(
+        Delivery.message_id,
+        _recipient.ext_id,
+        Delivery.channel,
+        Delivery.status,
+        Delivery.held_until,
+        Delivery.attempts,
+        Delivery.last_error,
+        Delivery.error_code,
+    )
+    .join(_recipient, _recipient.id == Delivery.recipient_id)
+    .where(Delivery.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Delivery.message_id, Delivery.id)
+)
+
+
+def history_page(
+    session: Session, viewer: User, conv_id: int, *, before: int | None, limit: int
+) -> tuple[list[MessageOut], int | None]:
+    """What ``history()`` pages, rendered: oldest first, and the cursor for the page before
+    (None at the beginning). Deliveries are shown to staff only."""
+    params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer.id, "limit": limit + 1}
+    # Plain columns: executed on the connection, the rows skip the ORM's result machinery
+    # (after a flush, as the session's autoflush would do; free when nothing is pending).
+    session.flush()
+    conn = session.connection()
+    if before is None:
+        found = conn.execute(_NEWEST_FIRST, params).all()
+    else:
+        found = conn.execute(_NEWEST_BEFORE, params | {"before": before}).all()
+    more = len(found) > limit
+    rows: list[Row[*tuple[Any, ...]]] = list(found[:limit])
+    rows.reverse()
+    if not rows:
+        return [], None
+    ids = [r.id for r in rows]
+    files: defaultdict[int, list[AttachmentOut]] = defaultdict(list)
+    for message_id, file_id, filename, content_type, size in conn.execute(
+        _ATTACHMENTS, {"ids": ids}
+    ):
+        assert message_id is not None  # taken by one of these messages
+        files[message_id].append(
+            AttachmentOut(
+                id=file_id,
+                filename=filename,
+                content_type=content_type,
+                size=size,
+                url=f"/api/v1/attachments/{file_id}",
+            )
+        )
+    deliveries: defaultdict[int, list[DeliveryOut]] | None = None
+    if viewer.is_staff:
+        deliveries = defaultdict(list)
+        sent = [r.id for r in rows if r.channel != Channel.app]
+        if sent:
+            for d in conn.execute(_DELIVERIES, {"ids": sent}):
+                deliveries[d.message_id].append(
+                    DeliveryOut(
+                        recipient=d.ext_id,
+                        channel=d.channel,
+                        status=d.status,
+                        until=d.held_until if d.status == DeliveryStatus.held else None,
+                        attempts=d.attempts,
+                        last_error=d.last_error,
+                        error_code=d.error_code,
+                    )
+                )
+    page = [_message(r, files, deliveries) for r in rows]
+    return page, (rows[0].id if more else None)
+
+
+def _message(
+    r: Row[*tuple[Any, ...]],
+    files: defaultdict[int, list[AttachmentOut]],
+    deliveries: defaultdict[int, list[DeliveryOut]] | None,
+) -> MessageOut:
+    if r.author_kind is None:
+        author = AuthorOut.system()
+    else:
+        kind = "staff" if r.author_kind == UserKind.staff else "candidate"
+        author = AuthorOut(id=r.author_ext, name=r.author_name, kind=kind)
+    return MessageOut.build(
+        id=r.id,
+        conversation=r.conversation_id,
+        author=author,
+        body=r.body,
+        subject=r.subject,
+        channel=r.channel,
+        created_at=r.created_at,
+        deleted_at=r.deleted_at,
+        # As MessageOut.of: staff see the deliveries of email and SMS messages.
+        deliveries=(
+            deliveries.get(r.id, [])
+            if deliveries is not None and r.channel != Channel.app
+            else None
+        ),
+        attachments=files.get(r.id),
+    )
