@@ -269,18 +269,28 @@ class Servers:
         return sum(rss_kib(pid, key) for pid in self.pids)
 
 
-def start_server(workdir: Path, env: dict[str, str], nofile: int, name: str = "server") -> Server:
+def start_server(
+    workdir: Path,
+    env: dict[str, str],
+    nofile: int,
+    name: str = "server",
+    command: list[str] | None = None,
+) -> Server:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**env, "JOBCHAT_PUBLIC_URL": base}
     log = workdir / f"{name}.log"
 
     def limits() -> None:  # runs in the child before exec: the server gets the raised limit
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        try:  # raising the hard limit needs privileges; without them, up to the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, max(nofile, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
 
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*jobchat_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*(command or jobchat_command()), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=workdir,  # so that no .env of the caller's working directory is read
             stdout=out,

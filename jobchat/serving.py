@@ -14,6 +14,7 @@ from jobchat.config import Settings
 from jobchat.ops.logs import log_config
 from jobchat.proxies import trusted_proxies
 from jobchat.realtime.hub import Hub
+from jobchat.realtime.wire import StreamProtocol
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
 
@@ -85,6 +86,8 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),
         # Client frames are small (typing, presence, ping); protocol pings find dead peers.
+        # Compression that keeps no state on idle sockets (realtime/wire.py).
+        ws=StreamProtocol,
         ws_max_size=settings.max_request_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,

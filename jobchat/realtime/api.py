@@ -138,8 +138,11 @@ async def event_stream(ws: WebSocket) -> None:
 
 async def _write(ws: WebSocket, sub: Subscription) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        while (frame := await sub.next_frame()) is not None:
-            await ws.send_text(frame)
+        while (frames := await sub.next_frames()) is not None:
+            for frame in frames:
+                if sub.closing is not None:
+                    break  # closed meanwhile: what is left is not sent
+                await ws.send_text(frame)
         assert sub.closing is not None
         code, reason = sub.closing
         await ws.close(code=code, reason=reason)
