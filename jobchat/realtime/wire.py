@@ -35,6 +35,7 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.typing import ExtensionParameter
 
@@ -209,3 +210,11 @@ class StreamProtocol(WebSocketsSansIOProtocol):
             # Only the handshake reads these; the scope keeps the request's headers.
             self.__dict__.pop("request", None)
             self.__dict__.pop("response", None)
+            # The server's parser is a generator that read the handshake request and goes on
+            # parsing frames with the request still among its locals (2-3 KB of headers, for
+            # the socket's whole life). A client sends no frame before it has our answer, so
+            # nothing is buffered yet, and a frame parser of its own picks up where it would.
+            conn = self.conn
+            if not conn.reader.buffer and conn.parser_exc is None:
+                conn.parser = Protocol.parse(conn)
+                next(conn.parser)
