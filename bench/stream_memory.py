@@ -13,7 +13,9 @@ and takes a second snapshot. The difference, divided by the number of sockets, i
 idle socket holds in the server: by the source line that allocated it, and summed by package
 (zlib's state is allocated through Python's raw allocator, so it is traced too). The server's
 RSS difference is printed beside it: RSS also counts the allocator's slack, which tracemalloc
-does not. Results go to ``bench/results/stream-memory[-<compression>].json``.
+does not. Also the objects the cyclic collector tracks per socket, and how long one full
+collection takes before and after connecting (it stops the event loop for that long).
+Results go to ``bench/results/stream-memory[-<compression>].json``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,25 @@ from bench_stream import Receiver, raise_nofile, rss_kib, seed, start_server
 # The wrapper the server runs under: the first SIGUSR1 starts tracing, the second writes a
 # snapshot (after a full collection) to $STREAM_MEMORY_SNAPSHOT.
 WRAPPER = """
-import gc, os, signal, sys, tracemalloc
+import gc, json, os, signal, sys, time, tracemalloc
+_counts = []
 def _on_signal(signum, frame):
+    started = time.perf_counter()
+    gc.collect()  # a full collection: how long it stops the loop with these sockets open
+    pause = time.perf_counter() - started
+    kinds = {}
+    for o in gc.get_objects():
+        name = f"{getattr(type(o), '__module__', '?')}.{getattr(type(o), '__qualname__', '?')}"
+        kinds[name] = kinds.get(name, 0) + 1
+    _counts.append({"gc_objects": sum(kinds.values()), "full_collection_ms": pause * 1000,
+                    "kinds": kinds})
     if not tracemalloc.is_tracing():
-        gc.collect()
         tracemalloc.start(8)
     else:
-        gc.collect()
-        tracemalloc.take_snapshot().dump(os.environ["STREAM_MEMORY_SNAPSHOT"])
+        path = os.environ["STREAM_MEMORY_SNAPSHOT"]
+        with open(path + ".json", "w") as out:
+            json.dump(_counts, out)
+        tracemalloc.take_snapshot().dump(path)
 signal.signal(signal.SIGUSR1, _on_signal)
 from jobchat.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -119,7 +132,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await asyncio.sleep(args.settle)
         rss_idle = rss_kib(server.pid)
         os.kill(server.pid, signal.SIGUSR1)  # snapshot
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         size = -1
         while time.monotonic() < deadline:  # until the snapshot is written out whole
             await asyncio.sleep(1)
@@ -128,6 +141,22 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     break
                 size = snapshot_path.stat().st_size
         result = summarise(snapshot_path, args.sockets, args.top)
+        before, after = json.loads(Path(f"{snapshot_path}.json").read_text())
+        result["gc_objects_per_socket"] = round(
+            (after["gc_objects"] - before["gc_objects"]) / args.sockets, 1
+        )
+        kinds = {
+            kind: (count - before["kinds"].get(kind, 0)) / args.sockets
+            for kind, count in after["kinds"].items()
+        }
+        result["gc_objects_per_socket_by_type"] = {
+            kind: round(n, 2) for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:25]
+        }
+        # Timed under tracemalloc, which slows allocation more than the collector's walk.
+        result["full_collection_ms"] = {
+            "before": round(before["full_collection_ms"], 1),
+            "with_sockets": round(after["full_collection_ms"], 1),
+        }
         result["rss_kib_per_socket"] = round((rss_idle - rss_before) / args.sockets, 1)
         return result
     finally:
@@ -151,6 +180,17 @@ def main() -> int:
         f"{args.sockets} idle sockets ({args.compression}): traced "
         f"{result['traced_bytes_per_socket']} B per socket, RSS {result['rss_kib_per_socket']} "
         "KiB per socket"
+    )
+    print(
+        f"objects the collector tracks: {result['gc_objects_per_socket']} per socket; a full "
+        f"collection took {result['full_collection_ms']['before']} ms before connecting, "
+        f"{result['full_collection_ms']['with_sockets']} ms with the sockets (under tracemalloc)"
+    )
+    print(
+        "  by type:",
+        ", ".join(
+            f"{k} {v}" for k, v in result["gc_objects_per_socket_by_type"].items() if v >= 0.5
+        ),
     )
     print("by package (bytes per socket):")
     for name, size in result["by_package_bytes_per_socket"].items():
