@@ -16,6 +16,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 from jobchat.realtime.wire import (
     MIN_COMPRESS_BYTES,
+    SHARED_MAX_BYTES,
     WINDOW_BITS,
     SharedCompressor,
     StreamProtocol,
@@ -43,6 +44,10 @@ def test_a_frame_is_compressed_on_its_own_and_once() -> None:
     shared.compress(b"x" * 300)
     assert shared.compress(BIG.encode()) is not first
     assert inflate(shared.compress(BIG.encode())) == BIG.encode()
+    # A long frame is compressed, and not kept.
+    long = b"y" * (SHARED_MAX_BYTES + 1)
+    assert inflate(shared.compress(long)) == long
+    assert shared.compress(long) is not shared.compress(long)
 
 
 def free_port() -> int:

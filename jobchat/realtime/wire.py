@@ -48,6 +48,9 @@ MIN_COMPRESS_BYTES = 160
 # Compressed frames remembered for reuse. A message's frames are all sent within one dispatch,
 # so a few dozen cover every distinct frame of the events in flight.
 SHARED_FRAMES = 64
+# Larger frames (a long message) are compressed but not remembered, so what is remembered stays
+# under SHARED_FRAMES * 2 * this.
+SHARED_MAX_BYTES = 16 * 1024
 _EMPTY_BLOCK = b"\x00\x00\xff\xff"
 
 
@@ -68,6 +71,8 @@ class SharedCompressor:
             # A sync flush ends with an empty stored block, which the receiver adds back.
             assert found.endswith(_EMPTY_BLOCK)
             found = found[:-4]
+            if len(data) > SHARED_MAX_BYTES:
+                return found
             if len(self._recent) >= self._size:
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[data] = found
