@@ -152,6 +152,7 @@ async def _write(ws: WebSocket, sub: Subscription) -> None:
             for frame in frames:
                 if sub.closing is not None:
                     break  # closed meanwhile: what is left is not sent
+                sub.sending()
                 await ws.send_text(frame)
         assert sub.closing is not None
         code, reason = sub.closing

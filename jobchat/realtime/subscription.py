@@ -25,6 +25,7 @@ class Subscription:
 
     __slots__ = (
         "_frames",
+        "_in_hand",
         "_limit",
         "_waiter",
         "backlog",
@@ -57,6 +58,9 @@ class Subscription:
         # too slow to take even the close frame must not stay "online" or keep being routed to).
         self.on_close: Callable[[], None] | None = None
         self._frames: list[str] = []
+        # Live frames the writer has taken (``next_frames``) but not yet begun to send: they
+        # still count against the limit, as if they were waiting in the queue.
+        self._in_hand = 0
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
 
@@ -74,7 +78,7 @@ class Subscription:
     def push(self, frame: str) -> None:
         if self.closing is not None:
             return
-        if len(self._frames) >= self._limit:
+        if len(self._frames) + self._in_hand >= self._limit:
             self.close(codes.BEHIND, BEHIND_REASON)
             return
         self._frames.append(frame)
@@ -102,11 +106,18 @@ class Subscription:
                 return None
             if self.backlog:
                 frames, self.backlog = self.backlog, []
+                self._in_hand = 0  # the backlog is not held to the limit
                 return frames
             if self._frames:
                 frames, self._frames = self._frames, []
+                self._in_hand = len(frames)
                 return frames
             await self._wait()
+
+    def sending(self) -> None:
+        """The writer begins to send one more of the frames it took (it leaves the queue)."""
+        if self._in_hand:
+            self._in_hand -= 1
 
     async def next_frame(self) -> str | None:
         """One frame at a time, as ``next_frames`` gives them (the socket's writer takes them
