@@ -103,6 +103,43 @@ def pressure_ms(resource_name: str) -> float:
     return int(first.rsplit("total=", 1)[1]) / 1000
 
 
+# TCP counters of the machine's network namespace, read per step: a frame or a POST held up by
+# a lost packet on loopback (a SYN retried after 1 s then 2 s more, a segment after 200 ms and
+# doubling) shows here, where the event loop's ping would not. Machine-wide, so other
+# processes' connections count too; zeros are conclusive, anything else a lead.
+TCP_COUNTERS = {
+    "listen_overflows": "TcpExt.ListenOverflows",
+    "listen_drops": "TcpExt.ListenDrops",
+    "syn_retransmits": "TcpExt.TCPSynRetrans",
+    "retransmit_timeouts": "TcpExt.TCPTimeouts",
+    "retransmitted_segments": "Tcp.RetransSegs",
+    "tail_loss_probes": "TcpExt.TCPLossProbes",
+}
+
+
+def tcp_counters() -> dict[str, int]:
+    """TCP_COUNTERS from /proc/net/netstat and /proc/net/snmp, and the packets the kernel
+    dropped from its per-CPU input queues (/proc/net/softnet_stat, where loopback traffic
+    waits when it comes faster than it is taken)."""
+    found: dict[str, int] = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for head, values in zip(lines[::2], lines[1::2], strict=False):
+            prefix = head.split(":", 1)[0]
+            for key, value in zip(head.split()[1:], values.split()[1:], strict=False):
+                found[f"{prefix}.{key}"] = int(value)
+    out = {name: found.get(key, 0) for name, key in TCP_COUNTERS.items()}
+    try:
+        rows = Path("/proc/net/softnet_stat").read_text().splitlines()
+        out["softnet_dropped"] = sum(int(row.split()[1], 16) for row in rows)
+    except (OSError, IndexError, ValueError):
+        out["softnet_dropped"] = 0
+    return out
+
+
 def processes_matching(test: Any) -> dict[int, float]:
     """CPU seconds of every process whose command line passes ``test``."""
     found: dict[int, float] = {}
@@ -128,6 +165,7 @@ class CpuSnapshot:
     redis: dict[int, float]
     io_stall_ms: float
     cpu_stall_ms: float
+    tcp: dict[str, int] = field(default_factory=dict)
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -269,18 +307,28 @@ class Servers:
         return sum(rss_kib(pid, key) for pid in self.pids)
 
 
-def start_server(workdir: Path, env: dict[str, str], nofile: int, name: str = "server") -> Server:
+def start_server(
+    workdir: Path,
+    env: dict[str, str],
+    nofile: int,
+    name: str = "server",
+    command: list[str] | None = None,
+) -> Server:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**env, "JOBCHAT_PUBLIC_URL": base}
     log = workdir / f"{name}.log"
 
     def limits() -> None:  # runs in the child before exec: the server gets the raised limit
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        try:  # raising the hard limit needs privileges; without them, up to the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, max(nofile, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
 
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*jobchat_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*(command or jobchat_command()), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=workdir,  # so that no .env of the caller's working directory is read
             stdout=out,
@@ -685,6 +733,7 @@ class Bench:
             redis=rd,
             io_stall_ms=pressure_ms("io"),
             cpu_stall_ms=pressure_ms("cpu"),
+            tcp=tcp_counters(),
         )
 
     def cpu_between(self, a: CpuSnapshot, b: CpuSnapshot, sender_cpu: float) -> dict[str, Any]:
@@ -715,6 +764,7 @@ class Bench:
             rd = spent(a.redis, b.redis)
             ours += rd
             out["redis_server_cores"] = round(rd / wall, 2)
+        out["tcp"] = {key: b.tcp.get(key, 0) - a.tcp.get(key, 0) for key in b.tcp}
         # Everything else running on the machine meanwhile: high values mean a noisy run.
         out["other_processes_cores"] = round(max(0.0, out["machine_busy_cores"] - ours / wall), 2)
         return out
@@ -907,6 +957,13 @@ def step_line(s: dict[str, Any]) -> str:
     problems = f" | POSTs not 201 (0 = no answer): {failed}" if failed else ""
     if probe.get("n"):
         problems += f" | loop ping p99 {probe['p99_ms']:.0f} max {probe['max_ms']:.0f} ms"
+    lost = {
+        k: v
+        for k, v in cpu.get("tcp", {}).items()
+        if v and k not in ("tail_loss_probes", "retransmitted_segments")
+    }
+    if lost:
+        problems += f" | tcp {lost}"
     return (
         f"  {s['step']:<9} {s['target_rate']:>6.0f}/s → sent {s['send_rate']:>7.1f}/s "
         f"(POST p50 {s['post_ms']['p50']:6.1f} p99 {s['post_ms']['p99']:7.1f} ms), "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import re
+import resource
 import socket
 
 import uvicorn
@@ -14,6 +16,7 @@ from jobchat.config import Settings
 from jobchat.ops.logs import log_config
 from jobchat.proxies import trusted_proxies
 from jobchat.realtime.hub import Hub
+from jobchat.realtime.wire import StreamProtocol
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
 
@@ -76,6 +79,27 @@ def settle_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# With no hard limit at all, the soft one goes this high (the kernel's own cap, fs.nr_open, is
+# usually 1,048,576).
+OPEN_FILES_WITHOUT_LIMIT = 65_536
+
+
+def raise_open_files() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard limit; returns (soft, hard).
+
+    Every event-stream socket is an open file, and a soft limit of 1,024 (a common default)
+    would refuse the 1,025th connection, HTTP included, with "too many open files". The hard
+    limit is the administrator's word (``ulimit -Hn``, systemd's ``LimitNOFILE``); the soft one
+    is only a default that a process may raise up to it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, OPEN_FILES_WITHOUT_LIMIT)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
 def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
     proxies = trusted_proxies(settings.trusted_proxies)  # checked when the settings loaded
     config = uvicorn.Config(
@@ -85,6 +109,8 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),
         # Client frames are small (typing, presence, ping); protocol pings find dead peers.
+        # Compression that keeps no state on idle sockets (realtime/wire.py).
+        ws=StreamProtocol,
         ws_max_size=settings.max_request_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
@@ -99,6 +125,7 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         http="httptools",
     )
     settle_collector()
+    raise_open_files()
     server = Server(config, app)
     # uvicorn configures its loggers when the config loads; the filter goes on after that.
     config.load()

@@ -29,3 +29,23 @@ def test_settle_collector_freezes_startup_and_slows_the_middle_generation() -> N
     assert GC_THRESHOLDS[1] > seen["before"][1]
     # Everything jobchat.serving imported (the app's modules, SQLAlchemy, FastAPI) is frozen.
     assert seen["frozen"] > 10_000
+
+
+def test_serve_raises_its_open_file_limit_to_the_hard_limit() -> None:
+    # In a process of its own, started with a low soft limit, as a default shell would give.
+    script = (
+        "import json, resource\n"
+        "from jobchat.serving import raise_open_files\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
+        "print(json.dumps({'hard': hard, 'after': list(raise_open_files()),"
+        " 'now': list(resource.getrlimit(resource.RLIMIT_NOFILE))}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    seen = json.loads(done.stdout)
+    assert seen["after"] == seen["now"]
+    soft, hard = seen["now"]
+    assert hard == seen["hard"]  # the administrator's limit is left alone
+    assert soft == hard or (hard == -1 and soft >= 65_536)

@@ -8,6 +8,8 @@ import contextlib
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobchat.app_state import AppState
@@ -35,8 +37,15 @@ def _after(raw: str | None) -> int | None:
 
 def _viewer(state: AppState, ws: WebSocket, token: str | None) -> Viewer:
     """Who is at the other end. Only these few fields stay for the socket's lifetime, not the
-    ORM user they were read from (a thousand sockets would keep a thousand of those alive)."""
-    user, credential_id = user_for_socket(state, ws.headers, token, ws.cookies)
+    ORM user they were read from (a thousand sockets would keep a thousand of those alive).
+
+    The headers and cookies are read from the scope here rather than through ``ws.headers``
+    and ``ws.cookies``, which would keep them on the socket's ``WebSocket`` for hours."""
+    headers = Headers(scope=ws.scope)
+    cookies: dict[str, str] = {}
+    for header in headers.getlist("cookie"):
+        cookies.update(cookie_parser(header))
+    user, credential_id = user_for_socket(state, headers, token, cookies)
     return Viewer(
         user_id=user.id,
         ext_id=user.ext_id,
@@ -96,8 +105,9 @@ async def event_stream(ws: WebSocket) -> None:
     state: AppState = ws.app.state.jobchat
     hub: Hub = ws.app.state.hub
     try:
-        after = _after(ws.query_params.get("after"))
-        token = ws.query_params.get("token")
+        query = QueryParams(ws.scope["query_string"])  # not kept on ws (see _viewer)
+        after = _after(query.get("after"))
+        token = query.get("token")
         viewer = await run_in_threadpool(
             _viewer, state, ws, storable(token) if token is not None else None
         )
@@ -138,8 +148,12 @@ async def event_stream(ws: WebSocket) -> None:
 
 async def _write(ws: WebSocket, sub: Subscription) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        while (frame := await sub.next_frame()) is not None:
-            await ws.send_text(frame)
+        while (frames := await sub.next_frames()) is not None:
+            for frame in frames:
+                if sub.closing is not None:
+                    break  # closed meanwhile: what is left is not sent
+                sub.sending()
+                await ws.send_text(frame)
         assert sub.closing is not None
         code, reason = sub.closing
         await ws.close(code=code, reason=reason)

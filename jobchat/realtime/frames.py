@@ -51,13 +51,18 @@ class StreamEvent:
 
     def frame_for(self, viewer: Viewer) -> str:
         extra = self.extras.get(str(viewer.user_id)) if self.extras else None
-        if extra is None:
-            frame = self._frames.get(viewer.is_candidate)
-            if frame is None:
-                frame = dumps(self._frame(viewer.is_candidate, None))
-                self._frames[viewer.is_candidate] = frame
+        if extra is not None and "data" in extra:
+            return dumps(self._frame(viewer.is_candidate, extra))  # rare: data of their own
+        frame = self._frames.get(viewer.is_candidate)
+        if frame is None:
+            frame = dumps(self._frame(viewer.is_candidate, None))
+            self._frames[viewer.is_candidate] = frame
+        if extra is None or "unread" not in extra:
             return frame
-        return dumps(self._frame(viewer.is_candidate, extra))
+        # Recipients differ only in their counts, which come last: the shared frame is
+        # rendered once per event and each recipient's counts spliced onto its end (the same
+        # text as rendering their whole frame).
+        return f'{frame[:-1]},"unread":{dumps(extra["unread"])}}}'
 
     def _frame(self, for_candidate: bool, extra: dict[str, Any] | None) -> dict[str, Any]:
         data = self.data

@@ -79,7 +79,10 @@ class Hub:
         self.clock = clock
         self.position = 0
         self.running = False
-        self._by_conv: dict[int, set[Subscription]] = {}
+        # The sockets following each conversation. Lists, not sets: a conversation has a few
+        # sockets, and a set of eleven takes 1.3 KB against a list's 150 bytes; with a
+        # conversation per candidate that was most of what the hub kept per socket.
+        self._by_conv: dict[int, list[Subscription]] = {}
         self._by_user: dict[int, set[Subscription]] = {}
         self._pending: set[Subscription] = set()
         self._wake = asyncio.Event()
@@ -246,13 +249,20 @@ class Hub:
 
     def _join(self, sub: Subscription, conv: int) -> None:
         sub.conversations.add(conv)
-        self._by_conv.setdefault(conv, set()).add(sub)
+        self._follow(sub, conv)
+
+    def _follow(self, sub: Subscription, conv: int) -> None:
+        subs = self._by_conv.get(conv)
+        if subs is None:
+            self._by_conv[conv] = [sub]
+        elif sub not in subs:
+            subs.append(sub)
 
     def _leave(self, sub: Subscription, conv: int) -> None:
         sub.conversations.discard(conv)
         subs = self._by_conv.get(conv)
-        if subs is not None:
-            subs.discard(sub)
+        if subs is not None and sub in subs:
+            subs.remove(sub)
             if not subs:
                 del self._by_conv[conv]
 
@@ -298,7 +308,7 @@ class Hub:
             if event.id > start.head and follow(event, viewer.user_id, sub.conversations):
                 sub.push(event.frame_for(viewer))
         for conv in sub.conversations:
-            self._by_conv.setdefault(conv, set()).add(sub)
+            self._follow(sub, conv)
         first = viewer.user_id not in self._by_user
         self._by_user.setdefault(viewer.user_id, set()).add(sub)
         if first:

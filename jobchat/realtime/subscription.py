@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 
 from jobchat.realtime import codes
@@ -18,12 +17,17 @@ class Subscription:
     The dispatcher never waits for a socket: it appends and moves on. A socket whose queue is
     full is closed with ``codes.BEHIND`` (the client resumes with ``after``), so one slow
     reader never holds back the others, and memory stays bounded.
+
+    Kept small, since a server holds thousands for hours: plain lists rather than deques (an
+    empty deque is 760 bytes), and a future made only while the writer waits rather than an
+    ``asyncio.Event`` (another deque). The writer takes the waiting frames in one go.
     """
 
     __slots__ = (
         "_frames",
+        "_in_hand",
         "_limit",
-        "_wake",
+        "_waiter",
         "backlog",
         "closing",
         "conversations",
@@ -44,7 +48,7 @@ class Subscription:
         # Until the snapshot is read, the dispatcher parks every event here.
         self.pending: list[StreamEvent] | None = []
         # Sent before anything live: what a resuming client missed.
-        self.backlog: deque[str] = deque()
+        self.backlog: list[str] = []
         self.closing: tuple[int, str] | None = None
         # Client frames: a count per one-second window, and when typing was last passed on.
         self.frames_in = 0
@@ -53,9 +57,12 @@ class Subscription:
         # Called once when the subscription starts closing (the hub lets go of it then: a client
         # too slow to take even the close frame must not stay "online" or keep being routed to).
         self.on_close: Callable[[], None] | None = None
-        self._frames: deque[str] = deque()
+        self._frames: list[str] = []
+        # Live frames the writer has taken (``next_frames``) but not yet begun to send: they
+        # still count against the limit, as if they were waiting in the queue.
+        self._in_hand = 0
         self._limit = limit
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -71,32 +78,65 @@ class Subscription:
     def push(self, frame: str) -> None:
         if self.closing is not None:
             return
-        if len(self._frames) >= self._limit:
+        if len(self._frames) + self._in_hand >= self._limit:
             self.close(codes.BEHIND, BEHIND_REASON)
             return
         self._frames.append(frame)
-        self._wake.set()
+        self._wake()
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = (code, reason)
-            self._frames.clear()
-            self.backlog.clear()
-            self._wake.set()
+            self._frames = []
+            self.backlog = []
+            self._wake()
             if self.on_close is not None:
                 self.on_close()
 
-    async def next_frame(self) -> str | None:
-        """The next frame to send, or None once the subscription is closing."""
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_frames(self) -> list[str] | None:
+        """The frames to send next, in order (the backlog first), or None once the
+        subscription is closing."""
         while True:
             if self.closing is not None:
                 return None
             if self.backlog:
-                return self.backlog.popleft()
+                frames, self.backlog = self.backlog, []
+                self._in_hand = 0  # the backlog is not held to the limit
+                return frames
             if self._frames:
-                return self._frames.popleft()
-            self._wake.clear()
-            await self._wake.wait()
+                frames, self._frames = self._frames, []
+                self._in_hand = len(frames)
+                return frames
+            await self._wait()
+
+    def sending(self) -> None:
+        """The writer begins to send one more of the frames it took (it leaves the queue)."""
+        if self._in_hand:
+            self._in_hand -= 1
+
+    async def next_frame(self) -> str | None:
+        """One frame at a time, as ``next_frames`` gives them (the socket's writer takes them
+        in batches; this is for callers that read the stream in process)."""
+        while True:
+            if self.closing is not None:
+                return None
+            if self.backlog:
+                return self.backlog.pop(0)
+            if self._frames:
+                return self._frames.pop(0)
+            await self._wait()
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     @property
     def queued(self) -> int:
