@@ -1,8 +1,9 @@
 """Sign-in links into a conversation or to a file, as emails and texts carry them.
 
 One helper for both channels. A link is a one-time login credential; only its digest is stored.
-The text job makes the secret first and records it in the transaction that records the text
-(``do_record_sign_in_link``), so a retried send leaves no unused credentials behind.
+The email and text jobs make the secret first and record it in the transaction that records
+the email or text (``do_record_sign_in_link``), so a retried send leaves no unused credentials
+behind.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from jobchat.auth.actions import do_create_credential, do_issue_credential, new_secret
+from jobchat.auth.actions import do_issue_credential, new_secret
 from jobchat.auth.api import login_url
 from jobchat.auth.models import CredentialKind
 from jobchat.directory.models import User
@@ -43,17 +44,3 @@ def do_record_sign_in_link(
         lifetime=timedelta(hours=hours),
         secret=secret,
     )
-
-
-def do_sign_in_link(
-    session: Session, *, user: User, conv_id: int, public_url: str, now: datetime, hours: float
-) -> str:
-    """A new sign-in link for ``user`` into the conversation, recorded in ``session``."""
-    secret = do_create_credential(
-        session,
-        user=user,
-        kind=CredentialKind.login_link,
-        now=now,
-        lifetime=timedelta(hours=hours),
-    )
-    return conversation_link(public_url, secret, conv_id)
