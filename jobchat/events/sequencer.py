@@ -5,7 +5,8 @@ visible in increasing order: an event 7 that commits after 8 is never seen by a 
 past 8. While every writer took one lock in turn, the events sequence did that by itself. Senders
 into different conversations now write side by side (``Database.write(concurrent_in=...)``) and
 commit in any order, so on PostgreSQL ``emit`` queues its rows in ``event_queue`` instead, and
-once the writer has committed, ``sequence`` moves every queued row into ``events``, numbering
+once the writer has committed, ``NUMBER_QUEUED`` (sent in the round trip of the writer's own
+COMMIT, on its connection: ``Database.write``) moves every queued row into ``events``, numbering
 them there. Sequencers take a lock of their own, one at a time, and commit before letting go of
 it: each numbers after the one before and is visible before the next starts, so ids appear in
 order. Under load one sequencer moves everyone's rows and the others find the queue empty. Rows
@@ -48,12 +49,27 @@ _LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
 _SEQUENCE = f"{_LOCK}; {_MOVE}"
 
 
+# What a writer that queued events sends in the round trip of its own COMMIT
+# (``Database.write``): the statements after COMMIT run as one implicit transaction of their own,
+# after the writer's has committed (PostgreSQL's rule for a query string with a transaction
+# command in it), and only if the COMMIT succeeded.
+NUMBER_QUEUED = _SEQUENCE
+
+
 def sequence(engine: Engine) -> None:
-    """Move every queued event into ``events``, in order (after a commit that queued some)."""
+    """Move every queued event into ``events``, in order (rows a writer left: see
+    ``sequence_stranded``)."""
     with engine.connect() as connection:
         autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
         autocommit.exec_driver_sql(_SEQUENCE)
-        if next(_runs) % VACUUM_EVERY == 0:
+    vacuum_now_and_then(engine)
+
+
+def vacuum_now_and_then(engine: Engine) -> None:
+    """After a move: vacuum the queue every ``VACUUM_EVERY`` moves of this process."""
+    if next(_runs) % VACUUM_EVERY == 0:
+        with engine.connect() as connection:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
             autocommit.exec_driver_sql(_VACUUM)
 
 
