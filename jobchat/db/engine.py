@@ -48,10 +48,10 @@ def mark_events_written(session: Session) -> None:
 
 
 def mark_events_queued(
-    session: Session, numbering: str, afterwards: Callable[[Engine], None]
+    session: Session, numbering: tuple[str, str], afterwards: Callable[[Engine], None]
 ) -> None:
-    """Note that this transaction queued events that ``numbering`` (SQL) numbers once it has
-    committed, in the round trip of the COMMIT itself; ``afterwards`` is then called with the
+    """Note that this transaction queued events that ``numbering`` (SQL: before and after the
+    COMMIT, sent with it in one round trip) numbers; ``afterwards`` is then called with the
     engine (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed
     the step rather than importing it)."""
     session.info[_EVENTS_WRITTEN] = True
@@ -221,16 +221,19 @@ class Database:
                 yield session
                 numbering = session.info.get(_SEQUENCE)
                 if numbering is not None:
-                    self._commit_and_number(session, connection, numbering[0])
+                    self._commit_and_number(session, connection, *numbering[0])
             self._after_commit(session)
 
-    def _commit_and_number(self, session: Session, connection: Connection, numbering: str) -> None:
+    def _commit_and_number(
+        self, session: Session, connection: Connection, before: str, after: str
+    ) -> None:
         """Commit and number the events queued, in one round trip on the writer's connection.
 
-        The query string ``COMMIT; <numbering>``: PostgreSQL commits the transaction, then runs
-        the numbering as an implicit transaction of its own (its lock taken after our commit,
-        so it sees our rows), and runs nothing after a COMMIT that failed. A second pooled
-        connection for it cost a checkout, its ping, an isolation switch and a round trip.
+        The query string ``<before>; COMMIT; <after>``: PostgreSQL runs ``before`` in the
+        transaction, commits it, then runs ``after`` as an implicit transaction of its own, and
+        runs nothing past a statement that failed (an error before the COMMIT leaves the
+        transaction aborted, to be rolled back as any). A second pooled connection for the
+        numbering cost a checkout, its ping, an isolation switch and a round trip.
         ``session.begin()``'s own commit then finds the connection idle: psycopg sends nothing
         for it. The session is flushed first, as its commit would have.
 
@@ -240,7 +243,7 @@ class Database:
         COMMIT), and the stream's hub numbers what was left queued.
         """
         session.flush()
-        connection.exec_driver_sql(f"COMMIT; {numbering}")
+        connection.exec_driver_sql(f"{before}; COMMIT; {after}")
         session.info[_NUMBERED] = True
 
     @contextmanager

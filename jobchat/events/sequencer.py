@@ -33,9 +33,9 @@ SEQUENCER_LOCK_KEY = 0x6A637371  # "jcsq"
 
 # The ids are drawn after the sort (PostgreSQL evaluates a volatile select list after ORDER BY),
 # so they follow ``seq``. Each row moves once: a row another sequencer deleted first is skipped.
-_MOVE = """
-WITH moved AS (
-    DELETE FROM event_queue
+_MOVE_WHERE = """
+WITH {cte}moved AS (
+    DELETE FROM event_queue{where}
     RETURNING seq, type, conversation_id, user_id, message_id, data, extras, created_at
 )
 INSERT INTO events (id, type, conversation_id, user_id, message_id, data, extras, created_at)
@@ -43,17 +43,39 @@ SELECT nextval('events_id_seq'), type, conversation_id, user_id, message_id, dat
        created_at
 FROM moved ORDER BY seq
 """
+_MOVE = _MOVE_WHERE.format(cte="", where="")
 _LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
 # One round trip, one (implicit) transaction: a query string of several statements runs as one,
 # each statement with a snapshot of its own, so the move sees what committed while it waited.
 _SEQUENCE = f"{_LOCK}; {_MOVE}"
 
-
-# What a writer that queued events sends in the round trip of its own COMMIT
-# (``Database.write``): the statements after COMMIT run as one implicit transaction of their own,
-# after the writer's has committed (PostgreSQL's rule for a query string with a transaction
-# command in it), and only if the COMMIT succeeded.
-NUMBER_QUEUED = _SEQUENCE
+# What a writer that queued events sends with its own COMMIT (``Database.write``), in one round
+# trip: ``BEFORE_COMMIT; COMMIT; AFTER_COMMIT``.
+#
+# Before: if the sequencers' lock is free, the writer takes it and numbers the queue inside its
+# own transaction; the lock is let go only after that commit, so these ids, like any
+# sequencer's, are visible before the next sequencer starts. One commit (one WAL flush) then
+# does both, where a sequencer of its own would flush a second time. If the lock is taken it
+# does not wait (it holds row locks other writers want), and notes so in a session setting.
+#
+# After: PostgreSQL runs the statements after a COMMIT in a query string as an implicit
+# transaction of their own, and only if the COMMIT succeeded. When the writer did not number
+# before, they wait for the lock and number as ``sequence`` does; when it did, both are no-ops
+# (a filter on the setting, evaluated once, before any row is read or lock taken; a
+# transaction that writes nothing has nothing to flush).
+_NUMBERED = "jobchat.numbered"
+BEFORE_COMMIT = _MOVE_WHERE.format(
+    cte=(
+        f"numbering AS (SELECT set_config('{_NUMBERED}', "
+        f"pg_try_advisory_xact_lock({SEQUENCER_LOCK_KEY})::text, false) AS got),\n"
+    ),
+    where="\n    WHERE (SELECT got FROM numbering) = 'true'",
+)
+_NOT_NUMBERED = f"current_setting('{_NUMBERED}') = 'false'"
+AFTER_COMMIT = (
+    f"{_LOCK} WHERE {_NOT_NUMBERED}; {_MOVE_WHERE.format(cte='', where=' WHERE ' + _NOT_NUMBERED)}"
+)
+NUMBER_QUEUED = (BEFORE_COMMIT, AFTER_COMMIT)
 
 
 def sequence(engine: Engine) -> None:
