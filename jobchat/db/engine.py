@@ -237,10 +237,11 @@ class Database:
         ``session.begin()``'s own commit then finds the connection idle: psycopg sends nothing
         for it. The session is flushed first, as its commit would have.
 
-        No COMMIT of ours can fail but for an outage (no deferred constraints, read committed):
-        an error that is no outage came from the numbering, after the commit, and is raised as
-        before; an outage is raised too (whether the commit got through is unknown, as for any
-        COMMIT), and the stream's hub numbers what was left queued.
+        No COMMIT of ours fails but for an outage (no deferred constraints, read committed), so
+        an error that is no outage came from ``before`` (nothing was committed) or from
+        ``after`` (committed, the numbering failed: raised, as it was when a second connection
+        did it). An outage is raised too: whether the commit got through is unknown, as for any
+        COMMIT, and what was left queued is numbered by the next writer or the stream's hub.
         """
         session.flush()
         connection.exec_driver_sql(f"{before}; COMMIT; {after}")
