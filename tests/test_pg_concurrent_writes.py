@@ -13,16 +13,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
 from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
-from jobchat.db.engine import Database
+from jobchat.db.engine import Database, mark_events_written
 from jobchat.events import actions as event_actions
 from jobchat.events.models import Event, EventType, QueuedEvent
 from jobchat.events.queries import events_after
-from jobchat.events.sequencer import sequence
+from jobchat.events.sequencer import SEQUENCER_LOCK_KEY, sequence
 from jobchat.messages.models import Message
 from tests.support import (
     API_KEY,
@@ -279,10 +280,17 @@ def _count_waiting(db: Database) -> int:
         )
 
 
+def _queued_only(
+    session: Session, numbering: tuple[str, str], afterwards: Callable[[Engine], None]
+) -> None:
+    """What ``emit`` marks a transaction with, minus the numbering its commit would carry."""
+    mark_events_written(session)
+
+
 @pytest.fixture
 def unsequenced(monkeypatch: pytest.MonkeyPatch) -> None:
     """Writers commit their queued events and die before numbering them (PostgreSQL)."""
-    monkeypatch.setattr(event_actions, "sequence", lambda engine: None)
+    monkeypatch.setattr(event_actions, "mark_events_queued", _queued_only)
 
 
 def _queued(db: Database) -> int:
@@ -296,7 +304,7 @@ def test_events_a_dead_writer_left_queued_are_numbered_by_the_stream(
     _need_postgres(db)
     conv = conversations(world)[0]
     with monkeypatch.context() as patched:
-        patched.setattr(event_actions, "sequence", lambda engine: None)
+        patched.setattr(event_actions, "mark_events_queued", _queued_only)
         message = body(world["emp_admin"].send(conv, "left behind"), 201)
     # The writer did not number its event (nor will any other: there are none). The hub, woken
     # by the commit or by its poll, finds nothing new to read, looks at the queue, and numbers
@@ -362,4 +370,39 @@ def test_the_sequencer_numbers_queued_events_in_queue_order(
     with db.read() as s:
         numbered = [data["n"] for data in s.scalars(select(Event.data).order_by(Event.id))]
     assert numbered == list(range(12))
+    assert _queued(db) == 0
+
+
+def test_a_writer_finding_the_sequencers_lock_taken_commits_first_then_numbers(
+    world: World, db: Database
+) -> None:
+    """A writer numbers the queue in its own transaction only if the sequencers' lock is free: it
+    never waits for that lock while holding its rows. Otherwise it commits, then waits for the
+    lock, then numbers (in the same round trip as its COMMIT)."""
+    _need_postgres(db)
+    conv = conversations(world)[0]
+    sent: list[dict[str, Any]] = []
+
+    def send() -> None:
+        sent.append(body(world["emp_admin"].send(conv, "numbered after the commit"), 201))
+
+    key = {"key": SEQUENCER_LOCK_KEY}
+    with db.engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        holder.commit()
+        sender = threading.Thread(target=send)
+        sender.start()
+        eventually(lambda: _waiting_for_a_lock(db), "the writer waits for the sequencers' lock")
+        with db.read() as s:
+            stored = s.scalar(select(Message.id).where(Message.body == "numbered after the commit"))
+            numbered = s.scalar(select(func.count()).where(Event.message_id == stored))
+        assert stored is not None, "the message was committed before the writer waited"
+        assert numbered == 0
+        assert _queued(db) >= 1
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        holder.commit()
+    sender.join(timeout=30)
+    assert [m["id"] for m in sent] == [stored]
+    with db.read() as s:
+        assert s.scalar(select(func.count()).where(Event.message_id == stored))
     assert _queued(db) == 0

@@ -37,6 +37,7 @@ CONNECT_TIMEOUT_SECONDS = 5
 _EVENTS_WRITTEN = "jobchat_events_written"
 _JOBS_WRITTEN = "jobchat_jobs_written"
 _SEQUENCE = "jobchat_sequence_events"
+_NUMBERED = "jobchat_events_numbered"
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,15 @@ def mark_events_written(session: Session) -> None:
     session.info[_EVENTS_WRITTEN] = True
 
 
-def mark_events_queued(session: Session, sequence: Callable[[Engine], None]) -> None:
-    """Note that this transaction queued events that ``sequence`` numbers once it has committed
-    (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed the
-    step rather than importing it)."""
+def mark_events_queued(
+    session: Session, numbering: tuple[str, str], afterwards: Callable[[Engine], None]
+) -> None:
+    """Note that this transaction queued events that ``numbering`` (SQL: before and after the
+    COMMIT, sent with it in one round trip) numbers; ``afterwards`` is then called with the
+    engine (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed
+    the step rather than importing it)."""
     session.info[_EVENTS_WRITTEN] = True
-    session.info[_SEQUENCE] = sequence
+    session.info[_SEQUENCE] = (numbering, afterwards)
 
 
 def mark_jobs_written(session: Session) -> None:
@@ -153,8 +157,8 @@ class Database:
         "after 7" would never see 7. A transaction-scoped advisory lock taken first thing keeps
         them in commit order (and, being the only lock taken first, cannot deadlock). SQLite's
         BEGIN IMMEDIATE does the same there. Events are numbered after the commit on PostgreSQL
-        (``jobchat.events.sequencer``, run here once the transaction has committed, so that its
-        events are in ``events`` when this returns), in commit order whatever the writers did.
+        (``jobchat.events.sequencer``, sent with the COMMIT itself, so that its events are in
+        ``events`` when this returns), in commit order whatever the writers did.
 
         ``concurrent_in``: the transaction writes into that one conversation only what a send
         writes (a message and what hangs on it, that conversation's rows, its members' unread
@@ -215,7 +219,33 @@ class Database:
                             },
                         )
                 yield session
+                numbering = session.info.get(_SEQUENCE)
+                if numbering is not None:
+                    self._commit_and_number(session, connection, *numbering[0])
             self._after_commit(session)
+
+    def _commit_and_number(
+        self, session: Session, connection: Connection, before: str, after: str
+    ) -> None:
+        """Commit and number the events queued, in one round trip on the writer's connection.
+
+        The query string ``<before>; COMMIT; <after>``: PostgreSQL runs ``before`` in the
+        transaction, commits it, then runs ``after`` as an implicit transaction of its own, and
+        runs nothing past a statement that failed (an error before the COMMIT leaves the
+        transaction aborted, to be rolled back as any). A second pooled connection for the
+        numbering cost a checkout, its ping, an isolation switch and a round trip.
+        ``session.begin()``'s own commit then finds the connection idle: psycopg sends nothing
+        for it. The session is flushed first, as its commit would have.
+
+        No COMMIT of ours fails but for an outage (no deferred constraints, read committed), so
+        an error that is no outage came from ``before`` (nothing was committed) or from
+        ``after`` (committed, the numbering failed: raised, as it was when a second connection
+        did it). An outage is raised too: whether the commit got through is unknown, as for any
+        COMMIT, and what was left queued is numbered by the next writer or the stream's hub.
+        """
+        session.flush()
+        connection.exec_driver_sql(f"{before}; COMMIT; {after}")
+        session.info[_NUMBERED] = True
 
     @contextmanager
     def work(self) -> Iterator[Session]:
@@ -250,16 +280,15 @@ class Database:
         event.listen(self._sessions, name, listener)
 
     def _after_commit(self, session: Session) -> None:
-        sequence = session.info.pop(_SEQUENCE, None)
-        if sequence is not None:
+        numbering = session.info.pop(_SEQUENCE, None)
+        if numbering is not None and session.info.pop(_NUMBERED, False):
             try:
-                sequence(self.engine)
+                numbering[1](self.engine)
             except Exception as exc:
-                # Committed already: the change stands, and the next writer's sequencing (or
-                # the stream's poll) numbers these events. Not this request's failure.
+                # Committed and numbered already: housekeeping that can wait for the next.
                 if not is_outage(exc):
                     raise
-                log.warning("numbering events failed (%s); the stream will", describe(exc))
+                log.warning("after numbering events: %s", describe(exc))
         if session.info.pop(_EVENTS_WRITTEN, False):
             for listener in self.on_events_committed:
                 listener()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
 from jobchat.events.queries import latest_event_id
-from jobchat.events.sequencer import sequence
+from jobchat.events.sequencer import NUMBER_QUEUED, vacuum_now_and_then
 
 _TIME = TypeAdapter(datetime)
 
@@ -64,7 +64,7 @@ def emit(
     if sqlite:
         mark_events_written(session)
     else:
-        mark_events_queued(session, sequence)
+        mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
 
 
 _INSERT_EVENT = insert(cast(Table, Event.__table__))

@@ -5,7 +5,8 @@ visible in increasing order: an event 7 that commits after 8 is never seen by a 
 past 8. While every writer took one lock in turn, the events sequence did that by itself. Senders
 into different conversations now write side by side (``Database.write(concurrent_in=...)``) and
 commit in any order, so on PostgreSQL ``emit`` queues its rows in ``event_queue`` instead, and
-once the writer has committed, ``sequence`` moves every queued row into ``events``, numbering
+once the writer has committed, ``NUMBER_QUEUED`` (sent in the round trip of the writer's own
+COMMIT, on its connection: ``Database.write``) moves every queued row into ``events``, numbering
 them there. Sequencers take a lock of their own, one at a time, and commit before letting go of
 it: each numbers after the one before and is visible before the next starts, so ids appear in
 order. Under load one sequencer moves everyone's rows and the others find the queue empty. Rows
@@ -32,9 +33,9 @@ SEQUENCER_LOCK_KEY = 0x6A637371  # "jcsq"
 
 # The ids are drawn after the sort (PostgreSQL evaluates a volatile select list after ORDER BY),
 # so they follow ``seq``. Each row moves once: a row another sequencer deleted first is skipped.
-_MOVE = """
-WITH moved AS (
-    DELETE FROM event_queue
+_MOVE_WHERE = """
+WITH {cte}moved AS (
+    DELETE FROM event_queue{where}
     RETURNING seq, type, conversation_id, user_id, message_id, data, extras, created_at
 )
 INSERT INTO events (id, type, conversation_id, user_id, message_id, data, extras, created_at)
@@ -42,18 +43,55 @@ SELECT nextval('events_id_seq'), type, conversation_id, user_id, message_id, dat
        created_at
 FROM moved ORDER BY seq
 """
+_MOVE = _MOVE_WHERE.format(cte="", where="")
 _LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
 # One round trip, one (implicit) transaction: a query string of several statements runs as one,
 # each statement with a snapshot of its own, so the move sees what committed while it waited.
 _SEQUENCE = f"{_LOCK}; {_MOVE}"
 
+# What a writer that queued events sends with its own COMMIT (``Database.write``), in one round
+# trip: ``BEFORE_COMMIT; COMMIT; AFTER_COMMIT``.
+#
+# Before: if the sequencers' lock is free, the writer takes it and numbers the queue inside its
+# own transaction; the lock is let go only after that commit, so these ids, like any
+# sequencer's, are visible before the next sequencer starts. One commit (one WAL flush) then
+# does both, where a sequencer of its own would flush a second time. If the lock is taken it
+# does not wait (it holds row locks other writers want), and notes so in a session setting.
+#
+# After: PostgreSQL runs the statements after a COMMIT in a query string as an implicit
+# transaction of their own, and only if the COMMIT succeeded. When the writer did not number
+# before, they wait for the lock and number as ``sequence`` does; when it did, both are no-ops
+# (a filter on the setting, evaluated once, before any row is read or lock taken; a
+# transaction that writes nothing has nothing to flush).
+_NUMBERED = "jobchat.numbered"
+BEFORE_COMMIT = _MOVE_WHERE.format(
+    cte=(
+        f"numbering AS (SELECT set_config('{_NUMBERED}', "
+        f"pg_try_advisory_xact_lock({SEQUENCER_LOCK_KEY})::text, false) AS got),\n"
+    ),
+    where="\n    WHERE (SELECT got FROM numbering) = 'true'",
+)
+_NOT_NUMBERED = f"current_setting('{_NUMBERED}') = 'false'"
+AFTER_COMMIT = (
+    f"{_LOCK} WHERE {_NOT_NUMBERED}; {_MOVE_WHERE.format(cte='', where=' WHERE ' + _NOT_NUMBERED)}"
+)
+NUMBER_QUEUED = (BEFORE_COMMIT, AFTER_COMMIT)
+
 
 def sequence(engine: Engine) -> None:
-    """Move every queued event into ``events``, in order (after a commit that queued some)."""
+    """Move every queued event into ``events``, in order (rows a writer left: see
+    ``sequence_stranded``)."""
     with engine.connect() as connection:
         autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
         autocommit.exec_driver_sql(_SEQUENCE)
-        if next(_runs) % VACUUM_EVERY == 0:
+    vacuum_now_and_then(engine)
+
+
+def vacuum_now_and_then(engine: Engine) -> None:
+    """After a move: vacuum the queue every ``VACUUM_EVERY`` moves of this process."""
+    if next(_runs) % VACUUM_EVERY == 0:
+        with engine.connect() as connection:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
             autocommit.exec_driver_sql(_VACUUM)
 
 
