@@ -108,12 +108,18 @@ class CallCounter:
         # Those made on the thread pool that runs the sync routes (the send's own work, from
         # the access check to the commit), apart: the worker's and the hub's vary with timing.
         self.route_calls = 0
+        # ... and those on the event loop's thread (the HTTP layers, the dependencies, the
+        # thread hand-offs, and the in-process client, whose share stays the same).
+        self.loop_calls = 0
 
     def __call__(self, _frame: Any, event: str, _arg: Any) -> None:
         if self.on and event == "call":
             self.calls += 1
-            if threading.current_thread().name.startswith("AnyIO worker"):
+            name = threading.current_thread().name
+            if name.startswith("AnyIO worker"):
                 self.route_calls += 1
+            elif name == "MainThread":
+                self.loop_calls += 1
 
     def install(self) -> None:
         sys.setprofile(self)
@@ -266,6 +272,7 @@ class Round:
     wall_ms: list[float]
     python_calls: int = 0
     route_calls: int = 0
+    loop_calls: int = 0
 
     def summary(self) -> dict[str, Any]:
         n = self.sends
@@ -280,6 +287,7 @@ class Round:
             "db_backend_cpu_ms_per_send": round(1000 * self.backend_cpu_s / n, 3),
             "python_calls_per_send": round(self.python_calls / n),
             "route_thread_calls_per_send": round(self.route_calls / n),
+            "loop_thread_calls_per_send": round(self.loop_calls / n),
         }
 
 
@@ -299,6 +307,7 @@ async def send_round(
     backends0 = backend_cpu(database)
     calls0 = calls.calls if calls else 0
     route0 = calls.route_calls if calls else 0
+    loop0 = calls.loop_calls if calls else 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for seq in range(first, first + n):
         conv, token = author_of(seq, world)
@@ -331,6 +340,7 @@ async def send_round(
         wall_ms=wall_ms,
         python_calls=(calls.calls - calls0) if calls else 0,
         route_calls=(calls.route_calls - route0) if calls else 0,
+        loop_calls=(calls.loop_calls - loop0) if calls else 0,
     )
 
 
@@ -521,7 +531,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     f"(+{s['hub_statements_per_send']:.2f} by the hub)"
                     + (
                         f", {s['python_calls_per_send']} Python calls/send "
-                        f"({s['route_thread_calls_per_send']} on the route's thread)"
+                        f"({s['route_thread_calls_per_send']} on the route's thread, "
+                        f"{s['loop_thread_calls_per_send']} on the loop's)"
                         if calls
                         else ""
                     )
@@ -569,6 +580,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 ),
                 "route_thread_calls_per_send": statistics.median(
                     s["route_thread_calls_per_send"] for s in summaries
+                ),
+                "loop_thread_calls_per_send": statistics.median(
+                    s["loop_thread_calls_per_send"] for s in summaries
                 ),
             },
             "badge_get_unread": badge.summary(),
@@ -807,7 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.count_calls:
         print(
             f"Python function calls per send: {send['python_calls_per_send']} "
-            f"({send['route_thread_calls_per_send']} on the route's thread pool)"
+            f"({send['route_thread_calls_per_send']} on the route's thread pool, "
+            f"{send['loop_thread_calls_per_send']} on the event loop's thread with the client)"
         )
     badge = results["badge_get_unread"]
     print(

@@ -86,7 +86,12 @@ class Caller:
             yield session, session.get_one(User, self.user_id)
 
 
-async def require_user(request: Request, state: State, bearer: Bearer, now: Now) -> Caller:
+async def require_user(request: Request, bearer: Bearer) -> Caller:
+    # The state and the time are read here rather than taken as the State and Now dependencies:
+    # FastAPI solves each dependency of every authenticated request (building, hashing and
+    # caching its key), which cost more than the two attribute reads they stand for.
+    state: AppState = request.app.state.jobchat
+    now = state.clock.now()
     if bearer is not None:
         # Most calls come with a token this process has just seen: answered on the event loop,
         # with no read transaction and no trip through the thread pool.
