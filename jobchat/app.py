@@ -241,10 +241,12 @@ READ_THREADS = 40
 
 def _threads_for_reads(db: Database) -> None:
     """Writers waiting for their turn each hold a thread of the pool sync routes run on (at most
-    ``max_waiting`` of them, plus the one writing): the pool gets that many on top of the
-    default, so plain reads always have their 40 (jobchat.db.turn)."""
+    ``max_waiting`` of them, plus the one writing), and so do concurrent writers (PostgreSQL
+    sends: at most their slots and waiters): the pool gets that many on top of the default, so
+    plain reads always have their 40 (jobchat.db.turn)."""
     limiter = anyio.to_thread.current_default_thread_limiter()
-    limiter.total_tokens = READ_THREADS + db.write_turn.max_waiting + 1
+    turn, slots = db.write_turn, db.write_slots
+    limiter.total_tokens = READ_THREADS + turn.max_waiting + 1 + slots.slots + slots.max_waiting
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobchat.db.failures import describe, is_outage
-from jobchat.db.turn import WriteTurn
+from jobchat.db.turn import WriteSlots, WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
 IMMEDIATE = "jobchat_begin_immediate"
@@ -32,6 +32,11 @@ CONVERSATION_LOCK_CLASS = 0x6A636376  # "jccv"
 # How many of this process's writers may wait for the turn at once (see jobchat.db.turn); the
 # app gives reads as many threads again (jobchat.app), so waiting writers never starve them.
 MAX_WRITE_WAITERS = 32
+# PostgreSQL sends into different conversations that may write at once in one process. Each
+# holds a pooled connection (SQLAlchemy's default pool: 5 + 10 overflow), so a few are left for
+# reads, the hub and the worker even when every writer waits for a lock; eight are enough to
+# keep two cores and the database busy (bench/bench_pg_scale.py).
+CONCURRENT_WRITERS = 8
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
 _EVENTS_WRITTEN = "jobchat_events_written"
@@ -128,6 +133,13 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # This process's writers queue here before they take a connection (see write()).
         self.write_turn = WriteTurn(timeout=write_timeout_seconds, max_waiting=max_write_waiters)
+        # Concurrent writers (PostgreSQL sends) skip the turn but are bounded too (see
+        # jobchat.db.turn.WriteSlots), within the same number of waiting threads.
+        self.write_slots = WriteSlots(
+            CONCURRENT_WRITERS,
+            timeout=write_timeout_seconds,
+            max_waiting=max(0, max_write_waiters - CONCURRENT_WRITERS),
+        )
         # Called, from the writing thread, after each commit that added events (or jobs).
         self.on_events_committed: list[Callable[[], None]] = []
         self.on_jobs_committed: list[Callable[[], None]] = []
@@ -183,8 +195,12 @@ class Database:
         answered 503 ``busy``, before anything was written.
         """
         if concurrent_in is not None and not self.is_sqlite:
-            with self._transaction(time.monotonic() + self.write_turn.timeout, concurrent_in) as s:
-                yield s
+            deadline = self.write_slots.acquire()
+            try:
+                with self._transaction(deadline, concurrent_in) as session:
+                    yield session
+            finally:
+                self.write_slots.release()
             return
         deadline = self.write_turn.acquire()
         try:

@@ -120,3 +120,44 @@ class WriteTurn:
             waiter.given = True
             self._owner, self._depth, self._owner_ahead = waiter.thread, 1, ahead
             waiter.wake.release()
+
+
+class WriteSlots:
+    """Room for writers that need no turn (PostgreSQL sends into different conversations, see
+    ``Database.write``): at most ``slots`` write at once, at most ``max_waiting`` more wait for
+    a slot (first come, roughly first served), each at most ``timeout`` seconds; past either,
+    ``WriteBusy`` at once, having changed nothing.
+
+    Each writer holds a pooled connection while it works or waits for a database lock, and a
+    thread while it waits here: unbounded, a stalled database (a writer holding the lock)
+    took every connection and thread that reads needed, as the turn's waiters once did.
+    """
+
+    def __init__(self, slots: int, *, timeout: float, max_waiting: int) -> None:
+        self.slots = slots
+        self.timeout = timeout
+        self.max_waiting = max_waiting
+        self._free = threading.Semaphore(slots)
+        self._mutex = threading.Lock()
+        self._waiting = 0
+
+    def acquire(self) -> float:
+        """Take a slot; returns the deadline by which the database's locks must be had too."""
+        deadline = time.monotonic() + self.timeout
+        if self._free.acquire(blocking=False):
+            return deadline  # the usual case
+        with self._mutex:
+            if self._waiting >= self.max_waiting:
+                raise WriteBusy(f"{self._waiting} writes are already waiting for room")
+            self._waiting += 1
+        try:
+            got = self._free.acquire(timeout=self.timeout)
+        finally:
+            with self._mutex:
+                self._waiting -= 1
+        if not got:
+            raise WriteBusy(f"no room to write within {self.timeout:g} s")
+        return deadline
+
+    def release(self) -> None:
+        self._free.release()
