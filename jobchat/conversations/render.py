@@ -162,11 +162,7 @@ def _last_message(
         # a query of its own rather than a costlier join for every row of every page.
         earlier = latest_visible(session, viewer.id, conv_id)
         return MessageOut.of(earlier) if earlier is not None else None
-    if r.author_kind is None:
-        author = AuthorOut.system()
-    else:
-        kind = "staff" if r.author_kind == UserKind.staff else "candidate"
-        author = AuthorOut(id=r.author_ext, name=r.author_name, kind=kind)
+    author = AuthorOut.of_columns(r.author_ext, r.author_name, r.author_kind)
     return MessageOut.build(
         id=r.msg_id,
         conversation=conv_id,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from jobchat.directory.models import User, UserKind
+from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.files.schemas import AttachmentOut
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
@@ -147,11 +147,7 @@ def _message(
     files: defaultdict[int, list[AttachmentOut]],
     deliveries: defaultdict[int, list[DeliveryOut]] | None,
 ) -> MessageOut:
-    if r.author_kind is None:
-        author = AuthorOut.system()
-    else:
-        kind = "staff" if r.author_kind == UserKind.staff else "candidate"
-        author = AuthorOut(id=r.author_ext, name=r.author_name, kind=kind)
+    author = AuthorOut.of_columns(r.author_ext, r.author_name, r.author_kind)
     return MessageOut.build(
         id=r.id,
         conversation=r.conversation_id,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobchat.directory.models import User
+from jobchat.directory.models import User, UserKind
 from jobchat.files.schemas import AttachmentOut
 from jobchat.inputs import MAX_ID, Line, Text
 from jobchat.messages.models import Channel, DeliveryStatus, Message
@@ -27,6 +27,14 @@ class AuthorOut(BaseModel):
         if user is None:
             return cls.system()
         return cls(id=user.ext_id, name=user.name, kind="staff" if user.is_staff else "candidate")
+
+    @classmethod
+    def of_columns(cls, ext_id: str | None, name: str | None, kind: str | None) -> AuthorOut:
+        """From the author's columns of a joined row (all None: the system wrote it)."""
+        if kind is None:
+            return cls.system()
+        assert name is not None
+        return cls(id=ext_id, name=name, kind="staff" if kind == UserKind.staff else "candidate")
 
 
 class DeliveryOut(BaseModel):
