@@ -25,7 +25,26 @@ class EventType(enum.StrEnum):
     access_revoked = "access.revoked"
 
 
-class Event(Base):
+class EventColumns:
+    """What an event is, in ``events`` and in ``event_queue`` alike (the sequencer moves rows
+    from one to the other column for column)."""
+
+    type: Mapped[str] = mapped_column(String(40), sort_order=1)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id"), sort_order=1
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), sort_order=1)
+    # The message a message event is about, so that deleting it for everyone can blank the
+    # copy of its content the event holds.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id"), index=True, sort_order=1
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, sort_order=1)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON, sort_order=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, sort_order=1)
+
+
+class Event(EventColumns, Base):
     """``id`` increases in commit order (see ``Database.write``): a client resumes after it.
 
     ``user_id`` names the one user an event concerns (the reader of a ``conversation.read``, the
@@ -39,40 +58,25 @@ class Event(Base):
     __table_args__ = (Index(None, "conversation_id", "id"), Index(None, "user_id", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    type: Mapped[str] = mapped_column(String(40))
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    # The message a message event is about, so that deleting it for everyone can blank the
-    # copy of its content the event holds.
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class QueuedEvent(Base):
+class QueuedEvent(EventColumns, Base):
     """An event written on PostgreSQL, waiting for its number (``jobchat.events.sequencer``).
 
     Senders into different conversations write side by side there, so they commit in any order;
     an ``events.id`` handed out at insert would become visible out of order. Each writer queues
     its events here instead (``seq`` only orders the queue), and right after its commit one
     sequencer at a time moves every queued row into ``events``, numbering them then. The columns
-    and foreign keys are those of ``events``; SQLite, one writer at a time, never uses it.
+    and foreign keys are those of ``events`` (``EventColumns``); SQLite, one writer at a time,
+    never uses it.
     """
 
     __tablename__ = "event_queue"
 
+    # No index but on message_id (EventColumns): rows stay milliseconds, so the queue is all but
+    # empty, and every index is one more write per event. Deleting messages (retention) checks
+    # that foreign key once per message, and a dead row left by the churn costs until vacuum.
     seq: Mapped[int] = mapped_column(BigId, primary_key=True)
-    type: Mapped[str] = mapped_column(String(40))
-    # No index but on message_id: rows stay milliseconds, so the queue is all but empty, and
-    # every index is one more write per event. Deleting messages (retention) checks this foreign
-    # key once per message, and a dead row left by the churn costs until vacuum: that one keeps.
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventHorizon(Base):
