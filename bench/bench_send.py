@@ -734,22 +734,8 @@ def _main_concurrent(
     )
     for problem in results.get("server_log_problems", []):
         print(f"  server log: {problem}")
-    out = {
-        "database": dialect,
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code": code_version(),
-        "args": {k: v for k, v in vars(args).items() if k != "results_dir"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
-        **results,
-    }
     path = args.results_dir / (args.out or f"send-{dialect}-c{args.concurrency}.json")
-    path.write_text(json.dumps(out, indent=2))
-    print(f"\nwritten: {path}")
+    write_results(path, dialect, args, load_before, results)
     return 0
 
 
@@ -843,6 +829,19 @@ def main(argv: list[str] | None = None) -> int:
         print("functions most often on the stack:")
         for share, name in profile["top_inclusive_percent"]:
             print(f"  {share:5.1f}%  {name}")
+    path = results_dir / (args.out or f"send-{dialect}.json")
+    write_results(path, dialect, args, load_before, results)
+    return 0
+
+
+def write_results(
+    path: Path,
+    dialect: str,
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    results: dict[str, Any],
+) -> None:
+    """The figures, with what was run and on what machine, as JSON at ``path``."""
     out = {
         "database": dialect,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -857,10 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         **results,
     }
-    path = results_dir / (args.out or f"send-{dialect}.json")
     path.write_text(json.dumps(out, indent=2))
     print(f"\nwritten: {path}")
-    return 0
 
 
 if __name__ == "__main__":
