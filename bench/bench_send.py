@@ -345,12 +345,14 @@ async def send_round(
 
 
 @contextmanager
-def py_spy(binary: str | None, out: Path) -> Iterator[None]:
-    """Profile this process with py-spy (``--gil``: the thread holding the GIL) meanwhile."""
+def py_spy(binary: str | None, out: Path, pid: int | None = None) -> Iterator[None]:
+    """Profile this process (or ``pid``) with py-spy (``--gil``: the thread holding the GIL)
+    meanwhile."""
     if not binary:
         yield
         return
-    command = [binary, "record", "--pid", str(os.getpid()), "--gil", "--format", "raw"]
+    target = str(pid if pid is not None else os.getpid())
+    command = [binary, "record", "--pid", target, "--gil", "--format", "raw"]
     spy = subprocess.Popen(
         [*command, "--rate", "250", "--output", str(out)],
         stdout=subprocess.DEVNULL,
@@ -652,6 +654,9 @@ async def run_concurrent(args: argparse.Namespace, url: str, workdir: Path) -> d
         rounds = []
         seq = args.warmup
         per_round = max(1, args.sends // args.rounds)
+        spy_out = workdir / "py-spy-server.txt"
+        spying = py_spy(args.py_spy, spy_out, pid=server.pid)
+        spying.__enter__()
         for r in range(args.rounds):
             cpu0, backends0 = cpu_seconds(server.pid), backend_cpu(database)
             wall, latencies, statuses = await _load(
@@ -686,6 +691,11 @@ async def run_concurrent(args: argparse.Namespace, url: str, workdir: Path) -> d
                 f"answers {result['statuses']}",
                 flush=True,
             )
+        spying.__exit__(None, None, None)
+        if args.py_spy and spy_out.exists():
+            kept = args.results_dir / f"py-spy-serve-{make_url(url).get_backend_name()}.txt"
+            kept.write_text(spy_out.read_text())
+            out["profile"] = {"file": str(kept), **profile_summary(kept)}
         out["rounds"] = rounds
         out["median"] = {
             key: round(statistics.median(r[key] for r in rounds), 3)
@@ -734,6 +744,15 @@ def _main_concurrent(
     )
     for problem in results.get("server_log_problems", []):
         print(f"  server log: {problem}")
+    if "profile" in results:
+        profile = results["profile"]
+        per_message = median["server_cpu_ms_per_message"]
+        print(f"\nprofile of jobchat serve ({profile['file']}: {profile['samples']} samples)")
+        for name, share in profile["parts_percent"].items():
+            print(f"  {share:5.1f}%  {per_message * share / 100:5.2f} ms  {name}")
+        print("functions most often on the stack:")
+        for share, name in profile["top_inclusive_percent"][:25]:
+            print(f"  {share:5.1f}%  {name}")
     path = args.results_dir / (args.out or f"send-{dialect}-c{args.concurrency}.json")
     write_results(path, dialect, args, load_before, results)
     return 0
