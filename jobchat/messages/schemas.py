@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ class AuthorOut(BaseModel):
 
     @classmethod
     def system(cls) -> AuthorOut:
-        return cls(id=None, name="jobchat", kind="system")
+        return cls(**author_plain(None, None, None))
 
     @classmethod
     def of(cls, user: User | None) -> AuthorOut:
@@ -31,10 +31,15 @@ class AuthorOut(BaseModel):
     @classmethod
     def of_columns(cls, ext_id: str | None, name: str | None, kind: str | None) -> AuthorOut:
         """From the author's columns of a joined row (all None: the system wrote it)."""
-        if kind is None:
-            return cls.system()
-        assert name is not None
-        return cls(id=ext_id, name=name, kind="staff" if kind == UserKind.staff else "candidate")
+        return cls(**author_plain(ext_id, name, kind))
+
+
+def author_plain(ext_id: str | None, name: str | None, kind: str | None) -> dict[str, Any]:
+    """What ``AuthorOut`` shows for the author's columns of a joined row, as plain data."""
+    if kind is None:
+        return {"id": None, "name": "jobchat", "kind": "system"}
+    assert name is not None
+    return {"id": ext_id, "name": name, "kind": "staff" if kind == UserKind.staff else "candidate"}
 
 
 class DeliveryOut(BaseModel):
@@ -54,6 +59,16 @@ class DeliveryOut(BaseModel):
     attempts: int
     last_error: str | None = None
     error_code: str | None = Field(default=None, description="The provider's code for a failure.")
+
+
+def shown(
+    body: str, subject: str | None, deleted_at: datetime | None
+) -> tuple[bool, str, str | None]:
+    """The one place that decides what a deleted-for-everyone message shows: nothing (whether
+    it is deleted, then its body and subject as shown; its files are not shown either)."""
+    if deleted_at is not None:
+        return True, "", None
+    return False, body, subject
 
 
 class MessageOut(BaseModel):
@@ -88,14 +103,14 @@ class MessageOut(BaseModel):
         deliveries: list[DeliveryOut] | None = None,
         attachments: list[AttachmentOut] | None = None,
     ) -> MessageOut:
-        """The one place that decides what a deleted-for-everyone message shows: nothing."""
-        deleted = deleted_at is not None
+        """A message as the API shows it (what a deleted one shows: ``shown``)."""
+        deleted, body, subject = shown(body, subject, deleted_at)
         return cls(
             id=id,
             conversation=conversation,
             author=author,
-            body="" if deleted else body,
-            subject=None if deleted else subject,
+            body=body,
+            subject=subject,
             channel=Channel(channel),
             created_at=created_at,
             deleted=deleted,
