@@ -34,6 +34,7 @@ from jobchat.conversations.queries import (
     inbox_statement,
 )
 from jobchat.conversations.schemas import ConversationOut, Names
+from jobchat.db.id_lists import in_ids
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -105,7 +106,7 @@ def _with_context(stmt: Select[Any]) -> Select[Any]:
 
 
 _CONTEXT = _with_context(select().select_from(Conversation)).where(
-    Conversation.id.in_(bindparam("conv_ids", expanding=True))
+    in_ids(Conversation.id, "conv_ids")
 )
 
 # The inbox page's own columns: the viewer's read state and sort key.
@@ -122,12 +123,12 @@ _INBOX_COLUMNS = (
 # database's collation), id last. Joined in one statement, PostgreSQL hashed the whole users
 # table for every page.
 _MEMBERSHIPS = select(Member.conversation_id, Member.user_id).where(
-    Member.conversation_id.in_(bindparam("conv_ids", expanding=True))
+    in_ids(Member.conversation_id, "conv_ids")
 )
 _PEOPLE = (
     select(User.id, User.ext_id, User.name, User.kind, Organization.ext_id)
     .outerjoin(Organization, Organization.id == User.organization_id)
-    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .where(in_ids(User.id, "user_ids"))
     .order_by(User.kind, User.name, User.id)
 )
 

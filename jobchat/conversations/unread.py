@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from jobchat.conversations.models import Member
+from jobchat.db.id_lists import in_ids
 from jobchat.directory.models import User
 
 # (conversations with something unread, unread messages)
@@ -77,10 +78,10 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
 
 
 _COLUMNS = (_USERS.c.id, _USERS.c.unread_conversations, _USERS.c.unread_messages)
-_READ = select(*_COLUMNS).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+_READ = select(*_COLUMNS).where(in_ids(_USERS.c.id, "ids"))
 _LOCK_IN_ORDER = (
     select(_USERS.c.id)
-    .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(in_ids(_USERS.c.id, "ids"))
     .order_by(_USERS.c.id)
     .with_for_update(key_share=True)
 )
@@ -96,7 +97,7 @@ def _shift_statement(n_groups: int) -> Executable:
     def shifted(column: ColumnElement[int], prefix: str) -> ColumnElement[int]:
         whens = [
             (
-                _USERS.c.id.in_(bindparam(f"g{i}", expanding=True)),
+                in_ids(_USERS.c.id, f"g{i}"),
                 bindparam(f"{prefix}{i}", type_=Integer()),
             )
             for i in range(n_groups)
@@ -105,7 +106,7 @@ def _shift_statement(n_groups: int) -> Executable:
 
     return (
         update(_USERS)
-        .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+        .where(in_ids(_USERS.c.id, "ids"))
         .values(
             unread_conversations=shifted(_USERS.c.unread_conversations, "c"),
             unread_messages=shifted(_USERS.c.unread_messages, "m"),

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from jobchat.db.id_lists import in_ids
 from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.files.schemas import AttachmentOut
@@ -64,7 +65,7 @@ _ATTACHMENTS = (
     )
     # A removed file (its candidate erased) is no longer offered.
     .where(
-        Attachment.message_id.in_(bindparam("ids", expanding=True)),
+        in_ids(Attachment.message_id, "ids"),
         Attachment.removed_at.is_(None),
     )
     .order_by(Attachment.message_id, Attachment.position, Attachment.id)
@@ -82,7 +83,7 @@ _DELIVERIES = (
         Delivery.error_code,
     )
     .join(_recipient, _recipient.id == Delivery.recipient_id)
-    .where(Delivery.message_id.in_(bindparam("ids", expanding=True)))
+    .where(in_ids(Delivery.message_id, "ids"))
     .order_by(Delivery.message_id, Delivery.id)
 )
 
