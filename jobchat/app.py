@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobchat import __version__
 from jobchat.activity.api import router as activity_router
@@ -44,7 +44,7 @@ from jobchat.ops.startup import warn_without_integration_key
 from jobchat.privacy.api import router as privacy_router
 from jobchat.push.api import router as push_router
 from jobchat.ratelimit import RateLimiter
-from jobchat.realtime.api import EventStream
+from jobchat.realtime.api import is_event_stream, serve_socket
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
@@ -194,7 +194,6 @@ def create_app(
             ),
         ],
     )
-    app.add_middleware(EventStream)  # the event-stream socket, past the HTTP layers
     for router in (
         metrics_router,
         directory_router,
@@ -228,7 +227,15 @@ def create_app(
 
 class _JobchatApp(FastAPI):
     """FastAPI with request ids and metrics outside even Starlette's last-resort error layer,
-    which ``add_middleware`` cannot reach: a 500 is counted, and carries its X-Request-ID."""
+    which ``add_middleware`` cannot reach: a 500 is counted, and carries its X-Request-ID. The
+    event-stream socket is taken before all of them (jobchat.realtime.api.serve_socket)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_event_stream(scope):
+            scope["app"] = self  # as Starlette sets it for what it runs (ws.app)
+            await serve_socket(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()

@@ -42,6 +42,19 @@ def new_request_id() -> str:
     return f"{_prefix}-{next(_counter):x}"
 
 
+def for_socket(scope: Scope) -> bytes:
+    """What ``RequestIds`` does, for the event-stream socket, which is served outside it
+    (jobchat.realtime.api): the id and the client's address set for the rest of the
+    connection's own task (uvicorn runs each connection in a task of its own, so nothing else
+    sees them), and the id to answer the upgrade with. No layer stays on the socket's stack for
+    the hours it is open."""
+    rid = request_id_of(scope.get("headers", []))
+    current.set(rid)
+    client = scope.get("client")
+    client_ip.set(client[0] if client else None)
+    return rid.encode("ascii")
+
+
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     """The caller's id when it is sane, else a new one."""
     for name, value in headers:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from jobchat.app_state import AppState
 from jobchat.auth.deps import user_for_socket
 from jobchat.errors import AppError, Invalid
 from jobchat.http_errors import database_away
 from jobchat.inputs import MAX_ID, storable
+from jobchat.ops.requests import HEADER as REQUEST_ID_HEADER
+from jobchat.ops.requests import for_socket
 from jobchat.realtime import codes
 from jobchat.realtime.frames import Viewer
 from jobchat.realtime.hub import Hub
@@ -78,29 +81,28 @@ def _database_away(exc: Exception) -> JSONResponse | None:
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry)})
 
 
-class EventStream:
-    """ASGI middleware that hands ``/api/v1/events`` sockets straight to ``event_stream``.
+def is_event_stream(scope: Scope) -> bool:
+    return bool(scope["type"] == "websocket" and scope["path"] == EVENTS_PATH)
+
+
+def serve_socket(scope: Scope, receive: Receive, send: Send) -> Coroutine[None, None, None]:
+    """An ``/api/v1/events`` socket, taken by the app before any of its layers (jobchat.app).
 
     Why not a route: a socket lives for hours, and every layer it passed through stays on the
     stack for as long, each a coroutine with its closures. Through FastAPI's middleware and
-    routing a socket kept 27 coroutines alive, 12 this way; with a thousand sockets that is
-    what the garbage collector walks in a full collection, with the event loop stopped. None of
-    those layers did anything for this socket: the security headers and body limits are HTTP's,
-    the error handlers answer HTTP, and the handler takes no dependencies. Added last, this
-    runs inside FastAPI's outermost error layer and before everything of ours.
+    routing a socket kept 27 coroutines alive; past FastAPI's own outer layers (its error,
+    telemetry and body-limit middlewares) and our request-id and metrics layers, 17: about 100
+    objects per socket for the garbage collector, which a full collection walks with the event
+    loop stopped (at 10,000 sockets, hundreds of milliseconds). None of those layers did
+    anything for this socket: the security headers and body limits are HTTP's, the error
+    handlers answer HTTP, metrics count HTTP requests (the hub counts sockets), and the request
+    id is set here (``for_socket``). Not a coroutine itself, for the same reason: it returns
+    ``event_stream``'s, which the caller awaits.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == EVENTS_PATH:
-            await event_stream(WebSocket(scope, receive, send))
-        else:
-            await self.app(scope, receive, send)
+    return event_stream(WebSocket(scope, receive, send), for_socket(scope))
 
 
-async def event_stream(ws: WebSocket) -> None:
+async def event_stream(ws: WebSocket, request_id: bytes) -> None:
     """Follow your conversations: see the README's "Real-time" section for the frames."""
     state: AppState = ws.app.state.jobchat
     hub: Hub = ws.app.state.hub
@@ -125,7 +127,10 @@ async def event_stream(ws: WebSocket) -> None:
     if not hub.running:
         await ws.close(code=codes.SERVER_RESTART, reason="the server is starting or stopping")
         return
-    await ws.accept()
+    await ws.accept(headers=[(REQUEST_ID_HEADER, request_id)])
+    # The handshake's headers were read (the viewer, the request id); kept in the scope they
+    # would stay for the socket's life, a kilobyte of small objects each.
+    ws.scope["headers"] = []
     try:
         sub = await hub.subscribe(viewer, after)
     except ResyncNeeded:
@@ -138,7 +143,11 @@ async def event_stream(ws: WebSocket) -> None:
         return
     writer = asyncio.create_task(_write(ws, sub))
     try:
-        await _read(ws, sub, hub)
+        # What the client sends, read here rather than in a coroutine of its own (one frame
+        # fewer kept alive for the socket's life).
+        while (message := await ws.receive())["type"] != "websocket.disconnect":
+            text = message.get("text")
+            hub.receive(sub, "" if text is None else text)  # "": a binary frame, invalid
     finally:
         hub.unsubscribe(sub)
         writer.cancel()
@@ -157,15 +166,3 @@ async def _write(ws: WebSocket, sub: Subscription) -> None:
         assert sub.closing is not None
         code, reason = sub.closing
         await ws.close(code=code, reason=reason)
-
-
-async def _read(ws: WebSocket, sub: Subscription, hub: Hub) -> None:
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is None:
-            hub.receive(sub, "")  # a binary frame: answered as invalid
-        else:
-            hub.receive(sub, text)

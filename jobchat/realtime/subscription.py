@@ -112,7 +112,12 @@ class Subscription:
                 frames, self._frames = self._frames, []
                 self._in_hand = len(frames)
                 return frames
-            await self._wait()
+            # Waited for here, not in a coroutine of its own: the writer idles here for hours.
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def sending(self) -> None:
         """The writer begins to send one more of the frames it took (it leaves the queue)."""
