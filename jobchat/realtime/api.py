@@ -38,6 +38,13 @@ def _after(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _parameters(ws: WebSocket) -> tuple[int | None, str | None]:
+    """``?after`` and ``?token``, read from the scope (not kept on ``ws``; see ``_viewer``)."""
+    query = QueryParams(ws.scope["query_string"])
+    token = query.get("token")
+    return _after(query.get("after")), storable(token) if token is not None else None
+
+
 def _viewer(state: AppState, ws: WebSocket, token: str | None) -> Viewer:
     """Who is at the other end. Only these few fields stay for the socket's lifetime, not the
     ORM user they were read from (a thousand sockets would keep a thousand of those alive).
@@ -107,12 +114,9 @@ async def event_stream(ws: WebSocket, request_id: bytes) -> None:
     state: AppState = ws.app.state.jobchat
     hub: Hub = ws.app.state.hub
     try:
-        query = QueryParams(ws.scope["query_string"])  # not kept on ws (see _viewer)
-        after = _after(query.get("after"))
-        token = query.get("token")
-        viewer = await run_in_threadpool(
-            _viewer, state, ws, storable(token) if token is not None else None
-        )
+        after, token = _parameters(ws)
+        viewer = await run_in_threadpool(_viewer, state, ws, token)
+        del token  # this frame lives as long as the socket
     except AppError as error:
         await _refuse(ws, error)
         return
@@ -130,7 +134,7 @@ async def event_stream(ws: WebSocket, request_id: bytes) -> None:
     await ws.accept(headers=[(REQUEST_ID_HEADER, request_id)])
     # The handshake's headers were read (the viewer, the request id); kept in the scope they
     # would stay for the socket's life, a kilobyte of small objects each.
-    ws.scope["headers"] = []
+    ws.scope["headers"] = ws.scope["subprotocols"] = ()
     try:
         sub = await hub.subscribe(viewer, after)
     except ResyncNeeded:
@@ -158,11 +162,17 @@ async def event_stream(ws: WebSocket, request_id: bytes) -> None:
 async def _write(ws: WebSocket, sub: Subscription) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         while (frames := await sub.next_frames()) is not None:
-            for frame in frames:
-                if sub.closing is not None:
-                    break  # closed meanwhile: what is left is not sent
-                sub.sending()
-                await ws.send_text(frame)
+            await _send(ws, sub, frames)
+            # Not kept while the socket idles until its next frame: the last ones sent.
+            del frames
         assert sub.closing is not None
         code, reason = sub.closing
         await ws.close(code=code, reason=reason)
+
+
+async def _send(ws: WebSocket, sub: Subscription, frames: list[str]) -> None:
+    for frame in frames:
+        if sub.closing is not None:
+            return  # closed meanwhile: what is left is not sent
+        sub.sending()
+        await ws.send_text(frame)
