@@ -56,6 +56,8 @@ PRESENCE_ANSWER_SECONDS = 2.0
 # While the database is away the table is read again after a growing wait, up to this (or the
 # poll interval, if longer); a commit in this process, or a nudge from another, cuts it short.
 MAX_BACKOFF_SECONDS = 10.0
+# How often a slot of sockets gets its heartbeat (see Hub.__init__).
+HEARTBEAT_TICK_SECONDS = 0.1
 ACCESS_ENDED_REASON = "your access ended (token revoked or account deactivated): sign in again"
 
 
@@ -85,6 +87,15 @@ class Hub:
         self._by_conv: dict[int, list[Subscription]] = {}
         self._by_user: dict[int, set[Subscription]] = {}
         self._pending: set[Subscription] = set()
+        # Heartbeats go out a slot at a time, every HEARTBEAT_TICK_SECONDS, each socket in one
+        # slot (taken in turn as they join), so that each still gets one every
+        # JOBCHAT_STREAM_HEARTBEAT_SECONDS. All at once, 10,000 sockets woke and wrote together:
+        # the event loop was busy for a third of a second every 25 s, and every frame of every
+        # message waited behind them.
+        slots = max(1, round(settings.stream_heartbeat_seconds / HEARTBEAT_TICK_SECONDS))
+        self._beats: list[list[Subscription]] = [[] for _ in range(slots)]
+        self._beat_next = 0  # the slot the next socket to join takes
+        self._beat_due = 0  # the slot whose heartbeats go next
         self._wake = asyncio.Event()
         self._catching_up = asyncio.Lock()
         self._reader: ThreadPoolExecutor | None = None
@@ -106,7 +117,12 @@ class Hub:
         self.db.on_events_committed.append(self._committed)
         self._tasks = [
             self._spawn(self._follow_table(), "follow"),
-            self._spawn(self._every(self.settings.stream_heartbeat_seconds, self._heartbeat), "hb"),
+            self._spawn(
+                self._every(
+                    self.settings.stream_heartbeat_seconds / len(self._beats), self._heartbeat
+                ),
+                "hb",
+            ),
             self._spawn(
                 self._every(self.settings.presence_ttl_seconds / 3, self._refresh_presence), "pr"
             ),
@@ -311,6 +327,9 @@ class Hub:
             self._follow(sub, conv)
         first = viewer.user_id not in self._by_user
         self._by_user.setdefault(viewer.user_id, set()).add(sub)
+        sub.beat = self._beat_next
+        self._beat_next = (self._beat_next + 1) % len(self._beats)
+        self._beats[sub.beat].append(sub)
         if first:
             self._spawn(self._announce(viewer, sorted(sub.conversations), online=True), "presence")
         return sub
@@ -356,6 +375,7 @@ class Hub:
         if user_subs is None or sub not in user_subs:
             return
         user_subs.discard(sub)
+        self._beats[sub.beat].remove(sub)
         if not user_subs:
             del self._by_user[sub.user_id]
             if self.running:
@@ -508,10 +528,14 @@ class Hub:
     # --- periodic jobs ------------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        frame = ephemeral("heartbeat", None, {"head": self.position})
-        for sub in self._all_subscriptions():
-            if sub.pending is None:
-                sub.push(frame)
+        """The heartbeats of the slot that is due (see ``__init__``)."""
+        due = self._beats[self._beat_due]
+        self._beat_due = (self._beat_due + 1) % len(self._beats)
+        if due:
+            frame = ephemeral("heartbeat", None, {"head": self.position})
+            for sub in due:
+                if sub.pending is None:
+                    sub.push(frame)  # a close it causes is handled later (_release_soon)
 
     def _bus_back(self) -> None:
         """Redis is back after an outage, perhaps restarted empty: restate presence at once

@@ -29,6 +29,7 @@ class Subscription:
         "_limit",
         "_waiter",
         "backlog",
+        "beat",
         "closing",
         "conversations",
         "cursor",
@@ -57,6 +58,8 @@ class Subscription:
         # Called once when the subscription starts closing (the hub lets go of it then: a client
         # too slow to take even the close frame must not stay "online" or keep being routed to).
         self.on_close: Callable[[], None] | None = None
+        # The hub's heartbeat slot for this socket.
+        self.beat = 0
         self._frames: list[str] = []
         # Live frames the writer has taken (``next_frames``) but not yet begun to send: they
         # still count against the limit, as if they were waiting in the queue.
