@@ -77,18 +77,19 @@ def test_the_example_script_runs_against_jobchat_demo(tmp_path: Path) -> None:
         assert "candidate ats-candidate-" in said and "'Thursday at 10 works for me" in said
         # The embed link is made (the demo has an origin to frame it).
         assert re.search(rf'<iframe src="{re.escape(base)}/login/jcle_\S+next=', said), said
-        # Export and erasure ran where this jobchat has them, and said so where it has not.
-        if "/api/v1/candidates/{ext_id}/erase" in paths:
-            assert re.search(r"erased ats-candidate-\w+: \{", said), said
-            assert "already_erased" in said
-        else:
-            assert "skipped erasure: this jobchat has no erase endpoint (404)" in said, said
-        if "/api/v1/candidates/{ext_id}/export" in paths:
-            assert re.search(r"export: \d+ bytes, 2 messages", said), said
-        else:
-            assert "skipped export: this jobchat has no export endpoint (404)" in said, said
-        if "/api/v1/audit" in paths and "/api/v1/candidates/{ext_id}/erase" in paths:
-            assert "audit: candidate.erased at " in said, said
+        # This jobchat has export, erasure and the audit log: the script must have used them
+        # all, not skipped any (it skips only against a jobchat that lacks them).
+        for path in (
+            "/api/v1/candidates/{ext_id}/export",
+            "/api/v1/candidates/{ext_id}/erase",
+            "/api/v1/audit",
+        ):
+            assert path in paths, path
+        assert "  skipped" not in said, said
+        assert re.search(r"export: \d+ bytes, 2 messages", said), said
+        assert re.search(r"erased ats-candidate-\w+: \{", said), said
+        assert "already_erased" in said
+        assert "audit: candidate.erased at " in said, said
         assert said.rstrip().endswith("Done."), said
     finally:
         stop(demo)

@@ -1,5 +1,6 @@
-"""Erasing a candidate: every table seeded, erased, then the whole database (every text, JSON and
-binary column; on SQLite the raw files too) and the storage folder searched for their words.
+"""Erasing a candidate: every table seeded, erased, then the whole database (every column of every
+table the database itself lists, the search index and any table made outside the models among
+them; on SQLite the raw files too) and the storage folder searched for their words.
 
 Two candidates get the same seeding; one is erased, the other must keep everything.
 """
@@ -14,8 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import LargeBinary, String, Text, func, select, text
-from sqlalchemy.types import JSON
+from sqlalchemy import func, inspect, select, text
 from starlette.websockets import WebSocketDisconnect
 
 from jobchat.clock import FrozenClock
@@ -61,6 +61,13 @@ NAMES_NOBODY = {
     "audit_log": "ids and counts only (written by the erasure itself)",
     "webhooks": "the integration's endpoints",
 }
+
+# Tables the database has beside the models' (made by migrations in SQL of their own): the
+# search index (on SQLite an FTS5 table and the shadow tables it keeps its data in) and
+# Alembic's version. A new one fails test_the_database_has_no_table_the_search_misses, so that
+# someone decides whether it can hold a person (and erasure reaches it).
+OUTSIDE_THE_MODELS = {"alembic_version", "message_search"}
+FTS_SHADOWS = ("_data", "_idx", "_content", "_docsize", "_config")
 
 
 @dataclass
@@ -136,6 +143,8 @@ def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Pe
     sent(emp.send(case, f"Case notes {w1}"))
     # hidden_messages, conversation_activity (an end), scheduled_messages
     assert emp.delete(f"/api/v1/messages/{mine['id']}", **{"for": "me"}).status_code == 204
+    # An audit entry with the candidate as the actor, from their address.
+    assert me.delete(f"/api/v1/messages/{mine['id']}", **{"for": "everyone"}).status_code == 204
     assert emp.post(f"/api/v1/conversations/{case}/end").status_code in (200, 204)
     when = (clock.now() + timedelta(days=1)).isoformat()
     body(emp.send(thread, w6, send_at=when), 202)
@@ -204,7 +213,10 @@ def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Pe
         s.add(SmsStatusReport(provider_sid=f"SM{p.ext}", status="delivered", received_at=now))
         # An attempt at the webhook event of their first message (the ATS answered 500).
         hook_event = s.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.message_id == mine["id"])
+            select(WebhookDelivery).where(
+                WebhookDelivery.message_id == mine["id"],
+                WebhookDelivery.type == WebhookEvent.message_created,
+            )
         ).one()
         s.add(
             WebhookAttempt(
@@ -229,7 +241,8 @@ def seed(api: Api, staff: dict[str, As], db: Database, clock: FrozenClock, p: Pe
         )
         s.flush()
     with db.write() as s:
-        do_opt_out_number(s, p.phone, now=now, detail="STOP")
+        # In their own words, as a reply would be: the words must not outlive them.
+        do_opt_out_number(s, p.phone, now=now, detail=f"{w1} stop texting me", reason="stop")
 
 
 def _staff_template(db: Database, clock: FrozenClock) -> None:
@@ -259,20 +272,24 @@ def _cell_text(value: Any) -> str:
     return str(value).lower()
 
 
+def database_tables(db: Database) -> list[str]:
+    """Every table the database has (not only the models'), as it lists them itself."""
+    return sorted(inspect(db.engine).get_table_names())
+
+
 def database_text(db: Database) -> dict[str, str]:
-    """Every text, JSON and binary column of every table (and the search index), lowercased."""
+    """Every column of every table the database has (the models', the search index and its
+    shadow tables, any other), each value as text, lowercased."""
     found: dict[str, str] = {}
     with db.read() as s:
-        for table in Base.metadata.sorted_tables:
-            columns = [
-                c for c in table.columns if isinstance(c.type, String | Text | JSON | LargeBinary)
-            ]
-            if not columns:
-                continue
-            rows = s.execute(select(*columns)).all()
-            found[table.name] = "\n".join(_cell_text(v) for row in rows for v in row)
-        rows = s.execute(text("SELECT words, stems FROM message_search")).all()
-        found["message_search"] = "\n".join(_cell_text(v) for row in rows for v in row)
+        for name in database_tables(db):
+            quoted = s.get_bind().dialect.identifier_preparer.quote(name)
+            rows = s.execute(text(f"SELECT * FROM {quoted}")).all()
+            # The search index's shadow tables count as the index: how its segments are laid
+            # out changes as it merges, not what it holds.
+            key = "message_search" if name.startswith("message_search_") else name
+            cells = "\n".join(_cell_text(v) for row in rows for v in row)
+            found[key] = f"{found[key]}\n{cells}" if key in found else cells
     return found
 
 
@@ -293,12 +310,42 @@ def storage_files(settings: Settings) -> dict[str, bytes]:
     }
 
 
+def spool_files(settings: Settings) -> dict[str, bytes]:
+    """The SMS spool folder (Twilio's webhooks on disk), with what was set aside in it."""
+    root = Path(settings.spool_dir)
+    return {
+        str(f.relative_to(root)): f.read_bytes().lower() for f in root.rglob("*") if f.is_file()
+    }
+
+
+def set_aside_texts(settings: Settings, p: Person) -> None:
+    """Texts from ``p`` that the spool set aside for an admin: one that failed to be stored,
+    one that could not be read (the database never saw either)."""
+    root = Path(settings.spool_dir)
+    for folder, name, data in (
+        (
+            "failed",
+            f"00000000000000000001-1-{p.ext}-inbound.json",
+            json.dumps(
+                {
+                    "kind": "inbound",
+                    "params": {"From": p.phone, "To": "+15005550006", "Body": f"{p.words[2]}"},
+                }
+            ),
+        ),
+        ("unreadable", f"00000000000000000002-1-{p.ext}-inbound.json", f"From={p.phone[1:]}&Bo"),
+    ):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / name).write_text(data)
+
+
 def leaks(person: Person, db: Database, settings: Settings, database_url: str) -> list[str]:
     """Where any of ``person``'s words is still found."""
     where: list[str] = []
     texts = database_text(db)
     raw = files_text(database_url) if db.is_sqlite else b""
     stored = storage_files(settings)
+    stored |= {f"spool {name}": data for name, data in spool_files(settings).items()}
     for needle in person.needles:
         where += [f"{table}: {needle}" for table, t in texts.items() if needle in t]
         if needle.encode() in raw:
@@ -310,11 +357,13 @@ def leaks(person: Person, db: Database, settings: Settings, database_url: str) -
 
 
 @pytest.fixture
-def seeded(api: Api, db: Database, clock: FrozenClock) -> dict[str, As]:
+def seeded(api: Api, db: Database, clock: FrozenClock, settings: Settings) -> dict[str, As]:
     staff = _cast(api)
     seed(api, staff, db, clock, ZOE)
     seed(api, staff, db, clock, OLA)
     _staff_template(db, clock)
+    for person in (ZOE, OLA):
+        set_aside_texts(settings, person)
     return staff
 
 
@@ -330,6 +379,23 @@ def test_every_table_that_can_name_a_person_is_seeded(seeded: dict[str, As], db:
             if t.name not in NAMES_NOBODY and not s.scalar(select(func.count()).select_from(t))
         ]
     assert empty == [], "seed these tables (and erase what they hold of a candidate)"
+
+
+def test_the_database_has_no_table_the_search_misses(db: Database) -> None:
+    """Every table is a model's or one of the few made in SQL: the models' list is the one
+    test_every_table_that_can_name_a_person_is_seeded checks (the search reads them all)."""
+    models = {t.name for t in Base.metadata.sorted_tables}
+    others = {
+        name
+        for name in database_tables(db)
+        if name not in models and not name.startswith("message_search_")
+    }
+    assert others == OUTSIDE_THE_MODELS
+    shadows = {n for n in database_tables(db) if n.startswith("message_search_")}
+    if db.is_sqlite:
+        assert shadows <= {f"message_search{suffix}" for suffix in FTS_SHADOWS}, shadows
+    else:
+        assert shadows == set()
 
 
 def test_nothing_of_an_erased_candidate_stays_anywhere_and_others_keep_theirs(
@@ -373,6 +439,47 @@ def test_nothing_of_an_erased_candidate_stays_anywhere_and_others_keep_theirs(
         bulk_lines = s.scalars(select(BulkRecipient).order_by(BulkRecipient.bulk_id)).all()
         assert [line.status for line in bulk_lines] == ["skipped", "pending"]
         assert s.scalar(select(func.count()).select_from(BulkMessage)) == 2
+    # Their own deletion for everyone stays audited, by their id, without their address;
+    # the other candidate's keeps its address.
+    deletions = body(api.integration.get("/api/v1/audit", action="message.deleted"), 200)
+    by = {e["actor"]["id"]: e for e in deletions["items"]}
+    assert by[ZOE.ext]["ip"] is None
+    assert by[OLA.ext]["ip"] is not None
+
+
+def test_a_relocation_chat_they_were_in_keeps_nothing_of_them(
+    api: Api, db: Database, settings: Settings, database_url: str
+) -> None:
+    """A job's relocation chat is about the job, not them: it stays for the others, but the
+    events that listed its members (each newcomer's copy of member.added carries the
+    conversation with every member's name) no longer name them, nor does anything else."""
+    staff = _cast(api)
+    for p in (ZOE, OLA):
+        api.candidate(p.ext, p.name, email=p.email, phone=p.phone, source_partner="tbb")
+        api.application(f"app-{p.ext}", "job1", p.ext, "hired")
+    emp = staff["emp"]
+    chat = start(emp, "job_relocation", job="job1")
+    sent(emp.send(chat, "Welcome, both of you"))
+    sent(api.as_candidate(ZOE.ext).send(chat, f"Hello all, {ZOE.words[0]} here"))
+    sent(api.as_candidate(OLA.ext).send(chat, f"Hi, {OLA.words[0]}"))
+    with db.read() as s:
+        events = "\n".join(
+            f"{row}" for row in s.execute(text("SELECT data, extras FROM events")).all()
+        )
+    assert ZOE.name in events and OLA.name in events
+    before_ola = leaks(OLA, db, settings, database_url)
+
+    out = erase(api, ZOE.ext)
+    assert out["erased"]["messages"] == 1 and out["erased"]["conversations"] == 0
+
+    found = leaks(ZOE, db, settings, database_url)
+    assert found == [], "\n".join(found)
+    assert leaks(OLA, db, settings, database_url) == before_ola
+    # The chat stays, for the others, without them.
+    conv = body(emp.get(f"/api/v1/conversations/{chat}"), 200)
+    assert [m["id"] for m in conv["members"] if m["kind"] == "candidate"] == [OLA.ext]
+    shown = body(emp.messages(chat), 200)["items"]
+    assert [m["body"] for m in shown] == ["Welcome, both of you", f"Hi, {OLA.words[0]}"]
 
 
 def test_staff_lose_the_threads_and_their_unread_counts(

@@ -96,6 +96,15 @@ def test_no_event_types_is_refused(key: As) -> None:
         "ftp://ats.example.com/hooks",
         "not a url",
         "https://user:pw@ats.example.com/hooks",
+        # Other spellings of loopback and of the metadata address.
+        "https://2130706433/hooks",  # 127.0.0.1 as one decimal number
+        "https://0x7f000001/hooks",
+        "https://0177.0.0.1/hooks",  # octal
+        "https://127.1/hooks",
+        "https://[::ffff:127.0.0.1]/hooks",
+        "https://[::ffff:a9fe:a9fe]/latest",  # 169.254.169.254, IPv4-mapped
+        "https://2852039166/latest",  # 169.254.169.254 as one number
+        "https://[fd00:ec2::254]/latest",  # AWS's IPv6 metadata address
     ],
 )
 def test_the_url_must_be_https_on_a_public_address(key: As, url: str) -> None:
@@ -111,8 +120,17 @@ class TestInsecureMode:
         create(key, url="http://127.0.0.1:9/hooks")
         create(key, url="http://localhost:9/hooks")
 
-    def test_private_addresses_are_still_refused(self, key: As) -> None:
-        r = key.post(HOOKS, {"url": "http://10.0.0.1/hooks", "events": EVENTS})
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://10.0.0.1/hooks",
+            "http://169.254.169.254/latest",
+            "http://[::ffff:10.0.0.1]/hooks",
+            "http://2130706433/hooks",  # loopback, but not in its usual form
+        ],
+    )
+    def test_private_addresses_are_still_refused(self, key: As, url: str) -> None:
+        r = key.post(HOOKS, {"url": url, "events": EVENTS})
         assert_error(r, 422, fields={"url"})
 
 

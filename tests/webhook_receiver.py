@@ -6,7 +6,8 @@ Each endpoint has a name (the URL is ``/hooks/<name>``) and the secrets it verif
 ``expect(name, secret)`` after creating the webhook. A request must verify against EACH of the
 endpoint's secrets (during a rotation, the test gives old and new, and both must check out on
 their own); one that does not is answered 401 and kept in ``rejected``. ``answer(name, [500,
-"hang"])`` scripts the next answers ("hang": no answer until the sender gives up). ``stop()``
+"hang", (503, {"Retry-After": "120"})])`` scripts the next answers ("hang": no answer until the
+sender gives up; a pair: a status with headers). ``stop()``
 and ``start()`` take the whole receiver off the port and back (connection refused meanwhile).
 """
 
@@ -25,6 +26,9 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 HANG_SECONDS = 5.0
+
+# A scripted answer: a status, "hang", or a status with headers.
+Answer = int | str | tuple[int, dict[str, str]]
 
 
 def _free_port() -> int:
@@ -65,7 +69,7 @@ class Receiver:
     rejected: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _secrets: dict[str, list[str]] = field(default_factory=dict)
-    _script: dict[str, list[int | str]] = field(default_factory=dict)
+    _script: dict[str, list[Answer]] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
@@ -81,7 +85,7 @@ class Receiver:
         with self.lock:
             self._secrets[name] = list(secrets)
 
-    def answer(self, name: str, answers: Sequence[int | str]) -> None:
+    def answer(self, name: str, answers: Sequence[Answer]) -> None:
         with self.lock:
             self._script.setdefault(name, []).extend(answers)
 
@@ -146,6 +150,9 @@ class Receiver:
         with self.lock:
             script = self._script.get(name)
             scripted = script.pop(0) if script else 200
+        extra: dict[str, str] = {}
+        if isinstance(scripted, tuple):
+            scripted, extra = scripted
         if scripted == "hang":
             await asyncio.sleep(HANG_SECONDS)
             scripted = 200  # too late: the sender has given up by now
@@ -155,7 +162,8 @@ class Receiver:
             self.requests.append(received)
         if self.on_request is not None:
             self.on_request(received)
-        return web.Response(status=status, text="ok" if status < 300 else "not now")
+        text = "ok" if status < 300 else "not now"
+        return web.Response(status=status, text=text, headers=extra)
 
     @staticmethod
     def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,6 +220,27 @@ def run_again(
     job.run_at = at
     job.updated_at = now
     return True
+
+
+def bring_forward(session: Session, job_ids: Sequence[int], now: datetime) -> int:
+    """Queued jobs among ``job_ids`` that wait for a later time run now (the reason they waited
+    is gone); running and finished ones are left alone. Returns how many."""
+    if not job_ids:
+        return 0
+    result = session.execute(
+        update(QueuedJob)
+        .where(
+            QueuedJob.id.in_(list(job_ids)),
+            QueuedJob.status == JobStatus.queued,
+            QueuedJob.run_at > now,
+        )
+        .values(run_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(result.rowcount)  # type: ignore[attr-defined]
+    if moved:
+        mark_jobs_written(session)
+    return moved
 
 
 def prune_done(session: Session, *, before: datetime) -> int:

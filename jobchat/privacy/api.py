@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -25,6 +26,7 @@ from jobchat.privacy.models import AuditAction
 from jobchat.privacy.queries import audit_page
 from jobchat.privacy.schemas import AuditEntryOut, AuditPage, CandidateExport
 from jobchat.privacy.scrub import checkpoint
+from jobchat.sms.spool import Spool
 
 router = APIRouter(
     prefix="/api/v1",
@@ -96,8 +98,12 @@ def _erase(state: AppState, ext_id: str, actor: Party) -> tuple[dict[str, int], 
             if was_erased(session, ext_id):
                 return dict.fromkeys(COUNTED, 0), None
             raise NotFound("There is no candidate with that id.")
-        user_id = candidate.id
+        user_id, phone = candidate.id, candidate.phone
         counts = do_erase_candidate(session, candidate, actor=actor, now=state.clock.now())
+    # Committed: what was set aside on disk from their number goes too (jobchat.sms.spool).
+    if phone:
+        Spool(Path(state.settings.spool_dir)).forget_number(phone)
+    checkpoint(state.db)
     return counts, user_id
 
 
@@ -125,7 +131,6 @@ async def erase_candidate(
     state: AppState = request.app.state.jobchat
     counts, user_id = await run_in_threadpool(_erase, state, ext_id, caller.party)
     if user_id is not None:
-        await run_in_threadpool(checkpoint, state.db)
         await announce_revoked(request.app, state, user_id, None)
     return ErasureOut(
         candidate=ext_id,

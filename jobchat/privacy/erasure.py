@@ -16,7 +16,8 @@ What goes (rows deleted, not blanked):
   their user row itself: a later upsert of the same external id makes a new person.
 
 What stays: the ``candidate.erased`` audit entry (ids and counts only), audit entries that
-named them (ids only, see ``jobchat.privacy.models``), the SMS opt-out of their number (owned by
+named them (ids only, see ``jobchat.privacy.models``; those of what they did themselves lose the
+address they did it from, which is theirs too), the SMS opt-out of their number (owned by
 ``jobchat.sms``: kept as a keyed hash so a STOP is still honoured), and bulk sends' recipient
 lines, emptied of everything but the application's external id (the bulk's totals stay true).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -112,6 +114,11 @@ def do_erase_candidate(
         ).all()
     )
     others = conversations_of(session, elsewhere)
+    # Conversations they were in without being their context (a job's relocation chat): the
+    # events there name them among the members, and stay for everyone else.
+    member_of = set(
+        session.scalars(select(Member.conversation_id).where(Member.user_id == cid)).all()
+    )
     # Webhook events about the threads or the person (their messages' go with the messages).
     counts["webhook_events"] += forget(session, conversation_ids=threads, candidate_ids=[cid])
     _leave_threads(session, threads, newest_event, now, counts)
@@ -120,6 +127,8 @@ def do_erase_candidate(
     _erase_thread_rest(session, threads, now, counts)
     _erase_person(session, candidate, threads, now, counts)
     counts["conversations"] = len(threads)
+    _forget_in_events(session, member_of - threads, candidate.ext_id)
+    _forget_addresses(session, cid)
     keep_event_numbering(session, newest_event, now)
     forget_search_terms(session)
     answer = {name: int(counts.get(name, 0)) for name in COUNTED}
@@ -146,6 +155,67 @@ def was_erased(session: Session, ext_id: str) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def _forget_in_events(session: Session, conversation_ids: set[int], ext_id: str) -> None:
+    """Events of conversations that stay, which list the candidate among their members (a
+    newcomer's copy of member.added carries the conversation with its members, names and
+    all): the candidate leaves those lists. Their own events went with their user id."""
+    for part in chunks(conversation_ids):
+        for event in session.scalars(select(Event).where(Event.conversation_id.in_(part))):
+            data, data_changed = _without_person(event.data, ext_id)
+            extras, extras_changed = _without_person(event.extras, ext_id)
+            if data_changed:
+                event.data = data
+            if extras_changed:
+                event.extras = extras
+    session.flush()
+
+
+def _is_person(value: Any, ext_id: str) -> bool:
+    """A candidate as the API names one (``MemberOut``, an author): their external id and kind."""
+    return (
+        isinstance(value, dict)
+        and value.get("kind") == "candidate"
+        and value.get("id") == ext_id
+        and "name" in value
+    )
+
+
+def _without_person(value: Any, ext_id: str) -> tuple[Any, bool]:
+    """``value`` (an event's JSON) with the candidate ``ext_id`` dropped from every list and
+    replaced by None elsewhere; and whether anything changed."""
+    if _is_person(value, ext_id):
+        return None, True
+    if isinstance(value, dict):
+        changed = False
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[key], hit = _without_person(item, ext_id)
+            changed = changed or hit
+        return (out if changed else value), changed
+    if isinstance(value, list):
+        kept = [item for item in value if not _is_person(item, ext_id)]
+        items = [_without_person(item, ext_id) for item in kept]
+        if len(kept) != len(value) or any(hit for _, hit in items):
+            return [item for item, _ in items], True
+        return value, False
+    return value, False
+
+
+def _forget_addresses(session: Session, candidate_id: int) -> None:
+    """The audit entries of what the candidate did (a deletion for everyone) stay, naming them
+    by id; the address they did it from is personal data of theirs, and goes."""
+    session.execute(
+        update(AuditEntry)
+        .where(
+            AuditEntry.actor_type == PartyType.candidate,
+            AuditEntry.actor_id == candidate_id,
+            AuditEntry.ip.is_not(None),
+        )
+        .values(ip=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _leave_threads(

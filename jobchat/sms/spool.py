@@ -46,6 +46,10 @@ IDLE_SECONDS = 10.0
 # A file that fails this many times for a reason of its own (not the database's) is set aside in
 # failed/ for an admin, so that it neither blocks nor slows the files behind it.
 MAX_FILE_ATTEMPTS = 5
+# Where files that could not be taken are set aside for an admin, in the spool folder.
+FAILED = "failed"
+UNREADABLE = "unreadable"
+SET_ASIDE = (FAILED, UNREADABLE)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class Spool:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
-            aside = self.folder / "unreadable"
+            aside = self.folder / UNREADABLE
             aside.mkdir(exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 os.rename(path, aside / path.name)
@@ -104,6 +108,27 @@ class Spool:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def forget_number(self, number: str) -> int:
+        """For an erasure: remove the webhooks set aside for an admin (``failed/``,
+        ``unreadable/``) that name ``number`` (with or without its +). They never reach the
+        database, where the erasure found the rest of what came from that number; pending ones
+        are left to be taken as usual (a STOP among them must still count). How many went."""
+        digits = number.removeprefix("+").encode()
+        if not digits:
+            return 0
+        gone = 0
+        for folder in (self.folder / name for name in SET_ASIDE):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                try:
+                    if path.is_file() and digits in path.read_bytes():
+                        path.unlink(missing_ok=True)
+                        gone += 1
+                except OSError as exc:
+                    log.error("could not remove %s for an erasure: %s", path, exc)
+        return gone
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -204,7 +229,7 @@ class SpoolIngester:
             log.exception("spooled webhook %s could not be stored (attempt %d)", path, attempts)
             return
         self._failures.pop(path, None)
-        aside = self.spool.folder / "failed"
+        aside = self.spool.folder / FAILED
         aside.mkdir(exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, aside / path.name)

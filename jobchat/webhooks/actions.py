@@ -23,7 +23,7 @@ from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User
 from jobchat.errors import Conflict, Invalid, NotFound
 from jobchat.events.actions import json_time
-from jobchat.jobqueue.actions import enqueue
+from jobchat.jobqueue.actions import bring_forward, enqueue
 from jobchat.webhooks.models import (
     DeliveryState,
     EventType,
@@ -129,6 +129,36 @@ def advance_lane(session: Session, webhook_id: int, lane: Lane | None, now: date
     head = lane_head(session, webhook_id, lane)
     if head is not None and head.job_id is None:
         queue_attempt(session, head, now=now)
+
+
+def wake_lanes(session: Session, webhook_id: int, now: datetime, *, but: int) -> int:
+    """The webhook's endpoint answered 2xx again after failing: every other lane's head that
+    waits out its backoff is due now (its job's time brought forward), so a receiver that was
+    down gets what it missed as soon as it is back, not hours later. Returns how many."""
+    waiting = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.job_id).where(
+            WebhookDelivery.webhook_id == webhook_id,
+            WebhookDelivery.status == DeliveryState.pending,
+            WebhookDelivery.job_id.is_not(None),
+            WebhookDelivery.next_attempt_at > now,
+            WebhookDelivery.id != but,
+        )
+    ).all()
+    if not waiting:
+        return 0
+    for start in range(0, len(waiting), 500):
+        part = waiting[start : start + 500]
+        bring_forward(session, [row.job_id for row in part], now)
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id.in_([row.id for row in part]),
+                WebhookDelivery.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(waiting)
 
 
 def scrub_message(session: Session, message_id: int) -> int:

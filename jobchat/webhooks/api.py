@@ -92,8 +92,8 @@ def rotate_secret(webhook_id: PathId, state: State) -> WebhookWithSecret:
 
 @router.post("/{webhook_id}/enable", response_model=WebhookOut, responses=error_responses(404))
 def enable_webhook(webhook_id: PathId, state: State) -> WebhookOut:
-    """Take events again after it was disabled (it failed for three days): those that happen
-    from now on; what was cancelled at the disabling is not sent."""
+    """Take events again after it was disabled (it failed for three days, or answered 410
+    Gone): those that happen from now on; what was cancelled at the disabling is not sent."""
     with state.db.write() as session:
         return WebhookOut.of(do_enable_webhook(session, webhook_for(session, webhook_id)))
 

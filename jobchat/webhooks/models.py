@@ -33,7 +33,7 @@ class DeliveryState(enum.StrEnum):
 
 class Webhook(Base):
     """An integrator's endpoint and the event types it takes. ``disabled_at`` set: it gets
-    nothing (failing for three days does that; ``disabled_reason`` says why)."""
+    nothing (failing for three days, or a 410 Gone, does that; ``disabled_reason`` says why)."""
 
     __tablename__ = "webhooks"
 

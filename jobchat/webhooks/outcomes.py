@@ -4,6 +4,12 @@ done: the log row, the delivery's state, the webhook's health, and the lane's ne
 Every attempt is a job of its own that always succeeds as a job: the retries are ours, timed by
 the jobs queue's backoff settings but kept up for a day (GIVE_UP_AFTER) rather than for its
 attempt count, and the webhook is disabled once it has failed for three days (DISABLE_AFTER).
+
+As the Standard Webhooks specification asks: a ``410 Gone`` disables the webhook at once (the
+receiver wants no more); a ``Retry-After`` on a failed answer is waited out when it asks for
+longer than our backoff, up to the longest backoff (JOBCHAT_JOB_BACKOFF_MAX_SECONDS); and an
+endpoint that answers 2xx again after failing has its other conversations' waiting events sent
+at once rather than at the end of their backoff (which may be far off by then).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from jobchat.jobqueue.actions import RetryPolicy
-from jobchat.webhooks.actions import advance_lane, disable, queue_attempt
+from jobchat.webhooks.actions import advance_lane, disable, queue_attempt, wake_lanes
 from jobchat.webhooks.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
 from jobchat.webhooks.queries import Lane
 
@@ -22,6 +28,7 @@ GIVE_UP_AFTER = timedelta(days=1)
 DISABLE_AFTER = timedelta(days=3)
 MAX_ERROR_CHARS = 500
 SUCCESS_EVERY = timedelta(minutes=1)
+GONE = 410
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class Attempt:
     status_code: int | None  # None: no answer (refused, unreachable, timed out)
     error: str | None  # None: a 2xx
     duration_ms: int
+    # Seconds the answer's Retry-After asked for (None: it did not).
+    retry_after: float | None = None
 
 
 def record_attempt(
@@ -67,10 +76,20 @@ def record_attempt(
             webhook.last_success_at = now
         if webhook.failing_since is not None:
             webhook.failing_since = None
+            # Back: what other conversations' heads wait out in backoff goes now.
+            wake_lanes(session, webhook.id, now, but=delivery.id)
         advance_lane(session, webhook.id, _lane(delivery), now)
         return
     if webhook.failing_since is None:
         webhook.failing_since = now
+    if attempt.status_code == GONE:
+        disable(
+            session,
+            webhook,
+            reason="the endpoint answered 410 Gone: it takes no more events",
+            now=now,
+        )
+        return
     if now - webhook.failing_since >= DISABLE_AFTER:
         disable(
             session,
@@ -84,7 +103,12 @@ def record_attempt(
         delivery.status = DeliveryState.failed
         advance_lane(session, webhook.id, _lane(delivery), now)
         return
-    queue_attempt(session, delivery, now=now, at=now + policy.delay(delivery.attempts))
+    wait = policy.delay(delivery.attempts)
+    if attempt.retry_after is not None:
+        # Capped before it is a timedelta: a huge value would overflow one.
+        asked = min(attempt.retry_after, policy.max_seconds)
+        wait = max(wait, timedelta(seconds=asked))
+    queue_attempt(session, delivery, now=now, at=now + wait)
 
 
 def cancel(session: Session, delivery_id: int, job_id: int) -> None:

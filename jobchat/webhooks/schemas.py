@@ -36,7 +36,10 @@ class WebhookOut(BaseModel):
     events: list[str]
     description: str | None
     created_at: datetime
-    enabled: bool = Field(description="False once it failed for three days (see disabled_reason).")
+    enabled: bool = Field(
+        description="False once it failed for three days, or its endpoint answered 410 Gone "
+        "(see disabled_reason)."
+    )
     disabled_at: datetime | None
     disabled_reason: str | None
     failing_since: datetime | None = Field(

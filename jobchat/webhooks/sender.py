@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 from sqlalchemy.orm import Session
@@ -129,11 +130,16 @@ class WebhookSender:
         # the resolver answered, an internal address, or refused versus TLS failure would make
         # it a scanner of names and ports. The details go to our own log.
         detail: str | None = None
+        retry_after: float | None = None
         try:
             answer = await self.egress.post(prepared.url, data=prepared.body, headers=headers)
             status = answer.status
             if not 200 <= status < 300:
                 error = f"the endpoint answered {status}"
+                asked = next(
+                    (v for k, v in answer.headers.items() if k.lower() == "retry-after"), None
+                )
+                retry_after = retry_after_seconds(asked, time.time())
         except EgressRefused as exc:
             error, detail = ADDRESS_NOT_ALLOWED, str(exc)
         except TimeoutError:
@@ -144,4 +150,21 @@ class WebhookSender:
         duration_ms = int((time.monotonic() - started) * 1000)
         if error is not None:
             log.info("webhook delivery %s failed: %s", delivery_id, detail or error)
-        return Attempt(delivery_id, job_id, status, error, duration_ms)
+        return Attempt(delivery_id, job_id, status, error, duration_ms, retry_after)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """The wait a ``Retry-After`` header asks for (delay-seconds or an HTTP date), in seconds;
+    None when there is none or it cannot be read (then only our backoff counts)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
