@@ -8,36 +8,18 @@ each once, instead of at the end of waits that may have grown to hours."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from jobchat.clock import FrozenClock
-from jobchat.config import Settings
 from jobchat.jobqueue.worker import Worker
 from jobchat.webhooks.sender import retry_after_seconds
-from tests.mail_support import drain, worker_for
+from tests.mail_support import drain
 from tests.support import World, body, start
-from tests.test_webhooks_delivery import HOOKS, bodies, hook, listed, log
+from tests.test_webhooks_delivery import HOOKS, bodies, hook, listed, log, settings, worker
 from tests.webhook_receiver import Receiver, receiver
 
-__all__ = ["receiver"]
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "webhooks_allow_insecure": True,
-            "webhooks_timeout_seconds": 0.3,
-            # Backoff from a minute up to four hours, as in test_webhooks_delivery.
-            "job_backoff_seconds": 60,
-            "job_backoff_max_seconds": 4 * 3600,
-        }
-    )
-
-
-@pytest.fixture
-def worker(client: TestClient) -> Worker:
-    return worker_for(client.app)  # type: ignore[arg-type]
+# The delivery tests' fixtures: insecure URLs allowed, a 0.3 s timeout, backoff from a minute
+# up to four hours; their worker.
+__all__ = ["receiver", "settings", "worker"]
 
 
 def test_410_gone_disables_the_webhook_at_once(

@@ -59,6 +59,7 @@ from jobchat.privacy.purge import (
     erase_messages,
     erase_scheduled,
     keep_event_numbering,
+    pruned,
     settle_conversations,
 )
 from jobchat.privacy.scrub import forget_search_terms
@@ -185,22 +186,7 @@ def _is_person(value: Any, ext_id: str) -> bool:
 def _without_person(value: Any, ext_id: str) -> tuple[Any, bool]:
     """``value`` (an event's JSON) with the candidate ``ext_id`` dropped from every list and
     replaced by None elsewhere; and whether anything changed."""
-    if _is_person(value, ext_id):
-        return None, True
-    if isinstance(value, dict):
-        changed = False
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out[key], hit = _without_person(item, ext_id)
-            changed = changed or hit
-        return (out if changed else value), changed
-    if isinstance(value, list):
-        kept = [item for item in value if not _is_person(item, ext_id)]
-        items = [_without_person(item, ext_id) for item in kept]
-        if len(kept) != len(value) or any(hit for _, hit in items):
-            return [item for item, _ in items], True
-        return value, False
-    return value, False
+    return pruned(value, lambda part: _is_person(part, ext_id), from_lists=True)
 
 
 def _forget_addresses(session: Session, candidate_id: int) -> None:

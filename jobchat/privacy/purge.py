@@ -14,7 +14,7 @@ Everything happens in the caller's transaction: nothing is half erased.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -338,18 +338,30 @@ def settle_conversations(
 def scrub(value: Any, gone: set[int]) -> tuple[Any, bool]:
     """``value`` (an event's JSON) with every message in ``gone`` it holds (a dict with an
     ``id`` and a ``body``) replaced by None; and whether anything was."""
+    return pruned(
+        value, lambda part: isinstance(part, dict) and "body" in part and part.get("id") in gone
+    )
+
+
+def pruned(
+    value: Any, picked: Callable[[Any], bool], *, from_lists: bool = False
+) -> tuple[Any, bool]:
+    """``value`` (an event's JSON) with every part ``picked`` replaced by None, or dropped from
+    the list it is in with ``from_lists``; and whether anything was. What is unchanged is
+    returned as it was (the caller writes back only what changed)."""
+    if picked(value):
+        return None, True
     if isinstance(value, dict):
-        if "body" in value and value.get("id") in gone:
-            return None, True
         changed = False
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out[key], hit = scrub(item, gone)
+            out[key], hit = pruned(item, picked, from_lists=from_lists)
             changed = changed or hit
         return (out if changed else value), changed
     if isinstance(value, list):
-        items = [scrub(item, gone) for item in value]
-        if any(hit for _, hit in items):
+        kept = [item for item in value if not picked(item)] if from_lists else value
+        items = [pruned(item, picked, from_lists=from_lists) for item in kept]
+        if len(kept) != len(value) or any(hit for _, hit in items):
             return [item for item, _ in items], True
         return value, False
     return value, False
