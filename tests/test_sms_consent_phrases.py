@@ -248,6 +248,7 @@ def test_a_reply_that_only_looks_like_one_is_an_ordinary_reply(reply: str) -> No
         ("ya no quiero recibir mensajes", "stop"),
         ("basta ya", "stop"),
         ("não quero mais receber mensagens", "stop"),
+        ("Desinscrever-me, por favor", "stop"),
         ("Hilfe", "help"),
         ("Help!", "help"),
         ("start again please", "start"),
