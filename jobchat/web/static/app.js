@@ -466,9 +466,16 @@
       panel.style.left = `${left}px`;
       panel.dataset.side = top < below ? "up" : "down";
     }
+    // The toggle event comes a task after the menu opens: until it is placed, the menu is kept
+    // hidden (thread.css, .menus-placed), so it never shows for a frame where it does not fit.
+    thread.classList.add("menus-placed");
     thread.addEventListener("toggle", (event) => {
       const details = event.target;
-      if (!(details instanceof HTMLDetailsElement) || !details.open) return;
+      if (!(details instanceof HTMLDetailsElement)) return;
+      if (!details.open) {
+        details.querySelector(".menu-items")?.classList.remove("placed");
+        return;
+      }
       for (const other of openMenus()) if (other !== details) other.open = false;
       if (details.classList.contains("menu")) placeMenu(details);
     }, true);
