@@ -59,7 +59,7 @@ from jobchat.privacy.purge import (
     erase_messages,
     erase_scheduled,
     keep_event_numbering,
-    pruned,
+    prune_event,
     settle_conversations,
 )
 from jobchat.privacy.scrub import forget_search_terms
@@ -164,12 +164,8 @@ def _forget_in_events(session: Session, conversation_ids: set[int], ext_id: str)
     all): the candidate leaves those lists. Their own events went with their user id."""
     for part in chunks(conversation_ids):
         for event in session.scalars(select(Event).where(Event.conversation_id.in_(part))):
-            data, data_changed = _without_person(event.data, ext_id)
-            extras, extras_changed = _without_person(event.extras, ext_id)
-            if data_changed:
-                event.data = data
-            if extras_changed:
-                event.extras = extras
+            # Dropped from every list, replaced by None elsewhere.
+            prune_event(event, lambda value: _is_person(value, ext_id), from_lists=True)
     session.flush()
 
 
@@ -181,12 +177,6 @@ def _is_person(value: Any, ext_id: str) -> bool:
         and value.get("id") == ext_id
         and "name" in value
     )
-
-
-def _without_person(value: Any, ext_id: str) -> tuple[Any, bool]:
-    """``value`` (an event's JSON) with the candidate ``ext_id`` dropped from every list and
-    replaced by None elsewhere; and whether anything changed."""
-    return pruned(value, lambda part: _is_person(part, ext_id), from_lists=True)
 
 
 def _forget_addresses(session: Session, candidate_id: int) -> None:

@@ -318,12 +318,11 @@ def settle_conversations(
                 among(session, Event.conversation_id, part), Event.type.in_(_PREVIEW_EVENTS)
             )
         ):
-            data, data_changed = scrub(event.data, gone)
-            extras, extras_changed = scrub(event.extras, gone)
-            if data_changed:
-                event.data = data
-            if extras_changed:
-                event.extras = extras
+            # Every copy of a message in ``gone`` (a dict with its id and a body) goes.
+            prune_event(
+                event,
+                lambda item: isinstance(item, dict) and "body" in item and item.get("id") in gone,
+            )
     # A push held back for quiet hours names its message: an erased one is not pushed.
     for part in chunks(gone):
         session.execute(
@@ -335,12 +334,14 @@ def settle_conversations(
     session.flush()
 
 
-def scrub(value: Any, gone: set[int]) -> tuple[Any, bool]:
-    """``value`` (an event's JSON) with every message in ``gone`` it holds (a dict with an
-    ``id`` and a ``body``) replaced by None; and whether anything was."""
-    return pruned(
-        value, lambda part: isinstance(part, dict) and "body" in part and part.get("id") in gone
-    )
+def prune_event(event: Event, picked: Callable[[Any], bool], *, from_lists: bool = False) -> None:
+    """``pruned`` on an event's data and extras, each written back only if it changed."""
+    data, changed = pruned(event.data, picked, from_lists=from_lists)
+    if changed:
+        event.data = data
+    extras, changed = pruned(event.extras, picked, from_lists=from_lists)
+    if changed:
+        event.extras = extras
 
 
 def pruned(
