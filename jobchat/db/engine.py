@@ -194,20 +194,14 @@ class Database:
         left). Past it the write raises ``WriteBusy`` or the database's own lock error, both
         answered 503 ``busy``, before anything was written.
         """
-        if concurrent_in is not None and not self.is_sqlite:
-            deadline = self.write_slots.acquire()
-            try:
-                with self._transaction(deadline, concurrent_in) as session:
-                    yield session
-            finally:
-                self.write_slots.release()
-            return
-        deadline = self.write_turn.acquire()
+        side_by_side = concurrent_in if not self.is_sqlite else None
+        gate = self.write_slots if side_by_side is not None else self.write_turn
+        deadline = gate.acquire()
         try:
-            with self._transaction(deadline, None) as session:
+            with self._transaction(deadline, side_by_side) as session:
                 yield session
         finally:
-            self.write_turn.release()
+            gate.release()
 
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
