@@ -162,10 +162,14 @@ def _forget_in_events(session: Session, conversation_ids: set[int], ext_id: str)
     """Events of conversations that stay, which list the candidate among their members (a
     newcomer's copy of member.added carries the conversation with its members, names and
     all): the candidate leaves those lists. Their own events went with their user id."""
+
+    def is_them(value: Any) -> bool:
+        return _is_person(value, ext_id)
+
     for part in chunks(conversation_ids):
         for event in session.scalars(select(Event).where(Event.conversation_id.in_(part))):
             # Dropped from every list, replaced by None elsewhere.
-            prune_event(event, lambda value: _is_person(value, ext_id), from_lists=True)
+            prune_event(event, is_them, from_lists=True)
     session.flush()
 
 

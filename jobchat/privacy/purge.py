@@ -266,6 +266,11 @@ def settle_conversations(
     went, a new message gets an id below a mark that named an erased one, and would count as
     read. Brought down, each still covers exactly the messages it covered."""
     gone = set(erased)
+
+    def is_gone(value: Any) -> bool:
+        """A copy of a message in ``gone`` in an event's JSON (a dict with its id and a body)."""
+        return isinstance(value, dict) and "body" in value and value.get("id") in gone
+
     for part in chunks(conversation_ids):
         newest = (
             select(func.max(Message.id))
@@ -318,11 +323,7 @@ def settle_conversations(
                 among(session, Event.conversation_id, part), Event.type.in_(_PREVIEW_EVENTS)
             )
         ):
-            # Every copy of a message in ``gone`` (a dict with its id and a body) goes.
-            prune_event(
-                event,
-                lambda item: isinstance(item, dict) and "body" in item and item.get("id") in gone,
-            )
+            prune_event(event, is_gone)
     # A push held back for quiet hours names its message: an erased one is not pushed.
     for part in chunks(gone):
         session.execute(
