@@ -373,6 +373,7 @@ BUDGET: tuple[tuple[str, str], ...] = (
     ("SessionTransaction.commit (sqlalchemy", "db: COMMIT (and the flush it runs)"),
     ("Session.flush (sqlalchemy", "db: ORM flush (unit of work)"),
     ("(jobchat/realtime/hub.py", "hub: reading and routing events"),
+    ("events_after (jobchat", "hub: reading and routing events"),
     ("jobchat/jobqueue/", "worker: claiming and settling jobs (the ladder job of each send)"),
     ("jobchat/notifications/ladder", "worker: the ladder job's own work"),
     ("(jobchat/webhooks/", "send: webhooks (anyone subscribed?)"),

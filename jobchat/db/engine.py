@@ -47,9 +47,19 @@ _NUMBERED = "jobchat_events_numbered"
 log = logging.getLogger(__name__)
 
 
-def mark_events_written(session: Session) -> None:
-    """Note that this transaction adds events, so that its commit wakes the real-time stream."""
-    session.info[_EVENTS_WRITTEN] = True
+def mark_events_written(session: Session, written: Any | None = None) -> None:
+    """Note that this transaction adds events, so that its commit wakes the real-time stream.
+
+    ``written``: the event as it was stored (its id and columns, as the stream would read it
+    back), or None when that is not known. The commit hands the listeners every event of the
+    transaction in order, or None if any one of them was not known: they then read the table.
+    """
+    known = session.info.get(_EVENTS_WRITTEN, [])
+    if known is None or written is None:
+        session.info[_EVENTS_WRITTEN] = None
+    else:
+        known.append(written)
+        session.info[_EVENTS_WRITTEN] = known
 
 
 def mark_events_queued(
@@ -59,7 +69,7 @@ def mark_events_queued(
     COMMIT, sent with it in one round trip) numbers; ``afterwards`` is then called with the
     engine (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed
     the step rather than importing it)."""
-    session.info[_EVENTS_WRITTEN] = True
+    mark_events_written(session)
     session.info[_SEQUENCE] = (numbering, afterwards)
 
 
@@ -140,8 +150,9 @@ class Database:
             timeout=write_timeout_seconds,
             max_waiting=max(0, max_write_waiters - CONCURRENT_WRITERS),
         )
-        # Called, from the writing thread, after each commit that added events (or jobs).
-        self.on_events_committed: list[Callable[[], None]] = []
+        # Called, from the writing thread, after each commit that added events (with the events,
+        # in order, when they are known: see mark_events_written), or jobs.
+        self.on_events_committed: list[Callable[[list[Any] | None], None]] = []
         self.on_jobs_committed: list[Callable[[], None]] = []
 
     @property
@@ -299,9 +310,10 @@ class Database:
                 if not is_outage(exc):
                     raise
                 log.warning("after numbering events: %s", describe(exc))
-        if session.info.pop(_EVENTS_WRITTEN, False):
-            for listener in self.on_events_committed:
-                listener()
+        if _EVENTS_WRITTEN in session.info:
+            events = session.info.pop(_EVENTS_WRITTEN)
+            for tell in self.on_events_committed:
+                tell(events)
         if session.info.pop(_JOBS_WRITTEN, False):
             for listener in self.on_jobs_committed:
                 listener()
@@ -330,5 +342,5 @@ _SHARED_IN_CONVERSATION = text(
 
 
 def _no_events(session: Session) -> None:
-    if session.info.get(_EVENTS_WRITTEN):
+    if _EVENTS_WRITTEN in session.info:
         raise RuntimeError("events must be written with Database.write()")

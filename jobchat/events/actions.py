@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, Text, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
-from jobchat.events.queries import latest_event_id
+from jobchat.events.queries import WrittenEvent, latest_event_id
 from jobchat.events.sequencer import NUMBER_QUEUED, vacuum_now_and_then
 
 _TIME = TypeAdapter(datetime)
@@ -48,26 +49,72 @@ def emit(
     if session.new:
         session.flush()
     connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    connection.execute(
-        _INSERT_EVENT if sqlite else _QUEUE_EVENT,
+    keyed = {str(uid): extra for uid, extra in extras.items()} if extras else None
+    if connection.dialect.name != "sqlite":
+        connection.execute(
+            _QUEUE_EVENT,
+            {
+                "type": type_,
+                "conversation_id": conversation_id,
+                "user_id": user_id,
+                "message_id": message_id,
+                "data": data or {},
+                "extras": keyed,
+                "created_at": now,
+            },
+        )
+        mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
+        return
+    # Written as JSON text made here (what the column type would make), so that the commit
+    # can hand the real-time stream the event as the table holds it (parsed back from that
+    # text: no later change to the caller's dicts reaches it) instead of the stream reading it
+    # back. Its id is SQLite's: one writer at a time, so ids follow commit order. Inside a
+    # savepoint, which may yet be rolled back (and its id given to another event), it is not
+    # handed on: the stream reads the table.
+    data_text = _dumps(data or {})
+    extras_text = _dumps(keyed)
+    result = connection.execute(
+        _INSERT_EVENT,
         {
-            "type": type_,
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "message_id": message_id,
-            "data": data or {},
-            "extras": {str(uid): extra for uid, extra in extras.items()} if extras else None,
-            "created_at": now,
+            "b_type": str(type_),
+            "b_conversation_id": conversation_id,
+            "b_user_id": user_id,
+            "b_message_id": message_id,
+            "b_data": data_text,
+            "b_extras": extras_text,
+            "b_created_at": now,
         },
     )
-    if sqlite:
-        mark_events_written(session)
-    else:
-        mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
+    written = None
+    if not session.in_nested_transaction():
+        written = WrittenEvent(
+            id=int(result.lastrowid),
+            type=str(type_),
+            conversation_id=conversation_id,
+            user_id=user_id,
+            data=json.loads(data_text),
+            extras=json.loads(extras_text),
+        )
+    mark_events_written(session, written)
 
 
-_INSERT_EVENT = insert(cast(Table, Event.__table__))
+def _dumps(value: Any) -> str:
+    # As SQLAlchemy's JSON type writes a value (json.dumps, default separators).
+    return json.dumps(value)
+
+
+_EVENTS = cast(Table, Event.__table__)
+# SQLite: data and extras are bound as the JSON text emit made (parameters named ``b_…``:
+# SQLAlchemy keeps the columns' own names for itself).
+_INSERT_EVENT = insert(_EVENTS).values(
+    type=bindparam("b_type", type_=_EVENTS.c.type.type),
+    conversation_id=bindparam("b_conversation_id", type_=_EVENTS.c.conversation_id.type),
+    user_id=bindparam("b_user_id", type_=_EVENTS.c.user_id.type),
+    message_id=bindparam("b_message_id", type_=_EVENTS.c.message_id.type),
+    data=bindparam("b_data", type_=Text()),
+    extras=bindparam("b_extras", type_=Text()),
+    created_at=bindparam("b_created_at", type_=_EVENTS.c.created_at.type),
+)
 _QUEUE_EVENT = insert(cast(Table, QueuedEvent.__table__))
 
 

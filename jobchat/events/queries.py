@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,17 @@ _COLUMNS = (
     Event.extras,
 )
 EventRow = Row[Any]
+
+
+class WrittenEvent(NamedTuple):
+    """An event as ``events_after`` reads it back, known to its writer (SQLite: ``emit``)."""
+
+    id: int
+    type: str
+    conversation_id: int | None
+    user_id: int | None
+    data: dict[str, Any]
+    extras: dict[str, Any] | None
 
 
 def latest_event_id(session: Session) -> int:

@@ -11,6 +11,7 @@ from jobchat.db.engine import Database
 from jobchat.events.models import EventType
 from jobchat.events.queries import (
     EventRow,
+    WrittenEvent,
     conversation_events,
     latest_event_id,
     own_member_events,
@@ -33,7 +34,7 @@ class ResyncNeeded(Exception):
     """The client's ``after`` cannot be resumed from: it must reload and connect afresh."""
 
 
-def stream_event(row: EventRow) -> StreamEvent:
+def stream_event(row: EventRow | WrittenEvent) -> StreamEvent:
     return StreamEvent(
         id=row.id,
         type=row.type,
