@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +68,14 @@ def _head(db: Database) -> int:
 
 def _caught_up(client: TestClient, db: Database) -> None:
     assert _hub(client).position == _head(db)
+
+
+def _catches_up(client: TestClient, db: Database) -> None:
+    """Wait for the hub to have read (on its reader thread) and routed every stored event."""
+    head, deadline = _head(db), time.monotonic() + 10
+    while _hub(client).position < head:
+        assert time.monotonic() < deadline, "the hub did not catch up"
+        time.sleep(0.002)
 
 
 class _HubReads:
@@ -168,6 +177,7 @@ def test_another_processs_events_in_between_are_read_and_routed_in_order(
             )
             assert _hub(quiet).position < _head(db)  # nobody told this hub
             here = sent(world["emp_team"].send(conv, "from this one"))
+            _catches_up(quiet, db)
             frames = _stored_frames(cand)
     finally:
         other_db.dispose()
@@ -214,6 +224,7 @@ def test_an_event_handed_over_while_the_hub_reads_goes_out_once(
         message = sent(world["emp_team"].send(conv, "once"))
         hold.set()
         held.result(timeout=10)
+        hub._reader.submit(lambda: None).result(timeout=10)  # the read queued behind it is done
         frames = _stored_frames(cand)
         _caught_up(quiet, db)
     assert [f["data"]["id"] for f in frames if f["type"] == "message.created"] == [message["id"]]
