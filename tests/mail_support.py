@@ -37,6 +37,7 @@ class Delivered:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    helo: str | None = None  # the name the client gave in EHLO (or HELO)
 
     @property
     def message(self) -> EmailMessage:
@@ -76,7 +77,7 @@ class _Handler:
         assert isinstance(raw, bytes)
         with self.sink.lock:
             self.sink.received.append(
-                Delivered(str(envelope.mail_from), list(envelope.rcpt_tos), raw)
+                Delivered(str(envelope.mail_from), list(envelope.rcpt_tos), raw, session.host_name)
             )
         return "250 OK"
 

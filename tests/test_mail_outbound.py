@@ -5,6 +5,7 @@ once, and failures that end visibly."""
 from __future__ import annotations
 
 import re
+import socket
 from email.utils import parseaddr
 from typing import Any
 
@@ -109,6 +110,8 @@ def test_later_emails_of_a_conversation_thread_under_the_first(
     # One reply address per recipient and conversation, whatever the email.
     assert first["Reply-To"] == second["Reply-To"] == third["Reply-To"]
     assert len({m["Message-ID"] for m in (first, second, third)}) == 3
+    # Each connection greets the server with this host's name (looked up once, not per email).
+    assert [d.helo for d in sink.received] == [socket.getfqdn()] * 3
 
 
 def test_reply_addresses_differ_by_conversation_and_cannot_be_made_up(
