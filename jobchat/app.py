@@ -34,6 +34,7 @@ from jobchat.mail.service import MailService
 from jobchat.mail.smtpd import start_smtp_server
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.api import router as messages_router
+from jobchat.messages.fast_send import FastSend
 from jobchat.ops.docs import install_docs
 from jobchat.ops.health import router as health_router
 from jobchat.ops.metrics import Metrics, RequestMetrics
@@ -178,6 +179,8 @@ def create_app(
     app.state.jobchat = state
     app.state.metrics = Metrics(state.db)
     install_error_handlers(app, pages=page_error)
+    # Innermost of the middlewares: the ordinary send, answered before FastAPI's routing.
+    app.add_middleware(FastSend, owner=app)
     app.add_middleware(SecurityHeaders, embed_origins=settings.frame_origins)
     app.add_middleware(
         BodyLimit,

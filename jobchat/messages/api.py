@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from jobchat import access
-from jobchat.auth.deps import CurrentUser
+from jobchat.auth.deps import Caller, CurrentUser
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.json_body import json_response
@@ -58,6 +58,11 @@ def send_message(conversation_id: PathId, body: SendMessageIn, caller: CurrentUs
     was stored (header ``Idempotent-Replayed: true``), even if the template or the scheduled
     message was edited since; keys starting ``scheduled-message:`` or ``jobchat-bulk:`` are
     the service's own (422)."""
+    return answer_send(caller, conversation_id, body)
+
+
+def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Response:
+    """The send route's work and answer, also run by ``jobchat.messages.fast_send``."""
     state = caller.state
     # A send now writes into this one conversation, alongside sends into others (PostgreSQL); a
     # scheduled one counts the user's pending sends first, so it has the database to itself.

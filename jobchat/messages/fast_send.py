@@ -1,0 +1,151 @@
+"""``POST /api/v1/conversations/{id}/messages``, answered before FastAPI's routing when it can be.
+
+The send is the busiest write, and FastAPI's share of it (matching the path against the routes,
+solving the dependencies, its telemetry hooks, wrapping the request and the answer) was a fifth
+of its CPU at 32 concurrent senders (bench/bench_send.py --concurrency 32 --py-spy). So this
+layer, innermost of the app's own middlewares (request ids, metrics, body limit and security
+headers all still apply), answers the ordinary send itself with the route's own code
+(``jobchat.messages.api.answer_send``): a JSON body that validates, from a bearer token this
+process already knows.
+
+Anything else goes on to FastAPI as it came, before anything was done for it (a body already read
+is handed on again): no token or one not seen yet, a session cookie, another content type, an id
+out of range, a body that is not JSON or does not validate. So every answer but the ordinary one
+is FastAPI's own, and the route stays where OpenAPI documents it. Errors the send itself raises
+(not found, rate limited, busy...) get the answer the app's exception handlers give them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette._utils import get_route_path
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobchat.app_state import AppState
+from jobchat.auth.deps import Caller
+from jobchat.inputs import MAX_ID
+from jobchat.messages.api import answer_send, router, send_message
+from jobchat.messages.schemas import SendMessageIn
+
+_PATH = re.compile(r"/api/v1/conversations/([1-9][0-9]{0,18})/messages")
+_JSON = "application/json"
+
+# The route FastAPI would have matched (its template names the request in the metrics).
+_ROUTE: BaseRoute = next(r for r in router.routes if getattr(r, "endpoint", None) is send_message)
+
+Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+
+
+class FastSend:
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app = app
+        self.owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match = _PATH.fullmatch(get_route_path(scope))
+        caller = self._caller(scope) if match is not None else None
+        if match is None or caller is None or int(match[1]) > MAX_ID or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        raw = await request.body()
+        try:
+            body = SendMessageIn.model_validate(json.loads(raw))
+        except (ValueError, RecursionError, ValidationError):
+            # FastAPI says what is wrong with it, in its words (jobchat.http_errors); a body
+            # nested past the parser's depth is a RecursionError, not a ValueError.
+            await self.app(scope, _again(raw, receive), send)
+            return
+        conversation_id = int(match[1])
+        # As the router would have left them, for the metrics (the route's template) and for
+        # anything reading the request.
+        scope["route"] = _ROUTE
+        scope["endpoint"] = send_message
+        scope["path_params"] = {"conversation_id": conversation_id}
+        try:
+            answer = await run_in_threadpool(answer_send, caller, conversation_id, body)
+        except Exception as exc:
+            handler = _handler_for(self.owner.exception_handlers, exc)
+            if handler is None:
+                raise  # a fault: to Starlette's last-resort layer, as from any route
+            answer = await _call(handler, request, exc)
+        await answer(scope, receive, send)
+
+    def _caller(self, scope: Scope) -> Caller | None:
+        """The caller, if the request comes with a bearer token this process knows."""
+        token = _bearer(scope)
+        if token is None:
+            return None
+        state: AppState = self.owner.state.jobchat
+        user_id = state.tokens.user_id(token, state.clock.now())
+        return Caller(state, user_id) if user_id is not None else None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, credentials = value.decode("latin-1").partition(" ")
+    # As fastapi.security.HTTPBearer reads it.
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+def _is_json(scope: Scope) -> bool:
+    value = _header(scope, b"content-type")
+    if value is None:
+        return False
+    return value.decode("latin-1").split(";", 1)[0].strip().lower() == _JSON
+
+
+def _again(raw: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body read already, then goes on to the server's (which tells
+    of a disconnect)."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return again
+
+
+def _handler_for(handlers: Mapping[Any, Handler], exc: Exception) -> Handler | None:
+    """The app's handler for this exception, as Starlette's ExceptionMiddleware finds it (the
+    nearest class up its hierarchy); not the catch-all for ``Exception``, which Starlette keeps
+    for its last-resort layer."""
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
+    answer = handler(request, exc)
+    if isinstance(answer, Response):
+        return answer
+    return await answer
