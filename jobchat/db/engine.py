@@ -68,7 +68,8 @@ def mark_events_queued(
     """Note that this transaction queued events that ``numbering`` (SQL: before and after the
     COMMIT, sent with it in one round trip) numbers; ``afterwards`` is then called with the
     engine (PostgreSQL; ``jobchat.events.sequencer``: db knows nothing of events, so it is handed
-    the step rather than importing it)."""
+    the step rather than importing it). The rows ``before`` returns, if any, are what the
+    listeners of ``on_events_committed`` are handed."""
     mark_events_written(session)
     session.info[_SEQUENCE] = (numbering, afterwards)
 
@@ -265,8 +266,13 @@ class Database:
         COMMIT, and what was left queued is numbered by the next writer or the stream's hub.
         """
         session.flush()
-        connection.exec_driver_sql(f"{before}; COMMIT; {after}")
+        result = connection.exec_driver_sql(f"{before}; COMMIT; {after}")
         session.info[_NUMBERED] = True
+        # What ``before`` numbered and returned, committed now: the transaction's events (and
+        # any other writer's it numbered with them) as the table holds them, for the listeners
+        # of on_events_committed. None when another numbered them (``after``): then unknown.
+        numbered = result.all() if result.returns_rows else []
+        session.info[_EVENTS_WRITTEN] = sorted(numbered, key=_id) if numbered else None
 
     @contextmanager
     def work(self) -> Iterator[Session]:
@@ -339,6 +345,10 @@ _SHARED_IN_CONVERSATION = text(
     "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
     "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
 )
+
+
+def _id(row: Any) -> Any:
+    return row.id
 
 
 def _no_events(session: Session) -> None:

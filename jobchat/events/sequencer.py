@@ -41,9 +41,9 @@ WITH {cte}moved AS (
 INSERT INTO events (id, type, conversation_id, user_id, message_id, data, extras, created_at)
 SELECT nextval('events_id_seq'), type, conversation_id, user_id, message_id, data, extras,
        created_at
-FROM moved ORDER BY seq
+FROM moved ORDER BY seq{returning}
 """
-_MOVE = _MOVE_WHERE.format(cte="", where="")
+_MOVE = _MOVE_WHERE.format(cte="", where="", returning="")
 _LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
 # One round trip, one (implicit) transaction: a query string of several statements runs as one,
 # each statement with a snapshot of its own, so the move sees what committed while it waited.
@@ -63,6 +63,12 @@ _SEQUENCE = f"{_LOCK}; {_MOVE}"
 # before, they wait for the lock and number as ``sequence`` does; when it did, both are no-ops
 # (a filter on the setting, evaluated once, before any row is read or lock taken; a
 # transaction that writes nothing has nothing to flush).
+#
+# The rows numbered before the commit come back (RETURNING, the first result of the query
+# string): the real-time stream of this process is handed them as committed, in place of
+# reading them back (``Database.write``, ``jobchat.realtime.hub``). They are every row queued
+# by then, this writer's and others', numbered in one run of the sequence: nothing can come
+# between them. (In id order: RETURNING's order is not promised, so they are sorted.)
 _NUMBERED = "jobchat.numbered"
 BEFORE_COMMIT = _MOVE_WHERE.format(
     cte=(
@@ -70,11 +76,11 @@ BEFORE_COMMIT = _MOVE_WHERE.format(
         f"pg_try_advisory_xact_lock({SEQUENCER_LOCK_KEY})::text, false) AS got),\n"
     ),
     where="\n    WHERE (SELECT got FROM numbering) = 'true'",
+    returning="\nRETURNING id, type, conversation_id, user_id, data, extras",
 )
 _NOT_NUMBERED = f"current_setting('{_NUMBERED}') = 'false'"
-AFTER_COMMIT = (
-    f"{_LOCK} WHERE {_NOT_NUMBERED}; {_MOVE_WHERE.format(cte='', where=' WHERE ' + _NOT_NUMBERED)}"
-)
+_AFTER_MOVE = _MOVE_WHERE.format(cte="", where=" WHERE " + _NOT_NUMBERED, returning="")
+AFTER_COMMIT = f"{_LOCK} WHERE {_NOT_NUMBERED}; {_AFTER_MOVE}"
 NUMBER_QUEUED = (BEFORE_COMMIT, AFTER_COMMIT)
 
 

@@ -5,8 +5,8 @@ Why it reads the table instead of passing events around: the table is the one or
 durable copy. A process that learns late (a lost Redis message, a restart) reads what it
 missed, and a client that resumes reads exactly what it would have got. The bus only says
 *when* to read. One shortcut: the events a commit in this process just wrote are handed over
-as they were stored (SQLite), and routed without a read when they follow straight on from
-what the hub has routed; anything else between, and it reads.
+as they were stored, and routed without a read when they follow straight on from what the hub
+has routed; anything else between, and it reads.
 
 All routing happens on the event loop, one event at a time, in id order; the database is read
 on worker threads.
@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from jobchat.db.engine import Database
 from jobchat.db.failures import describe, is_outage, retry_wait
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
-from jobchat.events.queries import WrittenEvent, events_after, latest_event_id
+from jobchat.events.queries import EventRow, WrittenEvent, events_after, latest_event_id
 from jobchat.events.sequencer import sequence_stranded
 from jobchat.realtime import codes
 from jobchat.realtime.bus import Bus
@@ -186,25 +186,28 @@ class Hub:
 
     # --- following the event table ------------------------------------------------------------
 
-    def _committed(self, written: list[WrittenEvent] | None) -> None:
+    def _committed(self, written: Sequence[WrittenEvent | EventRow] | None) -> None:
         """A transaction with events committed (called on the writing thread), with its events
-        when they are known (SQLite)."""
+        when they are known: on SQLite as ``emit`` wrote them, on PostgreSQL as the writer
+        numbered them."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._local_commit, written)
 
-    def _local_commit(self, written: list[WrittenEvent] | None) -> None:
+    def _local_commit(self, written: Sequence[WrittenEvent | EventRow] | None) -> None:
         self.bus.wake_others()
         if written is None or not self._take(written):
             self._wake.set()
 
-    def _take(self, written: list[WrittenEvent]) -> bool:
+    def _take(self, written: Sequence[WrittenEvent | EventRow]) -> bool:
         """Dispatch the events this process just committed, as the table would have given them,
         if they follow on from ``position``; False if something else came between (another
         process's events, or some not yet read), which only a read of the table can fill.
 
         Reading back what was just written was a fifth of a send's CPU (bench/bench_send.py).
-        Commits call this in their order, and ids on SQLite follow commit order.
+        On SQLite commits call this in their order, and ids follow commit order; on PostgreSQL
+        ids become visible in order (``jobchat.events.sequencer``), so an event that follows
+        on from ``position`` has nothing before it still to come, whichever commit told first.
         """
         for row in written:
             if row.id <= self.position:
