@@ -1306,6 +1306,8 @@ def test_more_than_twenty_frames_a_second_closes_with_4008(
             break
     code, frames = stream.closed()
     assert code == 4008, code
+    # (A heartbeat may come at any moment: the sockets' heartbeats are spread.)
+    frames = [f for f in frames if f["type"] != "heartbeat"]
     assert 0 < len(frames) <= 20 and all(f["type"] == "pong" for f in frames), summary(frames)
 
 
