@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobchat.db.failures import describe, is_outage
+from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.turn import WriteSlots, WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
@@ -116,18 +117,50 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
-        immediate = options.get(IMMEDIATE, False)
-        # A writer that queued for the turn waits in SQLite's busy handler only for what is
-        # left of its time; the next transaction on the connection gets the full timeout back.
-        # Set only when it differs by more than a little, so an uncontended write costs no
-        # extra statement.
+        if not options.get(IMMEDIATE, False):
+            _busy_timeout(conn, busy_ms)
+            conn.exec_driver_sql("BEGIN")
+            return
         deadline = options.get(_DEADLINE)
-        wanted = busy_ms if deadline is None else _ms(deadline - time.monotonic())
-        info = conn.connection.info
-        if abs(info.get(_BUSY_MS, busy_ms) - wanted) > 100:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
-            info[_BUSY_MS] = wanted
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        _begin_immediate(conn, time.monotonic() + busy_ms / 1000 if deadline is None else deadline)
+
+
+def _busy_timeout(conn: Connection, ms: int) -> None:
+    """SQLite's busy timeout for the connection's next statements; a statement only when it
+    changes (a connection goes back and forth between reads and writes)."""
+    info = conn.connection.info
+    if info.get(_BUSY_MS) != ms:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+        info[_BUSY_MS] = ms
+
+
+# How long a writer waits between two asks for SQLite's write lock, at most.
+_WRITE_LOCK_POLL_SECONDS = 0.002
+
+
+def _begin_immediate(conn: Connection, deadline: float) -> None:
+    """Take SQLite's write lock by the deadline, asking for it every few milliseconds.
+
+    Left to SQLite's busy handler, a writer waiting for another process (a ``jobchat worker``
+    beside the server, another server) slept longer and longer between asks, up to 100 ms, and
+    a process that wrote again within those sleeps kept it waiting for a second or more: the
+    server's sends behind a worker sending notifications (bench/bench_notify_sends.py). So the
+    handler is off for the writer's transaction (a transaction that holds the write lock waits
+    for nobody in WAL mode) and the lock is asked for here. Within one process writers queue on
+    the turn first (``Database.write``), so only one of them ever asks.
+    """
+    _busy_timeout(conn, 0)  # fail at once when the lock is taken: asked again below
+    pause = 0.0002
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            left = deadline - time.monotonic()
+            if not is_busy(exc) or left <= 0:
+                raise
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, _WRITE_LOCK_POLL_SECONDS)
 
 
 class Database:
