@@ -1006,6 +1006,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # limit (120 a minute) would answer 429, so it is lifted for the benchmark.
         "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
     }
+    if args.notify_delay is not None:
+        env["JOBCHAT_NOTIFY_DELAY_SECONDS"] = str(args.notify_delay)
     pg_database = None
     if args.database and args.database.startswith(("postgresql://", "postgres://")):
         pg_database = prepare_postgres(args.database)
@@ -1344,6 +1346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--max-in-flight", type=int, default=100, help="the sender's open POSTs")
     parser.add_argument("--settle", type=float, default=10, help="idle seconds before RSS")
+    parser.add_argument(
+        "--notify-delay",
+        type=float,
+        help="the server's JOBCHAT_NOTIFY_DELAY_SECONDS (default: its own, 120 s: the email "
+        "notifications of the first sends then come due during the ramp)",
+    )
     parser.add_argument("--out", help="results file name (default: stream-<db>[-redis].json)")
     parser.add_argument("--py-spy", help="a py-spy binary: profile the server in the latency run")
     parser.add_argument(
