@@ -125,12 +125,16 @@ def test_the_hub_routes_a_send_without_reading_it_back_and_as_a_replay_would(
         with _HubReads(db) as reads:
             first = sent(world["emp_team"].send(conv, "first"))
             sent(world["cand"].send(conv, "an answer"))
-            gone = world["emp_team"].delete(
-                f"/api/v1/messages/{first['id']}", **{"for": "everyone"}
-            )
-            assert gone.status_code == 204, gone.text
             live = {"cand": _stored_frames(cand), "emp_team": _stored_frames(team)}
         assert reads.statements == []
+        # A delete for everyone rewrites events already written: the hub reads (see below).
+        gone = world["emp_team"].delete(f"/api/v1/messages/{first['id']}", **{"for": "everyone"})
+        assert gone.status_code == 204, gone.text
+        _catches_up(quiet, db)
+        live = {
+            name: frames + _stored_frames(ws)
+            for (name, frames), ws in zip(live.items(), (cand, team), strict=True)
+        }
         _caught_up(quiet, db)
     assert [f["type"] for f in live["emp_team"]].count("message.created") == 2
     # What each got live is what resuming from before the sends replays from the table.
@@ -205,6 +209,21 @@ def test_events_written_in_a_savepoint_are_read_not_handed_over(
         assert handed == [None]
     else:
         assert [[tuple(e) for e in events or []] for events in handed] == [stored]
+
+
+def test_a_commit_that_rewrites_events_hands_none_over(
+    client: TestClient, world: World, db: Database
+) -> None:
+    """A delete for everyone blanks the message in events already written (and an erasure or
+    retention deletes some): the hub is told only that something changed, and reads."""
+    conv = start(world["emp_team"], "application", application="app1")
+    message = sent(world["emp_team"].send(conv, "soon gone"))
+    handed: list[list[Any] | None] = []
+    db.on_events_committed.append(handed.append)
+    gone = world["emp_team"].delete(f"/api/v1/messages/{message['id']}", **{"for": "everyone"})
+    db.on_events_committed.remove(handed.append)
+    assert gone.status_code == 204, gone.text
+    assert handed == [None]
 
 
 def test_an_event_handed_over_while_the_hub_reads_goes_out_once(

@@ -41,6 +41,7 @@ CONCURRENT_WRITERS = 8
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
 _EVENTS_WRITTEN = "jobchat_events_written"
+_EVENTS_REWRITTEN = "jobchat_events_rewritten"
 _JOBS_WRITTEN = "jobchat_jobs_written"
 _SEQUENCE = "jobchat_sequence_events"
 _NUMBERED = "jobchat_events_numbered"
@@ -61,6 +62,14 @@ def mark_events_written(session: Session, written: Any | None = None) -> None:
     else:
         known.append(written)
         session.info[_EVENTS_WRITTEN] = known
+
+
+def mark_events_rewritten(session: Session) -> None:
+    """Note that this transaction changes or deletes events already written (a message deleted
+    for everyone, an erasure, retention): its commit hands the listeners no events, only the
+    news, and they read the table, which alone has every event as it now is."""
+    session.info[_EVENTS_REWRITTEN] = True
+    mark_events_written(session)
 
 
 def mark_events_queued(
@@ -351,6 +360,8 @@ class Database:
                 log.warning("after numbering events: %s", describe(exc))
         if _EVENTS_WRITTEN in session.info:
             events = session.info.pop(_EVENTS_WRITTEN)
+            if session.info.pop(_EVENTS_REWRITTEN, False):
+                events = None
             for tell in self.on_events_committed:
                 tell(events)
         if session.info.pop(_JOBS_WRITTEN, False):

@@ -26,6 +26,7 @@ import itertools
 from sqlalchemy import Engine, exists, select, text
 from sqlalchemy.orm import Session
 
+from jobchat.db.engine import mark_events_rewritten
 from jobchat.events.models import QueuedEvent
 
 # Only sequencers take it: writers never wait for numbering, only for each other.
@@ -116,7 +117,11 @@ def sequence_within(session: Session) -> None:
     ``events`` (blank a message's copies, erase a person's events) finds every event, numbered
     or not. For writers that have the database to themselves (``Database.write()`` without
     ``concurrent_in``): no writer can queue more until they commit. Holds the sequencers' lock
-    until then, so nobody numbers in between."""
+    until then, so nobody numbers in between.
+
+    Those writers change or delete events already written (the reason they number first):
+    their commit hands the real-time stream no events, so it reads them as they now are."""
+    mark_events_rewritten(session)
     if session.get_bind().dialect.name == "sqlite":
         return
     session.execute(text(_LOCK))
