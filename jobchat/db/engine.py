@@ -66,10 +66,10 @@ def mark_events_written(session: Session, written: Any | None = None) -> None:
 
 def mark_events_rewritten(session: Session) -> None:
     """Note that this transaction changes or deletes events already written (a message deleted
-    for everyone, an erasure, retention): its commit hands the listeners no events, only the
-    news, and they read the table, which alone has every event as it now is."""
+    for everyone, an erasure, retention): if it adds events too, its commit hands the listeners
+    none of them, only the news, and they read the table, which alone has every event as it now
+    is."""
     session.info[_EVENTS_REWRITTEN] = True
-    mark_events_written(session)
 
 
 def mark_events_queued(
