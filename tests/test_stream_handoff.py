@@ -56,6 +56,18 @@ def _stored_frames(ws: Any) -> list[dict[str, Any]]:
     return frames
 
 
+def _columns(event: Any) -> tuple[Any, ...]:
+    """An event's columns as the stream reads them, from a row read or an event handed over."""
+    return (
+        event.id,
+        event.type,
+        event.conversation_id,
+        event.user_id,
+        event.data,
+        event.extras,
+    )
+
+
 def _head(db: Database) -> int:
     with db.read() as session:
         return latest_event_id(session)
@@ -107,8 +119,8 @@ def test_a_commit_hands_over_its_events_as_the_table_holds_them(
     db.on_events_committed.remove(handed.append)
 
     with db.read() as session:
-        stored = [tuple(row) for row in events_after(session, before, limit=100)]
-    assert [tuple(e) for events in handed for e in events or []] == stored
+        stored = [_columns(row) for row in events_after(session, before, limit=100)]
+    assert [_columns(e) for events in handed for e in events or []] == stored
     assert {row[1] for row in stored} >= {EventType.message_created, EventType.conversation_read}
     assert any(row[5] for row in stored), "no event with per-user extras was exercised"
 
@@ -203,12 +215,12 @@ def test_events_written_in_a_savepoint_are_read_not_handed_over(
             pass
     db.on_events_committed.remove(handed.append)
     with db.read() as session:
-        stored = [tuple(row) for row in events_after(session, before, limit=100)]
+        stored = [_columns(row) for row in events_after(session, before, limit=100)]
     assert [row[1] for row in stored] == [EventType.conversation_updated] * 2
     if db.is_sqlite:
         assert handed == [None]
     else:
-        assert [[tuple(e) for e in events or []] for events in handed] == [stored]
+        assert [[_columns(e) for e in events or []] for events in handed] == [stored]
 
 
 def test_a_commit_that_rewrites_events_hands_none_over(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
-from jobchat.events.queries import WrittenEvent, latest_event_id
+from jobchat.events.queries import EventRecord, latest_event_id
 from jobchat.events.sequencer import NUMBER_QUEUED, vacuum_now_and_then
 
 _TIME = TypeAdapter(datetime)
@@ -87,7 +87,7 @@ def emit(
     )
     written = None
     if not session.in_nested_transaction():
-        written = WrittenEvent(
+        written = EventRecord(
             id=int(result.lastrowid),
             type=str(type_),
             conversation_id=conversation_id,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
@@ -21,8 +22,10 @@ _COLUMNS = (
 EventRow = Row[Any]
 
 
-class WrittenEvent(NamedTuple):
-    """An event as ``events_after`` reads it back, known to its writer (SQLite: ``emit``)."""
+@dataclass(slots=True)
+class EventRecord:
+    """An event as ``events_after`` reads it: what its writer hands the real-time stream
+    (``emit`` on SQLite), and what the stream's ``StreamEvent`` adds its frames to."""
 
     id: int
     type: str

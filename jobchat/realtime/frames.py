@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobchat.events.models import EventType
+from jobchat.events.queries import EventRecord
 
 
 def dumps(value: Any) -> str:
@@ -38,15 +39,9 @@ class Viewer:
 
 
 @dataclass(slots=True)
-class StreamEvent:
+class StreamEvent(EventRecord):
     """One stored event, with its frames rendered once and shared by every recipient."""
 
-    id: int
-    type: str
-    conversation_id: int | None
-    user_id: int | None
-    data: dict[str, Any]
-    extras: dict[str, Any] | None
     _frames: dict[bool, str] = field(default_factory=dict, repr=False)
 
     def frame_for(self, viewer: Viewer) -> str:

@@ -34,7 +34,7 @@ from jobchat.db.engine import Database
 from jobchat.db.failures import describe, is_outage, retry_wait
 from jobchat.events.actions import do_prune_events
 from jobchat.events.models import EventType
-from jobchat.events.queries import EventRow, WrittenEvent, events_after, latest_event_id
+from jobchat.events.queries import EventRecord, EventRow, events_after, latest_event_id
 from jobchat.events.sequencer import sequence_stranded
 from jobchat.realtime import codes
 from jobchat.realtime.bus import Bus
@@ -186,7 +186,7 @@ class Hub:
 
     # --- following the event table ------------------------------------------------------------
 
-    def _committed(self, written: Sequence[WrittenEvent | EventRow] | None) -> None:
+    def _committed(self, written: Sequence[EventRecord | EventRow] | None) -> None:
         """A transaction with events committed (called on the writing thread), with its events
         when they are known: on SQLite as ``emit`` wrote them, on PostgreSQL as the writer
         numbered them."""
@@ -194,12 +194,12 @@ class Hub:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._local_commit, written)
 
-    def _local_commit(self, written: Sequence[WrittenEvent | EventRow] | None) -> None:
+    def _local_commit(self, written: Sequence[EventRecord | EventRow] | None) -> None:
         self.bus.wake_others()
         if written is None or not self._take(written):
             self._wake.set()
 
-    def _take(self, written: Sequence[WrittenEvent | EventRow]) -> bool:
+    def _take(self, written: Sequence[EventRecord | EventRow]) -> bool:
         """Dispatch the events this process just committed, as the table would have given them,
         if they follow on from ``position``; False if something else came between (another
         process's events, or some not yet read), which only a read of the table can fill.

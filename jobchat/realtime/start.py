@@ -10,8 +10,8 @@ from jobchat.conversations.queries import conversation_ids_of
 from jobchat.db.engine import Database
 from jobchat.events.models import EventType
 from jobchat.events.queries import (
+    EventRecord,
     EventRow,
-    WrittenEvent,
     conversation_events,
     latest_event_id,
     own_member_events,
@@ -34,7 +34,7 @@ class ResyncNeeded(Exception):
     """The client's ``after`` cannot be resumed from: it must reload and connect afresh."""
 
 
-def stream_event(row: EventRow | WrittenEvent) -> StreamEvent:
+def stream_event(row: EventRow | EventRecord) -> StreamEvent:
     return StreamEvent(
         id=row.id,
         type=row.type,
