@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -314,7 +315,7 @@ class Database:
         # any other writer's it numbered with them) as the table holds them, for the listeners
         # of on_events_committed. None when another numbered them (``after``): then unknown.
         numbered = result.all() if result.returns_rows else []
-        session.info[_EVENTS_WRITTEN] = sorted(numbered, key=_id) if numbered else None
+        session.info[_EVENTS_WRITTEN] = sorted(numbered, key=attrgetter("id")) if numbered else None
 
     @contextmanager
     def work(self) -> Iterator[Session]:
@@ -389,10 +390,6 @@ _SHARED_IN_CONVERSATION = text(
     "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
     "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
 )
-
-
-def _id(row: Any) -> Any:
-    return row.id
 
 
 def _no_events(session: Session) -> None:

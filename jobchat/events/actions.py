@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import Table, Text, bindparam, delete, insert, select
+from sqlalchemy import Insert, Table, Text, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
@@ -50,19 +51,15 @@ def emit(
         session.flush()
     connection = session.connection()
     keyed = {str(uid): extra for uid, extra in extras.items()} if extras else None
+    columns = {
+        "b_type": str(type_),
+        "b_conversation_id": conversation_id,
+        "b_user_id": user_id,
+        "b_message_id": message_id,
+        "b_created_at": now,
+    }
     if connection.dialect.name != "sqlite":
-        connection.execute(
-            _QUEUE_EVENT,
-            {
-                "type": type_,
-                "conversation_id": conversation_id,
-                "user_id": user_id,
-                "message_id": message_id,
-                "data": data or {},
-                "extras": keyed,
-                "created_at": now,
-            },
-        )
+        connection.execute(_QUEUE_EVENT, {**columns, "b_data": data or {}, "b_extras": keyed})
         mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
         return
     # Written as JSON text made here (what the column type would make), so that the commit
@@ -74,16 +71,7 @@ def emit(
     data_text = _dumps(data or {})
     extras_text = _dumps(keyed)
     result = connection.execute(
-        _INSERT_EVENT,
-        {
-            "b_type": str(type_),
-            "b_conversation_id": conversation_id,
-            "b_user_id": user_id,
-            "b_message_id": message_id,
-            "b_data": data_text,
-            "b_extras": extras_text,
-            "b_created_at": now,
-        },
+        _INSERT_EVENT, {**columns, "b_data": data_text, "b_extras": extras_text}
     )
     written = None
     if not session.in_nested_transaction():
@@ -103,19 +91,36 @@ def _dumps(value: Any) -> str:
     return json.dumps(value)
 
 
-_EVENTS = cast(Table, Event.__table__)
-# SQLite: data and extras are bound as the JSON text emit made (parameters named ``b_…``:
-# SQLAlchemy keeps the columns' own names for itself).
-_INSERT_EVENT = insert(_EVENTS).values(
-    type=bindparam("b_type", type_=_EVENTS.c.type.type),
-    conversation_id=bindparam("b_conversation_id", type_=_EVENTS.c.conversation_id.type),
-    user_id=bindparam("b_user_id", type_=_EVENTS.c.user_id.type),
-    message_id=bindparam("b_message_id", type_=_EVENTS.c.message_id.type),
-    data=bindparam("b_data", type_=Text()),
-    extras=bindparam("b_extras", type_=Text()),
-    created_at=bindparam("b_created_at", type_=_EVENTS.c.created_at.type),
+def _inserting(table: Table, payload: TypeEngine[Any] | None = None) -> Insert:
+    """An insert of an event's columns into ``table``, with parameters named ``b_…`` (SQLAlchemy
+    keeps the columns' own names for itself); ``payload``: the type data and extras are bound
+    as, if not their columns' own."""
+    return insert(table).values(
+        {
+            name: bindparam(
+                f"b_{name}",
+                type_=payload
+                if payload is not None and name in ("data", "extras")
+                else column.type,
+            )
+            for name, column in table.c.items()
+            if name in _EVENT_COLUMNS
+        }
+    )
+
+
+_EVENT_COLUMNS = (
+    "type",
+    "conversation_id",
+    "user_id",
+    "message_id",
+    "data",
+    "extras",
+    "created_at",
 )
-_QUEUE_EVENT = insert(cast(Table, QueuedEvent.__table__))
+# SQLite: data and extras are bound as the JSON text emit made.
+_INSERT_EVENT = _inserting(cast(Table, Event.__table__), Text())
+_QUEUE_EVENT = _inserting(cast(Table, QueuedEvent.__table__))
 
 
 def do_prune_events(session: Session, *, before: datetime, batch: int = 5_000) -> int:
