@@ -52,18 +52,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         415: "The request body is not of the media type this endpoint takes.",
         416: "The requested range is not within the file (`Content-Range: bytes */size`).",
         422: "Invalid input; `fields` names each bad field.",
-        429: "Too many requests.",
+        429: "`rate_limited`: too many sends in the last minute; `Retry-After` says in how "
+        "many seconds the next one fits.",
         503: "`busy`: a write waited too long for its turn (heavy load); "
         "`service_unavailable`: the database cannot be reached. Either way nothing was "
         "changed: retry after `Retry-After` seconds.",
     }.items()
 }
-_ERRORS[503]["headers"] = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying.",
-        "schema": {"type": "integer"},
+for _status in (429, 503):
+    _ERRORS[_status]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer"},
+        }
     }
-}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -5,10 +5,13 @@ It guards against a runaway client in one process; it is not a quota shared acro
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from jobchat.errors import RateLimited
 
 
 class RateLimiter:
@@ -21,13 +24,24 @@ class RateLimiter:
         self._hits: dict[object, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: object) -> bool:
+    def wait(self, key: object) -> float:
+        """Counts a hit for ``key`` and returns 0.0, or, past the limit, counts nothing and
+        returns the seconds until the oldest hit in the window leaves it."""
         now = self._clock()
         with self._lock:
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= self.limit:
-                return False
+                return hits[0] + self.window - now
             hits.append(now)
-            return True
+            return 0.0
+
+    def take(self, key: object) -> None:
+        """Counts a hit for ``key``, or raises ``RateLimited`` (429) with the whole seconds to
+        wait as its Retry-After."""
+        seconds = self.wait(key)
+        if seconds:
+            error = RateLimited("You are sending too fast; wait a moment and try again.")
+            error.retry_after = max(1, math.ceil(seconds))
+            raise error

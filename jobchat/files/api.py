@@ -21,7 +21,6 @@ from jobchat.errors import (
     Invalid,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     UnsupportedMediaType,
 )
 from jobchat.files.intake import FileRejected, StoredFile, add_attachment, discard, store_file
@@ -181,8 +180,7 @@ def _check_may_upload(caller: Caller, conversation_id: int) -> None:
         access.check_post(user, conv)
     # An upload costs like a send: the same per-user budget keeps a script from filling the
     # storage as fast as the network allows.
-    if not caller.state.send_limiter.allow(caller.user_id):
-        raise RateLimited("You are sending too fast; wait a moment and try again.")
+    caller.state.send_limiter.take(caller.user_id)
 
 
 def _record(caller: Caller, conversation_id: int, stored: StoredFile) -> Attachment:

@@ -11,7 +11,6 @@ from jobchat import access
 from jobchat.conversations.context import ContextRefs
 from jobchat.conversations.models import Conversation, Kind, Member
 from jobchat.directory.models import User
-from jobchat.errors import RateLimited
 from jobchat.messages.actions import (
     Limits,
     Outgoing,
@@ -47,7 +46,7 @@ def send_as(
         # Checked by the action after an idempotent replay is ruled out: a retried send that
         # was stored already answers with it, even into a conversation ended since.
         access.check_post(user, conv)
-        _within_rate(limiter, user)
+        limiter.take(user.id)
 
     return do_send_message(
         session,
@@ -79,7 +78,7 @@ def start_as(
     def admit(conv: Conversation | None) -> None:
         if conv is not None:
             access.check_post(user, conv)
-        _within_rate(limiter, user)
+        limiter.take(user.id)
 
     return do_start_with_message(
         session,
@@ -110,8 +109,3 @@ def delete_as(
         now=now,
     )
     return conv
-
-
-def _within_rate(limiter: RateLimiter, user: User) -> None:
-    if not limiter.allow(user.id):
-        raise RateLimited("You are sending too fast; wait a moment and try again.")

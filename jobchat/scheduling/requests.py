@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from jobchat import access
 from jobchat.conversations.models import Conversation
 from jobchat.directory.models import User
-from jobchat.errors import AppError, Conflict, Invalid, NotFound, RateLimited
+from jobchat.errors import AppError, Conflict, Invalid, NotFound
 from jobchat.messages.actions import Limits, Outgoing, check_outgoing, do_send_message
 from jobchat.messages.models import Channel, Message
 from jobchat.ratelimit import RateLimiter
@@ -85,8 +85,7 @@ def schedule_as(
         return ScheduledOut.of(replay_scheduled(earlier, print_)), True
     moment = send_time(send_at, now)
     access.check_post(user, conv)
-    if not limiter.allow(user.id):
-        raise RateLimited("You are sending too fast; wait a moment and try again.")
+    limiter.take(user.id)
     if pending_count(session, user.id) >= max_pending:
         raise Conflict(
             f"You have {max_pending} messages waiting to be sent, the most one may have: "
@@ -124,8 +123,8 @@ def update_as(
     row = access_scheduled(session, user, scheduled_id)
     check_scheduled(row)
     moment = send_time(send_at, now) if send_at is not None else row.send_at
-    if moment != row.send_at and not limiter.allow(user.id):
-        raise RateLimited("You are sending too fast; wait a moment and try again.")
+    if moment != row.send_at:
+        limiter.take(user.id)
     text = body if body is not None else row.body
     new_subject = subject if subject_given else row.subject
     conv = _postable(session, user, row)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.directory.models import User
-from jobchat.errors import Conflict, Invalid, RateLimited
+from jobchat.errors import Conflict, Invalid
 from jobchat.inputs import control_problem
 from jobchat.messages.actions import Limits
 from jobchat.messages.models import Channel
@@ -149,6 +149,5 @@ def queue_as(
             "finish (or the time it is set for) before queueing another.",
             code="too_many_bulk_messages",
         )
-    if not limiter.allow(user.id):
-        raise RateLimited("You are sending too fast; wait a moment and try again.")
+    limiter.take(user.id)
     return do_queue_bulk(session, user, req, now=now)
