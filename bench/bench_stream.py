@@ -705,6 +705,12 @@ def _frame_type(raw: str | bytes) -> str:
 # --- one run of sends --------------------------------------------------------------------------
 
 
+# jobchat_gc_pause_seconds_{bucket,count,sum} lines of /metrics.
+_GC_LINE = re.compile(
+    r'jobchat_gc_pause_seconds_(bucket|count|sum)\{generation="(\d)"(?:,le="([^"]+)")?\} (\S+)'
+)
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -717,6 +723,33 @@ class Bench:
     redis: bool
     next_seq: int = 0
     profile_file: Path | None = None
+    api_key: str = ""
+
+    async def gc_pauses(self) -> dict[str, list[float]]:
+        """The servers' garbage-collection pauses so far (``/metrics``), summed, by generation:
+        [collections, seconds, collections over 0.1 s]."""
+        totals: dict[str, list[float]] = {g: [0, 0.0, 0] for g in ("0", "1", "2")}
+        async with httpx.AsyncClient(timeout=30) as client:
+            for base in self.servers.bases:
+                answer = await client.get(
+                    f"{base}/metrics", headers={"Authorization": f"Bearer {self.api_key}"}
+                )
+                answer.raise_for_status()
+                for line in answer.text.splitlines():
+                    found = _GC_LINE.match(line)
+                    if found is None:
+                        continue
+                    kind, generation, le, number = found.groups()
+                    row = totals[generation]
+                    if kind == "count":
+                        row[0] += float(number)
+                    elif kind == "sum":
+                        row[1] += float(number)
+                    elif le == "0.1":
+                        row[2] -= float(number)  # under 0.1 s: taken off the count below
+        for row in totals.values():
+            row[2] += row[0]
+        return totals
 
     def snapshot(self) -> CpuSnapshot:
         pg: dict[int, float] = {}
@@ -785,6 +818,7 @@ class Bench:
         n = round(rate * seconds)
         self.next_seq += n
         load_before = os.getloadavg()[0]
+        gc_before = await self.gc_pauses()
         before = self.snapshot()
         profiler = self._start_profiler(label, seconds)
         self.receiver.watch(first, first + n)
@@ -812,6 +846,15 @@ class Bench:
         report["event_loop_probe_ms"] = self.receiver.probe_between(
             probe_from, time.perf_counter_ns()
         )
+        gc_after = await self.gc_pauses()
+        report["server_gc"] = {
+            generation: {
+                "collections": int(now[0] - then[0]),
+                "ms": round(1000 * (now[1] - then[1]), 1),
+                "over_100ms": int(now[2] - then[2]),
+            }
+            for (generation, now), then in zip(gc_after.items(), gc_before.values(), strict=True)
+        }
         return report
 
     def _start_profiler(self, label: str, seconds: float) -> subprocess.Popen[bytes] | None:
@@ -957,6 +1000,12 @@ def step_line(s: dict[str, Any]) -> str:
     problems = f" | POSTs not 201 (0 = no answer): {failed}" if failed else ""
     if probe.get("n"):
         problems += f" | loop ping p99 {probe['p99_ms']:.0f} max {probe['max_ms']:.0f} ms"
+    full = s.get("server_gc", {}).get("2")
+    if full and full["collections"]:
+        problems += (
+            f" | full GCs {full['collections']} ({full['ms']:.0f} ms, "
+            f"{full['over_100ms']} over 100 ms)"
+        )
     lost = {
         k: v
         for k, v in cpu.get("tcp", {}).items()
@@ -1083,7 +1132,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             flush=True,
         )
         bench = Bench(
-            args, servers, world, receiver, pool, sender_pid, pg_database, bool(args.redis)
+            args,
+            servers,
+            world,
+            receiver,
+            pool,
+            sender_pid,
+            pg_database,
+            bool(args.redis),
+            api_key=api_key,
         )
         print(
             f"fan-out: each message goes to one application conversation, {world.fanout} "

@@ -3,6 +3,7 @@ numbers move when things happen; and ``X-Request-ID`` on every answer, errors in
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -218,3 +219,27 @@ def test_the_event_stream_upgrade_answers_with_the_request_id(world: World) -> N
         assert first["type"]
         accepted: list[tuple[bytes, bytes]] = list(ws.extra_headers or [])
         assert (b"x-request-id", b"socket-7") in accepted
+
+
+def test_garbage_collections_are_timed_by_generation(client: TestClient) -> None:
+    """A full collection forced between two scrapes is counted under generation 2, with a
+    duration (a pause of the whole process); the buckets are cumulative, as Prometheus has it."""
+    name = "jobchat_gc_pause_seconds"
+    before = scrape(client)
+    gc.collect()
+    gc.collect()
+    after = scrape(client)
+    assert value(after, f"{name}_count", generation="2") >= (
+        value(before, f"{name}_count", generation="2") + 2
+    )
+    assert value(after, f"{name}_sum", generation="2") > value(
+        before, f"{name}_sum", generation="2"
+    )
+    buckets = sorted(
+        (float(dict(labels)["le"]), v)
+        for (sample, labels), v in after.items()
+        if sample == f"{name}_bucket" and dict(labels)["generation"] == "2"
+    )
+    assert buckets[-1] == (float("inf"), value(after, f"{name}_count", generation="2"))
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts)

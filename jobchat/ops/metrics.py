@@ -27,6 +27,7 @@ from jobchat.http_errors import error_responses
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import counts_by_kind_and_status
 from jobchat.messages.models import Message as StoredMessage
+from jobchat.ops import gc_pauses
 from jobchat.realtime.hub import Hub
 
 # Anything else a client may send as a method is counted as "other": labels stay bounded.
@@ -72,6 +73,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(JobQueueCollector(db))
+        gc_pauses.install()
+        self.registry.register(gc_pauses.GcPauseCollector())
         # Children by labels: .labels() validates and locks on every call; a dict lookup doesn't.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         db.on_session("after_flush", _note_sent)
