@@ -269,7 +269,7 @@ class Server:
         return [
             line
             for line in self.log.read_text(errors="replace").splitlines()
-            if "Traceback" in line or line.startswith(("ERROR", "WARNING", "CRITICAL"))
+            if "Traceback" in line or _LOG_PROBLEM.search(line)
         ]
 
     def stop(self) -> int | None:
@@ -705,6 +705,10 @@ def _frame_type(raw: str | bytes) -> str:
 # --- one run of sends --------------------------------------------------------------------------
 
 
+# A log line of these levels, in either of the server's formats (text or JSON), or uvicorn's.
+_LOG_PROBLEM = re.compile(
+    r'^(?:\S+ \S+ )?(ERROR|WARNING|CRITICAL)\b|"level": "(ERROR|WARNING|CRITICAL)"'
+)
 # jobchat_gc_pause_seconds_{bucket,count,sum} lines of /metrics.
 _GC_LINE = re.compile(
     r'jobchat_gc_pause_seconds_(bucket|count|sum)\{generation="(\d)"(?:,le="([^"]+)")?\} (\S+)'

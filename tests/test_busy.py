@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
+from jobchat.db import engine
 from jobchat.db.engine import WRITE_LOCK_KEY, Database
 from tests.support import Api, World, assert_error, build_world, start, wait_until
 from tests.test_stream_e2e import Backend, Caller, Cast, launch
@@ -228,3 +229,35 @@ def test_reads_keep_answering_while_sends_queue_behind_a_held_write_lock(
 
 def auth(who: Caller) -> dict[str, str]:
     return {"Authorization": f"Bearer {who.token}"}
+
+
+def test_a_write_that_holds_the_turn_long_is_logged_with_who_wrote(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every other writer waits for as long as one holds the turn: the log says how long, and
+    which code held it, so that an operator can find what stalled the sends."""
+    monkeypatch.setattr(engine, "SLOW_WRITE_SECONDS", 0.05)
+
+    def lingering_write() -> None:
+        with db.write():
+            time.sleep(0.08)
+
+    def lingering_work() -> None:
+        with db.work():
+            time.sleep(0.08)
+
+    def quick_write() -> None:
+        with db.write():
+            pass
+
+    with caplog.at_level("WARNING", logger="jobchat.db.engine"):
+        quick_write()
+        assert caplog.records == []
+        lingering_write()
+        lingering_work()
+    slow = [r.getMessage() for r in caplog.records]
+    assert len(slow) == (2 if db.is_sqlite else 1), slow  # PostgreSQL's work() takes no turn
+    assert "held the write turn for" in slow[0]
+    assert "lingering_write (test_busy.py:" in slow[0]
+    if db.is_sqlite:
+        assert "lingering_work (test_busy.py:" in slow[1]

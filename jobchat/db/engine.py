@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -41,6 +43,9 @@ MAX_WRITE_WAITERS = 32
 CONCURRENT_WRITERS = 8
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
+# A write that holds the turn this long is logged (see _note_if_slow), with this many frames.
+SLOW_WRITE_SECONDS = 0.25
+_SLOW_WRITE_FRAMES = 4
 _EVENTS_WRITTEN = "jobchat_events_written"
 _EVENTS_REWRITTEN = "jobchat_events_rewritten"
 _JOBS_WRITTEN = "jobchat_jobs_written"
@@ -252,11 +257,13 @@ class Database:
         side_by_side = concurrent_in if not self.is_sqlite else None
         gate = self.write_slots if side_by_side is not None else self.write_turn
         deadline = gate.acquire()
+        began = time.monotonic()
         try:
             with self._transaction(deadline, side_by_side) as session:
                 yield session
         finally:
             gate.release()
+            _note_if_slow(began)
 
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
@@ -334,6 +341,7 @@ class Database:
                 self._after_commit(session)
             return
         deadline = self.write_turn.acquire()
+        began = time.monotonic()
         try:
             with self._sessions() as session:
                 with session.begin():
@@ -343,6 +351,7 @@ class Database:
                 self._after_commit(session)
         finally:
             self.write_turn.release()
+            _note_if_slow(began)
 
     def on_session(self, name: str, listener: Callable[..., None]) -> None:
         """Listen to an ORM session event ("after_flush", "after_commit"...) of this database's
@@ -390,6 +399,26 @@ _SHARED_IN_CONVERSATION = text(
     "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
     "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
 )
+
+
+def _note_if_slow(began: float) -> None:
+    """Log a write that held this process's write turn (SQLite: the database's one write lock)
+    for longer than SLOW_WRITE_SECONDS, naming the code that opened it: every other writer, the
+    sends included, waited that long, and past MAX_WRITE_WAITERS of them were answered 503."""
+    held = time.monotonic() - began
+    if held < SLOW_WRITE_SECONDS:
+        return
+    # The frames above this one and contextlib's: the block that wrote, and who called it.
+    frames = [
+        f"{frame.name} ({Path(frame.filename).name}:{frame.lineno})"
+        for frame in traceback.extract_stack(limit=_SLOW_WRITE_FRAMES + 3)[:-2]
+        if not frame.filename.endswith("contextlib.py")
+    ]
+    log.warning(
+        "a write transaction held the write turn for %.0f ms: %s",
+        held * 1000,
+        " < ".join(reversed(frames[-_SLOW_WRITE_FRAMES:])),
+    )
 
 
 def _no_events(session: Session) -> None:
