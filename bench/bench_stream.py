@@ -707,7 +707,7 @@ def _frame_type(raw: str | bytes) -> str:
 
 # A log line of these levels, in either of the server's formats (text or JSON), or uvicorn's.
 _LOG_PROBLEM = re.compile(
-    r'^(?:\S+ \S+ )?(ERROR|WARNING|CRITICAL)\b|"level": "(ERROR|WARNING|CRITICAL)"'
+    r'^(?:\S+ ){0,2}(ERROR|WARNING|CRITICAL)\b|"level": "(ERROR|WARNING|CRITICAL)"'
 )
 # jobchat_gc_pause_seconds_{bucket,count,sum} lines of /metrics.
 _GC_LINE = re.compile(

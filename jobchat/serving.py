@@ -54,7 +54,7 @@ class Server(uvicorn.Server):
 
 
 # The collector's thresholds while serving (CPython's defaults: 700, 10, 10). See below.
-GC_THRESHOLDS = (700, 100, 10)
+GC_THRESHOLDS = (700, 100, 100)
 
 
 def settle_collector() -> None:
@@ -73,6 +73,15 @@ def settle_collector() -> None:
     bench/bench_stream.py, at 100 messages a second, the only full collection after startup was
     the one that follows the sockets' connecting, instead of one every 40 s, while middle
     collections stayed under 20 ms.
+
+    And CPython also waits for ten middle collections between two full ones: at 10,000 sockets
+    (about 750,000 objects to walk) one full collection stopped the process for 0.6 s, its
+    sends piled up past the write queue's limit (503 ``busy``) and deliveries took seconds to
+    catch up (bench_stream.py --sockets 10000). Connecting 10,000 sockets runs enough middle
+    collections for several full ones, the last of them often just after. A hundred middle
+    collections between full ones (at 100 messages a second, one full collection every hour or
+    so rather than every few minutes) makes them that much rarer; the garbage they would have
+    found sooner is cycles that outlived two collections, which a server makes little of.
     """
     gc.collect()
     gc.freeze()
