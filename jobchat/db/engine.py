@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobchat.db.failures import describe, is_busy, is_outage
+from jobchat.db.group_commit import GroupCommit
 from jobchat.db.turn import WriteSlots, WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
@@ -53,6 +54,7 @@ _SEQUENCE = "jobchat_sequence_events"
 _NUMBERED = "jobchat_events_numbered"
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def mark_events_written(session: Session, written: Any | None = None) -> None:
@@ -199,6 +201,8 @@ class Database:
             timeout=write_timeout_seconds,
             max_waiting=max(0, max_write_waiters - CONCURRENT_WRITERS),
         )
+        # SQLite sends that come while one is writing share the next transaction.
+        self._grouped = GroupCommit(self.write, self.write_turn)
         # Called, from the writing thread, after each commit that added events (with the events,
         # in order, when they are known: see mark_events_written), or jobs.
         self.on_events_committed: list[Callable[[list[Any] | None], None]] = []
@@ -264,6 +268,17 @@ class Database:
         finally:
             gate.release()
             _note_if_slow(began)
+
+    def write_grouped(self, work: Callable[[Session], T], *, concurrent_in: int) -> T:
+        """``work(session)`` in a write transaction, as ``write(concurrent_in=...)`` would run
+        it, answered with what it returns or raises. On SQLite the transaction may be shared
+        with other threads' work that came while another was writing (group commit:
+        ``jobchat.db.group_commit``, whose terms ``work`` must keep); PostgreSQL runs sends
+        into different conversations side by side instead."""
+        if self.is_sqlite:
+            return self._grouped.run(work)
+        with self.write(concurrent_in=concurrent_in) as session:
+            return work(session)
 
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:

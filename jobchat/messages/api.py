@@ -7,9 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.auth.deps import Caller, CurrentUser
+from jobchat.directory.models import User
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.json_body import json_response
@@ -19,6 +22,8 @@ from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
 from jobchat.scheduling.posting import post_as
 from jobchat.scheduling.schemas import ScheduledOut
+
+_JSON = "application/json"
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=error_responses(401, 404))
 
@@ -64,10 +69,8 @@ def send_message(conversation_id: PathId, body: SendMessageIn, caller: CurrentUs
 def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Response:
     """The send route's work and answer, also run by ``jobchat.messages.fast_send``."""
     state = caller.state
-    # A send now writes into this one conversation, alongside sends into others (PostgreSQL); a
-    # scheduled one counts the user's pending sends first, so it has the database to itself.
-    concurrent_in = conversation_id if body.send_at is None else None
-    with caller.write(concurrent_in=concurrent_in) as (session, user):
+
+    def post(session: Session, user: User) -> tuple[BaseModel, bool]:
         posted = post_as(
             session,
             user,
@@ -79,16 +82,27 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
             now=caller.now,
         )
         if posted.scheduled is not None:
-            answer: Response = JSONResponse(jsonable_encoder(posted.scheduled), status_code=202)
-            if posted.replayed:
-                answer.headers["Idempotent-Replayed"] = "true"
-            return answer
+            return posted.scheduled, posted.replayed
         assert posted.message is not None
-        result = MessageOut.of(posted.message, show_deliveries=True)
-    # Rendered here (pydantic's JSON, as FastAPI would) and answered as it is: FastAPI would
-    # validate the MessageOut again against response_model, on a trip through the thread pool.
-    answer = Response(result.model_dump_json(), status_code=201, media_type="application/json")
-    if posted.replayed:
+        # Made in the transaction, which the message's row is loaded in.
+        return MessageOut.of(posted.message, show_deliveries=True), posted.replayed
+
+    if body.send_at is None:
+        # A send now writes into this one conversation: alongside sends into others on
+        # PostgreSQL, in one transaction with the sends that came meanwhile on SQLite.
+        result, replayed = caller.write_grouped(post, concurrent_in=conversation_id)
+    else:
+        # A scheduled one counts the user's pending sends first: it has the database to itself.
+        with caller.write() as (session, user):
+            result, replayed = post(session, user)
+    if isinstance(result, MessageOut):
+        # Rendered here (pydantic's JSON, as FastAPI would) and answered as it is: FastAPI would
+        # validate the MessageOut again against response_model, on a trip through the thread
+        # pool.
+        answer = Response(result.model_dump_json(), status_code=201, media_type=_JSON)
+    else:
+        answer = JSONResponse(jsonable_encoder(result), status_code=202)
+    if replayed:
         answer.headers["Idempotent-Replayed"] = "true"
     return answer
 
