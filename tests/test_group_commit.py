@@ -193,3 +193,15 @@ def test_concurrent_sends_through_the_api_are_each_stored_once_and_answered_with
         ).all()
     assert sorted((r.id, r.body) for r in rows) == sorted((i, b) for _, b, i in answers)
     assert len({r.body for r in rows}) == 24
+
+
+def test_a_grouped_write_inside_another_is_refused_rather_than_waiting_for_itself(
+    sqlite_db: Database,
+) -> None:
+    def nested(session: Session) -> str:
+        return sqlite_db.write_grouped(add_org("inner"), concurrent_in=1)
+
+    with pytest.raises(RuntimeError, match="inside another"):
+        sqlite_db.write_grouped(nested, concurrent_in=1)
+    assert stored(sqlite_db) == []
+    assert sqlite_db.write_grouped(add_org("after"), concurrent_in=1) == "stored after"

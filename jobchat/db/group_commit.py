@@ -72,10 +72,14 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._queue: list[_Piece[Any]] = []
         self._leading = False
+        self._leader: int | None = None  # the thread running a batch now
 
     def run(self, work: Callable[[Session], T]) -> T:
         piece: _Piece[T] = _Piece(work, time.monotonic() + self._turn.timeout)
         with self._mutex:
+            if self._leader == threading.get_ident():
+                # It would wait for the batch it is running: for ever.
+                raise RuntimeError("a grouped write cannot be opened inside another")
             if self._leading and len(self._queue) >= self._turn.max_waiting:
                 raise WriteBusy(f"{len(self._queue)} writes are already waiting for their turn")
             self._queue.append(piece)
@@ -93,9 +97,11 @@ class GroupCommit:
         """Run what is queued (this thread's piece first among them) as one batch, then hand
         the lead to the first writer that came meanwhile, or give it up."""
         batch: list[_Piece[Any]] = []
+        self._leader = threading.get_ident()
         try:
             self._run(batch)
         finally:
+            self._leader = None
             with self._mutex:
                 successor = self._queue[0] if self._queue else None
                 if successor is None:
