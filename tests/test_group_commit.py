@@ -127,6 +127,18 @@ def test_a_piece_that_spoils_the_transaction_is_rolled_back_and_the_others_run_a
     assert stored(sqlite_db) == ["a", "b"]
 
 
+def test_a_database_error_in_one_piece_rolls_the_batch_back_and_the_others_run_alone(
+    sqlite_db: Database,
+) -> None:
+    """A unique key broken by one piece leaves its session needing a rollback: the batch is
+    rolled back (nothing is asked of the broken session), the piece gets the database's
+    error, and the others are stored once each."""
+    assert sqlite_db.write_grouped(add_org("taken"), concurrent_in=1) == "stored taken"
+    futures = while_the_turn_is_held(sqlite_db, [add_org("a"), add_org("taken"), add_org("b")])
+    assert [outcome(f) for f in futures] == ["stored a", "IntegrityError", "stored b"]
+    assert stored(sqlite_db) == ["a", "b", "taken"]
+
+
 def test_writes_queued_past_the_turns_timeout_are_busy_and_change_nothing(
     sqlite_db: Database,
 ) -> None:

@@ -36,7 +36,6 @@ T = TypeVar("T")
 # one would hold its first writers back for the sake of its last.
 MAX_BATCH = 32
 
-Work = Callable[[Session], Any]
 Begin = Callable[[], AbstractContextManager[Session]]
 
 
@@ -163,9 +162,15 @@ class GroupCommit:
         except Exception as exc:
             piece.error = exc
             # Only a refusal of ours that changed nothing leaves the transaction as it was: a
-            # database error may have left the session or the connection needing a rollback.
-            written = _changes(session) != before or session.new or session.dirty or session.deleted
-            if written or not isinstance(exc, AppError):
+            # database error may have left the session or the connection needing a rollback
+            # (so it is not asked anything then).
+            if (
+                not isinstance(exc, AppError)
+                or _changes(session) != before
+                or session.new
+                or session.dirty
+                or session.deleted
+            ):
                 raise _Poisoned from exc
         # The next piece reads rows afresh, as it would in a transaction of its own: some of
         # what this one wrote went by statements that the loaded objects do not know of.
