@@ -418,7 +418,7 @@ _SHARED_IN_CONVERSATION = text(
 
 def _note_if_slow(began: float) -> None:
     """Log a write that held this process's write turn (SQLite: the database's one write lock)
-    for longer than SLOW_WRITE_SECONDS, naming the code that opened it: every other writer, the
+    for SLOW_WRITE_SECONDS or longer, naming the code that opened it: every other writer, the
     sends included, waited that long, and past MAX_WRITE_WAITERS of them were answered 503."""
     held = time.monotonic() - began
     if held < SLOW_WRITE_SECONDS:
