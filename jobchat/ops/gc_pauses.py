@@ -14,7 +14,9 @@ and collections never overlap, so plain counters are safe.
 from __future__ import annotations
 
 import gc
+import math
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -39,13 +41,8 @@ class _Pauses:
             return
         seconds = time.perf_counter() - self.started
         generation = info["generation"]
-        counts = self.counts[generation]
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
+        # The first bucket whose bound is at least the pause; past the last, +Inf's.
+        self.counts[generation][bisect_left(BUCKETS, seconds)] += 1
         self.sums[generation] += seconds
 
 
@@ -68,8 +65,8 @@ class GcPauseCollector(Collector):
             counts = list(_PAUSES.counts[generation])
             running = 0
             buckets: list[tuple[str, float]] = []
-            for bound, count in zip((*BUCKETS, float("inf")), counts, strict=True):
+            for bound, count in zip((*BUCKETS, math.inf), counts, strict=True):
                 running += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+                buckets.append(("+Inf" if bound == math.inf else repr(bound), running))
             family.add_metric([str(generation)], buckets, _PAUSES.sums[generation])
         yield family
