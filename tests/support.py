@@ -29,6 +29,16 @@ API_KEY = "test-integration-key"
 TEST_CLIENT_ADDRESS = "192.0.2.1"
 
 
+class Ticks:
+    """A monotonic clock the test moves by hand (``at``)."""
+
+    def __init__(self, at: float = 100.0) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
 class As:
     """Requests made with one bearer token."""
 

@@ -15,17 +15,9 @@ from jobchat.auth.models import Credential, CredentialKind
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
-from tests.support import As, World, assert_error, user_id
+from tests.support import As, Ticks, World, assert_error, user_id
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.at = 100.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 def test_a_remembered_token_is_forgotten_after_the_ttl() -> None:
