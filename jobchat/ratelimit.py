@@ -24,7 +24,7 @@ class RateLimiter:
         self._hits: dict[object, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def wait(self, key: object) -> float:
+    def hit(self, key: object) -> float:
         """Counts a hit for ``key`` and returns 0.0, or, past the limit, counts nothing and
         returns the seconds until the oldest hit in the window leaves it."""
         now = self._clock()
@@ -40,7 +40,7 @@ class RateLimiter:
     def take(self, key: object) -> None:
         """Counts a hit for ``key``, or raises ``RateLimited`` (429) with the whole seconds to
         wait as its Retry-After."""
-        seconds = self.wait(key)
+        seconds = self.hit(key)
         if seconds:
             error = RateLimited("You are sending too fast; wait a moment and try again.")
             error.retry_after = max(1, math.ceil(seconds))
