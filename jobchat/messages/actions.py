@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jobchat.activity.actions import record_activity
@@ -31,6 +30,7 @@ from jobchat.messages.outgoing import check_outgoing as check_outgoing
 from jobchat.messages.outgoing import check_text, find_recipient
 from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
+from jobchat.messages.store import store_message
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.privacy.audit import Party, record
 from jobchat.privacy.models import AuditAction, PartyType
@@ -118,21 +118,18 @@ def do_send_message(
         idempotency_key=out.idempotency_key,
         deliveries=deliveries,
     )
-    if out.idempotency_key is None:
-        # Nothing unique to collide on: no savepoint needed.
-        session.add(message)
-        session.flush()
-    else:
-        try:
-            with session.begin_nested():
-                session.add(message)
-                session.flush()
-        except IntegrityError:
-            # A concurrent retry with the same key won the race; answer with its message.
-            earlier = sent_with_key(session, actor.id, out.idempotency_key)
-            if earlier is None:
-                raise
-            return _replay(earlier, conv, out), True
+    if not store_message(session, message):
+        # A retry with the same key came first (a concurrent one that won the race, as the
+        # lookup above found none): answer with its message.
+        earlier = sent_with_key(session, actor.id, out.idempotency_key or "")
+        if earlier is None:  # not expected (the row it met is committed): a clear 409 all the same
+            raise Conflict(
+                "This idempotency key was already used for a different message.",
+                code="idempotency_key_reused",
+            )
+        return _replay(earlier, conv, out), True
+    if deliveries:
+        session.flush()  # their ids, for their jobs
     index_message(
         session,
         message_id=message.id,

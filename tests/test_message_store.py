@@ -1,0 +1,148 @@
+"""A new message's row goes in by one statement (jobchat.messages.store), not the unit of work:
+the object joins the session as loaded, the idempotency key is kept by ON CONFLICT DO NOTHING,
+and a send that loses a race for its key is answered from the one that won it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from jobchat.db.engine import Database
+from jobchat.directory.models import User
+from jobchat.messages import actions as message_actions
+from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
+from jobchat.messages.store import store_message
+from tests.support import World, start
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def _message(author: User, conversation_id: int, key: str | None, body: str = "Hi") -> Message:
+    return Message(
+        conversation_id=conversation_id,
+        author_id=author.id,
+        author=author,
+        body=body,
+        subject=None,
+        channel=Channel.app,
+        created_at=NOW,
+        idempotency_key=key,
+        deliveries=[],
+    )
+
+
+def _author(session: Session, ext_id: str) -> User:
+    return session.scalars(select(User).where(User.ext_id == ext_id)).one()
+
+
+def _keyed(db: Database, key: str) -> list[tuple[int, str]]:
+    with db.read() as session:
+        rows = session.execute(
+            select(Message.conversation_id, Message.body).where(Message.idempotency_key == key)
+        )
+        return [(conv_id, body) for conv_id, body in rows]
+
+
+def test_a_stored_message_is_loaded_with_nothing_left_to_flush(world: World, db: Database) -> None:
+    conv_id = start(world["emp_team"], "application", application="app1")
+    with db.write() as session:
+        author = _author(session, "emp_team")
+        message = _message(author, conv_id, "once")
+        assert store_message(session, message)
+        assert message.id is not None
+        assert message in session and message not in session.new and not session.dirty
+        # Every column was given or started empty: reading them asks the database nothing.
+        assert (message.deleted_at, message.deleted_by_id, message.author) == (None, None, author)
+        stored_id = message.id
+    with db.read() as session:
+        row = session.get_one(Message, stored_id)
+        assert (row.body, row.idempotency_key, row.created_at) == ("Hi", "once", NOW)
+
+
+def test_a_key_the_author_used_already_writes_nothing(world: World, db: Database) -> None:
+    conv_id = start(world["emp_team"], "application", application="app1")
+    with db.write() as session:
+        author = _author(session, "emp_team")
+        assert store_message(session, _message(author, conv_id, "k1", "first"))
+        assert not store_message(session, _message(author, conv_id, "k1", "second"))
+        # The transaction goes on as if the second had not been tried.
+        assert store_message(session, _message(author, conv_id, None, "third"))
+        assert store_message(session, _message(author, conv_id, None, "fourth"))
+        other = _author(session, "emp_admin")
+        assert store_message(session, _message(other, conv_id, "k1", "another author's"))
+    assert sorted(body for _, body in _keyed(db, "k1")) == ["another author's", "first"]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 4
+
+
+def test_deliveries_are_stored_with_their_messages_id(world: World, db: Database) -> None:
+    conv_id = start(world["emp_team"], "application", application="app1")
+    with db.write() as session:
+        author = _author(session, "emp_team")
+        recipient = _author(session, "cand")
+        delivery = Delivery(
+            recipient_id=recipient.id,
+            recipient=recipient,
+            channel=Channel.email,
+            address="cand@example.com",
+            status=DeliveryStatus.queued,
+            next_attempt_at=NOW,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        message = _message(author, conv_id, None)
+        message.deliveries = [delivery]
+        assert store_message(session, message)
+        session.flush()
+        assert delivery.id is not None and delivery.message_id == message.id
+        message_id = message.id
+    with db.read() as session:
+        stored = session.scalars(select(Delivery).where(Delivery.message_id == message_id)).all()
+        assert [d.address for d in stored] == ["cand@example.com"]
+
+
+def test_a_send_that_loses_the_race_for_its_key_is_answered_from_the_winner(
+    world: World, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same key sent into two conversations at once (PostgreSQL writes them side by side):
+    both look it up and find nothing, both insert; the database keeps the first and the second
+    writes nothing and is told the key went with another message (409), not a 500."""
+    if db.is_sqlite:
+        pytest.skip("SQLite writes one send at a time: the lookup always finds the winner")
+    first = start(world["emp_team"], "application", application="app1")
+    second = start(world["emp_team"], "application", application="app2")
+    both_looked = threading.Barrier(2)
+    lookup = message_actions.sent_with_key
+
+    def look_then_wait(session: Session, author_id: int, key: str) -> Message | None:
+        found = lookup(session, author_id, key)
+        if key == "raced" and found is None:
+            both_looked.wait(timeout=10)
+        return found
+
+    monkeypatch.setattr(message_actions, "sent_with_key", look_then_wait)
+    answers: dict[int, httpx.Response] = {}
+
+    def send(conv_id: int) -> Callable[[], None]:
+        def run() -> None:
+            answers[conv_id] = world["emp_team"].send(conv_id, "Once", idempotency_key="raced")
+
+        return run
+
+    threads = [threading.Thread(target=send(c)) for c in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    statuses = sorted(a.status_code for a in answers.values())
+    assert statuses == [201, 409], [a.text for a in answers.values()]
+    refused = next(a for a in answers.values() if a.status_code == 409)
+    assert refused.json()["error"]["code"] == "idempotency_key_reused"
+    won = next(c for c, a in answers.items() if a.status_code == 201)
+    assert _keyed(db, "raced") == [(won, "Once")]
