@@ -381,6 +381,32 @@ def access_conversation(
     return row[0], row[1]
 
 
+# The same, with the caller's own row: a send loads the three at once (one statement where
+# loading the signed-in user first took a second, a tenth of a send's CPU with the ORM's work).
+_CALLER_IN_CONVERSATION = (
+    select(User, Conversation, Member)
+    .join(Member, Member.user_id == User.id)
+    .join(Conversation, Conversation.id == Member.conversation_id)
+    .options(undefer(Conversation.job_status))
+    .where(User.id == bindparam("user_id"), Conversation.id == bindparam("conversation_id"))
+)
+
+
+def caller_in_conversation(
+    session: Session, user_id: int, conversation_id: int
+) -> tuple[User, Conversation, Member]:
+    """The signed-in user ``user_id`` and what ``access_conversation`` answers for them."""
+    row = session.execute(
+        _CALLER_IN_CONVERSATION, {"user_id": user_id, "conversation_id": conversation_id}
+    ).one_or_none()
+    if row is None:
+        # Not a member (or no such conversation). A caller whose row is gone fails here as it
+        # would have failed loading it.
+        session.get_one(User, user_id)
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return row[0], row[1], row[2]
+
+
 def access_message(
     session: Session, user: User, message_id: int
 ) -> tuple[Message, Conversation, Member]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -28,8 +28,6 @@ from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Unauthorized
 from jobchat.privacy.audit import Party
 from jobchat.privacy.models import PartyType
-
-T = TypeVar("T")
 
 SESSION_COOKIE = "jobchat_session"
 _bearer = HTTPBearer(auto_error=False, description="An integration key or a user token.")
@@ -86,14 +84,6 @@ class Caller:
         """A write transaction; ``concurrent_in``: see ``Database.write``."""
         with self.state.db.write(concurrent_in=concurrent_in) as session:
             yield session, session.get_one(User, self.user_id)
-
-    def write_grouped(self, work: Callable[[Session, User], T], *, concurrent_in: int) -> T:
-        """``work`` in a write transaction it may share with other writers' (see
-        ``Database.write_grouped``)."""
-        return self.state.db.write_grouped(
-            lambda session: work(session, session.get_one(User, self.user_id)),
-            concurrent_in=concurrent_in,
-        )
 
 
 async def require_user(request: Request, bearer: Bearer) -> Caller:

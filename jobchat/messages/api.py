@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.auth.deps import Caller, CurrentUser
-from jobchat.directory.models import User
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.json_body import json_response
@@ -21,6 +20,7 @@ from jobchat.messages.history import history_page
 from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
 from jobchat.scheduling.posting import post_as
+from jobchat.scheduling.requests import check_client_key
 from jobchat.scheduling.schemas import ScheduledOut
 
 _JSON = "application/json"
@@ -69,8 +69,12 @@ def send_message(conversation_id: PathId, body: SendMessageIn, caller: CurrentUs
 def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Response:
     """The send route's work and answer, also run by ``jobchat.messages.fast_send``."""
     state = caller.state
+    # A bad key is refused before any transaction (post_as checks it too, first thing).
+    check_client_key(body.idempotency_key)
 
-    def post(session: Session, user: User) -> tuple[BaseModel, bool]:
+    def post(session: Session) -> tuple[BaseModel, bool]:
+        # The caller's row comes with the conversation's and their membership's: one statement.
+        user, conv, member = access.caller_in_conversation(session, caller.user_id, conversation_id)
         posted = post_as(
             session,
             user,
@@ -80,6 +84,7 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
             limits=Limits.of(state.settings),
             max_scheduled=state.settings.max_scheduled_per_user,
             now=caller.now,
+            accessed=(conv, member),
         )
         if posted.scheduled is not None:
             return posted.scheduled, posted.replayed
@@ -90,11 +95,11 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
     if body.send_at is None:
         # A send now writes into this one conversation: alongside sends into others on
         # PostgreSQL, in one transaction with the sends that came meanwhile on SQLite.
-        result, replayed = caller.write_grouped(post, concurrent_in=conversation_id)
+        result, replayed = state.db.write_grouped(post, concurrent_in=conversation_id)
     else:
         # A scheduled one counts the user's pending sends first: it has the database to itself.
-        with caller.write() as (session, user):
-            result, replayed = post(session, user)
+        with state.db.write() as session:
+            result, replayed = post(session)
     if isinstance(result, MessageOut):
         # Rendered here (pydantic's JSON, as FastAPI would) and answered as it is: FastAPI would
         # validate the MessageOut again against response_model, on a trip through the thread

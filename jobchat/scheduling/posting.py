@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from jobchat import access
+from jobchat.conversations.models import Conversation, Member
 from jobchat.directory.models import User
 from jobchat.errors import Conflict, Invalid
 from jobchat.messages.actions import Limits, Outgoing
@@ -45,12 +46,15 @@ def post_as(
     limits: Limits,
     max_scheduled: int,
     now: datetime,
+    accessed: tuple[Conversation, Member] | None = None,
 ) -> Posted:
     """Send or schedule (``send_at``) a message, filling in a template where one is named.
 
     A retry with an idempotency key already used is answered from what was stored before
     anything is filled in: the template may have been edited or deleted since, and a scheduled
-    message edited, without the retry becoming a conflict."""
+    message edited, without the retry becoming a conflict. ``accessed``: what
+    ``access.access_conversation`` answered for this user and conversation earlier in the same
+    transaction, if the caller asked it already."""
     key = request.idempotency_key
     check_client_key(key)
     fingerprint = request_hash(
@@ -64,10 +68,10 @@ def post_as(
         },
     )
     if key is not None:
-        replay = _replay(session, user, conversation_id, request, key, fingerprint)
+        replay = _replay(session, user, conversation_id, request, key, fingerprint, accessed)
         if replay is not None:
             return replay
-    conv, member = access.access_conversation(session, user, conversation_id)
+    conv, member = accessed or access.access_conversation(session, user, conversation_id)
     text, subject = request.body, request.subject
     if request.template is not None:
         filled = fill_for_send(
@@ -126,6 +130,7 @@ def _replay(
     request: SendMessageIn,
     key: str,
     fingerprint: str,
+    accessed: tuple[Conversation, Member] | None,
 ) -> Posted | None:
     """What an earlier request with this key stored, if this one asks for the same (409 if
     not); None when the key is new."""
@@ -133,7 +138,8 @@ def _replay(
     scheduled = by_idempotency_key(session, user.id, key) if message is None else None
     if message is None and scheduled is None:
         return None
-    access.access_conversation(session, user, conversation_id)
+    if accessed is None:
+        access.access_conversation(session, user, conversation_id)
     if message is not None:
         # A sent message keeps only its filled-in text: a request naming a template is compared
         # by where and how it went; a written one by its text too.
