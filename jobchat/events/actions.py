@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from jobchat.db.engine import mark_events_queued, mark_events_written
+from jobchat.db.prepared import Prepared
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
 from jobchat.events.queries import EventRecord, latest_event_id
 from jobchat.events.sequencer import NUMBER_QUEUED, vacuum_now_and_then
@@ -59,7 +60,7 @@ def emit(
         "b_created_at": now,
     }
     if connection.dialect.name != "sqlite":
-        connection.execute(_QUEUE_EVENT, {**columns, "b_data": data or {}, "b_extras": keyed})
+        _QUEUE_EVENT.run(connection, {**columns, "b_data": data or {}, "b_extras": keyed})
         mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
         return
     # Written as JSON text made here (what the column type would make), so that the commit
@@ -70,13 +71,13 @@ def emit(
     # handed on: the stream reads the table.
     data_text = _dumps(data or {})
     extras_text = _dumps(keyed)
-    result = connection.execute(
-        _INSERT_EVENT, {**columns, "b_data": data_text, "b_extras": extras_text}
+    result = _INSERT_EVENT.run(
+        connection, {**columns, "b_data": data_text, "b_extras": extras_text}
     )
     written = None
     if not session.in_nested_transaction():
         written = EventRecord(
-            id=int(result.lastrowid),
+            id=int(result.lastrowid or 0),
             type=str(type_),
             conversation_id=conversation_id,
             user_id=user_id,
@@ -119,8 +120,8 @@ _EVENT_COLUMNS = (
     "created_at",
 )
 # SQLite: data and extras are bound as the JSON text emit made.
-_INSERT_EVENT = _inserting(cast(Table, Event.__table__), Text())
-_QUEUE_EVENT = _inserting(cast(Table, QueuedEvent.__table__))
+_INSERT_EVENT = Prepared(_inserting(cast(Table, Event.__table__), Text()))
+_QUEUE_EVENT = Prepared(_inserting(cast(Table, QueuedEvent.__table__)))
 
 
 def do_prune_events(session: Session, *, before: datetime, batch: int = 5_000) -> int:

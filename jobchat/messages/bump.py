@@ -2,11 +2,11 @@
 conversation (its last message and activity) and every member's read state (the recipients
 count one more unread message; the writer has read everything).
 
-Both go straight to the connection (parameters named ``b_…``: SQLAlchemy keeps the columns'
-own names for itself), built once at import (SQLAlchemy's compiled cache then
-serves every send), and the objects already loaded in the session are given the new values as
-committed ones, so the commit's flush has nothing left to write. Through the ORM, the two flushes
-cost a send more CPU than the statements themselves (bench/bench_send.py).
+Both go straight to the driver's cursor (``jobchat.db.prepared``; parameters named ``b_…``:
+SQLAlchemy keeps the columns' own names for itself), built once at import, and the objects
+already loaded in the session are given the new values as committed ones, so the commit's flush
+has nothing left to write. Through the ORM, the two flushes cost a send more CPU than the
+statements themselves (bench/bench_send.py).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from jobchat.conversations.models import Conversation, Member
 from jobchat.conversations.unread import expire_loaded_members
+from jobchat.db.prepared import Prepared
 
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _MEMBERS = cast(Table, Member.__table__)
 
-_MOVE_CONVERSATION = (
+_MOVE_CONVERSATION = Prepared(
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.id == bindparam("b_conversation_id"))
     .values(
@@ -34,7 +35,7 @@ _MOVE_CONVERSATION = (
 )
 
 _writer = _MEMBERS.c.user_id == bindparam("b_writer_id")
-_BUMP_MEMBERS = (
+_BUMP_MEMBERS = Prepared(
     update(_MEMBERS)
     .where(_MEMBERS.c.conversation_id == bindparam("b_conversation_id"))
     .values(
@@ -61,8 +62,8 @@ def move_conversation(
     session: Session, conv: Conversation, message_id: int, active_at: datetime
 ) -> None:
     """The conversation's last message is ``message_id``, its activity ``active_at``."""
-    session.connection().execute(
-        _MOVE_CONVERSATION,
+    _MOVE_CONVERSATION.run(
+        session.connection(),
         {"b_conversation_id": conv.id, "b_message_id": message_id, "b_active_at": active_at},
     )
     set_committed_value(conv, "last_message_id", message_id)
@@ -80,8 +81,8 @@ def bump_members(
     """Every member of the writer's conversation moves to ``active_at``; the others count one
     more unread message (their email clock starts if it was not running), the writer has read
     up to ``message_id``. Returns the others' new unread counts, by user id."""
-    rows = session.connection().execute(
-        _BUMP_MEMBERS,
+    rows = _BUMP_MEMBERS.run(
+        session.connection(),
         {
             "b_conversation_id": writer.conversation_id,
             "b_writer_id": writer.user_id,
@@ -90,7 +91,7 @@ def bump_members(
             "b_notify_due_at": notify_due_at,
         },
     )
-    counts = {user_id: count for user_id, count in rows if user_id != writer.user_id}
+    counts = {user_id: count for user_id, count in rows.rows if user_id != writer.user_id}
     # Members loaded in this session reload on their next use; the writer's row is given its
     # new values (the caller reads them).
     expire_loaded_members(session, writer.conversation_id, counts)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from jobchat.db.prepared import Prepared
 from jobchat.messages.models import Message
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -39,16 +40,17 @@ _GIVEN = (
 _EMPTY = tuple(c.key for c in _MESSAGES.columns if c.key not in _GIVEN and c.key != "id")
 
 
-def _insert(dialect: Any) -> Any:
-    return (
+def _insert(dialect: Any) -> Prepared:
+    given = {key: bindparam(f"b_{key}", type_=_MESSAGES.c[key].type) for key in _GIVEN}
+    return Prepared(
         dialect.insert(_MESSAGES)
+        .values(given)
         .on_conflict_do_nothing(index_elements=[_MESSAGES.c.author_id, _MESSAGES.c.idempotency_key])
         .returning(_MESSAGES.c.id)
     )
 
 
-# Built once, one per dialect (the ON CONFLICT clause is each dialect's own construct):
-# SQLAlchemy's compiled cache then serves every send.
+# One per dialect: the ON CONFLICT clause is each dialect's own construct.
 _INSERTS = {"sqlite": _insert(sqlite), "postgresql": _insert(postgresql)}
 
 
@@ -63,11 +65,12 @@ def store_message(session: Session, message: Message) -> bool:
     # work would have: the row below refers to it.
     session.flush()
     connection = session.connection()
-    new_id = connection.execute(
-        _INSERTS[connection.dialect.name], {key: getattr(message, key) for key in _GIVEN}
-    ).scalar_one_or_none()
-    if new_id is None:
+    inserted = _INSERTS[connection.dialect.name].run(
+        connection, {f"b_{key}": getattr(message, key) for key in _GIVEN}
+    )
+    if not inserted.rows:
         return False
+    new_id = inserted.rows[0][0]
     message.id = new_id
     for key in _EMPTY:
         setattr(message, key, None)

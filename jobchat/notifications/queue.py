@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Member
 from jobchat.db.engine import mark_jobs_written
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User, UserKind
 from jobchat.jobqueue.models import JobStatus, QueuedJob
 from jobchat.push.queries import subscribed_before
@@ -23,7 +24,13 @@ NOTIFY_JOB = "notify.message"
 
 # The same row jobchat.jobqueue.actions.enqueue writes, with a statement prepared once instead
 # of the unit of work (every send writes one; nothing reads the job back in the send).
-_INSERT_JOB = insert(cast(Table, QueuedJob.__table__))
+_JOBS = cast(Table, QueuedJob.__table__)
+_JOB_COLUMNS = ("kind", "payload", "status", "attempts", "run_at", "created_at", "updated_at")
+_INSERT_JOB = Prepared(
+    insert(_JOBS).values(
+        {name: bindparam(f"b_{name}", type_=_JOBS.c[name].type) for name in _JOB_COLUMNS}
+    )
+)
 
 # Whether the ladder could do anything for a message: a member other than its author who is
 # active and has push on with a device subscribed before it, or a candidate who takes texts.
@@ -31,19 +38,22 @@ _INSERT_JOB = insert(cast(Table, QueuedJob.__table__))
 # has read or hidden it, who has the app open, quiet hours, whether a number can be texted):
 # when nobody qualifies the job would only be claimed, find nothing to do and be settled, which
 # cost a send more server CPU than everything else in it together (bench/bench_send.py).
-_ANYONE_TO_TELL = select(
-    exists().where(
-        Member.conversation_id == bindparam("conversation_id"),
-        Member.user_id != bindparam("author_id"),
-        User.id == Member.user_id,
-        User.deactivated_at.is_(None),
-        or_(
-            and_(
-                User.push_notifications.is_(True),
-                subscribed_before(User.id, bindparam("before", type_=Member.joined_at.type)),
+# (A row when there is, none when not: the driver's own value, with no flag to convert.)
+_ANYONE_TO_TELL = Prepared(
+    select(literal_column("1")).where(
+        exists().where(
+            Member.conversation_id == bindparam("conversation_id"),
+            Member.user_id != bindparam("author_id"),
+            User.id == Member.user_id,
+            User.deactivated_at.is_(None),
+            or_(
+                and_(
+                    User.push_notifications.is_(True),
+                    subscribed_before(User.id, bindparam("before", type_=Member.joined_at.type)),
+                ),
+                and_(User.kind == UserKind.candidate, User.sms_notifications.is_(True)),
             ),
-            and_(User.kind == UserKind.candidate, User.sms_notifications.is_(True)),
-        ),
+        )
     )
 )
 
@@ -60,18 +70,18 @@ def enqueue_ladder(
     texted about it (email's clock is started by the send itself)."""
     connection = session.connection()
     params = {"conversation_id": conversation_id, "author_id": author_id or 0, "before": now}
-    if not connection.execute(_ANYONE_TO_TELL, params).scalar():
+    if not _ANYONE_TO_TELL.run(connection, params).rows:
         return
-    connection.execute(
-        _INSERT_JOB,
+    _INSERT_JOB.run(
+        connection,
         {
-            "kind": NOTIFY_JOB,
-            "payload": {"message_id": message_id},
-            "status": JobStatus.queued,
-            "attempts": 0,
-            "run_at": now,
-            "created_at": now,
-            "updated_at": now,
+            "b_kind": NOTIFY_JOB,
+            "b_payload": {"message_id": message_id},
+            "b_status": JobStatus.queued,
+            "b_attempts": 0,
+            "b_run_at": now,
+            "b_created_at": now,
+            "b_updated_at": now,
         },
     )
     mark_jobs_written(session)

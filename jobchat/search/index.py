@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.orm import Session
 
+from jobchat.db.prepared import Prepared
 from jobchat.search.text import index_terms, tsvector_literal
 
 # Sends index their message unless this is switched off: only the benchmark does (to measure
@@ -44,6 +45,8 @@ _INSERT = {
         "VALUES (:id, :words, :stems, CAST(:document AS tsvector))"
     ),
 }
+# A send's one row, run on the driver's cursor (jobchat.db.prepared).
+_INSERT_ONE = {dialect: Prepared(statement) for dialect, statement in _INSERT.items()}
 _DELETE = {
     "sqlite": text("DELETE FROM message_search WHERE rowid IN :ids").bindparams(
         bindparam("ids", expanding=True)
@@ -77,7 +80,7 @@ def index_message(
         return
     connection = session.connection()
     dialect = connection.dialect.name
-    connection.execute(_INSERT[dialect], _row(dialect, message_id, subject, body, filenames))
+    _INSERT_ONE[dialect].run(connection, _row(dialect, message_id, subject, body, filenames))
 
 
 def unindex_messages(session: Session, ids: Sequence[int]) -> None:

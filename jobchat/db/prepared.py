@@ -1,0 +1,126 @@
+"""Statements of the send's hot path, compiled once and run straight on the driver's cursor.
+
+Running a Core statement through ``Connection.execute`` costs SQLAlchemy's machinery around
+the driver call: the statement's cache key and compiled-cache lookup, the parameters built and
+converted, an execution context, a result object. With the statement cached that is still
+30-35 us a statement against the driver's 8-9 us (measured on SQLite here), and a send runs
+about eight of them: a quarter of a send's CPU was SQLAlchemy executing statements, under 2% the
+driver (bench/bench_send.py --py-spy). ``Prepared`` keeps what does not change from one run to
+the next (the SQL text for each dialect, the order of its parameters, each parameter's
+conversion) and does only the rest: convert, execute, fetch.
+
+What it keeps of SQLAlchemy's behaviour: the columns' bind conversions (UTCDateTime, JSON);
+the driver's errors wrapped as SQLAlchemy's (``DBAPIError.instance``, so the app's handlers
+answer 503 for a database that is down or busy) and a connection that was lost invalidated, as
+SQLAlchemy would; and ``before_cursor_execute`` listeners are told of each statement (the
+benchmarks and tests count statements with them). What it does not do: expanding IN
+parameters, Python-side column defaults (every value is given), and result conversion: it is
+for statements whose results are numbers (ids, counts, flags), checked when compiled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+_Convert = Callable[[Any], Any] | None
+_Bind = tuple[str, _Convert, Any, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What a statement returned: its rows (as the driver gives them) and, for an INSERT on
+    SQLite, the new row's id."""
+
+    rows: list[Any]
+    lastrowid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    positional: bool
+    # (parameter name, its conversion, the value it always has): given values are looked up
+    # by name, constants (SQLAlchemy binds literals such as ``+ 1`` as parameters) are kept.
+    binds: tuple[_Bind, ...]
+
+
+class Prepared:
+    """``Prepared(statement).run(connection, params)``: the statement run with ``params``
+    (every parameter it names, by name), as ``connection.execute`` would run it."""
+
+    __slots__ = ("_plans", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def run(self, connection: Connection, params: Mapping[str, Any]) -> Ran:
+        dialect = connection.dialect
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _compile(self.statement, dialect)
+        args: list[Any] | dict[str, Any]
+        if plan.positional:  # SQLite: ?, in the order the SQL names them (a name may recur)
+            args = [_value(bind, params) for bind in plan.binds]
+        else:  # psycopg: %(name)s
+            args = {bind[0]: _value(bind, params) for bind in plan.binds}
+        fairy = connection.connection
+        cursor = fairy.cursor()
+        try:
+            if connection.dispatch.before_cursor_execute:
+                connection.dispatch.before_cursor_execute(
+                    connection, cursor, plan.sql, args, None, False
+                )
+            try:
+                cursor.execute(plan.sql, args)
+                rows = list(cursor.fetchall()) if cursor.description is not None else []
+            except dialect.loaded_dbapi.Error as exc:
+                lost = dialect.is_disconnect(exc, fairy, cursor)
+                wrapped = DBAPIError.instance(
+                    plan.sql,
+                    args,
+                    exc,
+                    dialect.loaded_dbapi.Error,
+                    connection_invalidated=lost,
+                    dialect=dialect,
+                )
+                if lost:
+                    connection.invalidate(exc)
+                raise wrapped from exc
+            return Ran(rows, getattr(cursor, "lastrowid", None))
+        finally:
+            cursor.close()
+
+
+def _value(bind: _Bind, params: Mapping[str, Any]) -> Any:
+    name, convert, constant, fixed = bind
+    if fixed:
+        return constant
+    return convert(params[name]) if convert is not None else params[name]
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    for column in getattr(statement, "exported_columns", ()):
+        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+            raise ValueError(f"{column} would need its value converted: not for Prepared")
+    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    binds: list[_Bind] = []
+    for name in names or ():
+        bind = compiled.binds[name]
+        if bind.expanding:
+            raise ValueError(f"{name} expands: not for Prepared")
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        fixed = not bind.required
+        constant = (convert(bind.value) if convert else bind.value) if fixed else None
+        binds.append((name, convert, constant, fixed))
+    return _Plan(compiled.string, compiled.positional, tuple(binds))
