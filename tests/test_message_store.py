@@ -17,6 +17,7 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.messages import actions as message_actions
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
+from jobchat.messages.queries import sent_with_key
 from jobchat.messages.store import store_message
 from tests.support import World, start
 
@@ -118,10 +119,9 @@ def test_a_send_that_loses_the_race_for_its_key_is_answered_from_the_winner(
     first = start(world["emp_team"], "application", application="app1")
     second = start(world["emp_team"], "application", application="app2")
     both_looked = threading.Barrier(2)
-    lookup = message_actions.sent_with_key
 
     def look_then_wait(session: Session, author_id: int, key: str) -> Message | None:
-        found = lookup(session, author_id, key)
+        found = sent_with_key(session, author_id, key)
         if key == "raced" and found is None:
             both_looked.wait(timeout=10)
         return found
