@@ -15,7 +15,8 @@ answer 503 for a database that is down or busy) and a connection that was lost i
 SQLAlchemy would; and ``before_cursor_execute`` listeners are told of each statement (the
 benchmarks and tests count statements with them). What it does not do: expanding IN
 parameters, Python-side column defaults (every value is given), and result conversion: it is
-for statements whose results are numbers (ids, counts, flags), checked when compiled.
+for statements whose results are numbers (ids, counts, flags), checked when compiled (and a
+text() statement must return no rows).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Ran:
 class _Plan:
     sql: str
     positional: bool
+    # Whether it returns rows (a SELECT, or RETURNING): known here, as asking the cursor for
+    # its description builds psycopg's column objects on every run.
+    returns_rows: bool
     # (parameter name, its conversion, the value it always has): given values are looked up
     # by name, constants (SQLAlchemy binds literals such as ``+ 1`` as parameters) are kept.
     binds: tuple[_Bind, ...]
@@ -81,7 +85,7 @@ class Prepared:
                 )
             try:
                 cursor.execute(plan.sql, args)
-                rows = list(cursor.fetchall()) if cursor.description is not None else []
+                rows = list(cursor.fetchall()) if plan.returns_rows else []
             except dialect.loaded_dbapi.Error as exc:
                 lost = dialect.is_disconnect(exc, fairy, cursor)
                 wrapped = DBAPIError.instance(
@@ -110,7 +114,10 @@ def _value(bind: _Bind, params: Mapping[str, Any]) -> Any:
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    for column in getattr(statement, "exported_columns", ()):
+    # A SELECT's columns, or those an INSERT/UPDATE/DELETE returns (a text() statement has
+    # none: it must not return rows).
+    returned = list(getattr(statement, "exported_columns", ()))
+    for column in returned:
         if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
             raise ValueError(f"{column} would need its value converted: not for Prepared")
     names = compiled.positiontup if compiled.positional else list(compiled.binds)
@@ -123,4 +130,4 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
         fixed = not bind.required
         constant = (convert(bind.value) if convert else bind.value) if fixed else None
         binds.append((name, convert, constant, fixed))
-    return _Plan(compiled.string, compiled.positional, tuple(binds))
+    return _Plan(compiled.string, compiled.positional, bool(returned), tuple(binds))
