@@ -15,7 +15,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Executable,
     Integer,
     Table,
     and_,
@@ -30,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from jobchat.conversations.models import Member
 from jobchat.db.id_lists import in_ids
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User
 
 # (conversations with something unread, unread messages)
@@ -55,7 +55,7 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
             groups.setdefault(deltas[user_id], []).append(user_id)
     params: dict[str, Any] = {"ids": ids}
     if not groups:
-        statement: Executable = _READ
+        statement = _READ
     else:
         statement = _shift_statement(len(groups))
         for i, ((convs, msgs), user_ids) in enumerate(groups.items()):
@@ -70,16 +70,17 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
         # the UPDATE does not do: its outer scan still meets versions older than the ones the
         # subquery locked, from the statement's snapshot, and waits in their queues: it
         # deadlocked under load.) SQLite has one writer at a time and needs none of it.
-        connection.execute(_LOCK_IN_ORDER, {"ids": ids})
-    rows = connection.execute(statement, params)
+        _LOCK_IN_ORDER.run(connection, {"ids": ids})
+    rows = statement.run(connection, params).rows
     totals = {user_id: (int(convs), int(msgs)) for user_id, convs, msgs in rows}
     _refresh_loaded(session, totals)
     return totals
 
 
 _COLUMNS = (_USERS.c.id, _USERS.c.unread_conversations, _USERS.c.unread_messages)
-_READ = select(*_COLUMNS).where(in_ids(_USERS.c.id, "ids"))
-_LOCK_IN_ORDER = (
+# Run on the driver's cursor (jobchat.db.prepared): every send runs two or three of these.
+_READ = Prepared(select(*_COLUMNS).where(in_ids(_USERS.c.id, "ids")))
+_LOCK_IN_ORDER = Prepared(
     select(_USERS.c.id)
     .where(in_ids(_USERS.c.id, "ids"))
     .order_by(_USERS.c.id)
@@ -88,7 +89,7 @@ _LOCK_IN_ORDER = (
 
 
 @cache
-def _shift_statement(n_groups: int) -> Executable:
+def _shift_statement(n_groups: int) -> Prepared:
     """UPDATE users SET unread_conversations = unread_conversations + CASE WHEN id IN (:g0)
     THEN :c0 WHEN id IN (:g1) THEN :c1 … ELSE 0 END (the same for messages with :m0, :m1 …)
     WHERE id IN (:ids) RETURNING the totals: built once per number of distinct deltas (a send
@@ -104,7 +105,7 @@ def _shift_statement(n_groups: int) -> Executable:
         ]
         return column + case(*whens, else_=0)
 
-    return (
+    return Prepared(
         update(_USERS)
         .where(in_ids(_USERS.c.id, "ids"))
         .values(
