@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
+from jobchat.db.prepared import Prepared
 from jobchat.db.turn import WriteSlots, WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
@@ -292,10 +293,10 @@ class Database:
                     # locks are asked for, as the select list is evaluated in order.
                     timeout = f"{_ms(deadline - time.monotonic())}ms"
                     if conversation_id is None:
-                        connection.execute(_EXCLUSIVE, {"timeout": timeout, "key": WRITE_LOCK_KEY})
+                        _EXCLUSIVE.run(connection, {"timeout": timeout, "key": WRITE_LOCK_KEY})
                     else:
-                        connection.execute(
-                            _SHARED_IN_CONVERSATION,
+                        _SHARED_IN_CONVERSATION.run(
+                            connection,
                             {
                                 "timeout": timeout,
                                 "key": WRITE_LOCK_KEY,
@@ -409,10 +410,16 @@ class Database:
         self.engine.dispose()
 
 
-_EXCLUSIVE = text("SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock(:key)")
-_SHARED_IN_CONVERSATION = text(
-    "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
-    "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
+# Every write runs one of these first: on the driver's cursor (jobchat.db.prepared; the row
+# they return says nothing and is not fetched).
+_EXCLUSIVE = Prepared(
+    text("SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock(:key)")
+)
+_SHARED_IN_CONVERSATION = Prepared(
+    text(
+        "SELECT set_config('lock_timeout', :timeout, true), pg_advisory_xact_lock_shared(:key), "
+        "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
+    )
 )
 
 

@@ -15,8 +15,8 @@ answer 503 for a database that is down or busy) and a connection that was lost i
 SQLAlchemy would; and ``before_cursor_execute`` listeners are told of each statement (the
 benchmarks and tests count statements with them). What it does not do: expanding IN
 parameters, Python-side column defaults (every value is given), and result conversion: it is
-for statements whose results are numbers (ids, counts, flags), checked when compiled (and a
-text() statement must return no rows).
+for statements whose results are numbers (ids, counts, flags), checked when compiled (the rows
+of a text() statement are not fetched: for ones whose answer says nothing, like a lock's).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     # A SELECT's columns, or those an INSERT/UPDATE/DELETE returns (a text() statement has
-    # none: it must not return rows).
+    # none: whatever it returns is not fetched).
     returned = list(getattr(statement, "exported_columns", ()))
     for column in returned:
         if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
