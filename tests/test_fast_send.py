@@ -64,11 +64,14 @@ def test_a_send_with_a_known_token_does_not_go_through_fastapi(
     for n in range(3):
         assert team.send(conv, f"quick {n}").status_code == 201
     assert through_fastapi == [1]
-    # A token this process has not seen goes through FastAPI once, then not.
+    # A token this process has not seen is looked up by the fast path itself, then known.
     fresh = As(client, _new_token(client, "emp_team"))
     assert fresh.headers["Authorization"] != team.headers["Authorization"]
     assert fresh.send(conv, "first with a new token").status_code == 201
     assert fresh.send(conv, "second").status_code == 201
+    assert through_fastapi == [1]
+    # One that is not a live user token is FastAPI's to refuse.
+    assert As(client, "not-a-token").send(conv, "nope").status_code == 401
     assert through_fastapi == [1, 1]
     bodies = [m["body"] for m in team.messages(conv).json()["items"]]
     assert bodies[-5:] == ["quick 0", "quick 1", "quick 2", "first with a new token", "second"]
@@ -161,6 +164,11 @@ def test_every_answer_is_the_fastapi_routes_own(
             "the service's own key",
             _send(conv, token, {"body": "x", "idempotency_key": "jobchat-bulk:1"}),
             True,
+        ),
+        (
+            "a token not seen yet",
+            _send(conv, _new_token(client, "emp_team"), {"body": "Hi"}),
+            False,
         ),
         ("an unknown token", _send(conv, "not-a-token", {"body": "Hello"}), True),
         ("the integration key", _send(conv, API_KEY, {"body": "Hello"}), True),

@@ -107,10 +107,9 @@ def _look_up_user(
     generation = state.tokens.generation
     with state.db.read() as session:
         if bearer is not None:
-            owner = token_owner(session, bearer.credentials, now)
-            if owner is not None:
-                state.tokens.remember(bearer.credentials, *owner, generation=generation)
-                return Caller(state, owner[0])
+            caller = _token_owner(state, session, bearer.credentials, now, generation)
+            if caller is not None:
+                return caller
             if is_api_key(session, bearer.credentials, state.settings.api_key):
                 raise Forbidden(
                     "The integration key cannot read or write conversations; use a user token.",
@@ -126,6 +125,24 @@ def _look_up_user(
                 return Caller(state, user.id)
             raise Unauthorized("Your session has ended; sign in again.")
     raise Unauthorized("Sign in, or send Authorization: Bearer <token>.")
+
+
+def look_up_token(state: AppState, secret: str, now: datetime) -> Caller | None:
+    """The caller a user token stands for, looked up in the database (and remembered, as
+    ``require_user`` does); None when it is not a live user token (``require_user`` says why)."""
+    generation = state.tokens.generation
+    with state.db.read() as session:
+        return _token_owner(state, session, secret, now, generation)
+
+
+def _token_owner(
+    state: AppState, session: Session, secret: str, now: datetime, generation: int
+) -> Caller | None:
+    owner = token_owner(session, secret, now)
+    if owner is None:
+        return None
+    state.tokens.remember(secret, *owner, generation=generation)
+    return Caller(state, owner[0])
 
 
 def request_credential(request: Request, session: Session, now: datetime) -> int | None:

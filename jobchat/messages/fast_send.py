@@ -5,12 +5,14 @@ solving the dependencies, its telemetry hooks, wrapping the request and the answ
 of its CPU at 32 concurrent senders (bench/bench_send.py --concurrency 32 --py-spy). So this
 layer, innermost of the app's own middlewares (request ids, metrics, body limit and security
 headers all still apply), answers the ordinary send itself with the route's own code
-(``jobchat.messages.api.answer_send``): a JSON body that validates, from a bearer token this
-process already knows.
+(``jobchat.messages.api.answer_send``): a JSON body that validates, with a live user token as
+bearer (one this process has not seen in the last seconds is looked up on the send's thread
+first, as ``require_user`` would).
 
 Anything else goes on to FastAPI as it came, before anything was done for it (a body already read
-is handed on again): no token or one not seen yet, a session cookie, another content type, an id
-out of range, a body that is not JSON or does not validate. So every answer but the ordinary one
+is handed on again): no token or one that is not a live user token (FastAPI looks it up again
+to say why), a session cookie, another content type, an id out of range, a body that is not
+JSON or does not validate. So every answer but the ordinary one
 is FastAPI's own, and the route stays where OpenAPI documents it. Errors the send itself raises
 (not found, rate limited, busy...) get the answer the app's exception handlers give them.
 """
@@ -32,7 +34,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobchat.app_state import AppState
-from jobchat.auth.deps import Caller
+from jobchat.auth.deps import Caller, look_up_token
 from jobchat.inputs import MAX_ID
 from jobchat.messages.api import answer_send, router, send_message
 from jobchat.messages.schemas import SendMessageIn
@@ -56,8 +58,8 @@ class FastSend:
             await self.app(scope, receive, send)
             return
         match = _PATH.fullmatch(get_route_path(scope))
-        caller = self._caller(scope) if match is not None else None
-        if match is None or caller is None or int(match[1]) > MAX_ID or not _is_json(scope):
+        token = _bearer(scope) if match is not None else None
+        if match is None or token is None or int(match[1]) > MAX_ID or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -71,27 +73,41 @@ class FastSend:
             return
         conversation_id = int(match[1])
         # As the router would have left them, for the metrics (the route's template) and for
-        # anything reading the request.
+        # anything reading the request (FastAPI sets the same if it answers instead).
         scope["route"] = _ROUTE
         scope["endpoint"] = send_message
         scope["path_params"] = {"conversation_id": conversation_id}
+        state: AppState = self.owner.state.jobchat
+        # A token this process knows is answered for on the loop; another is looked up on the
+        # send's own thread, before the send (FastAPI's way would cost a second trip there).
+        user_id = state.tokens.user_id(token, state.clock.now())
+        caller = Caller(state, user_id) if user_id is not None else None
+        answer: Response | None
         try:
-            answer = await run_in_threadpool(answer_send, caller, conversation_id, body)
+            answer = await run_in_threadpool(_send_as, state, caller, token, conversation_id, body)
         except Exception as exc:
             handler = _handler_for(self.owner.exception_handlers, exc)
             if handler is None:
                 raise  # a fault: to Starlette's last-resort layer, as from any route
             answer = await _call(handler, request, exc)
+        if answer is None:
+            # Not a live user token: FastAPI answers it (401, or 403 for the integration key),
+            # looking it up again, as for any route.
+            await self.app(scope, _again(raw, receive), send)
+            return
         await answer(scope, receive, send)
 
-    def _caller(self, scope: Scope) -> Caller | None:
-        """The caller, if the request comes with a bearer token this process knows."""
-        token = _bearer(scope)
-        if token is None:
+
+def _send_as(
+    state: AppState, caller: Caller | None, token: str, conversation_id: int, body: SendMessageIn
+) -> Response | None:
+    """The send's answer (on a thread of the pool), or None if ``token`` is not a live user
+    token."""
+    if caller is None:
+        caller = look_up_token(state, token, state.clock.now())
+        if caller is None:
             return None
-        state: AppState = self.owner.state.jobchat
-        user_id = state.tokens.user_id(token, state.clock.now())
-        return Caller(state, user_id) if user_id is not None else None
+    return answer_send(caller, conversation_id, body)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
