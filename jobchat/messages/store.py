@@ -2,7 +2,8 @@
 
 Flushing one new ``Message`` through the session cost a send about a tenth of its CPU at 32
 senders (bench/bench_send.py: the unit of work sorting, diffing and bookkeeping one object),
-more than the INSERT it ends in. Here the row goes straight to the connection, and the object,
+more than the INSERT it ends in. Here the row goes straight to the driver's cursor
+(``jobchat.db.prepared``), and the object,
 built with every column's value, joins the session as if it had been loaded: nothing is left
 for a flush to write, and reading it back costs nothing.
 
