@@ -30,7 +30,7 @@ from jobchat.messages.outgoing import check_outgoing as check_outgoing
 from jobchat.messages.outgoing import check_text, find_recipient
 from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
-from jobchat.messages.store import store_message
+from jobchat.messages.store import note_sent, store_message
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.privacy.audit import Party, record
 from jobchat.privacy.models import AuditAction, PartyType
@@ -202,6 +202,8 @@ def do_send_message(
     webhook_events.message_created(session, message, conv, now)
     if had_unread:
         emit_read(session, conv, member, now, totals[actor.id])
+    # Last: a caller's savepoint around the send (a bulk send's) ends after it.
+    note_sent(session, message)
     return message, False
 
 

@@ -51,6 +51,10 @@ def _insert(dialect: Any) -> Prepared:
     )
 
 
+# The channels of the messages a transaction sent, in its session's info: the metrics count them
+# once it commits (jobchat.ops.metrics), and forget them if it rolls back.
+SENT_CHANNELS = "jobchat_sent_channels"
+
 # One per dialect: the ON CONFLICT clause is each dialect's own construct.
 _INSERTS = {"sqlite": _insert(sqlite), "postgresql": _insert(postgresql)}
 
@@ -84,3 +88,8 @@ def store_message(session: Session, message: Message) -> bool:
     # Cascades to the deliveries (pending, inserted by the next flush) and the author (loaded).
     session.add(message)
     return True
+
+
+def note_sent(session: Session, message: Message) -> None:
+    """``message`` was sent in this session's transaction (for the metrics)."""
+    session.info.setdefault(SENT_CHANNELS, []).append(message.channel)

@@ -26,14 +26,13 @@ from jobchat.db.engine import Database
 from jobchat.http_errors import error_responses
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import counts_by_kind_and_status
-from jobchat.messages.models import Message as StoredMessage
+from jobchat.messages.store import SENT_CHANNELS
 from jobchat.ops import gc_pauses
 from jobchat.realtime.hub import Hub
 
 # Anything else a client may send as a method is counted as "other": labels stay bounded.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # a path no route serves (404 or 405 before any route ran)
-_SENT = "jobchat_metrics_sent"
 _SHOWN = (JobStatus.queued, JobStatus.running, JobStatus.failed)
 
 
@@ -77,7 +76,6 @@ class Metrics:
         self.registry.register(gc_pauses.GcPauseCollector())
         # Children by labels: .labels() validates and locks on every call; a dict lookup doesn't.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        db.on_session("after_flush", _note_sent)
         db.on_session("after_commit", self._count_sent)
         db.on_session("after_rollback", _forget_sent)
 
@@ -94,7 +92,7 @@ class Metrics:
         children[1].observe(seconds)
 
     def _count_sent(self, session: Session) -> None:
-        for channel in session.info.pop(_SENT, ()):
+        for channel in session.info.pop(SENT_CHANNELS, ()):
             self.messages.labels(channel).inc()
 
     def render(self, open_sockets: int) -> bytes:
@@ -105,14 +103,8 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _note_sent(session: Session, _context: Any) -> None:
-    new = [obj.channel for obj in session.new if isinstance(obj, StoredMessage)]
-    if new:
-        session.info.setdefault(_SENT, []).extend(new)
-
-
 def _forget_sent(session: Session) -> None:
-    session.info.pop(_SENT, None)
+    session.info.pop(SENT_CHANNELS, None)
 
 
 class JobQueueCollector(Collector):
