@@ -476,11 +476,17 @@ class Hub:
     async def _online(self, user_ids: list[int]) -> set[int]:
         """Who of these is online anywhere; while the presence store is away (a Redis outage),
         who is online here: a partial answer beats none."""
+        # Whoever has a socket on this process is online, whether or not the store has heard
+        # yet: their announcement is a task of its own, which may still be on its way.
+        here = {uid for uid in user_ids if uid in self._by_user}
         try:
-            return await asyncio.wait_for(self.presence.online(user_ids), PRESENCE_ANSWER_SECONDS)
+            anywhere = await asyncio.wait_for(
+                self.presence.online(user_ids), PRESENCE_ANSWER_SECONDS
+            )
         except Exception as exc:
             log.warning("presence store unavailable (%s): answering from this process", exc)
-            return {uid for uid in user_ids if uid in self._by_user}
+            return here
+        return anywhere | here
 
     def _members(self, conv: int) -> list[tuple[int, str]]:
         with self.db.read() as session:
