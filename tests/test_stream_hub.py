@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from jobchat.realtime import codes
 from jobchat.realtime.bus import RedisBus
 from jobchat.realtime.frames import Viewer
 from jobchat.realtime.hub import Hub
-from jobchat.realtime.presence import RedisPresence
+from jobchat.realtime.presence import LocalPresence, RedisPresence
 from jobchat.realtime.subscription import Subscription
 from tests.support import Api, World, build_world, sent, start, user_id
 
@@ -236,6 +236,26 @@ def test_presence_answers_who_of_a_conversation_is_online(
             }
         went = json.loads(cand.receive_text())
         assert (went["type"], went["data"]["online"]) == ("presence", False)
+
+
+class UnhearingPresence(LocalPresence):
+    """A presence store that never hears of anyone coming online (their announcement is
+    always still on its way)."""
+
+    async def mark_online(self, user_ids: Collection[int]) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_someone_with_a_socket_here_is_online_before_the_store_has_heard(
+    client: TestClient, world: World
+) -> None:
+    conv = start(world["emp_team"], "application", application="app1")
+    hub_of(client).presence = UnhearingPresence()
+    with connect(client, world["cand"]) as cand:
+        assert json.loads(cand.receive_text())["type"] == "ready"
+        cand.send_text(json.dumps({"type": "presence", "conversation": conv}))
+        answer = besides_heartbeats(cand)
+        assert (answer["type"], answer["data"]) == ("presence", {"online": ["cand"]})
 
 
 @pytest.mark.parametrize(
