@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from jobchat.config import Settings
 from jobchat.realtime.presence import Presence, RedisPresence
+from jobchat.realtime.redis_client import redis_client
 
 log = logging.getLogger("jobchat.notifications")
 
@@ -42,9 +43,7 @@ def worker_presence(settings: Settings) -> tuple[Presence, aioredis.Redis | None
     if any. The client connects on first use, on the worker's own event loop."""
     if not settings.redis_url:
         return NobodyOnline(), None
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
-    )
+    redis = redis_client(settings.redis_url)
     presence = RedisPresence(
         redis,
         "worker",  # only read here: the origin names whose entries this process writes

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from jobchat.realtime.redis_client import redis_client
 from jobchat.stopping import stop_tasks
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,7 @@ class RedisBus:
         self._ephemeral_channel = f"{prefix}:ephemeral"
         # At most two connections are ours (the subscription and the publisher); presence
         # bounds its own (RedisPresence), well under the pool's 100.
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15
-        )
+        self._redis: aioredis.Redis = redis_client(url)
         self._retry = retry_seconds
         self._outbox: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._wake_pending = False
