@@ -150,7 +150,11 @@ def create_app(
                 stack.push_async_callback(stop_tasks, [spool_task])
             if settings.run_worker:
                 worker = build_worker(
-                    mail, texter=texter, presence=hub.presence, storage=state.storage
+                    mail,
+                    texter=texter,
+                    presence=hub.presence,
+                    storage=state.storage,
+                    threads=settings.worker_threads_in_server,
                 )
                 app.state.worker = worker
                 task = asyncio.create_task(worker.run(), name="jobchat-worker")

@@ -40,9 +40,11 @@ def build_worker(
     presence: Presence | None = None,
     name: str | None = None,
     storage: Storage | None = None,
+    threads: int | None = None,
 ) -> Worker:
     """``presence`` says who has the app open (the server's hub's; see
-    jobchat.notifications.presence for a worker on its own): nobody is pushed who does."""
+    jobchat.notifications.presence for a worker on its own): nobody is pushed who does.
+    ``threads``: the worker's own threads for its jobs (see jobchat.jobqueue.threads)."""
     db, settings = mail.db, mail.settings
     ladder = Ladder(db, settings, presence if presence is not None else NobodyOnline())
     texts = Texts(db, settings, mail.clock, texter.provider if texter is not None else None)
@@ -64,6 +66,7 @@ def build_worker(
         kinds=kinds,
         concurrency=settings.worker_concurrency,
         poll_seconds=poll,
+        threads=threads,
         periodic=[
             Periodic("notifications", poll, _sweeper(db, any_notification_due, _email_sweep)),
             Periodic("notification texts", poll, _sweeper(db, any_text_due, _text_sweep)),

@@ -317,6 +317,16 @@ class Settings(BaseSettings):
     run_worker: bool = Field(
         default=True, description="Whether jobchat serve runs the jobs worker in-process."
     )
+    worker_threads_in_server: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Threads the worker inside jobchat serve computes its jobs on (their waits on mail, "
+            "SMS and push servers take none); each one more competes with the requests for "
+            "the process's one interpreter lock."
+        ),
+    )
     # --- SMS ---
     sms_provider: str | None = Field(
         default=None,

@@ -3,7 +3,6 @@ jobchat.files.actions) and sweeping the uploads no message took."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,6 +13,7 @@ from jobchat.files.actions import REMOVE_FILES_JOB, SWEEP_BATCH, UNCLAIMED_FOR, 
 from jobchat.files.models import Attachment
 from jobchat.files.storage import Storage
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, Settle
 
 # How often the worker looks for uploads no message took (they go after UNCLAIMED_FOR; an
@@ -31,7 +31,7 @@ class FileRemover:
     async def remove(self, job: Claimed) -> Settle | None:
         # Deleting what is gone already is a success: a retried job finishes the rest.
         for key in job.payload["keys"]:
-            await asyncio.to_thread(self.storage.delete, str(key))
+            await in_thread(self.storage.delete, str(key))
         return None
 
 

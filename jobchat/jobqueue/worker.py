@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from jobchat.jobqueue.actions import (
 )
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.queries import anything_due
+from jobchat.jobqueue.threads import in_thread, job_threads
 
 log = logging.getLogger("jobchat.worker")
 
@@ -153,7 +155,10 @@ class Worker:
         poll_seconds: float = 1.0,
         periodic: Sequence[Periodic] = (),
         name: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        """``threads``: run the jobs' blocking work on that many threads of the worker's own
+        (``jobchat.jobqueue.threads``) rather than the event loop's."""
         self.db = db
         self.clock = clock
         self.policy = policy
@@ -181,6 +186,8 @@ class Worker:
         # Jobs that succeeded, to be recorded by the one recorder task (see _record_done).
         self._done: list[_Done] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
 
     # --- waking -----------------------------------------------------------------------------
 
@@ -193,8 +200,23 @@ class Worker:
 
     # --- running ----------------------------------------------------------------------------
 
+    def _job_threads(self) -> contextlib.AbstractContextManager[None]:
+        """Where the jobs started in this block compute (the tasks inherit the context)."""
+        if self._threads is not None and self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="jobchat-jobs")
+        return job_threads(self._pool)
+
     async def run(self) -> None:
         """Work until ``stop()``."""
+        try:
+            with self._job_threads():
+                await self._run()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+
+    async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         # Woken by every commit in this process that queues a job; other processes' jobs are
@@ -237,6 +259,10 @@ class Worker:
         For ``jobchat worker --once`` and for tests that drive time with a frozen clock.
         Raises ``DatabaseBusy`` when the database stays busy for ``busy_retries`` looks in a
         row (the jobs it ran meanwhile are recorded)."""
+        with self._job_threads():
+            return await self._drain(busy_retries)
+
+    async def _drain(self, busy_retries: int) -> int:
         ran = 0
         busy = 0
         await self._housekeeping(force=True)
@@ -325,7 +351,7 @@ class Worker:
 
         self._busy = False
         try:
-            claimed = await asyncio.to_thread(claim)
+            claimed = await in_thread(claim)
         except Exception as exc:
             if is_busy(exc):
                 # Overload, not an outage: the jobs are there to take as soon as the turn is.
@@ -399,7 +425,7 @@ class Worker:
         failures = 0
         while True:
             try:
-                await asyncio.to_thread(give_back)
+                await in_thread(give_back)
             except Exception as exc:
                 failures += 1
                 wait = self._wait_to_record(job, exc, failures)
@@ -429,7 +455,7 @@ class Worker:
         failures = 0
         while True:
             try:
-                outcome = await asyncio.to_thread(
+                outcome = await in_thread(
                     self._settle, job, kind, settle, error, permanent, code, delay
                 )
             except Exception as exc:
@@ -515,7 +541,7 @@ class Worker:
         failures = 0
         while True:
             try:
-                await asyncio.to_thread(self._settle_done, batch)
+                await in_thread(self._settle_done, batch)
                 return True
             except Exception as exc:
                 failures += 1
@@ -599,7 +625,7 @@ class Worker:
             try:
                 # Housekeeping writes as an ordinary writer: a timer that loops in the
                 # worker's line would keep requests from their turn.
-                await asyncio.to_thread(timer.task.run, self.clock.now())
+                await in_thread(timer.task.run, self.clock.now())
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("worker %s: %s failed", self.name, timer.task.name)

@@ -8,7 +8,6 @@ job first checks whether its work is still to do, so a retry never sends what al
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -31,6 +30,7 @@ from jobchat.directory.models import User
 from jobchat.files.storage import Missing, Storage
 from jobchat.inputs import fold_controls
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.localtime import format_date, format_datetime
 from jobchat.mail import compose
@@ -141,7 +141,7 @@ class Mailer:
 
     async def send_delivery(self, job: Claimed) -> Settle | None:
         delivery_id = int(job.payload["delivery_id"])
-        prepared = await asyncio.to_thread(self._prepare_delivery, delivery_id)
+        prepared = await in_thread(self._prepare_delivery, delivery_id)
         if prepared is None:
             return None
         await self._send(prepared)
@@ -241,9 +241,7 @@ class Mailer:
 
     async def send_notification(self, job: Claimed) -> Settle | None:
         conv_id, user_id = int(job.payload["conversation_id"]), int(job.payload["user_id"])
-        prepared_and_newest = await asyncio.to_thread(
-            self._prepare_notification, job.id, conv_id, user_id
-        )
+        prepared_and_newest = await in_thread(self._prepare_notification, job.id, conv_id, user_id)
         if prepared_and_newest is None:
             return None
         prepared, newest_id = prepared_and_newest
@@ -343,7 +341,7 @@ class Mailer:
 
     async def send_closed_notice(self, job: Claimed) -> Settle | None:
         inbound_id = int(job.payload["inbound_email_id"])
-        prepared = await asyncio.to_thread(self._prepare_closed_notice, inbound_id)
+        prepared = await in_thread(self._prepare_closed_notice, inbound_id)
         if prepared is None:
             return None
         await self._send(prepared)

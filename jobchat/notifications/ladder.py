@@ -29,6 +29,7 @@ from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Delivery, HiddenMessage, Message
@@ -154,7 +155,7 @@ class Ladder:
 
     async def run(self, job: Claimed) -> Settle | None:
         message_id = int(job.payload["message_id"])
-        pushable = await asyncio.to_thread(self._pushable, message_id)
+        pushable = await in_thread(self._pushable, message_id)
         if pushable is None:
             return None  # gone, or deleted for everyone before anyone was told
         online = await self._online(pushable)

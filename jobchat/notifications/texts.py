@@ -12,7 +12,6 @@ Then it sends one text through the SMS provider, retried on a 5xx, and records w
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +26,7 @@ from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.jobqueue.actions import Claimed, enqueue
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.channels import sms_refusal
 from jobchat.messages.models import Delivery, HiddenMessage, Message
@@ -102,7 +102,7 @@ class Texts:
         conv_id, user_id = int(job.payload["conversation_id"]), int(job.payload["user_id"])
         if self.provider is None:
             raise PermanentFailure("SMS is not set up on this server (JOBCHAT_SMS_PROVIDER)")
-        decision = await asyncio.to_thread(self._decide, conv_id, user_id)
+        decision = await in_thread(self._decide, conv_id, user_id)
         if decision is None:
             return None
         if isinstance(decision, _Later):
@@ -124,7 +124,7 @@ class Texts:
         # The job's retries are the same claimant: the intro is claimed again, not lost.
         claimant = f"job:{job.id}"
         intros = IntroClaims.of(self.db, self.clock, self.settings)
-        introduced = await asyncio.to_thread(intros.claim, user_id, claimant)
+        introduced = await in_thread(intros.claim, user_id, claimant)
         if isinstance(introduced, Wait):
             # Not before the text that says who we are (jobchat.sms.intro).
             at = introduced.until
@@ -141,7 +141,7 @@ class Texts:
             await send_notice(self.provider, to=decision.to, body=body)
         except Exception:
             if introduced:
-                await asyncio.to_thread(intros.release, user_id, claimant)
+                await in_thread(intros.release, user_id, claimant)
             raise
 
         def settle(session: Session, now: datetime) -> None:

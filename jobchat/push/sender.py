@@ -10,7 +10,6 @@ the job for good. One job per message and subscription, so a retry re-sends only
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import Failure, JobKind, PermanentFailure, RetryAfter, Settle
 from jobchat.push.actions import do_forget_subscription
 from jobchat.push.keys import vapid_key, vapid_subject
@@ -123,13 +123,11 @@ class Pusher:
         subscription_id = int(job.payload["subscription_id"])
         message_id = int(job.payload["message_id"])
         user_id = int(job.payload["user_id"])
-        push = await asyncio.to_thread(self._prepare, user_id, subscription_id, message_id)
+        push = await in_thread(self._prepare, user_id, subscription_id, message_id)
         if push is None:
             return None
         if self._vapid is None:
-            self._vapid = await asyncio.to_thread(
-                vapid_key, self.db, self.settings, self.clock.now()
-            )
+            self._vapid = await in_thread(vapid_key, self.db, self.settings, self.clock.now())
         try:
             data, headers = self.encode(push, self._vapid)
         except Exception as exc:

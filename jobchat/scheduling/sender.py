@@ -9,7 +9,6 @@ only writers, taking turns, may do.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +18,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
 from jobchat.scheduling.actions import SCHEDULED_SEND_JOB
@@ -35,7 +35,7 @@ class ScheduledSender:
         return {SCHEDULED_SEND_JOB: JobKind(run=self.run, on_failure=record_failure)}
 
     async def run(self, job: Claimed) -> Settle | None:
-        await asyncio.to_thread(self.post, int(job.payload["scheduled_id"]), job.id)
+        await in_thread(self.post, int(job.payload["scheduled_id"]), job.id)
         return None
 
     def post(self, scheduled_id: int, job_id: int) -> None:

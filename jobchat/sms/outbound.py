@@ -11,7 +11,6 @@ ordinary queued text, sent once by the next attempt) and goes out as any other.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -29,6 +28,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed, enqueue
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
 from jobchat.messages.actions import SMS_DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
@@ -102,7 +102,7 @@ class Texter:
 
     async def send_delivery(self, job: Claimed) -> Settle | None:
         delivery_id = int(job.payload["delivery_id"])
-        text = await asyncio.to_thread(self._prepare, delivery_id)
+        text = await in_thread(self._prepare, delivery_id)
         if text is None:
             return None
         if isinstance(text, _Held):
@@ -114,12 +114,12 @@ class Texter:
                 to=text.to, body=text.body, status_callback=self.status_callback
             )
         except SmsRejected as exc:
-            await asyncio.to_thread(self._release_intro, text)
+            await in_thread(self._release_intro, text)
             raise PermanentFailure(
                 f"{self.provider.name} refused it: {exc.message}", code=exc.code
             ) from exc
         except Exception:
-            await asyncio.to_thread(self._release_intro, text)
+            await in_thread(self._release_intro, text)
             raise
 
         def settle(session: Session, now: datetime) -> None:

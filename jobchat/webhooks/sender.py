@@ -10,7 +10,6 @@ webhook-id).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.egress import Egress, EgressRefused
 from jobchat.jobqueue.actions import Claimed, RetryPolicy
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, Settle
 from jobchat.webhooks import signing
 from jobchat.webhooks.actions import DELIVER_JOB
@@ -81,7 +81,7 @@ class WebhookSender:
         }
 
     async def deliver(self, job: Claimed) -> Settle | None:
-        prepared = await asyncio.to_thread(self._prepare, str(job.payload["msg_id"]), job.id)
+        prepared = await in_thread(self._prepare, str(job.payload["msg_id"]), job.id)
         if prepared is None:
             return None
         delivery_id = prepared.delivery_id

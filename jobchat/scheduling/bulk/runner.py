@@ -9,7 +9,6 @@ resumes at the first recipient not yet marked.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import Claimed
+from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import Failure, JobKind, Settle
 from jobchat.messages.actions import Limits
 from jobchat.scheduling.bulk.actions import BULK_JOB, Pacing, do_end_failed, do_send_batch
@@ -41,7 +41,7 @@ class BulkRunner:
         return {BULK_JOB: JobKind(run=self.run, on_failure=record_bulk_failure)}
 
     async def run(self, job: Claimed) -> Settle | None:
-        await asyncio.to_thread(self._run, int(job.payload["bulk_id"]), int(job.payload["step"]))
+        await in_thread(self._run, int(job.payload["bulk_id"]), int(job.payload["step"]))
         return None
 
     def _run(self, bulk_id: int, step: int) -> None:
