@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import logging
 import socket
 from collections.abc import Sequence
@@ -65,41 +64,21 @@ class SmtpTransport:
     async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> None:
         if self._local_hostname is None:
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        client = aiosmtplib.SMTP(
-            hostname=self.server.host,
-            port=self.server.port,
-            username=self.server.username,
-            password=self.server.password,
-            use_tls=self.server.implicit_tls,
-            # None: STARTTLS when the server offers it, plain when it does not.
-            start_tls=None if not self.server.implicit_tls else False,
-            timeout=self.timeout,
-            local_hostname=self._local_hostname,
-        )
         try:
-            async with client:
-                if client.is_ehlo_or_helo_needed:
-                    try:
-                        await client.ehlo()
-                    except aiosmtplib.SMTPHeloError:
-                        await client.helo()  # a server that knows no ESMTP
-                utf8 = not _is_ascii(sender, *recipients)
-                if utf8 and not client.supports_extension("smtputf8"):
-                    # Retried, as other answers an operator can change by mail server.
-                    raise aiosmtplib.SMTPNotSupported(
-                        "an address is not ASCII and the mail server takes no SMTPUTF8"
-                    )
-                eight_bit = client.supports_extension("8bitmime")
-                # Written out on a thread: on the event loop, turning a notification into bytes
-                # (the email package's generator) held up every request in the process for
-                # milliseconds an email (bench/bench_notify_sends.py --in-server).
-                flat = await asyncio.to_thread(_flatten, message, utf8=utf8, eight_bit=eight_bit)
-                options = [
-                    option
-                    for option, wanted in (("SMTPUTF8", utf8), ("BODY=8BITMIME", eight_bit))
-                    if wanted
-                ]
-                await client.sendmail(sender, list(recipients), flat, mail_options=options)
+            await aiosmtplib.send(
+                message,
+                sender=sender,
+                recipients=list(recipients),
+                hostname=self.server.host,
+                port=self.server.port,
+                username=self.server.username,
+                password=self.server.password,
+                use_tls=self.server.implicit_tls,
+                # None: STARTTLS when the server offers it, plain when it does not.
+                start_tls=None if not self.server.implicit_tls else False,
+                timeout=self.timeout,
+                local_hostname=self._local_hostname,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusals = exc.recipients
             if refusals and all(r.code >= 500 for r in refusals):
@@ -112,20 +91,6 @@ class SmtpTransport:
             if exc.code >= 500:
                 raise PermanentFailure(_describe(exc)) from exc
             raise
-
-
-def _is_ascii(*addresses: str) -> bool:
-    return all(address.isascii() for address in addresses)
-
-
-def _flatten(message: EmailMessage, *, utf8: bool, eight_bit: bool) -> bytes:
-    """The message as the server is given it: CRLF line ends, headers in UTF-8 only where the
-    server takes SMTPUTF8, bodies re-encoded to 7 bits where it does not take 8BITMIME (what
-    aiosmtplib's ``send_message`` does, which cannot be told to do it off the event loop)."""
-    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
-    if not eight_bit:
-        policy = policy.clone(cte_type="7bit")
-    return message.as_bytes(policy=policy)
 
 
 def _describe(exc: aiosmtplib.SMTPResponseException) -> str:
