@@ -899,6 +899,24 @@ def test_fourth_send_in_a_row_is_429(slow_client: TestClient, db: Database) -> N
     assert r.status_code == 201, r.text
 
 
+def test_a_send_refused_after_it_was_counted_does_not_use_up_the_rate(
+    slow_client: TestClient, db: Database
+) -> None:
+    """The rate is counted before the send's own checks (its files, its text): a send refused by
+    them stored nothing, and its count is taken back with it (on SQLite, from inside the group
+    commit's shared transaction, which goes on for the others)."""
+    world = build_world(Api(slow_client))
+    conv_id = application_conversation(world)
+    emp = world["emp_team"]
+    for _ in range(4):
+        r = emp.send(conv_id, "With a file", attachments=[987654321])
+        assert r.status_code in (404, 422), r.text
+    for i in range(3):
+        r = emp.send(conv_id, f"Message {i}")
+        assert r.status_code == 201, r.text
+    assert_error(emp.send(conv_id, "One too many"), 429, "rate_limited")
+
+
 def test_a_retried_send_is_replayed_even_when_rate_limited(
     slow_client: TestClient, db: Database
 ) -> None:

@@ -56,3 +56,33 @@ def test_a_refusal_does_not_share_its_wait_with_the_next_one() -> None:
         limiter.take("ann")
     assert (first.value.retry_after, second.value.retry_after) == (10, 5)
     assert RateLimited.retry_after is None
+
+
+def test_a_hit_taken_back_frees_its_place_and_only_its_own() -> None:
+    clock = Ticks(1000.0)
+    limiter = RateLimiter(limit=2, window_seconds=60.0, clock=clock)
+    limiter.take("ann")
+    clock.at += 10
+    give_back = limiter.take("ann")
+    with pytest.raises(RateLimited):
+        limiter.take("ann")
+    give_back()
+    give_back()  # twice changes nothing more
+    clock.at += 1
+    limiter.take("ann")  # the place the second hit had
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("ann")
+    assert refused.value.retry_after == 49  # the first hit, at 1000, still counts
+
+
+def test_a_hit_taken_back_after_it_left_the_window_changes_nothing() -> None:
+    clock = Ticks(1000.0)
+    limiter = RateLimiter(limit=1, window_seconds=60.0, clock=clock)
+    give_back = limiter.take("ann")
+    clock.at += 61
+    later = limiter.take("ann")
+    give_back()
+    with pytest.raises(RateLimited):
+        limiter.take("ann")
+    later()
+    limiter.take("ann")

@@ -141,6 +141,23 @@ def test_one_may_have_only_so_many_waiting(capped: World, clock: FrozenClock, db
     body(tess.send(chat, "Now"), 201)
 
 
+def test_a_schedule_refused_for_the_cap_does_not_use_up_the_send_rate(
+    settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    """The rate is counted before the cap is checked; a refused schedule stored nothing, so its
+    count is taken back with its transaction (jobchat.db.undo)."""
+    for world in world_with(settings, db, clock, send_rate_per_minute=3, max_scheduled_per_user=1):
+        tess = world["emp_team"]
+        chat = start(world)
+        body(schedule(tess, chat, at(clock, hours=1)), 202)
+        for _ in range(3):
+            assert_error(schedule(tess, chat, at(clock, hours=1)), 409, "too_many_scheduled")
+        # Two of three sends a minute are left: the refusals counted nothing.
+        body(tess.send(chat, "Now"), 201)
+        body(tess.send(chat, "Now again"), 201)
+        assert_error(tess.send(chat, "One too many"), 429, "rate_limited")
+
+
 # --- a job that gives up ---------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobchat.db import undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
 from jobchat.db.prepared import Prepared
@@ -208,6 +209,8 @@ class Database:
         # in order, when they are known: see mark_events_written), or jobs.
         self.on_events_committed: list[Callable[[list[Any] | None], None]] = []
         self.on_jobs_committed: list[Callable[[], None]] = []
+        event.listen(self._sessions, "after_rollback", undo.rolled_back)
+        event.listen(self._sessions, "after_commit", undo.committed)
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from jobchat.db import undo
 from jobchat.db.turn import WriteBusy, WriteTurn
 from jobchat.errors import AppError
 
@@ -156,6 +157,7 @@ class GroupCommit:
     @staticmethod
     def _one_of_many(session: Session, piece: _Piece[Any]) -> None:
         before = _changes(session)
+        undos = undo.mark(session)
         try:
             piece.result = piece.work(session)
             session.flush()
@@ -172,6 +174,10 @@ class GroupCommit:
                 or session.deleted
             ):
                 raise _Poisoned from exc
+            # Refused with the transaction going on: what it counted is taken back here, as
+            # its own transaction's rollback would have (a spoiled batch's rollback takes back
+            # everyone's, and each is counted again as it runs alone).
+            undo.undo_since(session, undos)
         # The next piece reads rows afresh, as it would in a transaction of its own: some of
         # what this one wrote went by statements that the loaded objects do not know of.
         session.expire_all()

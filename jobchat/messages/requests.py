@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from jobchat import access
 from jobchat.conversations.context import ContextRefs
 from jobchat.conversations.models import Conversation, Kind, Member
+from jobchat.db.undo import undo_on_rollback
 from jobchat.directory.models import User
 from jobchat.messages.actions import (
     Limits,
@@ -46,7 +47,7 @@ def send_as(
         # Checked by the action after an idempotent replay is ruled out: a retried send that
         # was stored already answers with it, even into a conversation ended since.
         access.check_post(user, conv)
-        limiter.take(user.id)
+        undo_on_rollback(session, limiter.take(user.id))
 
     return do_send_message(
         session,
@@ -78,7 +79,7 @@ def start_as(
     def admit(conv: Conversation | None) -> None:
         if conv is not None:
             access.check_post(user, conv)
-        limiter.take(user.id)
+        undo_on_rollback(session, limiter.take(user.id))
 
     return do_start_with_message(
         session,

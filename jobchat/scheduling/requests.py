@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.conversations.models import Conversation
+from jobchat.db.undo import undo_on_rollback
 from jobchat.directory.models import User
 from jobchat.errors import AppError, Conflict, Invalid, NotFound
 from jobchat.messages.actions import Limits, Outgoing, check_outgoing, do_send_message
@@ -85,7 +86,7 @@ def schedule_as(
         return ScheduledOut.of(replay_scheduled(earlier, print_)), True
     moment = send_time(send_at, now)
     access.check_post(user, conv)
-    limiter.take(user.id)
+    undo_on_rollback(session, limiter.take(user.id))
     if pending_count(session, user.id) >= max_pending:
         raise Conflict(
             f"You have {max_pending} messages waiting to be sent, the most one may have: "
@@ -124,7 +125,7 @@ def update_as(
     check_scheduled(row)
     moment = send_time(send_at, now) if send_at is not None else row.send_at
     if moment != row.send_at:
-        limiter.take(user.id)
+        undo_on_rollback(session, limiter.take(user.id))
     text = body if body is not None else row.body
     new_subject = subject if subject_given else row.subject
     conv = _postable(session, user, row)

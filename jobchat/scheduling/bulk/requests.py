@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jobchat import access
+from jobchat.db.undo import undo_on_rollback
 from jobchat.directory.models import User
 from jobchat.errors import Conflict, Invalid
 from jobchat.inputs import control_problem
@@ -149,5 +150,5 @@ def queue_as(
             "finish (or the time it is set for) before queueing another.",
             code="too_many_bulk_messages",
         )
-    limiter.take(user.id)
+    undo_on_rollback(session, limiter.take(user.id))
     return do_queue_bulk(session, user, req, now=now)
