@@ -54,6 +54,8 @@ _EVENTS_REWRITTEN = "jobchat_events_rewritten"
 _JOBS_WRITTEN = "jobchat_jobs_written"
 _SEQUENCE = "jobchat_sequence_events"
 _NUMBERED = "jobchat_events_numbered"
+_READ_ONLY = "jobchat_read_only"
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -209,6 +211,7 @@ class Database:
         # in order, when they are known: see mark_events_written), or jobs.
         self.on_events_committed: list[Callable[[list[Any] | None], None]] = []
         self.on_jobs_committed: list[Callable[[], None]] = []
+        event.listen(self._sessions, "before_flush", _no_writes_in_reads)
         event.listen(self._sessions, "after_rollback", undo.rolled_back)
         event.listen(self._sessions, "after_commit", undo.committed)
 
@@ -218,13 +221,22 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A session for reading only: it never writes (a flush raises).
+
+        On PostgreSQL its statements run outside a transaction (autocommit). At READ COMMITTED
+        each statement of a transaction sees its own snapshot anyway, so nothing a read sees
+        changes, and the BEGIN and the COMMIT were two round trips of every read request (a
+        read that needs one snapshot for all its statements asks for ``snapshot()``)."""
         with self._sessions() as session:
+            session.info[_READ_ONLY] = True
+            if not self.is_sqlite:
+                session.connection(execution_options=_AUTOCOMMIT)
             yield session
             # A read that went well ends with COMMIT rather than the ROLLBACK of closing: psycopg
             # forgets all of a connection's prepared statements on rollback (and sends
             # DEALLOCATE ALL), so PostgreSQL planned every read statement afresh (6 ms for the
-            # inbox page's joins). The same on SQLite. A session holding unflushed changes (no
-            # read should) still rolls back, as before, rather than write them.
+            # inbox page's joins); on SQLite it ends the read transaction the same way. Outside
+            # a transaction (PostgreSQL) neither sends anything.
             if session.in_transaction() and not (session.new or session.dirty or session.deleted):
                 session.commit()
 
@@ -444,6 +456,12 @@ def _note_if_slow(began: float) -> None:
         held * 1000,
         " < ".join(reversed(frames[-_SLOW_WRITE_FRAMES:])),
     )
+
+
+def _no_writes_in_reads(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_READ_ONLY) and (session.new or session.dirty or session.deleted):
+        # Outside a transaction (PostgreSQL's reads) each statement would commit on its own.
+        raise RuntimeError("a read session must not write: use Database.write()")
 
 
 def _no_events(session: Session) -> None:

@@ -1,0 +1,60 @@
+"""``Database.read()``: a read never writes, and on PostgreSQL it holds no transaction open (each
+statement is its own, as at READ COMMITTED inside one: its BEGIN and COMMIT were two round trips
+of every read request), while its prepared statements live on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+
+from jobchat.db.engine import Database
+from jobchat.directory.models import Organization, OrgKind
+
+
+def test_a_read_that_would_write_is_refused_and_writes_nothing(db: Database) -> None:
+    with db.read() as session:
+        session.add(Organization(ext_id="org-from-a-read", name="Nope", kind=OrgKind.employer))
+        with pytest.raises(RuntimeError, match="must not write"):
+            session.flush()
+    with db.read() as session:
+        found = session.scalar(
+            select(func.count())
+            .select_from(Organization)
+            .where(Organization.ext_id == "org-from-a-read")
+        )
+    assert found == 0
+
+
+def test_a_postgresql_read_runs_each_statement_in_its_own_transaction(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite's reads are one snapshot each (a read transaction)")
+    with db.read() as session:
+        # now() is the time its transaction began: the same all through one transaction.
+        first = session.scalar(text("SELECT now()"))
+        time.sleep(0.01)
+        second = session.scalar(text("SELECT now()"))
+        status = session.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+    assert first != second
+    assert status.name == "IDLE"
+    # A write afterwards on the same pooled connection is a transaction again.
+    with db.write() as session:
+        first = session.scalar(text("SELECT now()"))
+        time.sleep(0.01)
+        assert session.scalar(text("SELECT now()")) == first
+
+
+def test_a_postgresql_read_keeps_its_prepared_statements(db: Database) -> None:
+    """psycopg prepares a statement it has run five times; a ROLLBACK would forget them all."""
+    if db.is_sqlite:
+        pytest.skip("psycopg's prepared statements")
+    for _ in range(8):
+        with db.read() as session:
+            session.scalar(select(func.count()).select_from(Organization))
+    with db.read() as session:
+        prepared = session.scalar(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
+            {"like": "%count(*)%FROM organizations%"},
+        )
+    assert prepared and prepared >= 1
