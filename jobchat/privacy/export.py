@@ -88,10 +88,9 @@ class _Head(BaseModel):
 
 def export_document(db: Database, candidate_id: int, now: datetime) -> Iterator[str]:
     """The export (CandidateExport's shape), in pieces of JSON text."""
-    with db.read() as session:
-        if db.engine.dialect.name == "postgresql":
-            # One snapshot for every statement (SQLite's read transaction is one already).
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    # One snapshot for every statement (repeatable read on PostgreSQL, whose plain reads see a
+    # snapshot per statement).
+    with db.snapshot() as session:
         candidate = session.get_one(User, candidate_id)
         opted_out = number_opt_out(session, candidate.phone) is not None
         head = _Head(
