@@ -3,7 +3,9 @@
 The shared PostgreSQL server must keep running for everyone else, so an outage is made here:
 ``cut()`` closes every relayed connection and stops listening (a new connection is refused:
 nothing listens on the port), ``restore()`` listens on the same port again. ``hang()`` is the
-nastier outage: connections are taken (by the kernel) and never answered.
+nastier outage: connections are taken (by the kernel) and never answered. ``stall(n)`` holds
+the next ``n`` connections silent (accepted, never relayed) and relays the ones after;
+``accepted`` counts the connections taken.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class Relay:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._black_hole: socket.socket | None = None
+        self._stalling = 0
+        self.accepted = 0
         self.restore()
 
     @property
@@ -62,6 +66,10 @@ class Relay:
         hole.listen(128)
         self._black_hole = hole
 
+    def stall(self, connections: int) -> None:
+        with self._lock:
+            self._stalling = connections
+
     def close(self) -> None:
         self.cut()
         self._close_black_hole()
@@ -77,6 +85,14 @@ class Relay:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            with self._lock:
+                self.accepted += 1
+                stalled = self._stalling > 0
+                if stalled:
+                    self._stalling -= 1
+                    self._open.add(client)  # held silent until cut or closed
+            if stalled:
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
