@@ -38,6 +38,7 @@ class Delivered:
     rcpt_tos: list[str]
     raw: bytes
     helo: str | None = None  # the name the client gave in EHLO (or HELO)
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's (BODY=8BITMIME...)
 
     @property
     def message(self) -> EmailMessage:
@@ -77,7 +78,13 @@ class _Handler:
         assert isinstance(raw, bytes)
         with self.sink.lock:
             self.sink.received.append(
-                Delivered(str(envelope.mail_from), list(envelope.rcpt_tos), raw, session.host_name)
+                Delivered(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    raw,
+                    session.host_name,
+                    list(envelope.mail_options),
+                )
             )
         return "250 OK"
 
@@ -92,6 +99,9 @@ class SmtpSink:
     refuse: set[str] = field(default_factory=set)
     busy: bool = False
     logins: list[str] = field(default_factory=list)
+    # aiosmtpd's own options: what the server offers (decode_data=True: no 8BITMIME;
+    # enable_SMTPUTF8=False: no SMTPUTF8).
+    options: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -114,9 +124,9 @@ class SmtpSink:
         return AuthResult(success=ok)
 
     def start(self) -> SmtpSink:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(self.options)
         if self.credentials:
-            kwargs = {
+            kwargs |= {
                 "authenticator": self._authenticate,
                 "auth_require_tls": False,
                 "auth_required": True,
