@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.processors import str_to_datetime
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -47,6 +49,39 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None]:
+        """The same values as ``process_result_value`` after the dialect's own conversion,
+        made in one step: a page of 50 conversations reads some 300 of them, and the two steps
+        (SQLAlchemy's string parsing, then ``replace(tzinfo=UTC)``, 1.7 us alone) were a tenth
+        of the inbox's CPU on SQLite."""
+        if dialect.name == "sqlite":
+            return _sqlite_utc
+        return _aware_utc
+
+
+def _sqlite_utc(value: Any) -> datetime | None:
+    # SQLAlchemy writes naive UTC as "YYYY-MM-DD HH:MM:SS[.ffffff]": parsed with the offset
+    # appended, it comes back aware, with datetime.UTC as its tzinfo.
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except (TypeError, ValueError):
+        # Not that form: as SQLAlchemy reads it (or fails to).
+        parsed = str_to_datetime(value)
+        return None if parsed is None else parsed.replace(tzinfo=UTC)
+
+
+def _aware_utc(value: Any) -> datetime | None:
+    # psycopg gives timestamptz in the connection's time zone, UTC's own tzinfo when that is
+    # "UTC" (jobchat.db.engine sets it): nothing to change then.
+    if value is None or value.tzinfo is UTC:
+        return value  # type: ignore[no-any-return]
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -108,7 +108,10 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
         return engine
     # pool_pre_ping: after an outage, pooled connections are dead; each is tested (and
     # replaced) as it is taken, so the server recovers by itself when the database returns.
-    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+    # TimeZone UTC: psycopg then gives timestamptz values with datetime.UTC as their tzinfo,
+    # which UTCDateTime keeps as they are (in the server's zone, each was converted).
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "options": "-c TimeZone=UTC"}
+    kwargs["connect_args"] = connect_args | kwargs.get("connect_args", {})
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
