@@ -13,10 +13,13 @@ What it keeps of SQLAlchemy's behaviour: the columns' bind conversions (UTCDateT
 the driver's errors wrapped as SQLAlchemy's (``DBAPIError.instance``, so the app's handlers
 answer 503 for a database that is down or busy) and a connection that was lost invalidated, as
 SQLAlchemy would; and ``before_cursor_execute`` listeners are told of each statement (the
-benchmarks and tests count statements with them). What it does not do: expanding IN
-parameters, Python-side column defaults (every value is given), and result conversion: it is
-for statements whose results are numbers (ids, counts, flags), checked when compiled (the rows
-of a text() statement are not fetched: for ones whose answer says nothing, like a lock's).
+benchmarks and tests count statements with them). The rows come back as plain tuples, each
+value as its column's type gives it (the conversion run only where the type has one for the
+dialect: times, JSON; never for a None): what SQLAlchemy's rows would hold, without building
+them (a page of 50 conversations and their 400 members is most of its reading in rows). What it
+does not do: expanding IN parameters (``jobchat.db.id_lists`` binds a list as one parameter)
+and Python-side column defaults (every value is given), both refused when compiled; the rows
+of a text() statement are not fetched (for ones whose answer says nothing, like a lock's).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class _Plan:
     # (parameter name, its conversion, the value it always has): given values are looked up
     # by name, constants (SQLAlchemy binds literals such as ``+ 1`` as parameters) are kept.
     binds: tuple[_Bind, ...]
+    # (position, conversion) of each returned column whose type converts the driver's value.
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 class Prepared:
@@ -99,9 +104,23 @@ class Prepared:
                 if lost:
                     connection.invalidate(exc)
                 raise wrapped from exc
+            if plan.results and rows:
+                rows = _converted(rows, plan.results)
             return Ran(rows, getattr(cursor, "lastrowid", None))
         finally:
             cursor.close()
+
+
+def _converted(rows: list[Any], results: tuple[tuple[int, Callable[[Any], Any]], ...]) -> list[Any]:
+    out = []
+    for row in rows:
+        values = list(row)
+        for at, convert in results:
+            value = values[at]
+            if value is not None:
+                values[at] = convert(value)
+        out.append(tuple(values))
+    return out
 
 
 def _value(bind: _Bind, params: Mapping[str, Any]) -> Any:
@@ -117,9 +136,11 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
     # A SELECT's columns, or those an INSERT/UPDATE/DELETE returns (a text() statement has
     # none: whatever it returns is not fetched).
     returned = list(getattr(statement, "exported_columns", ()))
-    for column in returned:
-        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-            raise ValueError(f"{column} would need its value converted: not for Prepared")
+    results = []
+    for at, column in enumerate(returned):
+        convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if convert is not None:
+            results.append((at, convert))
     names = compiled.positiontup if compiled.positional else list(compiled.binds)
     binds: list[_Bind] = []
     for name in names or ():
@@ -130,4 +151,4 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
         fixed = not bind.required
         constant = (convert(bind.value) if convert else bind.value) if fixed else None
         binds.append((name, convert, constant, fixed))
-    return _Plan(compiled.string, compiled.positional, bool(returned), tuple(binds))
+    return _Plan(compiled.string, compiled.positional, bool(returned), tuple(binds), tuple(results))
