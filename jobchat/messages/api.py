@@ -39,7 +39,7 @@ def list_messages(
 ) -> Response:
     """History, newest page first; oldest first within a page; ``before`` pages back."""
     with caller.read() as (session, user):
-        access.access_conversation(session, user, conversation_id)
+        access.require_member(session, user, conversation_id)
         items, next_cursor = history_page(
             session, user, conversation_id, before=before, limit=limit
         )

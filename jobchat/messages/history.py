@@ -11,12 +11,14 @@ message shows is still decided by ``MessageOut.build`` alone.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from jobchat.db.id_lists import in_ids
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.files.schemas import AttachmentOut
@@ -55,7 +57,28 @@ _NEWEST_FIRST = (
 )
 _NEWEST_BEFORE = _NEWEST_FIRST.where(Message.id < bindparam("before"))
 
-_ATTACHMENTS = (
+
+class _Row(NamedTuple):
+    """A row of ``_NEWEST_FIRST``, by name (the statements run on the driver's cursor, see
+    ``jobchat.db.prepared``: a named tuple's columns read ten times faster than a Row's)."""
+
+    id: int
+    conversation_id: int
+    body: str
+    subject: str | None
+    channel: str
+    created_at: datetime
+    deleted_at: datetime | None
+    author_ext: str | None
+    author_name: str | None
+    author_kind: str | None
+
+
+assert _Row._fields == tuple(c.key for c in _NEWEST_FIRST.selected_columns), "_Row out of step"
+_RUN_NEWEST_FIRST = Prepared(_NEWEST_FIRST)
+_RUN_NEWEST_BEFORE = Prepared(_NEWEST_BEFORE)
+
+_ATTACHMENTS = Prepared(
     select(
         Attachment.message_id,
         Attachment.id,
@@ -71,7 +94,7 @@ _ATTACHMENTS = (
     .order_by(Attachment.message_id, Attachment.position, Attachment.id)
 )
 
-_DELIVERIES = (
+_DELIVERIES = Prepared(
     select(
         Delivery.message_id,
         _recipient.ext_id,
@@ -99,19 +122,18 @@ def history_page(
     session.flush()
     conn = session.connection()
     if before is None:
-        found = conn.execute(_NEWEST_FIRST, params).all()
+        found = _RUN_NEWEST_FIRST.run(conn, params).rows
     else:
-        found = conn.execute(_NEWEST_BEFORE, params | {"before": before}).all()
+        found = _RUN_NEWEST_BEFORE.run(conn, params | {"before": before}).rows
     more = len(found) > limit
-    rows: list[Row[*tuple[Any, ...]]] = list(found[:limit])
-    rows.reverse()
+    rows = [_Row._make(row) for row in reversed(found[:limit])]
     if not rows:
         return [], None
     ids = [r.id for r in rows]
     files: defaultdict[int, list[AttachmentOut]] = defaultdict(list)
-    for message_id, file_id, filename, content_type, size in conn.execute(
-        _ATTACHMENTS, {"ids": ids}
-    ):
+    for message_id, file_id, filename, content_type, size in _ATTACHMENTS.run(
+        conn, {"ids": ids}
+    ).rows:
         assert message_id is not None  # taken by one of these messages
         files[message_id].append(
             AttachmentOut(
@@ -127,16 +149,17 @@ def history_page(
         deliveries = defaultdict(list)
         sent = [r.id for r in rows if r.channel != Channel.app]
         if sent:
-            for d in conn.execute(_DELIVERIES, {"ids": sent}):
-                deliveries[d.message_id].append(
+            sent_to = _DELIVERIES.run(conn, {"ids": sent}).rows
+            for message_id, recipient, channel, status, held, attempts, error, code in sent_to:
+                deliveries[message_id].append(
                     DeliveryOut(
-                        recipient=d.ext_id,
-                        channel=d.channel,
-                        status=d.status,
-                        until=d.held_until if d.status == DeliveryStatus.held else None,
-                        attempts=d.attempts,
-                        last_error=d.last_error,
-                        error_code=d.error_code,
+                        recipient=recipient,
+                        channel=channel,
+                        status=status,
+                        until=held if status == DeliveryStatus.held else None,
+                        attempts=attempts,
+                        last_error=error,
+                        error_code=code,
                     )
                 )
     page = [_message(r, files, deliveries) for r in rows]
@@ -144,7 +167,7 @@ def history_page(
 
 
 def _message(
-    r: Row[*tuple[Any, ...]],
+    r: _Row,
     files: defaultdict[int, list[AttachmentOut]],
     deliveries: defaultdict[int, list[DeliveryOut]] | None,
 ) -> MessageOut:
