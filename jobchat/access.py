@@ -8,8 +8,11 @@ not do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import and_, bindparam, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased, undefer
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.conversations.context import (
@@ -21,6 +24,7 @@ from jobchat.conversations.context import (
 )
 from jobchat.conversations.membership import has_employer_access, partner_org_ids
 from jobchat.conversations.models import ONE_CANDIDATE_KINDS, Conversation, Kind, Member, Status
+from jobchat.db.loaded import Loader
 from jobchat.db.prepared import Prepared
 from jobchat.directory.models import (
     RELOCATION_STAGES,
@@ -377,16 +381,20 @@ def require_member(session: Session, user: User, conversation_id: int) -> None:
         raise NotFound(CONVERSATION_NOT_FOUND)
 
 
-# Built once: every call on a conversation runs it, and building a statement (and its cache key)
-# cost about as much as running it. The job's status comes along (a primary-key subquery), so
-# that checking whether it is closed before a send costs no statement of its own.
-_CONVERSATION_AND_MEMBER = (
-    select(Conversation, Member)
+# Read by one prepared statement, the objects made as the ORM's loading would (jobchat.db.loaded):
+# every call on a conversation asks this, and the ORM's loading of the two rows cost as much as
+# the rest of a send's statements together. The job's status comes along (a primary-key
+# subquery), so that checking whether it is closed before a send costs no statement of its own.
+_USER = Loader(User)
+_CONVERSATION = Loader(Conversation, undefer=("job_status",))
+_MEMBER = Loader(Member)
+_CONVERSATION_AND_MEMBER = Prepared(
+    select(*_CONVERSATION.columns, *_MEMBER.columns)
+    .select_from(Conversation)
     .join(
         Member,
         and_(Member.conversation_id == Conversation.id, Member.user_id == bindparam("user_id")),
     )
-    .options(undefer(Conversation.job_status))
     .where(Conversation.id == bindparam("conversation_id"))
 )
 
@@ -394,21 +402,32 @@ _CONVERSATION_AND_MEMBER = (
 def access_conversation(
     session: Session, user: User, conversation_id: int
 ) -> tuple[Conversation, Member]:
-    row = session.execute(
-        _CONVERSATION_AND_MEMBER, {"user_id": user.id, "conversation_id": conversation_id}
-    ).one_or_none()
-    if row is None:
+    session.flush()  # as a query through the session would (free when nothing is pending)
+    params = {"user_id": user.id, "conversation_id": conversation_id}
+    rows = _CONVERSATION_AND_MEMBER.run(session.connection(), params).rows
+    if not rows:
         raise NotFound(CONVERSATION_NOT_FOUND)
-    return row[0], row[1]
+    return _conversation_and_member(session, rows[0], 0)
+
+
+def _conversation_and_member(
+    session: Session, row: Sequence[Any], at: int
+) -> tuple[Conversation, Member]:
+    """The conversation and the member row whose columns start at ``at`` of ``row``."""
+    member_at = at + _CONVERSATION.width
+    return (
+        _CONVERSATION.join(session, row[at:member_at]),
+        _MEMBER.join(session, row[member_at:]),
+    )
 
 
 # The same, with the caller's own row: a send loads the three at once (one statement where
-# loading the signed-in user first took a second, a tenth of a send's CPU with the ORM's work).
-_CALLER_IN_CONVERSATION = (
-    select(User, Conversation, Member)
+# loading the signed-in user first took a second).
+_CALLER_IN_CONVERSATION = Prepared(
+    select(*_USER.columns, *_CONVERSATION.columns, *_MEMBER.columns)
+    .select_from(User)
     .join(Member, Member.user_id == User.id)
     .join(Conversation, Conversation.id == Member.conversation_id)
-    .options(undefer(Conversation.job_status))
     .where(User.id == bindparam("user_id"), Conversation.id == bindparam("conversation_id"))
 )
 
@@ -417,15 +436,17 @@ def caller_in_conversation(
     session: Session, user_id: int, conversation_id: int
 ) -> tuple[User, Conversation, Member]:
     """The signed-in user ``user_id`` and what ``access_conversation`` answers for them."""
-    row = session.execute(
-        _CALLER_IN_CONVERSATION, {"user_id": user_id, "conversation_id": conversation_id}
-    ).one_or_none()
-    if row is None:
+    session.flush()
+    params = {"user_id": user_id, "conversation_id": conversation_id}
+    rows = _CALLER_IN_CONVERSATION.run(session.connection(), params).rows
+    if not rows:
         # Not a member (or no such conversation). A caller whose row is gone fails here as it
         # would have failed loading it.
         session.get_one(User, user_id)
         raise NotFound(CONVERSATION_NOT_FOUND)
-    return row[0], row[1], row[2]
+    row = rows[0]
+    user = _USER.join(session, row[: _USER.width])
+    return (user, *_conversation_and_member(session, row, _USER.width))
 
 
 def access_message(

@@ -1,5 +1,6 @@
 """jobchat.db.loaded: an object read by one prepared statement is what Session.get gives: the
-same values, persistent and clean, its relationships loaded when read, one per identity."""
+same values, persistent and clean, its relationships and deferred columns loaded when read, one
+per identity."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, select
+from sqlalchemy import bindparam, event, inspect, select
 
 from jobchat.conversations.models import Conversation
 from jobchat.db.engine import Database
-from jobchat.db.loaded import ByKey
+from jobchat.db.loaded import ByKey, Loader
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import Organization, User
 from jobchat.messages.models import Message
 
@@ -109,11 +111,37 @@ def test_relationships_load_when_read(db: Database, user_id: int) -> None:
     with db.read() as session:
         loaded = MESSAGES.get(session, message_id)
         assert loaded is not None
-        assert loaded.author.name == "Ada Ü"
+        assert loaded.author is not None and loaded.author.name == "Ada Ü"
         assert loaded.deliveries == []
 
 
-def test_a_model_with_more_than_plain_columns_is_refused() -> None:
-    # Conversation.job_status is a column_property (a subquery): not a column of its table.
-    with pytest.raises(ValueError, match="job_status"):
-        ByKey(Conversation)
+def test_a_deferred_column_is_selected_when_asked_for_and_loaded_when_read_if_not(
+    db: Database, user_id: int
+) -> None:
+    with db.write() as session:
+        conv = Conversation(
+            kind="job_internal", context_key="test", created_at=HELD, last_activity_at=HELD
+        )
+        session.add(conv)
+        session.flush()
+        conv_id = conv.id
+    statements: list[str] = []
+
+    def heard(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    for undefer, extra in ((("job_status",), 0), ((), 1)):
+        loader = Loader(Conversation, undefer=undefer)
+        chosen = Prepared(select(*loader.columns).where(Conversation.id == bindparam("id")))
+        with db.read() as session:
+            (row,) = chosen.run(session.connection(), {"id": conv_id}).rows
+            loaded = loader.join(session, row)
+            event.listen(db.engine, "before_cursor_execute", heard)
+            try:
+                before = len(statements)
+                # Conversation.job_status is a column_property (a subquery), deferred.
+                assert loaded.job_status is None  # no job
+                assert len(statements) - before == extra
+            finally:
+                event.remove(db.engine, "before_cursor_execute", heard)
+            assert loader.join(session, row) is loaded

@@ -72,7 +72,7 @@ def test_sqlite_refuses_text_that_is_not_a_time(db: Database) -> None:
         session.execute(
             text("UPDATE users SET notify_held_until = 'soon' WHERE id = :id"), {"id": user_id}
         )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="soon"):
         _held(db, user_id)
 
 

@@ -1,58 +1,98 @@
-"""An object by its primary key, read by one prepared statement instead of the ORM's loading.
+"""ORM objects read by one prepared statement instead of the ORM's loading.
 
 Every signed-in request starts by loading its caller's row (``jobchat.auth.deps.Caller``), and
-``Session.get`` spent about 400 us of Python on it on this project's benchmark machine (the
-statement's cache key, the ORM's execution and result machinery, the identity map) against
-20 us for the statement itself: a tenth of an inbox page. ``ByKey`` runs the statement on the
-driver's cursor (``jobchat.db.prepared``, which converts each value as its column's type
-does), fills a new instance's attributes as loading does (straight into its ``__dict__``, so
-there is no change for a flush to write), and makes it a persistent object of the session, as
-``Session.get`` would have left it: every column loaded, relationships loaded when first read.
+every call on a conversation loads the conversation and the caller's member row
+(``jobchat.access``). ``Session.get`` spent about 400 us of Python on one row on this project's
+benchmark machine (the statement's cache key, the ORM's execution and result machinery, the
+identity map) against 20 us for the statement itself: a tenth of an inbox page, a tenth of a
+send. Here the statement runs on the driver's cursor (``jobchat.db.prepared``, which converts
+each value as its column's type does), and each object is made as loading makes it: its
+attributes straight into its ``__dict__`` (no change for a flush to write), then persistent in
+the session, exactly as the ORM would have left it: the columns selected loaded, the rest
+(relationships, deferred columns) loaded when first read, and an object already in the
+session's identity map returned as it is rather than made twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
-from sqlalchemy.schema import Column
+from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.db.prepared import Prepared
 
 T = TypeVar("T")
 
 
-class ByKey(Generic[T]):
-    """``ByKey(Model).get(session, id)``: as ``session.get(Model, id)``, for a model whose
-    primary key is one column and whose attributes are all plain columns loaded at once."""
+class Loader(Generic[T]):
+    """How a model's row is read: ``columns`` to select (its column attributes that are loaded
+    at once, plus the deferred ones named in ``undefer``), and ``join`` to make the object from
+    those columns' values."""
 
-    __slots__ = ("_keys", "_mapper", "_new", "_select")
+    __slots__ = ("_keys", "_mapper", "_new", "_primary", "columns")
 
-    def __init__(self, model: type[T]) -> None:
+    def __init__(self, model: type[T], *, undefer: Sequence[str] = ()) -> None:
         mapper = inspect(model)
-        columns: list[Column[Any]] = []
-        for attr in mapper.column_attrs:
-            (column,) = attr.columns
-            if attr.deferred or not isinstance(column, Column):
-                raise ValueError(f"{model.__name__}.{attr.key} is not a plain column")
-            columns.append(column)
-        (key,) = mapper.primary_key
         self._mapper: Mapper[T] = mapper
-        self._keys = tuple(attr.key for attr in mapper.column_attrs)
+        self._keys: tuple[str, ...] = ()
+        self.columns: list[ColumnElement[Any]] = []
+        for attr in mapper.column_attrs:
+            if attr.deferred and attr.key not in undefer:
+                continue
+            if len(attr.columns) != 1:
+                raise ValueError(f"{model.__name__}.{attr.key} is not one column")
+            column = attr.columns[0]
+            # A column_property's expression (a subquery) is selected under its attribute's name.
+            self.columns.append(column if column.key == attr.key else column.label(attr.key))
+            self._keys += (attr.key,)
+        self._primary = tuple(
+            self._keys.index(mapper.get_property_by_column(c).key) for c in mapper.primary_key
+        )
         self._new = mapper.class_manager.new_instance
-        self._select = Prepared(select(*columns).where(key == bindparam("by_key")))
 
-    def get(self, session: Session, ident: int) -> T | None:
-        found = session.identity_map.get(self._mapper.identity_key_from_primary_key((ident,)))
+    @property
+    def width(self) -> int:
+        return len(self._keys)
+
+    def find(self, session: Session, primary_key: tuple[Any, ...]) -> T | None:
+        """The object with this primary key if ``session`` has it already."""
+        found: T | None = session.identity_map.get(
+            self._mapper.identity_key_from_primary_key(primary_key)
+        )
+        return found
+
+    def join(self, session: Session, values: Sequence[Any]) -> T:
+        """The object whose columns' values are ``values`` (in ``columns``' order), persistent in
+        ``session``; the one the session already has, if it has it."""
+        found = self.find(session, tuple(values[at] for at in self._primary))
         if found is not None:
             return found
-        rows = self._select.run(session.connection(), {"by_key": ident}).rows
-        if not rows:
-            return None
         obj: T = self._new()
-        obj.__dict__.update(zip(self._keys, rows[0], strict=True))
-        # Its values are now its loaded ones, with no history; then it joins the session.
+        obj.__dict__.update(zip(self._keys, values, strict=True))
+        # Its values are now its loaded ones, with no history; the rest expire (loaded when
+        # read). Then it joins the session as persistent.
         make_transient_to_detached(obj)
         session.add(obj)
         return obj
+
+
+class ByKey(Generic[T]):
+    """``ByKey(Model).get(session, id)``: as ``session.get(Model, id)``, for a model whose
+    primary key is one column."""
+
+    __slots__ = ("_loaded", "_select")
+
+    def __init__(self, model: type[T]) -> None:
+        self._loaded = Loader(model)
+        (key,) = inspect(model).primary_key
+        self._select = Prepared(select(*self._loaded.columns).where(key == bindparam("by_key")))
+
+    def get(self, session: Session, ident: int) -> T | None:
+        found = self._loaded.find(session, (ident,))
+        if found is not None:
+            return found
+        rows = self._select.run(session.connection(), {"by_key": ident}).rows
+        return self._loaded.join(session, rows[0]) if rows else None
