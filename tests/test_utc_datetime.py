@@ -87,3 +87,22 @@ def test_postgresql_gives_utc_whatever_zone_the_session_is_in(db: Database) -> N
         assert held == BERLIN_EVENING and held is not None and held.tzinfo is UTC
         session.execute(update(User).where(User.id == user_id).values(notify_held_until=held))
     assert _held(db, user_id) == BERLIN_EVENING
+
+
+def test_postgresql_connections_are_in_utc_and_keep_the_urls_options(
+    db: Database, database_url: str
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's time zones")
+    user_id = _user(db, BERLIN_EVENING)
+    joiner = "&" if "?" in database_url else "?"
+    options = "options=-c%20TimeZone%3DAmerica/New_York%20-c%20statement_timeout%3D12345"
+    other = Database(f"{database_url}{joiner}{options}")
+    try:
+        with other.read() as session:
+            assert session.execute(text("SHOW TimeZone")).scalar() == "UTC"
+            assert session.execute(text("SHOW statement_timeout")).scalar() == "12345ms"
+            held = session.scalar(select(User.notify_held_until).where(User.id == user_id))
+        assert held == BERLIN_EVENING and held is not None and held.tzinfo is UTC
+    finally:
+        other.dispose()

@@ -108,11 +108,19 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
         return engine
     # pool_pre_ping: after an outage, pooled connections are dead; each is tested (and
     # replaced) as it is taken, so the server recovers by itself when the database returns.
-    # TimeZone UTC: psycopg then gives timestamptz values with datetime.UTC as their tzinfo,
-    # which UTCDateTime keeps as they are (in the server's zone, each was converted).
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "options": "-c TimeZone=UTC"}
-    kwargs["connect_args"] = connect_args | kwargs.get("connect_args", {})
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _in_utc)
+    return engine
+
+
+def _in_utc(dbapi_connection: Any, _record: Any) -> None:
+    """Each new PostgreSQL connection's time zone is UTC: psycopg then gives timestamptz values
+    with datetime.UTC as their tzinfo, which UTCDateTime keeps as they are (in the server's own
+    zone, each value was converted). Set here rather than in the connection's options, which
+    would replace any the database URL gives."""
+    dbapi_connection.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _ms(seconds: float) -> int:
