@@ -293,7 +293,8 @@ def render_inbox(
     rows = rows[:limit]
     if not rows:
         return InboxPage([], [], None)
-    # Each row: the context's columns, then the viewer's member row's (_PAGE_COLUMNS).
+    # Each row: the context's columns, then the viewer's unread count, last read message and
+    # last activity (the sort key).
     contexts = [_Context._make(row[:_CONTEXT_WIDTH]) for row in rows]
     members = _members(session, [r.id for r in contexts])
     rendered = [
