@@ -28,9 +28,10 @@ __all__ = ["receiver"]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    # The erasure runs while the ATS is answering the event in flight, so that answer waits
-    # for it: on a loaded machine an erasure on PostgreSQL took 7 s, past a 5 s timeout, and the
-    # attempt was retried instead of settling (a CI run of issue 20's seventh stop).
+    # The erasure runs while the ATS is answering the event in flight, and the receiver answers
+    # nothing else meanwhile: on a loaded machine an erasure on PostgreSQL took 7 s, past a 5 s
+    # timeout, and the other candidate's event, waiting for its answer, was queued again (a CI
+    # run of issue 20's seventh stop).
     return settings.model_copy(
         update={"webhooks_allow_insecure": True, "webhooks_timeout_seconds": 30}
     )
