@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from jobchat import plain_json
 from jobchat.conversations.models import Kind, Member
 from jobchat.conversations.queries import InboxQuery, inbox
 from jobchat.conversations.render import page_json, render_conversations, render_inbox
@@ -17,7 +18,6 @@ from jobchat.conversations.schemas import ConversationPage
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.messages.history import history_page
-from jobchat.messages.history import page_json as history_json
 from jobchat.messages.queries import history
 from jobchat.messages.schemas import MessageOut, MessagePage
 from tests.support import World, body, start, user_id
@@ -102,9 +102,9 @@ def test_history_page_is_the_same_through_both_paths(world: World, db: Database)
                     next_cursor=old_next,
                 )
                 items, new_next = history_page(s, viewer, conv_id, before=new_before, limit=3)
-                assert history_json(items, new_next) == old.model_dump_json().encode()
+                assert plain_json.page_json(items, new_next) == old.model_dump_json().encode()
                 # And it is a MessagePage as documented.
-                assert MessagePage.model_validate_json(history_json(items, new_next)) == old
+                assert MessagePage.model_validate_json(plain_json.page_json(items, new_next)) == old
                 compared += len(items)
                 if old_next is None:
                     break

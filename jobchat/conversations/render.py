@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Select
 
+from jobchat import plain_json
 from jobchat.conversations.models import Conversation, Kind, Member, Status
 from jobchat.conversations.queries import (
     InboxQuery,
@@ -41,9 +41,7 @@ from jobchat.directory.models import Application, Job, Organization, User, UserK
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
 from jobchat.messages.schemas import MessageOut, author_plain, shown
-
-# A conversation, member or message as plain data: the JSON its API model serialises to.
-Plain = dict[str, Any]
+from jobchat.plain_json import Plain
 
 _employer = aliased(Organization, name="employer")
 _candidate = aliased(User, name="candidate")
@@ -317,11 +315,8 @@ def render_inbox(
 
 
 def page_json(page: InboxPage) -> bytes:
-    """The page as ``ConversationPage``'s JSON, byte for byte (pydantic writes an aware UTC
-    datetime with a "Z", as ``OPT_UTC_Z`` does, and an enum as its value)."""
-    return orjson.dumps(
-        {"items": page.items, "next_cursor": page.next_cursor}, option=orjson.OPT_UTC_Z
-    )
+    """The page as ``ConversationPage``'s JSON, byte for byte."""
+    return plain_json.page_json(page.items, page.next_cursor)
 
 
 @functools.cache

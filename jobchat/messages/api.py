@@ -15,9 +15,10 @@ from jobchat.auth.deps import Caller, CurrentUser
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits
-from jobchat.messages.history import history_page, page_json
+from jobchat.messages.history import history_page
 from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
+from jobchat.plain_json import page_json
 from jobchat.scheduling.posting import post_as
 from jobchat.scheduling.requests import check_client_key
 from jobchat.scheduling.schemas import ScheduledOut

@@ -4,11 +4,11 @@
 recipients and attachments in five statements, and the pages use it. The API's history route is
 the hottest read after the inbox, and needs only columns: here the page and its authors come in
 one statement (an outer join on the primary key), attachments in a second, and deliveries, which
-only staff see and only email and SMS messages have, in a third when the page holds one. The
-page is written as JSON from plain data in ``MessageOut``'s shape (``page_json``), without a
-model per message, author, delivery and attachment (a quarter of the route's own work); what a
-deleted message shows is decided by ``shown`` for both. tests/test_read_paths.py holds it byte
-for byte to the ORM path's JSON.
+only staff see and only email and SMS messages have, in a third when the page holds one. Each
+message is plain data in ``MessageOut``'s shape, which the route writes as JSON
+(``jobchat.plain_json``) without a model per message, author, delivery and attachment (a quarter
+of the route's own work); what a deleted message shows is decided by ``shown`` for both.
+tests/test_read_paths.py holds it byte for byte to the ORM path's JSON.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
@@ -27,9 +26,7 @@ from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.schemas import author_plain, shown
-
-# A message, a delivery or an attachment as plain data: the JSON its API model serialises to.
-Plain = dict[str, Any]
+from jobchat.plain_json import Plain
 
 _author = aliased(User, name="author")
 _recipient = aliased(User, name="recipient")
@@ -172,12 +169,6 @@ def history_page(
                 )
     page = [_message(r, files, deliveries) for r in rows]
     return page, (rows[0].id if more else None)
-
-
-def page_json(items: list[Plain], next_cursor: int | None) -> bytes:
-    """The page as ``MessagePage``'s JSON, byte for byte (pydantic writes an aware UTC datetime
-    with a "Z", as ``OPT_UTC_Z`` does)."""
-    return orjson.dumps({"items": items, "next_cursor": next_cursor}, option=orjson.OPT_UTC_Z)
 
 
 def _message(
