@@ -28,11 +28,6 @@ class AuthorOut(BaseModel):
             return cls.system()
         return cls(id=user.ext_id, name=user.name, kind="staff" if user.is_staff else "candidate")
 
-    @classmethod
-    def of_columns(cls, ext_id: str | None, name: str | None, kind: str | None) -> AuthorOut:
-        """From the author's columns of a joined row (all None: the system wrote it)."""
-        return cls(**author_plain(ext_id, name, kind))
-
 
 def author_plain(ext_id: str | None, name: str | None, kind: str | None) -> dict[str, Any]:
     """What ``AuthorOut`` shows for the author's columns of a joined row, as plain data."""
