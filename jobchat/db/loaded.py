@@ -68,8 +68,10 @@ class Loader(Generic[T]):
         """The object whose columns' values are ``values`` (in ``columns``' order), persistent in
         ``session``; the one the session already has, if it has it."""
         found = self.find(session, tuple(values[at] for at in self._primary))
-        if found is not None:
-            return found
+        return found if found is not None else self.make(session, values)
+
+    def make(self, session: Session, values: Sequence[Any]) -> T:
+        """A new object of these values, persistent in ``session`` (which has none by its key)."""
         obj: T = self._new()
         obj.__dict__.update(zip(self._keys, values, strict=True))
         # Its values are now its loaded ones, with no history; the rest expire (loaded when
@@ -95,4 +97,5 @@ class ByKey(Generic[T]):
         if found is not None:
             return found
         rows = self._select.run(session.connection(), {"by_key": ident}).rows
-        return self._loaded.join(session, rows[0]) if rows else None
+        # Looked up in the identity map just above: made without asking again.
+        return self._loaded.make(session, rows[0]) if rows else None
