@@ -44,6 +44,7 @@ class As:
 
     def __init__(self, client: TestClient, token: str) -> None:
         self.client = client
+        self.token = token
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str, **params: Any) -> httpx.Response:

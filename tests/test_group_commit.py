@@ -1,5 +1,7 @@
-"""Group commit (SQLite): writes that come while one is writing share the next transaction, and
-each still gets exactly its own outcome: stored once, or refused having stored nothing."""
+"""Group commit: writes that come while one is writing share the next transaction, and each
+still gets exactly its own outcome: stored once, or refused having stored nothing (both
+databases; on PostgreSQL also: a piece whose conversation another transaction holds runs alone,
+after the batch, and a piece caught in a deadlock runs again alone)."""
 
 from __future__ import annotations
 
@@ -22,23 +24,16 @@ from tests.support import World, start
 
 
 @pytest.fixture
-def sqlite_db(db: Database) -> Database:
-    if not db.is_sqlite:
-        pytest.skip("group commit is SQLite's (PostgreSQL writes sends side by side)")
-    return db
-
-
-@pytest.fixture
-def commits(sqlite_db: Database) -> Iterator[list[int]]:
+def commits(db: Database) -> Iterator[list[int]]:
     """One entry per COMMIT the engine sends (reads end with one too: count before reading)."""
     seen: list[int] = []
 
     def count(_conn: Any) -> None:
         seen.append(1)
 
-    event.listen(sqlite_db.engine, "commit", count)
+    event.listen(db.engine, "commit", count)
     yield seen
-    event.remove(sqlite_db.engine, "commit", count)
+    event.remove(db.engine, "commit", count)
 
 
 def add_org(name: str) -> Callable[[Session], str]:
@@ -94,20 +89,20 @@ def outcome(future: Future[str]) -> str:
     return f"{type(error).__name__}" if error is not None else future.result()
 
 
-def test_writes_that_queue_share_one_transaction(sqlite_db: Database, commits: list[int]) -> None:
-    futures = while_the_turn_is_held(sqlite_db, [add_org(f"org-{i}") for i in range(8)])
+def test_writes_that_queue_share_one_transaction(db: Database, commits: list[int]) -> None:
+    futures = while_the_turn_is_held(db, [add_org(f"org-{i}") for i in range(8)])
     assert [outcome(f) for f in futures] == [f"stored org-{i}" for i in range(8)]
     assert len(commits) == 2  # the holder's, and the eight's together
-    assert stored(sqlite_db) == [f"org-{i}" for i in range(8)]
+    assert stored(db) == [f"org-{i}" for i in range(8)]
 
 
 def test_a_refusal_that_wrote_nothing_leaves_the_others_in_the_batch(
-    sqlite_db: Database, commits: list[int]
+    db: Database, commits: list[int]
 ) -> None:
-    futures = while_the_turn_is_held(sqlite_db, [add_org("a"), refuse, add_org("b")])
+    futures = while_the_turn_is_held(db, [add_org("a"), refuse, add_org("b")])
     assert [outcome(f) for f in futures] == ["stored a", "Forbidden", "stored b"]
     assert len(commits) == 2
-    assert stored(sqlite_db) == ["a", "b"]
+    assert stored(db) == ["a", "b"]
 
 
 @pytest.mark.parametrize(
@@ -116,38 +111,38 @@ def test_a_refusal_that_wrote_nothing_leaves_the_others_in_the_batch(
     ids=["wrote", "bug"],
 )
 def test_a_piece_that_spoils_the_transaction_is_rolled_back_and_the_others_run_alone(
-    sqlite_db: Database, commits: list[int], spoiler: Callable[[Session], str], error: str
+    db: Database, commits: list[int], spoiler: Callable[[Session], str], error: str
 ) -> None:
     """It wrote before it raised, or raised something other than a refusal of ours (which may
     have left the session needing a rollback): the batch is rolled back, it gets its error and
     nothing of it is stored; the others are stored once each, in transactions of their own."""
-    futures = while_the_turn_is_held(sqlite_db, [add_org("a"), spoiler, add_org("b")])
+    futures = while_the_turn_is_held(db, [add_org("a"), spoiler, add_org("b")])
     assert [outcome(f) for f in futures] == ["stored a", error, "stored b"]
     assert len(commits) == 3  # the holder's; a and b alone (the batch was rolled back)
-    assert stored(sqlite_db) == ["a", "b"]
+    assert stored(db) == ["a", "b"]
 
 
 def test_a_database_error_in_one_piece_rolls_the_batch_back_and_the_others_run_alone(
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     """A unique key broken by one piece leaves its session needing a rollback: the batch is
     rolled back (nothing is asked of the broken session), the piece gets the database's
     error, and the others are stored once each."""
-    assert sqlite_db.write_grouped(add_org("taken"), concurrent_in=1) == "stored taken"
-    futures = while_the_turn_is_held(sqlite_db, [add_org("a"), add_org("taken"), add_org("b")])
+    assert db.write_grouped(add_org("taken"), concurrent_in=1) == "stored taken"
+    futures = while_the_turn_is_held(db, [add_org("a"), add_org("taken"), add_org("b")])
     assert [outcome(f) for f in futures] == ["stored a", "IntegrityError", "stored b"]
-    assert stored(sqlite_db) == ["a", "b", "taken"]
+    assert stored(db) == ["a", "b", "taken"]
 
 
 def test_writes_queued_past_the_turns_timeout_are_busy_and_change_nothing(
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
-    sqlite_db.write_turn.timeout = 0.2
-    futures = while_the_turn_is_held_for(sqlite_db, 0.5, [add_org("a"), add_org("b")])
+    db.write_turn.timeout = 0.2
+    futures = while_the_turn_is_held_for(db, 0.5, [add_org("a"), add_org("b")])
     assert [outcome(f) for f in futures] == ["WriteBusy", "WriteBusy"]
-    assert stored(sqlite_db) == []
+    assert stored(db) == []
     # The queue is left empty and unled: the next write goes through.
-    assert sqlite_db.write_grouped(add_org("c"), concurrent_in=1) == "stored c"
+    assert db.write_grouped(add_org("c"), concurrent_in=1) == "stored c"
 
 
 def while_the_turn_is_held_for(
@@ -161,21 +156,21 @@ def while_the_turn_is_held_for(
     return futures
 
 
-def test_past_the_most_waiting_a_write_is_refused_at_once(sqlite_db: Database) -> None:
-    sqlite_db.write_turn.max_waiting = 2
+def test_past_the_most_waiting_a_write_is_refused_at_once(db: Database) -> None:
+    db.write_turn.max_waiting = 2
     refused: list[str] = []
 
     def one_too_many() -> None:
         started = time.monotonic()
         with pytest.raises(WriteBusy):
-            sqlite_db.write_grouped(add_org("late"), concurrent_in=1)
+            db.write_grouped(add_org("late"), concurrent_in=1)
         refused.append(f"refused after {time.monotonic() - started:.1f} s")
 
     # The leader waits for the turn and one more queues behind it: two waiting.
-    futures = while_the_turn_is_held(sqlite_db, [add_org("a"), add_org("b")], then=one_too_many)
+    futures = while_the_turn_is_held(db, [add_org("a"), add_org("b")], then=one_too_many)
     assert refused == ["refused after 0.0 s"]
     assert [outcome(f) for f in futures] == ["stored a", "stored b"]
-    assert stored(sqlite_db) == ["a", "b"]
+    assert stored(db) == ["a", "b"]
 
 
 def test_concurrent_sends_through_the_api_are_each_stored_once_and_answered_with_their_own(
@@ -208,12 +203,12 @@ def test_concurrent_sends_through_the_api_are_each_stored_once_and_answered_with
 
 
 def test_a_grouped_write_inside_another_is_refused_rather_than_waiting_for_itself(
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     def nested(session: Session) -> str:
-        return sqlite_db.write_grouped(add_org("inner"), concurrent_in=1)
+        return db.write_grouped(add_org("inner"), concurrent_in=1)
 
     with pytest.raises(RuntimeError, match="inside another"):
-        sqlite_db.write_grouped(nested, concurrent_in=1)
-    assert stored(sqlite_db) == []
-    assert sqlite_db.write_grouped(add_org("after"), concurrent_in=1) == "stored after"
+        db.write_grouped(nested, concurrent_in=1)
+    assert stored(db) == []
+    assert db.write_grouped(add_org("after"), concurrent_in=1) == "stored after"

@@ -10,16 +10,20 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jobchat.app import create_app
+from jobchat.clock import FrozenClock
+from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.messages import actions as message_actions
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
 from jobchat.messages.queries import sent_with_key
 from jobchat.messages.store import store_message
-from tests.support import World, start
+from tests.support import As, World, start
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -109,10 +113,15 @@ def test_deliveries_are_stored_with_their_messages_id(world: World, db: Database
 
 
 def test_a_send_that_loses_the_race_for_its_key_is_answered_from_the_winner(
-    world: World, db: Database, monkeypatch: pytest.MonkeyPatch
+    world: World,
+    db: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The same key sent into two conversations at once (PostgreSQL writes them side by side):
-    both look it up and find nothing, both insert; the database keeps the first and the second
+    """The same key sent into two conversations at once through two server processes
+    (PostgreSQL writes them side by side; one process would put both in one transaction): both
+    look it up and find nothing, both insert; the database keeps the first and the second
     writes nothing and is told the key went with another message (409), not a 500."""
     if db.is_sqlite:
         pytest.skip("SQLite writes one send at a time: the lookup always finds the winner")
@@ -128,18 +137,22 @@ def test_a_send_that_loses_the_race_for_its_key_is_answered_from_the_winner(
 
     monkeypatch.setattr(message_actions, "sent_with_key", look_then_wait)
     answers: dict[int, httpx.Response] = {}
+    other_db = Database(settings.database_url)
+    with TestClient(create_app(settings, db=other_db, clock=clock)) as other_process:
+        senders = {first: world["emp_team"], second: As(other_process, world["emp_team"].token)}
 
-    def send(conv_id: int) -> Callable[[], None]:
-        def run() -> None:
-            answers[conv_id] = world["emp_team"].send(conv_id, "Once", idempotency_key="raced")
+        def send(conv_id: int) -> Callable[[], None]:
+            def run() -> None:
+                answers[conv_id] = senders[conv_id].send(conv_id, "Once", idempotency_key="raced")
 
-        return run
+            return run
 
-    threads = [threading.Thread(target=send(c)) for c in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+        threads = [threading.Thread(target=send(c)) for c in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    other_db.dispose()
     statuses = sorted(a.status_code for a in answers.values())
     assert statuses == [201, 409], [a.text for a in answers.values()]
     refused = next(a for a in answers.values() if a.status_code == 409)

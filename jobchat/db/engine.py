@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from operator import attrgetter
 from pathlib import Path
@@ -39,10 +39,11 @@ CONVERSATION_LOCK_CLASS = 0x6A636376  # "jccv"
 # How many of this process's writers may wait for the turn at once (see jobchat.db.turn); the
 # app gives reads as many threads again (jobchat.app), so waiting writers never starve them.
 MAX_WRITE_WAITERS = 32
-# PostgreSQL sends into different conversations that may write at once in one process. Each
-# holds a pooled connection (SQLAlchemy's default pool: 5 + 10 overflow), so a few are left for
-# reads, the hub and the worker even when every writer waits for a lock; eight are enough to
-# keep two cores and the database busy (bench/bench_pg_scale.py).
+# PostgreSQL writers into one conversation each (``write(concurrent_in=...)``) that may write at
+# once in one process: a group commit's batch and the sends it left out, each waiting for a
+# conversation another process holds. Each holds a pooled connection (SQLAlchemy's default
+# pool: 5 + 10 overflow), so a few are left for reads, the hub and the worker even when every
+# writer waits for a lock.
 CONCURRENT_WRITERS = 8
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
@@ -55,6 +56,7 @@ _JOBS_WRITTEN = "jobchat_jobs_written"
 _SEQUENCE = "jobchat_sequence_events"
 _NUMBERED = "jobchat_events_numbered"
 _READ_ONLY = "jobchat_read_only"
+_WRITE_STATEMENTS = "jobchat_write_statements"
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
     kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     event.listen(engine, "connect", _in_utc)
+    event.listen(engine, "before_cursor_execute", _count_writes)
     return engine
 
 
@@ -121,6 +124,26 @@ def _in_utc(dbapi_connection: Any, _record: Any) -> None:
     would replace any the database URL gives."""
     dbapi_connection.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
+
+
+def _count_writes(
+    conn: Connection, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    """Count the statements on this connection that may change rows (any but a SELECT): a
+    grouped write tells from the count whether a piece that raised had written anything
+    (``jobchat.db.group_commit``). SQLite counts changed rows itself (``total_changes``)."""
+    if statement.lstrip()[:6].upper() != "SELECT":
+        info = conn.info
+        info[_WRITE_STATEMENTS] = info.get(_WRITE_STATEMENTS, 0) + 1
+
+
+def _write_statements(session: Session) -> int:
+    return int(session.connection().info.get(_WRITE_STATEMENTS, 0))
+
+
+def _sqlite_changes(session: Session) -> int:
+    sqlite: Any = session.connection().connection.dbapi_connection
+    return int(sqlite.total_changes)
 
 
 def _ms(seconds: float) -> int:
@@ -216,8 +239,19 @@ class Database:
             timeout=write_timeout_seconds,
             max_waiting=max(0, max_write_waiters - CONCURRENT_WRITERS),
         )
-        # SQLite sends that come while one is writing share the next transaction.
-        self._grouped = GroupCommit(self.write, self.write_turn)
+        # Sends that come while one is writing share the next transaction (on PostgreSQL, those
+        # whose conversations it can lock at once: see _claim_conversations).
+        if self.is_sqlite:
+            self._grouped = GroupCommit(
+                lambda _conversation: self.write(), self.write_turn, changes=_sqlite_changes
+            )
+        else:
+            self._grouped = GroupCommit(
+                lambda conversation: self.write(concurrent_in=conversation),
+                self.write_turn,
+                changes=_write_statements,
+                claim=_claim_conversations,
+            )
         # Called, from the writing thread, after each commit that added events (with the events,
         # in order, when they are known: see mark_events_written), or jobs.
         self.on_events_committed: list[Callable[[list[Any] | None], None]] = []
@@ -298,14 +332,10 @@ class Database:
 
     def write_grouped(self, work: Callable[[Session], T], *, concurrent_in: int) -> T:
         """``work(session)`` in a write transaction, as ``write(concurrent_in=...)`` would run
-        it, answered with what it returns or raises. On SQLite the transaction may be shared
-        with other threads' work that came while another was writing (group commit:
-        ``jobchat.db.group_commit``, whose terms ``work`` must keep); PostgreSQL runs sends
-        into different conversations side by side instead."""
-        if self.is_sqlite:
-            return self._grouped.run(work)
-        with self.write(concurrent_in=concurrent_in) as session:
-            return work(session)
+        it, answered with what it returns or raises. The transaction may be shared with other
+        threads' work that came while another was writing (group commit:
+        ``jobchat.db.group_commit``, whose terms ``work`` must keep)."""
+        return self._grouped.run(work, concurrent_in)
 
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
@@ -327,9 +357,7 @@ class Database:
                                 "timeout": timeout,
                                 "key": WRITE_LOCK_KEY,
                                 "class": CONVERSATION_LOCK_CLASS,
-                                # The two-key form takes int4s: ids past 2**31 share locks
-                                # (harmless: those sends only take turns).
-                                "conversation": conversation_id % 2_147_483_647,
+                                "conversation": _lock_key(conversation_id),
                             },
                         )
                 yield session
@@ -447,6 +475,25 @@ _SHARED_IN_CONVERSATION = Prepared(
         "pg_advisory_xact_lock(CAST(:class AS integer), CAST(:conversation AS integer))"
     )
 )
+
+
+def _claim_conversations(session: Session, conversations: Collection[int]) -> list[int]:
+    """Take these conversations' locks for the session's transaction where no other holds
+    them, without waiting (one statement); those it could not take. A grouped write begun for
+    one conversation (``Database.write(concurrent_in=...)``) takes the others' this way."""
+    keys = sorted(conversations)
+    # Integers of ours, written into the statement (as many as the batch has conversations).
+    tries = ", ".join(
+        f"pg_try_advisory_xact_lock({CONVERSATION_LOCK_CLASS}, {_lock_key(key)})" for key in keys
+    )
+    taken = session.connection().exec_driver_sql(f"SELECT {tries}").one()
+    return [key for key, got in zip(keys, taken, strict=True) if not got]
+
+
+def _lock_key(conversation_id: int) -> int:
+    # The two-key form takes int4s: ids past 2**31 share locks (harmless: those sends only
+    # take turns).
+    return int(conversation_id) % 2_147_483_647
 
 
 def _note_if_slow(began: float) -> None:

@@ -19,6 +19,8 @@ from jobchat.db.turn import WriteBusy
 # Writers take their locks in an order that avoids the last two; should one happen anyway, it
 # is busy (503, retry), not a fault.
 _BUSY_STATES = {"55P03", "40P01", "40001"}
+# deadlock_detected, serialization_failure.
+_CONFLICT_STATES = {"40P01", "40001"}
 # admin_shutdown, crash_shutdown, cannot_connect_now (starting up or shutting down).
 _SERVER_GOING = {"57P01", "57P02", "57P03"}
 
@@ -39,6 +41,14 @@ def is_busy(exc: BaseException) -> bool:
             return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
         return "locked" in str(orig)
     return getattr(orig, "sqlstate", None) in _BUSY_STATES
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """PostgreSQL ended the transaction to resolve a deadlock or a serialization failure: it
+    would go through if run again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -1,33 +1,45 @@
-"""Group commit: writers that come while one is writing share the next transaction (SQLite).
+"""Group commit: writers that come while one is writing share the next transaction.
 
-SQLite takes one writer at a time, so concurrent senders queue for the write turn, and each
-then pays for a transaction of its own: a session, a pooled connection, ``BEGIN IMMEDIATE``,
-the ``COMMIT``, the turn handed on and the next thread woken. That was a fifth of a send's CPU
-with 32 senders (bench/bench_send.py). Here a writer that finds another writing leaves its
-work in a queue; when the running batch is done, the first waiting writer takes everything
-queued by then and runs it in one transaction, one piece after another, each piece seeing what
-the earlier ones wrote as it would in a transaction of its own, and commits once. Alone, a
-writer runs at once, as before.
+Concurrent senders in one process would each pay for a transaction of their own: a session, a
+pooled connection, the write lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory locks),
+the ``COMMIT`` and its flush to disk, the turn handed on and the next thread woken. That was a
+fifth of a send's CPU with 32 senders on SQLite (bench/bench_send.py). On PostgreSQL, sends into
+different conversations ran side by side instead, but one process's threads share one
+interpreter: eight at once cost a quarter more CPU per send than one at a time and sent no more
+(bench_send.py --concurrency 32). So here a writer that finds another writing leaves its work in
+a queue; when the running batch is done, the first waiting writer takes everything queued by then
+and runs it in one transaction, one piece after another, each piece seeing what the earlier ones
+wrote as it would in a transaction of its own, and commits once. Alone, a writer runs at once, as
+before.
+
+Each piece names its key (the conversation it writes into). The batch's transaction is begun
+for its first piece's key (on PostgreSQL: that conversation's lock, waited for); the others'
+keys are then claimed without waiting (``claim``), and a piece whose key another transaction
+holds is left out of the batch and runs alone after its commit. Waiting for a second lock while
+holding the first could deadlock against another process's batch doing the reverse.
 
 What one piece does wrong stays its own: a piece that raises having written nothing (not
 found, forbidden, rate limited: every check comes before the writes) gets its error and the
 batch goes on. One that raises after writing cannot be taken out of the transaction, so the
 batch is rolled back: that piece gets its error, and every other is run again in a transaction
 of its own (a rolled-back piece changed nothing, so running it again sends nothing twice). A
-batch whose commit fails gives every piece the error: none of them was stored.
+piece that met a deadlock with another process's transaction runs again alone too: alone, it
+waits for locks as any send does. A batch whose commit fails gives every piece the error: none
+of them was stored.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
 from jobchat.db import undo
+from jobchat.db.failures import is_conflict
 from jobchat.db.turn import WriteBusy, WriteTurn
 from jobchat.errors import AppError
 
@@ -37,19 +49,27 @@ T = TypeVar("T")
 # one would hold its first writers back for the sake of its last.
 MAX_BATCH = 32
 
-Begin = Callable[[], AbstractContextManager[Session]]
+# A write transaction for this key (the batch's first piece's, or a piece's alone).
+Begin = Callable[[int], AbstractContextManager[Session]]
+# Of these keys (none of them the batch's first), those the transaction could not take at once.
+Claim = Callable[[Session, Collection[int]], Collection[int]]
+# How many rows the session's connection has changed so far (any count that grows with them).
+Changes = Callable[[Session], int]
 
 
 class _Piece(Generic[T]):
-    __slots__ = ("deadline", "done", "error", "lead", "result", "work")
+    __slots__ = ("alone", "deadline", "done", "error", "key", "lead", "result", "work")
 
-    def __init__(self, work: Callable[[Session], T], deadline: float) -> None:
+    def __init__(self, work: Callable[[Session], T], key: int, deadline: float) -> None:
         self.work = work
+        self.key = key
         self.deadline = deadline
         self.result: T | None = None
         self.error: BaseException | None = None
         # Whether the writer is woken to lead the next batch rather than with its answer.
         self.lead = False
+        # Whether the writer is woken to run it in a transaction of its own (see _claimed).
+        self.alone = False
         self.done = threading.Lock()
         self.done.acquire()  # released when answered, or when it is this piece's turn to lead
 
@@ -64,8 +84,12 @@ class GroupCommit:
     raised. ``work`` must not commit, and must be safe to run again in a new transaction when
     its batch is rolled back (writing only through the session)."""
 
-    def __init__(self, begin: Begin, turn: WriteTurn) -> None:
+    def __init__(
+        self, begin: Begin, turn: WriteTurn, *, changes: Changes, claim: Claim | None = None
+    ) -> None:
         self._begin = begin
+        self._changes = changes
+        self._claim = claim
         # The turn's bounds are the batch's too: a writer waits for its batch as long as it would
         # wait for the turn, and as many may wait.
         self._turn = turn
@@ -74,8 +98,8 @@ class GroupCommit:
         self._leading = False
         self._leader: int | None = None  # the thread running a batch now
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        piece: _Piece[T] = _Piece(work, time.monotonic() + self._turn.timeout)
+    def run(self, work: Callable[[Session], T], key: int) -> T:
+        piece: _Piece[T] = _Piece(work, key, time.monotonic() + self._turn.timeout)
         with self._mutex:
             if self._leader == threading.get_ident():
                 # It would wait for the batch it is running: for ever.
@@ -87,7 +111,9 @@ class GroupCommit:
             self._leading = True
         if not leader:
             piece.done.acquire()
-        if leader or piece.lead:
+        if piece.alone:
+            self._alone(piece)
+        elif leader or piece.lead:
             self._lead()
         if piece.error is not None:
             raise piece.error
@@ -95,11 +121,13 @@ class GroupCommit:
 
     def _lead(self) -> None:
         """Run what is queued (this thread's piece first among them) as one batch, then hand
-        the lead to the first writer that came meanwhile, or give it up."""
+        the lead to the first writer that came meanwhile, or give it up. The writers of pieces
+        left out of the batch are woken to run them alone."""
         batch: list[_Piece[Any]] = []
+        later: list[_Piece[Any]] = []
         self._leader = threading.get_ident()
         try:
-            self._run(batch)
+            later = self._run(batch)
         finally:
             self._leader = None
             with self._mutex:
@@ -110,6 +138,9 @@ class GroupCommit:
                 successor.lead = True
                 successor.done.release()
             for piece in batch[1:]:  # the first is this thread's own
+                # Left out (never this thread's own: the batch began with its conversation),
+                # each waits for its conversation on its own thread, beside the next batch.
+                piece.alone = piece in later
                 piece.done.release()
 
     def _take(self, batch: list[_Piece[Any]]) -> list[_Piece[Any]]:
@@ -123,13 +154,17 @@ class GroupCommit:
                 piece.error = WriteBusy(f"no turn to write within {self._turn.timeout:g} s")
         return [piece for piece in batch if piece.error is None]
 
-    def _run(self, batch: list[_Piece[Any]]) -> None:
+    def _run(self, batch: list[_Piece[Any]]) -> list[_Piece[Any]]:
+        """Run the batch; returns the pieces left out of it, still to be run."""
         due: list[_Piece[Any]] = []
+        later: list[_Piece[Any]] = []
+        with self._mutex:
+            first = self._queue[0].key  # this thread's own piece, first in the queue
         try:
-            with self._begin() as session:
+            with self._begin(first) as session:
                 # Taken once the transaction has begun: whoever came while it waited for the
                 # write lock is in it too.
-                due = self._take(batch)
+                due, later = self._claimed(session, first, self._take(batch))
                 for piece in due:
                     self._one_of_many(session, piece)
         except _Poisoned:
@@ -145,30 +180,49 @@ class GroupCommit:
                     piece.error = exc
             if not isinstance(exc, Exception):
                 raise
+            return []
+        return later
+
+    def _claimed(
+        self, session: Session, first: int, due: list[_Piece[Any]]
+    ) -> tuple[list[_Piece[Any]], list[_Piece[Any]]]:
+        """``due`` split into the pieces this transaction may run (their keys taken) and those
+        whose key another transaction holds (run alone after this one)."""
+        others = {piece.key for piece in due} - {first}
+        if self._claim is None or not others:
+            return due, []
+        refused = set(self._claim(session, others))
+        if not refused:
+            return due, []
+        return (
+            [piece for piece in due if piece.key not in refused],
+            [piece for piece in due if piece.key in refused],
+        )
 
     def _alone(self, piece: _Piece[Any]) -> None:
         piece.result = None
         try:
-            with self._begin() as session:
+            with self._begin(piece.key) as session:
                 piece.result = piece.work(session)
         except Exception as exc:
             piece.error = exc
 
-    @staticmethod
-    def _one_of_many(session: Session, piece: _Piece[Any]) -> None:
-        before = _changes(session)
+    def _one_of_many(self, session: Session, piece: _Piece[Any]) -> None:
+        before = self._changes(session)
         undos = undo.mark(session)
         try:
             piece.result = piece.work(session)
             session.flush()
         except Exception as exc:
-            piece.error = exc
+            # A deadlock with another transaction: rolled back with the batch, it runs again
+            # alone (where it waits for its locks holding none of the batch's).
+            piece.error = None if is_conflict(exc) else exc
             # Only a refusal of ours that changed nothing leaves the transaction as it was: a
             # database error may have left the session or the connection needing a rollback
             # (so it is not asked anything then).
             if (
                 not isinstance(exc, AppError)
-                or _changes(session) != before
+                or self._changes(session) != before
                 or session.new
                 or session.dirty
                 or session.deleted
@@ -181,9 +235,3 @@ class GroupCommit:
         # The next piece reads rows afresh, as it would in a transaction of its own: some of
         # what this one wrote went by statements that the loaded objects do not know of.
         session.expire_all()
-
-
-def _changes(session: Session) -> int:
-    """How many rows this connection's statements have changed so far (SQLite's count)."""
-    sqlite: Any = session.connection().connection.dbapi_connection
-    return int(sqlite.total_changes)
