@@ -22,6 +22,7 @@ from jobchat.conversations.api import router as conversations_router
 from jobchat.db.engine import Database
 from jobchat.directory.api import integration as directory_router
 from jobchat.directory.api import me as me_router
+from jobchat.fast_reads import FastReads
 from jobchat.files.api import UPLOAD_FRAMING_BYTES, UPLOAD_PATH
 from jobchat.files.api import router as files_router
 from jobchat.files.storage import configured_storage
@@ -183,8 +184,10 @@ def create_app(
     app.state.jobchat = state
     app.state.metrics = Metrics(state.db)
     install_error_handlers(app, pages=page_error)
-    # Innermost of the middlewares: the ordinary send, answered before FastAPI's routing.
+    # Innermost of the middlewares: the ordinary send, inbox page and history page, answered
+    # before FastAPI's routing.
     app.add_middleware(FastSend, owner=app)
+    app.add_middleware(FastReads, owner=app)
     app.add_middleware(SecurityHeaders, embed_origins=settings.frame_origins)
     app.add_middleware(
         BodyLimit,

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -35,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobchat.app_state import AppState
 from jobchat.auth.deps import Caller, look_up_token
+from jobchat.fast_path import answer_error, bearer_token, header
 from jobchat.inputs import MAX_ID
 from jobchat.messages.api import answer_send, router, send_message
 from jobchat.messages.schemas import SendMessageIn
@@ -44,8 +43,6 @@ _JSON = "application/json"
 
 # The route FastAPI would have matched (its template names the request in the metrics).
 _ROUTE: BaseRoute = next(r for r in router.routes if getattr(r, "endpoint", None) is send_message)
-
-Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 
 class FastSend:
@@ -58,7 +55,7 @@ class FastSend:
             await self.app(scope, receive, send)
             return
         match = _PATH.fullmatch(get_route_path(scope))
-        token = _bearer(scope) if match is not None else None
+        token = bearer_token(scope) if match is not None else None
         if match is None or token is None or int(match[1]) > MAX_ID or not _is_json(scope):
             await self.app(scope, receive, send)
             return
@@ -86,10 +83,7 @@ class FastSend:
         try:
             answer = await run_in_threadpool(_send_as, state, caller, token, conversation_id, body)
         except Exception as exc:
-            handler = _handler_for(self.owner.exception_handlers, exc)
-            if handler is None:
-                raise  # a fault: to Starlette's last-resort layer, as from any route
-            answer = await _call(handler, request, exc)
+            answer = await answer_error(self.owner, request, exc)
         if answer is None:
             # Not a live user token: FastAPI answers it (401, or 403 for the integration key),
             # looking it up again, as for any route.
@@ -110,24 +104,8 @@ def _send_as(
     return answer_send(caller, conversation_id, body)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _bearer(scope: Scope) -> str | None:
-    value = _header(scope, b"authorization")
-    if value is None:
-        return None
-    scheme, _, credentials = value.decode("latin-1").partition(" ")
-    # As fastapi.security.HTTPBearer reads it.
-    return credentials if scheme.lower() == "bearer" and credentials else None
-
-
 def _is_json(scope: Scope) -> bool:
-    value = _header(scope, b"content-type")
+    value = header(scope, b"content-type")
     if value is None:
         return False
     return value.decode("latin-1").split(";", 1)[0].strip().lower() == _JSON
@@ -146,22 +124,3 @@ def _again(raw: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return again
-
-
-def _handler_for(handlers: Mapping[Any, Handler], exc: Exception) -> Handler | None:
-    """The app's handler for this exception, as Starlette's ExceptionMiddleware finds it (the
-    nearest class up its hierarchy); not the catch-all for ``Exception``, which Starlette keeps
-    for its last-resort layer."""
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]
-    return None
-
-
-async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
-    answer = handler(request, exc)
-    if isinstance(answer, Response):
-        return answer
-    return await answer
