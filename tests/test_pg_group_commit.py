@@ -139,9 +139,7 @@ def test_a_deadlock_between_two_processes_batches_runs_the_pieces_again_alone(
     the deadlock and ends one of the transactions. Its pieces run again, each alone, and every
     piece of both batches is stored exactly once."""
     with pg.write() as session:
-        session.add_all(
-            Organization(ext_id=name, name="", kind="employer") for name in ("x", "y")
-        )
+        session.add_all(Organization(ext_id=name, name="", kind="employer") for name in ("x", "y"))
     both_wrote_their_first = threading.Barrier(2, timeout=10)
 
     def rename(row: str, tag: str, meet: bool) -> Callable[[Session], int]:
