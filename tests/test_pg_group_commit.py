@@ -76,18 +76,24 @@ def submit_in_order(
     return futures
 
 
-def test_sends_into_different_conversations_share_one_transaction(pg: Database) -> None:
-    pool = ThreadPoolExecutor(4)
-    _, *batch = submit_in_order(
-        pg,
+def a_batch_of_three(db: Database, pool: ThreadPoolExecutor) -> list[Future[int]]:
+    """Sends storing a, b and c into conversations 11, 12 and 13, queued to share a batch."""
+    _, *three = submit_in_order(
+        db,
         pool,
         [
-            (hold_the_batch_until(pg, 3), 1),
+            (hold_the_batch_until(db, 3), 1),
             (add_org("a"), 11),
             (add_org("b"), 12),
             (add_org("c"), 13),
         ],
     )
+    return three
+
+
+def test_sends_into_different_conversations_share_one_transaction(pg: Database) -> None:
+    pool = ThreadPoolExecutor(4)
+    batch = a_batch_of_three(pg, pool)
     pool.shutdown(wait=True)
     transactions = [future.result() for future in batch]
     assert len(set(transactions)) == 1, transactions
@@ -110,16 +116,7 @@ def test_a_conversation_held_elsewhere_is_sent_into_alone_after_the_batch(pg: Da
     assert holding.wait(timeout=10)
     pool = ThreadPoolExecutor(4)
     try:
-        _, a, b, c = submit_in_order(
-            pg,
-            pool,
-            [
-                (hold_the_batch_until(pg, 3), 1),
-                (add_org("a"), 11),
-                (add_org("b"), 12),
-                (add_org("c"), 13),
-            ],
-        )
+        a, b, c = a_batch_of_three(pg, pool)
         eventually(lambda: (a.done() and c.done()) or None, "the batch commits without b")
         assert not b.done()
         assert stored(pg) == ["a", "c"]
