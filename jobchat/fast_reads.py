@@ -100,13 +100,16 @@ def _plain_read(scope: Scope) -> Plain | None:
     """The route and its call for a plainly valid inbox or history request; None for anything
     else."""
     path = get_route_path(scope)
+    history = None if path == _INBOX else _HISTORY.fullmatch(path)
+    if path != _INBOX and (history is None or int(history[1]) > MAX_ID):
+        return None  # another route: nothing else is parsed
     params = _parameters(scope["query_string"])
     if params is None:
         return None
     limit = _limit(params.pop("limit", None))
     if limit is None:
         return None
-    if path == _INBOX:
+    if history is None:
         filter_ = _FILTERS.get(params.pop("filter", "all"))
         cursor = params.pop("cursor", None)
         if params or filter_ is None:
@@ -117,10 +120,7 @@ def _plain_read(scope: Scope) -> Plain | None:
             return list_conversations(caller, filter=shown, limit=limit, cursor=cursor)
 
         return _INBOX_ROUTE, {}, inbox
-    match = _HISTORY.fullmatch(path)
-    if match is None or int(match[1]) > MAX_ID:
-        return None
-    conversation_id = int(match[1])
+    conversation_id = int(history[1])
     before_text = params.pop("before", None)
     if params or (before_text is not None and _ID.fullmatch(before_text) is None):
         return None
@@ -128,10 +128,10 @@ def _plain_read(scope: Scope) -> Plain | None:
     if before is not None and before > MAX_ID:
         return None
 
-    def history(caller: Caller) -> Response:
+    def page(caller: Caller) -> Response:
         return list_messages(conversation_id, caller, before=before, limit=limit)
 
-    return _HISTORY_ROUTE, {"conversation_id": conversation_id}, history
+    return _HISTORY_ROUTE, {"conversation_id": conversation_id}, page
 
 
 def _parameters(query: bytes) -> dict[str, str] | None:
