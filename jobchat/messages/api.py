@@ -93,8 +93,8 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
         return MessageOut.of(posted.message, show_deliveries=True), posted.replayed
 
     if body.send_at is None:
-        # A send now writes into this one conversation: alongside sends into others on
-        # PostgreSQL, in one transaction with the sends that came meanwhile on SQLite.
+        # A send now writes into this one conversation, in one transaction with the sends that
+        # came meanwhile (group commit; on PostgreSQL, those whose conversations it can lock).
         result, replayed = state.db.write_grouped(post, concurrent_in=conversation_id)
     else:
         # A scheduled one counts the user's pending sends first: it has the database to itself.
