@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal, get_args
+from typing import get_args
 
 from fastapi import FastAPI
 from starlette._utils import get_route_path
@@ -36,6 +36,7 @@ from jobchat.app_state import AppState
 from jobchat.auth.deps import Caller
 from jobchat.conversations.api import list_conversations
 from jobchat.conversations.api import router as conversations_router
+from jobchat.conversations.queries import InboxFilter
 from jobchat.fast_path import answer_error, bearer_token
 from jobchat.inputs import MAX_ID
 from jobchat.messages.api import list_messages
@@ -47,7 +48,6 @@ _HISTORY = re.compile(r"/api/v1/conversations/([1-9][0-9]{0,18})/messages")
 _PARAMETER = re.compile(r"([a-z]{1,16})=([A-Za-z0-9_-]{1,400})")
 _LIMIT = re.compile(r"[1-9][0-9]{0,2}")
 _ID = re.compile(r"[1-9][0-9]{0,18}")
-InboxFilter = Literal["all", "unread", "messaged", "ended"]
 _FILTERS: dict[str, InboxFilter] = {name: name for name in get_args(InboxFilter)}
 _MAX_LIMIT = 200
 
@@ -114,10 +114,9 @@ def _plain_read(scope: Scope) -> Plain | None:
         cursor = params.pop("cursor", None)
         if params or filter_ is None:
             return None
-        shown = filter_
 
         def inbox(caller: Caller) -> Response:
-            return list_conversations(caller, filter=shown, limit=limit, cursor=cursor)
+            return list_conversations(caller, filter=filter_, limit=limit, cursor=cursor)
 
         return _INBOX_ROUTE, {}, inbox
     conversation_id = int(history[1])

@@ -12,6 +12,7 @@ from jobchat.conversations.actions import do_end_conversation, do_mark_read, do_
 from jobchat.conversations.context import ContextRefs
 from jobchat.conversations.models import Kind
 from jobchat.conversations.queries import (
+    InboxFilter,
     InboxQuery,
     candidate_manager,
     unread_totals,
@@ -36,7 +37,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 @router.get("/conversations", response_model=ConversationPage, responses=error_responses(422))
 def list_conversations(
     caller: CurrentUser,
-    filter: Literal["all", "unread", "messaged", "ended"] = "all",
+    filter: InboxFilter = "all",
     kind: Kind | None = None,
     job: QueryRef = None,
     candidate: QueryRef = None,

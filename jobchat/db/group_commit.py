@@ -114,12 +114,12 @@ class GroupCommit:
         if piece.alone:
             self._alone(piece)
         elif leader or piece.lead:
-            self._lead()
+            self._lead(piece)
         if piece.error is not None:
             raise piece.error
         return piece.result  # type: ignore[return-value]  # set when error is None
 
-    def _lead(self) -> None:
+    def _lead(self, own: _Piece[Any]) -> None:
         """Run what is queued (this thread's piece first among them) as one batch, then hand
         the lead to the first writer that came meanwhile, or give it up. The writers of pieces
         left out of the batch are woken to run them alone."""
@@ -127,7 +127,7 @@ class GroupCommit:
         later: list[_Piece[Any]] = []
         self._leader = threading.get_ident()
         try:
-            later = self._run(batch)
+            later = self._run(batch, own.key)
         finally:
             self._leader = None
             with self._mutex:
@@ -154,12 +154,11 @@ class GroupCommit:
                 piece.error = WriteBusy(f"no turn to write within {self._turn.timeout:g} s")
         return [piece for piece in batch if piece.error is None]
 
-    def _run(self, batch: list[_Piece[Any]]) -> list[_Piece[Any]]:
-        """Run the batch; returns the pieces left out of it, still to be run."""
+    def _run(self, batch: list[_Piece[Any]], first: int) -> list[_Piece[Any]]:
+        """Run the batch, begun for ``first`` (this thread's own piece's key: the piece is first
+        in the queue); returns the pieces left out of it, still to be run."""
         due: list[_Piece[Any]] = []
         later: list[_Piece[Any]] = []
-        with self._mutex:
-            first = self._queue[0].key  # this thread's own piece, first in the queue
         try:
             with self._begin(first) as session:
                 # Taken once the transaction has begun: whoever came while it waited for the
