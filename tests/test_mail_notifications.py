@@ -184,3 +184,43 @@ def test_staff_are_told_which_candidate_and_job_it_is_about_in_their_timezone(
     assert admin.message["Reply-To"] != mail.message["Reply-To"]
     # The author is never told of their own message.
     assert sink.to(CANDIDATE) == []
+
+
+def test_a_long_unread_run_lists_the_newest_ten_and_counts_the_rest(
+    world: World, worker: Worker, sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """Staff in a case: the partner named, each author with their organization, a message
+    they hid for themselves left out of the list and the count, the older rest counted."""
+    case = int(body(world["emp_team"].start("case", application="app1"), 201)["id"])
+    sent = [body(world["cand"].send(case, f"Note {n}"), 201)["id"] for n in range(1, 12)]
+    body(world["sp_in"].send(case, "From the partner"), 201)
+    r = world["emp_team"].delete(f"/api/v1/messages/{sent[-1]}", **{"for": "me"})
+    assert r.status_code == 204, r.text
+    clock.advance(seconds=121)
+    drain(worker)
+    mail = only(sink.to(TEAM))
+    assert mail.message["Subject"] == "11 unread messages: Carla Candidate · Registered Nurse"
+    text = mail.text()
+    listed = "".join(
+        f"Carla Candidate, Mon 5 Jan 2026, 09:00 UTC:\nNote {n}\n\n" for n in range(2, 11)
+    )
+    assert (
+        "You have 11 unread messages in Carla Candidate · Registered Nurse.\n"
+        "Candidate: Carla Candidate\nJob: Registered Nurse\n\n"
+        f"{listed}"
+        "Sam Partner (Talent Beyond Boundaries), Mon 5 Jan 2026, 09:00 UTC:\nFrom the partner\n\n"
+        "... and 1 more.\n"
+    ) in text
+
+
+def test_a_candidate_in_a_job_wide_chat_is_told_when_they_applied_to_that_job(
+    world: World, chat: int, worker: Worker, sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """A relocation chat is about a job, not an application: the date comes from the
+    candidate's application to that job."""
+    relocation = int(body(world["emp_team"].start("job_relocation", job="job1"), 201)["id"])
+    body(world["emp_team"].send(relocation, "Flights are booked."), 201)
+    clock.advance(seconds=121)
+    drain(worker)
+    text = only(sink.to(CANDIDATE)).text()
+    assert "Job: Registered Nurse\nYou applied on 31 December 2025.\n" in text

@@ -409,8 +409,14 @@ def render_conversation(
 def conversation_title(session: Session, viewer_id: int, conv_id: int, kind: str) -> str:
     """The title of conversation ``conv_id`` (of ``kind``) as the viewer sees it, in one
     statement: a push shows only this, and the rest of the rendering costs as much again."""
+    return title(Kind(kind), conversation_names(session, viewer_id, conv_id), viewer_id)
+
+
+def conversation_names(session: Session, viewer_id: int, conv_id: int) -> Names:
+    """The names conversation ``conv_id``'s title is made of (its job, candidate, partner), in
+    one statement: a notification names them beside the title."""
     (r,) = _contexts(_core(session), [conv_id], viewer_id)
-    return title(Kind(kind), _names(r), viewer_id)
+    return _names(r)
 
 
 def conversation_titles(session: Session, viewer_id: int, kinds: dict[int, str]) -> dict[int, str]:

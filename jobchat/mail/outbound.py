@@ -23,10 +23,11 @@ from jobchat.auth.links import (
 )
 from jobchat.clock import Clock
 from jobchat.config import Settings
-from jobchat.conversations.models import Conversation, Member
-from jobchat.conversations.render import conversation_title
+from jobchat.conversations import render
+from jobchat.conversations.models import Conversation, Kind, Member
+from jobchat.conversations.schemas import Names
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
+from jobchat.directory.models import User, UserKind
 from jobchat.files.storage import Missing, Storage
 from jobchat.inputs import fold_controls
 from jobchat.jobqueue.actions import Claimed
@@ -44,7 +45,13 @@ from jobchat.mail.attachments import (
     with_file_names,
 )
 from jobchat.mail.models import EmailKind, InboundEmail, SentEmail
-from jobchat.mail.queries import application_of, thread_message_ids, unread_to_notify
+from jobchat.mail.queries import (
+    NotifyRecipient,
+    applied_at,
+    notify_recipient,
+    thread_message_ids,
+    unread_to_notify,
+)
 from jobchat.mail.transport import MailTransport
 from jobchat.messages.actions import EMAIL_DELIVERY_JOB as DELIVERY_JOB
 from jobchat.messages.deliveries import record_delivery_failure, record_delivery_sent
@@ -263,45 +270,44 @@ class Mailer:
         self, job_id: int, conv_id: int, user_id: int
     ) -> tuple[_Prepared, int] | None:
         with self.db.read() as session:
-            member = session.get(Member, (conv_id, user_id))
-            if member is None:
+            recipient = notify_recipient(session, conv_id, user_id)
+            if recipient is None:
                 return None  # they left the conversation
-            user = member.user
-            if not user.email_notifications or not user.email:
+            if not recipient.email_notifications or not recipient.email:
                 return None
-            messages, total = unread_to_notify(session, member, limit=NOTIFY_MAX_LISTED)
+            messages, total = unread_to_notify(
+                session, conv_id, user_id, after=recipient.after, limit=NOTIFY_MAX_LISTED
+            )
             if not messages:
                 return None  # read in time, or deleted
-            conv = member.conversation
-            # The title alone, in one statement: rendering the whole conversation (members,
-            # last message) for it cost three more.
-            title = conversation_title(session, user.id, conv.id, conv.kind)
-            about = self._about(session, conv, user)
-            tz = user.timezone
-            listed = [
-                compose.NotifiedMessage(
-                    author=m.author.name if m.author else "jobchat",
-                    organization=(
-                        m.author.organization.name
-                        if m.author is not None and m.author.organization is not None
-                        else None
-                    ),
-                    sent_at=format_datetime(m.created_at, tz),
-                    preview=with_file_names(m.body, [a.filename for a in files_of(m.attachments)]),
-                )
-                for m in messages
-            ]
-            newest_id = messages[-1].id
+            names = render.conversation_names(session, user_id, conv_id)
+            about = self._about(session, user_id, recipient, names)
             message_id = self.keys.message_id("n", job_id)
             threading = self._threading(session, message_id, conv_id, user_id)
+        tz = recipient.timezone
+        listed = [
+            compose.NotifiedMessage(
+                author=m.author if m.author is not None else "jobchat",
+                organization=m.organization if m.author is not None else None,
+                sent_at=format_datetime(m.created_at, tz),
+                preview=with_file_names(m.body, m.filenames),
+            )
+            for m in messages
+        ]
         # The link's credential is recorded in ``settle``, with the email that carries it.
         secret = new_sign_in_secret()
         link = conversation_link(self.settings.public_url, secret, conv_id)
         email = compose.notification_email(
-            addressing=self._addressing(self.from_name, user, conv_id),
+            addressing=compose.Addressing(
+                from_name=self.from_name,
+                from_address=self.from_address,
+                to_name=recipient.name,
+                to_address=recipient.email,
+                reply_to=self.keys.reply_address(conv_id, user_id),
+            ),
             notification=compose.Notification(
-                recipient_name=user.name,
-                title=title,
+                recipient_name=recipient.name,
+                title=render.title(Kind(recipient.conv_kind), names, user_id),
                 about=about,
                 messages=listed,
                 more=total - len(listed),
@@ -312,29 +318,34 @@ class Mailer:
             threading=threading,
             date=self.clock.now(),
         )
-        return _Prepared(email, user.email, conv_id, user_id, (secret,)), newest_id
+        prepared = _Prepared(email, recipient.email, conv_id, user_id, (secret,))
+        return prepared, messages[-1].id
 
-    def _about(self, session: Session, conv: Conversation, user: User) -> list[str]:
+    @staticmethod
+    def _about(
+        session: Session, user_id: int, recipient: NotifyRecipient, names: Names
+    ) -> list[str]:
         """The context a notification gives: for a candidate, the job and when they applied;
         for staff, the candidate and the job the conversation is about."""
         lines = []
-        if user.is_candidate:
-            if conv.job is not None:
-                lines.append(f"Job: {conv.job.title}")
-            application = application_of(
-                session, user.id, application_id=conv.application_id, job_id=conv.job_id
+        if recipient.kind == UserKind.candidate:
+            if names.job_title is not None:
+                lines.append(f"Job: {names.job_title}")
+            applied = applied_at(
+                session,
+                user_id,
+                application_id=recipient.application_id,
+                job_id=recipient.job_id,
             )
-            if application is not None:
-                lines.append(
-                    f"You applied on {format_date(application.applied_at, user.timezone)}."
-                )
+            if applied is not None:
+                lines.append(f"You applied on {format_date(applied, recipient.timezone)}.")
             return lines
-        if conv.candidate is not None:
-            lines.append(f"Candidate: {conv.candidate.name}")
-        if conv.job is not None:
-            lines.append(f"Job: {conv.job.title}")
-        if conv.partner is not None:
-            lines.append(f"Partner: {conv.partner.name}")
+        if names.candidate is not None:
+            lines.append(f"Candidate: {names.candidate}")
+        if names.job_title is not None:
+            lines.append(f"Job: {names.job_title}")
+        if names.partner is not None:
+            lines.append(f"Partner: {names.partner}")
         return lines
 
     # --- "this conversation is closed" ------------------------------------------------------
@@ -362,7 +373,7 @@ class Mailer:
                 return None
             member = session.get(Member, (conv.id, user.id))
             title = (
-                conversation_title(session, user.id, conv.id, conv.kind)
+                render.conversation_title(session, user.id, conv.id, conv.kind)
                 if member
                 else "this conversation"
             )
