@@ -53,27 +53,27 @@ def do_create_credential(
     now: datetime,
     lifetime: timedelta | None = None,
 ) -> str:
-    return do_issue_credential(session, user=user, kind=kind, now=now, lifetime=lifetime)[1]
+    return do_issue_credential(session, user_id=user.id, kind=kind, now=now, lifetime=lifetime)[1]
 
 
 def do_issue_credential(
     session: Session,
     *,
-    user: User,
+    user_id: int,
     kind: CredentialKind,
     now: datetime,
     lifetime: timedelta | None = None,
     name: str | None = None,
     secret: str | None = None,
 ) -> tuple[Credential, str]:
-    """A new credential of ``kind`` for ``user``: its row (flushed, so it has an id) and its
+    """A new credential of ``kind`` for user ``user_id``: its row (flushed, so it has an id) and its
     secret, which is nowhere else: only its digest is stored. ``secret``: one made earlier
     with new_secret (a link already sent, recorded with the outcome of its sending)."""
     secret = secret or new_secret(kind)
     cred = Credential(
         kind=kind,
         secret_hash=digest(secret),
-        user_id=user.id,
+        user_id=user_id,
         created_at=now,
         expires_at=now + lifetime if lifetime is not None else None,  # 0: already over
         name=name,
@@ -91,7 +91,7 @@ def do_create_login_link(
     secret = new_secret("embed_login_link" if embed else CredentialKind.login_link)
     do_issue_credential(
         session,
-        user=user,
+        user_id=user.id,
         kind=CredentialKind.login_link,
         now=now,
         lifetime=lifetime,
@@ -124,7 +124,7 @@ def do_redeem_login_link(
     link.used_at = now
     _cred, cookie = do_issue_credential(
         session,
-        user=link.user,
+        user_id=link.user_id,
         kind=CredentialKind.session,
         now=now,
         lifetime=session_lifetime,

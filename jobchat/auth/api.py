@@ -131,7 +131,7 @@ def _token(state: AppState, kind: UserKind, ext_id: str, body: TokenIn | None) -
         check_active(user)
         cred, secret = do_issue_credential(
             session,
-            user=user,
+            user_id=user.id,
             kind=CredentialKind.token,
             now=state.clock.now(),
             lifetime=timedelta(days=days),

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from jobchat.auth.actions import do_issue_credential, new_secret
 from jobchat.auth.api import login_url
 from jobchat.auth.models import CredentialKind
-from jobchat.directory.models import User
 
 
 def conversation_link(public_url: str, secret: str, conv_id: int) -> str:
@@ -34,11 +33,11 @@ def new_sign_in_secret() -> str:
 
 
 def do_record_sign_in_link(
-    session: Session, *, user: User, secret: str, now: datetime, hours: float
+    session: Session, *, user_id: int, secret: str, now: datetime, hours: float
 ) -> None:
     do_issue_credential(
         session,
-        user=user,
+        user_id=user_id,
         kind=CredentialKind.login_link,
         now=now,
         lifetime=timedelta(hours=hours),

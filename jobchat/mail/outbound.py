@@ -13,6 +13,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jobchat.auth.links import (
@@ -167,7 +168,7 @@ class Mailer:
         for secret in prepared.link_secrets:
             do_record_sign_in_link(
                 session,
-                user=session.get_one(User, prepared.user_id),
+                user_id=prepared.user_id,
                 secret=secret,
                 now=now,
                 hours=self.settings.notify_link_hours,
@@ -255,9 +256,17 @@ class Mailer:
         await self._send(prepared)
 
         def settle(session: Session, now: datetime) -> None:
-            member = session.get(Member, (conv_id, user_id))
-            if member is not None and member.notified_through_id < newest_id:
-                member.notified_through_id = newest_id
+            # One statement, not the member loaded and flushed: this runs in the write turn.
+            session.execute(
+                update(Member)
+                .where(
+                    Member.conversation_id == conv_id,
+                    Member.user_id == user_id,
+                    Member.notified_through_id < newest_id,
+                )
+                .values(notified_through_id=newest_id)
+                .execution_options(synchronize_session=False)
+            )
             self._record(session, prepared, EmailKind.notification, now)
             # The sign-in link the email carries, recorded with it (as a delivery's file links
             # are): one write transaction per notification instead of two, and an attempt that

@@ -23,7 +23,6 @@ from jobchat.clock import Clock
 from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 from jobchat.directory.phones import normalise_phone
 from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.threads import in_thread
@@ -149,7 +148,7 @@ class Texts:
                 do_record_intro_sent(session, user_id, claimant, now=now)
             do_record_sign_in_link(
                 session,
-                user=session.get_one(User, user_id),
+                user_id=user_id,
                 secret=secret,
                 now=now,
                 hours=self.settings.notify_link_hours,

@@ -26,7 +26,6 @@ from jobchat.auth.links import (
 from jobchat.clock import Clock, SystemClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 from jobchat.jobqueue.actions import Claimed, enqueue
 from jobchat.jobqueue.threads import in_thread
 from jobchat.jobqueue.worker import JobKind, PermanentFailure, Settle
@@ -132,7 +131,7 @@ class Texter:
             if text.link_secret is not None:
                 do_record_sign_in_link(
                     session,
-                    user=session.get_one(User, text.user_id),
+                    user_id=text.user_id,
                     secret=text.link_secret,
                     now=now,
                     hours=self.settings.notify_link_hours,
