@@ -5,9 +5,14 @@ never to someone who turned them off; in the recipient's timezone, with a sign-i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
@@ -224,3 +229,37 @@ def test_a_candidate_in_a_job_wide_chat_is_told_when_they_applied_to_that_job(
     drain(worker)
     text = only(sink.to(CANDIDATE)).text()
     assert "Job: Registered Nurse\nYou applied on 31 December 2025.\n" in text
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL every engine runs in this block, in order."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_a_notification_reads_the_same_few_statements_however_many_messages_it_lists(
+    world: World, chat: int, worker: Worker, sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """Inside ``jobchat serve`` the worker's Python is time a send waits for: what an email
+    lists is read in a fixed number of statements, not one more per message or author."""
+    counts = []
+    for messages in (1, 8):
+        for n in range(messages):
+            body(world["emp_team"].send(chat, f"Message {n}"), 201)
+        clock.advance(seconds=121)
+        with statements() as seen:
+            drain(worker)
+        counts.append(sum(s.startswith("SELECT") for s in seen))
+        listed = f"{messages} unread message"
+        assert only(sink.to(CANDIDATE)).message["Subject"].startswith(listed)
+        sink.received.clear()
+    assert counts[0] == counts[1], counts
