@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from jobchat.db.engine import Database
 from jobchat.directory.models import Organization, OrgKind
+from jobchat.events.sequencer import sequence_stranded
 
 
 def test_a_read_that_would_write_is_refused_and_writes_nothing(db: Database) -> None:
@@ -58,3 +59,29 @@ def test_a_postgresql_read_keeps_its_prepared_statements(db: Database) -> None:
             {"like": "%count(*)%FROM organizations%"},
         )
     assert prepared and prepared >= 1
+
+
+def test_the_streams_check_for_stranded_events_keeps_the_prepared_statements(
+    database_url: str,
+) -> None:
+    """The real-time stream looks for events a writer left unnumbered whenever it finds nothing
+    new (every second when idle). Done in a transaction, returning the connection rolled it
+    back and psycopg forgot every statement prepared on it: the pages and sends that used the
+    connection next were planned afresh. One pooled connection, so the check gets the one
+    the reads prepared their statement on."""
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    try:
+        if db.is_sqlite:
+            pytest.skip("psycopg's prepared statements")
+        for _ in range(8):
+            with db.read() as session:
+                session.scalar(select(func.count()).select_from(Organization))
+        assert sequence_stranded(db.engine) is False
+        with db.read() as session:
+            prepared = session.scalar(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
+                {"like": "%count(*)%FROM organizations%"},
+            )
+        assert prepared and prepared >= 1
+    finally:
+        db.dispose()

@@ -132,7 +132,14 @@ def sequence_stranded(engine: Engine) -> bool:
     """Number events a writer queued and never numbered (it died in between); whether any were
     found. One cheap read when there are none."""
     with engine.connect() as connection:
-        if not connection.scalar(select(exists().select_from(QueuedEvent))):
+        # Outside a transaction: the stream runs this whenever it finds nothing new (once a
+        # second when idle), and a transaction would end in the ROLLBACK of returning the
+        # connection, on which psycopg forgets every statement it had prepared on that
+        # connection (DEALLOCATE ALL). The pages and sends that used it next were planned
+        # afresh five times each before being prepared again: on PostgreSQL every other inbox
+        # page for a tenth of a second after each poll took twice as long.
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        if not autocommit.scalar(select(exists().select_from(QueuedEvent))):
             return False
     sequence(engine)
     return True
