@@ -5,6 +5,7 @@ of every read request), while its prepared statements live on."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select, text
@@ -61,14 +62,9 @@ def test_a_postgresql_read_keeps_its_prepared_statements(db: Database) -> None:
     assert prepared and prepared >= 1
 
 
-def test_the_streams_check_for_stranded_events_keeps_the_prepared_statements(
-    database_url: str,
-) -> None:
-    """The real-time stream looks for events a writer left unnumbered whenever it finds nothing
-    new (every second when idle). Done in a transaction, returning the connection rolled it
-    back and psycopg forgot every statement prepared on it: the pages and sends that used the
-    connection next were planned afresh. One pooled connection, so the check gets the one
-    the reads prepared their statement on."""
+def _still_prepared_after(database_url: str, between: Callable[[Database], object]) -> int:
+    """How many of a read's prepared statements are left after ``between`` ran on the one
+    connection the pool holds."""
     db = Database(database_url, pool_size=1, max_overflow=0)
     try:
         if db.is_sqlite:
@@ -76,12 +72,53 @@ def test_the_streams_check_for_stranded_events_keeps_the_prepared_statements(
         for _ in range(8):
             with db.read() as session:
                 session.scalar(select(func.count()).select_from(Organization))
-        assert sequence_stranded(db.engine) is False
+        between(db)
         with db.read() as session:
-            prepared = session.scalar(
-                text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
-                {"like": "%count(*)%FROM organizations%"},
+            return int(
+                session.scalar(
+                    text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
+                    {"like": "%count(*)%FROM organizations%"},
+                )
+                or 0
             )
-        assert prepared and prepared >= 1
     finally:
         db.dispose()
+
+
+def test_the_streams_check_for_stranded_events_keeps_the_prepared_statements(
+    database_url: str,
+) -> None:
+    """The real-time stream looks for events a writer left unnumbered whenever it finds nothing
+    new (every second when idle). Done in a transaction, returning the connection rolled it
+    back and psycopg forgot every statement prepared on it: the pages and sends that used the
+    connection next were planned afresh."""
+
+    def check(db: Database) -> None:
+        assert sequence_stranded(db.engine) is False
+
+    assert _still_prepared_after(database_url, check) >= 1
+
+
+def test_a_snapshot_keeps_the_prepared_statements(database_url: str) -> None:
+    """The stream takes a snapshot for every socket that connects: it ends with COMMIT, not the
+    ROLLBACK that would make psycopg forget the connection's prepared statements."""
+
+    def snapshot(db: Database) -> None:
+        with db.snapshot() as session:
+            session.scalar(select(func.count()).select_from(Organization))
+
+    assert _still_prepared_after(database_url, snapshot) >= 1
+
+
+def test_a_snapshot_that_would_write_is_refused_and_writes_nothing(db: Database) -> None:
+    with db.snapshot() as session:
+        session.add(Organization(ext_id="org-from-a-snapshot", name="No", kind=OrgKind.employer))
+        with pytest.raises(RuntimeError, match="must not write"):
+            session.flush()
+    with db.read() as session:
+        found = session.scalar(
+            select(func.count())
+            .select_from(Organization)
+            .where(Organization.ext_id == "org-from-a-snapshot")
+        )
+    assert found == 0

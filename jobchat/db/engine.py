@@ -450,15 +450,23 @@ class Database:
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
-        """A read transaction whose statements all see the same committed state.
+        """A read transaction whose statements all see the same committed state (it cannot
+        write, as ``read()`` cannot).
 
         SQLite's read transactions are snapshots already; PostgreSQL's default (read committed)
         gives each statement its own, so this asks for repeatable read.
         """
         with self._sessions() as session:
+            session.info[_READ_ONLY] = True
             if not self.is_sqlite:
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
+            # Ended with COMMIT, as read() is, not the ROLLBACK of closing, on which psycopg
+            # forgets every statement prepared on the connection: the stream's start takes a
+            # snapshot for every socket that connects, and the pages and sends that used the
+            # connection next were planned afresh.
+            if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+                session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
