@@ -15,16 +15,16 @@ from jobchat.directory.models import Organization, OrgKind
 from jobchat.events.sequencer import sequence_stranded
 
 
-def test_a_read_that_would_write_is_refused_and_writes_nothing(db: Database) -> None:
-    with db.read() as session:
-        session.add(Organization(ext_id="org-from-a-read", name="Nope", kind=OrgKind.employer))
+@pytest.mark.parametrize("opened", ["read", "snapshot"])
+def test_a_read_that_would_write_is_refused_and_writes_nothing(db: Database, opened: str) -> None:
+    ext_id = f"org-from-a-{opened}"
+    with getattr(db, opened)() as session:
+        session.add(Organization(ext_id=ext_id, name="Nope", kind=OrgKind.employer))
         with pytest.raises(RuntimeError, match="must not write"):
             session.flush()
     with db.read() as session:
         found = session.scalar(
-            select(func.count())
-            .select_from(Organization)
-            .where(Organization.ext_id == "org-from-a-read")
+            select(func.count()).select_from(Organization).where(Organization.ext_id == ext_id)
         )
     assert found == 0
 
@@ -108,17 +108,3 @@ def test_a_snapshot_keeps_the_prepared_statements(database_url: str) -> None:
             session.scalar(select(func.count()).select_from(Organization))
 
     assert _still_prepared_after(database_url, snapshot) >= 1
-
-
-def test_a_snapshot_that_would_write_is_refused_and_writes_nothing(db: Database) -> None:
-    with db.snapshot() as session:
-        session.add(Organization(ext_id="org-from-a-snapshot", name="No", kind=OrgKind.employer))
-        with pytest.raises(RuntimeError, match="must not write"):
-            session.flush()
-    with db.read() as session:
-        found = session.scalar(
-            select(func.count())
-            .select_from(Organization)
-            .where(Organization.ext_id == "org-from-a-snapshot")
-        )
-    assert found == 0
