@@ -36,7 +36,7 @@ from jobchat.conversations.queries import (
 )
 from jobchat.conversations.schemas import ConversationOut, Names
 from jobchat.db.id_lists import in_ids
-from jobchat.db.prepared import Prepared
+from jobchat.db.prepared import Prepared, connection_of
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -180,15 +180,6 @@ _PEOPLE = Prepared(
 )
 
 
-def _core(session: Session) -> Connection:
-    """The session's connection: these statements select plain columns, and executed on the
-    connection their rows skip the ORM's result machinery (a quarter of a page's CPU). What the
-    session holds unflushed is flushed first, as ``session.execute`` would (a conversation just
-    started is rendered in the same transaction); with nothing to flush that costs nothing."""
-    session.flush()
-    return session.connection()
-
-
 def title(kind: Kind, names: Names, viewer_id: int) -> str:
     """A name for the conversation, from the viewer's side of it."""
     if kind in (Kind.job_partner, Kind.job_partners, Kind.job_relocation):
@@ -243,7 +234,7 @@ def render_conversations(
     if not rows:
         return []
     ids = [conv.id for conv, _ in rows]
-    context = {r.id: r for r in _contexts(_core(session), ids, viewer.id)}
+    context = {r.id: r for r in _contexts(connection_of(session), ids, viewer.id)}
     members = _members(session, ids)
     return [
         _model(
@@ -286,7 +277,7 @@ def render_inbox(
     keys, stopping at the limit), its members in the other; plain columns, no ORM objects."""
     shape, params = inbox_params(session, viewer, query, limit=limit, cursor=cursor)
     params["viewer_id"] = viewer.id
-    rows = _inbox_page(shape).run(_core(session), params).rows
+    rows = _inbox_page(shape).run(connection_of(session), params).rows
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
@@ -338,7 +329,7 @@ def _inbox_page(shape: InboxShape) -> Prepared:
 
 
 def _members(session: Session, conv_ids: list[int]) -> dict[int, list[Plain]]:
-    conn = _core(session)
+    conn = connection_of(session)
     memberships = _MEMBERSHIPS.run(conn, {"conv_ids": conv_ids}).rows
     # Each person once, in listing order; one MemberOut's data each, shared by their
     # conversations.
@@ -415,7 +406,7 @@ def conversation_title(session: Session, viewer_id: int, conv_id: int, kind: str
 def conversation_names(session: Session, viewer_id: int, conv_id: int) -> Names:
     """The names conversation ``conv_id``'s title is made of (its job, candidate, partner), in
     one statement: a notification names them beside the title."""
-    (r,) = _contexts(_core(session), [conv_id], viewer_id)
+    (r,) = _contexts(connection_of(session), [conv_id], viewer_id)
     return _names(r)
 
 
@@ -424,7 +415,7 @@ def conversation_titles(session: Session, viewer_id: int, kinds: dict[int, str])
     a page of search results spans up to 20 conversations."""
     if not kinds:
         return {}
-    rows = _contexts(_core(session), list(kinds), viewer_id)
+    rows = _contexts(connection_of(session), list(kinds), viewer_id)
     return {r.id: title(Kind(kinds[r.id]), _names(r), viewer_id) for r in rows}
 
 

@@ -31,11 +31,21 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 _Convert = Callable[[Any], Any] | None
 _Bind = tuple[str, _Convert, Any, bool]
+
+
+def connection_of(session: Session) -> Connection:
+    """The session's connection, for statements that select plain columns (executed on it,
+    their rows skip the ORM's result machinery). What the session holds unflushed is flushed
+    first, as ``session.execute`` would (a conversation just started is rendered in the same
+    transaction); with nothing to flush that costs nothing."""
+    session.flush()
+    return session.connection()
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,14 +105,14 @@ class Mailer:
         await self.transport.send(prepared.email, sender=sender, recipients=[prepared.address])
 
     def _addressing(
-        self, sender_name: str, recipient: User, conversation_id: int
+        self, sender_name: str, conversation_id: int, *, to_id: int, to_name: str, to_address: str
     ) -> compose.Addressing:
         return compose.Addressing(
             from_name=sender_name,
             from_address=self.from_address,
-            to_name=recipient.name,
-            to_address=recipient.email,
-            reply_to=self.keys.reply_address(conversation_id, recipient.id),
+            to_name=to_name,
+            to_address=to_address,
+            reply_to=self.keys.reply_address(conversation_id, to_id),
         )
 
     def _threading(
@@ -193,7 +193,13 @@ class Mailer:
             )
             message_id = self.keys.message_id("m", delivery.id)
             files = files_of(message.attachments)
-            addressing = self._addressing(sender, recipient, message.conversation_id)
+            addressing = self._addressing(
+                sender,
+                message.conversation_id,
+                to_id=recipient.id,
+                to_name=recipient.name,
+                to_address=recipient.email,
+            )
             address, other_address = delivery.address, delivery.address != recipient.email
             recipient_id = recipient.id
             threading = self._threading(session, message_id, message.conversation_id, recipient.id)
@@ -307,12 +313,12 @@ class Mailer:
         secret = new_sign_in_secret()
         link = conversation_link(self.settings.public_url, secret, conv_id)
         email = compose.notification_email(
-            addressing=compose.Addressing(
-                from_name=self.from_name,
-                from_address=self.from_address,
+            addressing=self._addressing(
+                self.from_name,
+                conv_id,
+                to_id=user_id,
                 to_name=recipient.name,
                 to_address=recipient.email,
-                reply_to=self.keys.reply_address(conv_id, user_id),
             ),
             notification=compose.Notification(
                 recipient_name=recipient.name,

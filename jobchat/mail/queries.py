@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from jobchat.conversations.models import Conversation, Member
 from jobchat.db.id_lists import in_ids
-from jobchat.db.prepared import Prepared
+from jobchat.db.prepared import Prepared, connection_of
 from jobchat.directory.models import Application, Organization, User
 from jobchat.files.models import Attachment
 from jobchat.mail.models import InboundEmail, InboundOutcome, SentEmail
@@ -49,8 +49,8 @@ _THREAD = Prepared(
 def thread_message_ids(session: Session, conversation_id: int, user_id: int) -> list[str]:
     """The Message-IDs of the emails between us and this member about this conversation, both
     ways, oldest first: the root and the latest few."""
-    session.flush()
-    found = _THREAD.run(session.connection(), {"conv_id": conversation_id, "user_id": user_id}).rows
+    params = {"conv_id": conversation_id, "user_id": user_id}
+    found = _THREAD.run(connection_of(session), params).rows
     ordered = [mid for _, mid in sorted(found) if mid]
     if len(ordered) <= MAX_REFERENCES:
         return ordered
@@ -93,8 +93,7 @@ _RECIPIENT = Prepared(
 
 def notify_recipient(session: Session, conv_id: int, user_id: int) -> NotifyRecipient | None:
     """The member, or None once they have left the conversation."""
-    session.flush()
-    rows = _RECIPIENT.run(session.connection(), {"conv_id": conv_id, "user_id": user_id}).rows
+    rows = _RECIPIENT.run(connection_of(session), {"conv_id": conv_id, "user_id": user_id}).rows
     if not rows:
         return None
     name, email, wants, tz, kind, last_read, notified, conv_kind, job_id, app_id = rows[0]
@@ -161,8 +160,7 @@ def unread_to_notify(
     ``after``), oldest first, and how many there are in all. Their own messages, ones deleted
     (for everyone, or by them for themselves) and ones that reached them as an email or SMS
     already do not count."""
-    session.flush()
-    conn = session.connection()
+    conn = connection_of(session)
     params = {"conv_id": conv_id, "user_id": user_id, "after": after, "limit": limit}
     rows = _UNREAD.run(conn, params).rows
     if not rows:
@@ -193,12 +191,11 @@ def applied_at(
     session: Session, candidate_id: int, *, application_id: int | None, job_id: int | None
 ) -> datetime | None:
     """When the candidate applied: to the conversation's application, or else to its job."""
-    session.flush()
     if application_id is not None:
-        rows = _APPLIED_BY_ID.run(session.connection(), {"app_id": application_id}).rows
+        rows = _APPLIED_BY_ID.run(connection_of(session), {"app_id": application_id}).rows
     elif job_id is not None:
         params = {"job_id": job_id, "candidate_id": candidate_id}
-        rows = _APPLIED_BY_JOB.run(session.connection(), params).rows
+        rows = _APPLIED_BY_JOB.run(connection_of(session), params).rows
     else:
         return None
     return rows[0][0] if rows else None

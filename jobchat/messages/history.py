@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from jobchat.db.id_lists import in_ids
-from jobchat.db.prepared import Prepared
+from jobchat.db.prepared import Prepared, connection_of
 from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
@@ -121,10 +121,7 @@ def history_page(
     the cursor for the page before (None at the beginning). Deliveries are shown to staff
     only."""
     params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer.id, "limit": limit + 1}
-    # Plain columns: executed on the connection, the rows skip the ORM's result machinery
-    # (after a flush, as the session's autoflush would do; free when nothing is pending).
-    session.flush()
-    conn = session.connection()
+    conn = connection_of(session)
     if before is None:
         found = _RUN_NEWEST_FIRST.run(conn, params).rows
     else:
