@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from jobchat.app import create_app
@@ -84,6 +84,31 @@ def test_a_key_the_author_used_already_writes_nothing(world: World, db: Database
     assert sorted(body for _, body in _keyed(db, "k1")) == ["another author's", "first"]
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 4
+
+
+def _index(db: Database) -> dict[int, str]:
+    """The search index's entries: the words of each message indexed, by its id."""
+    key = "message_id" if db.engine.dialect.name == "postgresql" else "rowid"
+    with db.read() as session:
+        rows = session.execute(text(f"SELECT {key}, words FROM message_search"))
+        return {int(message_id): str(words) for message_id, words in rows}
+
+
+def test_a_stored_message_is_indexed_with_its_files_names_once(world: World, db: Database) -> None:
+    conv_id = start(world["emp_team"], "application", application="app1")
+    with db.write() as session:
+        author = _author(session, "emp_team")
+        first = _message(author, conv_id, "k1", "Interview on Monday")
+        assert store_message(session, first, filenames=["Timesheet.pdf"])
+        # The same key again: neither the message nor an entry for it is written.
+        assert not store_message(session, _message(author, conv_id, "k1", "Interview Friday"))
+        second = _message(author, conv_id, None, "Directions attached")
+        assert store_message(session, second)
+        ids = (first.id, second.id)
+    assert _index(db) == {
+        ids[0]: "interview monday timesheet pdf",
+        ids[1]: "directions attached",
+    }
 
 
 def test_deliveries_are_stored_with_their_messages_id(world: World, db: Database) -> None:

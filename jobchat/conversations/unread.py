@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     Table,
     and_,
     bindparam,
@@ -43,9 +44,12 @@ def change(old: int, new: int) -> Totals:
     return int(new > 0) - int(old > 0), new - old
 
 
-def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, Totals]:
+def shift_totals(
+    session: Session, deltas: Mapping[int, Totals], *, locked: bool = False
+) -> dict[int, Totals]:
     """Add each user's (conversations, messages) delta to their totals, in one statement; returns
-    the new totals of every user named (also of those whose delta is zero)."""
+    the new totals of every user named (also of those whose delta is zero). ``locked``: the
+    caller has already locked those users' rows in this transaction, by ``locking_in_order``."""
     if not deltas:
         return {}
     ids = sorted(deltas)
@@ -62,7 +66,7 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
             params |= {f"g{i}": user_ids, f"c{i}": convs, f"m{i}": msgs}
     # Straight to the connection: only these columns change, which the ORM never writes.
     connection = session.connection()
-    if groups and connection.dialect.name != "sqlite":
+    if groups and not locked and connection.dialect.name != "sqlite":
         # Sends into different conversations run side by side on PostgreSQL and share staff,
         # whose rows each one updates. An UPDATE locks rows in whatever order its plan meets
         # them, so two sends could lock users 1 and 2 in opposite orders and deadlock: the rows
@@ -80,12 +84,18 @@ def shift_totals(session: Session, deltas: Mapping[int, Totals]) -> dict[int, To
 _COLUMNS = (_USERS.c.id, _USERS.c.unread_conversations, _USERS.c.unread_messages)
 # Run on the driver's cursor (jobchat.db.prepared): every send runs two or three of these.
 _READ = Prepared(select(*_COLUMNS).where(in_ids(_USERS.c.id, "ids")))
-_LOCK_IN_ORDER = Prepared(
-    select(_USERS.c.id)
-    .where(in_ids(_USERS.c.id, "ids"))
-    .order_by(_USERS.c.id)
-    .with_for_update(key_share=True)
-)
+
+
+def locking_in_order(user_ids: ColumnElement[bool]) -> Select[tuple[int]]:
+    """The users' rows that ``user_ids`` (a condition on ``users.id``) picks, locked in id order
+    for ``shift_totals`` (PostgreSQL; see there why). A caller may run it as a part of a
+    statement of its own (a CTE; rows are locked in the order the sort gives them) as long as
+    every row is read, then shift with ``locked=True``: the UPDATE itself must stay a statement
+    of its own."""
+    return select(_USERS.c.id).where(user_ids).order_by(_USERS.c.id).with_for_update(key_share=True)
+
+
+_LOCK_IN_ORDER = Prepared(locking_in_order(in_ids(_USERS.c.id, "ids")))
 
 
 @cache

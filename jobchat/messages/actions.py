@@ -22,7 +22,8 @@ from jobchat.events.models import Event, EventType
 from jobchat.events.sequencer import sequence_within
 from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
 from jobchat.jobqueue.actions import enqueue
-from jobchat.messages.bump import bump_members, move_conversation
+from jobchat.messages.audience import audience
+from jobchat.messages.bump import bump
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
 from jobchat.messages.outgoing import Limits as Limits
 from jobchat.messages.outgoing import Outgoing as Outgoing
@@ -34,7 +35,7 @@ from jobchat.messages.store import note_sent, store_message
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.privacy.audit import Party, record
 from jobchat.privacy.models import AuditAction, PartyType
-from jobchat.search.index import index_message, unindex_messages
+from jobchat.search.index import unindex_messages
 from jobchat.sms.quiet import sms_hold
 from jobchat.webhooks import events as webhook_events
 
@@ -118,7 +119,7 @@ def do_send_message(
         idempotency_key=out.idempotency_key,
         deliveries=deliveries,
     )
-    if not store_message(session, message):
+    if not store_message(session, message, filenames=[f.filename for f in files]):
         # A retry with the same key came first (a concurrent one that won the race, as the
         # lookup above found none): answer with its message.
         earlier = sent_with_key(session, actor.id, out.idempotency_key or "")
@@ -130,20 +131,15 @@ def do_send_message(
         return _replay(earlier, conv, out), True
     if deliveries:
         session.flush()  # their ids, for their jobs
-    index_message(
-        session,
-        message_id=message.id,
-        subject=subject,
-        body=body,
-        filenames=[f.filename for f in files],
-    )
     claim_attachments(message, files)
     for delivery in deliveries:
         job = DELIVERY_JOBS[Channel(delivery.channel)]
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
-    # notification ladder decides in the worker. Here, a SELECT and at most one INSERT.
-    enqueue_ladder(session, message.id, now, conversation_id=conv.id, author_id=actor.id)
+    # notification ladder decides in the worker, if anyone could be. Webhooks hear of it below.
+    heard_by = audience(session, conversation_id=conv.id, author_id=actor.id, sent_at=now)
+    if heard_by.anyone_to_tell:
+        enqueue_ladder(session, message.id, now)
 
     if conv.status == Status.ended:
         # A staff member writing again reopens the conversation (check_post keeps others out).
@@ -171,22 +167,24 @@ def do_send_message(
         webhook_events.conversation_reopened(session, conv, actor, now)
     # Activity never moves back, even if the clock does: the inbox is ordered by it.
     active_at = max(conv.last_activity_at, now)
-    move_conversation(session, conv, message.id, active_at)
     # Writing into a conversation means having read it.
     had_unread = member.unread_count
     # The recipients' new counts (RETURNING): each has one more unread message, and one more
     # conversation with something unread if it is their first. The event carries them.
-    counts = bump_members(
+    bumped = bump(
         session,
+        conv,
         member,
         message.id,
         active_at=active_at,
         notify_due_at=now + limits.notify_delay,
+        lock_writer=bool(had_unread),
     )
+    counts = bumped.counts
     deltas = {user_id: (int(count == 1), 1) for user_id, count in counts.items()}
     if had_unread:
         deltas[actor.id] = change(had_unread, 0)
-    totals = shift_totals(session, deltas)
+    totals = shift_totals(session, deltas, locked=bumped.users_locked)
     emit(
         session,
         EventType.message_created,
@@ -199,7 +197,7 @@ def do_send_message(
             for user_id, count in sorted(counts.items())
         },
     )
-    webhook_events.message_created(session, message, conv, now)
+    webhook_events.message_created(session, message, conv, now, enabled=heard_by.webhooks)
     if had_unread:
         emit_read(session, conv, member, now, totals[actor.id])
     # Last: a caller's savepoint around the send (a bulk send's) ends after it.

@@ -13,18 +13,27 @@ or a concurrent one that won the race), so no savepoint is needed to survive the
 NULL keys never conflict. Both databases speak this form (SQLite since 3.24, RETURNING since
 3.35; PostgreSQL waits for a concurrent insert of the same key to commit or roll back, then
 decides).
+
+The message's search index entry is written with it (``jobchat.search.index``): on PostgreSQL by
+the same statement (the INSERT of the message a CTE of the entry's INSERT ... SELECT, so a
+message its key already stored indexes nothing either), each statement being a round trip and
+about 0.1 ms of the driver's and the database's CPU (bench/bench_send.py); SQLite's index is an
+FTS5 table a CTE cannot write, so there it is a second statement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.dml import ReturningInsert
 
 from jobchat.db.prepared import Prepared
 from jobchat.messages.models import Message
+from jobchat.search.index import add_entry, entries_of, new_entry
 
 _MESSAGES = cast(Table, Message.__table__)
 
@@ -41,14 +50,15 @@ _GIVEN = (
 _EMPTY = tuple(c.key for c in _MESSAGES.columns if c.key not in _GIVEN and c.key != "id")
 
 
-def _insert(dialect: Any) -> Prepared:
+def _insert(dialect: Any) -> ReturningInsert[tuple[int]]:
     given = {key: bindparam(f"b_{key}", type_=_MESSAGES.c[key].type) for key in _GIVEN}
-    return Prepared(
+    insert: ReturningInsert[tuple[int]] = (
         dialect.insert(_MESSAGES)
         .values(given)
         .on_conflict_do_nothing(index_elements=[_MESSAGES.c.author_id, _MESSAGES.c.idempotency_key])
         .returning(_MESSAGES.c.id)
     )
+    return insert
 
 
 # The channels of the messages a transaction sent, in its session's info: the metrics count them
@@ -56,12 +66,16 @@ def _insert(dialect: Any) -> Prepared:
 SENT_CHANNELS = "jobchat_sent_channels"
 
 # One per dialect: the ON CONFLICT clause is each dialect's own construct.
-_INSERTS = {"sqlite": _insert(sqlite), "postgresql": _insert(postgresql)}
+_INSERTS = {"sqlite": Prepared(_insert(sqlite)), "postgresql": Prepared(_insert(postgresql))}
+# PostgreSQL: the message and its index entry, returning the new id (nothing when its key was
+# used already).
+_INSERT_INDEXED = Prepared(entries_of(_insert(postgresql).cte("inserted")))
 
 
-def store_message(session: Session, message: Message) -> bool:
+def store_message(session: Session, message: Message, *, filenames: Sequence[str] = ()) -> bool:
     """Insert ``message`` (new, not in the session, with every column in ``_GIVEN`` set and
-    its deliveries, if any, in its collection) and make it a persistent object of ``session``.
+    its deliveries, if any, in its collection) and its search index entry (with ``filenames``,
+    its files' names), and make it a persistent object of ``session``.
 
     Returns False, having written nothing, when its author already has a message with its
     idempotency key. The deliveries are added to the session with the message's id, to be
@@ -70,9 +84,15 @@ def store_message(session: Session, message: Message) -> bool:
     # work would have: the row below refers to it.
     session.flush()
     connection = session.connection()
-    inserted = _INSERTS[connection.dialect.name].run(
-        connection, {f"b_{key}": getattr(message, key) for key in _GIVEN}
-    )
+    dialect = connection.dialect.name
+    given = {f"b_{key}": getattr(message, key) for key in _GIVEN}
+    entry = new_entry(dialect, message.subject, message.body, filenames)
+    if entry is not None and dialect == "postgresql":
+        inserted = _INSERT_INDEXED.run(connection, given | entry)
+    else:
+        inserted = _INSERTS[dialect].run(connection, given)
+        if inserted.rows and entry is not None:
+            add_entry(connection, inserted.rows[0][0], entry)
     if not inserted.rows:
         return False
     new_id = inserted.rows[0][0]

@@ -1,8 +1,9 @@
 """Queueing the ladder: one job per new message that someone could be told of by push or text,
 written in the send's own transaction.
 
-The send stays cheap (one SELECT, and one INSERT when it finds someone); who is told of the
-message, how and when, the ladder job (jobchat.notifications.ladder) works out in the worker.
+The send stays cheap (a question it asks with others, and one INSERT when it finds someone); who is
+told of the message, how and when, the ladder job (jobchat.notifications.ladder) works out in the
+worker.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select
+from sqlalchemy import Table, and_, bindparam, exists, insert, or_
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Member
@@ -38,42 +39,28 @@ _INSERT_JOB = Prepared(
 # has read or hidden it, who has the app open, quiet hours, whether a number can be texted):
 # when nobody qualifies the job would only be claimed, find nothing to do and be settled, which
 # cost a send more server CPU than everything else in it together (bench/bench_send.py).
-# (A row when there is, none when not: the driver's own value, with no flag to convert.)
-_ANYONE_TO_TELL = Prepared(
-    select(literal_column("1")).where(
-        exists().where(
-            Member.conversation_id == bindparam("conversation_id"),
-            Member.user_id != bindparam("author_id"),
-            User.id == Member.user_id,
-            User.deactivated_at.is_(None),
-            or_(
-                and_(
-                    User.push_notifications.is_(True),
-                    subscribed_before(User.id, bindparam("before", type_=Member.joined_at.type)),
-                ),
-                and_(User.kind == UserKind.candidate, User.sms_notifications.is_(True)),
-            ),
-        )
-    )
+# Parameters: conversation_id, author_id (0 for none), before (the message's time). The send
+# asks it in a statement of its own that asks about webhooks too (jobchat.messages.audience).
+ANYONE_TO_TELL = exists().where(
+    Member.conversation_id == bindparam("conversation_id"),
+    Member.user_id != bindparam("author_id"),
+    User.id == Member.user_id,
+    User.deactivated_at.is_(None),
+    or_(
+        and_(
+            User.push_notifications.is_(True),
+            subscribed_before(User.id, bindparam("before", type_=Member.joined_at.type)),
+        ),
+        and_(User.kind == UserKind.candidate, User.sms_notifications.is_(True)),
+    ),
 )
 
 
-def enqueue_ladder(
-    session: Session,
-    message_id: int,
-    now: datetime,
-    *,
-    conversation_id: int,
-    author_id: int | None,
-) -> None:
-    """Queue the ladder job of a message sent at ``now``, unless nobody could be pushed or
-    texted about it (email's clock is started by the send itself)."""
-    connection = session.connection()
-    params = {"conversation_id": conversation_id, "author_id": author_id or 0, "before": now}
-    if not _ANYONE_TO_TELL.run(connection, params).rows:
-        return
+def enqueue_ladder(session: Session, message_id: int, now: datetime) -> None:
+    """Queue the ladder job of a message sent at ``now``: for a message that someone could be
+    pushed or texted about (``ANYONE_TO_TELL``; email's clock is started by the send itself)."""
     _INSERT_JOB.run(
-        connection,
+        session.connection(),
         {
             "b_kind": NOTIFY_JOB,
             "b_payload": {"message_id": message_id},

@@ -17,7 +17,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Connection,
+    Insert,
+    Text,
+    bindparam,
+    cast,
+    column,
+    insert,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
 from jobchat.db.prepared import Prepared
@@ -57,30 +71,62 @@ _DELETE = {
 }
 
 
+# PostgreSQL's table as a statement names it (it is made by its migration, not a model).
+_SEARCH = table(
+    "message_search",
+    column("message_id", BigInteger()),
+    column("words", Text()),
+    column("stems", Text()),
+    column("document"),
+)
+
+
 def _row(
     dialect: str, message_id: int, subject: str | None, body: str, filenames: Sequence[str] = ()
 ) -> dict[str, Any]:
+    return {"id": message_id, **_entry(dialect, subject, body, filenames)}
+
+
+def _entry(
+    dialect: str, subject: str | None, body: str, filenames: Sequence[str]
+) -> dict[str, Any]:
     words, stems = index_terms(subject, body, filenames)
-    row: dict[str, Any] = {"id": message_id, "words": words, "stems": stems}
+    entry: dict[str, Any] = {"words": words, "stems": stems}
     if dialect == "postgresql":
-        row["document"] = tsvector_literal(words, stems)
-    return row
+        entry["document"] = tsvector_literal(words, stems)
+    return entry
 
 
-def index_message(
-    session: Session,
-    *,
-    message_id: int,
-    subject: str | None,
-    body: str,
-    filenames: Sequence[str] = (),
-) -> None:
-    """Index one new message (a send: called in its transaction), its files' names with it."""
-    if not _enabled:
-        return
-    connection = session.connection()
-    dialect = connection.dialect.name
-    _INSERT_ONE[dialect].run(connection, _row(dialect, message_id, subject, body, filenames))
+def new_entry(
+    dialect: str, subject: str | None, body: str, filenames: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """A new message's index entry for ``dialect`` (the parameters of ``add_entry`` or of
+    ``entries_of``, all but the message's id), its files' names with it; None when sends are
+    not indexed."""
+    return _entry(dialect, subject, body, filenames) if _enabled else None
+
+
+def add_entry(connection: Connection, message_id: int, entry: Mapping[str, Any]) -> None:
+    """Index one new message (a send: called in its transaction) with its ``new_entry``."""
+    _INSERT_ONE[connection.dialect.name].run(connection, {"id": message_id, **entry})
+
+
+def entries_of(inserted: CTE) -> Insert:
+    """PostgreSQL: an INSERT of the index entry of each message id that ``inserted`` (a CTE
+    with a column ``id``: an INSERT into messages RETURNING it) gives, with the parameters of
+    ``new_entry`` (a send inserts its message and its entry in one statement), returning the
+    ids indexed."""
+    entry = select(
+        inserted.c.id,
+        bindparam("words", type_=Text()),
+        bindparam("stems", type_=Text()),
+        cast(bindparam("document", type_=Text()), TSVECTOR),
+    )
+    return (
+        insert(_SEARCH)
+        .from_select(["message_id", "words", "stems", "document"], entry)
+        .returning(_SEARCH.c.message_id)
+    )
 
 
 def unindex_messages(session: Session, ids: Sequence[int]) -> None:

@@ -7,15 +7,15 @@ hands ``emit`` a builder of its ``data``, run only when some webhook takes the e
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Text, select
+from sqlalchemy import Table, Text
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from jobchat.conversations.models import Conversation
-from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User, UserKind
 from jobchat.messages.models import Delivery, Message
 from jobchat.webhooks import payloads
@@ -24,17 +24,16 @@ from jobchat.webhooks.models import EventType, Webhook
 from jobchat.webhooks.queries import subscribed
 
 _WEBHOOKS = cast(Table, Webhook.__table__)
-# What ``subscribed`` asks, prepared once and run on the driver's cursor (jobchat.db.prepared):
-# every send asks it, and through the ORM building and running the query cost a send more than
-# the query itself. The list of events comes as its JSON text, parsed here.
-_ENABLED = Prepared(
-    select(_WEBHOOKS.c.id, cast_(_WEBHOOKS.c.events, Text)).where(_WEBHOOKS.c.disabled_at.is_(None))
-)
+# What ``subscribed`` asks, as plain columns run on the driver's cursor (jobchat.db.prepared):
+# every send asks it (jobchat.messages.audience, with another question in the same statement),
+# and through the ORM building and running the query cost a send more than the query itself.
+# The list of events comes as its JSON text, parsed by ``takers``.
+ENABLED_COLUMNS = (_WEBHOOKS.c.id, cast_(_WEBHOOKS.c.events, Text))
+ENABLED = _WEBHOOKS.c.disabled_at.is_(None)
 
 
-def _takers(session: Session, type: EventType) -> list[int]:
-    """The enabled webhooks that take ``type`` (as ``subscribed``, for the send's hot path)."""
-    enabled = _ENABLED.run(session.connection(), {}).rows
+def takers(enabled: Iterable[tuple[int, str]], type: EventType) -> list[int]:
+    """Of the enabled webhooks, (id, events as JSON text) each, those that take ``type``."""
     return [id for id, events in enabled if type in json.loads(events)]
 
 
@@ -50,8 +49,16 @@ def message_scrubbed(session: Session, message: Message) -> None:
     scrub_message(session, message.id)
 
 
-def message_created(session: Session, message: Message, conv: Conversation, now: datetime) -> None:
-    hooks = _takers(session, EventType.message_created)
+def message_created(
+    session: Session,
+    message: Message,
+    conv: Conversation,
+    now: datetime,
+    *,
+    enabled: Iterable[tuple[int, str]],
+) -> None:
+    """``enabled``: the webhooks enabled, read by the send in its transaction (``ENABLED``)."""
+    hooks = takers(enabled, EventType.message_created)
     if not hooks:
         return  # the common case, on every send
     emit(

@@ -1,0 +1,54 @@
+"""Who beyond its conversation hears of a new message, asked in one statement: whether anyone
+could be pushed or texted about it (then the send queues the notification ladder's job,
+``jobchat.notifications.queue``) and which webhooks are enabled (those that take
+``message.created`` are given it, ``jobchat.webhooks.events``).
+
+They were two statements of every send. Each statement is a round trip and about 0.1 ms of the
+driver's and the database's CPU (bench/bench_send.py on PostgreSQL), more than either question
+costs to answer: the webhooks (a handful of rows at most) are joined to the one-row answer of
+the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from jobchat.db.prepared import Prepared
+from jobchat.notifications.queue import ANYONE_TO_TELL
+from jobchat.webhooks.events import ENABLED, ENABLED_COLUMNS
+from jobchat.webhooks.models import Webhook
+
+_anyone = select(ANYONE_TO_TELL.label("anyone")).subquery("anyone")
+# One row with no webhook when none is enabled, else one row per enabled webhook.
+_ASK = Prepared(
+    select(_anyone.c.anyone, *ENABLED_COLUMNS).select_from(
+        _anyone.outerjoin(cast(Table, Webhook.__table__), ENABLED)
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    # Someone other than the author could be pushed or texted about it.
+    anyone_to_tell: bool
+    # The enabled webhooks, (id, the events it takes as JSON text) each.
+    webhooks: list[tuple[int, str]]
+
+
+def audience(
+    session: Session, *, conversation_id: int, author_id: int | None, sent_at: datetime
+) -> Audience:
+    """Who could hear of a message by ``author_id`` (None: nobody's) sent at ``sent_at``."""
+    rows = _ASK.run(
+        session.connection(),
+        {"conversation_id": conversation_id, "author_id": author_id or 0, "before": sent_at},
+    ).rows
+    return Audience(
+        anyone_to_tell=bool(rows[0][0]),
+        webhooks=[(hook_id, events) for _, hook_id, events in rows if hook_id is not None],
+    )
