@@ -33,13 +33,16 @@ class Ev:
     conversation_id: int | None
     user_id: int | None
     data: dict[str, Any]
+    extras: dict[str, Any] | None
 
 
 def events_after(db: Database, after: int = 0) -> list[Ev]:
     """Events with an id above ``after``, in id order."""
     with db.read() as s:
         rows = s.scalars(select(Event).where(Event.id > after).order_by(Event.id))
-        return [Ev(e.id, e.type, e.conversation_id, e.user_id, dict(e.data)) for e in rows]
+        return [
+            Ev(e.id, e.type, e.conversation_id, e.user_id, dict(e.data), e.extras) for e in rows
+        ]
 
 
 def last_event_id(db: Database) -> int:
@@ -100,18 +103,28 @@ def test_message_created(world: World, db: Database, clock: FrozenClock) -> None
 def test_sending_with_unread_messages_also_writes_the_senders_read(
     world: World, db: Database
 ) -> None:
-    """A sender who had unread messages gets a conversation.read event for their new marker."""
+    """A sender who had unread messages gets a conversation.read event for their new marker,
+    after the message's (on PostgreSQL both are written by one statement), with their badge."""
     conv_id = start(world["emp_team"], "application", application="app1")
     sent(world["emp_team"].send(conv_id, "Question?"))
     before = last_event_id(db)
     reply = sent(world["cand"].send(conv_id, "Answer."))
     new = events_after(db, before)
-    assert sorted(e.type for e in new) == ["conversation.read", "message.created"]
-    read = next(e for e in new if e.type == "conversation.read")
+    assert [e.type for e in new] == ["message.created", "conversation.read"]
+    created, read = new
+    assert created.data["id"] == reply["id"] and read.id == created.id + 1
     assert read.user_id == user_id(db, "cand")
     assert read.conversation_id == conv_id
     assert read.data["last_read_message_id"] == reply["id"]
     assert read.data["unread_count"] == 0
+    cand = str(user_id(db, "cand"))
+    assert read.extras == {cand: {"unread": {"conversation": 0, "conversations": 0, "messages": 0}}}
+    # The message's event carries the team member's new count and badge.
+    team = str(user_id(db, "emp_team"))
+    assert created.extras is not None
+    assert created.extras[team] == {
+        "unread": {"conversation": 1, "conversations": 1, "messages": 1}
+    }
 
 
 def test_idempotent_replay_writes_no_event(world: World, db: Database) -> None:
@@ -382,7 +395,7 @@ def test_a_send_that_fails_while_writing_its_event_leaves_nothing(
     def broken_emit(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("event store unavailable")
 
-    monkeypatch.setattr("jobchat.messages.actions.emit", broken_emit)
+    monkeypatch.setattr("jobchat.messages.actions.emit_all", broken_emit)
     r = world["emp_team"].send(conv_id, "Half-written?", channel="email", subject="S")
     assert r.status_code == 500
     monkeypatch.undo()

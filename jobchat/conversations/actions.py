@@ -20,7 +20,7 @@ from jobchat.conversations.schemas import MemberOut
 from jobchat.conversations.unread import Totals, change, shift_totals, unread_extra, unread_extras
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Invalid
-from jobchat.events.actions import emit, json_time
+from jobchat.events.actions import NewEvent, emit, emit_all, json_time
 from jobchat.events.models import EventType
 from jobchat.messages.models import Message
 from jobchat.messages.queries import count_unread
@@ -193,12 +193,20 @@ def emit_read(
     """The member's conversation.read event; ``totals``: their badge, when the caller has it."""
     if totals is None:
         extras = unread_extras(session, conv.id, [member.user_id])
+        emit_all(session, [_read(conv, member, extras)], now=now)
     else:
-        extras = {member.user_id: unread_extra(member.unread_count, totals)}
-    emit(
-        session,
+        emit_all(session, [read_event(conv, member, totals)], now=now)
+
+
+def read_event(conv: Conversation, member: Member, totals: Totals) -> NewEvent:
+    """The member's conversation.read event, with their badge ``totals`` (for a caller writing
+    it with others, ``emit_all``)."""
+    return _read(conv, member, {member.user_id: unread_extra(member.unread_count, totals)})
+
+
+def _read(conv: Conversation, member: Member, extras: dict[int, dict[str, Any]]) -> NewEvent:
+    return NewEvent(
         EventType.conversation_read,
-        now=now,
         conversation_id=conv.id,
         user_id=member.user_id,
         data={

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from jobchat.activity.actions import record_activity
 from jobchat.activity.models import ActivityKind
-from jobchat.conversations.actions import do_start_conversation, emit_read
+from jobchat.conversations.actions import do_start_conversation, read_event
 from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Member, Status
 from jobchat.conversations.unread import change, shift_totals, unread_extra, unread_extras
 from jobchat.directory.models import User
 from jobchat.errors import Conflict
-from jobchat.events.actions import emit
+from jobchat.events.actions import NewEvent, emit, emit_all
 from jobchat.events.models import Event, EventType
 from jobchat.events.sequencer import sequence_within
 from jobchat.files.actions import claim_attachments, remove_message_attachments, take_attachments
@@ -185,10 +185,9 @@ def do_send_message(
     if had_unread:
         deltas[actor.id] = change(had_unread, 0)
     totals = shift_totals(session, deltas, locked=bumped.users_locked)
-    emit(
-        session,
+    webhook_events.message_created(session, message, conv, now, enabled=heard_by.webhooks)
+    created = NewEvent(
         EventType.message_created,
-        now=now,
         conversation_id=conv.id,
         message_id=message.id,
         data=_payload(message),
@@ -197,9 +196,10 @@ def do_send_message(
             for user_id, count in sorted(counts.items())
         },
     )
-    webhook_events.message_created(session, message, conv, now, enabled=heard_by.webhooks)
-    if had_unread:
-        emit_read(session, conv, member, now, totals[actor.id])
+    # The writer's read marker moved too, if they had something unread: written with the
+    # message's event, after it.
+    read = [read_event(conv, member, totals[actor.id])] if had_unread else []
+    emit_all(session, [created, *read], now=now)
     # Last: a caller's savepoint around the send (a bulk send's) ends after it.
     note_sent(session, message)
     return message, False
