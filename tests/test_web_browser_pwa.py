@@ -85,6 +85,48 @@ def wait_for(check: Callable[[], Any], what: str, seconds: float = 10) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def push_delivery(cdp: CDPSession, base: str, registration: str) -> Callable[[str], None]:
+    """``push(payload)``: a push message delivered through DevTools, as the browser's push
+    service would, returning once the worker's push event has ended, and only if it succeeded.
+
+    ``ServiceWorker.deliverPushMessage`` answers before the event is even dispatched. The
+    browser's own log of push events (DevTools' Background Services: "Push event completed")
+    says when the worker's ``waitUntil``, its ``showNotification``, has settled. Read the
+    notifications only after that: Chromium's ``getNotifications()`` deletes from its database a
+    notification stored before the call but not yet on display, so a read while a
+    ``showNotification`` is in flight loses that notification for good (it never comes back).
+    """
+    events: list[tuple[str, dict[str, str]]] = []
+
+    def received(event: dict[str, Any]) -> None:
+        logged = event["backgroundServiceEvent"]
+        if logged["serviceWorkerRegistrationId"] == registration:
+            metadata = {item["key"]: item["value"] for item in logged["eventMetadata"]}
+            events.append((logged["eventName"], metadata))
+
+    cdp.on("BackgroundService.backgroundServiceEventReceived", received)
+    cdp.send("BackgroundService.setRecording", {"shouldRecord": True, "service": "pushMessaging"})
+    cdp.send("BackgroundService.startObserving", {"service": "pushMessaging"})
+
+    def ended(since: int) -> str | None:
+        cdp.send("Runtime.evaluate", {"expression": "1"})  # lets the events arrive
+        for name, metadata in events[since:]:
+            if name == "Push event completed":
+                return metadata.get("Status") or "(no status)"
+        return None
+
+    def push(payload: str) -> None:
+        since = len(events)
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": base, "registrationId": registration, "data": payload},
+        )
+        status = wait_for(lambda: ended(since), f"the worker to handle the push {payload!r}")
+        assert status == "Success", f"the worker's push event for {payload!r} ended: {status}"
+
+    return push
+
+
 def test_the_worker_installs_activates_and_controls_the_pages(
     browsers: Browsers, sign_in: SignIn, web: WebServer
 ) -> None:
@@ -132,12 +174,8 @@ def test_a_push_shows_the_notification_its_payload_describes(
     cdp = page.context.new_cdp_session(page)
     registration = registration_id(cdp, web.base)
     conv = web.conversation_of(MARCUS, "application")
-
-    def push(payload: str) -> None:
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {"origin": web.base, "registrationId": registration, "data": payload},
-        )
+    # Each push returns once the worker has handled it: its notification is shown by then.
+    push = push_delivery(cdp, web.base, registration)
 
     first = {
         "type": "message",
@@ -148,8 +186,8 @@ def test_a_push_shows_the_notification_its_payload_describes(
         "url": f"/conversations/{conv}?message=1",
     }
     push(json.dumps(first))
-    shown = wait_for(lambda: page.evaluate(NOTIFICATIONS_JS), "the notification")
-    assert len(shown) == 1
+    shown = page.evaluate(NOTIFICATIONS_JS)
+    assert len(shown) == 1, shown
     assert shown[0]["title"] == "Hannah Okafor"
     assert shown[0]["body"] == "Is the Monday shift still open?"
     assert shown[0]["tag"] == f"conversation-{conv}"
@@ -158,24 +196,15 @@ def test_a_push_shows_the_notification_its_payload_describes(
 
     # A newer message of the same conversation replaces it (one per conversation).
     push(json.dumps(first | {"message": 2, "body": "Never mind, found it"}))
-    wait_for(
-        lambda: [n["body"] for n in page.evaluate(NOTIFICATIONS_JS)] == ["Never mind, found it"],
-        "the newer notification to replace the older",
-    )
+    assert [n["body"] for n in page.evaluate(NOTIFICATIONS_JS)] == ["Never mind, found it"]
     # A payload that cannot be read still shows something (a silent push is punished).
     push("not json {")
-    shown = wait_for(
-        lambda: [n for n in page.evaluate(NOTIFICATIONS_JS) if n["tag"] == "jobchat"],
-        "the generic notification",
-    )
-    assert shown[0]["title"] == "New message"
+    generic = [n["title"] for n in page.evaluate(NOTIFICATIONS_JS) if n["tag"] == "jobchat"]
+    assert generic == ["New message"]
     # A url elsewhere is never followed: the notification keeps a path of ours.
     push(json.dumps(first | {"conversation": 99, "url": "https://evil.example/phish"}))
-    evil = wait_for(
-        lambda: [n for n in page.evaluate(NOTIFICATIONS_JS) if n["tag"] == "conversation-99"],
-        "the notification with a foreign url",
-    )
-    assert evil[0]["data"]["url"] == "/"
+    evil = [n for n in page.evaluate(NOTIFICATIONS_JS) if n["tag"] == "conversation-99"]
+    assert [n["data"]["url"] for n in evil] == ["/"]
 
 
 def test_offline_shows_the_offline_page_and_the_app_comes_back(
