@@ -438,7 +438,7 @@ def search_results(db: Database, t: Targets, args: argparse.Namespace) -> list[R
 @contextmanager
 def index_writes(enabled: bool) -> Iterator[None]:
     """The send with the search index on or off (jobchat.search.index's benchmark switch, which
-    skips only index_message's INSERT)."""
+    skips only the index entry's INSERT)."""
     set_indexing(enabled)
     try:
         yield

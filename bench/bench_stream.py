@@ -1260,7 +1260,7 @@ def _forget_redis(url: str, prefix: str) -> None:
 PROFILE_PARTS = [
     ("POST /messages: auth (token lookup)", "require_user (jobchat/auth/deps.py"),
     ("POST /messages: unread_extras (badge counts for the event)", "unread_extras (jobchat/"),
-    ("POST /messages: emit_read (the sender's read marker)", "emit_read (jobchat/"),
+    ("POST /messages: read_event (the sender's read marker)", "read_event (jobchat/"),
     ("POST /messages: commit", "Caller.write (jobchat/auth/deps.py"),
     ("POST /messages: the rest of the action (SQL, ORM)", "send_message (jobchat/messages/api"),
     ("hub: reading new events (reader thread)", "Hub._read_after (jobchat/"),
