@@ -141,15 +141,14 @@ def _inserting(table: Table) -> Insert:
     text ``_insert_one`` made."""
     return insert(table).values(
         {
-            name: bindparam(
-                f"b_{name}", type_=Text() if name in ("data", "extras") else column.type
-            )
+            name: bindparam(f"b_{name}", type_=Text() if name in _JSON_TEXT else column.type)
             for name, column in table.c.items()
             if name in _EVENT_COLUMNS
         }
     )
 
 
+# SQLite binds these as the JSON text ``_insert_one`` made.
 _JSON_TEXT = ("data", "extras")
 _EVENT_COLUMNS = (
     "type",
