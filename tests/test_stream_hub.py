@@ -56,11 +56,15 @@ def caught_up(client: TestClient, db: Database) -> None:
 
 
 def frames_until_pong(client: TestClient, db: Database, ws: Socket) -> list[dict[str, Any]]:
+    """The frames a socket received before the pong to a ping sent now, heartbeats left out
+    (one is due whenever the socket's turn in the interval comes, on a slow machine inside a
+    test)."""
     caught_up(client, db)
     ws.send_text(json.dumps({"type": "ping"}))
     out = []
     while (frame := json.loads(ws.receive_text()))["type"] != "pong":
-        out.append(frame)
+        if frame["type"] != "heartbeat":
+            out.append(frame)
     return out
 
 
@@ -220,21 +224,21 @@ def test_presence_answers_who_of_a_conversation_is_online(
         assert json.loads(cand.receive_text())["type"] == "ready"
         with connect(client, world["emp_team"]) as team:
             assert json.loads(team.receive_text())["type"] == "ready"
-            came = json.loads(cand.receive_text())
+            came = besides_heartbeats(cand)
             assert came["type"] == "presence"
             assert came["data"] == {
                 "user": {"id": "emp_team", "name": "Tess Team", "kind": "staff"},
                 "online": True,
             }
             cand.send_text(json.dumps({"type": "presence", "conversation": conv}))
-            answer = json.loads(cand.receive_text())
+            answer = besides_heartbeats(cand)
             assert answer == {
                 "id": None,
                 "type": "presence",
                 "conversation": conv,
                 "data": {"online": ["cand", "emp_team"]},
             }
-        went = json.loads(cand.receive_text())
+        went = besides_heartbeats(cand)
         assert (went["type"], went["data"]["online"]) == ("presence", False)
 
 
@@ -294,7 +298,7 @@ def test_typing_into_someone_elses_conversation_is_not_found(
     with connect(client, world["cand"]) as ws:
         assert json.loads(ws.receive_text())["type"] == "ready"
         ws.send_text(json.dumps({"type": "typing", "conversation": conv}))
-        assert json.loads(ws.receive_text())["data"]["error"]["code"] == "not_found"
+        assert besides_heartbeats(ws)["data"]["error"]["code"] == "not_found"
 
 
 def test_a_client_flooding_frames_is_closed(client: TestClient, world: World) -> None:
@@ -304,8 +308,9 @@ def test_a_client_flooding_frames_is_closed(client: TestClient, world: World) ->
             ws.send_text('{"type": "ping"}')
         frames, code = until_closed(ws)
         assert code == codes.TOO_MANY_FRAMES
-        assert {f["type"] for f in frames} <= {"pong"}
-        assert len(frames) <= 20
+        answers = [f for f in frames if f["type"] != "heartbeat"]
+        assert {f["type"] for f in answers} <= {"pong"}
+        assert len(answers) <= 20
 
 
 # --- the handshake -------------------------------------------------------------------------------
