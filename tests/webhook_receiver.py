@@ -120,6 +120,9 @@ class Receiver:
         loop, self._loop = self._loop, None
         if loop is None:
             return
+        # A "hang" answer may still be sleeping: the runner's cleanup leaves its handler to
+        # finish, and a loop closed under it let Python report it destroyed while pending.
+        asyncio.run_coroutine_threadsafe(_cancel_the_rest(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -175,6 +178,14 @@ class Receiver:
             except WebhookVerificationError as exc:
                 return f"does not verify with {secret[:10]}...: {exc}"
         return None
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of the running loop and wait until each has ended."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 @pytest.fixture
