@@ -417,3 +417,13 @@ def wait_until(
     log: Callable[[], str] | None = None,
 ) -> None:
     eventually(lambda: True if condition() else None, what, timeout=timeout, log=log)
+
+
+def besides_heartbeats(ws: Any) -> dict[str, Any]:
+    """The next frame of a test client's event-stream socket that is not a heartbeat (a
+    socket's heartbeat comes whenever its turn in the interval does, even right after it
+    connected)."""
+    while (frame := ws.receive_json())["type"] == "heartbeat":
+        pass
+    answer: dict[str, Any] = frame
+    return answer

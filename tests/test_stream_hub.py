@@ -29,7 +29,7 @@ from jobchat.realtime.frames import Viewer
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, RedisPresence
 from jobchat.realtime.subscription import Subscription
-from tests.support import Api, World, build_world, sent, start, user_id
+from tests.support import Api, World, besides_heartbeats, build_world, sent, start, user_id
 
 Socket = Any  # starlette's WebSocketTestSession
 
@@ -66,15 +66,6 @@ def frames_until_pong(client: TestClient, db: Database, ws: Socket) -> list[dict
         if frame["type"] != "heartbeat":
             out.append(frame)
     return out
-
-
-def besides_heartbeats(ws: Socket) -> dict[str, Any]:
-    """The next frame that is not a heartbeat (a socket's first may come at any moment: the
-    sockets' heartbeats are spread over the interval)."""
-    while (frame := json.loads(ws.receive_text()))["type"] == "heartbeat":
-        pass
-    answer: dict[str, Any] = frame
-    return answer
 
 
 def until_closed(ws: Socket) -> tuple[list[dict[str, Any]], int]:

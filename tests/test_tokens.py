@@ -17,7 +17,16 @@ from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.realtime import codes
-from tests.support import API_KEY, Api, As, World, assert_error, body, user_id
+from tests.support import (
+    API_KEY,
+    Api,
+    As,
+    World,
+    assert_error,
+    besides_heartbeats,
+    body,
+    user_id,
+)
 
 TOKENS = "/api/v1/users/emp_team/tokens"
 
@@ -155,7 +164,7 @@ def test_revoking_a_token_closes_the_sockets_opened_with_it_and_only_those(
             _read_until_closed(revoked_ws)
         assert closed.value.code == codes.ACCESS_ENDED == 4401
         kept_ws.send_json({"type": "ping"})
-        assert _besides_heartbeats(kept_ws)["type"] == "pong"
+        assert besides_heartbeats(kept_ws)["type"] == "pong"
     # And it cannot come back.
     with (
         pytest.raises(WebSocketDisconnect),
@@ -167,13 +176,6 @@ def test_revoking_a_token_closes_the_sockets_opened_with_it_and_only_those(
 def _read_until_closed(ws: Any) -> None:
     while True:
         ws.receive_json()
-
-
-def _besides_heartbeats(ws: Any) -> Any:
-    """The next frame that is not a heartbeat (a socket's first may come at any moment)."""
-    while (frame := ws.receive_json())["type"] == "heartbeat":
-        pass
-    return frame
 
 
 def _until_ready(ws: Any) -> bool:
