@@ -69,11 +69,13 @@ def registration_id(cdp: CDPSession, base: str) -> str:
 
     cdp.on("ServiceWorker.workerRegistrationUpdated", updated)
     cdp.send("ServiceWorker.enable")
-    deadline = time.monotonic() + 10
-    while "id" not in found and time.monotonic() < deadline:
+
+    def reported() -> str | None:
         cdp.send("Runtime.evaluate", {"expression": "1"})  # lets the events arrive
-    assert "id" in found, "DevTools reported no service worker registration for /"
-    return found["id"]
+        return found.get("id")
+
+    registration: str = wait_for(reported, "DevTools to report the worker registration of /")
+    return registration
 
 
 def wait_for(check: Callable[[], Any], what: str, seconds: float = 10) -> Any:
