@@ -5,7 +5,7 @@ The shared PostgreSQL server must keep running for everyone else, so an outage i
 nothing listens on the port), ``restore()`` listens on the same port again. ``hang()`` is the
 nastier outage: connections are taken (by the kernel) and never answered. ``stall(n)`` holds
 the next ``n`` connections silent (accepted, never relayed) and relays the ones after;
-``accepted`` counts the connections taken.
+``accepted`` counts the connections taken, ``sent`` the bytes relayed from clients to the server.
 """
 
 from __future__ import annotations
@@ -13,8 +13,28 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support import free_port
+
+
+@pytest.fixture
+def relay(database_url: str) -> Iterator[Relay]:
+    """A relay in front of the test's PostgreSQL server (import it into the test module)."""
+    url = make_url(database_url)
+    relay = Relay(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+def through(relay: Relay, database_url: str) -> str:
+    """The database URL, by way of the relay."""
+    return make_url(database_url).set(port=relay.port).render_as_string(hide_password=False)
 
 
 class Relay:
@@ -27,6 +47,7 @@ class Relay:
         self._black_hole: socket.socket | None = None
         self._stalling = 0
         self.accepted = 0
+        self.sent = 0
         self.restore()
 
     @property
@@ -105,12 +126,17 @@ class Relay:
                     _close(upstream)
                     return
                 self._open |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, upward in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pipe, args=(source, sink, upward), daemon=True
+                ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         try:
             while data := source.recv(65536):
+                if upward:
+                    with self._lock:
+                        self.sent += len(data)
                 sink.sendall(data)
         except OSError:
             pass

@@ -11,14 +11,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from jobchat.app import create_app
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
-from tests.relay_support import Relay
+from tests.relay_support import Relay, relay, through
 from tests.support import free_port
+
+__all__ = ["relay"]
 
 REDIS_URL = os.environ.get("JOBCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -70,16 +71,14 @@ def test_readyz_names_redis_when_it_does_not_answer(
 
 
 def test_a_hung_database_does_not_hang_readyz(
-    settings: Settings, database_url: str, db: Database, clock: FrozenClock
+    settings: Settings, database_url: str, db: Database, clock: FrozenClock, relay: Relay
 ) -> None:
     """PostgreSQL's host stops answering (connections are taken and never served): /readyz
     answers 503 naming the timeout within its own short limit, and probes arriving meanwhile
     join the one check in flight instead of each holding a thread."""
     if db.is_sqlite:
         pytest.skip("a database host that stops answering: PostgreSQL")
-    url = make_url(database_url)
-    relay = Relay(url.host or "127.0.0.1", url.port or 5432)
-    relayed = Database(url.set(port=relay.port).render_as_string(hide_password=False))
+    relayed = Database(through(relay, database_url))
     try:
         with TestClient(create_app(settings, db=relayed, clock=clock)) as client:
             assert client.get("/readyz").status_code == 200
@@ -102,5 +101,30 @@ def test_a_hung_database_does_not_hang_readyz(
             assert threading.active_count() <= before + 1
             relay.restore()
     finally:
-        relay.close()
+        relay.close()  # before the pool's connections, which wait on the hung ones
+        relayed.dispose()
+
+
+def test_readyz_is_ok_at_once_when_the_database_restarted_since_its_last_check(
+    settings: Settings, database_url: str, db: Database, clock: FrozenClock, relay: Relay
+) -> None:
+    """The pooled connection the last check used is dead (the database restarted a moment
+    ago, and the pool trusts a connection used so recently): the check says how the database
+    is now, on a new connection, not that an old one died."""
+    if db.is_sqlite:
+        pytest.skip("a database server that restarts: PostgreSQL")
+    relayed = Database(through(relay, database_url))
+    try:
+        with TestClient(create_app(settings, db=relayed, clock=clock)) as client:
+            assert client.get("/readyz").status_code == 200
+            connections = relay.accepted
+            relay.cut()  # every open connection closed: the server restarted...
+            relay.restore()  # ...and is back
+            r = client.get("/readyz")
+            assert (r.status_code, r.json()) == (
+                200,
+                {"status": "ok", "checks": {"database": "ok"}},
+            )
+            assert relay.accepted > connections  # on a new connection
+    finally:
         relayed.dispose()

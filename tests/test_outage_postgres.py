@@ -13,13 +13,11 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from jobchat.app import create_app
 from jobchat.clock import FrozenClock
@@ -28,28 +26,15 @@ from jobchat.db.engine import Database
 from jobchat.jobqueue.actions import Claimed
 from jobchat.jobqueue.models import JobStatus
 from jobchat.jobqueue.worker import JobKind, Settle, Worker
-from tests.relay_support import Relay
+from tests.relay_support import Relay, relay, through
 from tests.support import Api, As, assert_error, build_world, eventually, start, wait_until
 from tests.test_jobqueue import POLICY, Recorder, jobs, queue
 from tests.test_stream_e2e import Backend, Cast, Server, Sockets, created, launch, refused
 
+__all__ = ["relay"]
+
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set JOBCHAT_TEST_DATABASE_URL")
-
-
-@pytest.fixture
-def relay(database_url: str) -> Iterator[Relay]:
-    url = make_url(database_url)
-    relay = Relay(url.host or "127.0.0.1", url.port or 5432)
-    try:
-        yield relay
-    finally:
-        relay.close()
-
-
-def through(relay: Relay, database_url: str) -> str:
-    """The database URL, by way of the relay."""
-    return make_url(database_url).set(port=relay.port).render_as_string(hide_password=False)
 
 
 def assert_unavailable(r: httpx.Response) -> None:

@@ -10,12 +10,10 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from jobchat.app import create_app
 from jobchat.clock import FrozenClock
@@ -23,24 +21,14 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.webhooks.models import WebhookDelivery
 from tests.mail_support import worker_for
-from tests.relay_support import Relay
+from tests.relay_support import Relay, relay, through
 from tests.support import Api, body, build_world, start
 from tests.webhook_receiver import Received, Receiver, receiver
 
-__all__ = ["receiver"]
+__all__ = ["receiver", "relay"]
 
 PG_URL = os.environ.get("JOBCHAT_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="PostgreSQL: set JOBCHAT_TEST_DATABASE_URL")
-
-
-@pytest.fixture
-def relay(database_url: str) -> Iterator[Relay]:
-    url = make_url(database_url)
-    relay = Relay(url.host or "127.0.0.1", url.port or 5432)
-    try:
-        yield relay
-    finally:
-        relay.close()
 
 
 def test_the_database_away_mid_delivery_loses_and_repeats_nothing(
@@ -51,8 +39,7 @@ def test_the_database_away_mid_delivery_loses_and_repeats_nothing(
     relay: Relay,
     receiver: Receiver,
 ) -> None:
-    relayed_url = make_url(database_url).set(port=relay.port).render_as_string(hide_password=False)
-    relayed = Database(relayed_url)
+    relayed = Database(through(relay, database_url))
     settings = settings.model_copy(
         update={"webhooks_allow_insecure": True, "worker_poll_seconds": 0.2}
     )

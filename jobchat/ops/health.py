@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from jobchat.app_state import AppState
 from jobchat.db.failures import describe
@@ -75,6 +76,18 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _database(state: AppState) -> None:
+    try:
+        _select_one(state)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # A pooled connection found dead (the database restarted since it was last used, a
+        # moment ago: the pool trusted it, see jobchat.db.engine._PingIfStale) tells nothing of
+        # the database now: asked again, on a new connection.
+        _select_one(state)
+
+
+def _select_one(state: AppState) -> None:
     with state.db.read() as session:
         session.execute(text("SELECT 1"))
 
