@@ -75,7 +75,7 @@ def test_inbox_page_is_the_same_through_both_paths(world: World, db: Database) -
                     old = ConversationPage(
                         items=render_conversations(s, viewer, rows), next_cursor=old_next
                     )
-                    new = render_inbox(s, viewer, query, limit=2, cursor=new_cursor)
+                    new = render_inbox(s, viewer.id, query, limit=2, cursor=new_cursor)
                     assert page_json(new) == old.model_dump_json().encode()
                     assert new.names == [c.names for c in old.items]
                     compared += len(new.items)
@@ -101,7 +101,9 @@ def test_history_page_is_the_same_through_both_paths(world: World, db: Database)
                     items=[MessageOut.of(m, show_deliveries=viewer.is_staff) for m in page],
                     next_cursor=old_next,
                 )
-                items, new_next = history_page(s, viewer, conv_id, before=new_before, limit=3)
+                items, new_next = history_page(
+                    s, viewer.id, conv_id, staff=viewer.is_staff, before=new_before, limit=3
+                )
                 assert plain_json.page_json(items, new_next) == old.model_dump_json().encode()
                 # And it is a MessagePage as documented.
                 assert MessagePage.model_validate_json(plain_json.page_json(items, new_next)) == old

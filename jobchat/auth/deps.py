@@ -81,6 +81,14 @@ class Caller:
             yield session, caller_row(session, self.user_id)
 
     @contextmanager
+    def read_by_id(self) -> Iterator[Session]:
+        """A read session without the caller's row, for a read that needs only their id (and
+        checks anything else it needs itself, as ``access.kind_of_member`` does): loading the
+        row was one statement of every inbox and history page."""
+        with self.state.db.read() as session:
+            yield session
+
+    @contextmanager
     def write(self, *, concurrent_in: int | None = None) -> Iterator[tuple[Session, User]]:
         """A write transaction; ``concurrent_in``: see ``Database.write``."""
         with self.state.db.write(concurrent_in=concurrent_in) as session:

@@ -118,7 +118,7 @@ def inbox(
     session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Conversation, Member]], str | None]:
     """The user's conversations, latest activity first: a range scan of ``ix_members_inbox``."""
-    shape, params = inbox_params(session, user, query, limit=limit, cursor=cursor)
+    shape, params = inbox_params(session, user.id, query, limit=limit, cursor=cursor)
     rows = [(c, m) for c, m in session.execute(_inbox_entities(shape), params)]
     more = len(rows) > limit
     rows = rows[:limit]
@@ -135,11 +135,11 @@ def inbox_cursor(last_activity_at: datetime, conversation_id: int) -> str:
 
 
 def inbox_params(
-    session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
+    session: Session, user_id: int, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[InboxShape, dict[str, Any]]:
-    """The shape of ``inbox_statement`` a request needs, and its parameters' values (one row
-    more than ``limit``, to tell whether a page follows)."""
-    params: dict[str, Any] = {"inbox_user": user.id, "inbox_limit": limit + 1}
+    """The shape of ``inbox_statement`` a request for user ``user_id`` needs, and its
+    parameters' values (one row more than ``limit``, to tell whether a page follows)."""
+    params: dict[str, Any] = {"inbox_user": user_id, "inbox_limit": limit + 1}
     if query.kind is not None:
         params["inbox_kind"] = str(query.kind)
     if query.job is not None:

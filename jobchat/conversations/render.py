@@ -202,13 +202,13 @@ def title(kind: Kind, names: Names, viewer_id: int) -> str:
     return f"{names.candidate} · {names.job_title}"
 
 
-def _last_message(session: Session, viewer: User, conv_id: int, r: _Context) -> Plain | None:
+def _last_message(session: Session, viewer_id: int, conv_id: int, r: _Context) -> Plain | None:
     if r.msg_id is None:
         return None
     if r.msg_hidden is not None:
         # The viewer deleted the newest message for themself: show the one before it. Rare, so
         # a query of its own rather than a costlier join for every row of every page.
-        earlier = latest_visible(session, viewer.id, conv_id)
+        earlier = latest_visible(session, viewer_id, conv_id)
         return MessageOut.of(earlier).model_dump() if earlier is not None else None
     assert r.msg_body is not None
     deleted, body, subject = shown(r.msg_body, r.msg_subject, r.msg_deleted_at)
@@ -240,7 +240,7 @@ def render_conversations(
         _model(
             _render(
                 session,
-                viewer,
+                viewer.id,
                 context[conv.id],
                 members[conv.id],
                 unread_count=member.unread_count,
@@ -269,14 +269,15 @@ class InboxPage:
 
 
 def render_inbox(
-    session: Session, viewer: User, query: InboxQuery, *, limit: int, cursor: str | None
+    session: Session, viewer_id: int, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> InboxPage:
-    """The inbox page as the API shows it, and the next page's cursor. The same rows as
-    ``inbox()`` then ``render_conversations()``, in two statements instead of three: the page
-    and its context in one (the range scan of ``ix_members_inbox`` with outer joins on primary
-    keys, stopping at the limit), its members in the other; plain columns, no ORM objects."""
-    shape, params = inbox_params(session, viewer, query, limit=limit, cursor=cursor)
-    params["viewer_id"] = viewer.id
+    """User ``viewer_id``'s inbox page as the API shows it, and the next page's cursor. The
+    same rows as ``inbox()`` then ``render_conversations()``, in two statements instead of
+    three: the page and its context in one (the range scan of ``ix_members_inbox`` with outer
+    joins on primary keys, stopping at the limit), its members in the other; plain columns, no
+    ORM objects. The viewer's own row is not read: only their id is needed."""
+    shape, params = inbox_params(session, viewer_id, query, limit=limit, cursor=cursor)
+    params["viewer_id"] = viewer_id
     rows = _inbox_page(shape).run(connection_of(session), params).rows
     more = len(rows) > limit
     rows = rows[:limit]
@@ -289,7 +290,7 @@ def render_inbox(
     rendered = [
         _render(
             session,
-            viewer,
+            viewer_id,
             r,
             members[r.id],
             unread_count=row[_CONTEXT_WIDTH],
@@ -359,7 +360,7 @@ def _rank(ranked: tuple[int, Plain]) -> int:
 
 def _render(
     session: Session,
-    viewer: User,
+    viewer_id: int,
     r: _Context,
     members: list[Plain],
     *,
@@ -372,7 +373,7 @@ def _render(
     plain = {
         "id": r.id,
         "kind": kind,
-        "title": title(kind, names, viewer.id),
+        "title": title(kind, names, viewer_id),
         "status": Status(r.status),
         "job": r.job_ext,
         "candidate": r.cand_ext,
@@ -383,7 +384,7 @@ def _render(
         "members": members,
         "unread_count": unread_count,
         "last_read_message_id": last_read_message_id,
-        "last_message": _last_message(session, viewer, r.id, r),
+        "last_message": _last_message(session, viewer_id, r.id, r),
         "created_at": r.created_at,
         "updated_at": r.last_activity_at,
         "ended_at": r.ended_at,

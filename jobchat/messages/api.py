@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from jobchat import access
 from jobchat.auth.deps import Caller, CurrentUser
+from jobchat.directory.models import UserKind
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
 from jobchat.messages.actions import Limits
@@ -38,10 +39,15 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """History, newest page first; oldest first within a page; ``before`` pages back."""
-    with caller.read() as (session, user):
-        access.require_member(session, user, conversation_id)
+    with caller.read_by_id() as session:
+        kind = access.kind_of_member(session, caller.user_id, conversation_id)
         items, next_cursor = history_page(
-            session, user, conversation_id, before=before, limit=limit
+            session,
+            caller.user_id,
+            conversation_id,
+            staff=kind is UserKind.staff,
+            before=before,
+            limit=limit,
         )
     # Written as JSON from plain data, with no model per message and no second validation by
     # FastAPI (MessagePage stays its documented shape).

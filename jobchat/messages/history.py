@@ -115,12 +115,12 @@ _DELIVERIES = Prepared(
 
 
 def history_page(
-    session: Session, viewer: User, conv_id: int, *, before: int | None, limit: int
+    session: Session, viewer_id: int, conv_id: int, *, staff: bool, before: int | None, limit: int
 ) -> tuple[list[Plain], int | None]:
-    """What ``history()`` pages, rendered as ``MessageOut``'s JSON data each: oldest first, and
-    the cursor for the page before (None at the beginning). Deliveries are shown to staff
-    only."""
-    params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer.id, "limit": limit + 1}
+    """What ``history()`` pages for user ``viewer_id``, rendered as ``MessageOut``'s JSON data
+    each: oldest first, and the cursor for the page before (None at the beginning). Deliveries
+    are shown to ``staff`` only."""
+    params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer_id, "limit": limit + 1}
     conn = connection_of(session)
     if before is None:
         found = _RUN_NEWEST_FIRST.run(conn, params).rows
@@ -146,7 +146,7 @@ def history_page(
             }
         )
     deliveries: defaultdict[int, list[Plain]] | None = None
-    if viewer.is_staff:
+    if staff:
         deliveries = defaultdict(list)
         sent = [r.id for r in rows if r.channel != Channel.app]
         if sent:
