@@ -1,6 +1,6 @@
 """ORM objects read by one prepared statement instead of the ORM's loading.
 
-Every signed-in request starts by loading its caller's row (``jobchat.auth.deps.Caller``), and
+Most signed-in requests start by loading their caller's row (``jobchat.auth.deps.Caller``), and
 every call on a conversation loads the conversation and the caller's member row
 (``jobchat.access``). ``Session.get`` spent about 400 us of Python on one row on this project's
 benchmark machine (the statement's cache key, the ORM's execution and result machinery, the
