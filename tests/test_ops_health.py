@@ -70,61 +70,56 @@ def test_readyz_names_redis_when_it_does_not_answer(
     assert body["checks"]["redis"].startswith("unreachable: "), body
 
 
-def test_a_hung_database_does_not_hang_readyz(
+@pytest.fixture
+def relayed_client(
     settings: Settings, database_url: str, db: Database, clock: FrozenClock, relay: Relay
-) -> None:
-    """PostgreSQL's host stops answering (connections are taken and never served): /readyz
-    answers 503 naming the timeout within its own short limit, and probes arriving meanwhile
-    join the one check in flight instead of each holding a thread."""
+) -> Iterator[TestClient]:
+    """The app on PostgreSQL by way of the relay, ready (its /readyz answered 200 once)."""
     if db.is_sqlite:
-        pytest.skip("a database host that stops answering: PostgreSQL")
+        pytest.skip("a database server that goes away: PostgreSQL")
     relayed = Database(through(relay, database_url))
     try:
         with TestClient(create_app(settings, db=relayed, clock=clock)) as client:
             assert client.get("/readyz").status_code == 200
-            relay.hang()
-            before = threading.active_count()
-            answers: list[httpx.Response] = []
-            probes = [
-                threading.Thread(target=lambda: answers.append(client.get("/readyz")))
-                for _ in range(5)
-            ]
-            for probe in probes:
-                probe.start()
-            for probe in probes:
-                probe.join(timeout=30)
-            assert len(answers) == 5
-            for r in answers:
-                assert r.status_code == 503, r.text
-                assert r.json()["checks"]["database"].startswith("timeout: "), r.json()
-            # One check thread at most (the probes' own threads have ended).
-            assert threading.active_count() <= before + 1
-            relay.restore()
+            yield client
     finally:
-        relay.close()  # before the pool's connections, which wait on the hung ones
+        relay.close()  # before the pool's connections, which may wait on hung ones
         relayed.dispose()
 
 
+def test_a_hung_database_does_not_hang_readyz(relayed_client: TestClient, relay: Relay) -> None:
+    """PostgreSQL's host stops answering (connections are taken and never served): /readyz
+    answers 503 naming the timeout within its own short limit, and probes arriving meanwhile
+    join the one check in flight instead of each holding a thread."""
+    relay.hang()
+    before = threading.active_count()
+    answers: list[httpx.Response] = []
+    probes = [
+        threading.Thread(target=lambda: answers.append(relayed_client.get("/readyz")))
+        for _ in range(5)
+    ]
+    for probe in probes:
+        probe.start()
+    for probe in probes:
+        probe.join(timeout=30)
+    assert len(answers) == 5
+    for r in answers:
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["database"].startswith("timeout: "), r.json()
+    # One check thread at most (the probes' own threads have ended).
+    assert threading.active_count() <= before + 1
+    relay.restore()
+
+
 def test_readyz_is_ok_at_once_when_the_database_restarted_since_its_last_check(
-    settings: Settings, database_url: str, db: Database, clock: FrozenClock, relay: Relay
+    relayed_client: TestClient, relay: Relay
 ) -> None:
     """The pooled connection the last check used is dead (the database restarted a moment
     ago, and the pool trusts a connection used so recently): the check says how the database
     is now, on a new connection, not that an old one died."""
-    if db.is_sqlite:
-        pytest.skip("a database server that restarts: PostgreSQL")
-    relayed = Database(through(relay, database_url))
-    try:
-        with TestClient(create_app(settings, db=relayed, clock=clock)) as client:
-            assert client.get("/readyz").status_code == 200
-            connections = relay.accepted
-            relay.cut()  # every open connection closed: the server restarted...
-            relay.restore()  # ...and is back
-            r = client.get("/readyz")
-            assert (r.status_code, r.json()) == (
-                200,
-                {"status": "ok", "checks": {"database": "ok"}},
-            )
-            assert relay.accepted > connections  # on a new connection
-    finally:
-        relayed.dispose()
+    connections = relay.accepted
+    relay.cut()  # every open connection closed: the server restarted...
+    relay.restore()  # ...and is back
+    r = relayed_client.get("/readyz")
+    assert (r.status_code, r.json()) == (200, {"status": "ok", "checks": {"database": "ok"}})
+    assert relay.accepted > connections  # on a new connection
