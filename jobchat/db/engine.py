@@ -117,16 +117,12 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
     kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _in_utc)
-    event.listen(engine, "checkin", _note_idle)
     pinging = _PingIfStale(engine.dialect)
+    event.listen(engine, "checkin", pinging.checked_in)
     event.listen(engine, "invalidate", pinging.invalidated)
     event.listen(engine, "checkout", pinging.checkout)
     event.listen(engine, "before_cursor_execute", _count_writes)
     return engine
-
-
-def _note_idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    record.info[_IDLE_SINCE] = time.monotonic()
 
 
 class _PingIfStale:
@@ -139,11 +135,17 @@ class _PingIfStale:
     about 0.15 ms of this process's and the database's CPU on every request and every write
     (bench/bench_send.py). A connection used a moment ago is trusted instead: if the database
     went away since, the statement that meets it fails as an outage (503 with Retry-After), the
-    connection is invalidated, and from then on every other is tested before its next use."""
+    connection is invalidated, and from then on every other is tested before its next use.
+
+    When it was last used is kept in the pool entry's ``info``, which SQLAlchemy empties
+    whenever the entry gets a new connection: a new one is never tested."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._lost_at = 0.0  # when a connection of this pool was last invalidated
+
+    def checked_in(self, _dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
 
     def invalidated(self, _dbapi_connection: Any, _record: Any, _exc: Any) -> None:
         self._lost_at = time.monotonic()
@@ -151,7 +153,7 @@ class _PingIfStale:
     def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         since = record.info.get(_IDLE_SINCE)
         if since is None:
-            return  # new: never checked in
+            return  # new: not checked in since it connected
         if since > self._lost_at and time.monotonic() - since < IDLE_PING_SECONDS:
             return  # used a moment ago, and nothing was found dead since
         dialect = self._dialect
@@ -163,15 +165,13 @@ class _PingIfStale:
             raise
 
 
-def _in_utc(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+def _in_utc(dbapi_connection: Any, _record: Any) -> None:
     """Each new PostgreSQL connection's time zone is UTC: psycopg then gives timestamptz values
     with datetime.UTC as their tzinfo, which UTCDateTime keeps as they are (in the server's own
     zone, each value was converted). Set here rather than in the connection's options, which
     would replace any the database URL gives."""
     dbapi_connection.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
-    # A new connection needs no test (see _PingIfStale), even in a record that held another.
-    record.info.pop(_IDLE_SINCE, None)
 
 
 def _count_writes(
