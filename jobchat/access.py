@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, false, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -391,12 +391,11 @@ _MEMBER_KIND = Prepared(
 )
 
 
-def kind_of_member(session: Session, user_id: int, conversation_id: int) -> UserKind:
+def kind_of_member(connection: Connection, user_id: int, conversation_id: int) -> UserKind:
     """What ``require_member`` decides for the signed-in user ``user_id``, and their kind, in
     one statement, for a read that needs no more of them (the history: staff see deliveries)."""
-    session.flush()  # as is_member does
     params = {"conversation_id": conversation_id, "user_id": user_id}
-    rows = _MEMBER_KIND.run(session.connection(), params).rows
+    rows = _MEMBER_KIND.run(connection, params).rows
     if not rows:
         raise NotFound(CONVERSATION_NOT_FOUND)
     return UserKind(rows[0][0])

@@ -25,6 +25,7 @@ from jobchat.auth.queries import (
     user_for,
 )
 from jobchat.db.loaded import ByKey
+from jobchat.db.reading import Reading
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Unauthorized
 from jobchat.privacy.audit import Party
@@ -81,12 +82,13 @@ class Caller:
             yield session, caller_row(session, self.user_id)
 
     @contextmanager
-    def read_by_id(self) -> Iterator[Session]:
-        """A read session without the caller's row, for a read that needs only their id (and
-        checks anything else it needs itself, as ``access.kind_of_member`` does): loading the
-        row was one statement of every inbox and history page."""
-        with self.state.db.read() as session:
-            yield session
+    def reading(self) -> Iterator[Reading]:
+        """A read on a bare connection (``Database.reading``), without the caller's row, for
+        the hottest reads, which need only their id (and check anything else they need
+        themselves, as ``access.kind_of_member`` does): loading the row was one statement of
+        every inbox and history page."""
+        with self.state.db.reading() as reading:
+            yield reading
 
     @contextmanager
     def write(self, *, concurrent_in: int | None = None) -> Iterator[tuple[Session, User]]:

@@ -49,8 +49,8 @@ def list_conversations(
     query = InboxQuery(
         filter=filter, kind=kind, job=job, candidate=candidate, application=application
     )
-    with caller.read_by_id() as session:
-        page = render_inbox(session, caller.user_id, query, limit=limit, cursor=cursor)
+    with caller.reading() as reading:
+        page = render_inbox(reading, caller.user_id, query, limit=limit, cursor=cursor)
     # The hottest read: written as JSON from plain data, with no model per conversation and no
     # second validation by FastAPI (ConversationPage stays its documented shape).
     return Response(page_json(page), media_type="application/json")

@@ -38,6 +38,7 @@ from jobchat.conversations.models import (
 )
 from jobchat.conversations.schemas import CandidateOut
 from jobchat.db.base import UTCDateTime
+from jobchat.db.reading import Reading
 from jobchat.directory.models import Application, Job, JobTeam, Organization, Role, User, UserKind
 from jobchat.directory.queries import application_by_ext, job_by_ext, user_by_ext
 from jobchat.errors import Invalid
@@ -118,7 +119,9 @@ def inbox(
     session: Session, user: User, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Conversation, Member]], str | None]:
     """The user's conversations, latest activity first: a range scan of ``ix_members_inbox``."""
-    shape, params = inbox_params(session, user.id, query, limit=limit, cursor=cursor)
+    shape, params = inbox_params(
+        Reading.within(session), user.id, query, limit=limit, cursor=cursor
+    )
     rows = [(c, m) for c, m in session.execute(_inbox_entities(shape), params)]
     more = len(rows) > limit
     rows = rows[:limit]
@@ -135,21 +138,23 @@ def inbox_cursor(last_activity_at: datetime, conversation_id: int) -> str:
 
 
 def inbox_params(
-    session: Session, user_id: int, query: InboxQuery, *, limit: int, cursor: str | None
+    reading: Reading, user_id: int, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> tuple[InboxShape, dict[str, Any]]:
     """The shape of ``inbox_statement`` a request for user ``user_id`` needs, and its
-    parameters' values (one row more than ``limit``, to tell whether a page follows)."""
+    parameters' values (one row more than ``limit``, to tell whether a page follows). A filter
+    by a job, candidate or application is looked up on ``reading``'s session (only then
+    opened)."""
     params: dict[str, Any] = {"inbox_user": user_id, "inbox_limit": limit + 1}
     if query.kind is not None:
         params["inbox_kind"] = str(query.kind)
     if query.job is not None:
-        job = job_by_ext(session, query.job)
+        job = job_by_ext(reading.session, query.job)
         params["inbox_job"] = job.id if job else -1
     if query.candidate is not None:
-        cand = user_by_ext(session, UserKind.candidate, query.candidate)
+        cand = user_by_ext(reading.session, UserKind.candidate, query.candidate)
         params["inbox_candidate"] = cand.id if cand else -1
     if query.application is not None:
-        app = application_by_ext(session, query.application)
+        app = application_by_ext(reading.session, query.application)
         params["inbox_application"] = app.id if app else -1
     if query.q:
         params["inbox_pattern"] = like_pattern(query.q)

@@ -37,6 +37,7 @@ from jobchat.conversations.queries import (
 from jobchat.conversations.schemas import ConversationOut, Names
 from jobchat.db.id_lists import in_ids
 from jobchat.db.prepared import Prepared, connection_of
+from jobchat.db.reading import Reading
 from jobchat.directory.models import Application, Job, Organization, User, UserKind
 from jobchat.messages.models import HiddenMessage, Message
 from jobchat.messages.queries import latest_visible
@@ -202,13 +203,13 @@ def title(kind: Kind, names: Names, viewer_id: int) -> str:
     return f"{names.candidate} · {names.job_title}"
 
 
-def _last_message(session: Session, viewer_id: int, conv_id: int, r: _Context) -> Plain | None:
+def _last_message(reading: Reading, viewer_id: int, conv_id: int, r: _Context) -> Plain | None:
     if r.msg_id is None:
         return None
     if r.msg_hidden is not None:
         # The viewer deleted the newest message for themself: show the one before it. Rare, so
         # a query of its own rather than a costlier join for every row of every page.
-        earlier = latest_visible(session, viewer_id, conv_id)
+        earlier = latest_visible(reading.session, viewer_id, conv_id)
         return MessageOut.of(earlier).model_dump() if earlier is not None else None
     assert r.msg_body is not None
     deleted, body, subject = shown(r.msg_body, r.msg_subject, r.msg_deleted_at)
@@ -234,12 +235,13 @@ def render_conversations(
     if not rows:
         return []
     ids = [conv.id for conv, _ in rows]
-    context = {r.id: r for r in _contexts(connection_of(session), ids, viewer.id)}
-    members = _members(session, ids)
+    reading = Reading.within(session)
+    context = {r.id: r for r in _contexts(reading.connection, ids, viewer.id)}
+    members = _members(reading.connection, ids)
     return [
         _model(
             _render(
-                session,
+                reading,
                 viewer.id,
                 context[conv.id],
                 members[conv.id],
@@ -269,16 +271,16 @@ class InboxPage:
 
 
 def render_inbox(
-    session: Session, viewer_id: int, query: InboxQuery, *, limit: int, cursor: str | None
+    reading: Reading, viewer_id: int, query: InboxQuery, *, limit: int, cursor: str | None
 ) -> InboxPage:
     """User ``viewer_id``'s inbox page as the API shows it, and the next page's cursor. The
     same rows as ``inbox()`` then ``render_conversations()``, in two statements instead of
     three: the page and its context in one (the range scan of ``ix_members_inbox`` with outer
     joins on primary keys, stopping at the limit), its members in the other; plain columns, no
     ORM objects. The viewer's own row is not read: only their id is needed."""
-    shape, params = inbox_params(session, viewer_id, query, limit=limit, cursor=cursor)
+    shape, params = inbox_params(reading, viewer_id, query, limit=limit, cursor=cursor)
     params["viewer_id"] = viewer_id
-    rows = _inbox_page(shape).run(connection_of(session), params).rows
+    rows = _inbox_page(shape).run(reading.connection, params).rows
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
@@ -286,10 +288,10 @@ def render_inbox(
     # Each row: the context's columns, then the viewer's unread count, last read message and
     # last activity (the sort key).
     contexts = [_Context._make(row[:_CONTEXT_WIDTH]) for row in rows]
-    members = _members(session, [r.id for r in contexts])
+    members = _members(reading.connection, [r.id for r in contexts])
     rendered = [
         _render(
-            session,
+            reading,
             viewer_id,
             r,
             members[r.id],
@@ -329,8 +331,7 @@ def _inbox_page(shape: InboxShape) -> Prepared:
     )
 
 
-def _members(session: Session, conv_ids: list[int]) -> dict[int, list[Plain]]:
-    conn = connection_of(session)
+def _members(conn: Connection, conv_ids: list[int]) -> dict[int, list[Plain]]:
     memberships = _MEMBERSHIPS.run(conn, {"conv_ids": conv_ids}).rows
     # Each person once, in listing order; one MemberOut's data each, shared by their
     # conversations.
@@ -359,7 +360,7 @@ def _rank(ranked: tuple[int, Plain]) -> int:
 
 
 def _render(
-    session: Session,
+    reading: Reading,
     viewer_id: int,
     r: _Context,
     members: list[Plain],
@@ -384,7 +385,7 @@ def _render(
         "members": members,
         "unread_count": unread_count,
         "last_read_message_id": last_read_message_id,
-        "last_message": _last_message(session, viewer_id, r.id, r),
+        "last_message": _last_message(reading, viewer_id, r.id, r),
         "created_at": r.created_at,
         "updated_at": r.last_activity_at,
         "ended_at": r.ended_at,

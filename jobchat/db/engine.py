@@ -1,9 +1,10 @@
 """Engines and transactions.
 
-``Database.read()`` and ``Database.write()`` are the only ways code gets a session. On SQLite a
-write transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then
-writes can fail at once with "database is locked" when another writer got there first, while an
-immediate one waits its turn (``busy_timeout``).
+``Database.read()`` and ``Database.write()`` are the only ways code gets a session, and
+``Database.reading()`` a bare connection for the hottest reads. On SQLite a write transaction
+starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes can fail at
+once with "database is locked" when another writer got there first, while an immediate one
+waits its turn (``busy_timeout``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from jobchat.db import undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
 from jobchat.db.prepared import Prepared
+from jobchat.db.reading import Reading
 from jobchat.db.turn import WriteSlots, WriteTurn
 
 # The execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE.
@@ -278,6 +280,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_timeout_seconds=write_timeout_seconds, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # reading()'s connections: PostgreSQL's outside a transaction, as read()'s sessions'.
+        self._plain_reads = (
+            self.engine if self.is_sqlite else self.engine.execution_options(**_AUTOCOMMIT)
+        )
         # This process's writers queue here before they take a connection (see write()).
         self.write_turn = WriteTurn(timeout=write_timeout_seconds, max_waiting=max_write_waiters)
         # Concurrent writers (PostgreSQL sends) skip the turn but are bounded too (see
@@ -332,6 +338,31 @@ class Database:
             # a transaction (PostgreSQL) neither sends anything.
             if session.in_transaction() and not (session.new or session.dirty or session.deleted):
                 session.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Reading]:
+        """A read as ``read()`` gives it, on a bare connection (``jobchat.db.reading``): for
+        reads whose statements run on the driver's cursor, with an ORM session on the same
+        connection opened only if asked for.
+
+        On SQLite its statements share one read transaction (begun here: ``Prepared`` runs on
+        the driver's cursor, which would not begin one), ended by COMMIT as ``read()`` ends
+        its; on PostgreSQL they run outside a transaction, as ``read()``'s do."""
+        with self._plain_reads.connect() as connection:
+            if self.is_sqlite:
+                connection.begin()
+            reading = Reading(connection, open_session=self._session_reading)
+            try:
+                yield reading
+            finally:
+                reading.close()
+            if connection.in_transaction():
+                connection.commit()
+
+    def _session_reading(self, connection: Connection) -> Session:
+        session = self._sessions(bind=connection)
+        session.info[_READ_ONLY] = True
+        return session
 
     @contextmanager
     def write(self, *, concurrent_in: int | None = None) -> Iterator[Session]:

@@ -39,10 +39,11 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """History, newest page first; oldest first within a page; ``before`` pages back."""
-    with caller.read_by_id() as session:
-        kind = access.kind_of_member(session, caller.user_id, conversation_id)
+    with caller.reading() as reading:
+        connection = reading.connection
+        kind = access.kind_of_member(connection, caller.user_id, conversation_id)
         items, next_cursor = history_page(
-            session,
+            connection,
             caller.user_id,
             conversation_id,
             staff=kind is UserKind.staff,

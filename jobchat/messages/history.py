@@ -17,11 +17,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, and_, bindparam, exists, select
+from sqlalchemy.orm import aliased
 
 from jobchat.db.id_lists import in_ids
-from jobchat.db.prepared import Prepared, connection_of
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User
 from jobchat.files.models import Attachment
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, HiddenMessage, Message
@@ -115,13 +115,13 @@ _DELIVERIES = Prepared(
 
 
 def history_page(
-    session: Session, viewer_id: int, conv_id: int, *, staff: bool, before: int | None, limit: int
+    conn: Connection, viewer_id: int, conv_id: int, *, staff: bool, before: int | None, limit: int
 ) -> tuple[list[Plain], int | None]:
     """What ``history()`` pages for user ``viewer_id``, rendered as ``MessageOut``'s JSON data
     each: oldest first, and the cursor for the page before (None at the beginning). Deliveries
-    are shown to ``staff`` only."""
+    are shown to ``staff`` only. ``conn``: a read's (``Database.reading``), or a session's
+    (``connection_of``, which writes what the session holds first)."""
     params: dict[str, Any] = {"conv_id": conv_id, "viewer_id": viewer_id, "limit": limit + 1}
-    conn = connection_of(session)
     if before is None:
         found = _RUN_NEWEST_FIRST.run(conn, params).rows
     else:
