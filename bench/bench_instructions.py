@@ -45,12 +45,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_inbox import PAGE, find_targets
-from bench_reads import endpoints, seeded, user_token
+from bench_reads import seeded, token_and_paths
 from seeding import sqlalchemy_url
 
 from jobchat.db.engine import Database
-from jobchat.directory.models import User
 
 WARMUP = 20
 _SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
@@ -179,20 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     url = sqlalchemy_url(args.database)
     if not seeded(url):
         raise SystemExit("not seeded: run bench/bench_reads.py --database ... --seed-only first")
-    db = Database(url)
-    targets = find_targets(db)
-    with db.read() as session:
-        from jobchat.messages.queries import history
-
-        user = session.get_one(User, targets.user_id)
-        _, before = history(session, user, targets.history_conv, before=None, limit=PAGE)
-    assert before is not None
-    token = user_token(db, targets.user_id)
-    db.dispose()
-    paths = endpoints(targets, before)
-    if args.only:
-        wanted = tuple(p.strip() for p in args.only.split(","))
-        paths = {k: v for k, v in paths.items() if k.startswith(wanted)}
+    token, paths = token_and_paths(url, args.only)
 
     print(f"instructions per request (callgrind, {args.requests} requests each, in process)")
     counts = instructions(args.database, list(paths.values()), token, args.requests)

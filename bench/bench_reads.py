@@ -117,6 +117,26 @@ def endpoints(t: Targets, history_before: int) -> dict[str, str]:
     }
 
 
+def token_and_paths(url: str, only: str) -> tuple[str, dict[str, str]]:
+    """A new token of the benchmark user, and the endpoints' paths (those whose names start
+    with one of ``only``'s comma-separated prefixes, or all)."""
+    db = Database(url)
+    targets = find_targets(db)
+    with db.read() as session:
+        from jobchat.messages.queries import history
+
+        user = session.get_one(User, targets.user_id)
+        _, before = history(session, user, targets.history_conv, before=None, limit=PAGE)
+    assert before is not None
+    token = user_token(db, targets.user_id)
+    db.dispose()
+    paths = endpoints(targets, before)
+    if only:
+        wanted = tuple(p.strip() for p in only.split(","))
+        paths = {k: v for k, v in paths.items() if k.startswith(wanted)}
+    return token, paths
+
+
 # --- statements per request (in process) -----------------------------------------------------
 
 
@@ -337,20 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         db.dispose()
     if args.seed_only:
         return 0
-    db = Database(url)
-    targets = find_targets(db)
-    with db.read() as session:
-        from jobchat.messages.queries import history
-
-        user = session.get_one(User, targets.user_id)
-        _, before = history(session, user, targets.history_conv, before=None, limit=PAGE)
-    assert before is not None
-    token = user_token(db, targets.user_id)
-    db.dispose()
-    paths = endpoints(targets, before)
-    if args.only:
-        wanted = tuple(p.strip() for p in args.only.split(","))
-        paths = {k: v for k, v in paths.items() if k.startswith(wanted)}
+    token, paths = token_and_paths(url, args.only)
 
     print("statements per request (in process)…", flush=True)
     statements = statements_per_request(args.database, token, paths)

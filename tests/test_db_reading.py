@@ -4,6 +4,8 @@ and the ORM session it opens on demand shares that connection and cannot write."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -66,28 +68,32 @@ def test_a_readings_session_cannot_write(db: Database) -> None:
     assert found == 0
 
 
+@pytest.fixture
+def one_connection(database_url: str) -> Iterator[Database]:
+    """A PostgreSQL database whose pool holds one connection: every reading reuses it."""
+    db = Database(database_url, pool_size=1, max_overflow=0)
+    if db.is_sqlite:
+        pytest.skip("psycopg's prepared statements")
+    yield db
+    db.dispose()
+
+
 def test_a_postgresql_reading_keeps_its_prepared_statements_even_when_it_raises(
-    database_url: str,
+    one_connection: Database,
 ) -> None:
     """psycopg prepares a statement it has run five times, and forgets them all on a ROLLBACK:
     a reading that ends in an error (a history the caller may not see) must not send one."""
-    db = Database(database_url, pool_size=1, max_overflow=0)
-    try:
-        if db.is_sqlite:
-            pytest.skip("psycopg's prepared statements")
-        for _ in range(8):
-            with db.reading() as reading:
-                _count(reading)
-        with pytest.raises(LookupError):
-            _read_then_fail(db)
-        with db.reading() as reading:
-            prepared = reading.session.scalar(
-                text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
-                {"like": "%count(*)%FROM organizations%"},
-            )
-        assert prepared == 1
-    finally:
-        db.dispose()
+    for _ in range(8):
+        with one_connection.reading() as reading:
+            _count(reading)
+    with pytest.raises(LookupError):
+        _read_then_fail(one_connection)
+    with one_connection.reading() as reading:
+        prepared = reading.session.scalar(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE :like"),
+            {"like": "%count(*)%FROM organizations%"},
+        )
+    assert prepared == 1
 
 
 def _read_then_fail(db: Database) -> None:
