@@ -105,9 +105,9 @@ def _read_then_fail(db: Database) -> None:
 def test_a_reading_is_given_its_session_or_the_way_to_open_one(db: Database) -> None:
     with db.read() as session:
         connection = session.connection()
-        with pytest.raises(ValueError, match="not both"):
+        with pytest.raises(ValueError, match="either its session or the way to open one"):
             Reading(connection)
-        with pytest.raises(ValueError, match="not both"):
+        with pytest.raises(ValueError, match="either its session or the way to open one"):
             Reading(connection, session=session, open_session=lambda _c: session)
         # One made within a session is that session's: closing it leaves the session open.
         within = Reading.within(session)

@@ -2,11 +2,12 @@
 
 Every statement those pages run is a prepared statement on the driver's cursor
 (``jobchat.db.prepared``), so the ORM session around them did nothing but cost: making it,
-beginning and committing its transaction and closing it took 0.14-0.18 ms of a request, against
-0.04-0.07 ms for the connection alone (SQLite and PostgreSQL, measured in process): a tenth of a
-history page's CPU. A ``Reading`` is the connection, and a session on that same connection (in
-its transaction: the same snapshot) made only when a rare part of the read needs the ORM (an
-inbox filtered by a job, a conversation whose newest message the viewer deleted for themself).
+beginning and committing its transaction and closing it took 0.14-0.21 ms of a request, against
+0.04-0.10 ms for the connection alone (SQLite and PostgreSQL, measured in process): 7-9% of a
+history page's instructions (bench/bench_instructions.py). A ``Reading`` is the connection,
+and a session on that same connection (in its transaction: the same snapshot) made only when a
+rare part of the read needs the ORM (an inbox filtered by a job, a conversation whose newest
+message the viewer deleted for themself).
 
 ``Database.reading()`` opens one for a request; code that has a session already (rendering a
 conversation just written, in the write's transaction) passes ``Reading.within(session)``.
@@ -33,7 +34,7 @@ class Reading:
         open_session: Callable[[Connection], Session] | None = None,
     ) -> None:
         if (session is None) == (open_session is None):
-            raise ValueError("a Reading is given its session or the way to open one, not both")
+            raise ValueError("a Reading is given either its session or the way to open one")
         self.connection = connection
         self._session = session
         self._open_session = open_session
