@@ -18,13 +18,14 @@ times.
 Each endpoint of bench_reads.py (the inbox's first page, its unread filter, its 11th page, a
 history's newest page and one back) is requested through the app in one process run under
 callgrind: GET requests handed straight to the ASGI app (``create_app``: every middleware,
-FastReads, the route, the JSON), with no HTTP server in front and without the lifespan's
-background tasks (the worker, the stream's poll), which would add instructions of their own.
-The token cache keeps the benchmark's token for an hour, so that every request takes the same
-path (valgrind runs the process some fifty times slower, and the cache's five seconds would
-lapse). After every endpoint's warm-up, each endpoint's ``--requests`` requests run inside
-``sys.call_tracing``, before which callgrind zeroes its counts and after which it writes them
-out (``--zero-before``, ``--dump-after``): each dump is one endpoint's requests, the event
+FastReads, the route, the JSON) on asyncio's own loop (the server runs uvloop), with no HTTP
+server in front and without the lifespan's background tasks (the worker, the stream's poll),
+which would add instructions of their own. The token cache keeps the benchmark's token for an
+hour, so that every request takes the same path (valgrind runs the process some fifty times
+slower, and the cache's five seconds would lapse). After every endpoint's warm-up, each
+endpoint's ``--requests`` requests run inside ``sys.call_tracing``, after which callgrind
+writes its counts out and empties them (``--dump-after``; ``--zero-before`` empties the calling
+thread's before it): each dump but a first, empty one is one endpoint's requests, the event
 loop's and the thread pool's instructions together.
 
 Measuring an older commit: from a worktree of it (``git worktree add /tmp/old <commit>``),
