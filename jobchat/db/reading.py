@@ -24,7 +24,7 @@ from jobchat.db.prepared import connection_of
 
 
 class Reading:
-    __slots__ = ("_open_session", "_owns_session", "_session", "connection")
+    __slots__ = ("_open_session", "_session", "connection")
 
     def __init__(
         self,
@@ -38,7 +38,6 @@ class Reading:
         self.connection = connection
         self._session = session
         self._open_session = open_session
-        self._owns_session = session is None
 
     @classmethod
     def within(cls, session: Session) -> Reading:
@@ -56,6 +55,6 @@ class Reading:
 
     def close(self) -> None:
         """Close the session this reading opened, if it did (one it was given is its owner's)."""
-        if self._owns_session and self._session is not None:
+        if self._open_session is not None and self._session is not None:
             self._session.close()
             self._session = None
