@@ -8,12 +8,12 @@ Run from the project root, on bench_reads.py's data set (seeded there: ``--seed-
         --database postgresql://postgres@127.0.0.1:5432/jc_reads_bench
 
 On a shared machine one change worth a few percent of a page drowns in the noise of wall and CPU
-times (bench_reads.py's inbox p50 moved by a third between two runs of the same code on the
-thirteenth stop's machine). Callgrind counts the instructions the process executes instead: the
-same count, within about 0.1%, run after run, whatever else the machine does. What it does not
-see: PostgreSQL's work (in its backends), and what an instruction costs (cache misses, system
-calls' time); it is a measure for before and after, not for the goals, which bench_reads.py
-times.
+times (bench_reads.py's SQLite inbox p50 moved by two thirds between two runs of the same code
+on the thirteenth stop's machine). Callgrind counts the instructions the process executes
+instead: the same count, within 0.7%, run after run, whatever else the machine does. What it
+does not see: PostgreSQL's work (in its backends), and what an instruction costs (cache misses,
+system calls' time); it is a measure for before and after, not for the goals, which
+bench_reads.py times.
 
 Each endpoint of bench_reads.py (the inbox's first page, its unread filter, its 11th page, a
 history's newest page and one back) is requested through the app in one process run under
@@ -54,7 +54,7 @@ from jobchat.db.engine import Database
 WARMUP = 20
 _SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
 # The C function the child calls each path's requests through (sys.call_tracing): callgrind
-# zeroes its counts before it and dumps them after it.
+# zeroes the calling thread's counts before it and dumps (and empties) them all after it.
 _MARK = "_PyEval_CallTracing"
 
 
