@@ -25,7 +25,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobchat.db import undo
+from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
 from jobchat.db.prepared import Prepared
@@ -112,6 +112,7 @@ def mark_jobs_written(session: Session) -> None:
 
 
 def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) -> Engine:
+    kwargs.setdefault("json_serializer", json_text.dumps)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _configure_sqlite(engine, _ms(busy_timeout_seconds))

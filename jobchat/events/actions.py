@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, Insert, Table, Text, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from jobchat.db import json_text
 from jobchat.db.engine import mark_events_queued, mark_events_written
 from jobchat.db.prepared import Prepared
 from jobchat.events.models import Event, EventHorizon, EventType, QueuedEvent
@@ -110,8 +111,9 @@ def _insert_one(session: Session, connection: Connection, event: NewEvent, now: 
     # savepoint, which may yet be rolled back (and its id given to another event), it is not
     # handed on: the stream reads the table.
     columns = _columns(event, now)
-    data_text = _dumps(columns["data"])
-    extras_text = _dumps(columns["extras"])
+    # As the engine's JSON columns write a value.
+    data_text = json_text.dumps(columns["data"])
+    extras_text = json_text.dumps(columns["extras"])
     result = _INSERT_EVENT.run(
         connection,
         {f"b_{name}": value for name, value in columns.items()}
@@ -128,11 +130,6 @@ def _insert_one(session: Session, connection: Connection, event: NewEvent, now: 
             extras=json.loads(extras_text),
         )
     mark_events_written(session, written)
-
-
-def _dumps(value: Any) -> str:
-    # As SQLAlchemy's JSON type writes a value (json.dumps, default separators).
-    return json.dumps(value)
 
 
 def _inserting(table: Table) -> Insert:
