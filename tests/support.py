@@ -6,6 +6,7 @@ scenarios use (see ``World``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -325,6 +326,18 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports: each socket is held until all are bound (one after another,
+    the kernel may give a port just let go again)."""
+    with contextlib.ExitStack() as held:
+        sockets = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)
+        ]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")

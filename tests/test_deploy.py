@@ -53,7 +53,7 @@ from tests.support import (
     ServedProcess,
     assert_error,
     eventually,
-    free_port,
+    free_ports,
     spawn_serve,
     stop,
     wait_until_serving,
@@ -340,8 +340,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     assert PG_URL is not None
     workdir = tmp_path_factory.mktemp("deployment")
     tls_dir = self_signed_certificate(workdir / "tls")
-    https_port, http_port = free_port(), free_port()
-    ports = [free_port(), free_port()]
+    https_port, http_port, *ports = free_ports(4)
     prefix = f"jobchat-deploy-{uuid.uuid4().hex}"
     keys = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
     sink = SmtpSink().start()
