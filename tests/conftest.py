@@ -35,8 +35,9 @@ from tests.browser_support import (
     web,
 )
 from tests.push_service import push_service_fixture  # noqa: F401 (a fixture, for every module)
-from tests.support import API_KEY, TEST_CLIENT_ADDRESS, Api, World, build_world
+from tests.support import API_KEY, TEST_CLIENT_ADDRESS, Api, World
 from tests.web_support import carla, tess
+from tests.world_rows import standard_client, standard_world
 
 __all__ = [  # re-exported for pytest: the browser and page tests' fixtures, the report hook
     "browsers",
@@ -196,6 +197,7 @@ def client(settings: Settings, db: Database, clock: FrozenClock) -> Iterator[Tes
     # An address as a client's peer (Starlette's default, "testclient", is none: the audit
     # log keeps only addresses).
     with TestClient(app, client=(TEST_CLIENT_ADDRESS, 50000)) as test_client:
+        standard_client(test_client)
         yield test_client
 
 
@@ -205,8 +207,8 @@ def api(client: TestClient) -> Api:
 
 
 @pytest.fixture
-def world(api: Api) -> World:
-    return build_world(api)
+def world(api: Api, db: Database, settings: Settings, clock: FrozenClock) -> World:
+    return standard_world(api, db, settings, clock)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

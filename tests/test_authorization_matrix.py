@@ -50,6 +50,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.realtime.hub import Hub
 from tests.support import API_KEY, HIRECO, ROLES, TBB, Api, E, World, build_world
+from tests.world_rows import standard_world
 
 # --- the design, with this world --------------------------------------------------------------
 
@@ -390,7 +391,12 @@ def world(
     request: pytest.FixtureRequest, snapshots: Snapshots | None, prepared: str | None
 ) -> World:
     if snapshots is None:
-        return build_world(request.getfixturevalue("api"))
+        return standard_world(
+            request.getfixturevalue("api"),
+            request.getfixturevalue("db"),
+            request.getfixturevalue("settings"),
+            request.getfixturevalue("clock"),
+        )
     snapshots.restore(prepared)
     return snapshots.world
 
