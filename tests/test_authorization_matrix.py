@@ -305,9 +305,10 @@ def open_thread(world: World, kind: str) -> Thread:
 # Every test gets a fresh database holding the world, and (unless the cell starts it) the
 # conversation of its kind, all made through the API. On PostgreSQL, which conftest empties
 # between tests, they are made for every test on conftest's app (the world as the rows of the
-# run's first build, tests/world_rows.py; the conversation through the API). On SQLite, to keep ~600 cells
-# fast, each is built once per module and copied back before every test, behind one app (a new app
-# spends tens of milliseconds preparing its routes on first use, a world a third of a second).
+# run's first build, tests/world_rows.py; the conversation through the API). On SQLite, to keep
+# ~600 cells fast, each is built once per module and copied back before every test, behind one
+# app (a new app spends tens of milliseconds preparing its routes on first use, a world a third
+# of a second).
 
 
 class Snapshots:
