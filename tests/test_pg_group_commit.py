@@ -69,11 +69,22 @@ def hold_the_batch_until(db: Database, waiting: int) -> Callable[[Session], int]
 def submit_in_order(
     db: Database, pool: ThreadPoolExecutor, pieces: list[tuple[Callable[[Session], int], int]]
 ) -> list[Future[int]]:
-    futures = []
-    for work, conversation in pieces:
+    """The first piece (a ``hold_the_batch_until``) leads a batch; each of the others is queued
+    behind it, in this order. Each is submitted once the one before is where it should be: a
+    fixed pause between them was not always enough on a loaded machine, and a piece queued
+    before the leader had begun its batch joined it."""
+    (lead, lead_conversation), *rest = pieces
+    futures = [pool.submit(db.write_grouped, lead, concurrent_in=lead_conversation)]
+    eventually(lambda: (db._grouped._leading and queued(db) == 0) or None, "the lead's batch")
+    for n, (work, conversation) in enumerate(rest, start=1):
         futures.append(pool.submit(db.write_grouped, work, concurrent_in=conversation))
-        time.sleep(0.02)  # in this order
+        if n < len(rest):  # the last one ends the lead's batch, and the queue empties
+            eventually(_queued(db, n), f"{n} pieces queued")
     return futures
+
+
+def _queued(db: Database, n: int) -> Callable[[], bool | None]:
+    return lambda: queued(db) == n or None
 
 
 def a_batch_of_three(db: Database, pool: ThreadPoolExecutor) -> list[Future[int]]:
