@@ -50,6 +50,7 @@ from jobchat.realtime.api import is_event_stream, serve_socket
 from jobchat.realtime.bus import Bus, LocalBus, RedisBus
 from jobchat.realtime.hub import Hub
 from jobchat.realtime.presence import LocalPresence, Presence, RedisPresence
+from jobchat.request_threads import READ_THREADS
 from jobchat.scheduling.api import router as scheduling_router
 from jobchat.scheduling.bulk.api import router as bulk_router
 from jobchat.search.api import router as search_router
@@ -118,7 +119,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _threads_for_reads(state.db)
+        _threads_for_reads(state)
         await asyncio.to_thread(warn_without_integration_key, state.db, settings)
         # The hub lives on the server's event loop, so it is made here, not at import.
         bus, presence = _fan_out(settings)
@@ -144,6 +145,8 @@ def create_app(
         app.state.texter = texter
         await hub.start()
         async with contextlib.AsyncExitStack() as stack:
+            # Last out: the threads of the requests answered before FastAPI's routing.
+            stack.push_async_callback(asyncio.to_thread, state.threads.close)
             if texter is not None and texter.provider.name == "twilio":
                 ingester = spool_ingester(state.db, state.clock, settings)
                 app.state.sms_spool = ingester
@@ -252,18 +255,17 @@ class _JobchatApp(FastAPI):
         return RequestIds(RequestMetrics(inner, self.state.metrics))
 
 
-# anyio's default: the threads sync routes and dependencies run on.
-READ_THREADS = 40
-
-
-def _threads_for_reads(db: Database) -> None:
+def _threads_for_reads(state: AppState) -> None:
     """Writers waiting for their turn each hold a thread of the pool sync routes run on (at most
     ``max_waiting`` of them, plus the one writing), and so do concurrent writers (PostgreSQL
-    sends: at most their slots and waiters): the pool gets that many on top of the default, so
-    plain reads always have their 40 (jobchat.db.turn)."""
+    sends: at most their slots and waiters): the pool gets that many on top of anyio's default,
+    so plain reads always have their 40 (jobchat.db.turn). So does the pool of the requests
+    answered before FastAPI's routing (jobchat.request_threads)."""
     limiter = anyio.to_thread.current_default_thread_limiter()
-    turn, slots = db.write_turn, db.write_slots
-    limiter.total_tokens = READ_THREADS + turn.max_waiting + 1 + slots.slots + slots.max_waiting
+    turn, slots = state.db.write_turn, state.db.write_slots
+    size = READ_THREADS + turn.max_waiting + 1 + slots.slots + slots.max_waiting
+    limiter.total_tokens = size
+    state.threads.resize(size)
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:

@@ -11,6 +11,7 @@ from jobchat.config import Settings
 from jobchat.db.engine import Database
 from jobchat.files.storage import Storage
 from jobchat.ratelimit import RateLimiter
+from jobchat.request_threads import RequestThreads
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,5 @@ class AppState:
     storage: Storage
     # Who recently presented which user token (a few seconds at most; see jobchat.auth.cache).
     tokens: TokenCache = field(default_factory=TokenCache)
+    # What the ordinary send, inbox and history pages run on (jobchat.request_threads).
+    threads: RequestThreads = field(default_factory=RequestThreads)

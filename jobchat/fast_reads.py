@@ -26,7 +26,6 @@ from typing import get_args
 
 from fastapi import FastAPI
 from starlette._utils import get_route_path
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -90,7 +89,7 @@ class FastReads:
         request = Request(scope, receive)
         caller = Caller(state, user_id)
         try:
-            answer = await run_in_threadpool(read, caller)
+            answer = await state.threads.run(lambda: read(caller))
         except Exception as exc:
             answer = await answer_error(self.owner, request, exc)
         await answer(scope, receive, send)

@@ -25,7 +25,6 @@ import re
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette._utils import get_route_path
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -81,7 +80,9 @@ class FastSend:
         caller = Caller(state, user_id) if user_id is not None else None
         answer: Response | None
         try:
-            answer = await run_in_threadpool(_send_as, state, caller, token, conversation_id, body)
+            answer = await state.threads.run(
+                lambda: _send_as(state, caller, token, conversation_id, body)
+            )
         except Exception as exc:
             answer = await answer_error(self.owner, request, exc)
         if answer is None:

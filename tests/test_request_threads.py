@@ -1,0 +1,150 @@
+"""The threads the fast paths run requests on (jobchat.request_threads): results and errors come
+back, the pool is bounded, and a cancelled request never leaves its work half done."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jobchat.request_threads import READ_THREADS, RequestThreads
+
+
+def test_work_runs_on_a_thread_of_the_pool_and_answers() -> None:
+    threads = RequestThreads(2)
+
+    async def main() -> tuple[str, str]:
+        return await threads.run(lambda: threading.current_thread().name), "loop"
+
+    try:
+        name, _ = asyncio.run(main())
+    finally:
+        threads.close()
+    assert name.startswith("jobchat-request")
+    assert name != threading.current_thread().name
+
+
+def test_the_work_s_exception_is_raised_to_the_request() -> None:
+    threads = RequestThreads(1)
+
+    def fail() -> None:
+        raise LookupError("no such conversation")
+
+    try:
+        with pytest.raises(LookupError, match="no such conversation"):
+            asyncio.run(threads.run(fail))
+    finally:
+        threads.close()
+
+
+def test_no_more_than_size_run_at_once() -> None:
+    threads = RequestThreads(2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(5)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(threads.run(work)) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        assert running == 2  # the other three wait for a thread
+        release.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        threads.close()
+    assert most == 2
+
+
+def test_a_request_cancelled_mid_work_waits_for_the_work_to_end() -> None:
+    threads = RequestThreads(1)
+    started = threading.Event()
+    done: list[str] = []
+
+    def work() -> None:
+        started.set()
+        threading.Event().wait(0.3)
+        done.append("written")
+
+    async def main() -> list[str]:
+        task = asyncio.ensure_future(threads.run(work))
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        task.cancel()  # a second cancellation does not cut the wait short either
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return list(done)
+
+    try:
+        seen_when_cancelled = asyncio.run(main())
+    finally:
+        threads.close()
+    assert seen_when_cancelled == ["written"]
+
+
+def test_work_not_begun_when_its_request_is_cancelled_never_runs() -> None:
+    threads = RequestThreads(1)
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> None:
+        busy = asyncio.ensure_future(threads.run(lambda: release.wait(5)))
+        queued = asyncio.ensure_future(threads.run(lambda: ran.append("ran")))
+        await asyncio.sleep(0.1)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.set()
+        await busy
+
+    try:
+        asyncio.run(main())
+    finally:
+        threads.close()
+    assert ran == []
+
+
+def test_closed_threads_start_again_on_next_use_at_their_new_size() -> None:
+    threads = RequestThreads(1)
+    try:
+        assert asyncio.run(threads.run(lambda: 1)) == 1
+        threads.close()
+        threads.resize(3)
+        names = asyncio.run(_names_at_once(threads, 3))
+    finally:
+        threads.close()
+    assert len(set(names)) == 3
+
+
+async def _names_at_once(threads: RequestThreads, n: int) -> list[str]:
+    barrier = threading.Barrier(n, timeout=5)
+
+    def work() -> str:
+        barrier.wait()  # only met if n threads run at once
+        return threading.current_thread().name
+
+    return list(await asyncio.gather(*(threads.run(work) for _ in range(n))))
+
+
+def test_a_started_app_gives_the_pool_a_thread_for_each_writer_that_may_hold_one(
+    client: TestClient,
+) -> None:
+    state = client.app.state.jobchat  # type: ignore[attr-defined]
+    turn, slots = state.db.write_turn, state.db.write_slots
+    writers = turn.max_waiting + 1 + slots.slots + slots.max_waiting
+    assert writers > 0
+    assert state.threads.size == READ_THREADS + writers
