@@ -12,13 +12,16 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from jobchat.app import create_app
 from jobchat.auth.deps import Bearer, Caller, require_user
 from jobchat.clock import FrozenClock
 from jobchat.config import Settings
 from jobchat.db.engine import Database
+from jobchat.events.models import Event, EventType
 from jobchat.messages.fast_send import FastSend
+from jobchat.messages.schemas import MessageOut
 from tests.support import API_KEY, As, World, start
 
 SEND_PATH = "/api/v1/conversations/{}/messages"
@@ -240,3 +243,36 @@ def test_fast_sends_are_counted_under_the_routes_template(client: TestClient, wo
         and 'status="201"' in row
     )
     assert float(line.rsplit(" ", 1)[1]) >= 2
+
+
+def test_the_answer_is_the_message_as_staff_see_it_in_its_event_and_history(
+    client: TestClient, world: World, db: Database
+) -> None:
+    """The send answers with its event's payload (made once a send): the same JSON, field for
+    field in MessageOut's order, as the history shows staff, for a message in the app and one
+    by email with its delivery; a retry's stored message is answered alike."""
+    team = world["emp_team"]
+    conv = start(team, "application", application="app1")
+    sends = [
+        {"body": "In the app"},
+        {"body": "By email", "channel": "email", "subject": "Your application"},
+    ]
+    for sent_body in sends:
+        answer = team.post(SEND_PATH.format(conv), json=sent_body)
+        assert answer.status_code == 201, answer.text
+        shown = answer.json()
+        assert list(shown) == list(MessageOut.model_fields)
+        with db.read() as session:
+            data = session.execute(
+                select(Event.data).where(
+                    Event.message_id == shown["id"], Event.type == EventType.message_created
+                )
+            ).scalar_one()
+        assert data == shown
+        assert team.messages(conv).json()["items"][-1] == shown
+        assert (shown["deliveries"] is None) == ("channel" not in sent_body)
+    keyed = {"body": "Once", "idempotency_key": "answer-once"}
+    first = team.post(SEND_PATH.format(conv), json=keyed)
+    again = team.post(SEND_PATH.format(conv), json=keyed)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content

@@ -15,6 +15,7 @@ from jobchat.conversations.actions import do_start_conversation, read_event
 from jobchat.conversations.context import Context
 from jobchat.conversations.models import Conversation, Member, Status
 from jobchat.conversations.unread import change, shift_totals, unread_extra, unread_extras
+from jobchat.db import json_text
 from jobchat.directory.models import User
 from jobchat.errors import Conflict
 from jobchat.events.actions import NewEvent, emit, emit_all
@@ -186,11 +187,13 @@ def do_send_message(
         deltas[actor.id] = change(had_unread, 0)
     totals = shift_totals(session, deltas, locked=bumped.users_locked)
     webhook_events.message_created(session, message, conv, now, enabled=heard_by.webhooks)
+    payload = _payload(message)
+    session.info.setdefault(_SENT_SHOWN, {})[message.id] = payload
     created = NewEvent(
         EventType.message_created,
         conversation_id=conv.id,
         message_id=message.id,
-        data=_payload(message),
+        data=payload,
         extras={
             user_id: unread_extra(count, totals[user_id])
             for user_id, count in sorted(counts.items())
@@ -251,6 +254,19 @@ def do_start_with_message(
 def _payload(message: Message) -> dict[str, Any]:
     """The message as staff see it; the stream leaves out the deliveries for candidates."""
     return MessageOut.of(message, show_deliveries=True).model_dump(mode="json")
+
+
+# The staff view of each message a transaction sent (its event's payload), by message id, in
+# its session's info: the send's answer is the same JSON, made once a send.
+_SENT_SHOWN = "jobchat_sent_shown"
+
+
+def sent_json(session: Session, message: Message) -> str:
+    """``message`` as JSON text, as staff see it (``MessageOut`` with its deliveries): the
+    answer to its author. For a message this transaction sent, the payload its event carries;
+    for another (a retry's stored message), made now."""
+    payload = session.info.get(_SENT_SHOWN, {}).get(message.id)
+    return json_text.dumps(payload if payload is not None else _payload(message))
 
 
 def _preview(message: Message) -> dict[str, Any]:

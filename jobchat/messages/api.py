@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from jobchat import access
@@ -15,7 +14,7 @@ from jobchat.auth.deps import Caller, CurrentUser
 from jobchat.directory.models import UserKind
 from jobchat.http_errors import error_responses
 from jobchat.inputs import MAX_ID, PathId
-from jobchat.messages.actions import Limits
+from jobchat.messages.actions import Limits, sent_json
 from jobchat.messages.history import history_page
 from jobchat.messages.requests import delete_as
 from jobchat.messages.schemas import MessageOut, MessagePage, SendMessageIn
@@ -79,7 +78,7 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
     # A bad key is refused before any transaction (post_as checks it too, first thing).
     check_client_key(body.idempotency_key)
 
-    def post(session: Session) -> tuple[BaseModel, bool]:
+    def post(session: Session) -> tuple[str | ScheduledOut, bool]:
         # The caller's row comes with the conversation's and their membership's: one statement.
         user, conv, member = access.caller_in_conversation(session, caller.user_id, conversation_id)
         posted = post_as(
@@ -97,7 +96,7 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
             return posted.scheduled, posted.replayed
         assert posted.message is not None
         # Made in the transaction, which the message's row is loaded in.
-        return MessageOut.of(posted.message, show_deliveries=True), posted.replayed
+        return sent_json(session, posted.message), posted.replayed
 
     if body.send_at is None:
         # A send now writes into this one conversation, in one transaction with the sends that
@@ -107,11 +106,10 @@ def answer_send(caller: Caller, conversation_id: int, body: SendMessageIn) -> Re
         # A scheduled one counts the user's pending sends first: it has the database to itself.
         with state.db.write() as session:
             result, replayed = post(session)
-    if isinstance(result, MessageOut):
-        # Rendered here (pydantic's JSON, as FastAPI would) and answered as it is: FastAPI would
-        # validate the MessageOut again against response_model, on a trip through the thread
-        # pool.
-        answer = Response(result.model_dump_json(), status_code=201, media_type=_JSON)
+    if isinstance(result, str):
+        # The message's JSON, answered as it is: FastAPI would validate a MessageOut again
+        # against response_model, on a trip through the thread pool.
+        answer = Response(result, status_code=201, media_type=_JSON)
     else:
         answer = JSONResponse(jsonable_encoder(result), status_code=202)
     if replayed:
