@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobchat import __version__
@@ -177,6 +178,10 @@ def create_app(
                 await hub.stop()
 
     app = _JobchatApp(
+        # FastAPI's OpenTelemetry hooks off: jobchat's metrics are Prometheus's (/metrics), and
+        # with them on, every request asked OpenTelemetry for three providers, each a look at
+        # the environment (1% of a send's CPU, bench/bench_send.py --py-spy).
+        telemetry=_NO_TELEMETRY,
         title="jobchat",
         version=__version__,
         description=DESCRIPTION,
@@ -236,6 +241,15 @@ def create_app(
     install_docs(app)
     document_errors(app)
     return app
+
+
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 class _JobchatApp(FastAPI):
