@@ -117,6 +117,10 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         log_config=log_config(settings),
+        # Below INFO nothing of the access log is written, but uvicorn would still make each
+        # line's client address and quoted path for the logger to drop (0.7% of a send's CPU,
+        # bench/bench_send.py --py-spy); off, it makes none.
+        access_log=logging.getLevelNamesMapping()[settings.log_level] <= logging.INFO,
         # Client frames are small (typing, presence, ping); protocol pings find dead peers.
         # Compression that keeps no state on idle sockets (realtime/wire.py).
         ws=StreamProtocol,
