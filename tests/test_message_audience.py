@@ -1,15 +1,20 @@
 """Who beyond its conversation hears of a new message, asked by one statement
 (jobchat.messages.audience): anyone who could be pushed or texted, and the enabled webhooks,
-whatever the number of either."""
+whatever the number of either. On PostgreSQL the message's own INSERT asks it
+(jobchat.messages.store), and answers alike."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 
 from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
+from jobchat.directory.models import User
 from jobchat.messages.audience import Audience, audience
+from jobchat.messages.models import Channel, Message
+from jobchat.messages.store import store_message
 from jobchat.webhooks.models import Webhook
 from tests.notify_support import chat_fixture, subscribe
 from tests.support import World, user_id
@@ -32,13 +37,55 @@ def _add_webhook(db: Database, clock: FrozenClock, events: list[str], *, disable
 
 
 def _heard(db: Database, chat: int, author: str, clock: FrozenClock) -> Audience:
+    """Who could hear of a message by ``author`` sent a second from now; on PostgreSQL the
+    message's INSERT asks the same and must answer alike."""
     with db.read() as session:
-        return audience(
+        asked = audience(
             session,
             conversation_id=chat,
             author_id=user_id(db, author),
             sent_at=clock.now() + timedelta(seconds=1),
         )
+    stored = _heard_when_stored(db, chat, author, clock)
+    if db.is_sqlite:
+        assert stored is None  # asked in a statement of its own
+    else:
+        assert stored is not None
+        assert _sorted(stored) == _sorted(asked)
+    return asked
+
+
+class _Undone(Exception):
+    pass
+
+
+def _heard_when_stored(db: Database, chat: int, author: str, clock: FrozenClock) -> Audience | None:
+    """What storing a message by ``author`` a second from now says of who could hear of it
+    (the message rolled back after)."""
+    heard = None
+    with contextlib.suppress(_Undone), db.write() as session:
+        user = session.get(User, user_id(db, author))
+        assert user is not None
+        message = Message(
+            conversation_id=chat,
+            author_id=user.id,
+            author=user,
+            body="Are you free on Friday?",
+            subject=None,
+            channel=Channel.app,
+            created_at=clock.now() + timedelta(seconds=1),
+            idempotency_key=None,
+            deliveries=[],
+        )
+        stored = store_message(session, message)
+        assert stored.inserted
+        heard = stored.audience
+        raise _Undone
+    return heard
+
+
+def _sorted(heard: Audience) -> tuple[bool, list[tuple[int, str]]]:
+    return heard.anyone_to_tell, sorted(heard.webhooks)
 
 
 def test_nobody_to_tell_and_no_webhook(

@@ -59,7 +59,7 @@ def test_a_stored_message_is_loaded_with_nothing_left_to_flush(world: World, db:
     with db.write() as session:
         author = _author(session, "emp_team")
         message = _message(author, conv_id, "once")
-        assert store_message(session, message)
+        assert store_message(session, message).inserted
         assert message.id is not None
         assert message in session and message not in session.new and not session.dirty
         # Every column was given or started empty: reading them asks the database nothing.
@@ -74,13 +74,13 @@ def test_a_key_the_author_used_already_writes_nothing(world: World, db: Database
     conv_id = start(world["emp_team"], "application", application="app1")
     with db.write() as session:
         author = _author(session, "emp_team")
-        assert store_message(session, _message(author, conv_id, "k1", "first"))
-        assert not store_message(session, _message(author, conv_id, "k1", "second"))
+        assert store_message(session, _message(author, conv_id, "k1", "first")).inserted
+        assert not store_message(session, _message(author, conv_id, "k1", "second")).inserted
         # The transaction goes on as if the second had not been tried.
-        assert store_message(session, _message(author, conv_id, None, "third"))
-        assert store_message(session, _message(author, conv_id, None, "fourth"))
+        assert store_message(session, _message(author, conv_id, None, "third")).inserted
+        assert store_message(session, _message(author, conv_id, None, "fourth")).inserted
         other = _author(session, "emp_admin")
-        assert store_message(session, _message(other, conv_id, "k1", "another author's"))
+        assert store_message(session, _message(other, conv_id, "k1", "another author's")).inserted
     assert sorted(body for _, body in _keyed(db, "k1")) == ["another author's", "first"]
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 4
@@ -99,11 +99,13 @@ def test_a_stored_message_is_indexed_with_its_files_names_once(world: World, db:
     with db.write() as session:
         author = _author(session, "emp_team")
         first = _message(author, conv_id, "k1", "Interview on Monday")
-        assert store_message(session, first, filenames=["Timesheet.pdf"])
+        assert store_message(session, first, filenames=["Timesheet.pdf"]).inserted
         # The same key again: neither the message nor an entry for it is written.
-        assert not store_message(session, _message(author, conv_id, "k1", "Interview Friday"))
+        assert not store_message(
+            session, _message(author, conv_id, "k1", "Interview Friday")
+        ).inserted
         second = _message(author, conv_id, None, "Directions attached")
-        assert store_message(session, second)
+        assert store_message(session, second).inserted
         ids = (first.id, second.id)
     assert _index(db) == {
         ids[0]: "interview monday timesheet pdf",
@@ -128,7 +130,7 @@ def test_deliveries_are_stored_with_their_messages_id(world: World, db: Database
         )
         message = _message(author, conv_id, None)
         message.deliveries = [delivery]
-        assert store_message(session, message)
+        assert store_message(session, message).inserted
         session.flush()
         assert delivery.id is not None and delivery.message_id == message.id
         message_id = message.id

@@ -120,7 +120,8 @@ def do_send_message(
         idempotency_key=out.idempotency_key,
         deliveries=deliveries,
     )
-    if not store_message(session, message, filenames=[f.filename for f in files]):
+    stored = store_message(session, message, filenames=[f.filename for f in files])
+    if not stored.inserted:
         # A retry with the same key came first (a concurrent one that won the race, as the
         # lookup above found none): answer with its message.
         earlier = sent_with_key(session, actor.id, out.idempotency_key or "")
@@ -138,7 +139,9 @@ def do_send_message(
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
     # notification ladder decides in the worker, if anyone could be. Webhooks hear of it below.
-    heard_by = audience(session, conversation_id=conv.id, author_id=actor.id, sent_at=now)
+    heard_by = stored.audience or audience(
+        session, conversation_id=conv.id, author_id=actor.id, sent_at=now
+    )
     if heard_by.anyone_to_tell:
         enqueue_ladder(session, message.id, now)
 

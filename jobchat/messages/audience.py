@@ -11,9 +11,10 @@ the other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -24,12 +25,13 @@ from jobchat.webhooks.events import ENABLED, ENABLED_COLUMNS
 from jobchat.webhooks.models import Webhook
 
 _anyone = select(ANYONE_TO_TELL.label("anyone")).subquery("anyone")
-# One row with no webhook when none is enabled, else one row per enabled webhook.
-_ASK = Prepared(
-    select(_anyone.c.anyone, *ENABLED_COLUMNS).select_from(
-        _anyone.outerjoin(cast(Table, Webhook.__table__), ENABLED)
-    )
+# One row with no webhook when none is enabled, else one row per enabled webhook. Parameters:
+# conversation_id, author_id (0 for none), before (the message's time): ``ask_params``.
+# PostgreSQL's send asks it in its message's INSERT (jobchat.messages.store).
+ASK = select(_anyone.c.anyone, *ENABLED_COLUMNS).select_from(
+    _anyone.outerjoin(cast(Table, Webhook.__table__), ENABLED)
 )
+_ASK = Prepared(ASK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,18 @@ def audience(
     session: Session, *, conversation_id: int, author_id: int | None, sent_at: datetime
 ) -> Audience:
     """Who could hear of a message by ``author_id`` (None: nobody's) sent at ``sent_at``."""
-    rows = _ASK.run(
-        session.connection(),
-        {"conversation_id": conversation_id, "author_id": author_id or 0, "before": sent_at},
-    ).rows
+    rows = _ASK.run(session.connection(), ask_params(conversation_id, author_id, sent_at)).rows
+    return answered(rows)
+
+
+def ask_params(conversation_id: int, author_id: int | None, sent_at: datetime) -> dict[str, Any]:
+    """``ASK``'s parameters for a message by ``author_id`` (None: nobody's) sent at
+    ``sent_at``."""
+    return {"conversation_id": conversation_id, "author_id": author_id or 0, "before": sent_at}
+
+
+def answered(rows: Sequence[Sequence[Any]]) -> Audience:
+    """The audience ``ASK``'s rows (anyone, webhook id, its events) say."""
     return Audience(
         anyone_to_tell=bool(rows[0][0]),
         webhooks=[(hook_id, events) for _, hook_id, events in rows if hook_id is not None],

@@ -15,23 +15,27 @@ NULL keys never conflict. Both databases speak this form (SQLite since 3.24, RET
 decides).
 
 The message's search index entry is written with it (``jobchat.search.index``): on PostgreSQL by
-the same statement (the INSERT of the message a CTE of the entry's INSERT ... SELECT, so a
-message its key already stored indexes nothing either), each statement being a round trip and
-about 0.1 ms of the driver's and the database's CPU (bench/bench_send.py); SQLite's index is an
-FTS5 table a CTE cannot write, so there it is a second statement.
+the same statement (the INSERT of the message and that of its entry, INSERT ... SELECT from it,
+CTEs of one query, so a message its key already stored indexes nothing either), each statement
+being a round trip and about 0.1 ms of the driver's and the database's CPU
+(bench/bench_send.py); SQLite's index is an FTS5 table a CTE cannot write, so there it is a
+second statement. The same query then asks who beyond the conversation could hear of the
+message (``jobchat.messages.audience``), which the send asks next: one round trip less again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Select, Table, bindparam, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
 from jobchat.db.prepared import Prepared
+from jobchat.messages.audience import ASK, Audience, answered, ask_params
 from jobchat.messages.models import Message
 from jobchat.search.index import add_entry, entries_of, new_entry
 
@@ -67,19 +71,43 @@ SENT_CHANNELS = "jobchat_sent_channels"
 
 # One per dialect: the ON CONFLICT clause is each dialect's own construct.
 _INSERTS = {"sqlite": Prepared(_insert(sqlite)), "postgresql": Prepared(_insert(postgresql))}
-# PostgreSQL: the message and its index entry, returning the new id (nothing when its key was
-# used already).
-_INSERT_INDEXED = Prepared(entries_of(_insert(postgresql).cte("inserted")))
 
 
-def store_message(session: Session, message: Message, *, filenames: Sequence[str] = ()) -> bool:
+def _insert_indexed_asking() -> Select[Any]:
+    """PostgreSQL: the message and its index entry, returning the new id with the rows of who
+    could hear of it (``jobchat.messages.audience.ASK``); nothing when its key was used
+    already. A data-modifying CTE runs once whether or not the query reads it."""
+    inserted = _insert(postgresql).cte("inserted")
+    asked = ASK.subquery("asked")
+    return (
+        select(inserted.c.id, *asked.c)
+        .select_from(inserted.join(asked, true()))
+        .add_cte(entries_of(inserted).cte("indexed"))
+    )
+
+
+_INSERT_INDEXED_ASKING = Prepared(_insert_indexed_asking())
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What storing a message came to."""
+
+    # False when its author already had a message with its idempotency key: nothing written.
+    inserted: bool
+    # Who could hear of it, when its INSERT asked too (PostgreSQL); else None: ask
+    # ``jobchat.messages.audience.audience``.
+    audience: Audience | None = None
+
+
+def store_message(session: Session, message: Message, *, filenames: Sequence[str] = ()) -> Stored:
     """Insert ``message`` (new, not in the session, with every column in ``_GIVEN`` set and
     its deliveries, if any, in its collection) and its search index entry (with ``filenames``,
     its files' names), and make it a persistent object of ``session``.
 
-    Returns False, having written nothing, when its author already has a message with its
-    idempotency key. The deliveries are added to the session with the message's id, to be
-    inserted by the next flush."""
+    Nothing is written when its author already has a message with its idempotency key. On
+    PostgreSQL the same statement asks who could hear of it. The deliveries are added to the
+    session with the message's id, to be inserted by the next flush."""
     # Anything pending (a conversation just opened, say) is written first, as the unit of
     # work would have: the row below refers to it.
     session.flush()
@@ -87,14 +115,18 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
     dialect = connection.dialect.name
     given = {f"b_{key}": getattr(message, key) for key in _GIVEN}
     entry = new_entry(dialect, message.subject, message.body, filenames)
+    heard_by = None
     if entry is not None and dialect == "postgresql":
-        inserted = _INSERT_INDEXED.run(connection, given | entry)
+        asked = ask_params(message.conversation_id, message.author_id, message.created_at)
+        inserted = _INSERT_INDEXED_ASKING.run(connection, given | entry | asked)
+        if inserted.rows:
+            heard_by = answered([row[1:] for row in inserted.rows])
     else:
         inserted = _INSERTS[dialect].run(connection, given)
         if inserted.rows and entry is not None:
             add_entry(connection, inserted.rows[0][0], entry)
     if not inserted.rows:
-        return False
+        return Stored(inserted=False)
     new_id = inserted.rows[0][0]
     message.id = new_id
     for key in _EMPTY:
@@ -107,7 +139,7 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
     make_transient_to_detached(message)
     # Cascades to the deliveries (pending, inserted by the next flush) and the author (loaded).
     session.add(message)
-    return True
+    return Stored(inserted=True, audience=heard_by)
 
 
 def note_sent(session: Session, message: Message) -> None:
