@@ -139,9 +139,9 @@ def do_send_message(
         enqueue(session, job, {"delivery_id": delivery.id}, now=now, run_at=delivery.held_until)
     # Who is told of it, how and when (push, text; email starts its clock below): the
     # notification ladder decides in the worker, if anyone could be. Webhooks hear of it below.
-    heard_by = stored.audience or audience(
-        session, conversation_id=conv.id, author_id=actor.id, sent_at=now
-    )
+    heard_by = stored.audience
+    if heard_by is None:  # not asked by the INSERT (SQLite)
+        heard_by = audience(session, conversation_id=conv.id, author_id=actor.id, sent_at=now)
     if heard_by.anyone_to_tell:
         enqueue_ladder(session, message.id, now)
 
