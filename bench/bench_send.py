@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -605,11 +605,29 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 # --- throughput against a real server ------------------------------------------------------
 
 
-async def _load(
-    base: str, world: World, first: int, n: int, concurrency: int
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of a load: what to call, with what JSON body, as whom."""
+
+    method: str
+    path: str
+    body: Any
+    token: str
+
+
+def message_request(seq: int, world: World) -> Request:
+    """Send ``seq`` of the load: POST …/messages by its author (author_of)."""
+    conv, token = author_of(seq, world)
+    body = {"body": f"jcbench seq={seq} Hello from the send benchmark."}
+    return Request("POST", f"/api/v1/conversations/{conv}/messages", body, token)
+
+
+async def load_requests(
+    base: str, request_of: Callable[[int], Request], first: int, n: int, concurrency: int
 ) -> tuple[float, list[float], Counter[int]]:
-    """``n`` sends from ``concurrency`` senders at once: (wall seconds, latencies in ms,
-    answers by status)."""
+    """Requests ``first`` .. ``first + n - 1`` (``request_of`` builds each) from
+    ``concurrency`` clients at once, each on its keep-alive connection: (wall seconds,
+    latencies in ms, answers by status)."""
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     next_seq = first
@@ -621,12 +639,13 @@ async def _load(
             while next_seq < first + n:
                 seq = next_seq
                 next_seq += 1
-                conv, token = author_of(seq, world)
+                request = request_of(seq)
                 started = time.perf_counter()
-                async with http.post(
-                    f"/api/v1/conversations/{conv}/messages",
-                    json={"body": f"jcbench seq={seq} Hello from the send benchmark."},
-                    headers={"Authorization": f"Bearer {token}"},
+                async with http.request(
+                    request.method,
+                    request.path,
+                    json=request.body,
+                    headers={"Authorization": f"Bearer {request.token}"},
                 ) as response:
                     await response.read()
                     statuses[response.status] += 1
@@ -637,23 +656,37 @@ async def _load(
         return time.perf_counter() - t0, latencies, statuses
 
 
+async def _load(
+    base: str, world: World, first: int, n: int, concurrency: int
+) -> tuple[float, list[float], Counter[int]]:
+    """``n`` sends from ``concurrency`` senders at once: (wall seconds, latencies in ms,
+    answers by status)."""
+    return await load_requests(base, lambda seq: message_request(seq, world), first, n, concurrency)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def serve_env(database_url: str) -> dict[str, str]:
+    """The environment ``jobchat serve`` runs in for a throughput run: this one's without its
+    JOBCHAT_ settings, plus the database, the integration key, no send rate limit, and logging
+    at WARNING."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
+    return env | {
+        "JOBCHAT_DATABASE_URL": database_url,
+        "JOBCHAT_API_KEY": API_KEY,
+        "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
+        "JOBCHAT_LOG_LEVEL": "WARNING",
+    }
 
 
 async def run_concurrent(args: argparse.Namespace, url: str, workdir: Path) -> dict[str, Any]:
     from bench_stream import cpu_seconds, start_server
 
     database = make_url(url).database if make_url(url).get_backend_name() != "sqlite" else None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCHAT_")}
-    env |= {
-        "JOBCHAT_DATABASE_URL": args.database,
-        "JOBCHAT_API_KEY": API_KEY,
-        "JOBCHAT_SEND_RATE_PER_MINUTE": str(10**9),
-        "JOBCHAT_LOG_LEVEL": "WARNING",
-    }
-    server = start_server(workdir, env, nofile=4096, name="send-server")
+    server = start_server(workdir, serve_env(args.database), nofile=4096, name="send-server")
     out: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
