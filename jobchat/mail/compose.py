@@ -16,6 +16,7 @@ from email.utils import format_datetime, formataddr
 from html import escape
 
 from jobchat.inputs import fold_controls
+from jobchat.mail.policy import POLICY
 
 PREVIEW_CHARS = 300
 
@@ -75,7 +76,7 @@ _one_line = fold_controls
 def _headers(
     addressing: Addressing, subject: str, threading: Threading, date: datetime
 ) -> EmailMessage:
-    email = EmailMessage()
+    email = EmailMessage(policy=POLICY)
     email["From"] = formataddr(
         (_one_line(addressing.from_name), _one_line(addressing.from_address))
     )

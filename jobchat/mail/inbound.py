@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import default as default_policy
 
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,7 @@ from jobchat.mail.automatic import Bounce, automatic_reason, bounce_of
 from jobchat.mail.inbound_files import StoredFiles, files_in
 from jobchat.mail.models import InboundEmail, InboundOutcome
 from jobchat.mail.outbound import CLOSED_NOTICE_JOB
+from jobchat.mail.policy import POLICY
 from jobchat.mail.queries import (
     closed_notice_sent,
     inbound_by_dedupe_key,
@@ -69,7 +69,7 @@ class Received:
 
 
 def parse(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=default_policy)
+    message = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
     return message
 
