@@ -6,10 +6,10 @@ solving the dependencies and validating the query, wrapping the request and the 
 sixth of an inbox page's server CPU (bench/bench_reads.py --py-spy). So this layer, next to
 ``FastSend`` and like it innermost of the app's middlewares (request ids, metrics, the body
 limit and security headers all still apply), calls the route's own function itself, on the
-same thread pool, for a request that is plainly valid: a user token this process has seen in
-the last seconds as bearer, and a query string of only the route's own parameters, each once,
-each plainly in range (``limit=1..200``, a known ``filter``, a ``cursor`` of the characters the
-server's cursors are made of, ``before`` a positive id).
+same threads (``jobchat.request_threads``), for a request that is plainly valid: a user token
+this process has seen in the last seconds as bearer, and a query string of only the route's own
+parameters, each once, each plainly in range (``limit=1..200``, a known ``filter``, a
+``cursor`` of the characters the server's cursors are made of, ``before`` a positive id).
 
 Anything else goes on to FastAPI as it came: a token not seen lately (FastAPI looks it up and
 remembers it), a cookie, any other parameter, a value that is out of range or would need
