@@ -18,6 +18,7 @@ done behind a stopped request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,8 +43,10 @@ class RequestThreads:
         self.size = size
 
     async def run(self, work: Callable[[], T]) -> T:
-        """``work()`` on one of the threads; its result or its exception."""
-        started = self._executor().submit(work)
+        """``work()`` on one of the threads, in a copy of the caller's context (the request's
+        id and client address, which logs and the audit trail read, as anyio's to_thread
+        carries them); its result or its exception."""
+        started = self._executor().submit(contextvars.copy_context().run, work)
         try:
             return await asyncio.wrap_future(started)
         except asyncio.CancelledError:

@@ -105,6 +105,10 @@ class Mailroom:
     def start(self, **overrides: str) -> Server:
         assert self.server is None, "one server at a time"
         port = free_port()
+        while port == self.inbound_port:
+            # Free now, but the server is about to take it for its inbound SMTP: a server
+            # started on it could not bind its HTTP port (seen in a CI run).
+            port = free_port()
         self.launched += 1
         process, log = spawn_serve(
             port,

@@ -4,6 +4,7 @@ back, the pool is bounded, and a cancelled request never leaves its work half do
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
@@ -148,3 +149,31 @@ def test_a_started_app_gives_the_pool_a_thread_for_each_writer_that_may_hold_one
     writers = turn.max_waiting + 1 + slots.slots + slots.max_waiting
     assert writers > 0
     assert state.threads.size == READ_THREADS + writers
+
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="none")
+
+
+def test_the_work_runs_in_the_request_s_context() -> None:
+    """What the request set (its id, its client's address) is what its work reads, as with
+    anyio's to_thread; and what the work sets stays with it."""
+    threads = RequestThreads(1)
+
+    async def request(name: str) -> tuple[str, str]:
+        _SEEN.set(name)
+
+        def work() -> str:
+            seen = _SEEN.get()
+            _SEEN.set("changed by the work")
+            return seen
+
+        return await threads.run(work), _SEEN.get()
+
+    async def main() -> list[tuple[str, str]]:
+        return list(await asyncio.gather(request("first"), request("second")))
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        threads.close()
+    assert answers == [("first", "first"), ("second", "second")]
