@@ -3,8 +3,8 @@
 
 Starlette's ``run_in_threadpool`` goes through anyio's ``to_thread``: a capacity limiter, a
 cancel scope, the async backend looked up and a ``queue.Queue`` with its condition variable, each
-call: 28-46 us of CPU a hop where the event loop's own ``run_in_executor`` on a
-``ThreadPoolExecutor`` costs 11-22 (bench/bench_hop.py, on uvloop), on every send, inbox page
+call: 28-58 us of CPU a hop where the event loop's own ``run_in_executor`` on a
+``ThreadPoolExecutor`` costs 11-24 (bench/bench_hop.py, on uvloop), on every send, inbox page
 and history page; 2% of a send's instructions (bench/bench_instructions.py --sends). The pool
 is as large as anyio's limiter for the same work (``jobchat.app``: the reads' 40 threads plus
 one for each writer that may hold one), so the requests it runs are bounded as they were; the
