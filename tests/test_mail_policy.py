@@ -16,6 +16,11 @@ def test_each_header_s_class_is_made_once() -> None:
     assert type(subjects[0]) is type(subjects[1])
     assert isinstance(subjects[0], UnstructuredHeader)
     assert isinstance(POLICY.header_factory("To", "Ann <ann@example.com>"), AddressHeader)
+    # One class per kind of header, whatever the names mail arrives with.
+    for n in range(50):
+        POLICY.header_factory(f"X-Sender-Chosen-{n}", "value")
+    assert len({type(POLICY.header_factory(f"X-{n}", "v")) for n in range(50)}) == 1
+    assert len(POLICY.header_factory._made) < 20  # type: ignore[attr-defined]
     # What it saves: the standard registry makes a new class each time.
     made = [default.header_factory("Subject", text) for text in ("Hello", "Again")]
     assert type(made[0]) is not type(made[1])

@@ -16,18 +16,21 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.policy import default
 
 
-class _ClassPerName(HeaderRegistry):
-    """The default header registry, each name's class made on its first use and kept."""
+class _ClassPerKind(HeaderRegistry):
+    """The default header registry, the class of each kind of header (address, date,
+    unstructured...) made on its first use and kept. Kept by kind, not by name: the mail we
+    read names what headers it likes, and a dozen kinds bound what is kept."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
+        self._made: dict[object, type[BaseHeader]] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
-        made = self._made.get(name)
+        kind = self.registry.get(name.lower(), self.default_class)
+        made = self._made.get(kind)
         if made is None:
-            made = self._made[name] = super().__getitem__(name)
+            made = self._made[kind] = super().__getitem__(name)
         return made
 
 
-POLICY = default.clone(header_factory=_ClassPerName())
+POLICY = default.clone(header_factory=_ClassPerKind())
