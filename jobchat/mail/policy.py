@@ -4,8 +4,8 @@ header's class made once.
 The standard library's header registry makes a new class for every header it is given (the
 header's kind and the policy's base class combined, ``type(...)`` each time: Python 3.11): a
 notification's twenty-odd headers, its parts' included, made twenty-odd classes, most of the
-time composing it took. Kept per header name, writing a notification and flattening it for SMTP
-went from 13.5 to 9.5 million instructions (valgrind's callgrind), and the worker inside
+time composing it took. Kept per kind of header, writing a notification and flattening it for
+SMTP went from 13.5 to 9.5 million instructions (valgrind's callgrind), and the worker inside
 ``jobchat serve`` computes its notifications in the interpreter the requests run in. The classes
 are the same as the registry's own, so every header parses, folds and reads as before.
 """
