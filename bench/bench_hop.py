@@ -1,6 +1,7 @@
 """The CPU of one hop from the event loop to a thread and back: Starlette's ``run_in_threadpool``
-(anyio's ``to_thread``) against ``jobchat.request_threads`` (the loop's ``run_in_executor``), on
-uvloop as ``jobchat serve`` runs, with ``--concurrency`` requests hopping at once.
+(anyio's ``to_thread``), the loop's ``run_in_executor`` on a ``ThreadPoolExecutor`` of the same
+size, and ``jobchat.request_threads``, on uvloop as ``jobchat serve`` runs, with
+``--concurrency`` requests hopping at once.
 
     .venv/bin/python bench/bench_hop.py --hops 20000 --concurrency 8
 
@@ -14,11 +15,12 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 from starlette.concurrency import run_in_threadpool
 
-from jobchat.request_threads import RequestThreads
+from jobchat.request_threads import READ_THREADS, RequestThreads
 
 
 def _nothing() -> int:
@@ -47,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     threads = RequestThreads()
+    executor = ThreadPoolExecutor(READ_THREADS)
     ways: dict[str, Callable[[], Awaitable[int]]] = {
         "anyio (run_in_threadpool)": lambda: run_in_threadpool(_nothing),
+        "run_in_executor": lambda: asyncio.get_running_loop().run_in_executor(executor, _nothing),
         "RequestThreads.run": lambda: threads.run(_nothing),
     }
     try:
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {n}  {name:<27} CPU {cpu:6.1f} us/hop  wall {wall:6.1f} us/hop")
     finally:
         threads.close()
+        executor.shutdown()
     return 0
 
 

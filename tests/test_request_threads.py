@@ -177,3 +177,114 @@ def test_the_work_runs_in_the_request_s_context() -> None:
     finally:
         threads.close()
     assert answers == [("first", "first"), ("second", "second")]
+
+
+def test_a_thread_free_again_takes_the_next_work_instead_of_a_new_one() -> None:
+    threads = RequestThreads(8)
+
+    async def one_after_another() -> set[str]:
+        return {await threads.run(lambda: threading.current_thread().name) for _ in range(20)}
+
+    try:
+        names = asyncio.run(one_after_another())
+    finally:
+        threads.close()
+    assert len(names) == 1
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_an_exception_beyond_exception_reaches_the_request_too(raised: BaseException) -> None:
+    threads = RequestThreads(1)
+
+    def fail() -> None:
+        raise raised
+
+    async def main() -> BaseException | None:
+        try:
+            await threads.run(fail)
+        except BaseException as exc:  # what the request would see
+            return exc
+        return None
+
+    try:
+        seen = asyncio.run(main())
+        again = asyncio.run(threads.run(lambda: "the thread serves on"))
+    finally:
+        threads.close()
+    assert seen is raised
+    assert again == "the thread serves on"
+
+
+def test_stop_iteration_from_the_work_reaches_the_request_as_a_runtime_error() -> None:
+    # An asyncio future cannot carry StopIteration (a coroutine would turn it into this too).
+    threads = RequestThreads(1)
+
+    def fail() -> None:
+        raise StopIteration("done")
+
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            asyncio.run(threads.run(fail))
+    finally:
+        threads.close()
+    assert isinstance(raised.value.args[0], StopIteration)
+
+
+def test_work_whose_loop_closed_meanwhile_still_ends_and_the_thread_serves_on() -> None:
+    threads = RequestThreads(1)
+    started = threading.Event()
+    release = threading.Event()
+    finished = threading.Event()
+
+    def work() -> None:
+        started.set()
+        release.wait(5)
+        finished.set()
+
+    async def leave_it_running() -> None:
+        task = asyncio.ensure_future(threads.run(work))
+        # Left pending on purpose (its loop closes under it): not a leak to warn of.
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        await asyncio.to_thread(started.wait, 5)
+
+    try:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(leave_it_running())
+        loop.close()  # the request's loop is gone before its work ends
+        release.set()
+        assert finished.wait(5)
+        assert asyncio.run(threads.run(lambda: 2)) == 2
+    finally:
+        threads.close()
+
+
+def test_close_waits_for_the_work_queued_before_it() -> None:
+    threads = RequestThreads(1)
+    release = threading.Event()
+    done: list[int] = []
+
+    def first() -> None:
+        release.wait(5)
+        done.append(1)
+
+    async def queue_three() -> None:
+        queued = [
+            asyncio.ensure_future(threads.run(work))
+            for work in (first, lambda: done.append(2), lambda: done.append(3))
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(*queued)
+
+    def close_once_released() -> None:
+        release.wait(5)
+        threads.close()
+
+    closer = threading.Thread(target=close_once_released)
+    closer.start()
+    try:
+        asyncio.run(queue_three())
+    finally:
+        closer.join(5)
+        threads.close()
+    assert done == [1, 2, 3]
