@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import DateTime, select, text, update
+from sqlalchemy.exc import StatementError
 
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
@@ -106,3 +107,41 @@ def test_postgresql_connections_are_in_utc_and_keep_the_urls_options(
         assert held == BERLIN_EVENING and held is not None and held.tzinfo is UTC
     finally:
         other.dispose()
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (BERLIN_EVENING, "2026-12-06 22:30:05.250000"),
+        # Microseconds 0 are written too (isoformat alone would leave them out).
+        (datetime(2026, 12, 6, 22, 30, 5, tzinfo=UTC), "2026-12-06 22:30:05.000000"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01 00:00:00.000000"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "9999-12-31 23:59:59.999999"),
+        (datetime(999, 5, 5, 5, 5, 5, 5, tzinfo=UTC), "0999-05-05 05:05:05.000005"),
+    ],
+)
+def test_sqlite_stores_the_text_sqlalchemy_s_dialect_writes(
+    db: Database, given: datetime, stored: str
+) -> None:
+    """The text is compared as text (ranges, order): the one-step conversion writes exactly
+    what the dialect's own would, for times bound by the ORM and by statements alike."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite keeps times as text")
+    dialect_text = DateTime().dialect_impl(db.engine.dialect).bind_processor(db.engine.dialect)
+    assert dialect_text is not None
+    assert dialect_text(given.astimezone(UTC).replace(tzinfo=None)) == stored
+    user_id = _user(db, given)
+    with db.write() as session:
+        session.execute(update(User).where(User.id == user_id).values(deactivated_at=given))
+    with db.read() as session:
+        raw = session.execute(
+            text("SELECT notify_held_until, deactivated_at FROM users WHERE id = :id"),
+            {"id": user_id},
+        ).one()
+    assert tuple(raw) == (stored, stored)
+    assert _held(db, user_id) == given
+
+
+def test_a_naive_time_is_refused_on_both_databases(db: Database) -> None:
+    with pytest.raises(StatementError, match="naive datetime"):
+        _user(db, datetime(2026, 12, 6, 22, 30))

@@ -44,6 +44,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the value as SQLAlchemy's SQLite dialect writes a naive UTC datetime, in
+        one step: ``process_bind_param`` then the dialect's ``%``-formatting of seven fields
+        took 4-5 us a value, and a send binds some eight of them (a tenth of that with
+        ``isoformat``)."""
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
     def result_processor(
         self, dialect: Dialect, coltype: object
     ) -> Callable[[Any], datetime | None]:
@@ -54,6 +63,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return _sqlite_utc
         return _aware_utc
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    # "YYYY-MM-DD HH:MM:SS.ffffff" always (SQLite compares the text: the dialect's storage
+    # format, which keeps the microseconds when they are 0, where isoformat leaves them out).
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text = value.replace(tzinfo=None).isoformat(" ")
+    return text if value.microsecond else text + ".000000"
 
 
 def _sqlite_utc(value: Any) -> datetime | None:
