@@ -65,3 +65,20 @@ def test_what_neither_encoder_takes_is_still_refused() -> None:
 
 def test_text_is_compact_and_keeps_characters_outside_ascii() -> None:
     assert json_text.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'
+
+
+@pytest.mark.parametrize("value", [*VALUES, {7: {"nan": float("nan")}}])
+def test_dumps_and_reread_gives_the_text_and_what_a_reader_of_it_gets(value: Any) -> None:
+    text, reread = json_text.dumps_and_reread(value)
+    assert text == json_text.dumps(value)
+    assert reread == json.loads(text)
+    if "big" in value:
+        assert reread["big"] == 2**70 and isinstance(reread["big"], int)  # not orjson's float
+
+
+def test_dumps_and_reread_shares_nothing_with_the_value() -> None:
+    value = {"members": [{"id": 1}], "data": {"conversation": {"title": "Nurse"}}}
+    _, reread = json_text.dumps_and_reread(value)
+    value["members"][0]["id"] = 2  # type: ignore[index]
+    value["data"]["conversation"]["title"] = "changed later"  # type: ignore[index]
+    assert reread == {"members": [{"id": 1}], "data": {"conversation": {"title": "Nurse"}}}

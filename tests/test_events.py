@@ -20,6 +20,7 @@ from jobchat.config import Settings
 from jobchat.conversations.models import Member
 from jobchat.db.engine import Database
 from jobchat.events.models import Event
+from jobchat.events.queries import EventRecord
 from jobchat.messages.models import Delivery, HiddenMessage, Message
 from tests.support import Api, World, assert_error, build_world, sent, start, user_id
 
@@ -125,6 +126,32 @@ def test_sending_with_unread_messages_also_writes_the_senders_read(
     assert created.extras[team] == {
         "unread": {"conversation": 1, "conversations": 1, "messages": 1}
     }
+
+
+def test_the_commit_hands_the_stream_each_event_as_the_table_holds_it(
+    world: World, db: Database
+) -> None:
+    """A send's two events (written by one INSERT) reach the real-time stream with the ids,
+    data and extras the table gives them, in order, without the stream reading them back."""
+    conv_id = start(world["emp_team"], "application", application="app1")
+    sent(world["emp_team"].send(conv_id, "Question?"))
+    handed: list[list[Any] | None] = []
+    db.on_events_committed.append(handed.append)
+    try:
+        before = last_event_id(db)
+        sent(world["cand"].send(conv_id, "Answer."))
+    finally:
+        db.on_events_committed.remove(handed.append)
+    stored = events_after(db, before)
+    assert [e.type for e in stored] == ["message.created", "conversation.read"]
+    assert len(handed) == 1 and handed[0] is not None
+    assert [_fields(e) for e in handed[0]] == [_fields(e) for e in stored]
+
+
+def _fields(event: Any) -> tuple[Any, ...]:
+    """An event's fields (handed on as an EventRecord on SQLite, as the numbering's row on
+    PostgreSQL)."""
+    return tuple(getattr(event, name) for name in EventRecord.__dataclass_fields__)
 
 
 def test_idempotent_replay_writes_no_event(world: World, db: Database) -> None:

@@ -11,7 +11,8 @@ float NaN, which is not JSON (PostgreSQL's json type refuses it), is written as 
 Where orjson refuses a value that the standard library writes (a string with a lone
 surrogate, an integer past 64 bits), the standard library writes it, so nothing that was
 written before fails now. Reading stays the standard library's: orjson reads an integer past
-64 bits as a float.
+64 bits as a float. Only ``dumps_and_reread`` reads with orjson, and only text orjson wrote,
+which holds no such integer.
 """
 
 from __future__ import annotations
@@ -32,3 +33,14 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value, option=_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return json.dumps(value)
+
+
+def dumps_and_reread(value: Any) -> tuple[str, Any]:
+    """``value`` as JSON text, and that text read back: the value as any reader of the column
+    will have it (keys as strings, NaN as None), sharing nothing with ``value``."""
+    try:
+        raw = orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value)
+        return text, json.loads(text)
+    return raw.decode(), orjson.loads(raw)

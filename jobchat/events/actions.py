@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +9,7 @@ from functools import cache
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Insert, Table, Text, bindparam, delete, insert, select
+from sqlalchemy import Connection, Table, Text, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from jobchat.db import json_text
@@ -67,11 +66,11 @@ def emit_all(session: Session, events: Sequence[NewEvent], *, now: datetime) -> 
     queue, and ``Database.write`` numbers them once the transaction has committed
     (``jobchat.events.sequencer``); either way the real-time stream is woken after the commit.
 
-    The rows go in with prepared statements rather than through the ORM's unit of work (a send
-    writes one or two, and the unit of work cost more than the insert); on PostgreSQL in one
-    statement (its VALUES in order: the queue's ids follow them), as each statement is a round
-    trip and about 0.1 ms of the driver's and the database's CPU. What they refer to (a message,
-    a member just added) is flushed first.
+    The rows go in with a prepared statement rather than through the ORM's unit of work (a send
+    writes one or two, and the unit of work cost more than the insert), all of them in one
+    statement (its VALUES in order: the ids follow them), as each statement costs the driver
+    and the database more than a row does (on PostgreSQL a round trip and about 0.1 ms of CPU).
+    What they refer to (a message, a member just added) is flushed first.
     """
     if not events:
         return
@@ -85,8 +84,7 @@ def emit_all(session: Session, events: Sequence[NewEvent], *, now: datetime) -> 
         _queue(len(events)).run(connection, params)
         mark_events_queued(session, NUMBER_QUEUED, vacuum_now_and_then)
         return
-    for event in events:
-        _insert_one(session, connection, event, now)
+    _insert_all(session, connection, events, now)
 
 
 def _columns(event: NewEvent, now: datetime) -> dict[str, Any]:
@@ -103,49 +101,69 @@ def _columns(event: NewEvent, now: datetime) -> dict[str, Any]:
     }
 
 
-def _insert_one(session: Session, connection: Connection, event: NewEvent, now: datetime) -> None:
-    # Written as JSON text made here (what the column type would make), so that the commit
-    # can hand the real-time stream the event as the table holds it (parsed back from that
-    # text: no later change to the caller's dicts reaches it) instead of the stream reading it
-    # back. Its id is SQLite's: one writer at a time, so ids follow commit order. Inside a
-    # savepoint, which may yet be rolled back (and its id given to another event), it is not
-    # handed on: the stream reads the table.
-    columns = _columns(event, now)
-    # As the engine's JSON columns write a value.
-    data_text = json_text.dumps(columns["data"])
-    extras_text = json_text.dumps(columns["extras"])
-    result = _INSERT_EVENT.run(
-        connection,
-        {f"b_{name}": value for name, value in columns.items()}
-        | {"b_data": data_text, "b_extras": extras_text},
-    )
-    written = None
-    if not session.in_nested_transaction():
-        written = EventRecord(
-            id=int(result.lastrowid or 0),
-            type=columns["type"],
+def _insert_all(
+    session: Session, connection: Connection, events: Sequence[NewEvent], now: datetime
+) -> None:
+    """SQLite: the events in one INSERT of a row each, in order.
+
+    Their data and extras are written as JSON text made here (what the column type would
+    make), so that the commit can hand the real-time stream each event as the table holds it
+    (read back from that text: no later change to the caller's dicts reaches it) instead of the
+    stream reading it back. Their ids are SQLite's: one writer at a time, so ids follow commit
+    order, and the rows of one INSERT take the next ones in turn (each row one more than the
+    table's largest), the last of them the statement's ``lastrowid``. Inside a savepoint, which
+    may yet be rolled back (and its ids given to other events), they are not handed on: the
+    stream reads the table.
+    """
+    params: dict[str, Any] = {}
+    rows = []
+    for i, event in enumerate(events):
+        columns = _columns(event, now)
+        data_text, data = json_text.dumps_and_reread(columns["data"])
+        extras_text, extras = json_text.dumps_and_reread(columns["extras"])
+        params |= {f"b_{name}_{i}": value for name, value in columns.items()}
+        params |= {f"b_data_{i}": data_text, f"b_extras_{i}": extras_text}
+        rows.append((columns["type"], event, data, extras))
+    result = _inserting(len(events)).run(connection, params)
+    if session.in_nested_transaction():
+        mark_events_written(session, None)
+        return
+    first = int(result.lastrowid or 0) - len(events) + 1
+    for i, (type_, event, data, extras) in enumerate(rows):
+        record = EventRecord(
+            id=first + i,
+            type=type_,
             conversation_id=event.conversation_id,
             user_id=event.user_id,
-            data=json.loads(data_text),
-            extras=json.loads(extras_text),
+            data=data,
+            extras=extras,
         )
-    mark_events_written(session, written)
+        mark_events_written(session, record)
 
 
-def _inserting(table: Table) -> Insert:
-    """SQLite: an insert of an event's columns into ``table``, with parameters named ``b_…``
-    (SQLAlchemy keeps the columns' own names for itself), data and extras bound as the JSON
-    text ``_insert_one`` made."""
-    return insert(table).values(
-        {
-            name: bindparam(f"b_{name}", type_=Text() if name in _JSON_TEXT else column.type)
-            for name, column in table.c.items()
-            if name in _EVENT_COLUMNS
-        }
+@cache
+def _inserting(n: int) -> Prepared:
+    """SQLite: an INSERT of ``n`` events, their parameters ``b_<column>_<i>`` (SQLAlchemy keeps
+    the columns' own names for itself), data and extras bound as the JSON text ``_insert_all``
+    made."""
+    table = cast(Table, Event.__table__)
+    return Prepared(
+        insert(table).values(
+            [
+                {
+                    name: bindparam(
+                        f"b_{name}_{i}",
+                        type_=Text() if name in _JSON_TEXT else table.c[name].type,
+                    )
+                    for name in _EVENT_COLUMNS
+                }
+                for i in range(n)
+            ]
+        )
     )
 
 
-# SQLite binds these as the JSON text ``_insert_one`` made.
+# SQLite binds these as the JSON text ``_insert_all`` made.
 _JSON_TEXT = ("data", "extras")
 _EVENT_COLUMNS = (
     "type",
@@ -156,7 +174,6 @@ _EVENT_COLUMNS = (
     "extras",
     "created_at",
 )
-_INSERT_EVENT = Prepared(_inserting(cast(Table, Event.__table__)))
 _QUEUED = cast(Table, QueuedEvent.__table__)
 
 
