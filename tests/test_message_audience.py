@@ -1,7 +1,7 @@
 """Who beyond its conversation hears of a new message, asked by one statement
 (jobchat.messages.audience): anyone who could be pushed or texted, and the enabled webhooks,
-whatever the number of either. On PostgreSQL the message's own INSERT asks it
-(jobchat.messages.store), and answers alike."""
+whatever the number of either. The message's own INSERT asks it too (jobchat.messages.store:
+on PostgreSQL in a CTE, on SQLite in its RETURNING), and answers alike."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def _add_webhook(db: Database, clock: FrozenClock, events: list[str], *, disable
 
 
 def _heard(db: Database, chat: int, author: str, clock: FrozenClock) -> Audience:
-    """Who could hear of a message by ``author`` sent a second from now; on PostgreSQL the
-    message's INSERT asks the same and must answer alike."""
+    """Who could hear of a message by ``author`` sent a second from now; the message's INSERT
+    asks the same and must answer alike."""
     with db.read() as session:
         asked = audience(
             session,
@@ -47,11 +47,8 @@ def _heard(db: Database, chat: int, author: str, clock: FrozenClock) -> Audience
             sent_at=clock.now() + timedelta(seconds=1),
         )
     stored = _heard_when_stored(db, chat, author, clock)
-    if db.is_sqlite:
-        assert stored is None  # asked in a statement of its own
-    else:
-        assert stored is not None
-        assert _sorted(stored) == _sorted(asked)
+    assert stored is not None
+    assert _sorted(stored) == _sorted(asked)
     return asked
 
 

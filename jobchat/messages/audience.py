@@ -6,17 +6,20 @@ could be pushed or texted about it (then the send queues the notification ladder
 They were two statements of every send. Each statement is a round trip and about 0.1 ms of the
 driver's and the database's CPU (bench/bench_send.py on PostgreSQL), more than either question
 costs to answer: the webhooks (a handful of rows at most) are joined to the one-row answer of
-the other.
+the other. The message's own INSERT asks it (jobchat.messages.store): on PostgreSQL as a CTE
+joined to the new row (``ASK``), on SQLite, whose INSERT cannot be a CTE, in its RETURNING
+(``RETURNED``: the webhooks as one JSON array).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from jobchat.db.prepared import Prepared
@@ -32,6 +35,16 @@ ASK = select(_anyone.c.anyone, *ENABLED_COLUMNS).select_from(
     _anyone.outerjoin(cast(Table, Webhook.__table__), ENABLED)
 )
 _ASK = Prepared(ASK)
+# The same as two columns of one row, for SQLite's RETURNING: anyone, and the enabled webhooks
+# as a JSON array of [id, events as JSON text] (``answered_returning``). Each is a SELECT of
+# its own: SQLAlchemy writes a RETURNING clause's columns without their tables' names, and
+# unqualified names inside it would be read as the nearest table's ("id = user_id" within
+# push_subscriptions); within a SELECT of their own they keep them.
+_WEBHOOKS_JSON = select(func.json_group_array(func.json_array(*ENABLED_COLUMNS))).where(ENABLED)
+RETURNED = (
+    select(ANYONE_TO_TELL).scalar_subquery().label("anyone"),
+    select(_WEBHOOKS_JSON.scalar_subquery()).scalar_subquery().label("webhooks"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,14 @@ def ask_params(conversation_id: int, author_id: int | None, sent_at: datetime) -
     """``ASK``'s parameters for a message by ``author_id`` (None: nobody's) sent at
     ``sent_at``."""
     return {"conversation_id": conversation_id, "author_id": author_id or 0, "before": sent_at}
+
+
+def answered_returning(anyone: Any, webhooks: str) -> Audience:
+    """The audience ``RETURNED``'s two values say."""
+    return Audience(
+        anyone_to_tell=bool(anyone),
+        webhooks=[(hook_id, events) for hook_id, events in json.loads(webhooks)],
+    )
 
 
 def answered(rows: Sequence[Sequence[Any]]) -> Audience:

@@ -21,6 +21,7 @@ being a round trip and about 0.1 ms of the driver's and the database's CPU
 (bench/bench_send.py); SQLite's index is an FTS5 table a CTE cannot write, so there it is a
 second statement. The same query then asks who beyond the conversation could hear of the
 message (``jobchat.messages.audience``), which the send asks next: one round trip less again.
+On SQLite the INSERT asks it in its RETURNING: one statement less there too.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
 from jobchat.db.prepared import Prepared
-from jobchat.messages.audience import ASK, Audience, answered, ask_params
+from jobchat.messages.audience import (
+    ASK,
+    RETURNED,
+    Audience,
+    answered,
+    answered_returning,
+    ask_params,
+)
 from jobchat.messages.models import Message
 from jobchat.search.index import add_entry, entries_of, new_entry
 
@@ -69,8 +77,10 @@ def _insert(dialect: Any) -> ReturningInsert[tuple[int]]:
 # once it commits (jobchat.ops.metrics), and forget them if it rolls back.
 SENT_CHANNELS = "jobchat_sent_channels"
 
-# One per dialect: the ON CONFLICT clause is each dialect's own construct.
-_INSERTS = {"sqlite": Prepared(_insert(sqlite)), "postgresql": Prepared(_insert(postgresql))}
+# PostgreSQL's, for a message with no index entry (one made only of attachments); SQLite's asks
+# who could hear of it in its RETURNING.
+_INSERT = Prepared(_insert(postgresql))
+_INSERT_ASKING = Prepared(_insert(sqlite).returning(*RETURNED))
 
 
 def _insert_indexed_asking() -> Select[Any]:
@@ -95,8 +105,8 @@ class Stored:
 
     # False when its author already had a message with its idempotency key: nothing written.
     inserted: bool
-    # Who could hear of it, when its INSERT asked too (PostgreSQL); else None: ask
-    # ``jobchat.messages.audience.audience``.
+    # Who could hear of it, when its INSERT asked too (always but on PostgreSQL for a message
+    # with no index entry); else None: ask ``jobchat.messages.audience.audience``.
     audience: Audience | None = None
 
 
@@ -105,9 +115,10 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
     its deliveries, if any, in its collection) and its search index entry (with ``filenames``,
     its files' names), and make it a persistent object of ``session``.
 
-    Nothing is written when its author already has a message with its idempotency key. On
-    PostgreSQL the same statement asks who could hear of it. The deliveries are added to the
-    session with the message's id, to be inserted by the next flush."""
+    Nothing is written when its author already has a message with its idempotency key. The
+    same statement asks who could hear of it (on PostgreSQL, when there is an index entry).
+    The deliveries are added to the session with the message's id, to be inserted by the next
+    flush."""
     # Anything pending (a conversation just opened, say) is written first, as the unit of
     # work would have: the row below refers to it.
     session.flush()
@@ -116,15 +127,21 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
     given = {f"b_{key}": getattr(message, key) for key in _GIVEN}
     entry = new_entry(dialect, message.subject, message.body, filenames)
     heard_by = None
-    if entry is not None and dialect == "postgresql":
+    if dialect == "sqlite":
+        asked = ask_params(message.conversation_id, message.author_id, message.created_at)
+        inserted = _INSERT_ASKING.run(connection, given | asked)
+        if inserted.rows:
+            _, anyone, webhooks = inserted.rows[0]
+            heard_by = answered_returning(anyone, webhooks)
+            if entry is not None:
+                add_entry(connection, inserted.rows[0][0], entry)
+    elif entry is not None:
         asked = ask_params(message.conversation_id, message.author_id, message.created_at)
         inserted = _INSERT_INDEXED_ASKING.run(connection, given | entry | asked)
         if inserted.rows:
             heard_by = answered([row[1:] for row in inserted.rows])
     else:
-        inserted = _INSERTS[dialect].run(connection, given)
-        if inserted.rows and entry is not None:
-            add_entry(connection, inserted.rows[0][0], entry)
+        inserted = _INSERT.run(connection, given)
     if not inserted.rows:
         return Stored(inserted=False)
     new_id = inserted.rows[0][0]
