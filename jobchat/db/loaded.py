@@ -11,6 +11,13 @@ attributes straight into its ``__dict__`` (no change for a flush to write), then
 the session, exactly as the ORM would have left it: the columns selected loaded, the rest
 (relationships, deferred columns) loaded when first read, and an object already in the
 session's identity map returned as it is rather than made twice.
+
+Joining the session is done as the ORM's loading does it, not by ``make_transient_to_detached``
+and ``Session.add``: those work out anew for each object which attributes it lacks, and ``add``
+walks every relationship of its mapper for the save-update cascade (a loaded object's are
+all unloaded: nothing to cascade to), 20-35 us an object against about 5 here; a send makes
+three. That takes two of SQLAlchemy's private names (pinned in pyproject.toml at 2.1.9;
+tests/test_loaded.py holds the objects to ``Session.get``'s).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, inspect, select
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobchat.db.prepared import Prepared
@@ -32,7 +40,7 @@ class Loader(Generic[T]):
     at once, plus the deferred ones named in ``undefer``), and ``join`` to make the object from
     those columns' values."""
 
-    __slots__ = ("_keys", "_mapper", "_new", "_primary", "columns")
+    __slots__ = ("_keys", "_mapper", "_new", "_primary", "_unloaded", "columns")
 
     def __init__(self, model: type[T], *, undefer: Sequence[str] = ()) -> None:
         mapper = inspect(model)
@@ -52,6 +60,11 @@ class Loader(Generic[T]):
             self._keys.index(mapper.get_property_by_column(c).key) for c in mapper.primary_key
         )
         self._new = mapper.class_manager.new_instance
+        # The column attributes left out (deferred): expired, so that reading one loads it, as
+        # make_transient_to_detached would leave them. Relationships load when read anyway.
+        self._unloaded = frozenset(
+            attr.key for attr in mapper.column_attrs if attr.key not in self._keys
+        )
 
     @property
     def width(self) -> int:
@@ -73,11 +86,17 @@ class Loader(Generic[T]):
     def make(self, session: Session, values: Sequence[Any]) -> T:
         """A new object of these values, persistent in ``session`` (which has none by its key)."""
         obj: T = self._new()
+        # Set in its __dict__, its values are its loaded ones, with no history for a flush.
         obj.__dict__.update(zip(self._keys, values, strict=True))
-        # Its values are now its loaded ones, with no history; the rest expire (loaded when
-        # read). Then it joins the session as persistent.
-        make_transient_to_detached(obj)
-        session.add(obj)
+        state = instance_state(obj)
+        state.key = self._mapper.identity_key_from_primary_key(
+            tuple(values[at] for at in self._primary)
+        )
+        if self._unloaded:
+            state.expired_attributes.update(self._unloaded)
+        # Persistent in the session (its identity map), as Session.add would make it, less the
+        # cascade.
+        session._update_impl(state)
         return obj
 
 
