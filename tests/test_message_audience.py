@@ -13,8 +13,8 @@ from jobchat.clock import FrozenClock
 from jobchat.db.engine import Database
 from jobchat.directory.models import User
 from jobchat.messages.audience import Audience, audience
-from jobchat.messages.models import Channel, Message
-from jobchat.messages.store import store_message
+from jobchat.messages.models import Channel
+from jobchat.messages.store import NewMessage, store_message
 from jobchat.webhooks.models import Webhook
 from tests.notify_support import chat_fixture, subscribe
 from tests.support import World, user_id
@@ -63,19 +63,17 @@ def _heard_when_stored(db: Database, chat: int, author: str, clock: FrozenClock)
     with contextlib.suppress(_Undone), db.write() as session:
         user = session.get(User, user_id(db, author))
         assert user is not None
-        message = Message(
+        new = NewMessage(
             conversation_id=chat,
-            author_id=user.id,
             author=user,
             body="Are you free on Friday?",
             subject=None,
             channel=Channel.app,
             created_at=clock.now() + timedelta(seconds=1),
             idempotency_key=None,
-            deliveries=[],
         )
-        stored = store_message(session, message)
-        assert stored.inserted
+        stored = store_message(session, new)
+        assert stored.message is not None
         heard = stored.audience
         raise _Undone
     return heard

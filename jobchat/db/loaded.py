@@ -70,6 +70,11 @@ class Loader(Generic[T]):
     def width(self) -> int:
         return len(self._keys)
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The column attributes' names, in ``columns``' order."""
+        return self._keys
+
     def find(self, session: Session, primary_key: tuple[Any, ...]) -> T | None:
         """The object with this primary key if ``session`` has it already."""
         found: T | None = session.identity_map.get(

@@ -32,7 +32,7 @@ from jobchat.messages.outgoing import check_outgoing as check_outgoing
 from jobchat.messages.outgoing import check_text, find_recipient
 from jobchat.messages.queries import latest_visible, sent_with_key
 from jobchat.messages.schemas import MessageOut
-from jobchat.messages.store import note_sent, store_message
+from jobchat.messages.store import NewMessage, note_sent, store_message
 from jobchat.notifications.queue import enqueue_ladder
 from jobchat.privacy.audit import Party, record
 from jobchat.privacy.models import AuditAction, PartyType
@@ -87,7 +87,7 @@ def do_send_message(
     )
 
     # The delivery is inserted with the message (and rolled back with it), and the collection
-    # is known from the start, so rendering the answer needs no further query.
+    # is given to the message as loaded, so rendering the answer needs no further query.
     deliveries = []
     if recipient is not None and address is not None:
         # A text in the candidate's night is held for their morning (jobchat.sms.quiet).
@@ -109,19 +109,19 @@ def do_send_message(
                 updated_at=now,
             )
         )
-    message = Message(
+    new = NewMessage(
         conversation_id=conv.id,
-        author_id=actor.id,
         author=actor,
         body=body,
         subject=subject,
         channel=out.channel,
         created_at=now,
         idempotency_key=out.idempotency_key,
-        deliveries=deliveries,
     )
-    stored = store_message(session, message, filenames=[f.filename for f in files])
-    if not stored.inserted:
+    filenames = [f.filename for f in files]
+    stored = store_message(session, new, deliveries=deliveries, filenames=filenames)
+    message = stored.message
+    if message is None:
         # A retry with the same key came first (a concurrent one that won the race, as the
         # lookup above found none): answer with its message.
         earlier = sent_with_key(session, actor.id, out.idempotency_key or "")

@@ -3,9 +3,11 @@
 Flushing one new ``Message`` through the session cost a send about a tenth of its CPU at 32
 senders (bench/bench_send.py: the unit of work sorting, diffing and bookkeeping one object),
 more than the INSERT it ends in. Here the row goes straight to the driver's cursor
-(``jobchat.db.prepared``), and the object,
-built with every column's value, joins the session as if it had been loaded: nothing is left
-for a flush to write, and reading it back costs nothing.
+(``jobchat.db.prepared``), and only then is the object made, with every column's value, as
+loading makes one (``jobchat.db.loaded``): nothing is left for a flush to write, and reading
+it back costs nothing. Building it through the model's instrumented constructor and making
+that loaded after (``make_transient_to_detached``, ``Session.add``) was 5% of a send's CPU at
+32 senders (bench_send.py --py-spy).
 
 The idempotency key is kept by the same statement: ``ON CONFLICT (author_id, idempotency_key)
 DO NOTHING`` writes nothing when the author already stored a message with that key (a retry,
@@ -28,14 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, select, true
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningInsert
 
+from jobchat.db.loaded import Loader
 from jobchat.db.prepared import Prepared
+from jobchat.directory.models import User
 from jobchat.messages.audience import (
     ASK,
     RETURNED,
@@ -44,7 +50,7 @@ from jobchat.messages.audience import (
     answered_returning,
     ask_params,
 )
-from jobchat.messages.models import Message
+from jobchat.messages.models import Delivery, Message
 from jobchat.search.index import add_entry, entries_of, new_entry
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -60,6 +66,8 @@ _GIVEN = (
     "idempotency_key",
 )
 _EMPTY = tuple(c.key for c in _MESSAGES.columns if c.key not in _GIVEN and c.key != "id")
+_NONE = dict.fromkeys(_EMPTY)
+_LOADED = Loader(Message)
 
 
 def _insert(dialect: Any) -> ReturningInsert[tuple[int]]:
@@ -100,20 +108,55 @@ _INSERT_INDEXED_ASKING = Prepared(_insert_indexed_asking())
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """What a new message is given; every other column starts empty."""
+
+    conversation_id: int
+    author: User | None
+    body: str
+    subject: str | None
+    channel: str
+    created_at: datetime
+    idempotency_key: str | None
+
+    @property
+    def author_id(self) -> int | None:
+        return self.author.id if self.author is not None else None
+
+    def given(self) -> dict[str, Any]:
+        """Its columns' values, by column name."""
+        return {
+            "conversation_id": self.conversation_id,
+            "author_id": self.author_id,
+            "body": self.body,
+            "subject": self.subject,
+            "channel": self.channel,
+            "created_at": self.created_at,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """What storing a message came to."""
 
-    # False when its author already had a message with its idempotency key: nothing written.
-    inserted: bool
+    # None when its author already had a message with its idempotency key: nothing written.
+    message: Message | None
     # Who could hear of it, when its INSERT asked too (always but on PostgreSQL for a message
     # with no index entry); else None: ask ``jobchat.messages.audience.audience``.
     audience: Audience | None = None
 
 
-def store_message(session: Session, message: Message, *, filenames: Sequence[str] = ()) -> Stored:
-    """Insert ``message`` (new, not in the session, with every column in ``_GIVEN`` set and
-    its deliveries, if any, in its collection) and its search index entry (with ``filenames``,
-    its files' names), and make it a persistent object of ``session``.
+def store_message(
+    session: Session,
+    new: NewMessage,
+    *,
+    deliveries: Sequence[Delivery] = (),
+    filenames: Sequence[str] = (),
+) -> Stored:
+    """Insert the message ``new`` describes and its search index entry (with ``filenames``, its
+    files' names); the message is then a persistent object of ``session``, with its author
+    and ``deliveries`` (new, not in the session) as its collection.
 
     Nothing is written when its author already has a message with its idempotency key. The
     same statement asks who could hear of it (on PostgreSQL, when there is an index entry).
@@ -124,11 +167,12 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
     session.flush()
     connection = session.connection()
     dialect = connection.dialect.name
-    given = {f"b_{key}": getattr(message, key) for key in _GIVEN}
-    entry = new_entry(dialect, message.subject, message.body, filenames)
+    columns = new.given()
+    given = {f"b_{key}": value for key, value in columns.items()}
+    entry = new_entry(dialect, new.subject, new.body, filenames)
     heard_by = None
     if dialect == "sqlite":
-        asked = ask_params(message.conversation_id, message.author_id, message.created_at)
+        asked = ask_params(new.conversation_id, new.author_id, new.created_at)
         inserted = _INSERT_ASKING.run(connection, given | asked)
         if inserted.rows:
             _, anyone, webhooks = inserted.rows[0]
@@ -136,27 +180,25 @@ def store_message(session: Session, message: Message, *, filenames: Sequence[str
             if entry is not None:
                 add_entry(connection, inserted.rows[0][0], entry)
     elif entry is not None:
-        asked = ask_params(message.conversation_id, message.author_id, message.created_at)
+        asked = ask_params(new.conversation_id, new.author_id, new.created_at)
         inserted = _INSERT_INDEXED_ASKING.run(connection, given | entry | asked)
         if inserted.rows:
             heard_by = answered([row[1:] for row in inserted.rows])
     else:
         inserted = _INSERT.run(connection, given)
     if not inserted.rows:
-        return Stored(inserted=False)
+        return Stored(message=None)
     new_id = inserted.rows[0][0]
-    message.id = new_id
-    for key in _EMPTY:
-        setattr(message, key, None)
-    for delivery in message.deliveries:
-        # Set here: the unit of work fills in a foreign key only from a collection it has seen
-        # change, and the message's state is about to be reset to "as loaded".
+    columns |= _NONE
+    columns["id"] = new_id
+    message = _LOADED.make(session, [columns[key] for key in _LOADED.keys])
+    set_committed_value(message, "author", new.author)
+    set_committed_value(message, "deliveries", list(deliveries))
+    for delivery in deliveries:
+        # Set here: the collection above is as loaded, which the unit of work does not read.
         delivery.message_id = new_id
-    # Every attribute set is now its loaded value, with no history for a flush to write.
-    make_transient_to_detached(message)
-    # Cascades to the deliveries (pending, inserted by the next flush) and the author (loaded).
-    session.add(message)
-    return Stored(inserted=True, audience=heard_by)
+        session.add(delivery)
+    return Stored(message=message, audience=heard_by)
 
 
 def note_sent(session: Session, message: Message) -> None:
