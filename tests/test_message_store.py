@@ -1,17 +1,19 @@
 """A new message's row goes in by one statement (jobchat.messages.store), not the unit of work:
-the object joins the session as loaded, the idempotency key is kept by ON CONFLICT DO NOTHING,
-and a send that loses a race for its key is answered from the one that won it."""
+the object is made after it as loaded, with nothing left to flush, the idempotency key is kept
+by ON CONFLICT DO NOTHING, and a send that loses a race for its key is answered from the one
+that won it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from jobchat.app import create_app
@@ -22,24 +24,27 @@ from jobchat.directory.models import User
 from jobchat.messages import actions as message_actions
 from jobchat.messages.models import Channel, Delivery, DeliveryStatus, Message
 from jobchat.messages.queries import sent_with_key
-from jobchat.messages.store import store_message
+from jobchat.messages.store import NewMessage, Stored, store_message
 from tests.support import As, World, start
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
-def _message(author: User, conversation_id: int, key: str | None, body: str = "Hi") -> Message:
-    return Message(
+def _message(author: User, conversation_id: int, key: str | None, body: str = "Hi") -> NewMessage:
+    return NewMessage(
         conversation_id=conversation_id,
-        author_id=author.id,
         author=author,
         body=body,
         subject=None,
         channel=Channel.app,
         created_at=NOW,
         idempotency_key=key,
-        deliveries=[],
     )
+
+
+def _stored(stored: Stored) -> Message:
+    assert stored.message is not None
+    return stored.message
 
 
 def _author(session: Session, ext_id: str) -> User:
@@ -58,12 +63,28 @@ def test_a_stored_message_is_loaded_with_nothing_left_to_flush(world: World, db:
     conv_id = start(world["emp_team"], "application", application="app1")
     with db.write() as session:
         author = _author(session, "emp_team")
-        message = _message(author, conv_id, "once")
-        assert store_message(session, message).inserted
+        statements: list[str] = []
+
+        def heard(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        message = _stored(store_message(session, _message(author, conv_id, "once")))
         assert message.id is not None
         assert message in session and message not in session.new and not session.dirty
-        # Every column was given or started empty: reading them asks the database nothing.
-        assert (message.deleted_at, message.deleted_by_id, message.author) == (None, None, author)
+        state = inspect(message)
+        assert state.persistent and not state.modified and not state.expired_attributes
+        assert session.get(Message, message.id) is message
+        # Every column was given or started empty, and its author and deliveries are known:
+        # reading them asks the database nothing, and a flush has nothing to write.
+        event.listen(db.engine, "before_cursor_execute", heard)
+        try:
+            assert (message.deleted_at, message.deleted_by_id) == (None, None)
+            assert (message.author, message.deliveries) == (author, [])
+            assert (message.body, message.channel, message.created_at) == ("Hi", Channel.app, NOW)
+            session.flush()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", heard)
+        assert statements == []
         stored_id = message.id
     with db.read() as session:
         row = session.get_one(Message, stored_id)
@@ -74,13 +95,13 @@ def test_a_key_the_author_used_already_writes_nothing(world: World, db: Database
     conv_id = start(world["emp_team"], "application", application="app1")
     with db.write() as session:
         author = _author(session, "emp_team")
-        assert store_message(session, _message(author, conv_id, "k1", "first")).inserted
-        assert not store_message(session, _message(author, conv_id, "k1", "second")).inserted
+        assert store_message(session, _message(author, conv_id, "k1", "first")).message
+        assert not store_message(session, _message(author, conv_id, "k1", "second")).message
         # The transaction goes on as if the second had not been tried.
-        assert store_message(session, _message(author, conv_id, None, "third")).inserted
-        assert store_message(session, _message(author, conv_id, None, "fourth")).inserted
+        assert store_message(session, _message(author, conv_id, None, "third")).message
+        assert store_message(session, _message(author, conv_id, None, "fourth")).message
         other = _author(session, "emp_admin")
-        assert store_message(session, _message(other, conv_id, "k1", "another author's")).inserted
+        assert store_message(session, _message(other, conv_id, "k1", "another author's")).message
     assert sorted(body for _, body in _keyed(db, "k1")) == ["another author's", "first"]
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 4
@@ -98,14 +119,14 @@ def test_a_stored_message_is_indexed_with_its_files_names_once(world: World, db:
     conv_id = start(world["emp_team"], "application", application="app1")
     with db.write() as session:
         author = _author(session, "emp_team")
-        first = _message(author, conv_id, "k1", "Interview on Monday")
-        assert store_message(session, first, filenames=["Timesheet.pdf"]).inserted
+        new = _message(author, conv_id, "k1", "Interview on Monday")
+        first = _stored(store_message(session, new, filenames=["Timesheet.pdf"]))
         # The same key again: neither the message nor an entry for it is written.
-        assert not store_message(
-            session, _message(author, conv_id, "k1", "Interview Friday")
-        ).inserted
-        second = _message(author, conv_id, None, "Directions attached")
-        assert store_message(session, second).inserted
+        again = _message(author, conv_id, "k1", "Interview Friday")
+        assert store_message(session, again).message is None
+        second = _stored(
+            store_message(session, _message(author, conv_id, None, "Directions attached"))
+        )
         ids = (first.id, second.id)
     assert _index(db) == {
         ids[0]: "interview monday timesheet pdf",
@@ -128,9 +149,10 @@ def test_deliveries_are_stored_with_their_messages_id(world: World, db: Database
             created_at=NOW,
             updated_at=NOW,
         )
-        message = _message(author, conv_id, None)
-        message.deliveries = [delivery]
-        assert store_message(session, message).inserted
+        message = _stored(
+            store_message(session, _message(author, conv_id, None), deliveries=[delivery])
+        )
+        assert message.deliveries == [delivery] and delivery in session.new
         session.flush()
         assert delivery.id is not None and delivery.message_id == message.id
         message_id = message.id
