@@ -133,20 +133,20 @@ class RequestThreads:
             crew = self._crew
             if crew.idle:
                 crew.idle -= 1  # that thread is this job's
-                start = False
-            else:
-                start = len(crew.threads) < self.size  # else it waits for a thread to be free
-                if start:
-                    thread = threading.Thread(
-                        target=self._serve,
-                        args=(crew,),
-                        name=f"jobchat-request_{len(crew.threads)}",
-                        daemon=True,
-                    )
-                    crew.threads.append(thread)
+            elif len(crew.threads) < self.size:
+                thread = threading.Thread(
+                    target=self._serve,
+                    args=(crew,),
+                    name=f"jobchat-request_{len(crew.threads)}",
+                    daemon=True,
+                )
+                # Started before the job is queued: a thread that cannot start (the process
+                # out of threads) fails the request with nothing left behind to run later.
+                thread.start()
+                crew.threads.append(thread)
+            # else it waits for a thread to be free. Queued under the lock: a close() after it
+            # queues its threads' ends behind it.
             crew.jobs.put(job)
-        if start:
-            thread.start()
 
     def _serve(self, crew: _Crew) -> None:
         """A thread's life: run jobs until told to end."""

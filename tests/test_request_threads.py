@@ -288,3 +288,24 @@ def test_close_waits_for_the_work_queued_before_it() -> None:
         closer.join(5)
         threads.close()
     assert done == [1, 2, 3]
+
+
+def test_a_thread_that_cannot_start_fails_the_request_and_leaves_no_work_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = RequestThreads(2)
+    ran: list[str] = []
+
+    def refuse(_thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(threading.Thread, "start", refuse)
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                asyncio.run(threads.run(lambda: ran.append("first")))
+        # Threads start again, and only the work asked for now runs.
+        asyncio.run(threads.run(lambda: ran.append("second")))
+    finally:
+        threads.close()
+    assert ran == ["second"]
