@@ -1064,7 +1064,11 @@ def test_a_client_that_stops_reading_is_closed_with_4000_and_holds_nobody_back(
     print(
         f"reader: median {statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms"
     )
-    assert max(delays) < 1.0, delays
+    # Promptly: a reader held back behind the stalled socket would wait for the server to give
+    # that socket up. Alone on a slow 2-core machine the worst delay was 0.13 s; beside a loaded
+    # CI run there (both passes and the browser tests at once) one reached 1.19 s, so the bound
+    # leaves room for that.
+    assert max(delays) < 5.0, delays
 
     code, frames = slow.closed(timeout=15)
     got = [f["data"]["id"] for f in stored(frames)]
