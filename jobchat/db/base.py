@@ -47,8 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite, the value as SQLAlchemy's SQLite dialect writes a naive UTC datetime, in
         one step: ``process_bind_param`` then the dialect's ``%``-formatting of seven fields
-        took 4-5 us a value, and a send binds some eight of them (a tenth of that with
-        ``isoformat``)."""
+        took 6.4 us a value on the sixteenth stop's machine, ``isoformat`` 2.4, and a send
+        binds some eight of them."""
         if dialect.name == "sqlite":
             return _sqlite_text
         return super().bind_processor(dialect)
