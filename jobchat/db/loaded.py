@@ -15,8 +15,9 @@ session's identity map returned as it is rather than made twice.
 Joining the session is done as the ORM's loading does it, not by ``make_transient_to_detached``
 and ``Session.add``: those work out anew for each object which attributes it lacks, and ``add``
 walks every relationship of its mapper for the save-update cascade (a loaded object's are
-all unloaded: nothing to cascade to), 20-35 us an object against about 5 here; a send makes
-three. That takes two of SQLAlchemy's private names (pinned in pyproject.toml at 2.1.9;
+all unloaded: nothing to cascade to), 22-34 us an object against 8-10 on the sixteenth stop's
+machine; a send makes three, and its new message (jobchat.messages.store). That takes one of
+SQLAlchemy's private names, ``Session._update_impl`` (pinned in pyproject.toml at 2.1.9;
 tests/test_loaded.py holds the objects to ``Session.get``'s).
 """
 
