@@ -124,16 +124,8 @@ class NewMessage:
         return self.author.id if self.author is not None else None
 
     def given(self) -> dict[str, Any]:
-        """Its columns' values, by column name."""
-        return {
-            "conversation_id": self.conversation_id,
-            "author_id": self.author_id,
-            "body": self.body,
-            "subject": self.subject,
-            "channel": self.channel,
-            "created_at": self.created_at,
-            "idempotency_key": self.idempotency_key,
-        }
+        """Its columns' values, by column name (``_GIVEN``'s)."""
+        return {key: getattr(self, key) for key in _GIVEN}
 
 
 @dataclass(frozen=True, slots=True)
