@@ -32,20 +32,12 @@ from jobchat.events.models import QueuedEvent
 # Only sequencers take it: writers never wait for numbering, only for each other.
 SEQUENCER_LOCK_KEY = 0x6A637371  # "jcsq"
 
-# The ids are drawn after the sort (PostgreSQL evaluates a volatile select list after ORDER BY),
-# so they follow ``seq``. Each row moves once: a row another sequencer deleted first is skipped.
-_MOVE_WHERE = """
-WITH {cte}moved AS (
-    DELETE FROM event_queue{where}
-    RETURNING seq, type, conversation_id, user_id, message_id, data, extras, created_at
-)
-INSERT INTO events (id, type, conversation_id, user_id, message_id, data, extras, created_at)
-SELECT nextval('events_id_seq'), type, conversation_id, user_id, message_id, data, extras,
-       created_at
-FROM moved ORDER BY seq{returning}
-"""
-_MOVE = _MOVE_WHERE.format(cte="", where="", returning="")
+# Moving every queued row into ``events``, numbered in queue order, is the function
+# ``jobchat_move_queued_events()`` (migration 0022), as are the writer's numbering before and
+# after its commit below: statements in plpgsql are planned once a connection, where a query
+# string is parsed and planned each time it is sent.
 _LOCK = f"SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})"
+_MOVE = "SELECT count(*) FROM jobchat_move_queued_events()"
 # One round trip, one (implicit) transaction: a query string of several statements runs as one,
 # each statement with a snapshot of its own, so the move sees what committed while it waited.
 _SEQUENCE = f"{_LOCK}; {_MOVE}"
@@ -57,31 +49,21 @@ _SEQUENCE = f"{_LOCK}; {_MOVE}"
 # own transaction; the lock is let go only after that commit, so these ids, like any
 # sequencer's, are visible before the next sequencer starts. One commit (one WAL flush) then
 # does both, where a sequencer of its own would flush a second time. If the lock is taken it
-# does not wait (it holds row locks other writers want), and notes so in a session setting.
+# does not wait (it holds row locks other writers want), and notes so in a session setting
+# (``jobchat.numbered``).
 #
 # After: PostgreSQL runs the statements after a COMMIT in a query string as an implicit
 # transaction of their own, and only if the COMMIT succeeded. When the writer did not number
-# before, they wait for the lock and number as ``sequence`` does; when it did, both are no-ops
-# (a filter on the setting, evaluated once, before any row is read or lock taken; a
-# transaction that writes nothing has nothing to flush).
+# before, it waits for the lock and numbers as ``sequence`` does; when it did, the call does
+# nothing (a transaction that writes nothing has nothing to flush).
 #
-# The rows numbered before the commit come back (RETURNING, the first result of the query
-# string): the real-time stream of this process is handed them as committed, in place of
-# reading them back (``Database.write``, ``jobchat.realtime.hub``). They are every row queued
-# by then, this writer's and others', numbered in one run of the sequence: nothing can come
-# between them. (In id order: RETURNING's order is not promised, so they are sorted.)
-_NUMBERED = "jobchat.numbered"
-BEFORE_COMMIT = _MOVE_WHERE.format(
-    cte=(
-        f"numbering AS (SELECT set_config('{_NUMBERED}', "
-        f"pg_try_advisory_xact_lock({SEQUENCER_LOCK_KEY})::text, false) AS got),\n"
-    ),
-    where="\n    WHERE (SELECT got FROM numbering) = 'true'",
-    returning="\nRETURNING id, type, conversation_id, user_id, data, extras",
-)
-_NOT_NUMBERED = f"current_setting('{_NUMBERED}') = 'false'"
-_AFTER_MOVE = _MOVE_WHERE.format(cte="", where=" WHERE " + _NOT_NUMBERED, returning="")
-AFTER_COMMIT = f"{_LOCK} WHERE {_NOT_NUMBERED}; {_AFTER_MOVE}"
+# The rows numbered before the commit come back (the first result of the query string): the
+# real-time stream of this process is handed them as committed, in place of reading them back
+# (``Database.write``, ``jobchat.realtime.hub``). They are every row queued by then, this
+# writer's and others', numbered in one run of the sequence: nothing can come between them.
+# (In id order: RETURNING's order is not promised, so they are sorted.)
+BEFORE_COMMIT = "SELECT * FROM jobchat_number_before_commit()"
+AFTER_COMMIT = "SELECT jobchat_number_after_commit()"
 NUMBER_QUEUED = (BEFORE_COMMIT, AFTER_COMMIT)
 
 
