@@ -13,6 +13,8 @@ import pytest
 from jobchat.sms.keywords import keyword_of, match_reply
 from jobchat.sms.phrases import expand, parse, phrases, words
 
+pytestmark = pytest.mark.no_database
+
 DATA = phrases()
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,8 @@ import pytest
 
 from jobchat.sms.keywords import keyword_of
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.mark.parametrize(
     "word", ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
