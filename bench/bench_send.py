@@ -467,6 +467,18 @@ def profile_summary(path: Path, top: int = 40) -> dict[str, Any]:
     }
 
 
+# --no-timers: nothing the app does on a clock (the jobs worker, the stream's poll, heartbeats,
+# presence, the token cache's 5 s), so that what the sends cost does not depend on how long
+# they took: bench_pg_instructions.py counts the database's instructions under callgrind,
+# where everything runs fifty times slower. (bench_instructions.py does the same for ours.)
+_NO_TIMERS: dict[str, Any] = {
+    "run_worker": False,
+    "stream_poll_seconds": 3600,
+    "stream_heartbeat_seconds": 3600,
+    "presence_ttl_seconds": 3600,
+}
+
+
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     database = make_url(url).database if make_url(url).get_backend_name() != "sqlite" else None
     db = Database(url)
@@ -477,11 +489,14 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         send_rate_per_minute=10**9,
         webhooks_allow_insecure=bool(args.webhooks),
         _env_file=None,
+        **(_NO_TIMERS if args.no_timers else {}),
     )
     calls = CallCounter() if args.count_calls else None
     if calls is not None:
         calls.install()
     app = create_app(settings, db=db)
+    if args.no_timers:
+        app.state.jobchat.tokens.ttl_seconds = 3600.0
     counter = StatementCounter()
     event.listen(db.engine, "before_cursor_execute", counter)
     transport = httpx.ASGITransport(app=app)
@@ -830,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="throughput instead: N senders at once against a real jobchat serve",
+    )
+    parser.add_argument(
+        "--no-timers",
+        action="store_true",
+        help="no jobs worker, stream poll, heartbeats or token expiry (for instruction counts)",
     )
     parser.add_argument("--out", help="results file name (default: send-<dialect>.json)")
     args = parser.parse_args(argv)
