@@ -33,7 +33,8 @@ depends_on: str | Sequence[str] | None = None
 
 # Moves every queued row into ``events``, numbering them in queue order, and returns them. The
 # caller holds the sequencers' lock. The ids are drawn after the sort (PostgreSQL evaluates a
-# volatile select list after ORDER BY), so they follow ``seq``.
+# volatile select list after ORDER BY), so they follow ``seq``. Each row moves once: a row another
+# sequencer deleted first is not returned by this DELETE.
 _MOVE = """
 CREATE FUNCTION jobchat_move_queued_events()
 RETURNS TABLE (id bigint, type varchar, conversation_id bigint, user_id bigint, data json,
