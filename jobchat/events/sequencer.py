@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from jobchat.db.engine import mark_events_rewritten
 from jobchat.events.models import QueuedEvent
 
-# Only sequencers take it: writers never wait for numbering, only for each other.
+# Only sequencers take it: writers never wait for numbering, only for each other. Migration
+# 0022's functions take it by its number, 1784902513: a new key needs a migration of its own.
 SEQUENCER_LOCK_KEY = 0x6A637371  # "jcsq"
 
 # Moving every queued row into ``events``, numbered in queue order, is the function
