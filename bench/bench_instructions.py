@@ -61,7 +61,7 @@ from typing import Any
 
 import httpx
 from bench_reads import seeded, token_and_paths
-from bench_send import API_KEY, World, author_of, seed
+from bench_send import API_KEY, NO_TIMERS, World, author_of, seed
 from seeding import reset_database, sqlalchemy_url
 
 from jobchat.app import create_app
@@ -164,11 +164,8 @@ def _send_settings(database: str) -> Settings:
         database_url=database,
         api_key=API_KEY,
         send_rate_per_minute=10**9,
-        run_worker=False,
-        stream_poll_seconds=3600,
-        stream_heartbeat_seconds=3600,
-        presence_ttl_seconds=3600,
         _env_file=None,
+        **NO_TIMERS,
     )
 
 
