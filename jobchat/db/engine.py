@@ -28,6 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
+from jobchat.db.pg_prepared import disown_preparing
 from jobchat.db.prepared import Prepared
 from jobchat.db.reading import Reading
 from jobchat.db.turn import WriteSlots, WriteTurn
@@ -120,6 +121,7 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
     kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _in_utc)
+    event.listen(engine, "connect", _own_preparing)
     pinging = _PingIfStale(engine.dialect)
     event.listen(engine, "checkin", pinging.checked_in)
     event.listen(engine, "invalidate", pinging.invalidated)
@@ -175,6 +177,12 @@ def _in_utc(dbapi_connection: Any, _record: Any) -> None:
     would replace any the database URL gives."""
     dbapi_connection.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
+
+
+def _own_preparing(dbapi_connection: Any, _record: Any) -> None:
+    """The connection's prepared statements are ``Prepared``'s alone (``jobchat.db.pg_prepared``):
+    psycopg would deallocate them all whenever it forgets its own."""
+    disown_preparing(dbapi_connection)
 
 
 def _count_writes(

@@ -25,7 +25,7 @@ of a text() statement are not fetched (for ones whose answer says nothing, like 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -34,6 +34,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from jobchat.db.pg_prepared import PgStatement, usable
 
 _Convert = Callable[[Any], Any] | None
 _Bind = tuple[str, _Convert, Any, bool]
@@ -69,6 +71,10 @@ class _Plan:
     binds: tuple[_Bind, ...]
     # (position, conversion) of each returned column whose type converts the driver's value.
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # PostgreSQL: the statement with numbered parameters, to run on libpq
+    # (``jobchat.db.pg_prepared``), and its binds in their order.
+    on_libpq: PgStatement | None = None
+    libpq_binds: tuple[_Bind, ...] = ()
 
 
 class Prepared:
@@ -86,39 +92,48 @@ class Prepared:
         plan = self._plans.get(dialect.name)
         if plan is None:
             plan = self._plans[dialect.name] = _compile(self.statement, dialect)
-        args: list[Any] | dict[str, Any]
-        if plan.positional:  # SQLite: ?, in the order the SQL names them (a name may recur)
-            args = [_value(bind, params) for bind in plan.binds]
-        else:  # psycopg: %(name)s
-            args = {bind[0]: _value(bind, params) for bind in plan.binds}
         fairy = connection.connection
-        cursor = fairy.cursor()
+        libpq = plan.on_libpq
+        if libpq is not None and not usable(fairy.dbapi_connection):
+            libpq = None
+        args: list[Any] | dict[str, Any]
+        if libpq is not None:  # PostgreSQL on libpq: $1, $2…
+            sql, args = libpq.text, [_value(bind, params) for bind in plan.libpq_binds]
+        elif plan.positional:  # SQLite: ?, in the order the SQL names them (a name may recur)
+            sql, args = plan.sql, [_value(bind, params) for bind in plan.binds]
+        else:  # psycopg's cursor: %(name)s
+            sql, args = plan.sql, {bind[0]: _value(bind, params) for bind in plan.binds}
+        if connection.dispatch.before_cursor_execute:
+            connection.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
+        cursor = None
         try:
-            if connection.dispatch.before_cursor_execute:
-                connection.dispatch.before_cursor_execute(
-                    connection, cursor, plan.sql, args, None, False
-                )
-            try:
-                cursor.execute(plan.sql, args)
-                rows = list(cursor.fetchall()) if plan.returns_rows else []
-            except dialect.loaded_dbapi.Error as exc:
-                lost = dialect.is_disconnect(exc, fairy, cursor)
-                wrapped = DBAPIError.instance(
-                    plan.sql,
-                    args,
-                    exc,
-                    dialect.loaded_dbapi.Error,
-                    connection_invalidated=lost,
-                    dialect=dialect,
-                )
-                if lost:
-                    connection.invalidate(exc)
-                raise wrapped from exc
-            if plan.results and rows:
-                rows = _converted(rows, plan.results)
-            return Ran(rows, getattr(cursor, "lastrowid", None))
-        finally:
-            cursor.close()
+            if libpq is not None:
+                rows: list[Any] = libpq.run(fairy, args, rows=plan.returns_rows)  # type: ignore[arg-type]
+                lastrowid = None
+            else:
+                cursor = fairy.cursor()
+                try:
+                    cursor.execute(sql, args)
+                    rows = list(cursor.fetchall()) if plan.returns_rows else []
+                    lastrowid = getattr(cursor, "lastrowid", None)
+                finally:
+                    cursor.close()
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, fairy, cursor)
+            wrapped = DBAPIError.instance(
+                sql,
+                args,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=dialect,
+            )
+            if lost:
+                connection.invalidate(exc)
+            raise wrapped from exc
+        if plan.results and rows:
+            rows = _converted(rows, plan.results)
+        return Ran(rows, lastrowid)
 
 
 def _converted(rows: list[Any], results: tuple[tuple[int, Callable[[Any], Any]], ...]) -> list[Any]:
@@ -151,6 +166,25 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
         convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if convert is not None:
             results.append((at, convert))
+    plan = _Plan(
+        compiled.string,
+        compiled.positional,
+        bool(returned),
+        _binds(compiled, dialect),
+        tuple(results),
+    )
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return plan
+    # The same statement with numbered parameters, each name once ($1 may recur), in the
+    # order its binds list them; compiled by a dialect of the same kind that writes those.
+    numbered = statement.compile(dialect=_numbering(type(dialect)))
+    assert isinstance(numbered, SQLCompiler) and numbered.positiontup is not None
+    binds = _binds(numbered, dialect)
+    return replace(plan, on_libpq=PgStatement(numbered.string, len(binds)), libpq_binds=binds)
+
+
+def _binds(compiled: SQLCompiler, dialect: Dialect) -> tuple[_Bind, ...]:
+    """Each parameter of ``compiled``, in the order the driver takes them (named ones: any)."""
     names = compiled.positiontup if compiled.positional else list(compiled.binds)
     binds: list[_Bind] = []
     for name in names or ():
@@ -161,4 +195,14 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Plan:
         fixed = not bind.required
         constant = (convert(bind.value) if convert else bind.value) if fixed else None
         binds.append((name, convert, constant, fixed))
-    return _Plan(compiled.string, compiled.positional, bool(returned), tuple(binds), tuple(results))
+    return tuple(binds)
+
+
+def _numbering(kind: type[Dialect]) -> Dialect:
+    dialect = _NUMBERING.get(kind)
+    if dialect is None:
+        dialect = _NUMBERING[kind] = kind(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+    return dialect
+
+
+_NUMBERING: dict[type[Dialect], Dialect] = {}
