@@ -29,7 +29,7 @@ from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
 from jobchat.db.pg_prepared import disown_preparing
-from jobchat.db.prepared import Prepared
+from jobchat.db.prepared import Prepared, run_script
 from jobchat.db.reading import Reading
 from jobchat.db.turn import WriteSlots, WriteTurn
 
@@ -474,12 +474,11 @@ class Database:
         COMMIT, and what was left queued is numbered by the next writer or the stream's hub.
         """
         session.flush()
-        result = connection.exec_driver_sql(f"{before}; COMMIT; {after}")
+        numbered = run_script(connection, f"{before}; COMMIT; {after}")
         session.info[_NUMBERED] = True
         # What ``before`` numbered and returned, committed now: the transaction's events (and
         # any other writer's it numbered with them) as the table holds them, for the listeners
         # of on_events_committed. None when another numbered them (``after``): then unknown.
-        numbered = result.all() if result.returns_rows else []
         session.info[_EVENTS_WRITTEN] = sorted(numbered, key=attrgetter("id")) if numbered else None
 
     @contextmanager

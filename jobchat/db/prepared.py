@@ -28,9 +28,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -119,21 +120,40 @@ class Prepared:
                 finally:
                     cursor.close()
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, fairy, cursor)
-            wrapped = DBAPIError.instance(
-                sql,
-                args,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
-            )
-            if lost:
-                connection.invalidate(exc)
-            raise wrapped from exc
+            raise _wrapped(connection, cursor, sql, args, exc) from exc
         if plan.results and rows:
             rows = _converted(rows, plan.results)
         return Ran(rows, lastrowid)
+
+
+def run_script(connection: Connection, sql: str) -> list[Any]:
+    """A query string of several statements and no parameters (PostgreSQL's simple query
+    protocol) run on the driver's cursor, as ``connection.exec_driver_sql`` would run it: the
+    rows of its first statement, as named tuples (``row.id``…) of the driver's values."""
+    fairy = connection.connection
+    if connection.dispatch.before_cursor_execute:
+        connection.dispatch.before_cursor_execute(connection, None, sql, {}, None, False)
+    cursor = fairy.cursor(row_factory=namedtuple_row)
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(connection, cursor, sql, {}, exc) from exc
+    finally:
+        cursor.close()
+
+
+def _wrapped(connection: Connection, cursor: Any, sql: str, args: Any, exc: Any) -> StatementError:
+    """The driver's ``exc`` as SQLAlchemy's error, the connection invalidated if it was lost
+    (as ``Connection.execute`` does)."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(exc, connection.connection, cursor)
+    wrapped: StatementError = DBAPIError.instance(
+        sql, args, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    if lost:
+        connection.invalidate(exc)
+    return wrapped
 
 
 def _converted(rows: list[Any], results: tuple[tuple[int, Callable[[Any], Any]], ...]) -> list[Any]:
