@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jobchat.auth.actions import digest
 from jobchat.auth.models import ApiKey, Credential, CredentialKind
+from jobchat.db.prepared import Prepared, connection_of
 from jobchat.directory.models import User
 
 # How the audit log names the key configured with JOBCHAT_API_KEY, which has no row.
@@ -43,20 +44,28 @@ def api_keys(session: Session) -> list[ApiKey]:
 _LIVE = (Credential.revoked_at.is_(None), User.deactivated_at.is_(None))
 
 
+# Run on the driver's cursor (jobchat.db.prepared): every request whose token this process has
+# not seen in the last seconds asks it first.
+_TOKEN_OWNER = Prepared(
+    select(Credential.user_id, Credential.expires_at)
+    .join(User, User.id == Credential.user_id)
+    .where(
+        Credential.secret_hash == bindparam("b_hash"),
+        Credential.kind == CredentialKind.token,
+        *_LIVE,
+    )
+)
+
+
 def token_owner(session: Session, secret: str, now: datetime) -> tuple[int, datetime | None] | None:
     """(user id, expiry) of a valid user token, in one statement; None if it is not one."""
-    row = session.execute(
-        select(Credential.user_id, Credential.expires_at)
-        .join(User, User.id == Credential.user_id)
-        .where(
-            Credential.secret_hash == digest(secret),
-            Credential.kind == CredentialKind.token,
-            *_LIVE,
-        )
-    ).one_or_none()
-    if row is None or (row.expires_at is not None and row.expires_at <= now):
+    rows = _TOKEN_OWNER.run(connection_of(session), {"b_hash": digest(secret)}).rows
+    if not rows:
         return None
-    return row.user_id, row.expires_at
+    user_id, expires_at = rows[0]
+    if expires_at is not None and expires_at <= now:
+        return None
+    return int(user_id), expires_at
 
 
 def credential_for(
