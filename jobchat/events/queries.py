@@ -6,9 +6,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from jobchat.db.prepared import Prepared, connection_of
 from jobchat.events.models import Event, EventHorizon, EventType
 
 _COLUMNS = (
@@ -44,11 +45,20 @@ def pruned_through(session: Session) -> int:
     return horizon.pruned_through if horizon is not None else 0
 
 
-def events_after(session: Session, after: int, *, limit: int) -> Sequence[EventRow]:
+# Run on the driver's cursor (jobchat.db.prepared): the stream's hub reads the table's tail
+# whenever another process commits events (and on every poll).
+_AFTER = Prepared(
+    select(*_COLUMNS)
+    .where(Event.id > bindparam("b_after"))
+    .order_by(Event.id)
+    .limit(bindparam("b_limit"))
+)
+
+
+def events_after(session: Session, after: int, *, limit: int) -> list[EventRecord]:
     """The next events in id order: the dispatcher's tail of the stream."""
-    return session.execute(
-        select(*_COLUMNS).where(Event.id > after).order_by(Event.id).limit(limit)
-    ).all()
+    rows = _AFTER.run(connection_of(session), {"b_after": after, "b_limit": limit}).rows
+    return [EventRecord(*row) for row in rows]
 
 
 def own_member_events(
