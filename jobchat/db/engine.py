@@ -340,11 +340,12 @@ class Database:
             if not self.is_sqlite:
                 session.connection(execution_options=_AUTOCOMMIT)
             yield session
-            # A read that went well ends with COMMIT rather than the ROLLBACK of closing: psycopg
-            # forgets all of a connection's prepared statements on rollback (and sends
-            # DEALLOCATE ALL), so PostgreSQL planned every read statement afresh (6 ms for the
-            # inbox page's joins); on SQLite it ends the read transaction the same way. Outside
-            # a transaction (PostgreSQL) neither sends anything.
+            # A read that went well ends with COMMIT rather than the ROLLBACK of closing: on
+            # SQLite either ends the read transaction; outside a transaction (PostgreSQL)
+            # neither sends anything. (While psycopg prepared statements of its own, a ROLLBACK
+            # made it deallocate every statement prepared on the connection, and PostgreSQL
+            # planned every read afresh: 6 ms for the inbox page's joins. It prepares none now:
+            # jobchat.db.pg_prepared.)
             if session.in_transaction() and not (session.new or session.dirty or session.deleted):
                 session.commit()
 
@@ -548,10 +549,7 @@ class Database:
             if not self.is_sqlite:
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
-            # Ended with COMMIT, as read() is, not the ROLLBACK of closing, on which psycopg
-            # forgets every statement prepared on the connection: the stream's start takes a
-            # snapshot for every socket that connects, and the pages and sends that used the
-            # connection next were planned afresh.
+            # Ended with COMMIT, as read() is, not the ROLLBACK of closing (see read()).
             if session.in_transaction() and not (session.new or session.dirty or session.deleted):
                 session.commit()
 

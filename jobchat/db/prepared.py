@@ -7,19 +7,22 @@ converted, an execution context, a result object. With the statement cached that
 about eight of them: a quarter of a send's CPU was SQLAlchemy executing statements, under 2% the
 driver (bench/bench_send.py --py-spy). ``Prepared`` keeps what does not change from one run to
 the next (the SQL text for each dialect, the order of its parameters, each parameter's
-conversion) and does only the rest: convert, execute, fetch.
+conversion) and does only the rest: convert, execute, fetch. On SQLite the driver's cursor
+runs it; on PostgreSQL libpq itself, the statement prepared by name once a connection
+(``jobchat.db.pg_prepared``: psycopg's cursor was a fifth of a send's CPU there).
 
-What it keeps of SQLAlchemy's behaviour: the columns' bind conversions (UTCDateTime, JSON);
-the driver's errors wrapped as SQLAlchemy's (``DBAPIError.instance``, so the app's handlers
-answer 503 for a database that is down or busy) and a connection that was lost invalidated, as
+What it keeps of SQLAlchemy's behaviour: the columns' bind conversions (UTCDateTime, JSON); the
+driver's errors wrapped as SQLAlchemy's (``DBAPIError.instance``, so the app's handlers answer
+503 for a database that is down or busy) and a connection that was lost invalidated, as
 SQLAlchemy would; and ``before_cursor_execute`` listeners are told of each statement (the
-benchmarks and tests count statements with them). The rows come back as plain tuples, each
-value as its column's type gives it (the conversion run only where the type has one for the
-dialect: times, JSON; never for a None): what SQLAlchemy's rows would hold, without building
-them (a page of 50 conversations and their 400 members is most of its reading in rows). What it
-does not do: expanding IN parameters (``jobchat.db.id_lists`` binds a list as one parameter)
-and Python-side column defaults (every value is given), both refused when compiled; the rows
-of a text() statement are not fetched (for ones whose answer says nothing, like a lock's).
+benchmarks and tests count statements with them; the cursor they are given is None). The rows
+come back as plain tuples, each value as its column's type gives it (the conversion run only
+where the type has one for the dialect: times, JSON; never for a None): what SQLAlchemy's rows
+would hold, without building them (a page of 50 conversations and their 400 members is most of
+its reading in rows). What it does not do: expanding IN parameters (``jobchat.db.id_lists``
+binds a list as one parameter) and Python-side column defaults (every value is given), both
+refused when compiled; the rows of a text() statement are not fetched (for ones whose answer
+says nothing, like a lock's).
 """
 
 from __future__ import annotations

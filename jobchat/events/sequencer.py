@@ -116,11 +116,9 @@ def sequence_stranded(engine: Engine) -> bool:
     found. One cheap read when there are none."""
     with engine.connect() as connection:
         # Outside a transaction: the stream runs this whenever it finds nothing new (once a
-        # second when idle), and a transaction would end in the ROLLBACK of returning the
-        # connection, on which psycopg forgets every statement it had prepared on that
-        # connection (DEALLOCATE ALL). The pages and sends that used it next were planned
-        # afresh five times each before being prepared again: on PostgreSQL every other inbox
-        # page for a tenth of a second after each poll took twice as long.
+        # second when idle), and a transaction's BEGIN and ROLLBACK would be two round trips
+        # more. (While psycopg prepared statements of its own, that ROLLBACK also made it
+        # deallocate every statement prepared on the connection: jobchat.db.pg_prepared.)
         autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
         if not autocommit.scalar(select(exists().select_from(QueuedEvent))):
             return False
