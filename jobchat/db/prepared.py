@@ -102,7 +102,8 @@ class Prepared:
             libpq = None
         args: list[Any] | dict[str, Any]
         if libpq is not None:  # PostgreSQL on libpq: $1, $2…
-            sql, args = libpq.text, [_value(bind, params) for bind in plan.libpq_binds]
+            numbered = [_value(bind, params) for bind in plan.libpq_binds]
+            sql, args = libpq.text, numbered
         elif plan.positional:  # SQLite: ?, in the order the SQL names them (a name may recur)
             sql, args = plan.sql, [_value(bind, params) for bind in plan.binds]
         else:  # psycopg's cursor: %(name)s
@@ -112,7 +113,7 @@ class Prepared:
         cursor = None
         try:
             if libpq is not None:
-                rows: list[Any] = libpq.run(fairy, args, rows=plan.returns_rows)  # type: ignore[arg-type]
+                rows: list[Any] = libpq.run(fairy, numbered, rows=plan.returns_rows)
                 lastrowid = None
             else:
                 cursor = fairy.cursor()
