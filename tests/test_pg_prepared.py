@@ -58,8 +58,13 @@ def test_a_statement_is_prepared_once_and_kept_through_rollbacks(one_connection:
         assert _count(db, "nobody") == 0
     assert _prepared(db, "SELECT count(*)%FROM organizations%") == 1
 
+    # A statement psycopg would have prepared by now, if it prepared any.
+    for _ in range(6):
+        with db.read() as session:
+            session.scalar(select(func.max(Organization.id)))
     # A write that fails after its statement ran is rolled back, and so is one with a savepoint
-    # rolled back inside it: psycopg used to answer either with DEALLOCATE ALL.
+    # rolled back inside it: psycopg answered either with DEALLOCATE ALL when it had prepared
+    # statements of its own.
     with pytest.raises(LookupError):
         _add_then_fail(db)
     with db.write() as session:
