@@ -29,7 +29,7 @@ from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
 from jobchat.db.pg_prepared import disown_preparing
-from jobchat.db.prepared import Prepared, run_script
+from jobchat.db.prepared import Prepared, run_plain, run_script
 from jobchat.db.reading import Reading
 from jobchat.db.turn import WriteSlots, WriteTurn
 
@@ -233,7 +233,7 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         options = conn.get_execution_options()
         if not options.get(IMMEDIATE, False):
             _busy_timeout(conn, busy_ms)
-            conn.exec_driver_sql("BEGIN")
+            run_plain(conn, "BEGIN")
             return
         deadline = options.get(_DEADLINE)
         _begin_immediate(conn, time.monotonic() + busy_ms / 1000 if deadline is None else deadline)
@@ -244,7 +244,7 @@ def _busy_timeout(conn: Connection, ms: int) -> None:
     changes (a connection goes back and forth between reads and writes)."""
     info = conn.connection.info
     if info.get(_BUSY_MS) != ms:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+        run_plain(conn, f"PRAGMA busy_timeout={ms}")
         info[_BUSY_MS] = ms
 
 
@@ -267,7 +267,7 @@ def _begin_immediate(conn: Connection, deadline: float) -> None:
     pause = 0.0002
     while True:
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            run_plain(conn, "BEGIN IMMEDIATE")
             return
         except OperationalError as exc:
             left = deadline - time.monotonic()

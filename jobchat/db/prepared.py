@@ -147,6 +147,21 @@ def run_script(connection: Connection, sql: str) -> list[Any]:
         cursor.close()
 
 
+def run_plain(connection: Connection, sql: str) -> None:
+    """One statement with no parameters and no rows wanted (SQLite's BEGIN IMMEDIATE, a PRAGMA)
+    run on the driver's cursor, as ``connection.exec_driver_sql`` would run it: every write
+    transaction on SQLite begins with one or two."""
+    if connection.dispatch.before_cursor_execute:
+        connection.dispatch.before_cursor_execute(connection, None, sql, (), None, False)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(connection, cursor, sql, (), exc) from exc
+    finally:
+        cursor.close()
+
+
 def _wrapped(connection: Connection, cursor: Any, sql: str, args: Any, exc: Any) -> StatementError:
     """The driver's ``exc`` as SQLAlchemy's error, the connection invalidated if it was lost
     (as ``Connection.execute`` does)."""
