@@ -108,8 +108,7 @@ class Prepared:
             sql, args = plan.sql, [_value(bind, params) for bind in plan.binds]
         else:  # psycopg's cursor: %(name)s
             sql, args = plan.sql, {bind[0]: _value(bind, params) for bind in plan.binds}
-        if connection.dispatch.before_cursor_execute:
-            connection.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
+        _tell(connection, sql, args)
         cursor = None
         try:
             if libpq is not None:
@@ -134,32 +133,33 @@ def run_script(connection: Connection, sql: str) -> list[Any]:
     """A query string of several statements and no parameters (PostgreSQL's simple query
     protocol) run on the driver's cursor, as ``connection.exec_driver_sql`` would run it: the
     rows of its first statement, as named tuples (``row.id``…) of the driver's values."""
-    fairy = connection.connection
-    if connection.dispatch.before_cursor_execute:
-        connection.dispatch.before_cursor_execute(connection, None, sql, {}, None, False)
-    cursor = fairy.cursor(row_factory=namedtuple_row)
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall()) if cursor.description is not None else []
-    except connection.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(connection, cursor, sql, {}, exc) from exc
-    finally:
-        cursor.close()
+    cursor = connection.connection.cursor(row_factory=namedtuple_row)
+    return _run_text(connection, cursor, sql, rows=True)
 
 
 def run_plain(connection: Connection, sql: str) -> None:
     """One statement with no parameters and no rows wanted (SQLite's BEGIN IMMEDIATE, a PRAGMA)
     run on the driver's cursor, as ``connection.exec_driver_sql`` would run it: every write
     transaction on SQLite begins with one or two."""
-    if connection.dispatch.before_cursor_execute:
-        connection.dispatch.before_cursor_execute(connection, None, sql, (), None, False)
-    cursor = connection.connection.cursor()
+    _run_text(connection, connection.connection.cursor(), sql, rows=False)
+
+
+def _run_text(connection: Connection, cursor: Any, sql: str, *, rows: bool) -> list[Any]:
+    """``sql`` (no parameters) on ``cursor``, closed after; its rows if ``rows``."""
     try:
+        _tell(connection, sql, ())
         cursor.execute(sql)
+        return list(cursor.fetchall()) if rows and cursor.description is not None else []
     except connection.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(connection, cursor, sql, (), exc) from exc
     finally:
         cursor.close()
+
+
+def _tell(connection: Connection, sql: str, args: Any) -> None:
+    """``before_cursor_execute`` listeners hear of the statement (with no cursor)."""
+    if connection.dispatch.before_cursor_execute:
+        connection.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
 
 
 def _wrapped(connection: Connection, cursor: Any, sql: str, args: Any, exc: Any) -> StatementError:
