@@ -13,7 +13,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
+from jobchat.db.held_session import HeldSession
 from jobchat.db.pg_prepared import disown_preparing
 from jobchat.db.prepared import Prepared, run_plain, run_script
 from jobchat.db.reading import Reading
@@ -289,6 +290,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_timeout_seconds=write_timeout_seconds, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite's writers, who take turns, share one session and its connection (see
+        # jobchat.db.held_session); PostgreSQL's may write side by side, each on its own.
+        self._held = HeldSession(self.engine, self._sessions) if self.is_sqlite else None
         # reading()'s connections: PostgreSQL's outside a transaction, as read()'s sessions'.
         self._plain_reads = (
             self.engine if self.is_sqlite else self.engine.execution_options(**_AUTOCOMMIT)
@@ -426,9 +430,14 @@ class Database:
         ``jobchat.db.group_commit``, whose terms ``work`` must keep)."""
         return self._grouped.run(work, concurrent_in)
 
+    def _write_session(self) -> AbstractContextManager[Session]:
+        """A session for a write transaction, taken while holding the write turn (or, on
+        PostgreSQL, a write slot)."""
+        return self._held.session() if self._held is not None else self._sessions()
+
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
-        with self._sessions() as session:
+        with self._write_session() as session:
             with session.begin():
                 connection = session.connection(
                     execution_options={IMMEDIATE: True, _DEADLINE: deadline}
@@ -501,7 +510,7 @@ class Database:
         deadline = self.write_turn.acquire()
         began = time.monotonic()
         try:
-            with self._sessions() as session:
+            with self._write_session() as session:
                 with session.begin():
                     session.connection(execution_options={IMMEDIATE: True, _DEADLINE: deadline})
                     yield session
@@ -554,6 +563,8 @@ class Database:
                 session.commit()
 
     def dispose(self) -> None:
+        if self._held is not None:
+            self._held.close()
         self.engine.dispose()
 
 
