@@ -76,6 +76,7 @@ class Metrics:
         self.registry.register(gc_pauses.GcPauseCollector())
         # Children by labels: .labels() validates and locks on every call; a dict lookup doesn't.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._sent: dict[str, Any] = {}
         db.on_session("after_commit", self._count_sent)
         db.on_session("after_rollback", _forget_sent)
 
@@ -93,7 +94,10 @@ class Metrics:
 
     def _count_sent(self, session: Session) -> None:
         for channel in session.info.pop(SENT_CHANNELS, ()):
-            self.messages.labels(channel).inc()
+            child = self._sent.get(channel)
+            if child is None:
+                child = self._sent[channel] = self.messages.labels(channel)
+            child.inc()
 
     def render(self, open_sockets: int) -> bytes:
         self.sockets.set(open_sockets)
