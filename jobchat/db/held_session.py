@@ -3,9 +3,10 @@
 SQLite writes one transaction at a time, and this process's writers take turns before they
 write (``jobchat.db.turn``), so one connection and one session can serve every writer in turn.
 Making a session for each write transaction, checking a connection out of the pool for it and
-back in (the pool's reset-on-return included) was most of the 250 µs that SQLAlchemy spent on a
-transaction that wrote nothing, against 130 µs with the session kept and 45 µs with the
-connection alone; at one sender that was about 3% of a send's CPU (bench/bench_send.py).
+back in (the pool's reset-on-return included) was about half of the 250 µs of CPU that
+SQLAlchemy spent on a transaction that wrote nothing (130 µs with the session kept, 45 µs with
+the connection alone); a send took 6% more instructions than with the session kept
+(bench/bench_instructions.py).
 
 Between two transactions the session is closed (its objects detached, as closing a session of
 one's own detaches them) and its ``info`` emptied, so each transaction starts as a new session
