@@ -115,15 +115,16 @@ def test_a_connection_invalidated_under_a_write_is_not_kept(notes: Database) -> 
 def test_a_write_inside_a_write_gets_a_session_of_its_own(
     notes: Database, database_url: str
 ) -> None:
-    # The turn is reentrant; SQLite's lock is not, so the inner write waits for it in vain (as
-    # it always did): what matters here is that it is not handed the outer's session.
+    # The turn is reentrant; SQLite's lock is not, so the inner write waits for it in vain on a
+    # connection of its own, as it always did, and is refused as busy. Handed the outer's
+    # session, it would have been refused for beginning a transaction inside one instead.
     impatient = Database(database_url, write_timeout_seconds=0.2)
     try:
         with impatient.write() as outer:
             outer.add(Note(id=3, text="outer"))
             outer.flush()
-            with pytest.raises(OperationalError), impatient.write() as inner:
-                assert inner is not outer
+            with pytest.raises(OperationalError, match="locked"):
+                _write(impatient, lambda _inner: None)
     finally:
         impatient.dispose()
     with notes.read() as session:
