@@ -60,7 +60,8 @@ class HeldSession:
             self._using.release()
 
     def close(self) -> None:
-        """Give the connection back (the database is being disposed of)."""
+        """Give the connection back (the database is being disposed of), once a write using it
+        has ended."""
         with self._using:
             self._drop()
 
