@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -29,6 +29,7 @@ class HeldSession:
         self._engine = engine
         self._sessions = sessions
         self._session: Session | None = None
+        self._connection: Connection | None = None  # the session's bind
         # Held while the session is in use. The write turn is reentrant: a write opened inside
         # another (on its thread) gets a session of its own, as every write used to.
         self._using = threading.Lock()
@@ -42,9 +43,10 @@ class HeldSession:
                 yield own
             return
         try:
-            session = self._session
-            if session is None:
-                session = self._session = self._sessions(bind=self._engine.connect())
+            session, connection = self._session, self._connection
+            if session is None or connection is None:
+                connection = self._connection = self._engine.connect()
+                session = self._session = self._sessions(bind=connection)
             kept = False
             try:
                 yield session
@@ -52,7 +54,7 @@ class HeldSession:
                 try:
                     session.close()
                     session.info.clear()
-                    kept = _reusable(session)
+                    kept = _reusable(connection)
                 finally:
                     if not kept:
                         self._drop()
@@ -67,20 +69,16 @@ class HeldSession:
 
     def _drop(self) -> None:
         session, self._session = self._session, None
-        if session is None:
-            return
-        connection = session.bind
-        session.close()
-        if connection is not None and not isinstance(connection, Engine):
+        connection, self._connection = self._connection, None
+        if session is not None:
+            session.close()
+        if connection is not None:
             connection.close()
 
 
-def _reusable(session: Session) -> bool:
-    """Whether the session's connection is as a new one from the pool would be: valid, and
-    outside any transaction (SQLAlchemy's and SQLite's)."""
-    connection = session.bind
-    if connection is None or isinstance(connection, Engine):
-        return False
+def _reusable(connection: Connection) -> bool:
+    """Whether the connection is as a new one from the pool would be: valid, and outside any
+    transaction (SQLAlchemy's and SQLite's)."""
     if connection.invalidated or connection.closed or connection.in_transaction():
         return False
     sqlite = connection.connection.dbapi_connection
