@@ -1,20 +1,21 @@
-"""SQLite's writers share one kept session and its connection (``jobchat.db.held_session``); each
-transaction must still start as a new session would: nothing of the last one's objects, info or
-transaction left over, and a connection a failure spoiled replaced."""
+"""Writers keep their sessions and connections from one transaction to the next
+(``jobchat.db.held_session``); each transaction must still start as a new session would:
+nothing of the last one's objects, info or transaction left over, a connection a failure
+spoiled replaced, and on PostgreSQL one that may have died tested first, as the pool would."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from jobchat.db.engine import Database
-
-pytestmark = pytest.mark.usefixtures("sqlite_only")
+from jobchat.db import engine
+from jobchat.db.engine import KEPT_WRITERS, Database
 
 
 class _Base(DeclarativeBase):
@@ -28,9 +29,9 @@ class Note(_Base):
 
 
 @pytest.fixture
-def sqlite_only(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL's writers each have a session of their own")
+def postgresql_only(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's kept connections")
 
 
 @pytest.fixture
@@ -45,19 +46,19 @@ def _write(db: Database, work: Callable[[Session], None]) -> None:
         work(session)
 
 
-def _sqlite(session: Session) -> Any:
+def _driver(session: Session) -> Any:
     return session.connection().connection.dbapi_connection
 
 
 def test_writes_share_one_connection_and_start_afresh(notes: Database) -> None:
     with notes.write() as session:
         first = session
-        connection = _sqlite(session)
+        connection = _driver(session)
         session.info["left_over"] = True
         note = Note(text="one")
         session.add(note)
     with notes.write() as session:
-        assert session is first and _sqlite(session) is connection
+        assert session is first and _driver(session) is connection
         assert "left_over" not in session.info
         assert list(session.identity_map.values()) == []
         assert note not in session  # detached at the end of its transaction, as ever
@@ -96,7 +97,7 @@ def test_a_failed_write_rolls_back_and_the_next_one_writes(notes: Database) -> N
 
 def test_a_connection_invalidated_under_a_write_is_not_kept(notes: Database) -> None:
     with notes.write() as session:
-        lost = _sqlite(session)
+        lost = _driver(session)
 
     # As SQLAlchemy leaves a connection it found dead.
     def fail_invalidated(session: Session) -> None:
@@ -106,7 +107,7 @@ def test_a_connection_invalidated_under_a_write_is_not_kept(notes: Database) -> 
     with pytest.raises(RuntimeError):
         _write(notes, fail_invalidated)
     with notes.write() as session:
-        assert _sqlite(session) is not lost
+        assert _driver(session) is not lost
         session.add(Note(id=2, text="written"))
     with notes.read() as session:
         assert session.get_one(Note, 2).text == "written"
@@ -115,15 +116,17 @@ def test_a_connection_invalidated_under_a_write_is_not_kept(notes: Database) -> 
 def test_a_write_inside_a_write_gets_a_session_of_its_own(
     notes: Database, database_url: str
 ) -> None:
-    # The turn is reentrant; SQLite's lock is not, so the inner write waits for it in vain on a
-    # connection of its own, as it always did, and is refused as busy. Handed the outer's
-    # session, it would have been refused for beginning a transaction inside one instead.
+    # The turn is reentrant; the database's lock is not (SQLite's write lock, PostgreSQL's
+    # writers' advisory lock, reentrant only on the connection holding it), so the inner write
+    # waits for it in vain on a connection of its own, as it always did, and is refused as busy.
+    # Handed the outer's session, it would have been refused for beginning a transaction inside
+    # one instead on SQLite, and on PostgreSQL would have written inside the outer transaction.
     impatient = Database(database_url, write_timeout_seconds=0.2)
     try:
         with impatient.write() as outer:
             outer.add(Note(id=3, text="outer"))
             outer.flush()
-            with pytest.raises(OperationalError, match="locked"):
+            with pytest.raises(OperationalError, match=r"locked|lock timeout"):
                 _write(impatient, lambda _inner: None)
     finally:
         impatient.dispose()
@@ -139,3 +142,70 @@ def test_dispose_gives_the_connection_back(notes: Database) -> None:
     assert notes.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     with notes.write() as session:  # and a write after it takes one again
         session.add(Note(text="y"))
+
+
+def _backend_pid(session: Session) -> int:
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(db: Database, pid: int) -> None:
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar()
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_kept_connection_that_died_unused_is_replaced_before_a_write_meets_it(
+    notes: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with notes.write() as session:
+        dead = _backend_pid(session)
+    _terminate(notes, dead)  # the database restarted, say, while the connection sat kept
+    # Kept longer than the pool would trust a connection unused.
+    monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 0.0)
+    with notes.write() as session:
+        assert _backend_pid(session) != dead
+        session.add(Note(id=4, text="written"))
+    with notes.read() as session:
+        assert session.get_one(Note, 4).text == "written"
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_kept_connection_used_a_moment_ago_is_trusted_until_one_is_found_dead(
+    notes: Database,
+) -> None:
+    # As for the pool's connections: a write that meets a dead connection it had no reason to
+    # test fails as an outage (503 with Retry-After), having written nothing, and the next
+    # write does not meet it again.
+    with notes.write() as session:
+        dead = _backend_pid(session)
+    _terminate(notes, dead)
+    with pytest.raises(OperationalError), notes.write() as session:
+        session.add(Note(id=5, text="lost"))
+    with notes.write() as session:
+        assert _backend_pid(session) != dead
+        session.add(Note(id=5, text="written"))
+    with notes.read() as session:
+        assert session.get_one(Note, 5).text == "written"
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_writers_side_by_side_each_get_a_session_and_a_few_are_kept(notes: Database) -> None:
+    writers = KEPT_WRITERS + 2
+    inside = threading.Barrier(writers, timeout=10)
+    sessions: list[Session] = []
+
+    def write(conversation: int) -> None:
+        with notes.write(concurrent_in=conversation) as session:
+            sessions.append(session)
+            inside.wait()  # every writer in its transaction at once
+            session.add(Note(id=100 + conversation, text="side by side"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(session) for session in sessions}) == writers
+    assert notes.engine.pool.checkedout() == KEPT_WRITERS  # type: ignore[attr-defined]
+    with notes.read() as session:
+        assert len(session.query(Note).all()) == writers

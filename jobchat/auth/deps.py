@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,7 @@ from jobchat.auth.queries import (
     user_for,
 )
 from jobchat.db.loaded import ByKey
+from jobchat.db.prepared import connection_of
 from jobchat.db.reading import Reading
 from jobchat.directory.models import User
 from jobchat.errors import Forbidden, Unauthorized
@@ -131,7 +133,9 @@ def _look_up_user(
     generation = state.tokens.generation
     with state.db.read() as session:
         if bearer is not None:
-            caller = _token_owner(state, session, bearer.credentials, now, generation)
+            caller = _token_owner(
+                state, connection_of(session), bearer.credentials, now, generation
+            )
             if caller is not None:
                 return caller
             if is_api_key(session, bearer.credentials, state.settings.api_key):
@@ -155,14 +159,17 @@ def look_up_token(state: AppState, secret: str, now: datetime) -> Caller | None:
     """The caller a user token stands for, looked up in the database (and remembered, as
     ``require_user`` does); None when it is not a live user token (``require_user`` says why)."""
     generation = state.tokens.generation
-    with state.db.read() as session:
-        return _token_owner(state, session, secret, now, generation)
+    # On a bare connection (Database.reading): the lookup is one prepared statement, and a
+    # session around it cost more than the statement (about 2% of a send at one sender on
+    # PostgreSQL, where every token is looked up again after the cache's 5 s).
+    with state.db.reading() as reading:
+        return _token_owner(state, reading.connection, secret, now, generation)
 
 
 def _token_owner(
-    state: AppState, session: Session, secret: str, now: datetime, generation: int
+    state: AppState, connection: Connection, secret: str, now: datetime, generation: int
 ) -> Caller | None:
-    owner = token_owner(session, secret, now)
+    owner = token_owner(connection, secret, now)
     if owner is None:
         return None
     state.tokens.remember(secret, *owner, generation=generation)

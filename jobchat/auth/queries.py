@@ -5,12 +5,12 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from jobchat.auth.actions import digest
 from jobchat.auth.models import ApiKey, Credential, CredentialKind
-from jobchat.db.prepared import Prepared, connection_of
+from jobchat.db.prepared import Prepared
 from jobchat.directory.models import User
 
 # How the audit log names the key configured with JOBCHAT_API_KEY, which has no row.
@@ -57,9 +57,11 @@ _TOKEN_OWNER = Prepared(
 )
 
 
-def token_owner(session: Session, secret: str, now: datetime) -> tuple[int, datetime | None] | None:
+def token_owner(
+    connection: Connection, secret: str, now: datetime
+) -> tuple[int, datetime | None] | None:
     """(user id, expiry) of a valid user token, in one statement; None if it is not one."""
-    rows = _TOKEN_OWNER.run(connection_of(session), {"b_hash": digest(secret)}).rows
+    rows = _TOKEN_OWNER.run(connection, {"b_hash": digest(secret)}).rows
     if not rows:
         return None
     user_id, expires_at = rows[0]

@@ -28,7 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from jobchat.db import json_text, undo
 from jobchat.db.failures import describe, is_busy, is_outage
 from jobchat.db.group_commit import GroupCommit
-from jobchat.db.held_session import HeldSession
+from jobchat.db.held_session import HeldSessions
 from jobchat.db.pg_prepared import disown_preparing
 from jobchat.db.prepared import Prepared, run_plain, run_script
 from jobchat.db.reading import Reading
@@ -51,6 +51,11 @@ MAX_WRITE_WAITERS = 32
 # pool: 5 + 10 overflow), so a few are left for reads, the hub and the worker even when every
 # writer waits for a lock.
 CONCURRENT_WRITERS = 8
+# PostgreSQL write sessions (and their connections) kept between transactions (see
+# jobchat.db.held_session): enough for one exclusive writer and a few side by side; more at
+# once make their own. Kept connections are out of the pool the whole time, so they are
+# fewer than its five.
+KEPT_WRITERS = 4
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
 # A pooled PostgreSQL connection unused for this long is tested before it is handed out (see
@@ -114,11 +119,19 @@ def mark_jobs_written(session: Session) -> None:
 
 
 def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) -> Engine:
+    return _make_engine(url, busy_timeout_seconds=busy_timeout_seconds, **kwargs)[0]
+
+
+def _make_engine(
+    url: str, *, busy_timeout_seconds: float, **kwargs: Any
+) -> tuple[Engine, _PingIfStale | None]:
+    """The engine, and on PostgreSQL what tests its pooled connections (``_PingIfStale``), for
+    the write connections kept outside the pool too (``jobchat.db.held_session``)."""
     kwargs.setdefault("json_serializer", json_text.dumps)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _configure_sqlite(engine, _ms(busy_timeout_seconds))
-        return engine
+        return engine, None
     kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _in_utc)
@@ -128,7 +141,7 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 10.0, **kwargs: Any) 
     event.listen(engine, "invalidate", pinging.invalidated)
     event.listen(engine, "checkout", pinging.checkout)
     event.listen(engine, "before_cursor_execute", _count_writes)
-    return engine
+    return engine, pinging
 
 
 class _PingIfStale:
@@ -157,7 +170,24 @@ class _PingIfStale:
         self._lost_at = time.monotonic()
 
     def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        since = record.info.get(_IDLE_SINCE)
+        self._test_if_stale(dbapi_connection, record.info)
+
+    # A kept write connection (jobchat.db.held_session.Freshness): given back to the holder and
+    # taken from it as it would be checked in and out of the pool.
+    def given_back(self, connection: Connection) -> None:
+        connection.info[_IDLE_SINCE] = time.monotonic()
+
+    def usable(self, connection: Connection) -> bool:
+        try:
+            self._test_if_stale(connection.connection.dbapi_connection, connection.info)
+        except DisconnectionError:
+            connection.invalidate()  # as the pool invalidates one its checkout found dead
+            return False
+        return True
+
+    def _test_if_stale(self, dbapi_connection: Any, info: dict[Any, Any]) -> None:
+        """Raise DisconnectionError if the connection may be dead and is."""
+        since = info.get(_IDLE_SINCE)
         if since is None:
             return  # new: not checked in since it connected
         if since > self._lost_at and time.monotonic() - since < IDLE_PING_SECONDS:
@@ -288,11 +318,19 @@ class Database:
         **engine_kwargs: Any,
     ) -> None:
         self.url = url
-        self.engine = make_engine(url, busy_timeout_seconds=write_timeout_seconds, **engine_kwargs)
+        self.engine, pinging = _make_engine(
+            url, busy_timeout_seconds=write_timeout_seconds, **engine_kwargs
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite's writers, who take turns, share one session and its connection (see
-        # jobchat.db.held_session); PostgreSQL's may write side by side, each on its own.
-        self._held = HeldSession(self.engine, self._sessions) if self.is_sqlite else None
+        # Writers keep their sessions and connections from one transaction to the next
+        # (jobchat.db.held_session): SQLite's, who take turns, one; PostgreSQL's, who may write
+        # side by side, a few.
+        self._held = HeldSessions(
+            self.engine,
+            self._sessions,
+            keep=1 if pinging is None else KEPT_WRITERS,
+            freshness=pinging,
+        )
         # reading()'s connections: PostgreSQL's outside a transaction, as read()'s sessions'.
         self._plain_reads = (
             self.engine if self.is_sqlite else self.engine.execution_options(**_AUTOCOMMIT)
@@ -431,9 +469,8 @@ class Database:
         return self._grouped.run(work, concurrent_in)
 
     def _write_session(self) -> AbstractContextManager[Session]:
-        """A session for a write transaction, taken while holding the write turn (or, on
-        PostgreSQL, a write slot)."""
-        return self._held.session() if self._held is not None else self._sessions()
+        """A session for a write transaction (on SQLite taken while holding the write turn)."""
+        return self._held.session()
 
     @contextmanager
     def _transaction(self, deadline: float, conversation_id: int | None) -> Iterator[Session]:
@@ -501,7 +538,7 @@ class Database:
         writers (see ``write()``) rather than in the busy handler.
         """
         if not self.is_sqlite:
-            with self._sessions() as session:
+            with self._write_session() as session:
                 with session.begin():
                     yield session
                     _no_events(session)
@@ -563,8 +600,7 @@ class Database:
                 session.commit()
 
     def dispose(self) -> None:
-        if self._held is not None:
-            self._held.close()
+        self._held.close()
         self.engine.dispose()
 
 
