@@ -209,3 +209,17 @@ def test_writers_side_by_side_each_get_a_session_and_a_few_are_kept(notes: Datab
     assert notes.engine.pool.checkedout() == KEPT_WRITERS  # type: ignore[attr-defined]
     with notes.read() as session:
         assert len(session.query(Note).all()) == writers
+
+
+def test_a_pool_of_one_keeps_no_writer_connection(notes: Database, database_url: str) -> None:
+    # A kept connection is out of the pool: with the pool's only one kept, the read after the
+    # write would wait for it until the pool's timeout.
+    tiny = Database(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        with tiny.write() as session:
+            session.add(Note(id=6, text="written"))
+        assert tiny.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with tiny.read() as session:
+            assert session.get_one(Note, 6).text == "written"
+    finally:
+        tiny.dispose()

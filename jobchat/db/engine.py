@@ -53,8 +53,8 @@ MAX_WRITE_WAITERS = 32
 CONCURRENT_WRITERS = 8
 # PostgreSQL write sessions (and their connections) kept between transactions (see
 # jobchat.db.held_session): enough for one exclusive writer and a few side by side; more at
-# once make their own. Kept connections are out of the pool the whole time, so they are
-# fewer than its five.
+# once make their own. Kept connections are out of the pool the whole time, so at least one of
+# the pool's own (five by default) is always left to the rest (see _kept_writers).
 KEPT_WRITERS = 4
 # A connection attempt to PostgreSQL that has not succeeded by then counts as an outage.
 CONNECT_TIMEOUT_SECONDS = 5
@@ -328,7 +328,7 @@ class Database:
         self._held = HeldSessions(
             self.engine,
             self._sessions,
-            keep=1 if pinging is None else KEPT_WRITERS,
+            keep=_kept_writers(self.engine, 1 if pinging is None else KEPT_WRITERS),
             freshness=pinging,
         )
         # reading()'s connections: PostgreSQL's outside a transaction, as read()'s sessions'.
@@ -628,6 +628,14 @@ def _claim_conversations(session: Session, conversations: Collection[int]) -> li
     )
     taken = session.connection().exec_driver_sql(f"SELECT {tries}").one()
     return [key for key, got in zip(keys, taken, strict=True) if not got]
+
+
+def _kept_writers(engine: Engine, wanted: int) -> int:
+    """How many write sessions to keep: ``wanted``, but fewer than the pool's size, so that
+    kept connections never leave reads (and a write opened inside another) waiting on a pool
+    they emptied (a database made with ``pool_size=1`` keeps none)."""
+    size = getattr(engine.pool, "size", None)
+    return min(wanted, int(size()) - 1) if callable(size) else wanted
 
 
 def _lock_key(conversation_id: int) -> int:
