@@ -633,9 +633,11 @@ def _claim_conversations(session: Session, conversations: Collection[int]) -> li
 def _kept_writers(engine: Engine, wanted: int) -> int:
     """How many write sessions to keep: ``wanted``, but fewer than the pool's size, so that
     kept connections never leave reads (and a write opened inside another) waiting on a pool
-    they emptied (a database made with ``pool_size=1`` keeps none)."""
+    they emptied (a database made with ``pool_size=1`` keeps none; 0 is a pool without a
+    limit)."""
     size = getattr(engine.pool, "size", None)
-    return min(wanted, int(size()) - 1) if callable(size) else wanted
+    limit = int(size()) if callable(size) else 0
+    return min(wanted, limit - 1) if limit > 0 else wanted
 
 
 def _lock_key(conversation_id: int) -> int:
