@@ -112,11 +112,11 @@ class HeldSessions:
             _let_go(kept)  # found dead: the next free one, or a new one from the pool
 
     def _give_back(self, kept: _Kept) -> bool:
-        if self._freshness is not None:
-            self._freshness.given_back(kept.connection)
         with self._lock:
             if kept.generation != self._generation or len(self._free) >= self._keep:
-                return False
+                return False  # let go instead: the pool's check-in marks it unused
+            if self._freshness is not None:
+                self._freshness.given_back(kept.connection)
             self._free.append(kept)
             return True
 
